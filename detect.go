@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/rule"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+)
+
+func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("detect", stderr, "--interactive PATH --noninteractive PATH [flags]")
+	var ipaths, npaths listFlag
+	fs.Var(&ipaths, "interactive", "SigninLogs export `PATH`: a file or a folder read recursively (repeatable)")
+	fs.Var(&npaths, "noninteractive", "AADNonInteractiveUserSignInLogs export `PATH` (repeatable)")
+	var sf safeFlags
+	sf.register(fs)
+	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with TimeGenerated > now-3h")
+	format := fs.String("format", "jsonl", "output `format`: jsonl, csv or table")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(ipaths) == 0 || len(npaths) == 0 {
+		return usagef("--interactive and --noninteractive are both required")
+	}
+	out, err := resultWriter(*format)
+	if err != nil {
+		return err
+	}
+	_, safe, err := sf.load()
+	if err != nil {
+		return err
+	}
+	f := detect.Filter{Safe: safe}
+	if *now != "" {
+		t, err := time.Parse(time.RFC3339Nano, *now)
+		if err != nil {
+			return usagef("--now %q: not an RFC 3339 time", *now)
+		}
+		f.After = t.Add(-detect.Lookback)
+	}
+	ifiles, err := exportFiles(ipaths)
+	if err != nil {
+		return err
+	}
+	nfiles, err := exportFiles(npaths)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(stderr, "reading exports", totalSize(ifiles)+totalSize(nfiles))
+	defer prog.Finish()
+
+	// Interactive candidates are few (single-factor successes): hold them,
+	// then stream the much larger non-interactive side past them.
+	x := detect.NewIndex()
+	for _, file := range ifiles {
+		err := scanFile(ctx, file, signin.Interactive, signin.Options{Keep: f.Interactive}, func(rs []signin.Record) error {
+			for _, r := range rs {
+				x.Add(r)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		prog.Add(file.size)
+	}
+	var rows []detect.Result
+	seen := detect.Dedup{}
+	keepN := func(r *signin.Record) bool { return x.HasUser(r.UserPrincipalName) && f.NonInteractive(r) }
+	for _, file := range nfiles {
+		err := scanFile(ctx, file, signin.NonInteractive, signin.Options{Keep: keepN}, func(rs []signin.Record) error {
+			for k := range rs {
+				if seen.First(&rs[k]) {
+					rows = x.Probe(rows, &rs[k])
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		prog.Add(file.size)
+	}
+	prog.Finish()
+	detect.Sort(rows)
+	return out(stdout, rows)
+}
+
+// safeFlags are the flags that configure the safe lists and the rule.
+type safeFlags struct {
+	ips, networks string
+	ruleFile      string
+	ipv6Networks  bool
+}
+
+func (s *safeFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
+}) {
+	fs.StringVar(&s.ips, "safe-ips", "", "comma-separated known-safe `IPs`, added to the rule's KnownSafeIPs")
+	fs.StringVar(&s.networks, "safe-networks", "", "comma-separated known-safe `CIDRs`, added to the rule's KnownSafeNetworks")
+	fs.StringVar(&s.ruleFile, "rule", "", "Sentinel rule YAML `file` (default: the bundled Token Theft Pivot rule)")
+	fs.BoolVar(&s.ipv6Networks, "ipv6-safe-networks", false, "also match IPv6 addresses against IPv6 safe networks (KQL's ipv4_lookup never does)")
+}
+
+func (s *safeFlags) load() (*rule.Rule, *rule.SafeList, error) {
+	r := rule.Default()
+	if s.ruleFile != "" {
+		data, err := os.ReadFile(s.ruleFile)
+		if err != nil {
+			return nil, nil, usageError{err.Error()}
+		}
+		if r, err = rule.Load(s.ruleFile, data); err != nil {
+			return nil, nil, usageError{err.Error()}
+		}
+	}
+	safe, err := r.SafeList(splitList(s.ips), splitList(s.networks), rule.SafeListOptions{HonorIPv6Networks: s.ipv6Networks})
+	if err != nil {
+		return nil, nil, usageError{err.Error()}
+	}
+	return r, safe, nil
+}
+
+// splitList splits a comma-separated list, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+type exportFile struct {
+	path string
+	size int64
+}
+
+func totalSize(fs []exportFile) int64 {
+	var n int64
+	for _, f := range fs {
+		n += f.size
+	}
+	return n
+}
+
+// exportFiles expands files and folders (recursively) into export files,
+// in name order. A named file is always read; in folders only names ending
+// in .parquet, .json, .jsonl or .gz are.
+func exportFiles(paths []string) ([]exportFile, error) {
+	var out []exportFile
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, usageError{err.Error()}
+		}
+		if !info.IsDir() {
+			out = append(out, exportFile{p, info.Size()})
+			continue
+		}
+		var found []exportFile
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || !isExportName(d.Name()) {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			found = append(found, exportFile{path, info.Size()})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
+			return nil, usagef("%s: no export files (*.parquet, *.json, *.jsonl, *.gz)", p)
+		}
+		out = append(out, found...)
+	}
+	slices.SortStableFunc(out, func(a, b exportFile) int { return strings.Compare(a.path, b.path) })
+	return slices.CompactFunc(out, func(a, b exportFile) bool { return a.path == b.path }), nil
+}
+
+func isExportName(name string) bool {
+	for _, ext := range []string{".parquet", ".json", ".jsonl", ".gz"} {
+		if strings.HasSuffix(strings.ToLower(name), ext) {
+			return true
+		}
+	}
+	return false
+}
+
+func scanFile(ctx context.Context, f exportFile, t signin.Table, opts signin.Options, fn func([]signin.Record) error) error {
+	fh, err := os.Open(f.path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	if _, err := signin.Scan(ctx, f.path, fh, f.size, t, opts, fn); err != nil {
+		return fmt.Errorf("%s: %w", t, err)
+	}
+	return nil
+}

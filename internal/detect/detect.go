@@ -1,0 +1,214 @@
+package detect
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/rule"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+)
+
+// The join window: 1m <= N.TimeGenerated - I.TimeGenerated <= 2h, both ends
+// inclusive as in KQL's `between (1m .. 2h)`.
+const (
+	MinGap = time.Minute
+	MaxGap = 2 * time.Hour
+	// Lookback is the query period the rule runs over (`ago(3h)`).
+	Lookback = 3 * time.Hour
+)
+
+// Success reports whether a ResultType means success. The column is text in
+// the schema; numeric exports hold 0, which readers render as "0".
+func Success(resultType string) bool { return resultType == "0" }
+
+// Filter holds what the candidate filters need beyond the row itself.
+type Filter struct {
+	Safe *rule.SafeList
+	// After, when not zero, keeps only rows with TimeGenerated > After,
+	// emulating one scheduled run's `TimeGenerated > ago(3h)`.
+	After time.Time
+}
+
+// Interactive reports whether a SigninLogs row is a candidate: a success,
+// single-factor or with Conditional Access not applied, from an IP that is
+// not known-safe. String comparisons are exact and case-sensitive, as in KQL.
+func (f Filter) Interactive(r *signin.Record) bool {
+	return Success(r.ResultType) &&
+		(r.AuthenticationRequirement == "singleFactorAuthentication" || r.ConditionalAccessStatus == "notApplied") &&
+		f.inPeriod(r) && !f.Safe.Contains(r.IPAddress)
+}
+
+// NonInteractive reports whether an AADNonInteractiveUserSignInLogs row is a
+// candidate: a success from an IP that is not known-safe.
+func (f Filter) NonInteractive(r *signin.Record) bool {
+	return Success(r.ResultType) && f.inPeriod(r) && !f.Safe.Contains(r.IPAddress)
+}
+
+func (f Filter) inPeriod(r *signin.Record) bool {
+	return f.After.IsZero() || r.TimeGenerated.After(f.After)
+}
+
+// Match reports whether a non-interactive candidate n pairs with an
+// interactive candidate i of the same user.
+func Match(i, n *signin.Record) bool {
+	if i.UserPrincipalName != n.UserPrincipalName || n.IPAddress == i.IPAddress || n.Location == i.Location {
+		return false
+	}
+	d := n.TimeGenerated.Sub(i.TimeGenerated)
+	return d >= MinGap && d <= MaxGap
+}
+
+// Pair builds the result row of a matching (i, n).
+func Pair(i, n *signin.Record) Result {
+	return Result{
+		NISignInTime:          n.TimeGenerated,
+		InteractiveTime:       i.TimeGenerated,
+		UserPrincipalName:     n.UserPrincipalName,
+		AppDisplayName:        n.AppDisplayName,
+		NIIPAddress:           n.IPAddress,
+		NICountry:             n.Location,
+		InteractiveIP:         i.IPAddress,
+		InteractiveCountry:    i.Location,
+		CorrelationId:         n.CorrelationId,
+		UniqueTokenIdentifier: n.UniqueTokenIdentifier,
+		TimeSinceInteractive:  n.TimeGenerated.Sub(i.TimeGenerated),
+		InteractiveId:         i.Id,
+		NonInteractiveId:      n.Id,
+	}
+}
+
+// Index holds interactive candidates by user, ordered by time, so each
+// non-interactive candidate is probed against only its window.
+type Index struct {
+	byUser map[string][]signin.Record
+	sorted bool
+	seen   map[string]struct{} // non-empty Ids already added
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{byUser: make(map[string][]signin.Record), seen: make(map[string]struct{})}
+}
+
+// Add adds an interactive candidate. A record whose non-empty Id was added
+// before is ignored: exports may repeat records.
+func (x *Index) Add(r signin.Record) {
+	if r.Id != "" {
+		if _, dup := x.seen[r.Id]; dup {
+			return
+		}
+		x.seen[r.Id] = struct{}{}
+	}
+	x.byUser[r.UserPrincipalName] = append(x.byUser[r.UserPrincipalName], r)
+	x.sorted = false
+}
+
+// Len returns the number of candidates held.
+func (x *Index) Len() int {
+	n := 0
+	for _, rs := range x.byUser {
+		n += len(rs)
+	}
+	return n
+}
+
+// HasUser reports whether upn has any interactive candidate; readers use it
+// to skip non-interactive rows early.
+func (x *Index) HasUser(upn string) bool {
+	_, ok := x.byUser[upn]
+	return ok
+}
+
+func (x *Index) sort() {
+	if x.sorted {
+		return
+	}
+	for _, rs := range x.byUser {
+		slices.SortStableFunc(rs, func(a, b signin.Record) int { return a.TimeGenerated.Compare(b.TimeGenerated) })
+	}
+	x.sorted = true
+}
+
+// Probe appends to dst the result rows of non-interactive candidate n with
+// every interactive candidate in its window, and returns dst.
+func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
+	rs := x.byUser[n.UserPrincipalName]
+	if len(rs) == 0 {
+		return dst
+	}
+	x.sort()
+	earliest := n.TimeGenerated.Add(-MaxGap)
+	lo, _ := slices.BinarySearchFunc(rs, earliest, func(r signin.Record, t time.Time) int { return r.TimeGenerated.Compare(t) })
+	for k := lo; k < len(rs); k++ {
+		i := &rs[k]
+		if n.TimeGenerated.Sub(i.TimeGenerated) < MinGap {
+			break
+		}
+		if Match(i, n) {
+			dst = append(dst, Pair(i, n))
+		}
+	}
+	return dst
+}
+
+// Dedup tracks non-empty Ids already seen for one table.
+type Dedup map[string]struct{}
+
+// First reports whether r is the first record with its Id (records without
+// an Id are always first).
+func (d Dedup) First(r *signin.Record) bool {
+	if r.Id == "" {
+		return true
+	}
+	if _, ok := d[r.Id]; ok {
+		return false
+	}
+	d[r.Id] = struct{}{}
+	return true
+}
+
+// Run applies the whole rule to in-memory rows: filters, Id dedup, the join,
+// and the query's order.
+func Run(interactive, noninteractive []signin.Record, f Filter) []Result {
+	x := NewIndex()
+	for k := range interactive {
+		if f.Interactive(&interactive[k]) {
+			x.Add(interactive[k])
+		}
+	}
+	var out []Result
+	seen := Dedup{}
+	for k := range noninteractive {
+		n := &noninteractive[k]
+		if f.NonInteractive(n) && seen.First(n) {
+			out = x.Probe(out, n)
+		}
+	}
+	Sort(out)
+	return out
+}
+
+// Sort orders rows as the query does (UserPrincipalName, InteractiveTime),
+// then by the remaining columns so the output is deterministic.
+func Sort(rs []Result) {
+	slices.SortFunc(rs, Compare)
+}
+
+// Compare orders two result rows for Sort.
+func Compare(a, b Result) int {
+	return cmp.Or(
+		cmp.Compare(a.UserPrincipalName, b.UserPrincipalName),
+		a.InteractiveTime.Compare(b.InteractiveTime),
+		a.NISignInTime.Compare(b.NISignInTime),
+		cmp.Compare(a.InteractiveIP, b.InteractiveIP),
+		cmp.Compare(a.NIIPAddress, b.NIIPAddress),
+		cmp.Compare(a.InteractiveCountry, b.InteractiveCountry),
+		cmp.Compare(a.NICountry, b.NICountry),
+		cmp.Compare(a.AppDisplayName, b.AppDisplayName),
+		cmp.Compare(a.CorrelationId, b.CorrelationId),
+		cmp.Compare(a.UniqueTokenIdentifier, b.UniqueTokenIdentifier),
+		cmp.Compare(a.InteractiveId, b.InteractiveId),
+		cmp.Compare(a.NonInteractiveId, b.NonInteractiveId),
+	)
+}

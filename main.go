@@ -1,0 +1,132 @@
+// Command tokenpivot runs Sentinel's "Interactive to Non-Interactive Token
+// Theft Pivot" rule over exports of SigninLogs and
+// AADNonInteractiveUserSignInLogs: as a batch CLI on files, over a storage
+// account, or as an Azure Functions custom handler (serve).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+)
+
+// Exit codes: 0 success (zero alerts included), 1 a failure worth retrying
+// or investigating, 2 bad usage or bad input (a file that can never be read).
+const (
+	exitOK    = 0
+	exitError = 1
+	exitBad   = 2
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"detect", "run the rule over local export files and print the result rows", runDetect},
+		{"gen", "write synthetic hourly exports with planted token-theft pivots", runGen},
+		{"process", "run the event pipeline over every export blob of a storage account or folder", runProcess},
+		{"alerts", "list the alerts and incidents in a storage account or folder", runAlerts},
+		{"serve", "run the Azure Functions custom handler", runServe},
+	}
+}
+
+// usageError marks bad command-line usage (exit 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitBad
+		}
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return exitOK
+		case errors.Is(err, flag.ErrHelp):
+			return exitOK
+		case errors.As(err, new(usageError)):
+			fmt.Fprintf(stderr, "tokenpivot %s: %v\n", c.name, err)
+			return exitBad
+		case signin.IsFormatError(err):
+			fmt.Fprintf(stderr, "tokenpivot %s: %v\n", c.name, err)
+			return exitBad
+		default:
+			fmt.Fprintf(stderr, "tokenpivot %s: %v\n", c.name, err)
+			return exitError
+		}
+	}
+	fmt.Fprintf(stderr, "tokenpivot: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitBad
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: tokenpivot <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'tokenpivot <command> -h' for a command's flags.")
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string, stderr io.Writer, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet("tokenpivot "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: tokenpivot %s %s\n\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, turning flag errors into usage errors.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return fmt.Sprint([]string(*l)) }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
