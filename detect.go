@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
+	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
@@ -123,22 +124,11 @@ func (s *safeFlags) load() (*rule.Rule, *rule.SafeList, error) {
 			return nil, nil, usageError{err.Error()}
 		}
 	}
-	safe, err := r.SafeList(splitList(s.ips), splitList(s.networks), rule.SafeListOptions{HonorIPv6Networks: s.ipv6Networks})
+	safe, err := r.SafeList(settings.SplitList(s.ips), settings.SplitList(s.networks), rule.SafeListOptions{HonorIPv6Networks: s.ipv6Networks})
 	if err != nil {
 		return nil, nil, usageError{err.Error()}
 	}
 	return r, safe, nil
-}
-
-// splitList splits a comma-separated list, dropping empty entries.
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 type exportFile struct {

@@ -1,0 +1,226 @@
+package alert
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/rule"
+)
+
+// Incident statuses, as in Sentinel's SecurityIncident.
+const (
+	IncidentNew    = "New"
+	IncidentActive = "Active"
+	IncidentClosed = "Closed"
+)
+
+// Incident is a group of alerts, shaped like a row of Sentinel's
+// SecurityIncident table. A person (or a tool) closes it by setting Status
+// to "Closed"; tokenpivot then reopens it or starts a new one, as the
+// rule's reopenClosedIncident says.
+type Incident struct {
+	IncidentId     string   `json:"IncidentId"`
+	IncidentName   string   `json:"IncidentName"` // the same GUID, as Sentinel names incidents
+	Title          string   `json:"Title"`
+	Description    string   `json:"Description"`
+	Severity       string   `json:"Severity"` // the highest of its alerts
+	Status         string   `json:"Status"`
+	Classification string   `json:"Classification"`
+	Owner          Owner    `json:"Owner"`
+	Labels         []string `json:"Labels"`
+	ProviderName   string   `json:"ProviderName"`
+	// FirstActivityTime and LastActivityTime span its alerts' StartTime and EndTime.
+	FirstActivityTime time.Time `json:"FirstActivityTime"`
+	LastActivityTime  time.Time `json:"LastActivityTime"`
+	AlertIds          []string  `json:"AlertIds"`
+	Entities          []Entity  `json:"Entities"`
+	Tactics           []string  `json:"Tactics"`
+	RuleId            string    `json:"RuleId"`
+	RuleVersion       string    `json:"RuleVersion"`
+	// GroupingKey is what its alerts share (per matchingMethod).
+	GroupingKey string `json:"GroupingKey"`
+}
+
+// Owner is who works on an incident; empty until someone takes it.
+type Owner struct {
+	AssignedTo        string `json:"assignedTo"`
+	Email             string `json:"email"`
+	ObjectId          string `json:"objectId"`
+	UserPrincipalName string `json:"userPrincipalName"`
+}
+
+// newIncident starts an incident for its first alert a.
+func newIncident(r *rule.Rule, id, key string, a Document) *Incident {
+	return &Incident{
+		IncidentId:        id,
+		IncidentName:      id,
+		Title:             a.DisplayName,
+		Description:       strings.TrimSpace(r.Description),
+		Severity:          a.AlertSeverity,
+		Status:            IncidentNew,
+		Labels:            []string{},
+		ProviderName:      ProviderName,
+		FirstActivityTime: a.StartTime,
+		LastActivityTime:  a.EndTime,
+		AlertIds:          []string{},
+		Entities:          []Entity{},
+		Tactics:           []string{},
+		RuleId:            r.ID,
+		RuleVersion:       r.Version,
+		GroupingKey:       key,
+	}
+}
+
+// add attaches alert a (or refreshes it, when already attached) and reports
+// whether the incident changed.
+func (inc *Incident) add(a Document) bool {
+	changed := false
+	if !slices.Contains(inc.AlertIds, a.SystemAlertId) {
+		inc.AlertIds = append(inc.AlertIds, a.SystemAlertId)
+		changed = true
+	}
+	if inc.FirstActivityTime.IsZero() || a.StartTime.Before(inc.FirstActivityTime) {
+		inc.FirstActivityTime, changed = a.StartTime, true
+	}
+	if a.EndTime.After(inc.LastActivityTime) {
+		inc.LastActivityTime, changed = a.EndTime, true
+	}
+	if severityRank(a.AlertSeverity) > severityRank(inc.Severity) {
+		inc.Severity, changed = a.AlertSeverity, true
+	}
+	for _, e := range a.Entities {
+		k := e.key()
+		if !slices.ContainsFunc(inc.Entities, func(have Entity) bool { return have.key() == k }) {
+			e = cloneEntity(e)
+			e["$id"] = strconv.Itoa(len(inc.Entities) + 1)
+			inc.Entities = append(inc.Entities, e)
+			changed = true
+		}
+	}
+	for _, t := range strings.Split(a.Tactics, ",") {
+		if t = strings.TrimSpace(t); t != "" && !slices.Contains(inc.Tactics, t) {
+			inc.Tactics = append(inc.Tactics, t)
+			changed = true
+		}
+	}
+	return changed
+}
+
+func severityRank(s string) int {
+	return slices.Index([]string{"Informational", "Low", "Medium", "High"}, s)
+}
+
+// GroupingKey is what alerts must share to join one incident under the
+// rule's grouping: nothing (AnyAlert), all their entities (AllEntities), or
+// the selected entity types, alert details and custom details (Selected).
+// With grouping disabled each alert is its own group.
+func GroupingKey(g rule.Grouping, a Document) string {
+	if !g.Enabled {
+		return "alert:" + a.SystemAlertId
+	}
+	switch g.MatchingMethod {
+	case rule.AnyAlert:
+		return "any"
+	case rule.Selected:
+		var parts []string
+		for _, typ := range g.GroupByEntities {
+			parts = append(parts, "entity:"+strings.ToLower(typ)+"="+entityKeys(a.Entities, typ))
+		}
+		for _, d := range g.GroupByAlertDetails {
+			v := a.DisplayName
+			if d == "Severity" {
+				v = a.AlertSeverity
+			}
+			parts = append(parts, "detail:"+d+"="+v)
+		}
+		for _, name := range g.GroupByCustomDetails {
+			var vs []string
+			for _, cd := range a.ExtendedProperties.CustomDetails {
+				if cd.Key == name {
+					vs = append(vs, cd.Values...)
+				}
+			}
+			slices.Sort(vs)
+			parts = append(parts, "custom:"+name+"="+strings.Join(vs, ","))
+		}
+		return "selected:" + strings.Join(parts, "|")
+	}
+	return "entities:" + entityKeys(a.Entities, "")
+}
+
+// entityKeys lists the entities of a type ("" for all), sorted.
+func entityKeys(es []Entity, typ string) string {
+	var ks []string
+	for _, e := range es {
+		if typ == "" || strings.EqualFold(e["Type"], typ) {
+			ks = append(ks, e.key())
+		}
+	}
+	slices.Sort(ks)
+	ks = slices.Compact(ks)
+	return strings.Join(ks, "\x01")
+}
+
+// incidentIndex lists the incidents of one grouping key of one rule with
+// the span of their alerts' StartTimes.
+//
+// Sentinel opens an incident with its first alert and adds the alerts of
+// the next lookbackDuration. Alerts here may arrive in any order, so the
+// rule is kept as an invariant instead: an alert joins the earliest open
+// incident whose alerts' StartTimes, with its own, span at most the
+// lookback. In time order this is exactly Sentinel's grouping, and alerts
+// closer together than the lookback share one incident in any order.
+type incidentIndex struct {
+	RuleId      string       `json:"RuleId"`
+	GroupingKey string       `json:"GroupingKey"`
+	Incidents   []indexEntry `json:"Incidents"`
+}
+
+type indexEntry struct {
+	IncidentId string    `json:"IncidentId"`
+	First      time.Time `json:"First"` // earliest alert StartTime
+	Last       time.Time `json:"Last"`  // latest alert StartTime
+	// Closed is set once the incident is found closed and is not to be
+	// reopened: later alerts start a new incident instead.
+	Closed bool `json:"Closed,omitempty"`
+}
+
+// join returns the incident alert time t joins within lookback, or -1.
+func (x *incidentIndex) join(t time.Time, lookback time.Duration) int {
+	best := -1
+	for i, e := range x.Incidents {
+		first, last := e.First, e.Last
+		if t.Before(first) {
+			first = t
+		}
+		if t.After(last) {
+			last = t
+		}
+		if e.Closed || last.Sub(first) > lookback {
+			continue
+		}
+		if best < 0 || e.First.Before(x.Incidents[best].First) {
+			best = i
+		}
+	}
+	return best
+}
+
+// indexName is the blob holding the index of a rule's grouping key.
+func indexName(ruleID, key string) string {
+	sum := sha256.Sum256([]byte(ruleID + "\x00" + key))
+	return "index/" + hex.EncodeToString(sum[:16]) + ".json"
+}
+
+// IncidentBlobName is where an incident lives in the incidents container.
+func IncidentBlobName(id string) string { return "incidents/" + id + ".json" }
+
+// compareIncidents orders incidents by first activity, then id.
+func compareIncidents(a, b Incident) int {
+	return cmp.Or(a.FirstActivityTime.Compare(b.FirstActivityTime), strings.Compare(a.IncidentId, b.IncidentId))
+}

@@ -1,0 +1,687 @@
+package gen_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/tokenpivot/tokenpivot/internal/gen"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+)
+
+// parquetFile is an export file read back with arrow-go, independent of the
+// project's own reader.
+type parquetFile struct {
+	path      string
+	schema    *arrow.Schema
+	rowGroups []int64
+	cols      map[string][]any // string (nil for null), time.Time, int64, bool
+	n         int
+}
+
+func readParquet(t *testing.T, path string) *parquetFile {
+	t.Helper()
+	rdr, err := file.OpenParquetFile(path, false)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer rdr.Close()
+	pf := &parquetFile{path: path, cols: map[string][]any{}}
+	for i := range rdr.NumRowGroups() {
+		pf.rowGroups = append(pf.rowGroups, rdr.RowGroup(i).NumRows())
+	}
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 4096}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	defer tbl.Release()
+	pf.schema = tbl.Schema()
+	pf.n = int(tbl.NumRows())
+	for i, f := range pf.schema.Fields() {
+		var vals []any
+		for _, chunk := range tbl.Column(i).Data().Chunks() {
+			for j := range chunk.Len() {
+				if chunk.IsNull(j) {
+					vals = append(vals, nil)
+					continue
+				}
+				switch a := chunk.(type) {
+				case *array.String:
+					vals = append(vals, a.Value(j))
+				case *array.Timestamp:
+					vals = append(vals, a.Value(j).ToTime(arrow.Microsecond).UTC())
+				case *array.Int64:
+					vals = append(vals, a.Value(j))
+				case *array.Boolean:
+					vals = append(vals, a.Value(j))
+				default:
+					t.Fatalf("%s: column %s: unexpected type %s", path, f.Name, chunk.DataType())
+				}
+			}
+		}
+		pf.cols[f.Name] = vals
+	}
+	return pf
+}
+
+func (pf *parquetFile) str(col string, i int) string {
+	v, _ := pf.cols[col][i].(string)
+	return v
+}
+
+// signInRow is a row with the columns the rule reads.
+type signInRow struct {
+	table                             signin.Table
+	file                              string
+	time                              time.Time
+	upn, ip, loc, result, authReq, ca string
+	app, corr, token, id              string
+}
+
+func (pf *parquetFile) rows(tbl signin.Table) []signInRow {
+	out := make([]signInRow, pf.n)
+	for i := range out {
+		out[i] = signInRow{
+			table: tbl, file: pf.path, time: pf.cols["TimeGenerated"][i].(time.Time),
+			upn: pf.str("UserPrincipalName", i), ip: pf.str("IPAddress", i), loc: pf.str("Location", i),
+			result: pf.str("ResultType", i), authReq: pf.str("AuthenticationRequirement", i),
+			ca: pf.str("ConditionalAccessStatus", i), app: pf.str("AppDisplayName", i),
+			corr: pf.str("CorrelationId", i), token: pf.str("UniqueTokenIdentifier", i), id: pf.str("Id", i),
+		}
+	}
+	return out
+}
+
+func run(t *testing.T, o gen.Options) *gen.Summary {
+	t.Helper()
+	s, err := gen.Run(context.Background(), o, nil)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return s
+}
+
+func smallOptions(dir string) gen.Options {
+	o := gen.NewOptions(dir)
+	o.Users, o.Hours, o.Seed = 400, 6, 42
+	o.Attacks, o.LookalikeSets = 6, 1
+	o.DuplicateRate = 0.002
+	o.RowGroupRows, o.RowsPerFile = 60, 150
+	return o
+}
+
+// readAll reads every file the summary lists, checking it exists.
+func readAll(t *testing.T, dir string, s *gen.Summary) (map[string]*parquetFile, []signInRow) {
+	t.Helper()
+	files := map[string]*parquetFile{}
+	var rows []signInRow
+	for _, f := range s.Files {
+		pf := readParquet(t, filepath.Join(dir, filepath.FromSlash(f.Path)))
+		files[f.Path] = pf
+		rows = append(rows, pf.rows(f.Table)...)
+	}
+	return files, rows
+}
+
+func TestLayoutAndColumns(t *testing.T) {
+	dir := t.TempDir()
+	o := smallOptions(dir)
+	var last gen.Progress
+	s, err := gen.Run(context.Background(), o, func(p gen.Progress) {
+		if p.Rows < last.Rows || p.Files < last.Files {
+			t.Errorf("progress went backwards: %+v after %+v", p, last)
+		}
+		last = p
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Hour != o.Hours || last.Rows != s.Interactive.Rows+s.NonInteractive.Rows || last.Files != int64(len(s.Files)) {
+		t.Errorf("last progress %+v does not match the summary %+v %+v, %d files", last, s.Interactive, s.NonInteractive, len(s.Files))
+	}
+
+	// Every file on disk is listed, named as export jobs name them, in the
+	// folder of its rows' hour; nothing temporary is left.
+	name := regexp.MustCompile(`^(am-signinlogs|am-aadnoninteractiveusersigninlogs)/timestamp=(\d{4}-\d\d-\d\dT\d\d)/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\.gz\.parquet$`)
+	var onDisk []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			onDisk = append(onDisk, filepath.ToSlash(strings.TrimPrefix(p, dir+string(filepath.Separator))))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, f := range s.Files {
+		listed = append(listed, f.Path)
+	}
+	slices.Sort(onDisk)
+	slices.Sort(listed)
+	if !slices.Equal(onDisk, listed) {
+		t.Fatalf("files on disk %v\ndiffer from the summary %v", onDisk, listed)
+	}
+
+	files, _ := readAll(t, dir, s)
+	wantTypes := map[string]arrow.DataType{
+		"TimeGenerated": &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, "CreatedDateTime": &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"},
+		"DurationMs": arrow.PrimitiveTypes.Int64, "IsInteractive": arrow.FixedWidthTypes.Boolean,
+	}
+	var rowsByTable [2]int64
+	hoursSeen := map[string]bool{}
+	retryFiles := 0
+	for _, f := range s.Files {
+		pf := files[f.Path]
+		m := name.FindStringSubmatch(f.Path)
+		if m == nil {
+			t.Errorf("file name %q is not <container>/timestamp=<hour>/<guid>.gz.parquet", f.Path)
+			continue
+		}
+		wantContainer := map[signin.Table]string{signin.Interactive: "am-signinlogs", signin.NonInteractive: "am-aadnoninteractiveusersigninlogs"}[f.Table]
+		if m[1] != wantContainer {
+			t.Errorf("%s: %s rows in container %s", f.Path, f.Table, m[1])
+		}
+		hoursSeen[m[2]] = true
+		if int64(pf.n) != f.Rows {
+			t.Errorf("%s: %d rows, summary says %d", f.Path, pf.n, f.Rows)
+		}
+		rowsByTable[f.Table] += f.Rows
+		if f.Retry {
+			retryFiles++
+		} else if f.Rows > int64(o.RowsPerFile) {
+			t.Errorf("%s: %d rows, more than RowsPerFile %d", f.Path, f.Rows, o.RowsPerFile)
+		}
+		for _, rg := range pf.rowGroups {
+			if rg > int64(o.RowGroupRows) {
+				t.Errorf("%s: row group of %d rows, more than %d", f.Path, rg, o.RowGroupRows)
+			}
+		}
+		if n := len(pf.schema.Fields()); n < 35 {
+			t.Errorf("%s: %d columns, want the wide set (>= 35)", f.Path, n)
+		}
+		for _, fld := range pf.schema.Fields() {
+			want, ok := wantTypes[fld.Name]
+			if !ok {
+				want = arrow.BinaryTypes.String
+			}
+			if !arrow.TypeEqual(fld.Type, want) {
+				t.Errorf("%s: column %s is %s, want %s", f.Path, fld.Name, fld.Type, want)
+			}
+		}
+		for i := range pf.n {
+			tg := pf.cols["TimeGenerated"][i].(time.Time)
+			if got := tg.Format("2006-01-02T15"); got != m[2] {
+				t.Fatalf("%s row %d: TimeGenerated %s outside its folder's hour", f.Path, i, tg)
+			}
+			if tg.Before(s.Start) || !tg.Before(s.End) {
+				t.Fatalf("%s row %d: TimeGenerated %s outside [%s, %s)", f.Path, i, tg, s.Start, s.End)
+			}
+			if got := pf.str("Type", i); got != f.Table.String() {
+				t.Fatalf("%s row %d: Type %q", f.Path, i, got)
+			}
+			if got := pf.cols["IsInteractive"][i].(bool); got != (f.Table == signin.Interactive) {
+				t.Fatalf("%s row %d: IsInteractive %v", f.Path, i, got)
+			}
+			checkDynamic(t, pf, i)
+		}
+	}
+	if rowsByTable[0] != s.Interactive.Rows || rowsByTable[1] != s.NonInteractive.Rows {
+		t.Errorf("rows per table %v, summary %d/%d", rowsByTable, s.Interactive.Rows, s.NonInteractive.Rows)
+	}
+	if len(hoursSeen) != o.Hours {
+		t.Errorf("hour folders %v, want %d", hoursSeen, o.Hours)
+	}
+	if retryFiles == 0 || s.Interactive.Duplicates+s.NonInteractive.Duplicates == 0 {
+		t.Errorf("no export-retry files at duplicate rate %v", o.DuplicateRate)
+	}
+	ratio := float64(s.NonInteractive.Rows) / float64(s.Interactive.Rows)
+	if ratio < 8 || ratio > 12 {
+		t.Errorf("non-interactive/interactive = %.2f (%d/%d), want about 10", ratio, s.NonInteractive.Rows, s.Interactive.Rows)
+	}
+	// Files spill over RowsPerFile: at least one table-hour has several files.
+	perHour := map[string]int{}
+	for _, f := range s.Files {
+		perHour[filepath.Dir(f.Path)]++
+	}
+	if slices.Max(slicesValues(perHour)) < 3 {
+		t.Errorf("no table-hour has several files: %v", perHour)
+	}
+}
+
+func slicesValues(m map[string]int) []int {
+	var v []int
+	for _, x := range m {
+		v = append(v, x)
+	}
+	return v
+}
+
+var twoLetters = regexp.MustCompile(`^[A-Z]{2}$`)
+
+// checkDynamic checks the JSON-text dynamic columns parse and agree with the
+// plain columns.
+func checkDynamic(t *testing.T, pf *parquetFile, i int) {
+	t.Helper()
+	loc := pf.str("Location", i)
+	var ld struct {
+		City, State, CountryOrRegion string
+		GeoCoordinates               struct{ Latitude, Longitude *float64 }
+	}
+	if err := json.Unmarshal([]byte(pf.str("LocationDetails", i)), &ld); err != nil {
+		t.Fatalf("%s row %d: LocationDetails: %v", pf.path, i, err)
+	}
+	if ld.CountryOrRegion != loc || (loc != "" && (!twoLetters.MatchString(loc) || ld.City == "" || ld.GeoCoordinates.Latitude == nil)) {
+		t.Fatalf("%s row %d: Location %q with LocationDetails %+v", pf.path, i, loc, ld)
+	}
+	var st struct {
+		ErrorCode     *int
+		FailureReason string
+	}
+	if err := json.Unmarshal([]byte(pf.str("Status", i)), &st); err != nil || st.ErrorCode == nil {
+		t.Fatalf("%s row %d: Status %q: %v", pf.path, i, pf.str("Status", i), err)
+	}
+	if rt := pf.str("ResultType", i); (rt == "0") != (*st.ErrorCode == 0) || (rt != "0" && st.FailureReason == "") {
+		t.Fatalf("%s row %d: ResultType %q with Status %q", pf.path, i, rt, pf.str("Status", i))
+	}
+	var steps []struct {
+		AuthenticationMethod string
+		Succeeded            *bool
+	}
+	if err := json.Unmarshal([]byte(pf.str("AuthenticationDetails", i)), &steps); err != nil || len(steps) == 0 || steps[0].Succeeded == nil {
+		t.Fatalf("%s row %d: AuthenticationDetails %q: %v", pf.path, i, pf.str("AuthenticationDetails", i), err)
+	}
+	var dev map[string]any
+	if err := json.Unmarshal([]byte(pf.str("DeviceDetail", i)), &dev); err != nil || dev["operatingSystem"] == nil {
+		t.Fatalf("%s row %d: DeviceDetail %q: %v", pf.path, i, pf.str("DeviceDetail", i), err)
+	}
+	if ua := pf.str("UserAgent", i); len(ua) < 10 {
+		t.Fatalf("%s row %d: UserAgent %q", pf.path, i, ua)
+	}
+}
+
+type pairKey struct{ interactiveId, niId string }
+
+// ruleResult evaluates the rule by brute force over all rows, with no safe
+// IPs: every (I, N) pair of candidates, distinct by the two Ids.
+func ruleResult(rows []signInRow) map[pairKey][2]signInRow {
+	byUser := map[string][]signInRow{}
+	for _, r := range rows {
+		if r.table == signin.Interactive && r.result == "0" && (r.authReq == "singleFactorAuthentication" || r.ca == "notApplied") {
+			byUser[r.upn] = append(byUser[r.upn], r)
+		}
+	}
+	out := map[pairKey][2]signInRow{}
+	for _, n := range rows {
+		if n.table != signin.NonInteractive || n.result != "0" {
+			continue
+		}
+		for _, i := range byUser[n.upn] {
+			d := n.time.Sub(i.time)
+			if n.ip != i.ip && n.loc != i.loc && d >= time.Minute && d <= 2*time.Hour {
+				out[pairKey{i.id, n.id}] = [2]signInRow{i, n}
+			}
+		}
+	}
+	return out
+}
+
+func TestRuleFindsExactlyThePlantedPivots(t *testing.T) {
+	dir := t.TempDir()
+	o := gen.NewOptions(dir)
+	o.Users, o.Hours, o.Seed = 3000, 10, 7
+	o.Attacks, o.LookalikeSets = 9, 2
+	o.DuplicateRate = 0.001
+	s := run(t, o)
+	_, rows := readAll(t, dir, s)
+
+	// The background must be able to match if it roamed: many background
+	// interactive candidates, many users with several IPs.
+	candidates, ips := 0, map[string]map[string]bool{}
+	for _, r := range rows {
+		if r.table == signin.Interactive && r.result == "0" && (r.authReq == "singleFactorAuthentication" || r.ca == "notApplied") {
+			candidates++
+		}
+		if ips[r.upn] == nil {
+			ips[r.upn] = map[string]bool{}
+		}
+		ips[r.upn][r.ip] = true
+	}
+	multi := 0
+	for _, m := range ips {
+		if len(m) > 1 {
+			multi++
+		}
+	}
+	if candidates < 1000 || multi < 1000 {
+		t.Fatalf("background too thin to test: %d interactive candidates, %d users with several IPs", candidates, multi)
+	}
+
+	got := ruleResult(rows)
+	want := s.Pivots()
+	if len(want) < o.Attacks+3*o.LookalikeSets {
+		t.Fatalf("only %d planted pivots", len(want))
+	}
+	for _, p := range want {
+		pr, ok := got[pairKey{p.InteractiveId, p.NIId}]
+		if !ok {
+			t.Errorf("planted pivot not found by the rule: %+v", p)
+			continue
+		}
+		i, n := pr[0], pr[1]
+		if i.upn != p.UserPrincipalName || !i.time.Equal(p.InteractiveTime) || i.ip != p.InteractiveIP || i.loc != p.InteractiveCountry ||
+			!n.time.Equal(p.NITime) || n.ip != p.NIIP || n.loc != p.NICountry || n.app != p.AppDisplayName ||
+			n.corr != p.CorrelationId || n.token != p.UniqueTokenIdentifier {
+			t.Errorf("pivot %s %s: rows %+v / %+v differ from the plan %+v", p.Kind, p.Detail, i, n, p)
+		}
+	}
+	planned := map[pairKey]bool{}
+	for _, p := range want {
+		planned[pairKey{p.InteractiveId, p.NIId}] = true
+	}
+	for k, pr := range got {
+		if !planned[k] {
+			t.Errorf("the rule matched a pair nobody planted: I %+v N %+v", pr[0], pr[1])
+		}
+	}
+
+	// Every look-alike's rows are really there, and the rule leaves them out.
+	ids := map[string]int{}
+	for _, r := range rows {
+		ids[r.id]++
+	}
+	kinds := map[string]bool{}
+	for _, p := range s.Planted {
+		kinds[p.Kind] = true
+		if ids[p.InteractiveId] == 0 || ids[p.NIId] == 0 {
+			t.Errorf("%s: planted rows missing from the files (I %d, NI %d)", p.Kind, ids[p.InteractiveId], ids[p.NIId])
+		}
+		if p.Duplicated && ids[p.NIId] < 2 {
+			t.Errorf("%s: NI row %s should be repeated by an export retry, seen %d times", p.Kind, p.NIId, ids[p.NIId])
+		}
+		if !p.Pivot() && got[pairKey{p.InteractiveId, p.NIId}] != [2]signInRow{} {
+			t.Errorf("look-alike %s (%s) matched", p.Kind, p.Detail)
+		}
+	}
+	for _, k := range []string{"pivot", "lookalike:59s", "lookalike:2h0m1s", "lookalike:same-country", "lookalike:same-ip",
+		"lookalike:ni-failure", "lookalike:interactive-failure", "lookalike:mfa-ca-success", "lookalike:ni-before-interactive",
+		"lookalike:upn-case", "lookalike:requirement-case"} {
+		if !kinds[k] {
+			t.Errorf("no planted %s", k)
+		}
+	}
+	var boundary []time.Duration
+	for _, p := range want {
+		if strings.HasPrefix(p.Detail, "boundary") {
+			boundary = append(boundary, p.NITime.Sub(p.InteractiveTime))
+		}
+	}
+	if !slices.Contains(boundary, time.Minute) || !slices.Contains(boundary, 2*time.Hour) {
+		t.Errorf("boundary pivots at %v, want exactly 1m and 2h", boundary)
+	}
+
+	// Background users never roam: outside planted rows, one country per user.
+	plantedIds := map[string]bool{}
+	for _, p := range s.Planted {
+		plantedIds[p.InteractiveId], plantedIds[p.NIId] = true, true
+	}
+	home := map[string]string{}
+	for _, r := range rows {
+		if plantedIds[r.id] {
+			continue
+		}
+		if h, ok := home[r.upn]; ok && h != r.loc {
+			t.Fatalf("background user %s seen in %s and %s", r.upn, h, r.loc)
+		}
+		home[r.upn] = r.loc
+	}
+
+	var buf bytes.Buffer
+	if err := s.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(buf.String(), "\n  pivot "); got != len(want) {
+		t.Errorf("WriteText lists %d pivots, want %d:\n%s", got, len(want), buf.String())
+	}
+}
+
+func TestDuplicatesRepeatRecordsOfTheSameHour(t *testing.T) {
+	dir := t.TempDir()
+	s := run(t, smallOptions(dir))
+	files, _ := readAll(t, dir, s)
+	first := map[string]string{} // Id -> hour folder of a regular file
+	for _, f := range s.Files {
+		if !f.Retry {
+			for i := range files[f.Path].n {
+				first[files[f.Path].str("Id", i)] = filepath.Dir(f.Path)
+			}
+		}
+	}
+	repeated := 0
+	for _, f := range s.Files {
+		if !f.Retry {
+			continue
+		}
+		for i := range files[f.Path].n {
+			id := files[f.Path].str("Id", i)
+			if first[id] != filepath.Dir(f.Path) {
+				t.Errorf("%s: Id %s is not a repeat of a record of the same table-hour (%q)", f.Path, id, first[id])
+			}
+			repeated++
+		}
+	}
+	if int64(repeated) != s.Interactive.Duplicates+s.NonInteractive.Duplicates || repeated == 0 {
+		t.Errorf("%d repeated rows, summary says %d+%d", repeated, s.Interactive.Duplicates, s.NonInteractive.Duplicates)
+	}
+}
+
+func hashDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		out[strings.TrimPrefix(p, dir)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestDeterministic(t *testing.T) {
+	a, b, c := t.TempDir(), t.TempDir(), t.TempDir()
+	oa, ob, oc := smallOptions(a), smallOptions(b), smallOptions(c)
+	oc.Seed++
+	sa, sb := run(t, oa), run(t, ob)
+	run(t, oc)
+	ha, hb, hc := hashDir(t, a), hashDir(t, b), hashDir(t, c)
+	if len(ha) != len(hb) {
+		t.Fatalf("same seed: %d files vs %d", len(ha), len(hb))
+	}
+	for name, content := range ha {
+		if !bytes.Equal(content, hb[name]) {
+			t.Errorf("same seed, file %s differs", name)
+		}
+	}
+	if !slices.EqualFunc(sa.Planted, sb.Planted, func(x, y gen.Planted) bool { return x == y }) {
+		t.Error("same seed, different plans")
+	}
+	for name := range ha {
+		if _, ok := hc[name]; ok {
+			t.Errorf("another seed wrote the same file name %s", name)
+		}
+	}
+}
+
+func TestNarrowHasTheRuleColumns(t *testing.T) {
+	dir := t.TempDir()
+	o := smallOptions(dir)
+	o.Narrow = true
+	s := run(t, o)
+	want := []string{"AppDisplayName", "AuthenticationRequirement", "ConditionalAccessStatus", "CorrelationId", "IPAddress", "Id", "Location", "ResultType", "TimeGenerated", "UniqueTokenIdentifier", "UserPrincipalName"}
+	for _, f := range s.Files[:2] {
+		pf := readParquet(t, filepath.Join(dir, f.Path))
+		var got []string
+		for _, fld := range pf.schema.Fields() {
+			got = append(got, fld.Name)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: columns %v, want %v", f.Path, got, want)
+		}
+	}
+}
+
+func TestCompressionAndBenchmarkShape(t *testing.T) {
+	for _, codec := range []string{"zstd", "gzip", "none"} {
+		dir := t.TempDir()
+		o := smallOptions(dir)
+		o.Hours, o.Compression = 3, codec
+		o.Attacks, o.LookalikeSets = 1, 0
+		s := run(t, o)
+		rdr, err := file.OpenParquetFile(filepath.Join(dir, s.Files[0].Path), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := rdr.MetaData().RowGroup(0).ColumnChunk(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.ToLower(cc.Compression().String())
+		rdr.Close()
+		if want := map[string]string{"none": "uncompressed"}[codec]; (want == "" && got != codec) || (want != "" && got != want) {
+			t.Errorf("compression %s wrote %s", codec, got)
+		}
+	}
+
+	// The benchmark's shape, scaled down 100x: one hour, a fixed number of
+	// interactive rows per hour.
+	dir := t.TempDir()
+	o := gen.BenchmarkOptions(dir)
+	o.Users, o.InteractivePerHour, o.RowsPerFile, o.RowGroupRows = 1000, 2000, 1000, 1000
+	s := run(t, o)
+	if d := math.Abs(float64(s.Interactive.Rows) - 2000); d > 200 {
+		t.Errorf("%d interactive rows, want about 2000", s.Interactive.Rows)
+	}
+	if d := math.Abs(float64(s.NonInteractive.Rows) - 20000); d > 1000 {
+		t.Errorf("%d non-interactive rows, want about 20000", s.NonInteractive.Rows)
+	}
+	if s.Interactive.Files < 2 || s.NonInteractive.Files < 10 {
+		t.Errorf("files: %d interactive, %d non-interactive, want several each", s.Interactive.Files, s.NonInteractive.Files)
+	}
+	if exp := gen.ExpectedRows(o); math.Abs(float64(exp-s.Interactive.Rows-s.NonInteractive.Rows)) > 0.05*float64(exp) {
+		t.Errorf("ExpectedRows %d, wrote %d", exp, s.Interactive.Rows+s.NonInteractive.Rows)
+	}
+	if len(s.Pivots()) == 0 || len(s.Skipped) != 0 {
+		t.Errorf("benchmark plants %d pivots, skipped %v", len(s.Pivots()), s.Skipped)
+	}
+}
+
+func TestSkipsScenariosThatDoNotFit(t *testing.T) {
+	dir := t.TempDir()
+	o := smallOptions(dir)
+	o.Hours = 2 // 2h0m1s and the exact 2h boundary with -5m... cannot fit
+	s := run(t, o)
+	if len(s.Skipped) == 0 || !strings.Contains(strings.Join(s.Skipped, "\n"), "lookalike:2h0m1s") {
+		t.Errorf("skipped %v, want the 2h0m1s look-alike", s.Skipped)
+	}
+	for _, p := range s.Planted {
+		if p.NITime.Before(s.Start) || !p.NITime.Before(s.End) || p.InteractiveTime.Before(s.Start) {
+			t.Errorf("planted %s outside the generated hours: %+v", p.Kind, p)
+		}
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name   string
+		change func(*gen.Options)
+		want   string
+	}{
+		{"no output", func(o *gen.Options) { o.Out = "" }, "no output directory"},
+		{"no users", func(o *gen.Options) { o.Users = 0 }, "users"},
+		{"no hours", func(o *gen.Options) { o.Hours = -1 }, "hours"},
+		{"start off the hour", func(o *gen.Options) { o.Start = gen.DefaultStart.Add(time.Minute) }, "not on the hour"},
+		{"unknown codec", func(o *gen.Options) { o.Compression = "lzo" }, `unknown compression "lzo"`},
+		{"container path", func(o *gen.Options) { o.InteractiveContainer = "a/b" }, "single name"},
+		{"same container", func(o *gen.Options) { o.NonInteractiveContainer = o.InteractiveContainer }, "both tables"},
+		{"too few users", func(o *gen.Options) { o.Users, o.Attacks = 10, 20 }, "need 33 users"},
+		{"duplicate rate", func(o *gen.Options) { o.DuplicateRate = 2 }, "duplicate rate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := gen.NewOptions(dir)
+			tc.change(&o)
+			_, err := gen.Run(context.Background(), o, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("bad options wrote %d entries", len(entries))
+	}
+}
+
+func TestCancelLeavesNoPartialFile(t *testing.T) {
+	dir := t.TempDir()
+	o := smallOptions(dir)
+	o.Hours = 12
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := gen.Run(ctx, o, func(p gen.Progress) {
+		if p.Rows > 5000 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".gz.parquet") || strings.HasPrefix(d.Name(), ".") {
+			t.Errorf("left behind %s", p)
+		}
+		return nil
+	})
+}
+
+// BenchmarkGen writes the benchmark hour: ~200k interactive and ~2M
+// non-interactive wide rows, snappy, 100k-row row groups.
+func BenchmarkGen(b *testing.B) {
+	for b.Loop() {
+		o := gen.BenchmarkOptions(b.TempDir())
+		start := time.Now()
+		s, err := gen.Run(context.Background(), o, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows := s.Interactive.Rows + s.NonInteractive.Rows
+		b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
+		b.ReportMetric(float64(s.Interactive.Bytes+s.NonInteractive.Bytes)/(1<<20), "MiB")
+		b.ReportMetric(float64(rows), "rows")
+	}
+}

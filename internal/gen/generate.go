@@ -1,0 +1,424 @@
+package gen
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+)
+
+// userIP is one of a user's usual addresses.
+type userIP struct {
+	addr string
+	city *city
+	plat *platform
+}
+
+// user is one member of the tenant. Background rows of a user always come
+// from its home country through one of its own IPs (see the package doc).
+type user struct {
+	upn, display string
+	id, device   guid
+	country      *country
+	ips          [3]userIP
+	nIPs         int
+	mfa          string  // preferred second factor
+	activity     float64 // relative activity, mean 1
+	// scenario: the user carries a planted scenario, so its background
+	// interactive successes are never rule candidates.
+	scenario bool
+	// The current sign-in session, carried from hour to hour.
+	session   guid
+	sessionIP int
+}
+
+type world struct {
+	tenant, workspace string
+	domain            string
+	resourceID        string
+	users             []user
+	planted           map[int][]*row // planted rows by user index, sorted by time
+	expected          int64
+	generated         [2]int64
+	hoursDone         int
+	steps             map[authStep]string // used by the generator goroutine only
+}
+
+var mfaMethods = []string{"Mobile app notification", "Mobile app notification", "Mobile app notification", "Text message", "OATH verification code", "Windows Hello for Business", "FIDO2 security key"}
+
+func newWorld(o Options) *world {
+	r := newRand(o.Seed, streamTenant)
+	w := &world{
+		tenant:    newGUID(r).String(),
+		workspace: newGUID(r).String(),
+		domain:    "contoso.com",
+		planted:   map[int][]*row{},
+		steps:     map[authStep]string{},
+	}
+	w.resourceID = "/tenants/" + w.tenant + "/providers/Microsoft.aadiam"
+
+	// Office egress IPs, shared by the users of one country.
+	offices := map[*country][]userIP{}
+	for _, ci := range homeCountries {
+		c := countries[ci]
+		for range 4 {
+			offices[c] = append(offices[c], userIP{addr: randomAddr(r, c.office).String(), city: &c.cities[0]})
+		}
+	}
+
+	ur := newRand(o.Seed, streamUsers)
+	w.users = make([]user, o.Users)
+	seen := make(map[string]int, o.Users)
+	var desktop, mobile []int
+	var desktopW, mobileW []int
+	for i, p := range platforms {
+		if p.mobile {
+			mobile, mobileW = append(mobile, i), append(mobileW, platformWeights[i])
+		} else {
+			desktop, desktopW = append(desktop, i), append(desktopW, platformWeights[i])
+		}
+	}
+	norm := math.Exp(0.6 * 0.6 / 2) // mean of exp(0.6 Z)
+	for i := range w.users {
+		u := &w.users[i]
+		u.country = countries[homeCountries[pickWeighted(ur, homeWeights)]]
+		first, last := firstNames[ur.IntN(len(firstNames))], lastNames[ur.IntN(len(lastNames))]
+		u.display = first + " " + last
+		local := strings.ToLower(first + "." + last)
+		seen[local]++
+		if n := seen[local]; n > 1 {
+			local += strconv.Itoa(n)
+		}
+		u.upn = local + "@" + w.domain
+		u.id, u.device = newGUID(ur), newGUID(ur)
+		u.mfa = mfaMethods[ur.IntN(len(mfaMethods))]
+		u.activity = math.Exp(0.6*ur.NormFloat64()) / norm
+		home := &u.country.cities[ur.IntN(len(u.country.cities))]
+		desk := &platforms[desktop[pickWeighted(ur, desktopW)]]
+		u.ips[0] = userIP{addr: randomAddr(ur, u.country.isp[0]).String(), city: home, plat: desk}
+		u.nIPs = 1
+		if ur.IntN(10) < 7 { // a phone on the mobile network
+			var a netip.Addr
+			if ur.IntN(10) < 4 {
+				a = randomAddr(ur, u.country.isp6)
+			} else {
+				a = randomAddr(ur, u.country.isp[ur.IntN(len(u.country.isp))])
+			}
+			ip := userIP{addr: a.String(), city: &u.country.cities[ur.IntN(len(u.country.cities))], plat: &platforms[mobile[pickWeighted(ur, mobileW)]]}
+			if ip.addr != u.ips[0].addr {
+				u.ips[u.nIPs] = ip
+				u.nIPs++
+			}
+		}
+		if ur.IntN(10) < 5 { // works from an office
+			ip := offices[u.country][ur.IntN(4)]
+			ip.plat = desk
+			if ip.addr != u.ips[0].addr && (u.nIPs == 1 || ip.addr != u.ips[1].addr) {
+				u.ips[u.nIPs] = ip
+				u.nIPs++
+			}
+		}
+		u.session = newGUID(ur)
+	}
+
+	// Expected rows, for progress bars.
+	var total float64
+	for h := range o.Hours {
+		hour := o.Start.Add(time.Duration(h) * time.Hour)
+		if o.InteractivePerHour > 0 {
+			total += float64(o.InteractivePerHour)
+			continue
+		}
+		for ci := range homeCountries {
+			c := countries[homeCountries[ci]]
+			n := 0
+			for j := range w.users {
+				if w.users[j].country == c {
+					n++
+				}
+			}
+			total += float64(n) * o.InteractivePerUserDay / 24 * curve(c, hour)
+		}
+	}
+	w.expected = int64(total * (1 + o.NIPerInteractive) * (1 + o.DuplicateRate))
+	return w
+}
+
+// curve is the activity weight of the hour starting at t in c's local time:
+// the daily curve, lower at weekends.
+func curve(c *country, t time.Time) float64 {
+	local := t.Add(time.Duration(c.utc) * time.Hour)
+	f := dailyCurve[local.Hour()]
+	if wd := local.Weekday(); wd == time.Saturday || wd == time.Sunday {
+		f *= 0.3
+	}
+	return f
+}
+
+// lambda is u's mean number of interactive sign-ins in the hour at t.
+func (w *world) lambda(o Options, u *user, t time.Time) float64 {
+	if o.InteractivePerHour > 0 {
+		return float64(o.InteractivePerHour) / float64(len(w.users)) * u.activity
+	}
+	return o.InteractivePerUserDay / 24 * curve(u.country, t) * u.activity
+}
+
+const (
+	batchRows = 8192
+	// maxRetryRows bounds the rows an hour's retry file holds per table.
+	maxRetryRows = 50_000
+	hourMicros   = int64(time.Hour / time.Microsecond)
+)
+
+// pickIP returns the index of one of u's IPs: mostly home, then phone, office.
+func pickIP(r *rand.Rand, u *user) int {
+	switch u.nIPs {
+	case 1:
+		return 0
+	case 2:
+		if r.IntN(10) < 7 {
+			return 0
+		}
+		return 1
+	}
+	switch n := r.IntN(20); {
+	case n < 11:
+		return 0
+	case n < 15:
+		return 1
+	}
+	return 2
+}
+
+func randomToken(r *rand.Rand) (t [16]byte) {
+	g := newGUID(r) // its version bits are harmless in a token id
+	copy(t[:], g[:])
+	t[6], t[8] = byte(r.Uint32()), byte(r.Uint32())
+	return t
+}
+
+// interactiveRow fills dst with a background SigninLogs row of u at micros.
+func (w *world) interactiveRow(r *rand.Rand, u *user, micros int64, dst *row) {
+	ipi := pickIP(r, u)
+	ip := &u.ips[ipi]
+	a := &apps[interactiveApps[pickWeighted(r, interactiveAppWeights)]]
+	res := pickOutcome(r, interactiveFailures)
+	authReq, ca := "multiFactorAuthentication", "success"
+	switch n := r.IntN(100); {
+	case res.caFailure:
+		ca = "failure"
+		if n < 50 {
+			authReq = "singleFactorAuthentication"
+		}
+	case u.scenario && res == successOutcome:
+		// never a candidate: see the package doc
+	case n < 55:
+	case n < 70:
+		ca = "notApplied"
+	case n < 90:
+		authReq, ca = "singleFactorAuthentication", "notApplied"
+	default:
+		authReq = "singleFactorAuthentication"
+	}
+	mfa := ""
+	if authReq == "multiFactorAuthentication" {
+		mfa = u.mfa
+	}
+	ua := ip.plat.nativeUA
+	if a.clientAppBrowser {
+		ua = ip.plat.browserUA
+	}
+	*dst = row{
+		table: signin.Interactive, micros: micros, u: u, upn: u.upn,
+		ip: ip.addr, country: u.country, city: ip.city, app: a, res: res,
+		authReq: authReq, ca: ca, id: newGUID(r), corr: newGUID(r), session: newGUID(r),
+		token: randomToken(r), ua: ua, plat: ip.plat, mfa: mfa,
+		duration: int64(r.IntN(1200)),
+	}
+	if res == successOutcome {
+		u.session, u.sessionIP = dst.session, ipi
+	}
+}
+
+var incomingTypes = []string{"refreshToken", "refreshToken", "primaryRefreshToken", "none"}
+
+// nonInteractiveRow fills dst with a background token refresh of u's
+// current session at micros.
+func (w *world) nonInteractiveRow(r *rand.Rand, u *user, micros int64, session guid, sessionIP int, dst *row) {
+	ipi := sessionIP
+	if r.IntN(5) == 0 {
+		ipi = pickIP(r, u)
+	}
+	ip := &u.ips[ipi]
+	a := &apps[niApps[pickWeighted(r, niAppWeights)]]
+	authReq, ca := "singleFactorAuthentication", "notApplied"
+	if r.IntN(10) < 3 {
+		authReq = "multiFactorAuthentication"
+	}
+	if r.IntN(10) < 4 {
+		ca = "success"
+	}
+	ua := ip.plat.nativeUA
+	if a.clientAppBrowser {
+		ua = ip.plat.browserUA
+	}
+	*dst = row{
+		table: signin.NonInteractive, micros: micros, u: u, upn: u.upn,
+		ip: ip.addr, country: u.country, city: ip.city, app: a, res: pickOutcome(r, niFailures),
+		authReq: authReq, ca: ca, id: newGUID(r), corr: newGUID(r), session: session,
+		token: randomToken(r), ua: ua, plat: ip.plat,
+		incoming: incomingTypes[r.IntN(len(incomingTypes))],
+		niDetail: niSuccessDetails[r.IntN(len(niSuccessDetails))],
+	}
+}
+
+// sessionAt is an interactive success that started a session.
+type sessionAt struct {
+	micros int64
+	id     guid
+	ip     int
+}
+
+// generate produces every row, hour by hour and user by user, and hands
+// batches to the two table writers.
+func (w *world) generate(ctx context.Context, o Options, tables [2]*tableWriter, progress func(Progress)) error {
+	batches := [2]*batch{}
+	for i, tw := range tables {
+		batches[i] = newBatch(w, tw.cols, tw.schema)
+		defer batches[i].release()
+	}
+	send := func(i int, hour time.Time, retry bool) error {
+		rec := batches[i].take()
+		select {
+		case tables[i].in <- msg{hour: hour, rec: rec, retry: retry}:
+		case <-ctx.Done():
+			rec.Release()
+			return ctx.Err()
+		}
+		if progress != nil {
+			progress(w.progress(o, tables))
+		}
+		return nil
+	}
+	endHour := func(i int, hour time.Time) error {
+		select {
+		case tables[i].in <- msg{hour: hour, end: true}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+
+	var (
+		r        row
+		times    []int64
+		sessions []sessionAt
+		retry    [2][]row
+	)
+	// add appends r to table i's batch; planted rows are repeated only when
+	// they ask for it, so Planted.Duplicated is exact.
+	add := func(hr *rand.Rand, i int, r *row, hour time.Time, planted bool) error {
+		batches[i].add(r)
+		w.generated[i]++
+		if (r.dup || (!planted && o.DuplicateRate > 0 && hr.Float64() < o.DuplicateRate)) && len(retry[i]) < maxRetryRows {
+			retry[i] = append(retry[i], *r)
+		}
+		if batches[i].n >= batchRows {
+			return send(i, hour, false)
+		}
+		return nil
+	}
+	for h := range o.Hours {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hour := o.Start.Add(time.Duration(h) * time.Hour)
+		base := hour.UnixMicro()
+		hr := newRand(o.Seed, streamHours+uint64(h))
+		for ui := range w.users {
+			u := &w.users[ui]
+			lam := w.lambda(o, u, hour)
+			nI, nN := poisson(hr, lam), poisson(hr, lam*o.NIPerInteractive)
+
+			times = times[:0]
+			for range nI {
+				times = append(times, base+hr.Int64N(hourMicros))
+			}
+			slices.Sort(times)
+			sessions = sessions[:0]
+			prevSession, prevIP := u.session, u.sessionIP
+			for _, t := range times {
+				w.interactiveRow(hr, u, t, &r)
+				if r.res == successOutcome {
+					sessions = append(sessions, sessionAt{t, r.session, u.sessionIP})
+				}
+				if err := add(hr, 0, &r, hour, false); err != nil {
+					return err
+				}
+			}
+			times = times[:0]
+			for range nN {
+				times = append(times, base+hr.Int64N(hourMicros))
+			}
+			slices.Sort(times)
+			for _, t := range times {
+				s, sip := prevSession, prevIP
+				for _, sa := range sessions { // refresh the latest session started before t
+					if sa.micros <= t {
+						s, sip = sa.id, sa.ip
+					}
+				}
+				w.nonInteractiveRow(hr, u, t, s, sip, &r)
+				if err := add(hr, 1, &r, hour, false); err != nil {
+					return err
+				}
+			}
+			for _, pr := range w.planted[ui] {
+				if pr.micros >= base && pr.micros < base+hourMicros {
+					if err := add(hr, int(pr.table), pr, hour, true); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for i := range batches {
+			if batches[i].n > 0 {
+				if err := send(i, hour, false); err != nil {
+					return err
+				}
+			}
+			if len(retry[i]) > 0 {
+				for j := range retry[i] {
+					batches[i].add(&retry[i][j])
+					w.generated[i]++
+				}
+				retry[i] = retry[i][:0]
+				if err := send(i, hour, true); err != nil {
+					return err
+				}
+			}
+			if err := endHour(i, hour); err != nil {
+				return err
+			}
+		}
+		w.hoursDone = h + 1
+		if progress != nil {
+			progress(w.progress(o, tables))
+		}
+	}
+	return nil
+}
+
+func (w *world) progress(o Options, tables [2]*tableWriter) Progress {
+	return Progress{
+		Rows: w.generated[0] + w.generated[1], ExpectedRows: w.expected,
+		Interactive: w.generated[0], NonInteractive: w.generated[1],
+		Files: tables[0].done.Load() + tables[1].done.Load(), Hour: w.hoursDone, Hours: o.Hours,
+	}
+}

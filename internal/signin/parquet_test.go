@@ -1,0 +1,240 @@
+package signin
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+func TestScanParquet(t *testing.T) {
+	micros := tsCol(arrow.Microsecond, "UTC")
+	extra := []pqCol{
+		{"LocationDetails", arrow.BinaryTypes.String, func(int, Record) any {
+			return `{"city":"Seattle","state":"Washington","countryOrRegion":"US","geoCoordinates":{"latitude":47.6,"longitude":-122.3}}`
+		}},
+		{"DurationMs", arrow.PrimitiveTypes.Int64, func(i int, _ Record) any { return int64(100 * i) }},
+		{"IsInteractive", arrow.FixedWidthTypes.Boolean, func(int, Record) any { return true }},
+		{"DeviceDetail", arrow.StructOf(
+			arrow.Field{Name: "browser", Type: arrow.BinaryTypes.String},
+			arrow.Field{Name: "operatingSystem", Type: arrow.BinaryTypes.String},
+		), func(int, Record) any { return []string{"Edge 120.0.0", "Windows10"} }},
+	}
+	// The wide file puts the extra columns (one of them nested, which shifts
+	// leaf indices) between and before the wanted ones.
+	wide := append([]pqCol{extra[3], extra[0]}, stdCols(micros, strResultType)...)
+	wide = append(wide[:6], append([]pqCol{extra[1], extra[2]}, wide[6:]...)...)
+	reversed := stdCols(micros, strResultType)
+	for i, j := 0, len(reversed)-1; i < j; i, j = i+1, j-1 {
+		reversed[i], reversed[j] = reversed[j], reversed[i]
+	}
+	noOptional := stdCols(micros, strResultType)[:7]
+
+	tests := []struct {
+		name   string
+		cols   []pqCol
+		props  []parquet.WriterProperty
+		arrow  []pqarrow.WriterOption
+		table  Table
+		opts   Options
+		want   []Record
+		wantSt Stats
+	}{
+		{name: "micros UTC snappy", cols: stdCols(micros, strResultType),
+			props: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy)},
+			want:  truncTime(sampleRecords, time.Microsecond)},
+		{name: "millis local", cols: stdCols(tsCol(arrow.Millisecond, ""), strResultType),
+			want: truncTime(sampleRecords, time.Millisecond)},
+		{name: "nanos zstd", cols: stdCols(tsCol(arrow.Nanosecond, "UTC"), strResultType),
+			props: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Zstd)},
+			want:  sampleRecords},
+		{name: "int96 gzip", cols: stdCols(tsCol(arrow.Nanosecond, "UTC"), strResultType),
+			props: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Gzip)},
+			arrow: []pqarrow.WriterOption{pqarrow.WithDeprecatedInt96Timestamps(true)},
+			want:  sampleRecords},
+		{name: "ISO string time, 7 digits", cols: stdCols(strTimeCol("2006-01-02T15:04:05.0000000Z"), strResultType),
+			want: truncTime(sampleRecords, 100*time.Nanosecond)},
+		{name: "int64 ResultType plain encoding", cols: stdCols(micros, intResultType(arrow.PrimitiveTypes.Int64)),
+			props: []parquet.WriterProperty{parquet.WithDictionaryDefault(false)},
+			want:  truncTime(sampleRecords, time.Microsecond)},
+		{name: "int32 ResultType uncompressed", cols: stdCols(micros, intResultType(arrow.PrimitiveTypes.Int32)),
+			props: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Uncompressed)},
+			want:  truncTime(sampleRecords, time.Microsecond)},
+		{name: "uint32 ResultType", cols: stdCols(micros, intResultType(arrow.PrimitiveTypes.Uint32)),
+			want: truncTime(sampleRecords, time.Microsecond)},
+		{name: "reversed column order", cols: reversed,
+			want: truncTime(sampleRecords, time.Microsecond)},
+		{name: "wide with extra and nested columns", cols: wide,
+			want: truncTime(sampleRecords, time.Microsecond)},
+		{name: "optional columns absent", cols: noOptional,
+			want: func() []Record {
+				out := truncTime(sampleRecords, time.Microsecond)
+				for i := range out {
+					out[i].AppDisplayName, out[i].CorrelationId, out[i].UniqueTokenIdentifier, out[i].Id = "", "", "", ""
+				}
+				return out
+			}()},
+		{name: "noninteractive ignores CA columns", cols: stdCols(micros, strResultType), table: NonInteractive,
+			want: forTable(truncTime(sampleRecords, time.Microsecond), NonInteractive)},
+		{name: "noninteractive needs no CA columns", table: NonInteractive,
+			cols: append(stdCols(micros, strResultType)[:5], stdCols(micros, strResultType)[7:]...),
+			want: forTable(truncTime(sampleRecords, time.Microsecond), NonInteractive)},
+		{name: "row groups of 2, batches of 1", cols: stdCols(micros, strResultType),
+			props: []parquet.WriterProperty{parquet.WithMaxRowGroupLength(2)},
+			opts:  Options{BatchSize: 1},
+			want:  truncTime(sampleRecords, time.Microsecond)},
+		{name: "keep successes", cols: stdCols(micros, intResultType(arrow.PrimitiveTypes.Int64)),
+			opts: Options{Keep: func(r *Record) bool {
+				// Only the filter columns are promised here.
+				return r.ResultType == "0" && r.UserPrincipalName == "" && r.IPAddress != ""
+			}},
+			want:   []Record{truncTime(sampleRecords, time.Microsecond)[0], truncTime(sampleRecords, time.Microsecond)[2]},
+			wantSt: Stats{Rows: 2, Read: 3}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := writeParquet(t, tc.cols, sampleRecords, tc.props, tc.arrow...)
+			got, st, err := scanAll("exports/x.gz.parquet", data, tc.table, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			diffRecords(t, got, tc.want)
+			want := tc.wantSt
+			if want == (Stats{}) {
+				want = Stats{Rows: int64(len(tc.want)), Read: int64(len(tc.want))}
+			}
+			want.Consumed = int64(len(data))
+			if st != want {
+				t.Errorf("stats %+v, want %+v", st, want)
+			}
+		})
+	}
+}
+
+func TestScanParquetErrors(t *testing.T) {
+	micros := tsCol(arrow.Microsecond, "UTC")
+	good := writeParquet(t, stdCols(micros, strResultType), sampleRecords, nil)
+	replace := func(name string, c pqCol) []pqCol {
+		cols := stdCols(micros, strResultType)
+		for i := range cols {
+			if cols[i].name == name {
+				cols[i] = c
+			}
+		}
+		return cols
+	}
+	without := func(name string) []pqCol {
+		var cols []pqCol
+		for _, c := range stdCols(micros, strResultType) {
+			if c.name != name {
+				cols = append(cols, c)
+			}
+		}
+		return cols
+	}
+	tests := []struct {
+		name    string
+		data    []byte
+		column  string
+		row     int64
+		message string
+	}{
+		{name: "truncated footer", data: good[:len(good)-10], message: "not a readable parquet file"},
+		{name: "cut in half", data: good[:len(good)/2], message: "not a readable parquet file"},
+		{name: "magic only", data: []byte("PAR1"), message: "not a readable parquet file"},
+		{name: "garbage between magics", data: []byte("PAR1 this is not a parquet file PAR1"), message: "parquet"},
+		{name: "UPN as INT64", column: ColUserPrincipalName, message: "unsupported type int64",
+			data: writeParquet(t, replace(ColUserPrincipalName, pqCol{ColUserPrincipalName, arrow.PrimitiveTypes.Int64,
+				func(i int, _ Record) any { return int64(i) }}), sampleRecords, nil)},
+		{name: "ResultType as double", column: ColResultType, message: "unsupported type float64",
+			data: writeParquet(t, replace(ColResultType, pqCol{ColResultType, arrow.PrimitiveTypes.Float64,
+				func(int, Record) any { return 0.0 }}), sampleRecords, nil)},
+		{name: "TimeGenerated as INT64", column: ColTimeGenerated, message: "unsupported type int64",
+			data: writeParquet(t, replace(ColTimeGenerated, pqCol{ColTimeGenerated, arrow.PrimitiveTypes.Int64,
+				func(int, Record) any { return int64(1) }}), sampleRecords, nil)},
+		{name: "Location as struct", column: ColLocation, message: "unsupported type struct",
+			data: writeParquet(t, replace(ColLocation, pqCol{ColLocation, arrow.StructOf(
+				arrow.Field{Name: "city", Type: arrow.BinaryTypes.String}, arrow.Field{Name: "state", Type: arrow.BinaryTypes.String}),
+				func(int, Record) any { return []string{"Seattle", "Washington"} }}), sampleRecords, nil)},
+		{name: "bad ISO time in row 2", column: ColTimeGenerated, row: 2, message: "invalid ISO 8601",
+			data: writeParquet(t, replace(ColTimeGenerated, pqCol{ColTimeGenerated, arrow.BinaryTypes.String,
+				func(i int, r Record) any {
+					if i == 1 {
+						return "20/11/2026 10:47"
+					}
+					return r.TimeGenerated.Format(time.RFC3339Nano)
+				}}), sampleRecords, nil)},
+		{name: "missing Location", column: ColLocation, message: "required column is missing",
+			data: writeParquet(t, without(ColLocation), sampleRecords, nil)},
+		{name: "missing ConditionalAccessStatus", column: ColConditionalAccessStatus, message: "required column is missing",
+			data: writeParquet(t, without(ColConditionalAccessStatus), sampleRecords, nil)},
+		{name: "upn under another case", column: ColUserPrincipalName, message: "required column is missing",
+			data: writeParquet(t, replace(ColUserPrincipalName, str("userPrincipalName", func(r Record) string { return r.UserPrincipalName })), sampleRecords, nil)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			const name = "insights-logs/SigninLogs/timestamp=2026-11-20T10/0f8e.gz.parquet"
+			_, _, err := scanAll(name, tc.data, Interactive, Options{})
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v (%T), want a *FormatError", err, err)
+			}
+			if fe.File != name || fe.Column != tc.column || fe.Row != tc.row {
+				t.Errorf("FormatError{File: %q, Column: %q, Row: %d}, want {%q, %q, %d}", fe.File, fe.Column, fe.Row, name, tc.column, tc.row)
+			}
+			if !strings.Contains(err.Error(), tc.message) || !strings.Contains(err.Error(), name) {
+				t.Errorf("error %q does not name the file and say %q", err, tc.message)
+			}
+			if tc.column != "" && !strings.Contains(err.Error(), "column "+tc.column) {
+				t.Errorf("error %q does not name column %s", err, tc.column)
+			}
+		})
+	}
+}
+
+// Every prefix of a valid file is either rejected as a FormatError or,
+// when empty, read as zero rows: never a panic or another kind of error.
+func TestScanParquetTruncations(t *testing.T) {
+	data := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), sampleRecords,
+		[]parquet.WriterProperty{parquet.WithMaxRowGroupLength(1)})
+	for n := 1; n < len(data); n++ {
+		_, _, err := scanAll("cut.parquet", data[:n], Interactive, Options{})
+		if !IsFormatError(err) && !(err == nil && n < 4) {
+			t.Fatalf("cut at %d of %d: %v", n, len(data), err)
+		}
+	}
+}
+
+// The cases above rely on the writer producing the physical layouts they are
+// named for; check the ones a writer could silently change.
+func TestParquetFixtureLayouts(t *testing.T) {
+	physical := func(data []byte, col string) string {
+		pf, err := file.NewParquetReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pf.Close()
+		c := pf.MetaData().Schema.Column(pf.MetaData().Schema.ColumnIndexByName(col))
+		lt := ""
+		if c.LogicalType() != nil {
+			lt = " " + c.LogicalType().String()
+		}
+		return c.PhysicalType().String() + lt
+	}
+	int96 := writeParquet(t, stdCols(tsCol(arrow.Nanosecond, "UTC"), strResultType), sampleRecords, nil,
+		pqarrow.WithDeprecatedInt96Timestamps(true))
+	if got := physical(int96, ColTimeGenerated); got != "INT96 None" && got != "INT96" {
+		t.Errorf("int96 file: TimeGenerated is %s", got)
+	}
+	millis := writeParquet(t, stdCols(tsCol(arrow.Millisecond, ""), strResultType), sampleRecords, nil)
+	if got := physical(millis, ColTimeGenerated); !strings.Contains(got, "INT64") || !strings.Contains(got, "isAdjustedToUTC=false") || !strings.Contains(got, "milliseconds") {
+		t.Errorf("millis file: TimeGenerated is %s", got)
+	}
+}
