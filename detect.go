@@ -200,6 +200,7 @@ func scanFile(ctx context.Context, f exportFile, t signin.Table, opts signin.Opt
 		return err
 	}
 	defer fh.Close()
+	opts.Final = true // local files are complete: a last line without a newline is a record
 	if _, err := signin.Scan(ctx, f.path, fh, f.size, t, opts, fn); err != nil {
 		return fmt.Errorf("%s: %w", t, err)
 	}

@@ -190,7 +190,22 @@ func (d Document) MarshalJSON() ([]byte, error) {
 		j.Results = append(j.Results, toJSON(r))
 		j.ResultIds = append(j.ResultIds, ResultIds{r.InteractiveId, r.NonInteractiveId})
 	}
-	return json.Marshal(j)
+	return marshal(j, "")
+}
+
+// marshal encodes v without escaping <, > and & (descriptions hold "ATT&CK"),
+// indented by indent when it is not "".
+func marshal(v any, indent string) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // UnmarshalJSON reads a document written by MarshalJSON.

@@ -81,7 +81,7 @@ func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // MarshalResult encodes a result row as one JSON object whose keys are the
 // 11 result columns in query order (detect.Columns). The source rows' Ids
 // are not columns and are left out.
-func MarshalResult(r detect.Result) ([]byte, error) { return json.Marshal(toJSON(r)) }
+func MarshalResult(r detect.Result) ([]byte, error) { return marshal(toJSON(r), "") }
 
 // UnmarshalResult decodes a row written by MarshalResult. Unknown keys are
 // an error naming them; the Ids stay empty.

@@ -3,6 +3,7 @@ package alert
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -101,9 +102,13 @@ func TestMarshalResultColumns(t *testing.T) {
 
 func TestJSONLRoundTrip(t *testing.T) {
 	rows := sampleRows(t)
+	rows[1].AppDisplayName = "Teams <preview> & Office"
 	var buf bytes.Buffer
 	if err := WriteJSONL(&buf, rows); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"Teams <preview> & Office"`) {
+		t.Errorf("JSONL escapes text: %s", buf.String())
 	}
 	if n := strings.Count(buf.String(), "\n"); n != len(rows) {
 		t.Fatalf("%d lines for %d rows", n, len(rows))
@@ -127,4 +132,29 @@ func TestJSONLRoundTrip(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bad.jsonl:2") || !strings.Contains(err.Error(), "Extra") {
 		t.Errorf("unknown key: err = %v, want file, line and key", err)
 	}
+}
+
+// FuzzTimespan: every duration formats to text that parses back to it (at
+// tick precision), and ParseTimespan never panics on arbitrary text.
+func FuzzTimespan(f *testing.F) {
+	f.Add(int64(45*time.Minute), "01:59:59.9999990")
+	f.Add(int64(-26*time.Hour), "1.02:00:00")
+	f.Add(int64(math.MinInt64), "-106751.23:47:16.8547758")
+	f.Fuzz(func(t *testing.T, n int64, s string) {
+		d := time.Duration(n)
+		text := FormatTimespan(d)
+		back, err := ParseTimespan(text)
+		if err != nil {
+			t.Fatalf("ParseTimespan(FormatTimespan(%d) = %q): %v", n, text, err)
+		}
+		if want := d.Truncate(tick); back != want {
+			t.Fatalf("%d -> %q -> %d, want %d", n, text, back, want)
+		}
+		if v, err := ParseTimespan(s); err == nil {
+			// Text that parses must mean the same as its canonical form.
+			if again, err := ParseTimespan(FormatTimespan(v)); err != nil || again != v {
+				t.Fatalf("%q -> %d -> %q -> %d, %v", s, v, FormatTimespan(v), again, err)
+			}
+		}
+	})
 }

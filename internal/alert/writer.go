@@ -98,7 +98,7 @@ func (w *Writer) writeOne(ctx context.Context, d Document) (bool, error) {
 		if !changed {
 			return false, nil
 		}
-		out, err := json.MarshalIndent(doc, "", "  ")
+		out, err := marshal(doc, "  ")
 		if err != nil {
 			return false, err
 		}
@@ -247,7 +247,7 @@ func (w *Writer) addToIncident(ctx context.Context, id, key string, a Document, 
 }
 
 func (w *Writer) writeJSON(ctx context.Context, name string, v any, cond store.Condition) error {
-	data, err := json.MarshalIndent(v, "", "  ")
+	data, err := marshal(v, "  ")
 	if err != nil {
 		return err
 	}

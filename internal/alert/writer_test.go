@@ -3,12 +3,14 @@ package alert
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,6 +90,11 @@ func TestWriteIdempotent(t *testing.T) {
 	}
 	if _, ok := before[alertsC+"/2024/05/01/"+docs[0].SystemAlertId+".json"]; !ok {
 		t.Errorf("alert not at its dated path; blobs: %v", keys(before))
+	}
+	for name, blob := range before {
+		if strings.HasPrefix(name, incidentsC+"/incidents/") && !strings.Contains(blob, "MITRE ATT&CK: T1528") {
+			t.Errorf("incident %s lacks the rule description as written:\n%s", name, blob)
+		}
 	}
 
 	got, incs := list(t, w)
@@ -348,6 +355,8 @@ func TestClosedIncident(t *testing.T) {
 func TestWriteConcurrent(t *testing.T) {
 	ctx := context.Background()
 	w := newWriter(t, rule.Default())
+	cs := &conflictCounter{Store: w.Store}
+	w.Store = cs
 	base := at(t, "2024-05-01T08:00:00Z")
 	var rows []detect.Result
 	for cluster := range 2 {
@@ -417,6 +426,7 @@ func TestWriteConcurrent(t *testing.T) {
 	}
 	stored, _ = list(t, w)
 	got := describeIncidents(t, stored, incs)
+	t.Logf("%d writes lost a conditional race and were retried", cs.conflicts.Load())
 	if len(incs) != 2 || len(incs[0].AlertIds) != 12 || len(incs[1].AlertIds) != 12 {
 		t.Errorf("incidents: %q", got)
 	}
@@ -474,4 +484,18 @@ func keys(m map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// conflictCounter counts the conditional writes that lost a race.
+type conflictCounter struct {
+	store.Store
+	conflicts atomic.Int64
+}
+
+func (c *conflictCounter) Write(ctx context.Context, container, name string, data []byte, cond store.Condition) (store.Properties, error) {
+	p, err := c.Store.Write(ctx, container, name, data, cond)
+	if errors.Is(err, store.ErrConditionNotMet) {
+		c.conflicts.Add(1)
+	}
+	return p, err
 }

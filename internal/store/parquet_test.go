@@ -101,7 +101,7 @@ func TestReaderAtParquet(t *testing.T) {
 		}
 		t.Logf("blob %d bytes, %d row groups: arrow-go made %d reads, the store got %d requests for %d bytes",
 			p.Size, pf.NumRowGroups(), counted.calls.Load(), ra.Requests(), ra.BytesFetched())
-		if ra.BytesFetched() > p.Size*3/4 {
+		if ra.BytesFetched() > p.Size/2 {
 			t.Errorf("fetched %d of %d bytes for 2 of 8 columns", ra.BytesFetched(), p.Size)
 		}
 		if ra.Requests() > counted.calls.Load() {

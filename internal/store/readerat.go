@@ -14,11 +14,13 @@ import (
 // io.NewSectionReader(r, 0, r.Size()) where an io.ReadSeeker is needed
 // (parquet's ReaderAtSeeker).
 //
-// Small reads (a Parquet reader reads the footer, then page headers and
-// column chunks, often a few KiB each) are served from a small LRU of
-// aligned blocks fetched whole, so neighbouring small reads cost one
-// request; reads of a block or more go straight to the store. It is safe for
-// concurrent use.
+// Small reads (a Parquet reader reads 8 bytes at the end, then the footer,
+// then each column chunk; chunks of small columns are a few KiB) are served
+// from a small LRU of blocks fetched whole, so neighbouring small reads cost
+// one request. Blocks are aligned to the end of the blob so that the footer
+// reads share one. Reads over a quarter block go straight to the store:
+// fetching a whole block for them would multiply the bytes read. It is safe
+// for concurrent use.
 type ReaderAt struct {
 	ctx      context.Context
 	s        Store
@@ -36,8 +38,9 @@ type cachedBlock struct {
 }
 
 const (
-	readBlockSize = 1 << 20
-	readBlocks    = 4
+	readBlockSize = 512 << 10
+	readDirect    = readBlockSize / 4 // reads at least this long skip the cache
+	readBlocks    = 8
 )
 
 // NewReaderAt returns a ranged reader for the blob version p describes.
@@ -70,7 +73,7 @@ func (r *ReaderAt) ReadAt(b []byte, off int64) (int, error) {
 		want = rest
 	}
 	var n int
-	if want >= readBlockSize {
+	if want >= readDirect {
 		var err error
 		n, err = r.fetch(b[:want], off)
 		if err != nil {
@@ -79,11 +82,11 @@ func (r *ReaderAt) ReadAt(b []byte, off int64) (int, error) {
 	} else {
 		for int64(n) < want {
 			pos := off + int64(n)
-			blk, err := r.block(pos / readBlockSize)
+			start, blk, err := r.block((r.p.Size - 1 - pos) / readBlockSize)
 			if err != nil {
 				return n, err
 			}
-			n += copy(b[n:want], blk[pos-(pos/readBlockSize)*readBlockSize:])
+			n += copy(b[n:want], blk[pos-start:])
 		}
 	}
 	if n < len(b) {
@@ -105,23 +108,25 @@ func (r *ReaderAt) fetch(b []byte, off int64) (int, error) {
 	return n, err
 }
 
-// block returns block i, from the cache or the store.
-func (r *ReaderAt) block(i int64) ([]byte, error) {
+// block returns block i, counted from the end of the blob, and its offset,
+// from the cache or the store.
+func (r *ReaderAt) block(i int64) (int64, []byte, error) {
+	end := r.p.Size - i*readBlockSize
+	start := max(0, end-readBlockSize)
 	r.mu.Lock()
 	for k, c := range r.blocks {
 		if c.index == i {
 			r.blocks = append(append(r.blocks[:k:k], r.blocks[k+1:]...), c)
 			r.mu.Unlock()
-			return c.data, nil
+			return start, c.data, nil
 		}
 	}
 	r.mu.Unlock()
 	// Fetched without the lock so concurrent readers of other blocks do not
 	// wait; two readers of the same missing block may both fetch it.
-	start := i * readBlockSize
-	data := make([]byte, min(readBlockSize, r.p.Size-start))
+	data := make([]byte, end-start)
 	if _, err := r.fetch(data, start); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	r.mu.Lock()
 	if len(r.blocks) == readBlocks {
@@ -129,5 +134,5 @@ func (r *ReaderAt) block(i int64) ([]byte, error) {
 	}
 	r.blocks = append(r.blocks, cachedBlock{index: i, data: data})
 	r.mu.Unlock()
-	return data, nil
+	return start, data, nil
 }

@@ -491,33 +491,36 @@ func TestReaderAt(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := store.NewReaderAt(ctx, s, p)
+		size := int64(len(data))
+		const bs = 512 << 10 // blocks are counted from the end
 		reads := []struct {
 			off     int64
 			n       int
 			wantErr error
 		}{
-			{int64(len(data)) - 8, 8, nil},                    // parquet footer length + magic
-			{int64(len(data)) - 5000, 4992, nil},              // footer: same block, no request
-			{0, 4, nil},                                       // magic
-			{100, 2 << 20, nil},                               // a large column chunk: direct
-			{1<<20 - 10, 20, nil},                             // spans two blocks
-			{int64(len(data)) - 3, 10, io.EOF},                // short at the end
-			{int64(len(data)), 1, io.EOF},                     // at the end
-			{0, 16, nil},                                      // offset 0 again, cached
-			{int64(len(data)) - 1<<20 - 100, 2 << 20, io.EOF}, // large, running past the end: direct
-			{int64(len(data)) - 10000, 1000, nil},             // last block, cached
+			{size - 8, 8, nil},                    // parquet footer length + magic: tail block
+			{size - 5000, 4992, nil},              // footer: same block, no request
+			{0, 4, nil},                           // magic: the short first block
+			{100, 2 << 20, nil},                   // a large column chunk: direct
+			{size - 4*bs - 10, 20, nil},           // spans two blocks
+			{size - 3, 10, io.EOF},                // short at the end, cached
+			{size, 1, io.EOF},                     // at the end: no request
+			{0, 16, nil},                          // cached
+			{size - 1<<20 - 100, 2 << 20, io.EOF}, // large, running past the end: direct
+			{size - 10000, 1000, nil},             // tail block, cached
+			{size - bs - 100, 200, nil},           // tail block and the one before: one more
 		}
 		for _, rd := range reads {
 			buf := make([]byte, rd.n)
 			n, err := r.ReadAt(buf, rd.off)
-			end := min(int64(len(data)), rd.off+int64(rd.n))
+			end := min(size, rd.off+int64(rd.n))
 			if err != rd.wantErr || !bytes.Equal(buf[:n], data[rd.off:end]) {
 				t.Errorf("ReadAt(%d bytes at %d) = %d, %v; want %d bytes, %v", rd.n, rd.off, n, err, end-rd.off, rd.wantErr)
 			}
 		}
-		// Blocks 3 (end), 0, 1 and two direct reads.
-		if got := r.Requests(); got != 5 {
-			t.Errorf("Requests = %d, want 5", got)
+		// Tail, first, two for the span, two direct, one before the tail.
+		if got := r.Requests(); got != 7 {
+			t.Errorf("Requests = %d, want 7", got)
 		}
 		// Concurrent readers, as arrow-go's parallel column reads.
 		var wg sync.WaitGroup

@@ -1,0 +1,494 @@
+// tokenpivot on Azure Functions Flex Consumption (FC1, Linux, custom handler).
+// Kept in step with infra/terraform: same resources, role assignments and app
+// settings (internal/infra tests compare the two).
+//
+// Step 1: az deployment group create -g <rg> -f main.bicep -p main.bicepparam
+// (or azd provision), then deploy the code (azd deploy, or the zip from
+// tools/package). Step 2: deploy again with subscribeEvents=true; the Event Grid
+// webhook needs the eventgrid_extension system key, which exists only once the
+// host has started with the code.
+targetScope = 'resourceGroup'
+
+// ---------------------------------------------------------------- parameters
+
+@description('Region of the function app and its storage. Defaults to the resource group\'s.')
+param location string = resourceGroup().location
+
+@description('Short unique suffix for global names (storage account, function app).')
+@minLength(3)
+@maxLength(10)
+param nameSuffix string = take(toLower(uniqueString(subscription().id, resourceGroup().id)), 10)
+
+@description('Name of the function app.')
+param functionAppName string = 'func-tokenpivot-${nameSuffix}'
+
+@description('Name of the function\'s own storage account: host storage, deployment package, state, alerts, incidents, work queue.')
+@maxLength(24)
+param storageAccountName string = 'sttokenpivot${nameSuffix}'
+
+@description('Storage account the Log Analytics export writes to.')
+param exportStorageAccountName string
+
+@description('Resource group of the export storage account; empty = this resource group.')
+param exportResourceGroupName string = ''
+
+@description('Create the export storage account (true) or use an existing one (false).')
+param createExportStorageAccount bool = false
+
+@description('Export container of SigninLogs (interactive).')
+param interactiveContainerName string = 'am-signinlogs'
+
+@description('Export container of AADNonInteractiveUserSignInLogs.')
+param nonInteractiveContainerName string = 'am-aadnoninteractiveusersigninlogs'
+
+@description('Container for extracts and the ledger; old blobs are deleted by the lifecycle policy.')
+param stateContainerName string = 'tokenpivot-state'
+
+@description('Container for alert documents.')
+param alertsContainerName string = 'tokenpivot-alerts'
+
+@description('Container for incident documents.')
+param incidentsContainerName string = 'tokenpivot-incidents'
+
+@description('TOKENPIVOT_RULE: rule YAML text or a path in the package; empty = the bundled rule.')
+param rule string = ''
+
+@description('TOKENPIVOT_SAFE_IPS: comma-separated known-safe IP addresses.')
+param safeIps string = ''
+
+@description('TOKENPIVOT_SAFE_NETWORKS: comma-separated known-safe CIDRs.')
+param safeNetworks string = ''
+
+@description('How late (by blob Last-Modified) an export may arrive and still be joined, in hours; sets TOKENPIVOT_ALLOWED_LATENESS.')
+@minValue(1)
+param allowedLatenessHours int = 168
+
+@description('Days state is kept beyond the allowed lateness before the lifecycle policy deletes it.')
+@minValue(1)
+param stateRetentionMarginDays int = 2
+
+@description('Days after which alert documents move to the cool tier.')
+@minValue(1)
+param alertsCoolAfterDays int = 30
+
+@description('Flex Consumption instance memory in MB.')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@description('Flex Consumption maximum instance count.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Log Analytics retention in days for the function\'s own logs.')
+param logRetentionDays int = 30
+
+@description('Step 2: create the Event Grid subscriptions (needs the code deployed first).')
+param subscribeEvents bool = false
+
+@description('Tags for every resource.')
+param tags object = {}
+
+// ----------------------------------------------------------------- variables
+
+var deploymentContainerName = 'app-package'
+var deadLetterContainerName = 'tokenpivot-deadletter'
+var workQueueName = 'tokenpivot-work'
+var systemTopicName = 'evgt-tokenpivot-${nameSuffix}'
+var exportResourceGroup = empty(exportResourceGroupName) ? resourceGroup().name : exportResourceGroupName
+
+// State must outlive the allowed lateness: a blob may join with anything up
+// to that old. Lifecycle rules count whole days, so round up and add a margin.
+var stateRetentionDays = (allowedLatenessHours + 23) / 24 + stateRetentionMarginDays
+
+// Built-in role definition ids.
+var roles = {
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+// ------------------------------------------------------------- observability
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-tokenpivot-${nameSuffix}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: logRetentionDays
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-tokenpivot-${nameSuffix}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logAnalytics.id
+    // Ingestion only with Entra ID: the identity below publishes with
+    // Monitoring Metrics Publisher, no instrumentation key is trusted.
+    DisableLocalAuth: true
+  }
+}
+
+// ------------------------------------------------------------------ identity
+
+resource functionIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-tokenpivot-${nameSuffix}'
+  location: location
+  tags: tags
+}
+
+// -------------------------------------------------------------- own storage
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: storageAccountName
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource stateContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: stateContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource alertsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: alertsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource incidentsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: incidentsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deadLetterContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// OnExportCreated answers Event Grid within its 30 s and queues the blob here;
+// ProcessExport does the work from the queue.
+resource workQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: workQueueName
+}
+
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          enabled: true
+          name: 'delete-old-state'
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+                'appendBlob'
+              ]
+              prefixMatch: [
+                '${stateContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: stateRetentionDays
+                }
+              }
+            }
+          }
+        }
+        {
+          enabled: true
+          name: 'cool-old-alerts'
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${alertsContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                tierToCool: {
+                  daysAfterModificationGreaterThan: alertsCoolAfterDays
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [
+    stateContainer
+    alertsContainer
+  ]
+}
+
+// -------------------------------------------------------------- function app
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: 'plan-tokenpivot-${nameSuffix}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+// Every setting the code reads. The same names and defaults are in
+// infra/terraform/main.tf (local.app_settings). TOKENPIVOT_STORAGE_CONNECTION_STRING
+// is for Azurite/dev only and deliberately not set.
+var appSettings = {
+  AzureWebJobsStorage__accountName: storage.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: functionIdentity.properties.clientId
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${functionIdentity.properties.clientId};Authorization=AAD'
+  AZURE_CLIENT_ID: functionIdentity.properties.clientId
+  TOKENPIVOT_STORAGE_ACCOUNT_URL: 'https://${exportStorageAccountName}.blob.${environment().suffixes.storage}/'
+  TOKENPIVOT_STATE_STORAGE_ACCOUNT_URL: storage.properties.primaryEndpoints.blob
+  TOKENPIVOT_INTERACTIVE_CONTAINER: interactiveContainerName
+  TOKENPIVOT_NONINTERACTIVE_CONTAINER: nonInteractiveContainerName
+  TOKENPIVOT_STATE_CONTAINER: stateContainerName
+  TOKENPIVOT_ALERTS_CONTAINER: alertsContainerName
+  TOKENPIVOT_INCIDENTS_CONTAINER: incidentsContainerName
+  TOKENPIVOT_RULE: rule
+  TOKENPIVOT_SAFE_IPS: safeIps
+  TOKENPIVOT_SAFE_NETWORKS: safeNetworks
+  TOKENPIVOT_ALLOWED_LATENESS: '${allowedLatenessHours}h'
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: functionAppName
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${functionIdentity.id}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+      appSettings: [for setting in items(appSettings): {
+        name: setting.key
+        value: setting.value
+      }]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: functionIdentity.id
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'custom'
+        version: '1.0'
+      }
+    }
+  }
+  dependsOn: [
+    // The host needs its storage roles before its first start.
+    hostBlobOwner
+    hostQueueContributor
+    deploymentContainer
+  ]
+}
+
+// ------------------------------------------------- roles of the function app
+
+// The Functions host (AzureWebJobsStorage: leases, keys, timers, the work queue)
+// and the Flex deployment package need data-plane access to the own account.
+resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionIdentity.id, roles.storageBlobDataOwner)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource hostQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionIdentity.id, roles.storageQueueDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The code's own data, stated per container so the intent survives if host
+// storage ever moves to another account.
+resource stateContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(stateContainer.id, functionIdentity.id, roles.storageBlobDataContributor)
+  scope: stateContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource alertsContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(alertsContainer.id, functionIdentity.id, roles.storageBlobDataContributor)
+  scope: alertsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource incidentsContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(incidentsContainer.id, functionIdentity.id, roles.storageBlobDataContributor)
+  scope: incidentsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Application Insights with local auth off accepts telemetry only from
+// principals holding this role.
+resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, functionIdentity.id, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ------------------------------------------------------ export account side
+
+module exportAccount 'modules/export-account.bicep' = if (createExportStorageAccount) {
+  name: 'tokenpivot-export-account'
+  scope: resourceGroup(exportResourceGroup)
+  params: {
+    name: exportStorageAccountName
+    location: location
+    tags: tags
+  }
+}
+
+module exportAccess 'modules/export-access.bicep' = {
+  name: 'tokenpivot-export-access'
+  scope: resourceGroup(exportResourceGroup)
+  params: {
+    exportStorageAccountName: exportStorageAccountName
+    interactiveContainerName: interactiveContainerName
+    nonInteractiveContainerName: nonInteractiveContainerName
+    functionPrincipalId: functionIdentity.properties.principalId
+    systemTopicName: systemTopicName
+    subscribeEvents: subscribeEvents
+    // The if() evaluates listKeys only in step 2, when the key exists.
+    webhookUrl: subscribeEvents ? 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/eventgrid?functionName=OnExportCreated&code=${listKeys('${functionApp.id}/host/default', '2024-04-01').systemKeys.eventgrid_extension}' : ''
+    deadLetterStorageAccountId: storage.id
+    deadLetterContainerName: deadLetterContainerName
+    tags: tags
+  }
+  dependsOn: [
+    exportAccount
+  ]
+}
+
+// Event Grid writes undeliverable events with its system topic's identity.
+resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, systemTopicName, roles.storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: exportAccess.outputs.topicPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ------------------------------------------------------------------- outputs
+
+output AZURE_FUNCTION_APP_NAME string = functionApp.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.name
+output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = functionIdentity.properties.clientId
+output EVENT_GRID_SYSTEM_TOPIC_NAME string = systemTopicName
+output STATE_RETENTION_DAYS int = stateRetentionDays

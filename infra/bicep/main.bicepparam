@@ -1,0 +1,26 @@
+// Example parameters. With azd, values come from the azd environment
+// (azd env set NAME value); with az deployment, edit them here.
+using 'main.bicep'
+
+// The storage account your Log Analytics export writes to.
+param exportStorageAccountName = readEnvironmentVariable('TOKENPIVOT_EXPORT_ACCOUNT', 'stlaexport')
+// Empty: the export account is in the deployment's resource group.
+param exportResourceGroupName = readEnvironmentVariable('TOKENPIVOT_EXPORT_RESOURCE_GROUP', '')
+param createExportStorageAccount = bool(readEnvironmentVariable('TOKENPIVOT_CREATE_EXPORT_ACCOUNT', 'false'))
+
+param location = readEnvironmentVariable('AZURE_LOCATION', 'westeurope')
+
+// Container names of the two exported tables (the Log Analytics defaults).
+param interactiveContainerName = 'am-signinlogs'
+param nonInteractiveContainerName = 'am-aadnoninteractiveusersigninlogs'
+
+// Rule configuration (TOKENPIVOT_SAFE_IPS / TOKENPIVOT_SAFE_NETWORKS).
+param safeIps = ''
+param safeNetworks = ''
+param allowedLatenessHours = 168
+
+param instanceMemoryMB = 2048
+param maximumInstanceCount = 40
+
+// Step 2 (after the code is deployed): SUBSCRIBE_EVENTS=true.
+param subscribeEvents = bool(readEnvironmentVariable('SUBSCRIBE_EVENTS', 'false'))
