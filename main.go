@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case errors.As(err, new(usageError)):
 			fmt.Fprintf(stderr, "tokenpivot %s: %v\n", c.name, err)
 			return exitBad
-		case signin.IsFormatError(err):
+		case signin.IsFormatError(err), errors.As(err, new(badInputError)):
 			fmt.Fprintf(stderr, "tokenpivot %s: %v\n", c.name, err)
 			return exitBad
 		default:

@@ -69,11 +69,23 @@ func writeTable(w io.Writer, rows []detect.Result) error {
 type progress struct{ bar *progressbar.ProgressBar }
 
 func newProgress(stderr io.Writer, what string, total int64) *progress {
-	f, ok := stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !isTerminal(stderr) {
 		return &progress{}
 	}
 	return &progress{bar: progressbar.DefaultBytes(total, what)}
+}
+
+// newCountProgress is newProgress for a count of items (rows, blobs).
+func newCountProgress(stderr io.Writer, what string, total int64) *progress {
+	if !isTerminal(stderr) {
+		return &progress{}
+	}
+	return &progress{bar: progressbar.Default(total, what)}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func (p *progress) Add(n int64) {

@@ -224,7 +224,7 @@ resource workQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-
   name: workQueueName
 }
 
-resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+resource storageLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
   parent: storage
   name: 'default'
   properties: {

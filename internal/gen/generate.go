@@ -128,6 +128,10 @@ func newWorld(o Options) *world {
 	}
 
 	// Expected rows, for progress bars.
+	perCountry := map[*country]int{}
+	for i := range w.users {
+		perCountry[w.users[i].country]++
+	}
 	var total float64
 	for h := range o.Hours {
 		hour := o.Start.Add(time.Duration(h) * time.Hour)
@@ -135,15 +139,9 @@ func newWorld(o Options) *world {
 			total += float64(o.InteractivePerHour)
 			continue
 		}
-		for ci := range homeCountries {
-			c := countries[homeCountries[ci]]
-			n := 0
-			for j := range w.users {
-				if w.users[j].country == c {
-					n++
-				}
-			}
-			total += float64(n) * o.InteractivePerUserDay / 24 * curve(c, hour)
+		for _, ci := range homeCountries {
+			c := countries[ci]
+			total += float64(perCountry[c]) * o.InteractivePerUserDay / 24 * curve(c, hour)
 		}
 	}
 	w.expected = int64(total * (1 + o.NIPerInteractive) * (1 + o.DuplicateRate))
@@ -170,7 +168,7 @@ func (w *world) lambda(o Options, u *user, t time.Time) float64 {
 }
 
 const (
-	batchRows = 8192
+	batchRows = 4096
 	// maxRetryRows bounds the rows an hour's retry file holds per table.
 	maxRetryRows = 50_000
 	hourMicros   = int64(time.Hour / time.Microsecond)

@@ -70,7 +70,7 @@ func newTableWriter(o Options, t signin.Table, container string, codec compress.
 	return &tableWriter{
 		table: t, container: container, out: o.Out, dir: filepath.Join(o.Out, container),
 		cols: cols, schema: arrowSchema(cols), props: parquet.NewWriterProperties(popts...),
-		rowsPerFile: int64(o.RowsPerFile), rng: rng, in: make(chan msg, 2),
+		rowsPerFile: int64(o.RowsPerFile), rng: rng, in: make(chan msg, 1),
 	}
 }
 

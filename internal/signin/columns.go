@@ -44,7 +44,7 @@ var fieldNames = [numFields]string{
 // decoded only for kept rows.
 func (f field) filter() bool {
 	switch f {
-	case fResultType, fAuthenticationRequirement, fConditionalAccessStatus, fIPAddress:
+	case fResultType, fAuthenticationRequirement, fConditionalAccessStatus, fIPAddress, fUserPrincipalName:
 		return true
 	}
 	return false

@@ -284,6 +284,15 @@ func (d *pqDecoder) bind(rec arrow.RecordBatch) error {
 // row decodes row i into out. With keep set, the filter columns are decoded
 // first and the rest only when keep accepts the row.
 func (d *pqDecoder) row(out *Record, i int, keep func(*Record) bool) (bool, error) {
+	// TimeGenerated is a filter column too (--now's lower bound).
+	if d.times != nil {
+		tm, err := d.times(i)
+		if err != nil {
+			d.errField = fTimeGenerated
+			return false, err
+		}
+		out.TimeGenerated = tm
+	}
 	if keep != nil {
 		for f := field(0); f < numFields; f++ {
 			if f.filter() && d.strs[f] != nil {
@@ -321,14 +330,6 @@ func (d *pqDecoder) row(out *Record, i int, keep func(*Record) bool) (bool, erro
 				all = all[len(s):]
 			}
 		}
-	}
-	if d.times != nil {
-		tm, err := d.times(i)
-		if err != nil {
-			d.errField = fTimeGenerated
-			return false, err
-		}
-		out.TimeGenerated = tm
 	}
 	return true, nil
 }

@@ -481,11 +481,8 @@ func TestBadNames(t *testing.T) {
 func TestReaderAt(t *testing.T) {
 	backends(t, func(t *testing.T, s store.Store, c string) {
 		ctx := context.Background()
-		rng := rand.New(rand.NewPCG(1, 2))
 		data := make([]byte, 3<<20+12345)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
-		}
+		rand.NewChaCha8([32]byte{1, 2, 3}).Read(data)
 		p, err := s.Write(ctx, c, "exports/big.parquet", data, store.Condition{})
 		if err != nil {
 			t.Fatal(err)

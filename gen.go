@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/gen"
+)
+
+func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gen", stderr, "--out DIR [--users N] [--hours H] [--seed S] [--attacks K]")
+	o := gen.NewOptions("")
+	fs.StringVar(&o.Out, "out", "", "output `dir`ectory, laid out like the storage account (one folder per container)")
+	fs.IntVar(&o.Users, "users", o.Users, "users in the tenant")
+	fs.IntVar(&o.Hours, "hours", o.Hours, "hours of exports to write")
+	fs.Uint64Var(&o.Seed, "seed", 1, "random seed: the same seed writes the same files")
+	fs.IntVar(&o.Attacks, "attacks", o.Attacks, "token-theft pivots to plant")
+	fs.IntVar(&o.LookalikeSets, "lookalikes", o.LookalikeSets, "sets of benign look-alikes and boundary cases to plant")
+	start := fs.String("start", o.Start.Format(time.RFC3339), "first hour (RFC 3339, UTC)")
+	fs.IntVar(&o.InteractivePerHour, "interactive-per-hour", 0, "interactive rows per hour, replacing the daily curve (benchmark mode)")
+	fs.Float64Var(&o.NIPerInteractive, "ni-per-interactive", o.NIPerInteractive, "non-interactive rows per interactive row")
+	fs.IntVar(&o.RowGroupRows, "row-group-rows", o.RowGroupRows, "rows per Parquet row group")
+	fs.IntVar(&o.RowsPerFile, "rows-per-file", o.RowsPerFile, "rows per file before a table-hour spills to the next file")
+	fs.StringVar(&o.Compression, "compression", o.Compression, "Parquet compression: snappy, zstd, gzip, brotli, lz4_raw or none")
+	fs.BoolVar(&o.Narrow, "narrow", false, "write only the rule's 11 columns instead of the full export schema")
+	bench := fs.Bool("benchmark", false, "write the performance benchmark's hour: 100k users, ~200k interactive and ~2M non-interactive rows")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if o.Out == "" {
+		return usagef("--out is required")
+	}
+	t, err := time.Parse(time.RFC3339, *start)
+	if err != nil {
+		return usagef("--start %q: not an RFC 3339 time", *start)
+	}
+	o.Start = t.UTC()
+	if *bench {
+		b := gen.BenchmarkOptions(o.Out)
+		b.Seed, b.Start = o.Seed, o.Start
+		o = b
+	}
+	bar := newCountProgress(stderr, "generating rows", gen.ExpectedRows(o))
+	var done int64
+	sum, err := gen.Run(ctx, o, func(p gen.Progress) {
+		bar.Add(p.Rows - done)
+		done = p.Rows
+	})
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", o.Out)
+	return sum.WriteText(stdout)
+}

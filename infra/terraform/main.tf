@@ -1,0 +1,273 @@
+# tokenpivot on Azure Functions Flex Consumption (FC1, Linux, custom handler).
+# Kept in step with infra/bicep: same resources, role assignments and app
+# settings (internal/infra tests compare the two). Resource names here are the
+# snake_case of the Bicep symbolic names.
+
+data "azurerm_resource_group" "rg" {
+  name = var.resource_group_name
+}
+
+locals {
+  location             = var.location != "" ? var.location : data.azurerm_resource_group.rg.location
+  function_app_name    = var.function_app_name != "" ? var.function_app_name : "func-tokenpivot-${var.name_suffix}"
+  storage_account_name = var.storage_account_name != "" ? var.storage_account_name : "sttokenpivot${var.name_suffix}"
+
+  deployment_container_name  = "app-package"
+  dead_letter_container_name = "tokenpivot-deadletter"
+  work_queue_name            = "tokenpivot-work"
+  system_topic_name          = "evgt-tokenpivot-${var.name_suffix}"
+
+  # State must outlive the allowed lateness: a blob may join with anything up
+  # to that old. Lifecycle rules count whole days, so round up and add a margin.
+  state_retention_days = ceil(var.allowed_lateness_hours / 24) + var.state_retention_margin_days
+
+  # Every setting the code reads. The same names and defaults are in
+  # infra/bicep/main.bicep (var appSettings); APPLICATIONINSIGHTS_CONNECTION_STRING
+  # is set through site_config below. TOKENPIVOT_STORAGE_CONNECTION_STRING is
+  # for Azurite/dev only and deliberately not set.
+  app_settings = {
+    AzureWebJobsStorage__accountName          = azurerm_storage_account.storage.name
+    AzureWebJobsStorage__credential           = "managedidentity"
+    AzureWebJobsStorage__clientId             = azurerm_user_assigned_identity.function_identity.client_id
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "ClientId=${azurerm_user_assigned_identity.function_identity.client_id};Authorization=AAD"
+    AZURE_CLIENT_ID                           = azurerm_user_assigned_identity.function_identity.client_id
+    TOKENPIVOT_STORAGE_ACCOUNT_URL            = local.export_blob_endpoint
+    TOKENPIVOT_STATE_STORAGE_ACCOUNT_URL      = azurerm_storage_account.storage.primary_blob_endpoint
+    TOKENPIVOT_INTERACTIVE_CONTAINER          = var.interactive_container_name
+    TOKENPIVOT_NONINTERACTIVE_CONTAINER       = var.non_interactive_container_name
+    TOKENPIVOT_STATE_CONTAINER                = var.state_container_name
+    TOKENPIVOT_ALERTS_CONTAINER               = var.alerts_container_name
+    TOKENPIVOT_INCIDENTS_CONTAINER            = var.incidents_container_name
+    TOKENPIVOT_RULE                           = var.rule
+    TOKENPIVOT_SAFE_IPS                       = var.safe_ips
+    TOKENPIVOT_SAFE_NETWORKS                  = var.safe_networks
+    TOKENPIVOT_ALLOWED_LATENESS               = "${var.allowed_lateness_hours}h"
+    # azurerm writes a key-based AzureWebJobsStorage for Flex apps even when
+    # deployment storage uses an identity; an empty value overrides it so the
+    # host uses the AzureWebJobsStorage__* identity settings above.
+    AzureWebJobsStorage = ""
+  }
+}
+
+# ------------------------------------------------------------ observability
+
+resource "azurerm_log_analytics_workspace" "log_analytics" {
+  name                = "log-tokenpivot-${var.name_suffix}"
+  resource_group_name = data.azurerm_resource_group.rg.name
+  location            = local.location
+  sku                 = "PerGB2018"
+  retention_in_days   = var.log_retention_days
+  tags                = var.tags
+}
+
+resource "azurerm_application_insights" "app_insights" {
+  name                = "appi-tokenpivot-${var.name_suffix}"
+  resource_group_name = data.azurerm_resource_group.rg.name
+  location            = local.location
+  application_type    = "web"
+  workspace_id        = azurerm_log_analytics_workspace.log_analytics.id
+  # Ingestion only with Entra ID: the identity below publishes with
+  # Monitoring Metrics Publisher, no instrumentation key is trusted.
+  local_authentication_disabled = true
+  tags                          = var.tags
+}
+
+# ----------------------------------------------------------------- identity
+
+resource "azurerm_user_assigned_identity" "function_identity" {
+  name                = "id-tokenpivot-${var.name_suffix}"
+  resource_group_name = data.azurerm_resource_group.rg.name
+  location            = local.location
+  tags                = var.tags
+}
+
+# -------------------------------------------------------------- own storage
+
+resource "azurerm_storage_account" "storage" {
+  name                            = local.storage_account_name
+  resource_group_name             = data.azurerm_resource_group.rg.name
+  location                        = local.location
+  account_kind                    = "StorageV2"
+  account_tier                    = "Standard"
+  account_replication_type        = "LRS"
+  access_tier                     = "Hot"
+  allow_nested_items_to_be_public = false
+  shared_access_key_enabled       = false
+  default_to_oauth_authentication = true
+  min_tls_version                 = "TLS1_2"
+  https_traffic_only_enabled      = true
+  public_network_access_enabled   = true
+  tags                            = var.tags
+}
+
+resource "azurerm_storage_container" "deployment_container" {
+  name                  = local.deployment_container_name
+  storage_account_id    = azurerm_storage_account.storage.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "state_container" {
+  name                  = var.state_container_name
+  storage_account_id    = azurerm_storage_account.storage.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "alerts_container" {
+  name                  = var.alerts_container_name
+  storage_account_id    = azurerm_storage_account.storage.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "incidents_container" {
+  name                  = var.incidents_container_name
+  storage_account_id    = azurerm_storage_account.storage.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "dead_letter_container" {
+  name                  = local.dead_letter_container_name
+  storage_account_id    = azurerm_storage_account.storage.id
+  container_access_type = "private"
+}
+
+# OnExportCreated answers Event Grid within its 30 s and queues the blob here;
+# ProcessExport does the work from the queue.
+resource "azurerm_storage_queue" "work_queue" {
+  name               = local.work_queue_name
+  storage_account_id = azurerm_storage_account.storage.id
+}
+
+resource "azurerm_storage_management_policy" "storage_lifecycle" {
+  storage_account_id = azurerm_storage_account.storage.id
+
+  rule {
+    name    = "delete-old-state"
+    enabled = true
+    filters {
+      blob_types   = ["blockBlob", "appendBlob"]
+      prefix_match = ["${var.state_container_name}/"]
+    }
+    actions {
+      base_blob {
+        delete_after_days_since_modification_greater_than = local.state_retention_days
+      }
+    }
+  }
+
+  rule {
+    name    = "cool-old-alerts"
+    enabled = true
+    filters {
+      blob_types   = ["blockBlob"]
+      prefix_match = ["${var.alerts_container_name}/"]
+    }
+    actions {
+      base_blob {
+        tier_to_cool_after_days_since_modification_greater_than = var.alerts_cool_after_days
+      }
+    }
+  }
+
+  depends_on = [
+    azurerm_storage_container.state_container,
+    azurerm_storage_container.alerts_container,
+  ]
+}
+
+# ------------------------------------------------------------- function app
+
+resource "azurerm_service_plan" "plan" {
+  name                = "plan-tokenpivot-${var.name_suffix}"
+  resource_group_name = data.azurerm_resource_group.rg.name
+  location            = local.location
+  os_type             = "Linux"
+  sku_name            = "FC1"
+  tags                = var.tags
+}
+
+resource "azurerm_function_app_flex_consumption" "function_app" {
+  name                = local.function_app_name
+  resource_group_name = data.azurerm_resource_group.rg.name
+  location            = local.location
+  service_plan_id     = azurerm_service_plan.plan.id
+  https_only          = true
+  tags                = var.tags
+
+  storage_container_type            = "blobContainer"
+  storage_container_endpoint        = "${azurerm_storage_account.storage.primary_blob_endpoint}${azurerm_storage_container.deployment_container.name}"
+  storage_authentication_type       = "UserAssignedIdentity"
+  storage_user_assigned_identity_id = azurerm_user_assigned_identity.function_identity.id
+
+  runtime_name           = "custom"
+  runtime_version        = "1.0"
+  maximum_instance_count = var.maximum_instance_count
+  instance_memory_in_mb  = var.instance_memory_mb
+
+  identity {
+    type         = "UserAssigned"
+    identity_ids = [azurerm_user_assigned_identity.function_identity.id]
+  }
+
+  site_config {
+    minimum_tls_version                    = "1.2"
+    application_insights_connection_string = azurerm_application_insights.app_insights.connection_string
+  }
+
+  app_settings = local.app_settings
+
+  # The host needs its storage roles before its first start.
+  depends_on = [
+    azurerm_role_assignment.host_blob_owner,
+    azurerm_role_assignment.host_queue_contributor,
+  ]
+}
+
+# ------------------------------------------------ roles of the function app
+
+# The Functions host (AzureWebJobsStorage: leases, keys, timers, the work queue)
+# and the Flex deployment package need data-plane access to the own account.
+resource "azurerm_role_assignment" "host_blob_owner" {
+  scope                = azurerm_storage_account.storage.id
+  role_definition_name = "Storage Blob Data Owner"
+  principal_id         = azurerm_user_assigned_identity.function_identity.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+resource "azurerm_role_assignment" "host_queue_contributor" {
+  scope                = azurerm_storage_account.storage.id
+  role_definition_name = "Storage Queue Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.function_identity.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+# The code's own data, stated per container so the intent survives if host
+# storage ever moves to another account.
+resource "azurerm_role_assignment" "state_contributor" {
+  scope                = azurerm_storage_container.state_container.id
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.function_identity.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+resource "azurerm_role_assignment" "alerts_contributor" {
+  scope                = azurerm_storage_container.alerts_container.id
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.function_identity.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+resource "azurerm_role_assignment" "incidents_contributor" {
+  scope                = azurerm_storage_container.incidents_container.id
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.function_identity.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+# Application Insights with local auth off accepts telemetry only from
+# principals holding this role.
+resource "azurerm_role_assignment" "metrics_publisher" {
+  scope                = azurerm_application_insights.app_insights.id
+  role_definition_name = "Monitoring Metrics Publisher"
+  principal_id         = azurerm_user_assigned_identity.function_identity.principal_id
+  principal_type       = "ServicePrincipal"
+}

@@ -1,0 +1,168 @@
+# Same parameters and defaults as infra/bicep/main.bicep (snake_case here).
+
+variable "resource_group_name" {
+  description = "Existing resource group for the function app and its storage."
+  type        = string
+}
+
+variable "location" {
+  description = "Region of the function app and its storage; empty = the resource group's."
+  type        = string
+  default     = ""
+}
+
+variable "name_suffix" {
+  description = "Short unique suffix for global names (storage account, function app): 3-10 lowercase letters and digits."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9]{3,10}$", var.name_suffix))
+    error_message = "name_suffix must be 3 to 10 lowercase letters and digits."
+  }
+}
+
+variable "function_app_name" {
+  description = "Name of the function app; empty = func-tokenpivot-<suffix>."
+  type        = string
+  default     = ""
+}
+
+variable "storage_account_name" {
+  description = "Name of the function's own storage account; empty = sttokenpivot<suffix>."
+  type        = string
+  default     = ""
+}
+
+variable "export_storage_account_name" {
+  description = "Storage account the Log Analytics export writes to."
+  type        = string
+}
+
+variable "export_resource_group_name" {
+  description = "Resource group of the export storage account; empty = resource_group_name."
+  type        = string
+  default     = ""
+}
+
+variable "create_export_storage_account" {
+  description = "Create the export storage account (true) or use an existing one (false)."
+  type        = bool
+  default     = false
+}
+
+variable "export_containers_exist" {
+  description = "The two export containers already exist (the export has written): import them instead of creating them."
+  type        = bool
+  default     = false
+}
+
+variable "interactive_container_name" {
+  description = "Export container of SigninLogs (interactive)."
+  type        = string
+  default     = "am-signinlogs"
+}
+
+variable "non_interactive_container_name" {
+  description = "Export container of AADNonInteractiveUserSignInLogs."
+  type        = string
+  default     = "am-aadnoninteractiveusersigninlogs"
+}
+
+variable "state_container_name" {
+  description = "Container for extracts and the ledger; old blobs are deleted by the lifecycle policy."
+  type        = string
+  default     = "tokenpivot-state"
+}
+
+variable "alerts_container_name" {
+  description = "Container for alert documents."
+  type        = string
+  default     = "tokenpivot-alerts"
+}
+
+variable "incidents_container_name" {
+  description = "Container for incident documents."
+  type        = string
+  default     = "tokenpivot-incidents"
+}
+
+variable "rule" {
+  description = "TOKENPIVOT_RULE: rule YAML text or a path in the package; empty = the bundled rule."
+  type        = string
+  default     = ""
+}
+
+variable "safe_ips" {
+  description = "TOKENPIVOT_SAFE_IPS: comma-separated known-safe IP addresses."
+  type        = string
+  default     = ""
+}
+
+variable "safe_networks" {
+  description = "TOKENPIVOT_SAFE_NETWORKS: comma-separated known-safe CIDRs."
+  type        = string
+  default     = ""
+}
+
+variable "allowed_lateness_hours" {
+  description = "How late (by blob Last-Modified) an export may arrive and still be joined, in hours; sets TOKENPIVOT_ALLOWED_LATENESS."
+  type        = number
+  default     = 168
+
+  validation {
+    condition     = var.allowed_lateness_hours >= 1 && floor(var.allowed_lateness_hours) == var.allowed_lateness_hours
+    error_message = "allowed_lateness_hours must be a whole number of hours, at least 1."
+  }
+}
+
+variable "state_retention_margin_days" {
+  description = "Days state is kept beyond the allowed lateness before the lifecycle policy deletes it."
+  type        = number
+  default     = 2
+}
+
+variable "alerts_cool_after_days" {
+  description = "Days after which alert documents move to the cool tier."
+  type        = number
+  default     = 30
+}
+
+variable "instance_memory_mb" {
+  description = "Flex Consumption instance memory in MB."
+  type        = number
+  default     = 2048
+
+  validation {
+    condition     = contains([512, 2048, 4096], var.instance_memory_mb)
+    error_message = "instance_memory_mb must be 512, 2048 or 4096."
+  }
+}
+
+variable "maximum_instance_count" {
+  description = "Flex Consumption maximum instance count."
+  type        = number
+  default     = 40
+
+  validation {
+    condition     = var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000
+    error_message = "maximum_instance_count must be between 1 and 1000."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Log Analytics retention in days for the function's own logs."
+  type        = number
+  default     = 30
+}
+
+variable "subscribe_events" {
+  description = "Step 2: create the Event Grid subscriptions (needs the code deployed first)."
+  type        = bool
+  default     = false
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

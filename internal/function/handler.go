@@ -1,0 +1,398 @@
+// Package function is tokenpivot's Azure Functions custom handler: an HTTP
+// server the Functions host posts invocations to, one path per function
+// (POST /OnExportCreated, /ProcessExport, /Sweep), with the host's
+// {"Data":…,"Metadata":…} payload in and {"Outputs":…,"Logs":…,"ReturnValue":…}
+// out. It answers non-2xx only when a retry can help: storage failures.
+// Unreadable payloads and events naming blobs outside the export account and
+// containers get a 200 with the reason logged, since redelivering them
+// cannot succeed.
+//
+// Heavy work never runs under the Event Grid trigger, which waits at most
+// 30 s: OnExportCreated turns each event into a queue message (output binding
+// "work") that ProcessExport processes; the Sweep timer enqueues whatever the
+// pipeline reports pending (lost events, grown append blobs, unfinished work).
+package function
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+)
+
+// Function names: the folders under functions/.
+const (
+	OnExportCreated = "OnExportCreated"
+	ProcessExport   = "ProcessExport"
+	Sweep           = "Sweep"
+)
+
+// Binding names in functions/*/function.json.
+const (
+	bindingEvent = "event" // OnExportCreated's eventGridTrigger
+	bindingWork  = "work"  // the queue: OnExportCreated's and Sweep's output, ProcessExport's trigger
+)
+
+// BlobCreated is the only Event Grid event type that names work.
+const BlobCreated = "Microsoft.Storage.BlobCreated"
+
+// MaxBody bounds a request body. Event Grid events and queue messages are
+// small (at most 1 MB); a blob-trigger invocation also carries the blob's
+// content, which is read past and dropped (see maxValue). A larger blob-trigger
+// payload is refused with a 200 and left to the Sweep, which finds every
+// export blob without a done entry.
+const MaxBody = 64 << 20
+
+// DefaultMaxSweep caps the queue messages one Sweep run emits.
+const DefaultMaxSweep = 1000
+
+// Config wires a Handler.
+type Config struct {
+	Pipeline *pipeline.Pipeline
+	// ServiceURL is the export account's blob service URL (store.Azure's
+	// ServiceURL): events naming any other account are refused. "" refuses
+	// every event (exports in a local directory).
+	ServiceURL string
+	// Logger receives JSON log lines (stderr in serve); each request's lines
+	// are also returned to the host in the response's Logs.
+	Logger *slog.Logger
+	// MaxSweep caps the messages one Sweep emits (DefaultMaxSweep if 0).
+	MaxSweep int
+}
+
+// Handler is the custom handler's http.Handler.
+type Handler struct {
+	cfg Config
+	loc *locator
+}
+
+// New returns the Handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Pipeline == nil {
+		return nil, errors.New("function: a Pipeline is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxSweep <= 0 {
+		cfg.MaxSweep = DefaultMaxSweep
+	}
+	loc, err := newLocator(cfg.ServiceURL, func(c string) bool {
+		_, ok := cfg.Pipeline.Table(c)
+		return ok
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{cfg: cfg, loc: loc}, nil
+}
+
+// invocation is one request being served: its logger writes to the
+// Handler's logger and into logs, returned to the host.
+type invocation struct {
+	log  *slog.Logger
+	only *slog.Logger // into logs only (lines the pipeline already wrote to stderr)
+	logs bytes.Buffer
+	resp response
+}
+
+func (inv *invocation) lines() []string {
+	var out []string
+	for line := range strings.Lines(inv.logs.String()) {
+		out = append(out, strings.TrimSuffix(line, "\n"))
+	}
+	return out
+}
+
+// ServeHTTP serves GET / (the host's readiness probe) and POST /<Function>.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, "/")
+	if name == "" {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use GET /"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "functions are invoked with POST /<FunctionName>"})
+		return
+	}
+	inv := &invocation{resp: response{Outputs: map[string]any{}}}
+	attrs := []any{slog.String("function", name)}
+	if id := r.Header.Get("X-Azure-Functions-InvocationId"); id != "" {
+		attrs = append(attrs, slog.String("invocation_id", id))
+	}
+	local := slog.NewJSONHandler(&inv.logs, nil)
+	inv.log = slog.New(slog.NewMultiHandler(h.cfg.Logger.Handler(), local)).With(attrs...)
+	inv.only = slog.New(local).With(attrs...)
+
+	status := h.invoke(r, name, inv)
+	if status == http.StatusNotFound {
+		writeJSON(w, status, map[string]string{"error": fmt.Sprintf("no function %q", name)})
+		return
+	}
+	inv.resp.Logs = inv.lines()
+	writeJSON(w, status, inv.resp)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		status, data = http.StatusInternalServerError, []byte(`{"error":"response not encodable"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(data, '\n'))
+}
+
+// invoke runs function name and returns the HTTP status.
+func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
+	var req request
+	body := http.MaxBytesReader(nil, r.Body, MaxBody)
+	if err := json.NewDecoder(body).Decode(&req); err != nil {
+		if errors.As(err, new(*http.MaxBytesError)) {
+			inv.log.Error("invocation refused: payload too large, the Sweep will process the blob", slog.Int("limit_bytes", MaxBody))
+			inv.resp.ReturnValue = map[string]string{"refused": "payload too large"}
+			return http.StatusOK
+		}
+		if ctxErr := r.Context().Err(); ctxErr != nil {
+			inv.log.Error("invocation aborted", slog.String("error", ctxErr.Error()))
+			return http.StatusServiceUnavailable
+		}
+		inv.log.Error("invocation refused: payload is not the host's JSON envelope", slog.String("error", err.Error()))
+		inv.resp.ReturnValue = map[string]string{"refused": "payload is not JSON"}
+		return http.StatusOK
+	}
+	io.Copy(io.Discard, body)
+
+	switch {
+	case strings.EqualFold(name, OnExportCreated) && req.data(bindingEvent) != nil:
+		return h.onEvent(inv, req.data(bindingEvent))
+	case strings.EqualFold(name, ProcessExport) && req.data(bindingWork) != nil:
+		return h.onWork(r.Context(), inv, req.data(bindingWork))
+	case strings.EqualFold(name, Sweep):
+		return h.onSweep(r.Context(), inv)
+	}
+	// A blob trigger (on Flex Consumption, "source": "EventGrid") on any
+	// function: the blob is named by the Uri or BlobTrigger metadata.
+	if uri, path := str(req.metadata("Uri")), str(req.metadata("BlobTrigger")); uri != "" || path != "" {
+		return h.onBlobTrigger(r.Context(), inv, uri, path)
+	}
+	switch {
+	case strings.EqualFold(name, OnExportCreated), strings.EqualFold(name, ProcessExport):
+		inv.log.Error("invocation refused: no trigger data", slog.String("want_binding", map[bool]string{true: bindingEvent, false: bindingWork}[strings.EqualFold(name, OnExportCreated)]))
+		inv.resp.ReturnValue = map[string]string{"refused": "no trigger data"}
+		return http.StatusOK
+	}
+	return http.StatusNotFound
+}
+
+// eventJSON is an Event Grid event in either schema: Event Grid
+// (eventType, topic, eventTime, dataVersion) or CloudEvents 1.0 (type,
+// source, time, specversion).
+type eventJSON struct {
+	ID          string          `json:"id"`
+	EventType   string          `json:"eventType"`
+	Type        string          `json:"type"`
+	SpecVersion string          `json:"specversion"`
+	Subject     string          `json:"subject"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// blobCreatedData is the data of Microsoft.Storage.BlobCreated.
+type blobCreatedData struct {
+	API           string `json:"api"`
+	URL           string `json:"url"`
+	ETag          string `json:"eTag"`
+	ContentLength int64  `json:"contentLength"`
+	BlobType      string `json:"blobType"`
+}
+
+// onEvent turns BlobCreated events into queue messages for ProcessExport.
+func (h *Handler) onEvent(inv *invocation, v *value) int {
+	raw := unwrap(v.raw)
+	var events []eventJSON
+	switch {
+	case len(raw) > 0 && raw[0] == '[':
+		if err := json.Unmarshal(raw, &events); err != nil {
+			return refuseEvent(inv, "event batch is not a JSON array of events", err)
+		}
+	default:
+		var e eventJSON
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return refuseEvent(inv, "event is not a JSON object", err)
+		}
+		events = []eventJSON{e}
+	}
+	var queued []string
+	var refused []string
+	for _, e := range events {
+		typ := cmp.Or(e.EventType, e.Type)
+		if typ != BlobCreated {
+			inv.log.Info("event ignored: not "+BlobCreated, slog.String("event_id", e.ID), slog.String("event_type", typ), slog.String("subject", e.Subject))
+			continue
+		}
+		var d blobCreatedData
+		if err := json.Unmarshal(unwrap(e.Data), &d); err != nil || d.URL == "" {
+			inv.log.Error("event refused: data has no blob url", slog.String("event_id", e.ID), slog.String("subject", e.Subject))
+			refused = append(refused, e.ID)
+			continue
+		}
+		w, err := h.loc.fromURL(d.URL)
+		if err != nil {
+			inv.log.Warn("event refused", slog.String("event_id", e.ID), slog.String("error", err.Error()))
+			refused = append(refused, e.ID)
+			continue
+		}
+		msg, err := json.Marshal(w)
+		if err != nil {
+			return refuseEvent(inv, "queue message", err)
+		}
+		inv.log.Info("blob queued", slog.String("event_id", e.ID), slog.String("blob", w.String()),
+			slog.Int64("content_length", d.ContentLength), slog.String("blob_type", d.BlobType))
+		queued = append(queued, string(msg))
+	}
+	// Queue output bindings take a string message, or an array of them to
+	// enqueue several; each message is the Work's JSON.
+	switch len(queued) {
+	case 0:
+	case 1:
+		inv.resp.Outputs[bindingWork] = queued[0]
+	default:
+		inv.resp.Outputs[bindingWork] = queued
+	}
+	inv.resp.ReturnValue = map[string]any{"queued": len(queued), "refused": len(refused)}
+	return http.StatusOK
+}
+
+func refuseEvent(inv *invocation, what string, err error) int {
+	inv.log.Error("event refused: "+what, slog.String("error", err.Error()))
+	inv.resp.ReturnValue = map[string]string{"refused": what}
+	return http.StatusOK
+}
+
+// onWork processes the blob a queue message names.
+func (h *Handler) onWork(ctx context.Context, inv *invocation, v *value) int {
+	var w pipeline.Work
+	raw := unwrap(v.raw)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		inv.log.Error("queue message refused: not a {\"container\",\"name\"} object", slog.String("error", err.Error()), slog.Int("size", v.size))
+		inv.resp.ReturnValue = map[string]string{"refused": "queue message is not work"}
+		return http.StatusOK
+	}
+	w, err := h.loc.check(w, w.String())
+	if err != nil {
+		inv.log.Error("queue message refused", slog.String("error", err.Error()))
+		inv.resp.ReturnValue = map[string]string{"refused": err.Error()}
+		return http.StatusOK
+	}
+	return h.process(ctx, inv, w)
+}
+
+// onBlobTrigger processes the blob a blob trigger names, inline.
+func (h *Handler) onBlobTrigger(ctx context.Context, inv *invocation, uri, path string) int {
+	var w pipeline.Work
+	var err error
+	if uri != "" {
+		w, err = h.loc.fromURL(uri)
+	} else {
+		w, err = h.loc.fromPath(path)
+	}
+	if err != nil {
+		inv.log.Warn("blob trigger refused", slog.String("error", err.Error()))
+		inv.resp.ReturnValue = map[string]string{"refused": err.Error()}
+		return http.StatusOK
+	}
+	return h.process(ctx, inv, w)
+}
+
+// summary is ProcessExport's ReturnValue.
+type summary struct {
+	Blob       string `json:"blob"`
+	Table      string `json:"table"`
+	Skipped    string `json:"skipped,omitempty"`
+	RowsRead   int64  `json:"rows_read"`
+	Candidates int64  `json:"candidates"`
+	Results    int    `json:"results"`
+	Alerts     int    `json:"alerts_written"`
+	Rejected   string `json:"rejected,omitempty"`
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+func (h *Handler) process(ctx context.Context, inv *invocation, w pipeline.Work) int {
+	o, err := h.cfg.Pipeline.Process(ctx, w)
+	s := summary{Blob: w.String(), Table: o.Table, Skipped: o.Skipped, RowsRead: o.RowsRead, Candidates: o.Candidates,
+		Results: o.Results, Alerts: o.Alerts, DurationMS: o.Duration.Milliseconds()}
+	if o.Rejected != nil {
+		s.Rejected = o.Rejected.Error()
+	}
+	if err != nil {
+		s.Error = err.Error()
+	}
+	inv.resp.ReturnValue = s
+	// The pipeline has logged the blob to stderr already: this line is for
+	// the host's invocation log.
+	attrs := []any{slog.String("blob", s.Blob), slog.String("table", s.Table), slog.Int64("rows_read", s.RowsRead),
+		slog.Int64("candidates", s.Candidates), slog.Int("results", s.Results), slog.Int("alerts_written", s.Alerts),
+		slog.Duration("duration", o.Duration)}
+	switch {
+	case err != nil:
+		inv.only.Error("blob failed, will retry", append(attrs, slog.String("error", s.Error))...)
+		return http.StatusInternalServerError
+	case o.Rejected != nil:
+		inv.only.Error("blob rejected", append(attrs, slog.String("error", s.Rejected))...)
+	case o.Skipped != "":
+		inv.only.Info("blob skipped", append(attrs, slog.String("reason", s.Skipped))...)
+	default:
+		inv.only.Info("blob processed", attrs...)
+	}
+	return http.StatusOK
+}
+
+// onSweep enqueues every pending export blob, at most MaxSweep per run.
+func (h *Handler) onSweep(ctx context.Context, inv *invocation) int {
+	start := time.Now()
+	pending, err := h.cfg.Pipeline.Pending(ctx)
+	if err != nil {
+		inv.log.Error("sweep failed", slog.String("error", err.Error()))
+		inv.resp.ReturnValue = map[string]string{"error": err.Error()}
+		return http.StatusInternalServerError
+	}
+	if len(pending) > h.cfg.MaxSweep {
+		// A random subset, so that blobs still queued from the last run
+		// cannot starve the rest.
+		rand.Shuffle(len(pending), func(i, j int) { pending[i], pending[j] = pending[j], pending[i] })
+		inv.log.Warn("sweep capped: the rest waits for the next run", slog.Int("pending", len(pending)), slog.Int("max", h.cfg.MaxSweep))
+		pending = pending[:h.cfg.MaxSweep]
+	}
+	msgs := make([]string, 0, len(pending))
+	for _, w := range pending {
+		msg, err := json.Marshal(w)
+		if err != nil {
+			inv.log.Error("sweep: queue message", slog.String("error", err.Error()))
+			return http.StatusInternalServerError
+		}
+		msgs = append(msgs, string(msg))
+	}
+	if len(msgs) > 0 {
+		inv.resp.Outputs[bindingWork] = msgs
+	}
+	inv.log.Info("sweep done", slog.Int("queued", len(msgs)), slog.Duration("duration", time.Since(start)))
+	inv.resp.ReturnValue = map[string]int{"queued": len(msgs)}
+	return http.StatusOK
+}
