@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -166,5 +167,141 @@ func TestAnyOrderConcurrentDuplicatesEqualsBatch(t *testing.T) {
 				t.Fatalf("after processing everything, Pending = %v, %v", pending, err)
 			}
 		})
+	}
+}
+
+// TestGrowingAppendBlobs follows Log Analytics data export: JSON Lines append
+// blobs that grow without events, sometimes mid-line. Sweeps find the growth
+// and read on from the last complete line; the result is still the batch's.
+func TestGrowingAppendBlobs(t *testing.T) {
+	safe := caseSafeList(t)
+	ctx := context.Background()
+	s, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestPipeline(t, s, safe)
+	all := map[Work][]byte{}
+	var chunks []struct {
+		w    Work
+		data []byte
+	}
+	for _, c := range []struct{ container, file string }{{ic, "interactive.jsonl"}, {nc, "noninteractive.jsonl"}} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "cases", c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := Work{c.container, "WorkspaceResourceId=/subscriptions/x/y=2026/m=11/d=20/h=10/m=00/PT05M.json"}
+		all[w] = data
+		// Cut into 4 appends at arbitrary bytes, so most cuts fall mid-line.
+		for k, n := 0, len(data)/4+7; k < len(data); k += n {
+			chunks = append(chunks, struct {
+				w    Work
+				data []byte
+			}{w, data[k:min(k+n, len(data))]})
+		}
+	}
+	want := oracle(t, all, safe)
+	r := rand.New(rand.NewPCG(3, 3))
+	for len(chunks) > 0 {
+		// Append the next chunk of a random blob (keeping each blob's order).
+		k := r.IntN(len(chunks))
+		for j := 0; j < k; j++ {
+			if chunks[j].w == chunks[k].w {
+				k = j
+				break
+			}
+		}
+		if _, err := s.Append(ctx, chunks[k].w.Container, chunks[k].w.Name, chunks[k].data); err != nil {
+			t.Fatal(err)
+		}
+		chunks = slices.Delete(chunks, k, k+1)
+		pending, err := p.Pending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range pending {
+			o, err := p.Process(ctx, w)
+			if err != nil || o.Rejected != nil {
+				t.Fatalf("%s: %v %v", w, err, o.Rejected)
+			}
+		}
+	}
+	if got := alertRows(t, s); !slices.Equal(got, want) {
+		t.Fatalf("alerts hold %d rows, batch rule %d\n got %+v\nwant %+v", len(got), len(want), got, want)
+	}
+	for w, data := range all {
+		led, _, err := p.readLedger(ctx, w)
+		if err != nil || led.Offset != int64(len(data)) || !led.Appendable {
+			t.Errorf("%s: ledger %+v (%v), want offset %d", w, led, err, len(data))
+		}
+	}
+}
+
+// TestRejectedBlobIsRecordedAndIsolated: unreadable content is recorded with
+// an error naming blob and column, not retried until it changes, and leaves
+// the other blobs' results intact.
+func TestRejectedBlobIsRecordedAndIsolated(t *testing.T) {
+	safe := caseSafeList(t)
+	ctx := context.Background()
+	s, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestPipeline(t, s, safe)
+	blobs := casesBlobs(t, 5)
+	want := oracle(t, blobs, safe)
+	bad := map[string][]byte{
+		"timestamp=2026-11-20T10/truncated.gz.parquet": []byte("PAR1\x15\x00\x15\xa0\x01"),
+		"timestamp=2026-11-20T10/wrongtype.json":       []byte(`{"TimeGenerated":"2026-11-20T10:00:00Z","UserPrincipalName":7,"IPAddress":"1.1.1.1","Location":"US","ResultType":"0","AuthenticationRequirement":"x","ConditionalAccessStatus":"y"}` + "\n"),
+		"timestamp=2026-11-20T10/nocolumn.json":        []byte(`{"TimeGenerated":"2026-11-20T10:00:00Z","UserPrincipalName":"a@b","IPAddress":"1.1.1.1","ResultType":"0","AuthenticationRequirement":"x","ConditionalAccessStatus":"y"}` + "\n"),
+	}
+	for name, data := range bad {
+		blobs[Work{ic, name}] = data
+	}
+	for w, data := range blobs {
+		if _, err := s.Write(ctx, w.Container, w.Name, data, store.Condition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, err := p.Pending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rejected := map[string]string{}
+	for _, w := range pending {
+		o, err := p.Process(ctx, w)
+		if err != nil {
+			t.Fatalf("%s: %v", w, err)
+		}
+		if o.Rejected != nil {
+			rejected[w.Name] = o.Rejected.Error()
+		}
+	}
+	wantCol := map[string]string{"truncated.gz.parquet": "", "wrongtype.json": "UserPrincipalName", "nocolumn.json": "Location"}
+	for name := range bad {
+		msg, ok := rejected[name]
+		base := path.Base(name)
+		if !ok || !strings.Contains(msg, name) || !strings.Contains(msg, wantCol[base]) {
+			t.Errorf("%s: rejection %q should name the blob and column %q", name, msg, wantCol[base])
+		}
+	}
+	if len(rejected) != len(bad) {
+		t.Errorf("rejected %v, want exactly the %d bad blobs", rejected, len(bad))
+	}
+	if got := alertRows(t, s); !slices.Equal(got, want) {
+		t.Fatalf("bad blobs changed the results: %d rows, want %d", len(got), len(want))
+	}
+	// Recorded: a redelivery or sweep does not retry them...
+	if pending, _ := p.Pending(ctx); len(pending) != 0 {
+		t.Fatalf("pending after rejection: %v", pending)
+	}
+	// ...until the blob is replaced.
+	fixed := bytes.Replace(bad["timestamp=2026-11-20T10/wrongtype.json"], []byte(`:7,`), []byte(`:"a@b",`), 1)
+	if _, err := s.Write(ctx, ic, "timestamp=2026-11-20T10/wrongtype.json", fixed, store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	if pending, _ := p.Pending(ctx); len(pending) != 1 {
+		t.Fatalf("a replaced rejected blob must be pending again, got %v", pending)
 	}
 }
