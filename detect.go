@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
@@ -122,6 +123,9 @@ func (s *safeFlags) load() (*rule.Rule, *rule.SafeList, error) {
 		}
 		if r, err = rule.Load(s.ruleFile, data); err != nil {
 			return nil, nil, usageError{err.Error()}
+		}
+		if err := alert.Check(r); err != nil {
+			return nil, nil, usageError{fmt.Sprintf("%s: %v", s.ruleFile, err)}
 		}
 	}
 	safe, err := r.SafeList(settings.SplitList(s.ips), settings.SplitList(s.networks), rule.SafeListOptions{HonorIPv6Networks: s.ipv6Networks})
