@@ -83,6 +83,9 @@ param maximumInstanceCount int = 40
 @description('Log Analytics retention in days for the function\'s own logs.')
 param logRetentionDays int = 30
 
+@description('Event Grid system topic on the export account; an account has at most one, so name the existing one if there is.')
+param systemTopicName string = 'evgt-tokenpivot-${nameSuffix}'
+
 @description('Step 2: create the Event Grid subscriptions (needs the code deployed first).')
 param subscribeEvents bool = false
 
@@ -94,7 +97,6 @@ param tags object = {}
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'tokenpivot-deadletter'
 var workQueueName = 'tokenpivot-work'
-var systemTopicName = 'evgt-tokenpivot-${nameSuffix}'
 var exportResourceGroup = empty(exportResourceGroupName) ? resourceGroup().name : exportResourceGroupName
 
 // State must outlive the allowed lateness: a blob may join with anything up
@@ -487,6 +489,7 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 
 // ------------------------------------------------------------------- outputs
 
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_FUNCTION_APP_NAME string = functionApp.name
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.name
 output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = functionIdentity.properties.clientId

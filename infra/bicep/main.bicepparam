@@ -8,8 +8,6 @@ param exportStorageAccountName = readEnvironmentVariable('TOKENPIVOT_EXPORT_ACCO
 param exportResourceGroupName = readEnvironmentVariable('TOKENPIVOT_EXPORT_RESOURCE_GROUP', '')
 param createExportStorageAccount = bool(readEnvironmentVariable('TOKENPIVOT_CREATE_EXPORT_ACCOUNT', 'false'))
 
-param location = readEnvironmentVariable('AZURE_LOCATION', 'westeurope')
-
 // Container names of the two exported tables (the Log Analytics defaults).
 param interactiveContainerName = 'am-signinlogs'
 param nonInteractiveContainerName = 'am-aadnoninteractiveusersigninlogs'

@@ -15,7 +15,7 @@ locals {
   deployment_container_name  = "app-package"
   dead_letter_container_name = "tokenpivot-deadletter"
   work_queue_name            = "tokenpivot-work"
-  system_topic_name          = "evgt-tokenpivot-${var.name_suffix}"
+  system_topic_name          = var.system_topic_name != "" ? var.system_topic_name : "evgt-tokenpivot-${var.name_suffix}"
 
   # State must outlive the allowed lateness: a blob may join with anything up
   # to that old. Lifecycle rules count whole days, so round up and add a margin.

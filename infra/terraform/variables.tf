@@ -155,6 +155,12 @@ variable "log_retention_days" {
   default     = 30
 }
 
+variable "system_topic_name" {
+  description = "Event Grid system topic on the export account; an account has at most one, so name (and import) the existing one if there is. Empty = evgt-tokenpivot-<suffix>."
+  type        = string
+  default     = ""
+}
+
 variable "subscribe_events" {
   description = "Step 2: create the Event Grid subscriptions (needs the code deployed first)."
   type        = bool

@@ -237,9 +237,13 @@ func (s *Summary) WriteText(w io.Writer) error {
 		if p.Duplicated {
 			dup = " (NI row duplicated)"
 		}
-		fmt.Fprintf(&b, "  %-28s %-34s I %s %s %s -> NI %s %s %-2s +%s  %s%s\n",
+		gap := p.NITime.Sub(p.InteractiveTime).String()
+		if gap[0] != '-' {
+			gap = "+" + gap
+		}
+		fmt.Fprintf(&b, "  %-32s %-34s I %s %s %s -> NI %s %s %-2s %s  %s%s\n",
 			p.Kind, p.UserPrincipalName, p.InteractiveTime.Format("2006-01-02T15:04:05.000000Z"), p.InteractiveIP, p.InteractiveCountry,
-			p.NITime.Format("15:04:05.000000"), p.NIIP, p.NICountry, p.NITime.Sub(p.InteractiveTime), p.Detail, dup)
+			p.NITime.Format("15:04:05.000000"), p.NIIP, p.NICountry, gap, p.Detail, dup)
 	}
 	for _, sk := range s.Skipped {
 		fmt.Fprintf(&b, "  skipped: %s\n", sk)

@@ -21,6 +21,8 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
+
+	"github.com/tokenpivot/tokenpivot/internal/settings"
 )
 
 var tfFunctions = map[string]function.Function{
@@ -110,6 +112,8 @@ var wantSettings = map[string]string{
 // notSet are names the code reads that infra leaves unset on purpose.
 var notSet = map[string]string{
 	"TOKENPIVOT_STORAGE_CONNECTION_STRING": "Azurite/dev only; Azure uses the identity",
+	"TOKENPIVOT_AZURITE_CONNECTION_STRING": "test harness only (internal/azurite)",
+	"TOKENPIVOT_REQUIRE_AZURITE":           "test harness only (internal/azurite)",
 }
 
 // tfOnlySettings are set only by Terraform, each for a provider quirk.
@@ -624,7 +628,11 @@ func TestFunctionsMatchInfra(t *testing.T) {
 			{Type: "queue", Direction: "out", Name: "work", QueueName: "tokenpivot-work", Connection: "AzureWebJobsStorage"},
 		},
 		"ProcessExport": {{Type: "queueTrigger", Direction: "in", Name: "work", QueueName: "tokenpivot-work", Connection: "AzureWebJobsStorage"}},
-		"Sweep":         {{Type: "timerTrigger", Direction: "in", Name: "timer", Schedule: "0 */15 * * * *"}},
+		// Sweep queues the blobs it finds unfinished for ProcessExport.
+		"Sweep": {
+			{Type: "timerTrigger", Direction: "in", Name: "timer", Schedule: "0 */15 * * * *"},
+			{Type: "queue", Direction: "out", Name: "work", QueueName: "tokenpivot-work", Connection: "AzureWebJobsStorage"},
+		},
 	}
 	dirs, err := filepath.Glob(filepath.Join(repoRoot, "functions", "*", "function.json"))
 	if err != nil {
@@ -766,6 +774,46 @@ func TestFlexAndHardening(t *testing.T) {
 		if !ok || len(a.Expr.Variables()) != 1 || a.Expr.Variables()[0].RootName() != "var" ||
 			a.Expr.Variables()[0][1].(hcl.TraverseAttr).Name != v {
 			t.Errorf("terraform: function_app.%s must be var.%s", attr, v)
+		}
+	}
+}
+
+// TestDefaultsMatchCode: the defaults infra writes are the ones the code
+// falls back to, so an unset and a default-set app setting behave the same.
+func TestDefaultsMatchCode(t *testing.T) {
+	d := settings.Defaults()
+	code := map[string]string{
+		settings.InteractiveContainer:    d.InteractiveContainer,
+		settings.NonInteractiveContainer: d.NonInteractiveContainer,
+		settings.StateContainer:          d.StateContainer,
+		settings.AlertsContainer:         d.AlertsContainer,
+		settings.IncidentsContainer:      d.IncidentsContainer,
+		settings.Rule:                    d.Rule,
+	}
+	for name, want := range code {
+		if got := wantSettings[name]; got != want {
+			t.Errorf("%s: infra default %q, code default %q", name, got, want)
+		}
+	}
+	lateness, err := time.ParseDuration(wantSettings[settings.AllowedLateness])
+	if err != nil || lateness != d.AllowedLateness {
+		t.Errorf("%s: infra default %q, code default %v", settings.AllowedLateness, wantSettings[settings.AllowedLateness], d.AllowedLateness)
+	}
+	if len(d.SafeIPs)+len(d.SafeNetworks) != 0 || wantSettings[settings.SafeIPs] != "" || wantSettings[settings.SafeNetworks] != "" {
+		t.Error("safe IPs and networks must default to empty in code and infra")
+	}
+}
+
+// TestReadmeNamesEverySetting keeps infra/README.md's settings table complete.
+func TestReadmeNamesEverySetting(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "infra", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	for _, name := range append(sortedKeys(wantSettings), "TOKENPIVOT_STORAGE_CONNECTION_STRING") {
+		if !strings.Contains(readme, "`"+name+"`") {
+			t.Errorf("infra/README.md does not mention `%s`", name)
 		}
 	}
 }

@@ -308,7 +308,24 @@ func TestTerraformReferences(t *testing.T) {
 		}
 	}
 	for _, body := range cfg.bodies {
-		walkExprs(body, check)
+		for _, b := range body.Blocks {
+			switch b.Type {
+			case "terraform":
+				// Provider requirements and versions, no references.
+			case "variable":
+				// `type` is a type expression (string, map(string)), not a reference.
+				for name, attr := range b.Body.Attributes {
+					if name != "type" {
+						check(name, attr.Expr)
+					}
+				}
+				for _, nested := range b.Body.Blocks {
+					walkExprs(nested.Body, check)
+				}
+			default:
+				walkExprs(b.Body, check)
+			}
+		}
 	}
 	for name, body := range cfg.variables {
 		if !used[name] {

@@ -60,9 +60,8 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	formatErr := func(col string, row int64, e error) error {
 		return &FormatError{File: name, Column: col, Row: row, Err: e}
 	}
-	// arrow-go may panic on corrupt data; it is still just a bad file. The
-	// callback runs outside this recover's reach only in spirit: its panics
-	// are re-raised.
+	// arrow-go may panic on corrupt data; it is still just a bad file. Panics
+	// of the caller's fn and Keep are not ours to hide: they are re-raised.
 	inCallback := false
 	defer func() {
 		if p := recover(); p != nil {
@@ -146,6 +145,15 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 		return err
 	}
 
+	keep := opts.Keep
+	if keep != nil {
+		keep = func(r *Record) bool {
+			inCallback = true
+			k := opts.Keep(r)
+			inCallback = false
+			return k
+		}
+	}
 	out := new(Record) // one scratch record: Keep may retain its pointer only during the call
 	var rowBase int64  // rows of the file before the current Arrow batch
 	for rg := 0; rg < pf.NumRowGroups(); rg++ {
@@ -172,7 +180,7 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 			n := int(rec.NumRows())
 			for i := 0; i < n; i++ {
 				*out = Record{}
-				kept, err := dec.row(out, i, opts.Keep)
+				kept, err := dec.row(out, i, keep)
 				if err != nil {
 					rr.Release()
 					return st, formatErr(fieldNames[dec.errField], rowBase+int64(i)+1, err)

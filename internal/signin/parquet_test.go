@@ -238,3 +238,58 @@ func TestParquetFixtureLayouts(t *testing.T) {
 		t.Errorf("millis file: TimeGenerated is %s", got)
 	}
 }
+
+// failingReader fails every read past off, as a ranged blob reader does when
+// the network drops.
+type failingReader struct {
+	data []byte
+	off  int64
+}
+
+var errNetwork = errors.New("connection reset by peer")
+
+func (f failingReader) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > f.off {
+		return 0, errNetwork
+	}
+	return copy(p, f.data[off:]), nil
+}
+
+// An I/O failure is worth a retry, so it must not be reported as bad content.
+func TestScanIOErrorIsNotFormatError(t *testing.T) {
+	pq := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), sampleRecords, nil)
+	jsonl := []byte(exportLine(t, sampleRecords[0], nil) + "\n" + exportLine(t, sampleRecords[1], nil) + "\n")
+	for _, tc := range []struct {
+		name string
+		data []byte
+		off  int64
+	}{
+		{"parquet footer", pq, int64(len(pq)) - 8},
+		{"parquet column data", pq, 64},
+		{"jsonl", jsonl, 10},
+		{"gzip jsonl", gzipped(t, string(jsonl)), 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Scan(t.Context(), "x", failingReader{tc.data, tc.off}, int64(len(tc.data)), Interactive, Options{},
+				func([]Record) error { return nil })
+			if !errors.Is(err, errNetwork) || IsFormatError(err) {
+				t.Errorf("error %v, want the I/O error and no FormatError", err)
+			}
+		})
+	}
+}
+
+// The caller's panics are not mistaken for corrupt data.
+func TestScanParquetCallbackPanics(t *testing.T) {
+	data := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), sampleRecords, nil)
+	for _, opts := range []Options{{}, {Keep: func(*Record) bool { panic("keep") }}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("panic was swallowed")
+				}
+			}()
+			Scan(t.Context(), "x", bytes.NewReader(data), int64(len(data)), Interactive, opts, func([]Record) error { panic("fn") })
+		}()
+	}
+}
