@@ -249,7 +249,7 @@ func TestContractAnyOrderEqualsBatch(t *testing.T) {
 		open  func(t *testing.T) (store.Store, containers, string)
 	}{
 		{"local", 12, func(t *testing.T) (store.Store, containers, string) {
-			s, err := store.NewLocal(t.TempDir())
+			s, err := store.NewLocal(memDir(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -316,7 +316,7 @@ func TestContractFailureAtEveryCall(t *testing.T) {
 	// run delivers every blob once, sequentially (so "the k-th call" is
 	// well defined), over a store failing call failAt.
 	run := func(t *testing.T, failAt int64, after bool) (calls int64, retries int, hit bool) {
-		data, err := store.NewLocal(t.TempDir())
+		data, err := store.NewLocal(memDir(t))
 		if err != nil {
 			t.Fatal(err)
 		}

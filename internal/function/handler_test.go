@@ -43,7 +43,7 @@ func (c *countingStore) List(ctx context.Context, ct, prefix string, fn func(sto
 
 func newLocalEnv(t *testing.T, wrap func(store.Store) store.Store) *env {
 	t.Helper()
-	data, err := store.NewLocal(t.TempDir())
+	data, err := store.NewLocal(memDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestRefusedEvents(t *testing.T) {
 		{"azurite: escaped dot-dot out of the account", azuriteURL, "http://127.0.0.1:10000/devstoreaccount1/%2e%2e/devstoreaccount2/" + c.interactive + "/x.json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data, err := store.NewLocal(t.TempDir())
+			data, err := store.NewLocal(memDir(t))
 			if err != nil {
 				t.Fatal(err)
 			}

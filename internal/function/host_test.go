@@ -468,6 +468,20 @@ func (f *faultStore) EnsureContainer(ctx context.Context, c string) error {
 	return err
 }
 
+// memDir returns a temporary directory on tmpfs when there is one: the
+// local store syncs every write to disk, which makes hundreds of runs slow
+// on a real disk and costs nothing on tmpfs.
+func memDir(t testing.TB) string {
+	t.Helper()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "tokenpivot-function-test-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
+}
+
 // readFile reads a repository file relative to this package.
 func readFile(t testing.TB, rel string) []byte {
 	t.Helper()

@@ -123,10 +123,10 @@ func run(t *testing.T, o gen.Options) *gen.Summary {
 
 func smallOptions(dir string) gen.Options {
 	o := gen.NewOptions(dir)
-	o.Users, o.Hours, o.Seed = 400, 6, 42
+	o.Users, o.Hours, o.Seed, o.Start = 400, 6, 42, gen.DefaultStart.Add(8*time.Hour)
 	o.Attacks, o.LookalikeSets = 6, 1
 	o.DuplicateRate = 0.002
-	o.RowGroupRows, o.RowsPerFile = 60, 150
+	o.RowGroupRows, o.RowsPerFile = 250, 600
 	return o
 }
 

@@ -5,6 +5,7 @@
 package infra
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -244,9 +246,22 @@ func TestTerraformSyntaxAndFormat(t *testing.T) {
 			t.Errorf("%s sets %q, which variables.tf does not declare", example, name)
 		}
 	}
-	// `fmt -check` needs no provider, so it runs offline wherever a binary is
-	// installed. (hclwrite.Format would do it in-process, but hclwrite needs
-	// github.com/google/go-cmp, which go.mod does not list yet.)
+	// The canonical HCL layout, in-process (what `fmt -check` checks).
+	tfs, err := filepath.Glob(filepath.Join(terraformDir, "*.tf*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range tfs {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hclwrite.Format(src); !bytes.Equal(got, src) {
+			t.Errorf("%s is not in canonical HCL format (run `terraform fmt` or `tofu fmt` in infra/terraform)", name)
+		}
+	}
+	// `fmt -check` itself needs no provider, so it runs offline wherever a
+	// binary is installed.
 	bin := ""
 	for _, name := range []string{"tofu", "terraform"} {
 		if p, err := exec.LookPath(name); err == nil {
