@@ -266,7 +266,7 @@ func TestContractAnyOrderEqualsBatch(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			seeds := b.seeds
-			if testing.Short() {
+			if testing.Short() || raceEnabled {
 				seeds = 2
 			}
 			start := time.Now()
@@ -343,14 +343,21 @@ func TestContractFailureAtEveryCall(t *testing.T) {
 		t.Fatalf("a clean run retried %d deliveries", retries)
 	}
 	step := int64(1)
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		step = 17
+	case raceEnabled:
+		step = 5
 	}
 	start := time.Now()
 	runs := 0
+	t.Cleanup(func() {
+		t.Logf("%d storage calls in a clean run of %d blobs; %d failure runs in %v", clean, len(blobs), runs, time.Since(start).Round(time.Millisecond))
+	})
 	for _, after := range []bool{false, true} {
 		for k := int64(1); k <= clean; k += step {
 			t.Run(fmt.Sprintf("after=%v/call%d", after, k), func(t *testing.T) {
+				t.Parallel()
 				_, retries, hit := run(t, k, after)
 				if !hit {
 					t.Fatalf("call %d was never made", k)
@@ -362,7 +369,6 @@ func TestContractFailureAtEveryCall(t *testing.T) {
 			runs++
 		}
 	}
-	t.Logf("%d storage calls in a clean run of %d blobs; %d failure runs in %v", clean, len(blobs), runs, time.Since(start).Round(time.Millisecond))
 }
 
 func jsonString(v any) string {

@@ -663,7 +663,7 @@ func TestCancelLeavesNoPartialFile(t *testing.T) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".gz.parquet") || strings.HasPrefix(d.Name(), ".") {
+		if err == nil && !d.IsDir() && (!strings.HasSuffix(p, ".gz.parquet") || strings.HasPrefix(d.Name(), ".")) {
 			t.Errorf("left behind %s", p)
 		}
 		return nil

@@ -103,6 +103,13 @@ func (tw *tableWriter) run(ctx context.Context, cancel context.CancelFunc) (err 
 			return fmt.Errorf("gen: %s: %w", tw.table, err)
 		}
 	}
+	// The input ends with a file open only when the generator stopped early.
+	if tw.cur != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return tw.closeFile()
+	}
 	return nil
 }
 

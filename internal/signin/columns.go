@@ -40,7 +40,8 @@ var fieldNames = [numFields]string{
 	ColAppDisplayName, ColCorrelationId, ColUniqueTokenIdentifier, ColId,
 }
 
-// filterField tells the columns Options.Keep may look at; the others are
+// filter tells the columns Options.Keep may look at (with TimeGenerated,
+// always decoded first); the others are
 // decoded only for kept rows.
 func (f field) filter() bool {
 	switch f {

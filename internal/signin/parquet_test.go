@@ -92,8 +92,10 @@ func TestScanParquet(t *testing.T) {
 			want:  truncTime(sampleRecords, time.Microsecond)},
 		{name: "keep successes", cols: stdCols(micros, intResultType(arrow.PrimitiveTypes.Int64)),
 			opts: Options{Keep: func(r *Record) bool {
-				// Only the filter columns are promised here.
-				return r.ResultType == "0" && r.UserPrincipalName == "" && r.IPAddress != ""
+				// Only the filter columns are promised here; Location and the
+				// optional columns are decoded for kept rows only.
+				return r.ResultType == "0" && r.UserPrincipalName != "" && r.IPAddress != "" &&
+					!r.TimeGenerated.IsZero() && r.Location == "" && r.Id == ""
 			}},
 			want:   []Record{truncTime(sampleRecords, time.Microsecond)[0], truncTime(sampleRecords, time.Microsecond)[2]},
 			wantSt: Stats{Rows: 2, Read: 3}},
