@@ -347,7 +347,7 @@ func TestContractFailureAtEveryCall(t *testing.T) {
 	case testing.Short():
 		step = 17
 	case raceEnabled:
-		step = 5
+		step = 13
 	}
 	start := time.Now()
 	runs := 0

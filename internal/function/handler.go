@@ -190,13 +190,18 @@ func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
 	if uri, path := str(req.metadata("Uri")), str(req.metadata("BlobTrigger")); uri != "" || path != "" {
 		return h.onBlobTrigger(r.Context(), inv, uri, path)
 	}
+	want := ""
 	switch {
-	case strings.EqualFold(name, OnExportCreated), strings.EqualFold(name, ProcessExport):
-		inv.log.Error("invocation refused: no trigger data", slog.String("want_binding", map[bool]string{true: bindingEvent, false: bindingWork}[strings.EqualFold(name, OnExportCreated)]))
-		inv.resp.ReturnValue = map[string]string{"refused": "no trigger data"}
-		return http.StatusOK
+	case strings.EqualFold(name, OnExportCreated):
+		want = bindingEvent
+	case strings.EqualFold(name, ProcessExport):
+		want = bindingWork
+	default:
+		return http.StatusNotFound
 	}
-	return http.StatusNotFound
+	inv.log.Error("invocation refused: no trigger data", slog.String("want_binding", want))
+	inv.resp.ReturnValue = map[string]string{"refused": "no trigger data in Data." + want}
+	return http.StatusOK
 }
 
 // eventJSON is an Event Grid event in either schema: Event Grid

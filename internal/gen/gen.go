@@ -200,6 +200,10 @@ type Summary struct {
 	Planted        []Planted
 	// Skipped names planted scenarios that did not fit in the generated hours.
 	Skipped []string
+	// OfficeNetworks are the company's office egress ranges (CIDR). Only
+	// background rows use them, so listing them as KnownSafeNetworks filters
+	// rows without changing the expected result.
+	OfficeNetworks []string
 }
 
 // Pivots returns the planted pairs the rule must report, in the rule's
@@ -350,6 +354,9 @@ func Run(ctx context.Context, o Options, progress func(Progress)) (*Summary, err
 	w := newWorld(o)
 	sum := &Summary{Start: o.Start, End: o.Start.Add(time.Duration(o.Hours) * time.Hour), Users: o.Users}
 	sum.Planted, sum.Skipped = w.plant(o)
+	for _, ci := range homeCountries {
+		sum.OfficeNetworks = append(sum.OfficeNetworks, countries[ci].office.String())
+	}
 
 	tables := [2]*tableWriter{}
 	for i, t := range []signin.Table{signin.Interactive, signin.NonInteractive} {
@@ -373,8 +380,14 @@ func Run(ctx context.Context, o Options, progress func(Progress)) (*Summary, err
 		close(tw.in)
 	}
 	wg.Wait()
-	if err := errors.Join(werrs[:]...); err != nil {
-		genErr = err // the writer's error explains the generator's cancellation
+	for _, err := range werrs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			genErr = err // a writer's failure explains the generator's cancellation
+			break
+		}
+	}
+	if genErr == nil {
+		genErr = errors.Join(werrs[:]...)
 	}
 	if genErr != nil {
 		if ctx.Err() != nil {

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"maps"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -455,6 +457,25 @@ func TestRuleFindsExactlyThePlantedPivots(t *testing.T) {
 			t.Fatalf("background user %s seen in %s and %s", r.upn, h, r.loc)
 		}
 		home[r.upn] = r.loc
+	}
+
+	// Office networks as KnownSafeNetworks drop background rows only.
+	var offices []netip.Prefix
+	for _, n := range s.OfficeNetworks {
+		offices = append(offices, netip.MustParsePrefix(n))
+	}
+	var outside []signInRow
+	for _, r := range rows {
+		a, err := netip.ParseAddr(r.ip)
+		if err != nil || !slices.ContainsFunc(offices, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			outside = append(outside, r)
+		}
+	}
+	if len(outside) > len(rows)*95/100 {
+		t.Errorf("only %d of %d rows from office networks", len(rows)-len(outside), len(rows))
+	}
+	if safe := ruleResult(outside); !maps.EqualFunc(safe, got, func(a, b [2]signInRow) bool { return a == b }) {
+		t.Errorf("with office networks safe the rule finds %d pairs, without %d", len(safe), len(got))
 	}
 
 	var buf bytes.Buffer
