@@ -35,6 +35,9 @@ func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := alert.Check(r); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", settings.Rule, err)
+	}
 	safe, err := r.SafeList(s.SafeIPs, s.SafeNetworks, rule.SafeListOptions{})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s / %s: %w", settings.SafeIPs, settings.SafeNetworks, err)
