@@ -83,7 +83,13 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 		defer zr.Close()
 		in = zr
 	}
-	br := bufio.NewReaderSize(in, 256<<10)
+	// Small inputs (extracts, short appends) get small buffers: allocating
+	// and zeroing full-size ones dominated scans of tiny blobs.
+	bufSize := 256 << 10
+	if !gz && size+16 < int64(bufSize) {
+		bufSize = int(max(size+16, 4096))
+	}
+	br := bufio.NewReaderSize(in, bufSize)
 
 	batchSize := opts.BatchSize
 	if batchSize <= 0 {
@@ -93,7 +99,8 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 	var seen [numFields]bool
 	var interns [numFields]interner
 	var row jsonRow
-	batch := make([]Record, 0, batchSize)
+	// A record line is at least ~100 bytes; gzip compresses ~5-10x.
+	batch := make([]Record, 0, min(batchSize, int(min(size, 1<<30)/16)+1))
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
