@@ -1,6 +1,7 @@
 package function
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -450,7 +451,7 @@ func TestHostProtocol(t *testing.T) {
 	// A blob-trigger payload over the body limit is refused, not retried:
 	// the Sweep finds the blob.
 	if !testing.Short() {
-		big := blobTriggerPayload("OnExportBlob", blobURL(azureServiceURL, e.c.interactive, "x.json"), "", make([]byte, MaxBody))
+		big := blobTriggerPayload("OnExportBlob", blobURL(azureServiceURL, e.c.interactive, "x.json"), "", bytes.Repeat([]byte("x"), MaxBody))
 		r = e.post("OnExportBlob", big)
 		checkReply(t, r, http.StatusOK)
 		if !strings.Contains(strings.Join(r.Logs, "\n"), "too large") {
