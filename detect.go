@@ -76,14 +76,11 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		prog.Add(file.size)
 	}
 	var rows []detect.Result
-	seen := detect.Dedup{}
 	keepN := func(r *signin.Record) bool { return x.HasUser(r.UserPrincipalName) && f.NonInteractive(r) }
 	for _, file := range nfiles {
 		err := scanFile(ctx, file, signin.NonInteractive, signin.Options{Keep: keepN}, func(rs []signin.Record) error {
 			for k := range rs {
-				if seen.First(&rs[k]) {
-					rows = x.Probe(rows, &rs[k])
-				}
+				rows = x.Probe(rows, &rs[k])
 			}
 			return nil
 		})

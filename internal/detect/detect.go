@@ -84,11 +84,15 @@ type Index struct {
 	byUser map[string][]signin.Record
 	sorted bool
 	seen   map[string]struct{} // non-empty Ids already added
+	// probed holds the non-empty Ids of non-interactive records that matched:
+	// a record exported twice counts once. Only matching records are kept,
+	// so memory is bounded by the results, not by the rows read.
+	probed map[string]struct{}
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byUser: make(map[string][]signin.Record), seen: make(map[string]struct{})}
+	return &Index{byUser: make(map[string][]signin.Record), seen: make(map[string]struct{}), probed: make(map[string]struct{})}
 }
 
 // Add adds an interactive candidate. A record whose non-empty Id was added
@@ -131,7 +135,9 @@ func (x *Index) sort() {
 }
 
 // Probe appends to dst the result rows of non-interactive candidate n with
-// every interactive candidate in its window, and returns dst.
+// every interactive candidate in its window, and returns dst. A record whose
+// non-empty Id already matched before adds nothing. Probe is not safe for
+// concurrent use.
 func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 	rs := x.byUser[n.UserPrincipalName]
 	if len(rs) == 0 {
@@ -140,6 +146,7 @@ func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 	x.sort()
 	earliest := n.TimeGenerated.Add(-MaxGap)
 	lo, _ := slices.BinarySearchFunc(rs, earliest, func(r signin.Record, t time.Time) int { return r.TimeGenerated.Compare(t) })
+	before := len(dst)
 	for k := lo; k < len(rs); k++ {
 		i := &rs[k]
 		if n.TimeGenerated.Sub(i.TimeGenerated) < MinGap {
@@ -149,23 +156,13 @@ func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 			dst = append(dst, Pair(i, n))
 		}
 	}
+	if len(dst) > before && n.Id != "" {
+		if _, dup := x.probed[n.Id]; dup {
+			return dst[:before]
+		}
+		x.probed[n.Id] = struct{}{}
+	}
 	return dst
-}
-
-// Dedup tracks non-empty Ids already seen for one table.
-type Dedup map[string]struct{}
-
-// First reports whether r is the first record with its Id (records without
-// an Id are always first).
-func (d Dedup) First(r *signin.Record) bool {
-	if r.Id == "" {
-		return true
-	}
-	if _, ok := d[r.Id]; ok {
-		return false
-	}
-	d[r.Id] = struct{}{}
-	return true
 }
 
 // Run applies the whole rule to in-memory rows: filters, Id dedup, the join,
@@ -178,11 +175,9 @@ func Run(interactive, noninteractive []signin.Record, f Filter) []Result {
 		}
 	}
 	var out []Result
-	seen := Dedup{}
 	for k := range noninteractive {
-		n := &noninteractive[k]
-		if f.NonInteractive(n) && seen.First(n) {
-			out = x.Probe(out, n)
+		if f.NonInteractive(&noninteractive[k]) {
+			out = x.Probe(out, &noninteractive[k])
 		}
 	}
 	Sort(out)
