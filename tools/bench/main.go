@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -26,7 +25,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 )
 
 const (
@@ -86,7 +84,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	}
 
 	hour := filepath.Join(c.data, "hour")
-	if err := ensureData(ctx, bin, hour, []string{"gen", "--benchmark", "--seed", strconv.FormatUint(c.seed, 10)}); err != nil {
+	if err := ensureData(ctx, bin, hour, benchmarkGen(c)); err != nil {
 		return err
 	}
 	rows, err := countRows(hour)
@@ -122,6 +120,11 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// benchmarkGen is the generator command of the benchmark hour.
+func benchmarkGen(c config) []string {
+	return []string{"gen", "--benchmark", "--seed", strconv.FormatUint(c.seed, 10)}
 }
 
 // repoRoot is the module root, where `go build .` builds the CLI and bench/
@@ -246,14 +249,3 @@ func command(ctx context.Context, dir, name string, args ...string) *exec.Cmd {
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
 }
-
-// fileOf returns the content of path, or "" when it cannot be read.
-func fileOf(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	return string(bytes.TrimSpace(b))
-}
-
-func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }

@@ -1,0 +1,16 @@
+# Developer shortcuts. The test suite is scripts/test (what CI runs); nothing
+# here is part of it.
+
+# BENCH_FLAGS are passed to the benchmark harness, e.g. BENCH_FLAGS=-scaling.
+BENCH_FLAGS ?=
+
+.PHONY: bench bench-go
+# bench: tokenpivot detect vs DuckDB on one generated heavy hour of exports,
+# the pipeline's peak memory, and (with BENCH_FLAGS=-scaling) the scaling
+# table. Needs Go, Node 20 and npm; caches data under $TMPDIR/tokenpivot-bench.
+bench:
+	go run ./tools/bench $(BENCH_FLAGS)
+
+# bench-go: the Go micro-benchmarks (reader, candidate filter, join, pipeline).
+bench-go:
+	go test -run '^$$' -bench . -benchmem ./internal/signin ./internal/detect ./internal/pipeline
