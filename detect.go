@@ -76,7 +76,10 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		prog.Add(file.size)
 	}
 	var rows []detect.Result
-	keepN := func(r *signin.Record) bool { return x.HasUser(r.UserPrincipalName) && f.NonInteractive(r) }
+	// Decide on the cheap columns whether a row can pair at all, so the
+	// reader decodes the wide ones only for the few that can.
+	x.Seal()
+	keepN := func(r *signin.Record) bool { return x.MayMatch(r) && f.NonInteractive(r) }
 	for _, file := range nfiles {
 		err := scanFile(ctx, file, signin.NonInteractive, signin.Options{Keep: keepN}, func(rs []signin.Record) error {
 			for k := range rs {

@@ -124,6 +124,29 @@ func (x *Index) HasUser(upn string) bool {
 	return ok
 }
 
+// Seal orders the index for probing. Call it once all candidates are added
+// and before probing from several goroutines: afterwards HasUser and
+// MayMatch only read.
+func (x *Index) Seal() { x.sort() }
+
+// MayMatch reports whether n could pair with a candidate: same user, an
+// interactive time in n's window, a different IP. It does not look at
+// Location, so readers can call it before decoding the wide columns. The
+// index must be sealed.
+func (x *Index) MayMatch(n *signin.Record) bool {
+	rs := x.byUser[n.UserPrincipalName]
+	if len(rs) == 0 {
+		return false
+	}
+	lo, _ := slices.BinarySearchFunc(rs, n.TimeGenerated.Add(-MaxGap), func(r signin.Record, t time.Time) int { return r.TimeGenerated.Compare(t) })
+	for k := lo; k < len(rs) && n.TimeGenerated.Sub(rs[k].TimeGenerated) >= MinGap; k++ {
+		if rs[k].IPAddress != n.IPAddress {
+			return true
+		}
+	}
+	return false
+}
+
 func (x *Index) sort() {
 	if x.sorted {
 		return

@@ -236,3 +236,23 @@ func TestRandomAgainstReference(t *testing.T) {
 		t.Fatalf("random data produced only %d matches: the test is not exercising the join", total)
 	}
 }
+
+// MayMatch must never reject a row that Probe would pair: it is a pushdown.
+func TestMayMatchIsNecessary(t *testing.T) {
+	users := []string{"a@x.com", "b@x.com"}
+	ips := []string{"10.0.0.1", "10.0.0.2", ""}
+	for seed := uint64(0); seed < 200; seed++ {
+		r := rand.New(rand.NewPCG(seed, 9))
+		x := NewIndex()
+		for k := 0; k < 1+r.IntN(10); k++ {
+			x.Add(ir(users[r.IntN(2)], ips[r.IntN(3)], []string{"US", "DE"}[r.IntN(2)], time.Duration(r.IntN(300))*time.Minute))
+		}
+		x.Seal()
+		for k := 0; k < 50; k++ {
+			n := nr(users[r.IntN(2)], ips[r.IntN(3)], []string{"US", "DE", ""}[r.IntN(3)], time.Duration(r.IntN(400))*time.Minute)
+			if got := x.Probe(nil, &n); len(got) > 0 && !x.MayMatch(&n) {
+				t.Fatalf("seed %d: MayMatch rejected %+v, which pairs: %+v", seed, n, got)
+			}
+		}
+	}
+}
