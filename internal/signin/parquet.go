@@ -5,21 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// parquetReadRows is the most rows decoded into Arrow at once: it bounds the
-// memory of a large row group while keeping per-batch overhead small.
+// parquetReadRows is the most rows of a row group decoded at once: it bounds
+// the memory of a large row group (or of a corrupt footer's row count).
 const parquetReadRows = 65536
 
 // ioErrReaderAt remembers the first read error of the underlying ReaderAt
@@ -49,12 +47,24 @@ func (e *ioErrReaderAt) failed() error {
 	return e.err
 }
 
-// pqColumn is one wanted column found in the file.
-type pqColumn struct {
-	f    field
-	leaf int // Parquet leaf column index
-}
-
+// scanParquet reads the file with arrow-go's column chunk readers (no Arrow
+// arrays), one slice of at most parquetReadRows rows of a row group at a
+// time:
+//
+//  1. the filter columns (all wanted columns without Keep) are decoded, each
+//     column on its own goroutine (up to Options.Parallelism at once); text
+//     is interned as it is decoded, so a dictionary-encoded value costs an
+//     address lookup, not a string;
+//  2. Keep selects rows on the calling goroutine;
+//  3. the other columns are decoded for the kept rows only: long runs of
+//     rejected rows are skipped, and a column chunk is not even read when no
+//     row of its row group is kept; unique text (Id, CorrelationId, ...) is
+//     copied into shared blocks, not one allocation per value;
+//  4. the kept rows go to fn in batches, in file order, from the calling
+//     goroutine.
+//
+// The steps overlap: while fn takes slice s, step 3 runs for s+1 and step 1
+// for s+2, so Keep may see rows before fn has seen the earlier ones.
 func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, opts Options, fn func([]Record) error) (st Stats, err error) {
 	src := &ioErrReaderAt{r: r}
 	formatErr := func(col string, row int64, e error) error {
@@ -76,64 +86,74 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 		}
 	}()
 	// classify turns a reader error into a FormatError unless the source failed.
-	classify := func(col string, e error) error {
+	classify := func(col string, row int64, e error) error {
 		if ioErr := src.failed(); ioErr != nil {
 			return fmt.Errorf("%s: read parquet: %w", name, ioErr)
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
-		return formatErr(col, 0, e)
+		return formatErr(col, row, e)
+	}
+	colErr := func(e *colError) error {
+		return classify(fieldNames[e.f], e.row+1, e.err)
 	}
 
 	pf, err := file.NewParquetReader(io.NewSectionReader(src, 0, size))
 	if err != nil {
-		return st, classify("", fmt.Errorf("not a readable parquet file: %w", err))
+		return st, classify("", 0, fmt.Errorf("not a readable parquet file: %w", err))
 	}
 	defer pf.Close()
+	metas, cerr := resolveColumns(pf.MetaData().Schema, t)
+	if cerr != nil {
+		return st, formatErr(fieldNames[cerr.f], 0, cerr.err)
+	}
 
 	batchSize := opts.BatchSize
 	if batchSize <= 0 {
 		batchSize = defaultBatchSize
 	}
-	fields, required := wanted(t)
-	props := pqarrow.ArrowReadProperties{BatchSize: int64(max(batchSize, parquetReadRows))}
-
-	fr, err := pqarrow.NewFileReader(pf, props, memory.DefaultAllocator)
-	if err != nil {
-		return st, classify("", fmt.Errorf("parquet schema: %w", err))
+	par := opts.Parallelism
+	if par <= 0 {
+		par = runtime.GOMAXPROCS(0)
 	}
-	var cols []pqColumn
-	for _, f := range fields {
-		col := fieldNames[f]
-		sf := topLevelField(fr.Manifest, col)
-		if sf == nil {
-			if required[f] {
-				return st, formatErr(col, 0, errMissingColumn)
-			}
+	keep := opts.Keep
+
+	// The decoding buffers of a previous scan are reused: growing them again
+	// for every file costs more than the decoding itself.
+	bufs := pqPool.Get().(*pqBuffers)
+	defer pqPool.Put(bufs)
+
+	// first: decoded for every row; rest: for kept rows only.
+	var cols [numFields]*pqReader
+	var first, rest []*pqReader
+	for f, m := range metas {
+		if m == nil {
 			continue
 		}
-		if !sf.IsLeaf() || !acceptType(f, sf.Field.Type) {
-			return st, formatErr(col, 0, fmt.Errorf("unsupported type %s", sf.Field.Type))
+		c := &bufs.cols[f]
+		c.reset(m)
+		cols[f] = c
+		if keep == nil || field(f).filter() || field(f) == fTimeGenerated {
+			first = append(first, c)
+		} else {
+			rest = append(rest, c)
 		}
-		cols = append(cols, pqColumn{f: f, leaf: sf.ColIndex})
-		// Low-cardinality text is read as Arrow dictionaries: each distinct
-		// value is then converted once per batch instead of once per row.
-		if f.interned() && pf.MetaData().Schema.Column(sf.ColIndex).PhysicalType() == parquet.Types.ByteArray {
-			props.SetReadDict(sf.ColIndex, true)
+	}
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.close()
+				c.reset(nil)
+			}
 		}
-	}
-	// The dictionary choice shapes the schema manifest, so read it again.
-	if fr, err = pqarrow.NewFileReader(pf, props, memory.DefaultAllocator); err != nil {
-		return st, classify("", fmt.Errorf("parquet schema: %w", err))
-	}
-	leaves := make([]int, len(cols))
-	for i, c := range cols {
-		leaves[i] = c.leaf
-	}
+	}()
 
-	dec := pqDecoder{fields: cols}
-	batch := make([]Record, 0, batchSize)
+	if cap(bufs.batch) < batchSize {
+		bufs.batch = make([]Record, 0, batchSize)
+	}
+	batch := bufs.batch[:0]
+	defer func() { clear(batch); bufs.batch = batch[:0] }()
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -141,69 +161,251 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 		inCallback = true
 		err := fn(batch)
 		inCallback = false
+		clear(batch) // drop references to this batch's strings
 		batch = batch[:0]
 		return err
 	}
 
-	keep := opts.Keep
-	if keep != nil {
-		keep = func(r *Record) bool {
-			inCallback = true
-			k := opts.Keep(r)
-			inCallback = false
-			return k
-		}
+	anyData := false
+	for _, c := range cols {
+		anyData = anyData || (c != nil && c.meta.kind != kindNull)
 	}
-	out := new(Record) // one scratch record: Keep may retain its pointer only during the call
-	var rowBase int64  // rows of the file before the current Arrow batch
-	for rg := 0; rg < pf.NumRowGroups(); rg++ {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		if pf.MetaData().RowGroup(rg).NumRows() == 0 {
-			continue
-		}
-		rr, err := fr.GetRecordReader(ctx, leaves, []int{rg})
-		if err != nil {
-			return st, classify("", fmt.Errorf("row group %d: %w", rg, err))
-		}
-		for rr.Next() {
-			if err := ctx.Err(); err != nil {
-				rr.Release()
-				return st, err
-			}
-			rec := rr.RecordBatch()
-			if err := dec.bind(rec); err != nil {
-				rr.Release()
-				return st, formatErr(fieldNames[dec.errField], 0, err)
-			}
-			n := int(rec.NumRows())
-			for i := 0; i < n; i++ {
-				*out = Record{}
-				kept, err := dec.row(out, i, keep)
-				if err != nil {
-					rr.Release()
-					return st, formatErr(fieldNames[dec.errField], rowBase+int64(i)+1, err)
+	// Slices of at most parquetReadRows rows, evenly cut from each row group.
+	var (
+		rgIdx   int
+		rgRows  int64 = -1
+		rgNext  int64
+		rgSlice int64
+		rowBase int64
+		rgr     *file.RowGroupReader
+		seq     int
+	)
+	nextSlice := func() (*pqSlice, error) {
+		for rgIdx < pf.NumRowGroups() {
+			if rgRows < 0 {
+				rgRows = pf.MetaData().RowGroup(rgIdx).NumRows()
+				if rgRows < 0 {
+					return nil, formatErr("", 0, fmt.Errorf("row group %d: negative row count %d", rgIdx, rgRows))
 				}
-				st.Read++
-				if !kept {
-					continue
+				rgr, rgNext = nil, 0
+				nslices := max(1, rgRows/parquetReadRows)
+				if rgRows%parquetReadRows != 0 && rgRows > parquetReadRows {
+					nslices++
 				}
-				batch = append(batch, *out)
-				st.Rows++
-				if len(batch) == batchSize {
-					if err := flush(); err != nil {
-						rr.Release()
-						return st, err
+				rgSlice = rgRows / nslices
+				if rgRows%nslices != 0 {
+					rgSlice++
+				}
+				// A column chunk holds one value (or null) per row. A short
+				// column is found when read, but Null-typed ones are never
+				// read: when no other column is, trust no huge row count.
+				for _, c := range cols {
+					if c == nil || anyData {
+						continue
+					}
+					if cc, err := pf.MetaData().RowGroup(rgIdx).ColumnChunk(c.meta.leaf); err != nil || cc.NumValues() != rgRows {
+						return nil, formatErr(fieldNames[c.meta.f], 0, fmt.Errorf("row group %d has %d rows but the column chunk does not", rgIdx, rgRows))
 					}
 				}
 			}
-			rowBase += int64(n)
+			if rgNext < rgRows {
+				if rgr == nil {
+					rgr = pf.RowGroup(rgIdx)
+				}
+				sl := &pqSlice{rg: rgIdx, rgr: rgr, rowBase: rowBase, start: rgNext, count: min(rgSlice, rgRows-rgNext), seq: seq}
+				rgNext += sl.count
+				seq++
+				return sl, nil
+			}
+			rowBase += rgRows
+			rgIdx++
+			rgRows = -1
 		}
-		rerr := rr.Err()
-		rr.Release()
-		if rerr != nil && !errors.Is(rerr, io.EOF) {
-			return st, classify("", fmt.Errorf("row group %d: %w", rg, rerr))
+		return nil, nil
+	}
+	decode := func(sl *pqSlice, sel []int32, b int) func(*pqReader) *colError {
+		return func(c *pqReader) *colError {
+			bad, err := c.decode(sl, sel, b)
+			if err == nil {
+				return nil
+			}
+			if bad >= 0 {
+				return &colError{f: c.meta.f, row: sl.rowBase + sl.start + bad, err: err}
+			}
+			return &colError{f: c.meta.f, row: -1, err: fmt.Errorf("row group %d: %w", sl.rg, err)}
+		}
+	}
+	// A pipeline over the slices, so that both cores stay busy: while fn
+	// takes the records of slice s, the other columns of s+1 (its kept rows)
+	// and the filter columns of s+2 are decoded in the background. Keep and
+	// fn stay on this goroutine; the filter columns use buffer seq%3, the
+	// others and the kept rows seq%2.
+	type pending struct {
+		done chan *colError
+		err  *colError
+		wait bool
+	}
+	start := func(cols []*pqReader, sl *pqSlice, sel []int32, b int) *pending {
+		p := &pending{done: make(chan *colError, 1), wait: true}
+		go func() { p.done <- runColumns(cols, par, decode(sl, sel, b)) }()
+		return p
+	}
+	await := func(p *pending) *colError {
+		if p != nil && p.wait {
+			p.err, p.wait = <-p.done, false
+		}
+		if p == nil {
+			return nil
+		}
+		return p.err
+	}
+	if pf.NumRowGroups() > 0 {
+		sizes := pf.RowGroup(0)
+		bySize := func(a, b *pqReader) int {
+			return compareInt64(chunkSize(sizes, b.meta.leaf), chunkSize(sizes, a.meta.leaf))
+		}
+		// Big columns first, so that the last one to finish is a small one.
+		slices.SortStableFunc(first, bySize)
+		slices.SortStableFunc(rest, bySize)
+	}
+
+	// ready is a slice whose records are next to go to fn.
+	type ready struct {
+		sl   *pqSlice
+		kept []int32  // with Keep: the kept rows
+		c    *pending // with Keep: decoding the other columns of the kept rows
+	}
+	emit := func(r *ready) error {
+		if e := await(r.c); e != nil {
+			return colErr(e)
+		}
+		fb, rb := r.sl.seq%pqBuffersPerColumn, r.sl.seq%2
+		var times []time.Time
+		if c := cols[fTimeGenerated]; c != nil {
+			times = c.times[fb]
+		}
+		n := int(r.sl.count)
+		if keep != nil {
+			n = len(r.kept)
+		}
+		for k := 0; k < n; k++ {
+			j := k
+			if keep != nil {
+				j = int(r.kept[k])
+			}
+			batch = append(batch, Record{})
+			out := &batch[len(batch)-1]
+			if times != nil {
+				out.TimeGenerated = times[j]
+			}
+			for f := range numFields {
+				c := cols[f]
+				if c == nil || f == fTimeGenerated {
+					continue
+				}
+				var v string
+				if keep != nil && !f.filter() {
+					v = c.strs[rb][k] // decoded for the kept rows only
+				} else {
+					v = c.strs[fb][j]
+				}
+				if v != "" {
+					out.setString(f, v)
+				}
+			}
+			st.Rows++
+			if len(batch) == batchSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+
+	scratch := new(Record) // Keep may retain its pointer only during the call
+	var cur *pending       // decoding the filter columns of the next slice
+	var prev *ready
+	// Never leave a decoding goroutine behind.
+	defer func() {
+		await(cur)
+		if prev != nil {
+			await(prev.c)
+		}
+	}()
+	sl, err := nextSlice()
+	if err != nil {
+		return st, err
+	}
+	if sl != nil {
+		cur = start(first, sl, nil, sl.seq%pqBuffersPerColumn)
+	}
+	for sl != nil {
+		if e := await(cur); e != nil {
+			return st, colErr(e)
+		}
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		next, err := nextSlice()
+		if err != nil {
+			return st, err
+		}
+		if next != nil {
+			cur = start(first, next, nil, next.seq%pqBuffersPerColumn)
+		}
+		st.Read += sl.count
+		r := &ready{sl: sl}
+		if keep != nil {
+			fb := sl.seq % pqBuffersPerColumn
+			var times []time.Time
+			if c := cols[fTimeGenerated]; c != nil {
+				times = c.times[fb]
+			}
+			kept := bufs.kept[sl.seq%2][:0]
+			for j := 0; j < int(sl.count); j++ {
+				*scratch = Record{}
+				if times != nil {
+					scratch.TimeGenerated = times[j]
+				}
+				for f := range numFields {
+					if c := cols[f]; c != nil && f != fTimeGenerated && f.filter() {
+						scratch.setString(f, c.strs[fb][j])
+					}
+				}
+				inCallback = true
+				k := keep(scratch)
+				inCallback = false
+				if k {
+					kept = append(kept, int32(j))
+				}
+			}
+			*scratch = Record{}
+			bufs.kept[sl.seq%2] = kept
+			r.kept = kept
+			// The other columns' readers are busy with the previous slice
+			// until it is decoded.
+			if prev != nil {
+				if e := await(prev.c); e != nil {
+					return st, colErr(e)
+				}
+			}
+			if len(kept) > 0 && len(rest) > 0 {
+				r.c = start(rest, sl, kept, sl.seq%2)
+			}
+		}
+		older := prev
+		prev = r // from here on, the deferred cleanup waits for r.c
+		if older != nil {
+			if err := emit(older); err != nil {
+				return st, err
+			}
+		}
+		sl = next
+	}
+	if prev != nil {
+		if err := emit(prev); err != nil {
+			return st, err
 		}
 	}
 	if err := flush(); err != nil {
@@ -216,244 +418,94 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	return st, nil
 }
 
-// topLevelField finds a column by exact name among the top-level fields.
-func topLevelField(m *pqarrow.SchemaManifest, name string) *pqarrow.SchemaField {
-	for i := range m.Fields {
-		if m.Fields[i].Field != nil && m.Fields[i].Field.Name == name {
-			return &m.Fields[i]
-		}
+func compareInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
 	}
-	return nil
+	return 0
 }
 
-// acceptType tells whether the Arrow type a Parquet column maps to can be
-// read as field f.
-func acceptType(f field, dt arrow.DataType) bool {
-	if d, ok := dt.(*arrow.DictionaryType); ok {
-		dt = d.ValueType
-	}
-	switch dt.ID() {
-	case arrow.NULL:
-		return true
-	case arrow.STRING, arrow.LARGE_STRING, arrow.STRING_VIEW, arrow.BINARY, arrow.LARGE_BINARY, arrow.BINARY_VIEW:
-		return true
-	case arrow.TIMESTAMP:
-		return f == fTimeGenerated
-	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64:
-		return f == fResultType
-	}
-	return false
-}
-
-// pqDecoder turns rows of an Arrow record batch into Records.
-type pqDecoder struct {
-	fields   []pqColumn
-	strs     [numFields]func(int) string
-	times    func(int) (time.Time, error)
-	intern   [numFields]interner
-	errField field
-	buf      strings.Builder
-}
-
-// bind prepares accessors for the columns of rec.
-func (d *pqDecoder) bind(rec arrow.RecordBatch) error {
-	d.times = nil
-	d.strs = [numFields]func(int) string{}
-	for _, c := range d.fields {
-		d.errField = c.f
-		idx := rec.Schema().FieldIndices(fieldNames[c.f])
-		if len(idx) == 0 {
-			return errors.New("column absent from decoded batch")
-		}
-		arr := rec.Column(idx[0])
-		if c.f == fTimeGenerated {
-			tf, err := timeAccessor(arr)
-			if err != nil {
-				return err
-			}
-			d.times = tf
-			continue
-		}
-		// Interned columns are copied by the interner; the others are
-		// returned aliasing Arrow's buffers and copied by row.
-		var in *interner
-		if c.f.interned() {
-			in = &d.intern[c.f]
-		}
-		sf, err := stringAccessor(arr, in)
-		if err != nil {
-			return err
-		}
-		d.strs[c.f] = sf
-	}
-	return nil
-}
-
-// row decodes row i into out. With keep set, the filter columns are decoded
-// first and the rest only when keep accepts the row.
-func (d *pqDecoder) row(out *Record, i int, keep func(*Record) bool) (bool, error) {
-	// TimeGenerated is a filter column too (--now's lower bound).
-	if d.times != nil {
-		tm, err := d.times(i)
-		if err != nil {
-			d.errField = fTimeGenerated
-			return false, err
-		}
-		out.TimeGenerated = tm
-	}
-	if keep != nil {
-		for f := field(0); f < numFields; f++ {
-			if f.filter() && d.strs[f] != nil {
-				out.setString(f, d.strs[f](i))
-			}
-		}
-		if !keep(out) {
-			return false, nil
-		}
-	}
-	var unique [numFields]string // non-interned values, still in Arrow's buffers
-	size := 0
-	for f := field(0); f < numFields; f++ {
-		if (keep == nil || !f.filter()) && d.strs[f] != nil {
-			if f.interned() {
-				out.setString(f, d.strs[f](i))
-			} else {
-				unique[f] = d.strs[f](i)
-				size += len(unique[f])
-			}
-		}
-	}
-	if size > 0 {
-		// Copy the row's unique values (Id, CorrelationId, ...) out of Arrow's
-		// buffers with one allocation, and slice it.
-		d.buf.Reset()
-		d.buf.Grow(size)
-		for _, s := range unique {
-			d.buf.WriteString(s)
-		}
-		all := d.buf.String()
-		for f, s := range unique {
-			if s != "" {
-				out.setString(field(f), all[:len(s)])
-				all = all[len(s):]
-			}
-		}
-	}
-	return true, nil
-}
-
-// stringAccessor returns a function reading row i of arr as text; a null is
-// "". With an interner the strings are safe to keep; without one they alias
-// Arrow's buffers and are valid only until the batch is released.
-func stringAccessor(arr arrow.Array, in *interner) (func(int) string, error) {
-	own := func(s string) string {
-		if in != nil {
-			return in.get(s)
-		}
-		return s
-	}
-	text := func(value func(int) string) func(int) string {
-		return func(i int) string {
-			if arr.IsNull(i) {
-				return ""
-			}
-			return own(value(i))
-		}
-	}
-	switch a := arr.(type) {
-	case *array.Null:
-		return func(int) string { return "" }, nil
-	case *array.String:
-		return text(a.Value), nil
-	case *array.LargeString:
-		return text(a.Value), nil
-	case *array.StringView:
-		return text(a.Value), nil
-	case *array.Binary:
-		return text(a.ValueString), nil
-	case *array.LargeBinary:
-		return text(a.ValueString), nil
-	case *array.BinaryView:
-		return text(a.ValueString), nil
-	case *array.Dictionary:
-		// Decode each dictionary entry once; rows then cost an index lookup.
-		dict, err := stringAccessor(a.Dictionary(), in)
-		if err != nil {
-			return nil, err
-		}
-		vals := make([]string, a.Dictionary().Len())
-		for j := range vals {
-			vals[j] = dict(j)
-		}
-		return func(i int) string {
-			if a.IsNull(i) {
-				return ""
-			}
-			return vals[a.GetValueIndex(i)]
-		}, nil
-	case *array.Int8:
-		return intText(a, a.Value, in), nil
-	case *array.Int16:
-		return intText(a, a.Value, in), nil
-	case *array.Int32:
-		return intText(a, a.Value, in), nil
-	case *array.Int64:
-		return intText(a, a.Value, in), nil
-	case *array.Uint8:
-		return intText(a, a.Value, in), nil
-	case *array.Uint16:
-		return intText(a, a.Value, in), nil
-	case *array.Uint32:
-		return intText(a, a.Value, in), nil
-	case *array.Uint64:
-		return func(i int) string {
-			if a.IsNull(i) {
-				return ""
-			}
-			s := strconv.FormatUint(a.Value(i), 10)
-			if in != nil {
-				return in.get(s)
-			}
-			return s
-		}, nil
-	}
-	return nil, fmt.Errorf("unsupported type %s", arr.DataType())
-}
-
-func intText[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32](arr arrow.Array, value func(int) T, in *interner) func(int) string {
-	var buf [20]byte
-	return func(i int) string {
-		if arr.IsNull(i) {
-			return ""
-		}
-		b := strconv.AppendInt(buf[:0], int64(value(i)), 10)
-		if in != nil {
-			return in.getBytes(b)
-		}
-		return string(b)
-	}
-}
-
-// timeAccessor returns a function reading row i of arr as a UTC time. Parquet
-// TIMESTAMP (any unit, UTC-adjusted or local) and INT96 arrive as Arrow
-// timestamps; local wall-clock timestamps are taken as UTC, as Kusto does.
-// A null reads as the zero time.
-func timeAccessor(arr arrow.Array) (func(int) (time.Time, error), error) {
-	switch a := arr.(type) {
-	case *array.Null:
-		return func(int) (time.Time, error) { return time.Time{}, nil }, nil
-	case *array.Timestamp:
-		unit := a.DataType().(*arrow.TimestampType).Unit
-		return func(i int) (time.Time, error) {
-			if a.IsNull(i) {
-				return time.Time{}, nil
-			}
-			return a.Value(i).ToTime(unit), nil
-		}, nil
-	}
-	text, err := stringAccessor(arr, nil)
+// chunkSize is the uncompressed size of a column chunk, 0 when unknown.
+func chunkSize(rg *file.RowGroupReader, leaf int) int64 {
+	cc, err := rg.MetaData().ColumnChunk(leaf)
 	if err != nil {
-		return nil, err
+		return 0
 	}
-	return func(i int) (time.Time, error) { return parseTime(text(i)) }, nil
+	return cc.TotalUncompressedSize()
+}
+
+// runColumns runs task for each column, on up to par goroutines. A panic in
+// a task (arrow-go on corrupt data) is that column's error. The error of the
+// first column in cols order wins, so that errors do not depend on timing.
+func runColumns(cols []*pqReader, par int, task func(*pqReader) *colError) *colError {
+	safe := func(c *pqReader) (e *colError) {
+		defer func() {
+			if p := recover(); p != nil {
+				e = &colError{f: c.meta.f, row: -1, err: fmt.Errorf("corrupt parquet: %v", p)}
+			}
+		}()
+		return task(c)
+	}
+	if par <= 1 || len(cols) <= 1 {
+		for _, c := range cols {
+			if e := safe(c); e != nil {
+				return e
+			}
+		}
+		return nil
+	}
+	errs := make([]*colError, len(cols))
+	var next atomic.Int32
+	var wg sync.WaitGroup
+	for range min(par, len(cols)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(cols) {
+					return
+				}
+				errs[i] = safe(cols[i])
+			}
+		})
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// pqBuffers are the buffers of one Parquet scan, pooled across scans.
+type pqBuffers struct {
+	cols  [numFields]pqReader
+	batch []Record
+	kept  [2][]int32
+}
+
+var pqPool = sync.Pool{New: func() any { return new(pqBuffers) }}
+
+// textBlock copies unique strings into shared blocks, one allocation per
+// block instead of one per string. A block is small enough that a retained
+// record does not pin much memory.
+type textBlock struct {
+	buf []byte
+}
+
+const textBlockSize = 32 << 10
+
+func (b *textBlock) clone(s string) string {
+	if len(s) > cap(b.buf)-len(b.buf) {
+		if len(s) > textBlockSize/4 {
+			return strings.Clone(s) // large: its own allocation
+		}
+		b.buf = make([]byte, 0, textBlockSize)
+	}
+	start := len(b.buf)
+	b.buf = append(b.buf, s...)
+	return unsafe.String(&b.buf[start], len(s))
 }

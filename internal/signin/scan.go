@@ -52,11 +52,19 @@ type Options struct {
 	// are dropped before reaching the callback. Readers may call it with only
 	// the filter columns filled (TimeGenerated, UserPrincipalName, ResultType,
 	// AuthenticationRequirement, ConditionalAccessStatus, IPAddress) and
-	// decode the rest only for kept rows.
+	// decode the rest only for kept rows. The record is valid during the
+	// call only. Keep is called from one goroutine at a time, never at the
+	// same time as fn, but it may run ahead: rows can be offered to Keep
+	// before fn has received the earlier kept rows.
 	Keep func(*Record) bool
 	// BatchSize caps the records per callback (0: 8192). Parquet is decoded
-	// one row group at a time, at most max(BatchSize, 65536) rows at once.
+	// one row group at a time, at most 65536 rows at once.
 	BatchSize int
+	// Parallelism is the most goroutines decoding Parquet columns at once in
+	// each decoding step (0: GOMAXPROCS); the steps overlap. Keep and the
+	// callback still run on the calling goroutine, and batches arrive in
+	// file order.
+	Parallelism int
 	// Final says the file is complete: for plain JSON Lines, a last line
 	// without a newline is a record, not the start of an append still being
 	// written. Leave it false for append blobs that may still grow.

@@ -1,0 +1,619 @@
+package signin
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/schema"
+)
+
+// pqKind tells how the values of a Parquet column are decoded.
+type pqKind int
+
+const (
+	kindNull      pqKind = iota // every value null: Null (or unknown) logical type
+	kindBytes                   // BYTE_ARRAY text
+	kindInt32                   // INT32 integer (ResultType)
+	kindInt64                   // INT64 integer (ResultType)
+	kindTimestamp               // INT64 TIMESTAMP (TimeGenerated)
+	kindInt96                   // INT96 timestamp (TimeGenerated)
+)
+
+// pqMeta is one wanted column found in the file and how to read it.
+type pqMeta struct {
+	f        field
+	leaf     int // Parquet leaf column index
+	kind     pqKind
+	unsigned bool
+	bits     int8 // integer width of an Int logical type, 0 when none
+	unit     schema.TimeUnitType
+	maxDef   int16
+}
+
+// resolveColumns finds the columns of table t among the top-level fields of
+// sc, by exact name, and checks their types. Other columns are never looked
+// at, whatever their type.
+func resolveColumns(sc *schema.Schema, t Table) ([numFields]*pqMeta, *colError) {
+	var out [numFields]*pqMeta
+	type top struct {
+		node schema.Node
+		leaf int
+	}
+	byName := map[string]top{}
+	root := sc.Root()
+	leaf := 0
+	for i := 0; i < root.NumFields(); i++ {
+		n := root.Field(i)
+		if _, dup := byName[n.Name()]; !dup {
+			byName[n.Name()] = top{n, leaf}
+		}
+		leaf += numLeaves(n)
+	}
+	fields, required := wanted(t)
+	for _, f := range fields {
+		tp, ok := byName[fieldNames[f]]
+		if !ok {
+			if required[f] {
+				return out, &colError{f: f, err: errMissingColumn}
+			}
+			continue
+		}
+		m, err := columnMeta(f, tp.node, tp.leaf, sc)
+		if err != nil {
+			return out, &colError{f: f, err: err}
+		}
+		out[f] = m
+	}
+	return out, nil
+}
+
+func numLeaves(n schema.Node) int {
+	g, ok := n.(*schema.GroupNode)
+	if !ok {
+		return 1
+	}
+	total := 0
+	for i := 0; i < g.NumFields(); i++ {
+		total += numLeaves(g.Field(i))
+	}
+	return total
+}
+
+// columnMeta checks that node (a top-level field whose first leaf is leaf)
+// can be read as field f: the same types the Arrow conversion accepted, text
+// for strings, integers for ResultType, timestamps or ISO text for
+// TimeGenerated.
+func columnMeta(f field, node schema.Node, leaf int, sc *schema.Schema) (*pqMeta, error) {
+	if node.Type() == schema.Group {
+		name := "struct"
+		switch node.LogicalType().(type) {
+		case schema.ListLogicalType:
+			name = "list"
+		case schema.MapLogicalType:
+			name = "map"
+		}
+		return nil, fmt.Errorf("unsupported type %s", name)
+	}
+	if leaf < 0 || leaf >= sc.NumColumns() {
+		return nil, errors.New("corrupt schema")
+	}
+	descr := sc.Column(leaf)
+	if node.RepetitionType() == parquet.Repetitions.Repeated || descr.MaxRepetitionLevel() > 0 {
+		return nil, fmt.Errorf("unsupported type list<%s>", typeName(descr))
+	}
+	m := &pqMeta{f: f, leaf: leaf, maxDef: descr.MaxDefinitionLevel()}
+	if descr.MaxDefinitionLevel() > 1 {
+		return nil, errors.New("corrupt schema: definition level above 1 for a top-level column")
+	}
+	lt := descr.LogicalType()
+	if lt == nil || !lt.IsValid() {
+		m.kind = kindNull
+		return m, nil
+	}
+	if _, ok := lt.(schema.NullLogicalType); ok {
+		m.kind = kindNull
+		return m, nil
+	}
+	bad := fmt.Errorf("unsupported type %s", typeName(descr))
+	switch descr.PhysicalType() {
+	case parquet.Types.ByteArray:
+		switch lt.(type) {
+		case schema.NoLogicalType, schema.StringLogicalType, schema.EnumLogicalType, schema.JSONLogicalType, schema.BSONLogicalType:
+		default:
+			return nil, bad
+		}
+		if f == fTimeGenerated || f.text() || f == fResultType {
+			m.kind = kindBytes
+			return m, nil
+		}
+	case parquet.Types.Int32, parquet.Types.Int64:
+		if ts, ok := lt.(schema.TimestampLogicalType); ok && descr.PhysicalType() == parquet.Types.Int64 {
+			if f != fTimeGenerated {
+				return nil, bad
+			}
+			switch ts.TimeUnit() {
+			case schema.TimeUnitMillis, schema.TimeUnitMicros, schema.TimeUnitNanos:
+			default:
+				return nil, bad
+			}
+			m.kind, m.unit = kindTimestamp, ts.TimeUnit()
+			return m, nil
+		}
+		if f != fResultType {
+			return nil, bad
+		}
+		switch it := lt.(type) {
+		case schema.NoLogicalType:
+		case schema.IntLogicalType:
+			m.bits, m.unsigned = it.BitWidth(), !it.IsSigned()
+		default:
+			return nil, bad
+		}
+		m.kind = kindInt64
+		if descr.PhysicalType() == parquet.Types.Int32 {
+			m.kind = kindInt32
+		}
+		return m, nil
+	case parquet.Types.Int96:
+		if f == fTimeGenerated {
+			m.kind = kindInt96
+			return m, nil
+		}
+	}
+	return nil, bad
+}
+
+// text tells the fields read only as text.
+func (f field) text() bool { return f != fTimeGenerated && f != fResultType }
+
+// typeName names a column's type for errors, in Arrow's words where one fits.
+func typeName(c *schema.Column) string {
+	lt := c.LogicalType()
+	if it, ok := lt.(schema.IntLogicalType); ok {
+		if it.IsSigned() {
+			return fmt.Sprintf("int%d", it.BitWidth())
+		}
+		return fmt.Sprintf("uint%d", it.BitWidth())
+	}
+	var base string
+	switch c.PhysicalType() {
+	case parquet.Types.Boolean:
+		base = "bool"
+	case parquet.Types.Int32:
+		base = "int32"
+	case parquet.Types.Int64:
+		base = "int64"
+	case parquet.Types.Int96:
+		base = "int96"
+	case parquet.Types.Float:
+		base = "float32"
+	case parquet.Types.Double:
+		base = "float64"
+	case parquet.Types.ByteArray:
+		base = "binary"
+	case parquet.Types.FixedLenByteArray:
+		base = fmt.Sprintf("fixed_size_binary[%d]", c.TypeLength())
+	default:
+		base = c.PhysicalType().String()
+	}
+	if lt != nil && lt.IsValid() && !lt.IsNone() {
+		base += " (" + lt.String() + ")"
+	}
+	return base
+}
+
+// colError is a problem with one column, at a 0-based row of the file when
+// row >= 0 is known (-1 otherwise).
+type colError struct {
+	f   field
+	row int64
+	err error
+}
+
+// pqBatchRows is the most values asked of a column reader at once.
+const pqBatchRows = 4096
+
+// pqSkipGap is the shortest run of unwanted rows skipped rather than decoded:
+// skipping costs a call into the reader, decoding a few values is cheaper.
+const pqSkipGap = 256
+
+// pqReader reads one wanted column of the current row group.
+type pqReader struct {
+	meta  *pqMeta
+	cr    file.ColumnChunkReader // nil until first needed in this row group
+	pos   int64                  // next row of the row group the reader is at
+	rows  int64                  // rows of the row group
+	defs  []int16
+	bytes []parquet.ByteArray
+	i32   []int32
+	i64   []int64
+	i96   []parquet.Int96
+
+	rg int // row group cr reads
+	// Decoded text (ResultType as text, safe to keep) and TimeGenerated, in
+	// rotating buffers: see scanParquet.
+	strs  [pqBuffersPerColumn][]string
+	times [pqBuffersPerColumn][]time.Time
+
+	// Text is copied out of the reader's buffers as it is decoded, on the
+	// decoding goroutine: repeating values through an interner (a cache by
+	// address first: a dictionary-encoded value keeps its address for the
+	// whole column chunk), unique ones into shared blocks.
+	in    interner
+	cache *[internCache]cachedText
+	blob  textBlock
+	num   []byte
+}
+
+const internCache = 8192
+
+type cachedText struct {
+	p *byte
+	s string
+}
+
+// reset forgets the strings of the previous scan.
+func (c *pqReader) reset(m *pqMeta) {
+	c.meta = m
+	c.in = interner{}
+	c.blob = textBlock{}
+	if c.cache != nil {
+		clear(c.cache[:])
+	}
+	for b := range c.strs {
+		clear(c.strs[b])
+		c.strs[b] = c.strs[b][:0]
+	}
+}
+
+// text returns b (aliasing the reader's buffers) as a string safe to keep.
+func (c *pqReader) text(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if !c.meta.f.interned() {
+		return c.blob.clone(unsafe.String(unsafe.SliceData(b), len(b)))
+	}
+	if c.cache == nil {
+		c.cache = new([internCache]cachedText)
+	}
+	p := unsafe.SliceData(b)
+	e := &c.cache[(uint64(uintptr(unsafe.Pointer(p)))*0x9E3779B97F4A7C15)>>(64-13)]
+	// The address alone is not enough: a page buffer is reused for the next
+	// page's values.
+	if e.p == p && e.s == unsafe.String(p, len(b)) {
+		return e.s
+	}
+	s := c.in.getBytes(b)
+	e.p, e.s = p, s
+	return s
+}
+
+type batchReader[T any] interface {
+	ReadBatchInPage(batchSize int64, values []T, defLvls, repLvls []int16) (int64, int, error)
+	Skip(int64) (int64, error)
+}
+
+// errShortColumn means a column chunk has fewer values than its row group rows.
+var errShortColumn = errors.New("column chunk has fewer values than the row group has rows")
+
+// readRows decodes rows [start, start+count) of the row group, or with sel
+// only rows start+sel[k], calling visit with the output index (the row's
+// offset from start, or k) and the value (ok false for a null). The value
+// may alias the reader's page buffer: it is valid during the call only.
+func readRows[T any](c *pqReader, r batchReader[T], buf []T, start, count int64, sel []int32, visit func(j int, v T, ok bool) error) error {
+	if c.pos < start {
+		if _, err := r.Skip(start - c.pos); err != nil {
+			return err
+		}
+		c.pos = start
+	}
+	end := start + count
+	k := 0
+	var defs []int16
+	if c.meta.maxDef > 0 {
+		defs = c.defs
+	}
+	for {
+		want := end - c.pos
+		if sel != nil {
+			if k == len(sel) {
+				return nil
+			}
+			next := start + int64(sel[k])
+			if gap := next - c.pos; gap >= pqSkipGap {
+				if _, err := r.Skip(gap); err != nil {
+					return err
+				}
+				c.pos = next
+			}
+			// Read on through the selected rows that follow closely.
+			m := k
+			for m+1 < len(sel) && sel[m+1]-sel[m] < pqSkipGap && start+int64(sel[m+1])-c.pos < int64(len(buf)) {
+				m++
+			}
+			want = start + int64(sel[m]) + 1 - c.pos
+		}
+		if want <= 0 {
+			return nil
+		}
+		want = min(want, int64(len(buf)))
+		var dl []int16
+		if defs != nil {
+			dl = defs[:want]
+		}
+		lv, nv, err := r.ReadBatchInPage(want, buf[:want], dl, nil)
+		if err != nil {
+			return err
+		}
+		if lv <= 0 || lv > want {
+			return errShortColumn
+		}
+		vi := 0
+		var zero T
+		for t := int64(0); t < lv; t++ {
+			ok := defs == nil || defs[t] == c.meta.maxDef
+			v := zero
+			if ok {
+				if vi >= nv {
+					return errors.New("fewer values than definition levels")
+				}
+				v = buf[vi]
+				vi++
+			}
+			j := -1
+			if sel == nil {
+				j = int(c.pos + t - start)
+			} else if k < len(sel) && c.pos+t == start+int64(sel[k]) {
+				j = k
+				k++
+			}
+			if j >= 0 {
+				if err := visit(j, v, ok); err != nil {
+					return err
+				}
+			}
+		}
+		c.pos += lv
+	}
+}
+
+// open prepares the reader of c in row group rg.
+func (c *pqReader) open(rg *file.RowGroupReader) error {
+	cr, err := rg.Column(c.meta.leaf)
+	if err != nil {
+		return err
+	}
+	c.cr, c.pos, c.rows = cr, 0, rg.NumRows()
+	if c.meta.maxDef > 0 && len(c.defs) < pqBatchRows {
+		c.defs = make([]int16, pqBatchRows)
+	}
+	return nil
+}
+
+func (c *pqReader) close() {
+	if c.cr != nil {
+		c.cr.Close()
+		c.cr = nil
+	}
+}
+
+// pqSlice is a run of rows of one row group, decoded at once.
+type pqSlice struct {
+	rg           int
+	rgr          *file.RowGroupReader
+	rowBase      int64 // rows of the file before the row group
+	start, count int64 // rows of the row group
+	seq          int   // slices of the file before this one
+}
+
+// pqBuffersPerColumn is the number of slices a column's output may be held
+// for at once: the filter columns' of slice s are read by the records of s
+// while slice s+1 is selected and s+2 decoded.
+const pqBuffersPerColumn = 3
+
+// decode reads the rows of sl (with sel, only rows sl.start+sel[k]) into
+// c.strs[b] or c.times[b]. A bad value is reported with the row (offset from
+// sl.start) it is in.
+func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err error) {
+	start, count := sl.start, sl.count
+	n := int(count)
+	if sel != nil {
+		n = len(sel)
+	}
+	isTime := c.meta.f == fTimeGenerated
+	clear(c.strs[b])
+	strs, times := c.strs[b][:0], c.times[b][:0]
+	if isTime {
+		times = slices.Grow(times, n)
+	} else {
+		strs = slices.Grow(strs, n)
+	}
+	defer func() { c.strs[b], c.times[b] = strs, times }()
+	if c.meta.kind == kindNull {
+		if isTime {
+			times = append(times, make([]time.Time, n)...)
+		} else {
+			strs = append(strs, make([]string, n)...)
+		}
+		return -1, nil
+	}
+	if c.cr == nil || c.rg != sl.rg {
+		c.close()
+		if err := c.open(sl.rgr); err != nil {
+			return -1, err
+		}
+		c.rg = sl.rg
+	}
+	row := func(j int) int64 {
+		if sel != nil {
+			return int64(sel[j])
+		}
+		return int64(j)
+	}
+	switch c.meta.kind {
+	case kindBytes:
+		r, ok := c.cr.(*file.ByteArrayColumnChunkReader)
+		if !ok {
+			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.bytes == nil {
+			c.bytes = make([]parquet.ByteArray, pqBatchRows)
+		}
+		if isTime {
+			// ISO 8601 text.
+			bad := int64(-1)
+			err := readRows(c, r, c.bytes, start, count, sel, func(j int, v parquet.ByteArray, ok bool) error {
+				var tm time.Time
+				if ok && len(v) > 0 {
+					var err error
+					if tm, err = parseTime(unsafe.String(unsafe.SliceData(v), len(v))); err != nil {
+						bad = row(j)
+						return err
+					}
+				}
+				times = append(times, tm)
+				return nil
+			})
+			return bad, err
+		}
+		return -1, readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
+			strs = append(strs, c.text(v))
+			return nil
+		})
+	case kindInt32:
+		r, ok := c.cr.(*file.Int32ColumnChunkReader)
+		if !ok {
+			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.i32 == nil {
+			c.i32 = make([]int32, pqBatchRows)
+		}
+		return -1, readRows(c, r, c.i32, start, count, sel, func(_ int, v int32, ok bool) error {
+			switch {
+			case !ok:
+				strs = append(strs, "")
+			case c.meta.unsigned:
+				strs = append(strs, c.uintText(truncUint(int64(v), c.meta.bits, 32)))
+			default:
+				strs = append(strs, c.intText(truncInt(int64(v), c.meta.bits)))
+			}
+			return nil
+		})
+	case kindInt64:
+		r, ok := c.cr.(*file.Int64ColumnChunkReader)
+		if !ok {
+			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.i64 == nil {
+			c.i64 = make([]int64, pqBatchRows)
+		}
+		return -1, readRows(c, r, c.i64, start, count, sel, func(_ int, v int64, ok bool) error {
+			switch {
+			case !ok:
+				strs = append(strs, "")
+			case c.meta.unsigned:
+				strs = append(strs, c.uintText(truncUint(v, c.meta.bits, 64)))
+			default:
+				strs = append(strs, c.intText(truncInt(v, c.meta.bits)))
+			}
+			return nil
+		})
+	case kindTimestamp:
+		r, ok := c.cr.(*file.Int64ColumnChunkReader)
+		if !ok {
+			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.i64 == nil {
+			c.i64 = make([]int64, pqBatchRows)
+		}
+		unit := c.meta.unit
+		// Local (not UTC-adjusted) wall-clock times are taken as UTC, as Kusto does.
+		return -1, readRows(c, r, c.i64, start, count, sel, func(_ int, v int64, ok bool) error {
+			var tm time.Time
+			if ok {
+				switch unit {
+				case schema.TimeUnitMillis:
+					tm = time.UnixMilli(v).UTC()
+				case schema.TimeUnitMicros:
+					tm = time.UnixMicro(v).UTC()
+				default:
+					tm = time.Unix(0, v).UTC()
+				}
+			}
+			times = append(times, tm)
+			return nil
+		})
+	case kindInt96:
+		r, ok := c.cr.(*file.Int96ColumnChunkReader)
+		if !ok {
+			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.i96 == nil {
+			c.i96 = make([]parquet.Int96, pqBatchRows)
+		}
+		bad := int64(-1)
+		err := readRows(c, r, c.i96, start, count, sel, func(j int, v parquet.Int96, ok bool) error {
+			var tm time.Time
+			if ok {
+				ts, err := v.ToTimestamp()
+				if err != nil {
+					bad = row(j)
+					return err
+				}
+				tm = time.Unix(0, int64(ts)).UTC()
+			}
+			times = append(times, tm)
+			return nil
+		})
+		return bad, err
+	}
+	return -1, fmt.Errorf("unexpected column kind %d", c.meta.kind)
+}
+
+func (c *pqReader) intText(v int64) string {
+	c.num = strconv.AppendInt(c.num[:0], v, 10)
+	return c.in.getBytes(c.num)
+}
+
+func (c *pqReader) uintText(v uint64) string {
+	c.num = strconv.AppendUint(c.num[:0], v, 10)
+	return c.in.getBytes(c.num)
+}
+
+// truncInt narrows v to a signed Int logical type of the given width, as
+// the Arrow conversion does.
+func truncInt(v int64, bits int8) int64 {
+	switch bits {
+	case 8:
+		return int64(int8(v))
+	case 16:
+		return int64(int16(v))
+	case 32:
+		return int64(int32(v))
+	}
+	return v
+}
+
+// truncUint reads v as an unsigned integer of an Int logical type of the
+// given width (physical is the storage width when bits is unknown).
+func truncUint(v int64, bits int8, physical int8) uint64 {
+	if bits == 0 {
+		bits = physical
+	}
+	switch bits {
+	case 8:
+		return uint64(uint8(v))
+	case 16:
+		return uint64(uint16(v))
+	case 32:
+		return uint64(uint32(v))
+	}
+	return uint64(v)
+}
