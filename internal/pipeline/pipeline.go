@@ -8,7 +8,6 @@ package pipeline
 import (
 	"bytes"
 	"cmp"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -220,52 +219,23 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 	})
 }
 
-// extracted holds one blob part's candidates by event hour, gzip JSON Lines.
+// extracted holds one blob part's candidates by event hour (extract.go).
 type extracted struct {
-	byHour map[time.Time]*extractBuf
+	byHour map[time.Time]*extractWriter
 	plain  bool // the export is plain JSON Lines (appendable)
-}
-
-type extractBuf struct {
-	buf  bytes.Buffer
-	zw   *gzip.Writer
-	enc  *json.Encoder
-	rows int
-}
-
-// candidateJSON is a candidate as an extract line: the export's own column
-// names, so extracts are read back by signin.Scan like any export.
-type candidateJSON struct {
-	TimeGenerated             string `json:"TimeGenerated"`
-	UserPrincipalName         string `json:"UserPrincipalName"`
-	IPAddress                 string `json:"IPAddress"`
-	Location                  string `json:"Location"`
-	ResultType                string `json:"ResultType"`
-	AuthenticationRequirement string `json:"AuthenticationRequirement"`
-	ConditionalAccessStatus   string `json:"ConditionalAccessStatus"`
-	AppDisplayName            string `json:"AppDisplayName,omitempty"`
-	CorrelationId             string `json:"CorrelationId,omitempty"`
-	UniqueTokenIdentifier     string `json:"UniqueTokenIdentifier,omitempty"`
-	Id                        string `json:"Id,omitempty"`
 }
 
 func (e *extracted) add(r *signin.Record) error {
 	h := r.TimeGenerated.UTC().Truncate(time.Hour)
-	b := e.byHour[h]
-	if b == nil {
-		b = &extractBuf{}
-		b.zw, _ = gzip.NewWriterLevel(&b.buf, gzip.BestSpeed)
-		b.enc = json.NewEncoder(b.zw)
-		e.byHour[h] = b
+	w := e.byHour[h]
+	if w == nil {
+		var err error
+		if w, err = newExtractWriter(); err != nil {
+			return err
+		}
+		e.byHour[h] = w
 	}
-	b.rows++
-	return b.enc.Encode(candidateJSON{
-		TimeGenerated: r.TimeGenerated.UTC().Format(time.RFC3339Nano), UserPrincipalName: r.UserPrincipalName,
-		IPAddress: r.IPAddress, Location: r.Location, ResultType: r.ResultType,
-		AuthenticationRequirement: r.AuthenticationRequirement, ConditionalAccessStatus: r.ConditionalAccessStatus,
-		AppDisplayName: r.AppDisplayName, CorrelationId: r.CorrelationId,
-		UniqueTokenIdentifier: r.UniqueTokenIdentifier, Id: r.Id,
-	})
+	return w.add(r)
 }
 
 func (e *extracted) hours() []time.Time {
@@ -288,7 +258,7 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	if from > 0 {
 		r = io.NewSectionReader(ra, from, props.Size-from)
 	}
-	ext := &extracted{byHour: map[time.Time]*extractBuf{}}
+	ext := &extracted{byHour: map[time.Time]*extractWriter{}}
 	if from == 0 {
 		var magic [4]byte
 		n, err := ra.ReadAt(magic[:], 0)
@@ -307,10 +277,11 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 		return nil
 	})
 	if err != nil {
+		ext.release()
 		return nil, err
 	}
 	for _, b := range ext.byHour {
-		if err := b.zw.Close(); err != nil {
+		if err := b.close(); err != nil {
 			return nil, err
 		}
 		out.Candidates += int64(b.rows)
@@ -319,13 +290,22 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	return ext, nil
 }
 
+// release frees the builders of an extraction that failed midway.
+func (e *extracted) release() {
+	for _, w := range e.byHour {
+		w.rb.Release()
+	}
+}
+
 // Extracts live in the state container at
-// candidates/<table>/<yyyy>/<MM>/<dd>/<HH>/<key>.jsonl.gz, partitioned by
+// candidates/<table>/<yyyy>/<MM>/<dd>/<HH>/<key>.parquet, partitioned by
 // event hour; key names the export blob and the byte range read, so a
 // redelivery rewrites the same extract and a grown blob adds a new one.
 func extractPrefix(t signin.Table, hour time.Time) string {
 	return "candidates/" + t.Short() + "/" + hour.UTC().Format("2006/01/02/15") + "/"
 }
+
+const extractSuffix = ".parquet"
 
 func extractKey(w Work, from, to int64) string {
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%d", w.Container, w.Name, from, to))
@@ -336,8 +316,8 @@ func (p *Pipeline) publish(ctx context.Context, t signin.Table, w Work, from, to
 	key := extractKey(w, from, to)
 	var names []string
 	for _, h := range ext.hours() {
-		name := extractPrefix(t, h) + key + ".jsonl.gz"
-		_, err := p.cfg.State.Write(ctx, p.cfg.StateContainer, name, ext.byHour[h].buf.Bytes(), store.Condition{IfNoneMatch: "*"})
+		name := extractPrefix(t, h) + key + extractSuffix
+		_, err := p.cfg.State.Write(ctx, p.cfg.StateContainer, name, ext.byHour[h].bytes(), store.Condition{IfNoneMatch: "*"})
 		// Already there: an earlier attempt published the same range.
 		if err != nil && !errors.Is(err, store.ErrConditionNotMet) {
 			return nil, fmt.Errorf("publish %s: %w", name, err)
@@ -392,7 +372,7 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted) ([]
 	keepUser := func(r *signin.Record) bool { return x.HasUser(r.UserPrincipalName) }
 	if t == signin.Interactive {
 		for _, b := range ext.byHour {
-			if err := scanBytes(ctx, "extract", b.buf.Bytes(), signin.Interactive, signin.Options{}, func(rs []signin.Record) error {
+			if err := scanBytes(ctx, "extract", b.bytes(), signin.Interactive, signin.Options{}, func(rs []signin.Record) error {
 				for _, r := range rs {
 					x.Add(r)
 				}
@@ -422,7 +402,7 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted) ([]
 		return nil, err
 	}
 	for _, b := range ext.byHour {
-		if err := scanBytes(ctx, "extract", b.buf.Bytes(), t, signin.Options{Keep: keepUser}, probe); err != nil {
+		if err := scanBytes(ctx, "extract", b.bytes(), t, signin.Options{Keep: keepUser}, probe); err != nil {
 			return nil, err
 		}
 	}
@@ -442,7 +422,7 @@ func (p *Pipeline) eachExtract(ctx context.Context, t signin.Table, hours []time
 	oldest := p.cfg.Now().Add(-p.cfg.AllowedLateness)
 	for _, h := range hours {
 		err := p.cfg.State.List(ctx, p.cfg.StateContainer, extractPrefix(t, h), func(props store.Properties) error {
-			if props.LastModified.Before(oldest) || !strings.HasSuffix(props.Name, ".jsonl.gz") {
+			if props.LastModified.Before(oldest) || !strings.HasSuffix(props.Name, extractSuffix) {
 				return nil
 			}
 			if err := fn(props); err != nil {
@@ -578,7 +558,8 @@ func (p *Pipeline) Pending(ctx context.Context) ([]Work, error) {
 			}
 			return nil
 		})
-		if err != nil {
+		// An export container that does not exist yet holds nothing to do.
+		if err != nil && !errors.Is(err, store.ErrNotExist) {
 			return nil, fmt.Errorf("sweep: list %s: %w", c, err)
 		}
 	}
