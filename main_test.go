@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/gen"
+	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -167,4 +169,47 @@ func TestDetectFindsExactlyWhatGenPlanted(t *testing.T) {
 		}
 	}
 	_ = time.Second
+}
+
+// TestProcessOverAFolder: `process` runs the event pipeline over a folder
+// laid out like the storage account; its alerts cover exactly the planted
+// pivots, and a second run has nothing left to do.
+func TestProcessOverAFolder(t *testing.T) {
+	o := gen.NewOptions(t.TempDir())
+	o.Users, o.Hours, o.Attacks, o.LookalikeSets, o.Seed = 300, 6, 4, 1, 7
+	sum, err := gen.Run(context.Background(), o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "process", "--storage", o.Out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	docs, _, err := alertsOf(t, o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	for _, d := range docs {
+		rows += len(d.Results)
+		if !strings.Contains(out, d.SystemAlertId) {
+			t.Errorf("process output does not list alert %s", d.SystemAlertId)
+		}
+	}
+	if rows != len(sum.Pivots()) || !strings.Contains(errs, fmt.Sprintf("%d result rows", len(sum.Pivots()))) {
+		t.Fatalf("alerts hold %d rows, gen planted %d pivots; stderr: %s", rows, len(sum.Pivots()), errs)
+	}
+	code, out, errs = runCLI(t, "process", "--storage", o.Out)
+	if code != 0 || !strings.Contains(out, "ALERTS (0)") || !strings.Contains(errs, "processed 0 blobs") {
+		t.Fatalf("second run: exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+func alertsOf(t *testing.T, dir string) ([]alert.Document, []alert.Incident, error) {
+	t.Helper()
+	s, err := store.NewLocal(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return alert.List(context.Background(), s, "tokenpivot-alerts", "tokenpivot-incidents")
 }

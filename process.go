@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -101,6 +102,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var (
 		mu       sync.Mutex
 		tot      pipeline.Outcome
+		touched  = map[string]bool{} // alerts this run found evidence for
 		done     int
 		rejected []error
 		failed   []error
@@ -117,6 +119,9 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				tot.Candidates += o.Candidates
 				tot.Results += o.Results
 				tot.Alerts += o.Alerts
+				for _, id := range o.AlertIds {
+					touched[id] = true
+				}
 				switch {
 				case err != nil:
 					failed = append(failed, fmt.Errorf("%s: %w", wk, err))
@@ -142,11 +147,22 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	// Show what this run found: its alerts and the incidents holding them
+	// (`tokenpivot alerts` lists everything stored).
+	docs = slices.DeleteFunc(docs, func(d alert.Document) bool { return !touched[d.SystemAlertId] })
+	incs = slices.DeleteFunc(incs, func(inc alert.Incident) bool {
+		return !slices.ContainsFunc(inc.AlertIds, func(id string) bool { return touched[id] })
+	})
 	if err := alert.WriteTable(stdout, docs, incs); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "processed %d blobs in %s: %d rows read, %d candidates, %d result rows, %d alerts written; %d rejected, %d failed\n",
-		done, time.Since(start).Round(time.Millisecond), tot.RowsRead, tot.Candidates, tot.Results, tot.Alerts, len(rejected), len(failed))
+	// A pair can be found from both of its blobs; the alerts hold it once.
+	rows := 0
+	for _, d := range docs {
+		rows += len(d.Results)
+	}
+	fmt.Fprintf(stderr, "processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed\n",
+		done, time.Since(start).Round(time.Millisecond), tot.RowsRead, tot.Candidates, rows, len(docs), tot.Alerts, len(rejected), len(failed))
 	for _, e := range rejected {
 		fmt.Fprintf(stderr, "rejected: %v\n", e)
 	}

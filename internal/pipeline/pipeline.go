@@ -114,6 +114,9 @@ type Outcome struct {
 	Extracts   int
 	Results    int
 	Alerts     int // alert blobs created or changed
+	// AlertIds are the alerts this blob's result rows belong to, written now
+	// or already stored.
+	AlertIds []string
 	// Rejected is the reason a blob can never be read (a *signin.FormatError):
 	// it is recorded in the ledger and not retried until the blob changes.
 	Rejected error
@@ -210,6 +213,9 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 		docs := alert.Group(p.cfg.Alerts.Rule, rows, p.cfg.PerRowAlerts)
 		if out.Alerts, err = p.cfg.Alerts.Write(ctx, docs); err != nil {
 			return out, err
+		}
+		for _, d := range docs {
+			out.AlertIds = append(out.AlertIds, d.SystemAlertId)
 		}
 	}
 	// 5. Last, the ledger: only a done entry makes a redelivery a no-op.
