@@ -3,7 +3,9 @@ package signin
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -293,5 +295,105 @@ func TestScanParquetCallbackPanics(t *testing.T) {
 			}()
 			Scan(t.Context(), "x", bytes.NewReader(data), int64(len(data)), Interactive, opts, func([]Record) error { panic("fn") })
 		}()
+	}
+}
+
+// The page buffers come from a pool shared by all scans: memory handed out
+// again must read as zeros (as Go's own allocations do), growing must keep
+// the content, and slices the pool does not own must not enter it.
+func TestPoolAllocator(t *testing.T) {
+	a := &poolAllocator{}
+	for _, tc := range []struct {
+		name       string
+		size, grow int
+	}{
+		{"tiny", 1, 100},
+		{"page header", 1024, 5000},
+		{"exact class", 4096, 8192},
+		{"odd size", 70_001, 300_000},
+		{"grown past the classes", 1 << 20, 1<<(poolMinShift+poolClasses-1) + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for round := range 3 { // later rounds get the buffers freed before
+				b := a.Allocate(tc.size)
+				if len(b) != tc.size {
+					t.Fatalf("round %d: Allocate(%d) has length %d", round, tc.size, len(b))
+				}
+				if n := bytes.Count(b, []byte{0}); n != len(b) {
+					t.Fatalf("round %d: Allocate(%d) not zeroed", round, tc.size)
+				}
+				for i := range b {
+					b[i] = byte(i%251 + 1)
+				}
+				g := a.Reallocate(tc.grow, b)
+				if len(g) != tc.grow {
+					t.Fatalf("round %d: Reallocate(%d) has length %d", round, tc.grow, len(g))
+				}
+				for i := range tc.size {
+					if g[i] != byte(i%251+1) {
+						t.Fatalf("round %d: Reallocate lost byte %d", round, i)
+					}
+				}
+				if n := bytes.Count(g[tc.size:], []byte{0}); n != tc.grow-tc.size {
+					t.Fatalf("round %d: grown part not zeroed", round)
+				}
+				g[0], g[len(g)-1] = 0xff, 0xff // dirty, for the next round to find
+				a.Free(g)
+			}
+		})
+	}
+	// A slice the pool did not hand out (capacity not a class) is dropped.
+	a.Free(make([]byte, 5000, 5000))
+	if b := a.Allocate(5000); cap(b) != 8192 {
+		t.Errorf("Allocate(5000) has capacity %d, want the 8 KiB class", cap(b))
+	}
+}
+
+// Scans running at once share the pooled page buffers: each must still read
+// its own file exactly, through many small pages (buffers freed and reused
+// while other scans run) and both dictionary and plain encoding.
+func TestScanParquetConcurrentScansShareBuffers(t *testing.T) {
+	type file struct {
+		data []byte
+		want []Record
+	}
+	var files []file
+	for i, props := range [][]parquet.WriterProperty{
+		{parquet.WithCompression(compress.Codecs.Snappy), parquet.WithDataPageSize(4 << 10), parquet.WithMaxRowGroupLength(3_000)},
+		{parquet.WithCompression(compress.Codecs.Zstd), parquet.WithDictionaryDefault(false), parquet.WithDataPageSize(16 << 10)},
+		{parquet.WithDataPageSize(64 << 10), parquet.WithDictionaryPageSizeLimit(2 << 10)},
+	} {
+		recs := truncTime(benchRecords(8_000+1_000*i), time.Microsecond)
+		for j := range recs {
+			recs[j].UserPrincipalName = fmt.Sprintf("f%d.%s", i, recs[j].UserPrincipalName)
+		}
+		files = append(files, file{writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), recs, props), recs})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for g := range 6 {
+		wg.Go(func() {
+			for round := range 4 {
+				f := files[(g+round)%len(files)]
+				got, _, err := scanAll("f.parquet", f.data, Interactive, Options{Parallelism: 2})
+				if err == nil && len(got) != len(f.want) {
+					err = fmt.Errorf("got %d records, want %d", len(got), len(f.want))
+				}
+				for i := 0; err == nil && i < len(got); i++ {
+					if got[i] != f.want[i] {
+						err = fmt.Errorf("file %d record %d:\n got %+v\nwant %+v", (g+round)%len(files), i, got[i], f.want[i])
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
