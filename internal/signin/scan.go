@@ -44,6 +44,11 @@ type Stats struct {
 	// the last complete record. For JSON Lines it stops at the last newline, so
 	// a growing (append) blob can be resumed there; for Parquet it is size.
 	Consumed int64
+	// SkippedRows counts rows that could not be read (a required filter
+	// column with a value of no clear meaning) and were left out;
+	// FirstSkipped names the first (file, column, row).
+	SkippedRows  int64
+	FirstSkipped *FormatError
 }
 
 // Options tune a Scan. The zero value reads every row.
@@ -69,7 +74,21 @@ type Options struct {
 	// without a newline is a record, not the start of an append still being
 	// written. Leave it false for append blobs that may still grow.
 	Final bool
+	// MaxExpansion bounds the decompressed size of a gzip stream to this
+	// many times its compressed size (0: DefaultMaxExpansion); past it the
+	// file is rejected with a FormatError.
+	MaxExpansion int
+	// PositionIds, when not "", gives a record without an Id the Id
+	// PositionIds+<position>: the byte offset of its line in the
+	// (decompressed) stream for JSON Lines, the 0-based row index for
+	// Parquet. Positions are the same on every read of the same bytes, so
+	// a row without an Id keeps one identity (DESIGN.md 7, evidence identity).
+	PositionIds string
 }
+
+// DefaultMaxExpansion is Options.MaxExpansion's default: gzip JSON Lines
+// exports compress about 10-20x; a bomb compresses 1000x.
+const DefaultMaxExpansion = 64
 
 // Scan streams the records of one export file of table t to fn, a batch at a
 // time. The format is detected from the content (Parquet "PAR1", gzip 1f 8b,
