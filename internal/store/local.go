@@ -166,6 +166,9 @@ func etagOf(sum []byte) string { return `"` + hex.EncodeToString(sum[:16]) + `"`
 
 // Stat returns the blob's properties, or ErrNotExist.
 func (l *Local) Stat(ctx context.Context, container, name string) (Properties, error) {
+	if err := ctx.Err(); err != nil {
+		return Properties{}, err
+	}
 	f, fi, err := l.open("stat", container, name)
 	if err != nil {
 		return Properties{}, err
@@ -177,6 +180,9 @@ func (l *Local) Stat(ctx context.Context, container, name string) (Properties, e
 // ReadAt reads from the blob at off; with etag set it fails with
 // ErrConditionNotMet if the blob is no longer that version.
 func (l *Local) ReadAt(ctx context.Context, container, name string, p []byte, off int64, etag string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	if off < 0 {
 		return 0, fmt.Errorf("store: read %s/%s: negative offset %d", container, name, off)
 	}
@@ -219,6 +225,9 @@ func (l *Local) ReadAt(ctx context.Context, container, name string, p []byte, of
 
 // Read returns the whole blob and its properties, or ErrNotExist.
 func (l *Local) Read(ctx context.Context, container, name string) ([]byte, Properties, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, Properties{}, err
+	}
 	f, fi, err := l.open("read", container, name)
 	if err != nil {
 		return nil, Properties{}, err
@@ -268,6 +277,9 @@ func (l *Local) current(container, name, p string) (Properties, bool, error) {
 
 // Write stores data as the blob under cond.
 func (l *Local) Write(ctx context.Context, container, name string, data []byte, cond Condition) (Properties, error) {
+	if err := ctx.Err(); err != nil {
+		return Properties{}, err
+	}
 	p, err := l.path(container, name)
 	if err != nil {
 		return Properties{}, err
@@ -339,6 +351,9 @@ func (l *Local) replace(container, name, p string, data []byte) (Properties, err
 // Azure append blob. It exists for tests that simulate Log Analytics data
 // export; it is not part of Store.
 func (l *Local) Append(ctx context.Context, container, name string, data []byte) (Properties, error) {
+	if err := ctx.Err(); err != nil {
+		return Properties{}, err
+	}
 	p, err := l.path(container, name)
 	if err != nil {
 		return Properties{}, err
@@ -362,6 +377,9 @@ func (l *Local) Append(ctx context.Context, container, name string, data []byte)
 
 // Delete removes the blob under cond; ErrNotExist if absent.
 func (l *Local) Delete(ctx context.Context, container, name string, cond Condition) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	p, err := l.path(container, name)
 	if err != nil {
 		return err
@@ -401,6 +419,9 @@ func (l *Local) Delete(ctx context.Context, container, name string, cond Conditi
 
 // List calls fn for each blob whose name starts with prefix, in name order.
 func (l *Local) List(ctx context.Context, container, prefix string, fn func(Properties) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	dir, err := l.containerDir(container)
 	if err != nil {
 		return fmt.Errorf("store: list: %w", err)
@@ -488,6 +509,9 @@ func walkFiles(dir, name string, depth int, add func(string)) error {
 
 // EnsureContainer creates the container's directory if absent.
 func (l *Local) EnsureContainer(ctx context.Context, container string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := CheckContainer(container); err != nil {
 		return err
 	}

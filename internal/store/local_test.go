@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -211,4 +212,51 @@ func typeName(s store.Store) string {
 		return "*store.Azure"
 	}
 	return "other"
+}
+
+// A cancelled context stops every operation before it touches the disk, so
+// SIGTERM during a run ends it promptly.
+func TestLocalHonoursCancellation(t *testing.T) {
+	s, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bg := context.Background()
+	if err := s.EnsureContainer(bg, "tokenpivot-test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(bg, "tokenpivot-test", "a.json", []byte("{}"), store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	ops := map[string]func() error{
+		"Stat": func() error { _, err := s.Stat(ctx, "tokenpivot-test", "a.json"); return err },
+		"Read": func() error { _, _, err := s.Read(ctx, "tokenpivot-test", "a.json"); return err },
+		"ReadAt": func() error {
+			_, err := s.ReadAt(ctx, "tokenpivot-test", "a.json", make([]byte, 1), 0, "")
+			return err
+		},
+		"Write": func() error {
+			_, err := s.Write(ctx, "tokenpivot-test", "b.json", []byte("{}"), store.Condition{})
+			return err
+		},
+		"Append": func() error { _, err := s.Append(ctx, "tokenpivot-test", "c.json", []byte("x")); return err },
+		"Delete": func() error { return s.Delete(ctx, "tokenpivot-test", "a.json", store.Condition{}) },
+		"List": func() error {
+			return s.List(ctx, "tokenpivot-test", "", func(store.Properties) error { return nil })
+		},
+		"EnsureContainer": func() error { return s.EnsureContainer(ctx, "tokenpivot-other") },
+	}
+	for name, op := range ops {
+		if err := op(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a cancelled context: %v, want context.Canceled", name, err)
+		}
+	}
+	if _, err := s.Stat(bg, "tokenpivot-test", "b.json"); !errors.Is(err, store.ErrNotExist) {
+		t.Errorf("a cancelled Write still wrote: %v", err)
+	}
+	if _, err := s.Stat(bg, "tokenpivot-test", "a.json"); err != nil {
+		t.Errorf("a cancelled Delete still deleted: %v", err)
+	}
 }
