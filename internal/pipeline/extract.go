@@ -2,7 +2,11 @@ package pipeline
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -98,3 +102,42 @@ func (w *extractWriter) close() error {
 }
 
 func (w *extractWriter) bytes() []byte { return w.buf.Bytes() }
+
+// Extracts live in the state container at
+// candidates/<table>/<yyyy>/<MM>/<dd>/<HH>/<container>/<blob>/g<gen>-<from>-<to>.parquet:
+// partitioned by event hour, and named after the export blob, its
+// generation (rewrites seen) and the byte range read, so a redelivery
+// rewrites the same extract, a grown blob adds one, and an extract that
+// cannot be read tells which blob to redo. A name too long for a blob falls
+// back to a hash, which is still unique but names no source.
+func extractPrefix(t signin.Table, hour time.Time) string {
+	return "candidates/" + t.Short() + "/" + hour.UTC().Format("2006/01/02/15") + "/"
+}
+
+const extractSuffix = ".parquet"
+
+func extractName(t signin.Table, hour time.Time, w Work, gen int, from, to int64) string {
+	name := fmt.Sprintf("%s%s/%s/g%d-%d-%d%s", extractPrefix(t, hour), w.Container, w.Name, gen, from, to, extractSuffix)
+	if len(name) <= maxBlobName {
+		return name
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d\x00%d\x00%d", w.Container, w.Name, gen, from, to))
+	return extractPrefix(t, hour) + "hashed/" + hex.EncodeToString(sum[:16]) + extractSuffix
+}
+
+const maxBlobName = 1024
+
+// extractSource returns the export blob an extract was read from, if its
+// name says.
+func extractSource(name string) (Work, bool) {
+	parts := strings.Split(name, "/")
+	// candidates, table, yyyy, MM, dd, HH, container, blob..., range
+	if len(parts) < 9 || parts[0] != "candidates" || parts[6] == "hashed" {
+		return Work{}, false
+	}
+	last := parts[len(parts)-1]
+	if !strings.HasPrefix(last, "g") || !strings.HasSuffix(last, extractSuffix) {
+		return Work{}, false
+	}
+	return Work{Container: parts[6], Name: strings.Join(parts[7:len(parts)-1], "/")}, true
+}

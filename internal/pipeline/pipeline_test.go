@@ -231,7 +231,7 @@ func TestGrowingAppendBlobs(t *testing.T) {
 		t.Fatalf("alerts hold %d rows, batch rule %d\n got %+v\nwant %+v", len(got), len(want), got, want)
 	}
 	for w, data := range all {
-		led, _, err := p.readLedger(ctx, w)
+		led, _, _, err := p.readLedger(ctx, w)
 		if err != nil || led.Offset != int64(len(data)) || !led.Appendable {
 			t.Errorf("%s: ledger %+v (%v), want offset %d", w, led, err, len(data))
 		}

@@ -84,6 +84,9 @@ type Options struct {
 	// Parquet. Positions are the same on every read of the same bytes, so
 	// a row without an Id keeps one identity (DESIGN.md 7, evidence identity).
 	PositionIds string
+	// PositionBase is added to JSON Lines positions: the byte at which r
+	// starts in the blob, for a grown append blob read from its offset.
+	PositionBase int64
 }
 
 // DefaultMaxExpansion is Options.MaxExpansion's default: gzip JSON Lines

@@ -166,7 +166,9 @@ func (a *Azure) Stat(ctx context.Context, container, name string) (Properties, e
 	if err != nil {
 		return Properties{}, a.fail("stat", container, name, err)
 	}
-	return props(container, name, r.ContentLength, r.ETag, r.LastModified), nil
+	pr := props(container, name, r.ContentLength, r.ETag, r.LastModified)
+	pr.Sealed = r.BlobType != nil && *r.BlobType == blob.BlobTypeBlockBlob
+	return pr, nil
 }
 
 // ReadAt reads len(p) bytes at off with one ranged GET (If-Match etag when
@@ -232,6 +234,7 @@ func (a *Azure) Read(ctx context.Context, container, name string) ([]byte, Prope
 	}
 	pr := props(container, name, nil, r.ETag, r.LastModified)
 	pr.Size = int64(len(data))
+	pr.Sealed = r.BlobType != nil && *r.BlobType == blob.BlobTypeBlockBlob
 	if r.ContentLength != nil && *r.ContentLength != pr.Size {
 		return nil, Properties{}, fmt.Errorf("store: read %s: got %d bytes, want %d", a.URL(container, name), pr.Size, *r.ContentLength)
 	}
@@ -249,7 +252,9 @@ func (a *Azure) Write(ctx context.Context, container, name string, data []byte, 
 		return Properties{}, a.fail("write", container, name, err)
 	}
 	size := int64(len(data))
-	return props(container, name, &size, r.ETag, r.LastModified), nil
+	pr := props(container, name, &size, r.ETag, r.LastModified)
+	pr.Sealed = true
+	return pr, nil
 }
 
 // maxAppendBlock is the largest block every service version accepts.
@@ -311,7 +316,9 @@ func (a *Azure) List(ctx context.Context, container, prefix string, fn func(Prop
 			if it.Name == nil || it.Properties == nil {
 				continue
 			}
-			if err := fn(props(container, *it.Name, it.Properties.ContentLength, it.Properties.ETag, it.Properties.LastModified)); err != nil {
+			pr := props(container, *it.Name, it.Properties.ContentLength, it.Properties.ETag, it.Properties.LastModified)
+			pr.Sealed = it.Properties.BlobType != nil && *it.Properties.BlobType == blob.BlobTypeBlockBlob
+			if err := fn(pr); err != nil {
 				return err
 			}
 		}

@@ -24,6 +24,10 @@ type Properties struct {
 	Size         int64
 	ETag         string
 	LastModified time.Time
+	// Sealed says the blob is complete as written and never grows by
+	// appends (an Azure block blob). Append blobs and local files are not
+	// sealed: a plain JSON Lines reader stops at their last complete line.
+	Sealed bool
 }
 
 // Condition guards a Write or Delete. The zero value writes unconditionally.

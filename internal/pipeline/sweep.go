@@ -1,0 +1,134 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+	"github.com/tokenpivot/tokenpivot/internal/store"
+)
+
+// Backlog is what a look over the export containers found to do, and what
+// it left out, counted so that nothing is skipped silently.
+type Backlog struct {
+	Work []Work
+	// NotExports counts blobs whose names are not exports (README.txt,
+	// _SUCCESS: see signin.IsExportName); NotExportsExample names one.
+	NotExports        int
+	NotExportsExample string
+	// Late counts export blobs last modified before the lateness cut.
+	Late int
+	// SetAside lists unreadable ledger entries (by URL) that were moved
+	// aside: their blobs are in Work again.
+	SetAside []string
+}
+
+// BacklogOptions tune Backlog.
+type BacklogOptions struct {
+	// Lateness skips export blobs last modified longer ago than this
+	// (counted in Backlog.Late); 0 takes every blob, whatever its age, as a
+	// backfill of an archive needs.
+	Lateness time.Duration
+}
+
+// Backlog returns the export blobs to (re)process: with no done entry for
+// their current version, or grown since they were read. Rejected blobs are
+// retried only once changed.
+func (p *Pipeline) Backlog(ctx context.Context, opts BacklogOptions) (Backlog, error) {
+	var b Backlog
+	var oldest time.Time
+	if opts.Lateness > 0 {
+		oldest = p.cfg.Now().Add(-opts.Lateness)
+	}
+	for _, c := range []string{p.cfg.InteractiveContainer, p.cfg.NonInteractiveContainer} {
+		ledger, err := p.ledgers(ctx, c, &b)
+		if err != nil {
+			return b, err
+		}
+		err = p.cfg.Exports.List(ctx, c, "", func(props store.Properties) error {
+			switch {
+			case !signin.IsExportName(props.Name):
+				if b.NotExports++; b.NotExportsExample == "" {
+					b.NotExportsExample = c + "/" + props.Name
+				}
+			case props.LastModified.Before(oldest):
+				b.Late++
+			case ledger[props.Name].quickPlan(props).skip == "":
+				b.Work = append(b.Work, Work{Container: c, Name: props.Name})
+			}
+			return nil
+		})
+		// An export container that does not exist yet holds nothing to do.
+		if err != nil && !errors.Is(err, store.ErrNotExist) {
+			return b, fmt.Errorf("sweep: list %s: %w", c, err)
+		}
+	}
+	return b, nil
+}
+
+// ledgers reads the ledger entries of container c by blob name. An entry
+// that does not parse is moved aside and left out (its blob is redone).
+func (p *Pipeline) ledgers(ctx context.Context, c string, b *Backlog) (map[string]ledgerEntry, error) {
+	ledger := map[string]ledgerEntry{}
+	prefix := "ledger/" + c + "/"
+	err := p.cfg.State.List(ctx, p.cfg.StateContainer, prefix, func(props store.Properties) error {
+		data, rp, err := p.cfg.State.Read(ctx, p.cfg.StateContainer, props.Name)
+		if errors.Is(err, store.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		e, err := parseLedger(data)
+		if err != nil {
+			aside, err := p.moveAside(ctx, props.Name, rp.ETag, err)
+			if err != nil {
+				return err
+			}
+			b.SetAside = append(b.SetAside, aside)
+			return nil
+		}
+		ledger[strings.TrimSuffix(strings.TrimPrefix(props.Name, prefix), ".json")] = e
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sweep: ledger of %s: %w", c, err)
+	}
+	return ledger, nil
+}
+
+// Pending is the Sweep's backlog: export blobs within the allowed lateness
+// (older ones are past their state's retention) that need processing. What
+// it skips is logged with counts.
+func (p *Pipeline) Pending(ctx context.Context) ([]Work, error) {
+	b, err := p.Backlog(ctx, BacklogOptions{Lateness: p.cfg.AllowedLateness})
+	if err != nil {
+		return nil, err
+	}
+	if b.NotExports > 0 || b.Late > 0 {
+		p.cfg.Logger.Info("sweep skipped blobs",
+			slog.Int("not_exports", b.NotExports), slog.String("not_export_example", b.NotExportsExample),
+			slog.Int("older_than_lateness", b.Late), slog.Duration("lateness", p.cfg.AllowedLateness))
+	}
+	return b.Work, nil
+}
+
+// EnsureContainers creates the state, alerts and incidents containers.
+func (p *Pipeline) EnsureContainers(ctx context.Context) error {
+	for _, c := range []struct {
+		s    store.Store
+		name string
+	}{{p.cfg.State, p.cfg.StateContainer}, {p.cfg.Alerts.Store, p.cfg.Alerts.AlertsContainer}, {p.cfg.Alerts.Store, p.cfg.Alerts.IncidentsContainer}} {
+		if c.name == "" {
+			continue
+		}
+		if err := c.s.EnsureContainer(ctx, c.name); err != nil {
+			return fmt.Errorf("container %s: %w", c.name, err)
+		}
+	}
+	return nil
+}
