@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,7 +66,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ruleFile := fs.String("rule", sf.s.Rule, "Sentinel rule YAML `file` (default: the bundled rule)")
 	safeIPs := fs.String("safe-ips", "", "comma-separated known-safe `IPs`, added to the rule's")
 	safeNets := fs.String("safe-networks", "", "comma-separated known-safe `CIDRs`, added to the rule's")
-	lateness := fs.Duration("lateness", sf.s.AllowedLateness, "only export blobs and state modified within this `duration` count")
+	lateness := fs.Duration("lateness", 0, "skip export blobs last modified longer ago than this `duration` (counted and reported); 0, the default, takes every blob, as a backfill needs")
 	workers := fs.Int("workers", runtime.NumCPU(), "blobs processed at once")
 	verbose := fs.Bool("v", false, "log every blob (JSON lines on stderr)")
 	if err := parseFlags(fs, args); err != nil {
@@ -75,11 +76,14 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	s.Rule, s.AllowedLateness = *ruleFile, *lateness
+	s.Rule = *ruleFile
 	s.SafeIPs = append(s.SafeIPs, settings.SplitList(*safeIPs)...)
 	s.SafeNetworks = append(s.SafeNetworks, settings.SplitList(*safeNets)...)
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
+	}
+	if *lateness < 0 {
+		return usagef("--lateness must not be negative")
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -93,55 +97,26 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := p.EnsureContainers(ctx); err != nil {
 		return err
 	}
-	work, err := p.Pending(ctx)
+	b, err := p.Backlog(ctx, pipeline.BacklogOptions{Lateness: *lateness})
 	if err != nil {
 		return err
 	}
+	if b.NotExports > 0 {
+		fmt.Fprintf(stderr, "skipped %d blobs that are not exports (e.g. %s)\n", b.NotExports, b.NotExportsExample)
+	}
+	if b.Late > 0 {
+		fmt.Fprintf(stderr, "skipped %d export blobs last modified more than %s ago (--lateness); --lateness 0 takes them\n", b.Late, *lateness)
+	}
+	for _, name := range b.SetAside {
+		fmt.Fprintf(stderr, "set aside: %s could not be read; moved to the quarantine, its blob is processed again\n", name)
+	}
 	start := time.Now()
-	bar := newCountProgress(stderr, "processing blobs", int64(len(work)))
-	var (
-		mu       sync.Mutex
-		tot      pipeline.Outcome
-		touched  = map[string]bool{} // alerts this run found evidence for
-		done     int
-		rejected []error
-		failed   []error
-	)
-	ch := make(chan pipeline.Work)
-	var wg sync.WaitGroup
-	for range *workers {
-		wg.Go(func() {
-			for wk := range ch {
-				o, err := p.Process(ctx, wk)
-				mu.Lock()
-				done++
-				tot.RowsRead += o.RowsRead
-				tot.Candidates += o.Candidates
-				tot.Results += o.Results
-				tot.Alerts += o.Alerts
-				for _, id := range o.AlertIds {
-					touched[id] = true
-				}
-				switch {
-				case err != nil:
-					failed = append(failed, fmt.Errorf("%s: %w", wk, err))
-				case o.Rejected != nil:
-					rejected = append(rejected, o.Rejected)
-				}
-				mu.Unlock()
-				bar.Add(1)
-			}
-		})
+	var r runResult
+	// A blob whose extract could not be read is pending again: redo those
+	// here, so that one run gives the complete result.
+	for round, work := 0, b.Work; len(work) > 0 && round < 3 && ctx.Err() == nil; round++ {
+		work = r.process(ctx, p, work, *workers, stderr)
 	}
-	for _, wk := range work {
-		select {
-		case ch <- wk:
-		case <-ctx.Done():
-		}
-	}
-	close(ch)
-	wg.Wait()
-	bar.Finish()
 
 	docs, incs, err := alert.List(ctx, w.Store, w.AlertsContainer, w.IncidentsContainer)
 	if err != nil {
@@ -149,9 +124,9 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	// Show what this run found: its alerts and the incidents holding them
 	// (`tokenpivot alerts` lists everything stored).
-	docs = slices.DeleteFunc(docs, func(d alert.Document) bool { return !touched[d.SystemAlertId] })
+	docs = slices.DeleteFunc(docs, func(d alert.Document) bool { return !r.touched[d.SystemAlertId] })
 	incs = slices.DeleteFunc(incs, func(inc alert.Incident) bool {
-		return !slices.ContainsFunc(inc.AlertIds, func(id string) bool { return touched[id] })
+		return !slices.ContainsFunc(inc.AlertIds, func(id string) bool { return r.touched[id] })
 	})
 	if err := alert.WriteTable(stdout, docs, incs); err != nil {
 		return err
@@ -159,25 +134,96 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// A pair can be found from both of its blobs; the alerts hold it once.
 	rows := 0
 	for _, d := range docs {
-		rows += len(d.Results)
+		rows += d.ExtendedProperties.ResultCount
 	}
 	fmt.Fprintf(stderr, "processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed\n",
-		done, time.Since(start).Round(time.Millisecond), tot.RowsRead, tot.Candidates, rows, len(docs), tot.Alerts, len(rejected), len(failed))
-	for _, e := range rejected {
+		r.done, time.Since(start).Round(time.Millisecond), r.tot.RowsRead, r.tot.Candidates, rows, len(docs), r.tot.Alerts, len(r.rejected), len(r.failed))
+	for _, o := range r.partial {
+		fmt.Fprintf(stderr, "skipped rows: %s: %d rows could not be read (first: %s); the rest of the blob counts\n", o.Work, o.SkippedRows, o.FirstSkipped)
+	}
+	for _, name := range r.setAside {
+		fmt.Fprintf(stderr, "set aside: %s could not be read; moved to the quarantine and rebuilt\n", name)
+	}
+	for _, e := range r.rejected {
 		fmt.Fprintf(stderr, "rejected: %v\n", e)
 	}
-	for _, e := range failed {
+	for _, e := range r.failed {
 		fmt.Fprintf(stderr, "failed: %v\n", e)
 	}
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case len(failed) > 0:
-		return fmt.Errorf("%d blobs failed and stay pending: run process again", len(failed))
-	case len(rejected) > 0:
-		return badInputError{fmt.Errorf("%d blobs could not be read (recorded in the ledger; fix or replace them)", len(rejected))}
+	case len(r.failed) > 0:
+		return fmt.Errorf("%d blobs failed and stay pending: run process again", len(r.failed))
+	case len(r.rejected) > 0:
+		return badInputError{fmt.Errorf("%d blobs could not be read (recorded in the ledger; fix or replace them)", len(r.rejected))}
 	}
 	return nil
+}
+
+// runResult adds up the outcomes of a process run.
+type runResult struct {
+	mu       sync.Mutex
+	tot      pipeline.Outcome
+	touched  map[string]bool // alerts this run found evidence for
+	done     int
+	partial  []pipeline.Outcome // blobs with rows that could not be read
+	setAside []string
+	rejected []error
+	failed   []error
+}
+
+// process runs work on workers goroutines and returns the blobs to redo
+// (their extract was unreadable and has been moved aside).
+func (r *runResult) process(ctx context.Context, p *pipeline.Pipeline, work []pipeline.Work, workers int, stderr io.Writer) []pipeline.Work {
+	if r.touched == nil {
+		r.touched = map[string]bool{}
+	}
+	var redo []pipeline.Work
+	bar := newCountProgress(stderr, "processing blobs", int64(len(work)))
+	ch := make(chan pipeline.Work)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for wk := range ch {
+				o, err := p.Process(ctx, wk)
+				r.mu.Lock()
+				r.done++
+				r.tot.RowsRead += o.RowsRead
+				r.tot.Candidates += o.Candidates
+				r.tot.Results += o.Results
+				r.tot.Alerts += o.Alerts
+				for _, id := range o.AlertIds {
+					r.touched[id] = true
+				}
+				r.setAside = append(r.setAside, o.SetAside...)
+				redo = append(redo, o.Redo...)
+				switch {
+				case err != nil:
+					r.failed = append(r.failed, fmt.Errorf("%s: %w", wk, err))
+				case o.Rejected != nil:
+					r.rejected = append(r.rejected, o.Rejected)
+				case o.SkippedRows > 0:
+					r.partial = append(r.partial, o)
+				}
+				r.mu.Unlock()
+				bar.Add(1)
+			}
+		})
+	}
+feed:
+	for _, wk := range work {
+		select {
+		case ch <- wk:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(ch)
+	wg.Wait()
+	bar.Finish()
+	slices.SortFunc(redo, func(a, b pipeline.Work) int { return strings.Compare(a.String(), b.String()) })
+	return slices.Compact(redo)
 }
 
 // badInputError marks unreadable input (exit 2) that is not a usage error.
