@@ -22,7 +22,18 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
-func TestMain(m *testing.M) { azurite.Main(m) }
+func TestMain(m *testing.M) {
+	// Re-executed by a test as the tokenpivot command itself.
+	if args := os.Getenv(runMainEnv); args != "" {
+		os.Args = append([]string{"tokenpivot"}, strings.Split(args, "\x1f")...)
+		main()
+	}
+	azurite.Main(m)
+}
+
+// runMainEnv holds the \x1f-separated arguments when the test binary runs
+// as the command (see TestMain).
+const runMainEnv = "TOKENPIVOT_TEST_RUN_MAIN"
 
 // TestServe runs `tokenpivot serve` as the Functions host would: settings in
 // the environment, FUNCTIONS_CUSTOMHANDLER_PORT, Azurite as the storage
