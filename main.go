@@ -34,6 +34,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"detect", "run the rule over local export files and print the result rows", runDetect},
+		{"test", "run the rule over test case folders and compare with their expected rows", runTest},
 		{"gen", "write synthetic hourly exports with planted token-theft pivots", runGen},
 		{"process", "run the event pipeline over every export blob of a storage account or folder", runProcess},
 		{"alerts", "list the alerts and incidents in a storage account or folder", runAlerts},
@@ -123,6 +124,25 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// parseArgs parses flags that may come before, between or after the
+// positional arguments, which it returns.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // listFlag is a repeatable string flag.

@@ -92,6 +92,10 @@ func UnmarshalResult(data []byte) (detect.Result, error) {
 	if err := dec.Decode(&j); err != nil {
 		return detect.Result{}, fmt.Errorf("result row: %v", err)
 	}
+	// One row per line: a second object would otherwise be lost silently.
+	if _, err := dec.Token(); err != io.EOF {
+		return detect.Result{}, fmt.Errorf("result row: text after the row's object (one object per line)")
+	}
 	r, err := j.result()
 	if err != nil {
 		return detect.Result{}, fmt.Errorf("result row: %v", err)

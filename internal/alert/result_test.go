@@ -158,3 +158,21 @@ func FuzzTimespan(f *testing.F) {
 		}
 	})
 }
+
+// Two objects on one line are an error, not one row with the other lost.
+func TestReadJSONLRejectsTwoObjectsOnALine(t *testing.T) {
+	var b strings.Builder
+	row := detect.Result{NISignInTime: time.Date(2026, 11, 20, 10, 45, 0, 0, time.UTC), InteractiveTime: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC),
+		UserPrincipalName: "pivot@contoso.com", NIIPAddress: "91.200.1.1", NICountry: "RU", InteractiveIP: "20.1.1.1", InteractiveCountry: "US",
+		TimeSinceInteractive: 45 * time.Minute}
+	if err := WriteJSONL(&b, []detect.Result{row, row}); err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Replace(b.String(), "\n", "", 1)
+	if _, err := ReadJSONL("expected.jsonl", strings.NewReader(joined)); err == nil || !strings.Contains(err.Error(), "expected.jsonl:1") {
+		t.Fatalf("ReadJSONL of two objects on one line: %v, want an error naming line 1", err)
+	}
+	if rows, err := ReadJSONL("expected.jsonl", strings.NewReader(b.String())); err != nil || len(rows) != 2 {
+		t.Fatalf("two lines: %d rows, %v", len(rows), err)
+	}
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+)
+
+// A rule test case is a folder holding the two tables' exports and the rows
+// the rule must give:
+//
+//	interactive*     SigninLogs exports: a file, or a folder read recursively
+//	noninteractive*  AADNonInteractiveUserSignInLogs exports
+//	expected.jsonl   the result rows, as `detect --format jsonl` prints them
+//	rule.yaml        optional: the (tuned) rule for this case; else the
+//	                 nearest rule.yaml in a parent folder, else --rule
+const (
+	caseExpected = "expected.jsonl"
+	caseRule     = "rule.yaml"
+)
+
+func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("test", stderr, "[--rule FILE] CASE-DIR...")
+	var sf safeFlags
+	sf.register(fs)
+	dirs, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(dirs) == 0 {
+		return usagef("name at least one case folder (a folder holding %s, or folders of them)", caseExpected)
+	}
+	var cases []string
+	for _, dir := range dirs {
+		found, err := findCases(dir)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		cases = append(cases, found...)
+	}
+	passed, failed := 0, 0
+	for _, dir := range cases {
+		missing, extra, n, err := runCase(ctx, dir, sf)
+		switch {
+		case err != nil:
+			failed++
+			fmt.Fprintf(stdout, "FAIL  %s: %v\n", dir, err)
+		case len(missing)+len(extra) > 0:
+			failed++
+			fmt.Fprintf(stdout, "FAIL  %s: %d rows, %d missing, %d extra\n", dir, n, len(missing), len(extra))
+			for _, l := range missing {
+				fmt.Fprintf(stdout, "  - %s\n", l)
+			}
+			for _, l := range extra {
+				fmt.Fprintf(stdout, "  + %s\n", l)
+			}
+		default:
+			passed++
+			fmt.Fprintf(stdout, "PASS  %s (%d rows)\n", dir, n)
+		}
+	}
+	fmt.Fprintf(stdout, "%d cases: %d passed, %d failed\n", len(cases), passed, failed)
+	if failed > 0 {
+		return testFailed{failed}
+	}
+	return nil
+}
+
+// testFailed is a failing rule test (exit 1): the rule ran, the rows differ.
+type testFailed struct{ n int }
+
+func (e testFailed) Error() string { return fmt.Sprintf("%d cases failed", e.n) }
+
+// findCases returns dir if it is a case, else every case folder under it.
+func findCases(dir string) ([]string, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("%s: not a folder (a case is a folder holding %s)", dir, caseExpected)
+	}
+	var cases []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == caseExpected {
+			cases = append(cases, filepath.Dir(p))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(cases) == 0 {
+		return nil, fmt.Errorf("%s: no %s in it or below it: not a rule test case", dir, caseExpected)
+	}
+	slices.Sort(cases)
+	return cases, nil
+}
+
+// runCase runs the rule over one case and returns the expected rows it did
+// not give and the rows it gave that were not expected, as JSON lines.
+func runCase(ctx context.Context, dir string, sf safeFlags) (missing, extra []string, n int, err error) {
+	var ipaths, npaths []string
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	for _, e := range entries {
+		switch name := strings.ToLower(e.Name()); {
+		case strings.HasPrefix(name, "noninteractive"):
+			npaths = append(npaths, filepath.Join(dir, e.Name()))
+		case strings.HasPrefix(name, "interactive"):
+			ipaths = append(ipaths, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(ipaths) == 0 || len(npaths) == 0 {
+		return nil, nil, 0, errors.New("want interactive* and noninteractive* exports beside " + caseExpected)
+	}
+	if sf.ruleFile == "" {
+		sf.ruleFile = nearestRule(dir)
+	}
+	_, safe, err := sf.load()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	ifiles, err := exportFiles(ipaths)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	nfiles, err := exportFiles(npaths)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	rows, err := detectFiles(ctx, ifiles, nfiles, detect.Filter{Safe: safe}, nil)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	data, err := os.ReadFile(filepath.Join(dir, caseExpected))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	want, err := alert.ReadJSONL(filepath.Join(dir, caseExpected), bytes.NewReader(data))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	got, exp := jsonLines(rows), jsonLines(want)
+	missing, extra = diffLines(exp, got)
+	return missing, extra, len(rows), nil
+}
+
+// nearestRule is dir's rule.yaml, or the nearest one in a parent folder.
+func nearestRule(dir string) string {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		p := filepath.Join(d, caseRule)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		if parent := filepath.Dir(d); parent == d {
+			return ""
+		}
+	}
+}
+
+// jsonLines renders rows as detect prints them, sorted.
+func jsonLines(rows []detect.Result) []string {
+	var b bytes.Buffer
+	alert.WriteJSONL(&b, rows)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return nil
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+// diffLines compares two sorted multisets of lines.
+func diffLines(want, got []string) (missing, extra []string) {
+	i, j := 0, 0
+	for i < len(want) || j < len(got) {
+		switch {
+		case j == len(got) || (i < len(want) && want[i] < got[j]):
+			missing = append(missing, want[i])
+			i++
+		case i == len(want) || got[j] < want[i]:
+			extra = append(extra, got[j])
+			j++
+		default:
+			i, j = i+1, j+1
+		}
+	}
+	return missing, extra
+}
+
+// detectFiles runs the rule over export files, as `detect` does: the
+// interactive candidates (few: single-factor successes) are held, and the
+// much larger non-interactive side streams past them. prog may be nil.
+func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, prog *progress) ([]detect.Result, error) {
+	if prog == nil {
+		prog = &progress{}
+	}
+	x := detect.NewIndex()
+	for _, file := range ifiles {
+		err := scanFile(ctx, file, signin.Interactive, signin.Options{Keep: f.Interactive}, func(rs []signin.Record) error {
+			for _, r := range rs {
+				x.Add(r)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		prog.Add(file.size)
+	}
+	var rows []detect.Result
+	// Decide on the cheap columns whether a row can pair at all, so the
+	// reader decodes the wide ones only for the few that can.
+	x.Seal()
+	keepN := func(r *signin.Record) bool { return x.MayMatch(r) && f.NonInteractive(r) }
+	for _, file := range nfiles {
+		err := scanFile(ctx, file, signin.NonInteractive, signin.Options{Keep: keepN}, func(rs []signin.Record) error {
+			for k := range rs {
+				rows = x.Probe(rows, &rs[k])
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		prog.Add(file.size)
+	}
+	detect.Sort(rows)
+	return rows, nil
+}
