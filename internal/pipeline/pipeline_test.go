@@ -16,6 +16,7 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
+	"github.com/tokenpivot/tokenpivot/internal/rulecases"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -29,17 +30,19 @@ const (
 // blobs per table, a few lines each, so pairs cross blobs.
 func casesBlobs(t *testing.T, per int) map[Work][]byte {
 	t.Helper()
+	split, err := rulecases.Split(per, func(tbl signin.Table, k int) string {
+		return fmt.Sprintf("WorkspaceResourceId=/subscriptions/x/workspaces/ws/y=2026/m=11/d=20/h=10/m=%02d/PT05M.json", k)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	blobs := map[Work][]byte{}
-	for _, c := range []struct{ container, file string }{{ic, "interactive.jsonl"}, {nc, "noninteractive.jsonl"}} {
-		data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "cases", c.file))
-		if err != nil {
-			t.Fatal(err)
+	for _, b := range split {
+		c := ic
+		if b.Table == signin.NonInteractive {
+			c = nc
 		}
-		lines := bytes.SplitAfter(bytes.TrimSpace(data), []byte("\n"))
-		for k := 0; k < len(lines); k += per {
-			name := fmt.Sprintf("WorkspaceResourceId=/subscriptions/x/workspaces/ws/y=2026/m=11/d=20/h=10/m=%02d/PT05M.json", k)
-			blobs[Work{c.container, name}] = bytes.Join(lines[k:min(k+per, len(lines))], nil)
-		}
+		blobs[Work{c, b.Name}] = b.Data
 	}
 	return blobs
 }
@@ -47,21 +50,19 @@ func casesBlobs(t *testing.T, per int) map[Work][]byte {
 // oracle is the batch rule over every row of blobs.
 func oracle(t *testing.T, blobs map[Work][]byte, safe *rule.SafeList) []detect.Result {
 	t.Helper()
-	var I, N []signin.Record
+	var split []rulecases.Blob
 	for w, data := range blobs {
-		tbl, dst := signin.Interactive, &I
+		tbl := signin.Interactive
 		if w.Container == nc {
-			tbl, dst = signin.NonInteractive, &N
+			tbl = signin.NonInteractive
 		}
-		_, err := signin.Scan(context.Background(), w.String(), bytes.NewReader(data), int64(len(data)), tbl, signin.Options{Final: true}, func(rs []signin.Record) error {
-			*dst = append(*dst, rs...)
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		split = append(split, rulecases.Blob{Table: tbl, Name: w.String(), Data: data})
 	}
-	return detect.Run(I, N, detect.Filter{Safe: safe})
+	rows, err := rulecases.Oracle(split, safe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
 
 func newTestPipeline(t *testing.T, s store.Store, safe *rule.SafeList) *Pipeline {
@@ -100,7 +101,7 @@ func alertRows(t *testing.T, s store.Store) []detect.Result {
 }
 
 func caseSafeList(t *testing.T) *rule.SafeList {
-	safe, err := rule.Default().SafeList([]string{"203.0.113.50"}, []string{"198.51.100.0/24", "2001:db8:ffff::/48"}, rule.SafeListOptions{})
+	safe, err := rulecases.SafeList()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestAnyOrderConcurrentDuplicatesEqualsBatch(t *testing.T) {
 	safe := caseSafeList(t)
 	blobs := casesBlobs(t, 3)
 	want := oracle(t, blobs, safe)
-	if len(want) != 12 {
+	if len(want) != rulecases.Rows {
 		t.Fatalf("oracle has %d rows, the cases define 12", len(want))
 	}
 	var works []Work

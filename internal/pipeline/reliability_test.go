@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/rulecases"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -21,12 +21,14 @@ import (
 // caseLines returns the lines (newline included) of a rule-case file.
 func caseLines(t *testing.T, file string) [][]byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "cases", file))
+	tbl := signin.Interactive
+	if file == "noninteractive.jsonl" {
+		tbl = signin.NonInteractive
+	}
+	lines, err := rulecases.Lines(tbl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := bytes.SplitAfter(bytes.TrimSpace(data), []byte("\n"))
-	lines[len(lines)-1] = append(lines[len(lines)-1], '\n')
 	return lines
 }
 
