@@ -323,6 +323,9 @@ var appSettings = {
   TOKENPIVOT_SAFE_IPS: safeIps
   TOKENPIVOT_SAFE_NETWORKS: safeNetworks
   TOKENPIVOT_ALLOWED_LATENESS: '${allowedLatenessHours}h'
+  // The Go heap's soft limit: 11/16 of the instance, the rest left to the
+  // Functions host; serve sizes its budget of blobs in flight from it.
+  GOMEMLIMIT: '${instanceMemoryMB * 11 / 16}MiB'
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {

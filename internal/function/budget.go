@@ -20,7 +20,7 @@ import (
 // measured with `tokenpivot serve` on the benchmark hour (infra/README.md,
 // "Memory"). JSON Lines blobs are bigger for the same rows, so the factor
 // overestimates them, which errs on the safe side.
-const MemoryPerBlobByte = 8
+const MemoryPerBlobByte = 10
 
 // DefaultInstanceMemory is the memory assumed when neither GOMEMLIMIT nor a
 // cgroup limit says: the Flex Consumption default instance size.
