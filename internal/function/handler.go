@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -198,6 +199,11 @@ func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
 		}
 		if events != nil && events.elements > 0 {
 			return events.finish(err)
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			inv.log.Error("invocation refused: the request body did not arrive within the server's read timeout", slog.String("error", err.Error()))
+			inv.resp.ReturnValue = map[string]string{"refused": "request body too slow"}
+			return http.StatusRequestTimeout
 		}
 		if errors.As(err, new(*http.MaxBytesError)) {
 			inv.log.Error("invocation refused: payload too large, the Sweep will process the blob", slog.Int("limit_bytes", MaxBody))
