@@ -71,7 +71,7 @@ param stateRetentionMarginDays int = 2
 @minValue(1)
 param alertsCoolAfterDays int = 30
 
-@description('Flex Consumption instance memory in MB.')
+@description('Flex Consumption instance memory in MB; GOMEMLIMIT is set to 11/16 of it.')
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 

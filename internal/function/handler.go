@@ -11,6 +11,10 @@
 // 30 s: OnExportCreated turns each event into a queue message (output binding
 // "work") that ProcessExport processes; the Sweep timer enqueues whatever the
 // pipeline reports pending (lost events, grown append blobs, unfinished work).
+//
+// Event batches are decoded element by element, so their size is bounded
+// only by MaxBody. ProcessExport invocations share a memory budget (see
+// MemoryPerBlobByte and InstanceMemory): one whose blob does not fit waits.
 package function
 
 import (
