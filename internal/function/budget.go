@@ -91,7 +91,7 @@ func (b *budget) weight(size int64) int64 {
 // host cancelled, or serve is stopping): the queue redelivers the message.
 func (h *Handler) admit(ctx context.Context, inv *invocation, w pipeline.Work) (release func(), status int, ok bool) {
 	b := h.budget
-	if b == nil || h.cfg.Exports == nil {
+	if b == nil {
 		return func() {}, 0, true
 	}
 	props, err := h.cfg.Exports.Stat(ctx, w.Container, w.Name)

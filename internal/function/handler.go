@@ -117,6 +117,8 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, loc: loc}
 	switch {
+	case cfg.Exports == nil:
+		// Blobs cannot be weighed: unbounded.
 	case cfg.MemoryBudget == 0:
 		h.budget = newBudget(InstanceMemory())
 	case cfg.MemoryBudget > 0:
