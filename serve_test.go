@@ -4,19 +4,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/azurite"
+	"github.com/tokenpivot/tokenpivot/internal/function"
+	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/store"
@@ -218,5 +223,289 @@ func TestLoadRule(t *testing.T) {
 				t.Errorf("rule id %q, want %q", r.ID, rule.Default().ID)
 			}
 		})
+	}
+}
+
+func TestServeDefaultAddr(t *testing.T) {
+	for _, tc := range []struct {
+		port, want string
+	}{
+		{"", "127.0.0.1:8080"},
+		{"7071", "127.0.0.1:7071"},
+	} {
+		got := defaultAddr(func(name string) string {
+			if name == "FUNCTIONS_CUSTOMHANDLER_PORT" {
+				return tc.port
+			}
+			return ""
+		})
+		if got != tc.want {
+			t.Errorf("port %q: default address %s, want %s", tc.port, got, tc.want)
+		}
+	}
+}
+
+// localSettings points serve at a local directory: no Azurite needed.
+func localSettings(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		settings.StorageConnectionString: "", settings.StorageAccountURL: dir, settings.StateStorageAccountURL: "",
+		settings.InteractiveContainer: "", settings.NonInteractiveContainer: "", settings.StateContainer: "",
+		settings.AlertsContainer: "", settings.IncidentsContainer: "", settings.SafeIPs: "", settings.SafeNetworks: "",
+		settings.Rule: "", settings.AllowedLateness: "",
+	} {
+		t.Setenv(k, v)
+	}
+	return dir
+}
+
+// TestServeListensOnLoopback: without --addr, serve answers on
+// 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT and on none of the machine's
+// other addresses.
+func TestServeListensOnLoopback(t *testing.T) {
+	localSettings(t)
+	port := freePort(t)
+	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", strconv.Itoa(port))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- runServe(ctx, nil, io.Discard, stderr) }()
+	waitReady(t, fmt.Sprintf("http://127.0.0.1:%d", port), done)
+	if want := fmt.Sprintf(`"addr":"127.0.0.1:%d"`, port); !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks %s:\n%s", want, stderr.String())
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	others := 0
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		others++
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(ipn.IP.String(), strconv.Itoa(port)), 2*time.Second)
+		if err == nil {
+			conn.Close()
+			t.Errorf("serve accepts connections on %s", ipn.IP)
+		}
+	}
+	t.Logf("checked %d non-loopback addresses", others)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// testLimits are defaultLimits shortened so that tests see them act.
+func testLimits() serverLimits {
+	l := defaultLimits
+	l.ReadHeader, l.Read, l.Grace, l.Drain = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond, 5*time.Second
+	return l
+}
+
+// serveHandler starts serve with h on a real listener and returns its
+// base URL, its stop function and its result.
+func serveHandler(t *testing.T, h http.Handler, lim serverLimits) (string, context.CancelFunc, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, h, slog.New(slog.DiscardHandler), lim) }()
+	return "http://" + ln.Addr().String(), cancel, done
+}
+
+// TestServeCutsSlowBodies: clients that send headers and then trickle (or
+// stop sending) the body lose their connection after the read timeout,
+// instead of holding it, as 200 such clients once did for minutes.
+func TestServeCutsSlowBodies(t *testing.T) {
+	p, _ := localPipeline(t, nil)
+	h, err := function.New(function.Config{Pipeline: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := serveHandler(t, h, testLimits())
+	addr := strings.TrimPrefix(base, "http://")
+	for _, tc := range []struct{ name, send string }{
+		{"body stops", "POST /Sweep HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"Data\":"},
+		{"headers stop", "POST /Sweep HTTP/1.1\r\nHost: x\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			for range 20 {
+				wg.Go(func() {
+					conn, err := net.Dial("tcp", addr)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					defer conn.Close()
+					if _, err := io.WriteString(conn, tc.send); err != nil {
+						t.Error(err)
+						return
+					}
+					// Far above the 300 ms read timeout (and below the old 10 s
+					// header timeout): hitting this
+					// deadline means the server kept the connection.
+					conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+					_, err = io.Copy(io.Discard, conn)
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						t.Error("the server kept a slow client's connection open")
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// blockingStore blocks the pipeline's first look at an export blob until
+// the invocation's context ends, and records that it ended.
+type blockingStore struct {
+	store.Store
+	exports   map[string]bool
+	entered   chan struct{}
+	cancelled chan error
+}
+
+func (b *blockingStore) Stat(ctx context.Context, c, n string) (store.Properties, error) {
+	if b.exports[c] {
+		b.entered <- struct{}{}
+		<-ctx.Done()
+		b.cancelled <- ctx.Err()
+		return store.Properties{}, ctx.Err()
+	}
+	return b.Store.Stat(ctx, c, n)
+}
+
+// localPipeline is a pipeline over a local directory, the pipeline's store
+// wrapped by wrap when not nil.
+func localPipeline(t *testing.T, wrap func(store.Store) store.Store) (*pipeline.Pipeline, *store.Local) {
+	t.Helper()
+	data, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.Store(data)
+	if wrap != nil {
+		s = wrap(data)
+	}
+	d := settings.Defaults()
+	p, err := pipeline.New(pipeline.Config{Exports: s, State: s, InteractiveContainer: d.InteractiveContainer,
+		NonInteractiveContainer: d.NonInteractiveContainer, StateContainer: d.StateContainer,
+		Alerts: &alert.Writer{Store: s, AlertsContainer: d.AlertsContainer, IncidentsContainer: d.IncidentsContainer, Rule: rule.Default()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.EnsureContainers(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{d.InteractiveContainer, d.NonInteractiveContainer} {
+		if err := data.EnsureContainer(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p, data
+}
+
+// TestServeShutdownCancelsInFlight: on SIGTERM an invocation still running
+// after the grace has its context cancelled and serve returns; the
+// redelivered message then processes the blob and writes its ledger entry.
+func TestServeShutdownCancelsInFlight(t *testing.T) {
+	d := settings.Defaults()
+	bs := &blockingStore{exports: map[string]bool{d.InteractiveContainer: true}, entered: make(chan struct{}, 1), cancelled: make(chan error, 1)}
+	p, data := localPipeline(t, func(s store.Store) store.Store { bs.Store = s; return bs })
+	lines, err := os.ReadFile(filepath.Join("testdata", "cases", "interactive.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "timestamp=2026-11-20T10/part-00.json"
+	if _, err := data.Write(context.Background(), d.InteractiveContainer, name, lines, store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	work := fmt.Sprintf(`{"container":%q,"name":%q}`, d.InteractiveContainer, name)
+	payload := map[string]any{"Data": map[string]any{"work": work}, "Metadata": map[string]any{"DequeueCount": 1}}
+
+	h, err := function.New(function.Config{Pipeline: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := testLimits()
+	base, stop, done := serveHandler(t, h, lim)
+	inflight := make(chan error, 1)
+	go func() {
+		body, _ := json.Marshal(payload)
+		resp, err := http.Post(base+"/ProcessExport", "application/json", bytes.NewReader(body))
+		if err == nil {
+			resp.Body.Close()
+		}
+		inflight <- err
+	}()
+	<-bs.entered
+	stop() // SIGTERM
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(lim.Grace + lim.Drain + 10*time.Second):
+		t.Fatal("serve did not return after the grace")
+	}
+	select {
+	case err := <-bs.cancelled:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the invocation's context ended with %v, want cancelled", err)
+		}
+	default:
+		t.Fatal("the in-flight invocation's context was not cancelled")
+	}
+	<-inflight
+	if _, _, err := data.Read(context.Background(), d.StateContainer, "ledger/"+d.InteractiveContainer+"/"+name+".json"); !errors.Is(err, store.ErrNotExist) {
+		t.Fatalf("a ledger entry exists for the cut invocation: %v", err)
+	}
+
+	// The queue redelivers the message to the next instance.
+	p2, err := pipeline.New(pipeline.Config{Exports: data, State: data, InteractiveContainer: d.InteractiveContainer,
+		NonInteractiveContainer: d.NonInteractiveContainer, StateContainer: d.StateContainer,
+		Alerts: &alert.Writer{Store: data, AlertsContainer: d.AlertsContainer, IncidentsContainer: d.IncidentsContainer, Rule: rule.Default()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := function.New(function.Config{Pipeline: p2, Exports: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base2, _, _ := serveHandler(t, h2, lim)
+	var out struct{ ReturnValue map[string]any }
+	post(t, base2+"/ProcessExport", payload, http.StatusOK, &out)
+	if out.ReturnValue["rows_read"] == float64(0) || out.ReturnValue["error"] != nil {
+		t.Fatalf("redelivery: %v", out.ReturnValue)
+	}
+	if _, _, err := data.Read(context.Background(), d.StateContainer, "ledger/"+d.InteractiveContainer+"/"+name+".json"); err != nil {
+		t.Fatalf("no ledger entry after the redelivery: %v", err)
 	}
 }

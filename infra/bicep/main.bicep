@@ -71,7 +71,7 @@ param stateRetentionMarginDays int = 2
 @minValue(1)
 param alertsCoolAfterDays int = 30
 
-@description('Flex Consumption instance memory in MB.')
+@description('Flex Consumption instance memory in MB; GOMEMLIMIT is set to 11/16 of it.')
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
@@ -323,6 +323,9 @@ var appSettings = {
   TOKENPIVOT_SAFE_IPS: safeIps
   TOKENPIVOT_SAFE_NETWORKS: safeNetworks
   TOKENPIVOT_ALLOWED_LATENESS: '${allowedLatenessHours}h'
+  // The Go heap's soft limit: 11/16 of the instance, the rest left to the
+  // Functions host; serve sizes its budget of blobs in flight from it.
+  GOMEMLIMIT: '${instanceMemoryMB * 11 / 16}MiB'
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {

@@ -42,6 +42,9 @@ locals {
     TOKENPIVOT_SAFE_IPS                       = var.safe_ips
     TOKENPIVOT_SAFE_NETWORKS                  = var.safe_networks
     TOKENPIVOT_ALLOWED_LATENESS               = "${var.allowed_lateness_hours}h"
+    # The Go heap's soft limit: 11/16 of the instance, the rest left to the
+    # Functions host; serve sizes its budget of blobs in flight from it.
+    GOMEMLIMIT = "${floor(var.instance_memory_mb * 11 / 16)}MiB"
     # azurerm writes a key-based AzureWebJobsStorage for Flex apps even when
     # deployment storage uses an identity; an empty value overrides it so the
     # host uses the AzureWebJobsStorage__* identity settings above.

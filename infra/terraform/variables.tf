@@ -128,7 +128,7 @@ variable "alerts_cool_after_days" {
 }
 
 variable "instance_memory_mb" {
-  description = "Flex Consumption instance memory in MB."
+  description = "Flex Consumption instance memory in MB; GOMEMLIMIT is set to 11/16 of it."
   type        = number
   default     = 2048
 

@@ -11,6 +11,10 @@
 // 30 s: OnExportCreated turns each event into a queue message (output binding
 // "work") that ProcessExport processes; the Sweep timer enqueues whatever the
 // pipeline reports pending (lost events, grown append blobs, unfinished work).
+//
+// Event batches are decoded element by element, so their size is bounded
+// only by MaxBody. ProcessExport invocations share a memory budget (see
+// MemoryPerBlobByte and InstanceMemory): one whose blob does not fit waits.
 package function
 
 import (
@@ -23,11 +27,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 // Function names: the folders under functions/.
@@ -68,12 +75,26 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxSweep caps the messages one Sweep emits (DefaultMaxSweep if 0).
 	MaxSweep int
+	// Exports is the pipeline's export store: ProcessExport Stats a blob
+	// through it to weigh the blob against the memory budget before
+	// processing it. nil leaves ProcessExport unbounded.
+	Exports store.Store
+	// MemoryBudget is the memory, in bytes, the blobs in flight may use
+	// together, each counted as MemoryPerBlobByte times its size: an
+	// invocation whose blob does not fit waits. 0 means InstanceMemory();
+	// negative, unbounded.
+	MemoryBudget int64
 }
 
 // Handler is the custom handler's http.Handler.
 type Handler struct {
-	cfg Config
-	loc *locator
+	cfg    Config
+	loc    *locator
+	budget *budget // nil: unbounded
+
+	// waiting and running count ProcessExport invocations waiting for and
+	// holding a share of the budget (for tests and logs).
+	waiting, running atomic.Int64
 }
 
 // New returns the Handler for cfg.
@@ -94,7 +115,16 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{cfg: cfg, loc: loc}, nil
+	h := &Handler{cfg: cfg, loc: loc}
+	switch {
+	case cfg.Exports == nil:
+		// Blobs cannot be weighed: unbounded.
+	case cfg.MemoryBudget == 0:
+		h.budget = newBudget(InstanceMemory())
+	case cfg.MemoryBudget > 0:
+		h.budget = newBudget(cfg.MemoryBudget, "Config.MemoryBudget")
+	}
+	return h, nil
 }
 
 // invocation is one request being served: its logger writes to the
@@ -159,17 +189,32 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // invoke runs function name and returns the HTTP status.
 func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
-	var req request
 	body := http.MaxBytesReader(nil, r.Body, MaxBody)
-	if err := json.NewDecoder(body).Decode(&req); err != nil {
+	// OnExportCreated's events are handled as they are read (see
+	// readRequest); Queue output bindings take an array of messages, so the
+	// valid events of a batch are queued even when another element is bad.
+	var events *eventStream
+	if strings.EqualFold(name, OnExportCreated) {
+		events = &eventStream{h: h, inv: inv}
+	}
+	req, err := readRequest(body, events)
+	if err != nil {
+		if ctxErr := r.Context().Err(); ctxErr != nil {
+			inv.log.Error("invocation aborted", slog.String("error", ctxErr.Error()))
+			return http.StatusServiceUnavailable
+		}
+		if events != nil && events.elements > 0 {
+			return events.finish(err)
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			inv.log.Error("invocation refused: the request body did not arrive within the server's read timeout", slog.String("error", err.Error()))
+			inv.resp.ReturnValue = map[string]string{"refused": "request body too slow"}
+			return http.StatusRequestTimeout
+		}
 		if errors.As(err, new(*http.MaxBytesError)) {
 			inv.log.Error("invocation refused: payload too large, the Sweep will process the blob", slog.Int("limit_bytes", MaxBody))
 			inv.resp.ReturnValue = map[string]string{"refused": "payload too large"}
 			return http.StatusOK
-		}
-		if ctxErr := r.Context().Err(); ctxErr != nil {
-			inv.log.Error("invocation aborted", slog.String("error", ctxErr.Error()))
-			return http.StatusServiceUnavailable
 		}
 		inv.log.Error("invocation refused: payload is not the host's JSON envelope", slog.String("error", err.Error()))
 		inv.resp.ReturnValue = map[string]string{"refused": "payload is not JSON"}
@@ -178,8 +223,8 @@ func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
 	io.Copy(io.Discard, body)
 
 	switch {
-	case strings.EqualFold(name, OnExportCreated) && req.data(bindingEvent) != nil:
-		return h.onEvent(inv, req.data(bindingEvent))
+	case events != nil && events.seen:
+		return events.finish(nil)
 	case strings.EqualFold(name, ProcessExport) && req.data(bindingWork) != nil:
 		return h.onWork(r.Context(), inv, req.data(bindingWork))
 	case strings.EqualFold(name, Sweep):
@@ -225,67 +270,32 @@ type blobCreatedData struct {
 	BlobType      string `json:"blobType"`
 }
 
-// onEvent turns BlobCreated events into queue messages for ProcessExport.
-func (h *Handler) onEvent(inv *invocation, v *value) int {
-	raw := unwrap(v.raw)
-	var events []eventJSON
-	switch {
-	case len(raw) > 0 && raw[0] == '[':
-		if err := json.Unmarshal(raw, &events); err != nil {
-			return refuseEvent(inv, "event batch is not a JSON array of events", err)
-		}
-	default:
-		var e eventJSON
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return refuseEvent(inv, "event is not a JSON object", err)
-		}
-		events = []eventJSON{e}
+// event turns one BlobCreated event into a queue message for ProcessExport;
+// other event types are ignored (neither queued nor refused).
+func (h *Handler) event(inv *invocation, e eventJSON) (msg string, queued, refused bool) {
+	typ := cmp.Or(e.EventType, e.Type)
+	if typ != BlobCreated {
+		inv.log.Info("event ignored: not "+BlobCreated, slog.String("event_id", e.ID), slog.String("event_type", typ), slog.String("subject", e.Subject))
+		return "", false, false
 	}
-	var queued []string
-	var refused []string
-	for _, e := range events {
-		typ := cmp.Or(e.EventType, e.Type)
-		if typ != BlobCreated {
-			inv.log.Info("event ignored: not "+BlobCreated, slog.String("event_id", e.ID), slog.String("event_type", typ), slog.String("subject", e.Subject))
-			continue
-		}
-		var d blobCreatedData
-		if err := json.Unmarshal(unwrap(e.Data), &d); err != nil || d.URL == "" {
-			inv.log.Error("event refused: data has no blob url", slog.String("event_id", e.ID), slog.String("subject", e.Subject))
-			refused = append(refused, e.ID)
-			continue
-		}
-		w, err := h.loc.fromURL(d.URL)
-		if err != nil {
-			inv.log.Warn("event refused", slog.String("event_id", e.ID), slog.String("error", err.Error()))
-			refused = append(refused, e.ID)
-			continue
-		}
-		msg, err := json.Marshal(w)
-		if err != nil {
-			return refuseEvent(inv, "queue message", err)
-		}
-		inv.log.Info("blob queued", slog.String("event_id", e.ID), slog.String("blob", w.String()),
-			slog.Int64("content_length", d.ContentLength), slog.String("blob_type", d.BlobType))
-		queued = append(queued, string(msg))
+	var d blobCreatedData
+	if err := json.Unmarshal(unwrap(e.Data), &d); err != nil || d.URL == "" {
+		inv.log.Error("event refused: data has no blob url", slog.String("event_id", e.ID), slog.String("subject", e.Subject))
+		return "", false, true
 	}
-	// Queue output bindings take a string message, or an array of them to
-	// enqueue several; each message is the Work's JSON.
-	switch len(queued) {
-	case 0:
-	case 1:
-		inv.resp.Outputs[bindingWork] = queued[0]
-	default:
-		inv.resp.Outputs[bindingWork] = queued
+	w, err := h.loc.fromURL(d.URL)
+	if err != nil {
+		inv.log.Warn("event refused", slog.String("event_id", e.ID), slog.String("error", err.Error()))
+		return "", false, true
 	}
-	inv.resp.ReturnValue = map[string]any{"queued": len(queued), "refused": len(refused)}
-	return http.StatusOK
-}
-
-func refuseEvent(inv *invocation, what string, err error) int {
-	inv.log.Error("event refused: "+what, slog.String("error", err.Error()))
-	inv.resp.ReturnValue = map[string]string{"refused": what}
-	return http.StatusOK
+	data, err := json.Marshal(w)
+	if err != nil {
+		inv.log.Error("event refused: queue message", slog.String("event_id", e.ID), slog.String("error", err.Error()))
+		return "", false, true
+	}
+	inv.log.Info("blob queued", slog.String("event_id", e.ID), slog.String("blob", w.String()),
+		slog.Int64("content_length", d.ContentLength), slog.String("blob_type", d.BlobType))
+	return string(data), true, false
 }
 
 // onWork processes the blob a queue message names.
@@ -340,6 +350,11 @@ type summary struct {
 }
 
 func (h *Handler) process(ctx context.Context, inv *invocation, w pipeline.Work) int {
+	release, status, ok := h.admit(ctx, inv, w)
+	if !ok {
+		return status
+	}
+	defer release()
 	o, err := h.cfg.Pipeline.Process(ctx, w)
 	s := summary{Blob: w.String(), Table: o.Table, Skipped: o.Skipped, RowsRead: o.RowsRead, Candidates: o.Candidates,
 		Results: o.Results, Alerts: o.Alerts, DurationMS: o.Duration.Milliseconds()}

@@ -142,6 +142,11 @@ func postTo(base, fn string, payload any) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	return postBody(base, fn, body)
+}
+
+// postBody sends body, as it is, to POST /<fn> as the host does.
+func postBody(base, fn string, body []byte) (reply, error) {
 	req, err := http.NewRequest(http.MethodPost, base+"/"+fn, bytes.NewReader(body))
 	if err != nil {
 		return reply{}, err

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -315,7 +316,7 @@ func props(block string) map[string]string {
 // literal (with params replaced by their defaults), or "computed".
 const computed = "<computed>"
 
-var reInterp = regexp.MustCompile(`\$\{(\w+)\}`)
+var reInterp = regexp.MustCompile(`\$\{([\w\s*/]+)\}`)
 
 func (f *bicepFile) value(expr string) string {
 	expr = strings.TrimSpace(expr)
@@ -346,7 +347,40 @@ func (f *bicepFile) value(expr string) string {
 	if regexp.MustCompile(`^-?\d+$`).MatchString(expr) {
 		return expr
 	}
+	if v, ok := f.arith(expr); ok {
+		return v
+	}
 	return computed
+}
+
+// arith evaluates integer '*' and '/' (Bicep's integer division) left to
+// right, over integers and parameters with integer defaults, such as
+// "instanceMemoryMB * 11 / 16".
+func (f *bicepFile) arith(expr string) (string, bool) {
+	terms := regexp.MustCompile(`\s*([*/])\s*`).Split(expr, -1)
+	ops := regexp.MustCompile(`[*/]`).FindAllString(expr, -1)
+	if len(terms) < 2 || len(ops) != len(terms)-1 {
+		return "", false
+	}
+	n := make([]int64, len(terms))
+	for k, term := range terms {
+		v, err := strconv.ParseInt(f.value(term), 10, 64)
+		if err != nil {
+			return "", false
+		}
+		n[k] = v
+	}
+	acc := n[0]
+	for k, op := range ops {
+		if op == "*" {
+			acc *= n[k+1]
+		} else if n[k+1] == 0 {
+			return "", false
+		} else {
+			acc /= n[k+1]
+		}
+	}
+	return strconv.FormatInt(acc, 10), true
 }
 
 func TestBicepScan(t *testing.T) {

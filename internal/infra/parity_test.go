@@ -107,6 +107,8 @@ var wantSettings = map[string]string{
 	"TOKENPIVOT_SAFE_NETWORKS":             "",
 	"TOKENPIVOT_ALLOWED_LATENESS":          "168h",
 	"AZURE_CLIENT_ID":                      computed,
+	// 11/16 of the default 2048 MB instance (infra/README.md, "Memory").
+	"GOMEMLIMIT": "1408MiB",
 }
 
 // notSet are names the code reads that infra leaves unset on purpose.

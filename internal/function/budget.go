@@ -1,0 +1,129 @@
+package function
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+)
+
+// MemoryPerBlobByte is the peak memory one ProcessExport holds per byte of
+// the export blob it processes (Parquet, snappy, the full export schema),
+// measured with `tokenpivot serve` on the benchmark hour (infra/README.md,
+// "Memory"). JSON Lines blobs are bigger for the same rows, so the factor
+// overestimates them, which errs on the safe side.
+const MemoryPerBlobByte = 10
+
+// DefaultInstanceMemory is the memory assumed when neither GOMEMLIMIT nor a
+// cgroup limit says: the Flex Consumption default instance size.
+const DefaultInstanceMemory = 2048 << 20
+
+// Shares of the instance memory given to blobs in flight. Under GOMEMLIMIT
+// the Go runtime holds the heap to the limit and the rest of the instance
+// is already left to the Functions host, so most of it can go to blobs; a
+// cgroup limit is the whole instance, shared with the host process.
+const (
+	goLimitShare = 0.8
+	cgroupShare  = 0.5
+)
+
+// cgroupMemoryMax is the cgroup v2 memory limit of this process's cgroup.
+const cgroupMemoryMax = "/sys/fs/cgroup/memory.max"
+
+// InstanceMemory returns the memory budget for blobs in flight and where it
+// comes from: a share of GOMEMLIMIT when set, else of the cgroup v2 limit,
+// else of DefaultInstanceMemory.
+func InstanceMemory() (int64, string) {
+	return instanceMemory(debug.SetMemoryLimit(-1), func() ([]byte, error) { return os.ReadFile(cgroupMemoryMax) })
+}
+
+func instanceMemory(goLimit int64, cgroup func() ([]byte, error)) (int64, string) {
+	if goLimit > 0 && goLimit < math.MaxInt64 {
+		return int64(float64(goLimit) * goLimitShare), "GOMEMLIMIT"
+	}
+	if data, err := cgroup(); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil && n > 0 {
+			return int64(float64(n) * cgroupShare), cgroupMemoryMax
+		}
+		// "max": no limit, fall through.
+	}
+	return int64(float64(DefaultInstanceMemory) * cgroupShare), "default"
+}
+
+// budget bounds the memory of the blobs processed at once by one instance:
+// the host may invoke ProcessExport batchSize+newBatchThreshold times
+// concurrently (host.json), whatever the instance's size.
+type budget struct {
+	sem    *semaphore.Weighted
+	total  int64
+	source string
+}
+
+func newBudget(total int64, source string) *budget {
+	if total <= 0 {
+		return nil
+	}
+	return &budget{sem: semaphore.NewWeighted(total), total: total, source: source}
+}
+
+// weight is the budget a blob of size bytes takes: a blob larger than the
+// whole budget takes all of it, so it still runs, alone.
+func (b *budget) weight(size int64) int64 {
+	if size <= 0 {
+		return 0
+	}
+	if size > b.total/MemoryPerBlobByte {
+		return b.total
+	}
+	return size * MemoryPerBlobByte
+}
+
+// admit waits until the blob w fits in the memory budget, and returns the
+// function that gives its share back. ok is false when ctx ended first (the
+// host cancelled, or serve is stopping): the queue redelivers the message.
+func (h *Handler) admit(ctx context.Context, inv *invocation, w pipeline.Work) (release func(), status int, ok bool) {
+	b := h.budget
+	if b == nil {
+		return func() {}, 0, true
+	}
+	props, err := h.cfg.Exports.Stat(ctx, w.Container, w.Name)
+	if err != nil {
+		// The pipeline reports the blob gone, or the storage failure.
+		return func() {}, 0, true
+	}
+	n := b.weight(props.Size)
+	if n == 0 {
+		return func() {}, 0, true
+	}
+	if !b.sem.TryAcquire(n) {
+		inv.log.Info("waiting for memory: other blobs in flight use the instance's budget",
+			slog.String("blob", w.String()), slog.Int64("size", props.Size), slog.Int64("weight", n), slog.Int64("budget", b.total))
+		h.waiting.Add(1)
+		err := b.sem.Acquire(ctx, n)
+		h.waiting.Add(-1)
+		if err != nil {
+			inv.log.Error("invocation aborted while waiting for memory, will retry", slog.String("blob", w.String()), slog.String("error", err.Error()))
+			inv.resp.ReturnValue = summary{Blob: w.String(), Error: err.Error()}
+			return nil, http.StatusServiceUnavailable, false
+		}
+	}
+	h.running.Add(1)
+	return func() { h.running.Add(-1); b.sem.Release(n) }, 0, true
+}
+
+// MemoryBudget returns the memory budget for blobs in flight (0: unbounded)
+// and where it comes from.
+func (h *Handler) MemoryBudget() (int64, string) {
+	if h.budget == nil {
+		return 0, "unbounded"
+	}
+	return h.budget.total, h.budget.source
+}
