@@ -41,14 +41,23 @@ type Stats struct {
 	Rows int64 // records passed to the callback (after Options.Keep)
 	Read int64 // records read from the file, before Keep
 	// Consumed is the number of bytes of r that were read up to and including
-	// the last complete record. For JSON Lines it stops at the last newline, so
-	// a growing (append) blob can be resumed there; for Parquet it is size.
+	// the last complete record, where a later Scan resumes. For JSON Lines
+	// with Final false it stops at the last newline, unless the text after
+	// it is one complete JSON object (whitespace around it allowed): that
+	// tail is read as a record and Consumed is size. (A complete object can
+	// only be followed by whitespace, so the tail cannot be a partial
+	// append.) For Parquet, gzip and Final it is size.
 	Consumed int64
-	// SkippedRows counts rows that could not be read (a required filter
-	// column with a value of no clear meaning) and were left out;
-	// FirstSkipped names the first (file, column, row).
+	// SkippedRows counts rows that could not be read (a required column
+	// with a value of no clear meaning) and were left out, before Keep and
+	// not counted in Read; FirstSkipped names the first (file, column, row).
+	// A file whose every row is skipped is rejected with FirstSkipped.
 	SkippedRows  int64
 	FirstSkipped *FormatError
+	// BlankedCells counts values of optional columns that could not be read
+	// and read as "" (the row is kept); FirstBlanked names the first.
+	BlankedCells int64
+	FirstBlanked *FormatError
 }
 
 // Options tune a Scan. The zero value reads every row.
@@ -71,19 +80,27 @@ type Options struct {
 	// file order.
 	Parallelism int
 	// Final says the file is complete: for plain JSON Lines, a last line
-	// without a newline is a record, not the start of an append still being
-	// written. Leave it false for append blobs that may still grow.
+	// without a newline is a record (an error if it is not valid JSON), not
+	// the start of an append still being written. Leave it false for append
+	// blobs that may still grow: a last line without a newline is then read
+	// only when it is one complete JSON object (see Stats.Consumed).
 	Final bool
 	// MaxExpansion bounds the decompressed size of a gzip stream to this
-	// many times its compressed size (0: DefaultMaxExpansion); past it the
-	// file is rejected with a FormatError.
+	// many times its compressed size, or times 1 MiB for a smaller file (so
+	// a small file with a normal ratio passes: 64 MiB at the default); past
+	// it the file is rejected with a FormatError. 0: DefaultMaxExpansion.
 	MaxExpansion int
 	// PositionIds, when not "", gives a record without an Id the Id
 	// PositionIds+<position>: the byte offset of its line in the
-	// (decompressed) stream for JSON Lines, the 0-based row index for
-	// Parquet. Positions are the same on every read of the same bytes, so
-	// a row without an Id keeps one identity (DESIGN.md 7, evidence identity).
+	// (decompressed) stream plus PositionBase for JSON Lines, the 0-based
+	// row index for Parquet. Positions are the same on every read of the
+	// same bytes, so a row without an Id keeps one identity (DESIGN.md 7,
+	// evidence identity).
 	PositionIds string
+	// PositionBase is added to JSON Lines positions: a caller that reads a
+	// grown append blob from byte from (through a SectionReader) passes
+	// from, so that positions are offsets in the whole blob.
+	PositionBase int64
 }
 
 // DefaultMaxExpansion is Options.MaxExpansion's default: gzip JSON Lines
