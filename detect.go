@@ -64,8 +64,8 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if skipped.n > 0 {
 		// Backfills never drop blobs silently (DESIGN.md 7).
-		fmt.Fprintf(stderr, "detect: skipped %d %s that %s not exports (e.g. %s)\n",
-			skipped.n, plural(skipped.n, "file", "files"), plural(skipped.n, "is", "are"), skipped.first)
+		fmt.Fprintf(stderr, "detect: skipped %d %s (e.g. %s)\n",
+			skipped.n, plural(skipped.n, "file that is not an export", "files that are not exports"), skipped.first)
 	}
 	read := func(ctx context.Context, file exportFile, t signin.Table, opts signin.Options, fn func([]signin.Record) error) error {
 		opts.MaxExpansion = *maxExp

@@ -188,6 +188,8 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 		}
 		var rec Record
 		var bad *FormatError // the first unreadable required cell
+		var blanked *FormatError
+		nblanked := 0
 		for _, f := range fields {
 			raw := *row.raw(f)
 			if len(raw) == 0 {
@@ -213,9 +215,9 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 			// (an optional one), not the file.
 			fe := &FormatError{File: name, Column: fieldNames[f], Row: line, Err: err}
 			if !required[f] {
-				st.BlankedCells++
-				if st.FirstBlanked == nil {
-					st.FirstBlanked = fe
+				nblanked++
+				if blanked == nil {
+					blanked = fe
 				}
 			} else if bad == nil {
 				bad = fe
@@ -230,6 +232,10 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 				break
 			}
 			continue
+		}
+		st.BlankedCells += int64(nblanked)
+		if st.FirstBlanked == nil {
+			st.FirstBlanked = blanked
 		}
 		if opts.PositionIds != "" && rec.Id == "" {
 			rec.Id = opts.PositionIds + strconv.FormatInt(lineStart, 10)

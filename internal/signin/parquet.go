@@ -281,24 +281,27 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	_, required := wanted(t)
 	badRows := func(cs []*pqReader, b int, rowOf func(j int) int64) map[int]*FormatError {
 		var skip map[int]*FormatError
-		for f := range numFields {
-			c := cols[f]
-			if c == nil || len(c.bad[b]) == 0 || !slices.Contains(cs, c) {
-				continue
-			}
-			for _, bc := range c.bad[b] {
-				fe := &FormatError{File: name, Column: fieldNames[f], Row: rowOf(bc.j) + 1, Err: bc.err}
-				if !required[f] {
-					st.BlankedCells++
-					if st.FirstBlanked == nil {
-						st.FirstBlanked = fe
-					}
+		for _, req := range []bool{true, false} {
+			for f := range numFields {
+				c := cols[f]
+				if required[f] != req || c == nil || len(c.bad[b]) == 0 || !slices.Contains(cs, c) {
 					continue
 				}
-				if skip == nil {
-					skip = map[int]*FormatError{}
-				}
-				if _, dup := skip[bc.j]; !dup {
+				for _, bc := range c.bad[b] {
+					if _, dup := skip[bc.j]; dup {
+						continue
+					}
+					fe := &FormatError{File: name, Column: fieldNames[f], Row: rowOf(bc.j) + 1, Err: bc.err}
+					if !req {
+						st.BlankedCells++
+						if st.FirstBlanked == nil || fe.Row < st.FirstBlanked.Row {
+							st.FirstBlanked = fe
+						}
+						continue
+					}
+					if skip == nil {
+						skip = map[int]*FormatError{}
+					}
 					skip[bc.j] = fe
 				}
 			}
