@@ -383,4 +383,3 @@ func TestScanGzipBomb(t *testing.T) {
 		}
 	}
 }
-
