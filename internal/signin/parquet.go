@@ -229,13 +229,11 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	}
 	decode := func(sl *pqSlice, sel []int32, b int) func(*pqReader) *colError {
 		return func(c *pqReader) *colError {
-			bad, err := c.decode(sl, sel, b)
+			err := c.decode(sl, sel, b)
 			if err == nil {
 				return nil
 			}
-			if bad >= 0 {
-				return &colError{f: c.meta.f, row: sl.rowBase + sl.start + bad, err: err}
-			}
+			// Bad values are in c.bad; an error is the column's structure.
 			return &colError{f: c.meta.f, row: -1, err: fmt.Errorf("row group %d: %w", sl.rg, err)}
 		}
 	}

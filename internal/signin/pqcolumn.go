@@ -462,9 +462,10 @@ type pqSlice struct {
 const pqBuffersPerColumn = 3
 
 // decode reads the rows of sl (with sel, only rows sl.start+sel[k]) into
-// c.strs[b] or c.times[b]. A bad value is reported with the row (offset from
-// sl.start) it is in.
-func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err error) {
+// c.strs[b] or c.times[b]. A value of no clear meaning reads as zero and is
+// listed in c.bad[b] with its output index; an error means the column chunk
+// itself cannot be read.
+func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 	start, count := sl.start, sl.count
 	n := int(count)
 	if sel != nil {
@@ -487,12 +488,12 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 		} else {
 			strs = append(strs, make([]string, n)...)
 		}
-		return -1, nil
+		return nil
 	}
 	if c.cr == nil || c.rg != sl.rg {
 		c.close()
 		if err := c.open(sl.rgr); err != nil {
-			return -1, err
+			return err
 		}
 		c.rg = sl.rg
 	}
@@ -500,14 +501,14 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 	case kindBytes:
 		r, ok := c.cr.(*file.ByteArrayColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.bytes == nil {
 			c.bytes = make([]parquet.ByteArray, pqBatchRows)
 		}
 		if isTime {
 			// ISO 8601 text.
-			return -1, readRows(c, r, c.bytes, start, count, sel, func(j int, v parquet.ByteArray, ok bool) error {
+			return readRows(c, r, c.bytes, start, count, sel, func(j int, v parquet.ByteArray, ok bool) error {
 				var tm time.Time
 				if ok && len(v) > 0 {
 					var err error
@@ -521,7 +522,7 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 		}
 		if c.meta.f == fResultType {
 			// "0.0" is success too: numeric text reads as its integer.
-			return -1, readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
+			return readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
 				if len(v) > 0 && !canonicalInt(unsafe.String(unsafe.SliceData(v), len(v))) {
 					if n, ok := numericInt(string(v)); ok {
 						strs = append(strs, c.in.get(n))
@@ -532,19 +533,19 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 				return nil
 			})
 		}
-		return -1, readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
+		return readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
 			strs = append(strs, c.text(v))
 			return nil
 		})
 	case kindInt32:
 		r, ok := c.cr.(*file.Int32ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.i32 == nil {
 			c.i32 = make([]int32, pqBatchRows)
 		}
-		return -1, readRows(c, r, c.i32, start, count, sel, func(j int, v int32, ok bool) error {
+		return readRows(c, r, c.i32, start, count, sel, func(j int, v int32, ok bool) error {
 			switch {
 			case !ok:
 				strs = append(strs, "")
@@ -560,12 +561,12 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 	case kindInt64:
 		r, ok := c.cr.(*file.Int64ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.i64 == nil {
 			c.i64 = make([]int64, pqBatchRows)
 		}
-		return -1, readRows(c, r, c.i64, start, count, sel, func(j int, v int64, ok bool) error {
+		return readRows(c, r, c.i64, start, count, sel, func(j int, v int64, ok bool) error {
 			switch {
 			case !ok:
 				strs = append(strs, "")
@@ -581,14 +582,14 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 	case kindTimestamp:
 		r, ok := c.cr.(*file.Int64ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.i64 == nil {
 			c.i64 = make([]int64, pqBatchRows)
 		}
 		unit := c.meta.unit
 		// Local (not UTC-adjusted) wall-clock times are taken as UTC, as Kusto does.
-		return -1, readRows(c, r, c.i64, start, count, sel, func(_ int, v int64, ok bool) error {
+		return readRows(c, r, c.i64, start, count, sel, func(_ int, v int64, ok bool) error {
 			var tm time.Time
 			if ok {
 				switch unit {
@@ -606,12 +607,12 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 	case kindInt96:
 		r, ok := c.cr.(*file.Int96ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.i96 == nil {
 			c.i96 = make([]parquet.Int96, pqBatchRows)
 		}
-		return -1, readRows(c, r, c.i96, start, count, sel, func(j int, v parquet.Int96, ok bool) error {
+		return readRows(c, r, c.i96, start, count, sel, func(j int, v parquet.Int96, ok bool) error {
 			var tm time.Time
 			if ok {
 				if ts, err := v.ToTimestamp(); err != nil {
@@ -626,36 +627,36 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 	case kindFloat32:
 		r, ok := c.cr.(*file.Float32ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.f32 == nil {
 			c.f32 = make([]float32, pqBatchRows)
 		}
-		return -1, readRows(c, r, c.f32, start, count, sel, func(j int, v float32, ok bool) error {
+		return readRows(c, r, c.f32, start, count, sel, func(j int, v float32, ok bool) error {
 			strs = append(strs, c.floatText(j, float64(v), ok, badCellAt))
 			return nil
 		})
 	case kindFloat64:
 		r, ok := c.cr.(*file.Float64ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.f64 == nil {
 			c.f64 = make([]float64, pqBatchRows)
 		}
-		return -1, readRows(c, r, c.f64, start, count, sel, func(j int, v float64, ok bool) error {
+		return readRows(c, r, c.f64, start, count, sel, func(j int, v float64, ok bool) error {
 			strs = append(strs, c.floatText(j, v, ok, badCellAt))
 			return nil
 		})
 	case kindUUID:
 		r, ok := c.cr.(*file.FixedLenByteArrayColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.flba == nil {
 			c.flba = make([]parquet.FixedLenByteArray, pqBatchRows)
 		}
-		return -1, readRows(c, r, c.flba, start, count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
+		return readRows(c, r, c.flba, start, count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
 			switch {
 			case !ok:
 				strs = append(strs, "")
@@ -669,7 +670,7 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 			return nil
 		})
 	}
-	return -1, fmt.Errorf("unexpected column kind %d", c.meta.kind)
+	return fmt.Errorf("unexpected column kind %d", c.meta.kind)
 }
 
 // floatText reads an integral float as its integer text; a fraction (or NaN,
