@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"time"
@@ -27,6 +28,8 @@ const (
 	kindFloat32                 // FLOAT (ResultType holding integers)
 	kindFloat64                 // DOUBLE (ResultType holding integers)
 	kindUUID                    // FIXED_LEN_BYTE_ARRAY(16) UUID, read as its text
+	kindDecimalFixed            // FIXED_LEN_BYTE_ARRAY DECIMAL (ResultType holding integers)
+	kindDecimalBytes            // BYTE_ARRAY DECIMAL (ResultType holding integers)
 )
 
 // pqMeta is one wanted column found in the file and how to read it.
@@ -38,7 +41,8 @@ type pqMeta struct {
 	bits     int8 // integer width of an Int logical type, 0 when none
 	unit     schema.TimeUnitType
 	maxDef   int16
-	pow      int64 // 10^scale of a DECIMAL integer ResultType, 0 when none
+	pow      int64    // 10^scale of a DECIMAL ResultType, 0 when none or past int64
+	bigPow   *big.Int // 10^scale of a DECIMAL ResultType held as bytes
 }
 
 // resolveColumns finds the columns of table t among the top-level fields of
@@ -126,6 +130,19 @@ func columnMeta(f field, node schema.Node, leaf int, sc *schema.Schema) (*pqMeta
 		return m, nil
 	}
 	bad := fmt.Errorf("unsupported type %s", typeName(descr))
+	if dec, ok := lt.(schema.DecimalLogicalType); ok && f == fResultType && dec.Scale() >= 0 &&
+		(descr.PhysicalType() == parquet.Types.ByteArray || descr.PhysicalType() == parquet.Types.FixedLenByteArray) {
+		// A DECIMAL holding integers, as arrow-go and Spark write them.
+		m.kind = kindDecimalFixed
+		if descr.PhysicalType() == parquet.Types.ByteArray {
+			m.kind = kindDecimalBytes
+		}
+		m.bigPow = new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(dec.Scale())), nil)
+		if m.bigPow.IsInt64() {
+			m.pow = m.bigPow.Int64()
+		}
+		return m, nil
+	}
 	switch descr.PhysicalType() {
 	case parquet.Types.ByteArray:
 		switch lt.(type) {
@@ -648,6 +665,30 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 			strs = append(strs, c.floatText(j, v, ok, badCellAt))
 			return nil
 		})
+	case kindDecimalFixed:
+		r, ok := c.cr.(*file.FixedLenByteArrayColumnChunkReader)
+		if !ok {
+			return fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.flba == nil {
+			c.flba = make([]parquet.FixedLenByteArray, pqBatchRows)
+		}
+		return readRows(c, r, c.flba, start, count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
+			strs = append(strs, c.decimalBytesText(j, v, ok, badCellAt))
+			return nil
+		})
+	case kindDecimalBytes:
+		r, ok := c.cr.(*file.ByteArrayColumnChunkReader)
+		if !ok {
+			return fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.bytes == nil {
+			c.bytes = make([]parquet.ByteArray, pqBatchRows)
+		}
+		return readRows(c, r, c.bytes, start, count, sel, func(j int, v parquet.ByteArray, ok bool) error {
+			strs = append(strs, c.decimalBytesText(j, v, ok, badCellAt))
+			return nil
+		})
 	case kindUUID:
 		r, ok := c.cr.(*file.FixedLenByteArrayColumnChunkReader)
 		if !ok {
@@ -693,6 +734,34 @@ func (c *pqReader) decimalText(j int, v int64, bad func(int, error)) string {
 		return ""
 	}
 	return c.intText(v / c.meta.pow)
+}
+
+// decimalBytesText reads a DECIMAL's unscaled big-endian two's complement
+// bytes as its integer text.
+func (c *pqReader) decimalBytesText(j int, v []byte, ok bool, bad func(int, error)) string {
+	switch {
+	case !ok:
+		return ""
+	case len(v) == 0:
+		bad(j, errors.New("empty DECIMAL value"))
+		return ""
+	case len(v) <= 8 && c.meta.pow > 0:
+		x := int64(int8(v[0]))
+		for _, b := range v[1:] {
+			x = x<<8 | int64(b)
+		}
+		return c.decimalText(j, x, bad)
+	}
+	n := new(big.Int).SetBytes(v)
+	if v[0]&0x80 != 0 {
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(v))))
+	}
+	q, r := new(big.Int).QuoRem(n, c.meta.bigPow, new(big.Int))
+	if r.Sign() != 0 {
+		bad(j, fmt.Errorf("want an integer, got %s", new(big.Rat).SetFrac(n, c.meta.bigPow).FloatString(len(c.meta.bigPow.String())-1)))
+		return ""
+	}
+	return c.in.get(q.String())
 }
 
 // uuidText appends the canonical 8-4-4-4-12 lowercase text of a 16-byte UUID.

@@ -262,11 +262,17 @@ func TestScanParquetLenientCells(t *testing.T) {
 		skip  int    // 1-based row skipped, 0 for none
 		col   string // its column
 		msg   string
+		want  []string // the ResultTypes read, when not recs'
 	}{
 		{name: "double ResultType", cols: replace(pqCol{ColResultType, arrow.PrimitiveTypes.Float64, values(0.0, 50126.0, 0.0)})},
 		{name: "float ResultType, -0", cols: replace(pqCol{ColResultType, arrow.PrimitiveTypes.Float32, values(-0.0, 50126.0, 0.0)})},
 		{name: "decimal(10,2) ResultType as INT64", cols: replace(pqCol{ColResultType, &arrow.Decimal128Type{Precision: 10, Scale: 2}, values(int64(0), int64(5012600), int64(0))}),
 			props: []parquet.WriterProperty{parquet.WithStoreDecimalAsInteger(true)}},
+		{name: "decimal(10,2) ResultType as FIXED_LEN_BYTE_ARRAY", cols: replace(pqCol{ColResultType, &arrow.Decimal128Type{Precision: 10, Scale: 2}, values(int64(0), int64(5012600), int64(-0))})},
+		{name: "decimal(38,20) ResultType, fraction in row 3", cols: replace(pqCol{ColResultType, &arrow.Decimal128Type{Precision: 38, Scale: 20}, values(int64(0), int64(0), int64(5))}),
+			want: []string{"0", "0"}, skip: 3, col: ColResultType, msg: "want an integer, got 0.00000000000000000005"},
+		{name: "negative decimal(38,0) ResultType", cols: replace(pqCol{ColResultType, &arrow.Decimal128Type{Precision: 38, Scale: 0}, values(int64(-1), int64(50126), int64(0))}),
+			want: []string{"-1", "50126", "0"}},
 		{name: "numeric text ResultType", cols: replace(pqCol{ColResultType, arrow.BinaryTypes.String, values("0.0", "50126.0", "0e0")})},
 		{name: "UUID CorrelationId and Id", cols: func() []pqCol {
 			cols := replace(uuidCol(ColCorrelationId, func(r Record) string { return r.CorrelationId }))
@@ -304,6 +310,12 @@ func TestScanParquetLenientCells(t *testing.T) {
 			if tc.skip > 0 {
 				want = append(append([]Record(nil), recs[:tc.skip-1]...), recs[tc.skip:]...)
 			}
+			if tc.want != nil {
+				want = append([]Record(nil), want...)
+				for i := range want {
+					want[i].ResultType = tc.want[i]
+				}
+			}
 			diffRecords(t, got, want)
 			wantSt := Stats{Rows: int64(len(want)), Read: int64(len(want)), Consumed: int64(len(data))}
 			if tc.skip > 0 {
@@ -333,11 +345,22 @@ func TestParquetLenientFixtureLayouts(t *testing.T) {
 	}
 	defer pf.Close()
 	sc := pf.MetaData().Schema
-	for col, want := range map[string]string{ColCorrelationId: "FIXED_LEN_BYTE_ARRAY UUID", ColResultType: "INT64 Decimal(precision=10, scale=2)"} {
+	want := map[string]string{ColCorrelationId: "FIXED_LEN_BYTE_ARRAY UUID", ColResultType: "INT64 Decimal(precision=10, scale=2)"}
+	for col, want := range want {
 		c := sc.Column(sc.ColumnIndexByName(col))
 		if got := c.PhysicalType().String() + " " + c.LogicalType().String(); got != want {
 			t.Errorf("%s is %s, want %s", col, got, want)
 		}
+	}
+	cols[4].typ = &arrow.Decimal128Type{Precision: 38, Scale: 20}
+	pf, err = file.NewParquetReader(bytes.NewReader(writeParquet(t, cols, recs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pf.Close()
+	sc = pf.MetaData().Schema
+	if c := sc.Column(sc.ColumnIndexByName(ColResultType)); c.PhysicalType() != parquet.Types.FixedLenByteArray || c.TypeLength() != 16 {
+		t.Errorf("decimal(38,20) is %s[%d], want FIXED_LEN_BYTE_ARRAY[16]", c.PhysicalType(), c.TypeLength())
 	}
 }
 
