@@ -19,17 +19,17 @@ import (
 type pqKind int
 
 const (
-	kindNull      pqKind = iota // every value null: Null (or unknown) logical type
-	kindBytes                   // BYTE_ARRAY text
-	kindInt32                   // INT32 integer (ResultType)
-	kindInt64                   // INT64 integer (ResultType)
-	kindTimestamp               // INT64 TIMESTAMP (TimeGenerated)
-	kindInt96                   // INT96 timestamp (TimeGenerated)
-	kindFloat32                 // FLOAT (ResultType holding integers)
-	kindFloat64                 // DOUBLE (ResultType holding integers)
-	kindUUID                    // FIXED_LEN_BYTE_ARRAY(16) UUID, read as its text
-	kindDecimalFixed            // FIXED_LEN_BYTE_ARRAY DECIMAL (ResultType holding integers)
-	kindDecimalBytes            // BYTE_ARRAY DECIMAL (ResultType holding integers)
+	kindNull         pqKind = iota // every value null: Null (or unknown) logical type
+	kindBytes                      // BYTE_ARRAY text
+	kindInt32                      // INT32 integer (ResultType)
+	kindInt64                      // INT64 integer (ResultType)
+	kindTimestamp                  // INT64 TIMESTAMP (TimeGenerated)
+	kindInt96                      // INT96 timestamp (TimeGenerated)
+	kindFloat32                    // FLOAT (ResultType holding integers)
+	kindFloat64                    // DOUBLE (ResultType holding integers)
+	kindUUID                       // FIXED_LEN_BYTE_ARRAY(16) UUID, read as its text
+	kindDecimalFixed               // FIXED_LEN_BYTE_ARRAY DECIMAL (ResultType holding integers)
+	kindDecimalBytes               // BYTE_ARRAY DECIMAL (ResultType holding integers)
 )
 
 // pqMeta is one wanted column found in the file and how to read it.
