@@ -8,8 +8,10 @@ import (
 )
 
 // FormatError reports export content that can never be read as the table:
-// not Parquet/JSON Lines, truncated, a missing required column, a wrong type.
-// Retrying does not help; callers record it and move on.
+// not Parquet/JSON Lines, truncated, a missing required column, a column of a
+// type that can never be read, or no row readable. Retrying does not help;
+// callers record it and move on. Stats.FirstSkipped uses it to name one
+// unreadable row of a file that was otherwise read.
 type FormatError struct {
 	File   string // file path or blob name
 	Column string // "" when the problem is not about one column
@@ -69,7 +71,8 @@ type Options struct {
 	// decode the rest only for kept rows. The record is valid during the
 	// call only. Keep is called from one goroutine at a time, never at the
 	// same time as fn, but it may run ahead: rows can be offered to Keep
-	// before fn has received the earlier kept rows.
+	// before fn has received the earlier kept rows. Rows skipped as
+	// unreadable (Stats.SkippedRows) never reach Keep.
 	Keep func(*Record) bool
 	// BatchSize caps the records per callback (0: 8192). Parquet is decoded
 	// one row group at a time, at most 65536 rows at once.
