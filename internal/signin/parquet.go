@@ -278,11 +278,16 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	// order), to be skipped.
 	_, required := wanted(t)
 	badRows := func(cs []*pqReader, b int, rowOf func(j int) int64) map[int]*FormatError {
+		// Only cs are touched: the other columns may be decoding meanwhile.
+		var in [numFields]bool
+		for _, c := range cs {
+			in[c.meta.f] = true
+		}
 		var skip map[int]*FormatError
 		for _, req := range []bool{true, false} {
 			for f := range numFields {
 				c := cols[f]
-				if required[f] != req || c == nil || len(c.bad[b]) == 0 || !slices.Contains(cs, c) {
+				if !in[f] || required[f] != req || len(c.bad[b]) == 0 {
 					continue
 				}
 				for _, bc := range c.bad[b] {
