@@ -27,11 +27,15 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sf.register(fs)
 	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with TimeGenerated > now-3h")
 	format := fs.String("format", "jsonl", "output `format`: jsonl, csv or table")
+	maxExp := fs.Int("max-expansion", signin.DefaultMaxExpansion, "reject a gzip export that decompresses to more than this `ratio` times its size (at least 1 MiB)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if len(ipaths) == 0 || len(npaths) == 0 {
 		return usagef("--interactive and --noninteractive are both required")
+	}
+	if *maxExp <= 0 {
+		return usagef("--max-expansion %d: want a positive ratio", *maxExp)
 	}
 	out, err := resultWriter(*format)
 	if err != nil {
@@ -49,29 +53,66 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		f.After = t.Add(-detect.Lookback)
 	}
-	ifiles, err := exportFiles(ipaths)
+	var skipped skippedNames
+	ifiles, err := exportFiles(ipaths, &skipped)
 	if err != nil {
 		return err
 	}
-	nfiles, err := exportFiles(npaths)
+	nfiles, err := exportFiles(npaths, &skipped)
 	if err != nil {
 		return err
+	}
+	if skipped.n > 0 {
+		// Backfills never drop blobs silently (DESIGN.md 7).
+		fmt.Fprintf(stderr, "detect: skipped %d %s (e.g. %s)\n",
+			skipped.n, plural(skipped.n, "file that is not an export", "files that are not exports"), skipped.first)
 	}
 	prog := newProgress(stderr, "reading exports", totalSize(ifiles)+totalSize(nfiles))
 	defer prog.Finish()
+	rows, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"detect", *maxExp, stderr}, prog)
+	if err != nil {
+		return err
+	}
+	prog.Finish()
+	return out(stdout, rows)
+}
 
-	// Interactive candidates are few (single-factor successes): hold them,
-	// then stream the much larger non-interactive side past them.
+// fileReader reads local export files: with the gzip bound, and a warning
+// for each file with rows or values that could not be read.
+type fileReader struct {
+	command      string
+	maxExpansion int
+	stderr       io.Writer
+}
+
+func (fr fileReader) read(ctx context.Context, file exportFile, t signin.Table, opts signin.Options, fn func([]signin.Record) error) error {
+	opts.MaxExpansion = fr.maxExpansion
+	st, err := scanFile(ctx, file, t, opts, fn)
+	if err == nil && st.SkippedRows > 0 {
+		fmt.Fprintf(fr.stderr, "%s: warning: %s: %s: skipped %d %s that could not be read; first: %v\n",
+			fr.command, t, file.path, st.SkippedRows, plural(int(st.SkippedRows), "row", "rows"), st.FirstSkipped)
+	}
+	if err == nil && st.BlankedCells > 0 {
+		fmt.Fprintf(fr.stderr, "%s: warning: %s: %s: %d optional %s could not be read and read as empty; first: %v\n",
+			fr.command, t, file.path, st.BlankedCells, plural(int(st.BlankedCells), "value", "values"), st.FirstBlanked)
+	}
+	return err
+}
+
+// detectFiles runs the rule over export files: the interactive candidates
+// (few: single-factor successes) are held, and the much larger
+// non-interactive side streams past them.
+func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, fr fileReader, prog *progress) ([]detect.Result, error) {
 	x := detect.NewIndex()
 	for _, file := range ifiles {
-		err := scanFile(ctx, file, signin.Interactive, signin.Options{Keep: f.Interactive}, func(rs []signin.Record) error {
+		err := fr.read(ctx, file, signin.Interactive, signin.Options{Keep: f.Interactive}, func(rs []signin.Record) error {
 			for _, r := range rs {
 				x.Add(r)
 			}
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		prog.Add(file.size)
 	}
@@ -81,20 +122,19 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	x.Seal()
 	keepN := func(r *signin.Record) bool { return x.MayMatch(r) && f.NonInteractive(r) }
 	for _, file := range nfiles {
-		err := scanFile(ctx, file, signin.NonInteractive, signin.Options{Keep: keepN}, func(rs []signin.Record) error {
+		err := fr.read(ctx, file, signin.NonInteractive, signin.Options{Keep: keepN}, func(rs []signin.Record) error {
 			for k := range rs {
 				rows = x.Probe(rows, &rs[k])
 			}
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		prog.Add(file.size)
 	}
-	prog.Finish()
 	detect.Sort(rows)
-	return out(stdout, rows)
+	return rows, nil
 }
 
 // safeFlags are the flags that configure the safe lists and the rule.
@@ -148,10 +188,24 @@ func totalSize(fs []exportFile) int64 {
 	return n
 }
 
+// skippedNames counts the files folder walks left out, naming the first.
+type skippedNames struct {
+	n     int
+	first string
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // exportFiles expands files and folders (recursively) into export files,
-// in name order. A named file is always read; in folders only names ending
-// in .parquet, .json, .jsonl or .gz are.
-func exportFiles(paths []string) ([]exportFile, error) {
+// in name order. A named file is always read (its content decides the
+// format); in folders only names signin.IsExportName accepts are, and the
+// others are counted in skipped.
+func exportFiles(paths []string, skipped *skippedNames) ([]exportFile, error) {
 	var out []exportFile
 	for _, p := range paths {
 		info, err := os.Stat(p)
@@ -167,7 +221,14 @@ func exportFiles(paths []string) ([]exportFile, error) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() || !isExportName(d.Name()) {
+			if d.IsDir() {
+				return nil
+			}
+			if !signin.IsExportName(d.Name()) {
+				if skipped.n == 0 {
+					skipped.first = path
+				}
+				skipped.n++
 				return nil
 			}
 			info, err := d.Info()
@@ -181,7 +242,7 @@ func exportFiles(paths []string) ([]exportFile, error) {
 			return nil, err
 		}
 		if len(found) == 0 {
-			return nil, usagef("%s: no export files (*.parquet, *.json, *.jsonl, *.gz)", p)
+			return nil, usagef("%s: no export files (*.parquet, *.json, *.jsonl, *.ndjson, *.gz)", p)
 		}
 		out = append(out, found...)
 	}
@@ -189,24 +250,16 @@ func exportFiles(paths []string) ([]exportFile, error) {
 	return slices.CompactFunc(out, func(a, b exportFile) bool { return a.path == b.path }), nil
 }
 
-func isExportName(name string) bool {
-	for _, ext := range []string{".parquet", ".json", ".jsonl", ".gz"} {
-		if strings.HasSuffix(strings.ToLower(name), ext) {
-			return true
-		}
-	}
-	return false
-}
-
-func scanFile(ctx context.Context, f exportFile, t signin.Table, opts signin.Options, fn func([]signin.Record) error) error {
+func scanFile(ctx context.Context, f exportFile, t signin.Table, opts signin.Options, fn func([]signin.Record) error) (signin.Stats, error) {
 	fh, err := os.Open(f.path)
 	if err != nil {
-		return err
+		return signin.Stats{}, err
 	}
 	defer fh.Close()
 	opts.Final = true // local files are complete: a last line without a newline is a record
-	if _, err := signin.Scan(ctx, f.path, fh, f.size, t, opts, fn); err != nil {
-		return fmt.Errorf("%s: %w", t, err)
+	st, err := signin.Scan(ctx, f.path, fh, f.size, t, opts, fn)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", t, err)
 	}
-	return nil
+	return st, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"os"
@@ -212,4 +213,119 @@ func alertsOf(t *testing.T, dir string) ([]alert.Document, []alert.Incident, err
 		return nil, nil, err
 	}
 	return alert.List(context.Background(), s, "tokenpivot-alerts", "tokenpivot-incidents")
+}
+
+// detectCases runs detect on the rule cases with the given inputs and checks
+// the result rows are the expected ones; it returns stderr.
+func detectCases(t *testing.T, i, n string, extra ...string) string {
+	t.Helper()
+	want, err := os.ReadFile("testdata/cases/expected.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"detect", "--interactive", i, "--noninteractive", n}, caseFlags...)
+	code, out, errs := runCLI(t, append(args, extra...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if out != string(want) {
+		t.Fatalf("detect output differs from expected.jsonl\n got:\n%s\nwant:\n%s", out, want)
+	}
+	return errs
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A folder walk reads what signin.IsExportName accepts and counts the rest
+// on stderr; a file named on the command line is read whatever its name.
+func TestDetectFolderSkipsNonExports(t *testing.T) {
+	dir := t.TempDir()
+	idir := filepath.Join(dir, "am-signinlogs")
+	copyFile(t, "testdata/cases/interactive.jsonl", filepath.Join(idir, "y=2026/m=11/d=20/h=10/m=00/PT05M.ndjson"))
+	for _, junk := range []string{"README.txt", "y=2026/_SUCCESS", "y=2026/m=11/.PT05M.json.crc"} {
+		copyFile(t, "testdata/cases/interactive.jsonl", filepath.Join(idir, junk))
+	}
+	errs := detectCases(t, idir, "testdata/cases/noninteractive.jsonl")
+	if want := "detect: skipped 3 files that are not exports (e.g. " + filepath.Join(idir, "README.txt") + ")\n"; !strings.Contains(errs, want) {
+		t.Errorf("stderr %q does not say %q", errs, want)
+	}
+
+	clean := filepath.Join(dir, "clean")
+	copyFile(t, "testdata/cases/noninteractive.jsonl", filepath.Join(clean, "PT05M.json"))
+	named := filepath.Join(dir, "interactive-export.txt")
+	copyFile(t, "testdata/cases/interactive.jsonl", named)
+	if errs := detectCases(t, named, clean); strings.Contains(errs, "skipped") {
+		t.Errorf("nothing was skipped, stderr says: %s", errs)
+	}
+}
+
+// A row whose TimeGenerated cannot be read is skipped with a warning naming
+// the file, the count and the first bad row; the other rows still count.
+func TestDetectWarnsAboutSkippedRows(t *testing.T) {
+	data, err := os.ReadFile("testdata/cases/interactive.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(data), "\n")
+	bad := strings.Replace(first, `"TimeGenerated":"2026-11-20T10:00:00Z"`, `"TimeGenerated":"20/11/2026 10:00"`, 1)
+	if bad == first {
+		t.Fatal("the first case row has no TimeGenerated to break")
+	}
+	p := filepath.Join(t.TempDir(), "signin.json")
+	if err := os.WriteFile(p, append(data, bad+"\n"+bad+"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errs := detectCases(t, p, "testdata/cases/noninteractive.jsonl")
+	lines := strings.Count(string(data), "\n")
+	for _, w := range []string{"warning", p, "skipped 2 rows", "column TimeGenerated", fmt.Sprintf("row %d", lines+1), "20/11/2026 10:00"} {
+		if !strings.Contains(errs, w) {
+			t.Errorf("stderr %q does not say %q", errs, w)
+		}
+	}
+}
+
+// A gzip export past --max-expansion is rejected naming the file and the
+// flag; the same file passes with the default bound.
+func TestDetectMaxExpansion(t *testing.T) {
+	data, err := os.ReadFile("testdata/cases/noninteractive.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(data)
+	zw.Write(bytes.Repeat([]byte("\n"), 3<<20)) // compresses ~1000x
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "PT05M.json.gz")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	detectCases(t, "testdata/cases/interactive.jsonl", p)
+
+	code, _, errs := runCLI(t, append([]string{"detect", "--interactive", "testdata/cases/interactive.jsonl", "--noninteractive", p, "--max-expansion", "2"}, caseFlags...)...)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, errs)
+	}
+	for _, w := range []string{p, "decompresses to more than 2097152 bytes (2x its compressed size); raise --max-expansion"} {
+		if !strings.Contains(errs, w) {
+			t.Errorf("stderr %q does not say %q", errs, w)
+		}
+	}
+	if code, _, errs := runCLI(t, "detect", "--interactive", p, "--noninteractive", p, "--max-expansion", "0"); code != 2 || !strings.Contains(errs, "--max-expansion") {
+		t.Errorf("--max-expansion 0: exit %d: %s", code, errs)
+	}
 }

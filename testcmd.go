@@ -51,7 +51,7 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	passed, failed := 0, 0
 	for _, dir := range cases {
-		missing, extra, n, err := runCase(ctx, dir, sf)
+		missing, extra, n, err := runCase(ctx, dir, sf, stderr)
 		switch {
 		case err != nil:
 			failed++
@@ -110,7 +110,7 @@ func findCases(dir string) ([]string, error) {
 
 // runCase runs the rule over one case and returns the expected rows it did
 // not give and the rows it gave that were not expected, as JSON lines.
-func runCase(ctx context.Context, dir string, sf safeFlags) (missing, extra []string, n int, err error) {
+func runCase(ctx context.Context, dir string, sf safeFlags, stderr io.Writer) (missing, extra []string, n int, err error) {
 	var ipaths, npaths []string
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -134,15 +134,16 @@ func runCase(ctx context.Context, dir string, sf safeFlags) (missing, extra []st
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	ifiles, err := exportFiles(ipaths)
+	var skipped skippedNames
+	ifiles, err := exportFiles(ipaths, &skipped)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	nfiles, err := exportFiles(npaths)
+	nfiles, err := exportFiles(npaths, &skipped)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	rows, err := detectFiles(ctx, ifiles, nfiles, detect.Filter{Safe: safe}, nil)
+	rows, err := detectFiles(ctx, ifiles, nfiles, detect.Filter{Safe: safe}, fileReader{"test", signin.DefaultMaxExpansion, stderr}, &progress{})
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -200,45 +201,4 @@ func diffLines(want, got []string) (missing, extra []string) {
 		}
 	}
 	return missing, extra
-}
-
-// detectFiles runs the rule over export files, as `detect` does: the
-// interactive candidates (few: single-factor successes) are held, and the
-// much larger non-interactive side streams past them. prog may be nil.
-func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, prog *progress) ([]detect.Result, error) {
-	if prog == nil {
-		prog = &progress{}
-	}
-	x := detect.NewIndex()
-	for _, file := range ifiles {
-		err := scanFile(ctx, file, signin.Interactive, signin.Options{Keep: f.Interactive}, func(rs []signin.Record) error {
-			for _, r := range rs {
-				x.Add(r)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		prog.Add(file.size)
-	}
-	var rows []detect.Result
-	// Decide on the cheap columns whether a row can pair at all, so the
-	// reader decodes the wide ones only for the few that can.
-	x.Seal()
-	keepN := func(r *signin.Record) bool { return x.MayMatch(r) && f.NonInteractive(r) }
-	for _, file := range nfiles {
-		err := scanFile(ctx, file, signin.NonInteractive, signin.Options{Keep: keepN}, func(rs []signin.Record) error {
-			for k := range rs {
-				rows = x.Probe(rows, &rs[k])
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		prog.Add(file.size)
-	}
-	detect.Sort(rows)
-	return rows, nil
 }

@@ -3,6 +3,8 @@ package signin
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -110,8 +112,9 @@ func (rec *Record) setString(f field, v string) {
 }
 
 // parseTime reads an ISO 8601 timestamp as Log Analytics writes it
-// ("2026-11-20T10:15:30.1234567Z", up to 9 fractional digits). A time without
-// an offset is taken as UTC, as Kusto datetimes are.
+// ("2026-11-20T10:15:30.1234567Z", up to 9 fractional digits), and as other
+// writers do: a space for the T, offsets as +00, +0000 or +00:00 (converted
+// to UTC). A time without an offset is taken as UTC, as Kusto datetimes are.
 func parseTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -119,12 +122,92 @@ func parseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
-	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999"} {
-		if t, err := time.Parse(layout, s); err == nil {
+	v := s
+	if len(v) > 10 && v[10] == ' ' {
+		v = v[:10] + "T" + v[11:]
+	}
+	// Parsing accepts a fraction after the seconds the layout does not show.
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, v); err == nil {
 			return t.UTC(), nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("invalid ISO 8601 datetime %q", s)
+}
+
+var timeLayouts = []string{
+	"2006-01-02T15:04:05Z07:00",
+	"2006-01-02T15:04:05Z0700",
+	"2006-01-02T15:04:05Z07",
+	"2006-01-02T15:04:05",
+}
+
+// canonicalInt tells text that is already an integer as strconv writes it.
+func canonicalInt(b string) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+		if b == "0" {
+			return false
+		}
+	}
+	if b == "" || b[0] == '0' && len(b) > 1 {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] < '0' || b[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// numericInt reads decimal numeric text ("0.0", "0e0", "50126.0", "+7") with
+// an integral value as its integer text; ok is false for anything else
+// (fractions, hex, Inf, NaN, words), which has no clear integer meaning.
+func numericInt(s string) (string, bool) {
+	if canonicalInt(s) {
+		return s, true
+	}
+	digits := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits = true
+		case c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-':
+		default:
+			return "", false
+		}
+	}
+	if !digits {
+		return "", false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return "", false
+	}
+	return floatInt(f)
+}
+
+// floatInt is the integer text of an integral float; ok is false for a
+// fraction, an infinity, NaN or a value past exact integers.
+func floatInt(f float64) (string, bool) {
+	if f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return "", false
+	}
+	return strconv.FormatInt(int64(f), 10), true
+}
+
+// resultTypeText reads a ResultType cell held as text: numeric text of an
+// integral value reads as that integer ("0.0" is "0", success), anything
+// else as written.
+func resultTypeText(s string) string {
+	if canonicalInt(s) {
+		return s
+	}
+	if v, ok := numericInt(s); ok {
+		return v
+	}
+	return s
 }
 
 // interner hands out one string per distinct value of a column. Lookups with

@@ -10,6 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/extensions"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -172,6 +174,14 @@ func appendValue(tb testing.TB, b array.Builder, v any) {
 		b.Append(uint32(v.(int64)))
 	case *array.Float64Builder:
 		b.Append(v.(float64))
+	case *array.Float32Builder:
+		b.Append(float32(v.(float64)))
+	case *array.Decimal128Builder:
+		b.Append(decimal128.FromI64(v.(int64))) // the unscaled value
+	case *extensions.UUIDBuilder:
+		if err := b.AppendValueFromString(v.(string)); err != nil {
+			tb.Fatal(err)
+		}
 	case *array.BooleanBuilder:
 		b.Append(v.(bool))
 	case *array.StructBuilder:

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // maxLineBytes bounds one JSON Lines record: a Log Analytics row is a few
@@ -81,7 +83,7 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 			return st, formatErr("", 0, fmt.Errorf("gzip: %w", err))
 		}
 		defer zr.Close()
-		in = zr
+		in = newGzipLimit(zr, size, opts.MaxExpansion)
 	}
 	// Small inputs (extracts, short appends) get small buffers: allocating
 	// and zeroing full-size ones dominated scans of tiny blobs.
@@ -139,6 +141,9 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 			if ioErr := src.failed(); ioErr != nil {
 				return st, fmt.Errorf("%s: read: %w", name, ioErr)
 			}
+			if ee := (*expansionError)(nil); errors.As(err, &ee) {
+				return st, formatErr("", 0, ee)
+			}
 			// Only the gzip layer fails otherwise: the file is corrupt or truncated.
 			return st, formatErr("", line+1, fmt.Errorf("gzip: %w", err))
 		}
@@ -148,14 +153,21 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 		}
 		terminated := buf[len(buf)-1] == '\n'
 		if !terminated && !complete {
-			// The start of a record still being appended: leave it for the
-			// next read, which resumes at Stats.Consumed.
-			break
+			tail := buf
+			if line == 0 {
+				tail = bytes.TrimPrefix(tail, utf8BOM)
+			}
+			if !completeObject(tail) {
+				// The start of a record still being appended: leave it for
+				// the next read, which resumes at Stats.Consumed.
+				break
+			}
 		}
 		line++
+		lineStart := opts.PositionBase + offset
 		offset += int64(len(buf))
 		if line == 1 {
-			buf = bytes.TrimPrefix(buf, []byte("\xef\xbb\xbf"))
+			buf = bytes.TrimPrefix(buf, utf8BOM)
 		}
 		if len(bytes.TrimSpace(buf)) == 0 {
 			if atEOF {
@@ -175,29 +187,58 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 			return st, formatErr("", line, fmt.Errorf("invalid JSON: %w", err))
 		}
 		var rec Record
+		var bad *FormatError // the first unreadable required cell
+		var blanked *FormatError
+		nblanked := 0
 		for _, f := range fields {
 			raw := *row.raw(f)
 			if len(raw) == 0 {
 				continue
 			}
 			seen[f] = true
+			var err error
 			if f == fTimeGenerated {
-				tm, err := jsonTime(raw)
-				if err != nil {
-					return st, formatErr(fieldNames[f], line, err)
+				rec.TimeGenerated, err = jsonTime(raw)
+			} else {
+				var in *interner
+				if f.interned() {
+					in = &interns[f]
 				}
-				rec.TimeGenerated = tm
+				var s string
+				s, err = jsonText(raw, f, in)
+				rec.setString(f, s)
+			}
+			if err == nil {
 				continue
 			}
-			var in *interner
-			if f.interned() {
-				in = &interns[f]
+			// One bad cell costs its row (a required column) or its value
+			// (an optional one), not the file.
+			fe := &FormatError{File: name, Column: fieldNames[f], Row: line, Err: err}
+			if !required[f] {
+				nblanked++
+				if blanked == nil {
+					blanked = fe
+				}
+			} else if bad == nil {
+				bad = fe
 			}
-			s, err := jsonText(raw, f == fResultType, in)
-			if err != nil {
-				return st, formatErr(fieldNames[f], line, err)
+		}
+		if bad != nil {
+			st.SkippedRows++
+			if st.FirstSkipped == nil {
+				st.FirstSkipped = bad
 			}
-			rec.setString(f, s)
+			if atEOF {
+				break
+			}
+			continue
+		}
+		st.BlankedCells += int64(nblanked)
+		if st.FirstBlanked == nil {
+			st.FirstBlanked = blanked
+		}
+		if opts.PositionIds != "" && rec.Id == "" {
+			rec.Id = opts.PositionIds + strconv.FormatInt(lineStart, 10)
 		}
 		st.Read++
 		if opts.Keep == nil || opts.Keep(&rec) {
@@ -216,6 +257,9 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 	if err := flush(); err != nil {
 		return st, err
 	}
+	if st.Read == 0 && st.FirstSkipped != nil {
+		return st, st.FirstSkipped // no row could be read
+	}
 	if st.Read > 0 {
 		for _, f := range fields {
 			if required[f] && !seen[f] {
@@ -231,15 +275,20 @@ func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz b
 	return st, nil
 }
 
-// jsonText reads a string column: a JSON string, or null as "". ResultType may
-// also be an integer number (Kusto int), read as its decimal text.
-func jsonText(raw json.RawMessage, number bool, in *interner) (string, error) {
+// jsonText reads the string column f: a JSON string, or null as "".
+// ResultType may also be a number (Kusto int, or a float writer's 0.0) with an
+// integral value, read as its integer text, and IPAddress a number (an
+// integer-typed export), read as written.
+func jsonText(raw json.RawMessage, f field, in *interner) (string, error) {
 	switch raw[0] {
 	case 'n':
 		return "", nil
 	case '"':
 		body := raw[1 : len(raw)-1]
 		if bytes.IndexByte(body, '\\') < 0 {
+			if f == fResultType && len(body) > 0 && !canonicalInt(unsafe.String(&body[0], len(body))) {
+				return resultTypeText(string(body)), nil
+			}
 			if in != nil {
 				return in.getBytes(body), nil
 			}
@@ -249,16 +298,83 @@ func jsonText(raw json.RawMessage, number bool, in *interner) (string, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", err
 		}
+		if f == fResultType {
+			s = resultTypeText(s)
+		}
 		return s, nil
 	}
-	if number && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
-		n, err := strconv.ParseInt(string(raw), 10, 64)
-		if err != nil {
-			return "", fmt.Errorf("want an integer or string, got %s", raw)
+	if raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9' {
+		switch f {
+		case fResultType:
+			n, ok := numericInt(string(raw))
+			if !ok {
+				return "", fmt.Errorf("want an integer or string, got %s", raw)
+			}
+			if in != nil {
+				return in.get(n), nil
+			}
+			return n, nil
+		case fIPAddress:
+			return string(raw), nil
 		}
-		return strconv.FormatInt(n, 10), nil
 	}
 	return "", fmt.Errorf("want a string, got %s", jsonKind(raw))
+}
+
+// completeObject tells a line that is one complete JSON object, whitespace
+// around it allowed.
+func completeObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && b[0] == '{' && json.Valid(b)
+}
+
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// expansionFloor is the compressed size below which MaxExpansion applies to
+// this size instead, so a small file with a normal ratio is not rejected.
+const expansionFloor = 1 << 20
+
+// expansionError is a gzip stream that decompresses past its bound.
+type expansionError struct{ limit, exp int64 }
+
+func (e *expansionError) Error() string {
+	return fmt.Sprintf("decompresses to more than %d bytes (%dx its compressed size); raise --max-expansion", e.limit, e.exp)
+}
+
+// gzipLimit bounds a decompressed stream: a bomb (2 MB of gzip holding 2 GB
+// of newlines) otherwise costs a minute of CPU per delivery.
+type gzipLimit struct {
+	r        io.Reader
+	n, limit int64
+	err      *expansionError
+}
+
+func newGzipLimit(r io.Reader, size int64, maxExpansion int) *gzipLimit {
+	exp := int64(maxExpansion)
+	if exp <= 0 {
+		exp = DefaultMaxExpansion
+	}
+	base := max(size, expansionFloor)
+	limit := int64(math.MaxInt64 - 1)
+	if base <= limit/exp {
+		limit = base * exp
+	}
+	return &gzipLimit{r: r, limit: limit, err: &expansionError{limit, exp}}
+}
+
+func (l *gzipLimit) Read(p []byte) (int, error) {
+	if l.n > l.limit {
+		return 0, l.err
+	}
+	if room := l.limit + 1 - l.n; int64(len(p)) > room {
+		p = p[:room]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	if l.n > l.limit {
+		return n, l.err
+	}
+	return n, err
 }
 
 func jsonTime(raw json.RawMessage) (tm time.Time, err error) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,6 +182,7 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 		rowBase int64
 		rgr     *file.RowGroupReader
 		seq     int
+		total   int64 // rows of the slices read, skipped or not
 	)
 	nextSlice := func() (*pqSlice, error) {
 		for rgIdx < pf.NumRowGroups() {
@@ -227,13 +229,11 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	}
 	decode := func(sl *pqSlice, sel []int32, b int) func(*pqReader) *colError {
 		return func(c *pqReader) *colError {
-			bad, err := c.decode(sl, sel, b)
+			err := c.decode(sl, sel, b)
 			if err == nil {
 				return nil
 			}
-			if bad >= 0 {
-				return &colError{f: c.meta.f, row: sl.rowBase + sl.start + bad, err: err}
-			}
+			// Bad values are in c.bad; an error is the column's structure.
 			return &colError{f: c.meta.f, row: -1, err: fmt.Errorf("row group %d: %w", sl.rg, err)}
 		}
 	}
@@ -271,10 +271,59 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 		slices.SortStableFunc(rest, bySize)
 	}
 
+	// badRows sorts out the unreadable values the columns cs decoded into
+	// buffer b, at output index j of file row rowOf(j): a value of an
+	// optional column is counted blanked (it reads as ""); a row with one in
+	// a required column is returned, with the first such column (in field
+	// order), to be skipped.
+	_, required := wanted(t)
+	badRows := func(cs []*pqReader, b int, rowOf func(j int) int64) map[int]*FormatError {
+		// Only cs are touched: the other columns may be decoding meanwhile.
+		var in [numFields]bool
+		for _, c := range cs {
+			in[c.meta.f] = true
+		}
+		var skip map[int]*FormatError
+		for _, req := range []bool{true, false} {
+			for f := range numFields {
+				c := cols[f]
+				if !in[f] || required[f] != req || len(c.bad[b]) == 0 {
+					continue
+				}
+				for _, bc := range c.bad[b] {
+					if _, dup := skip[bc.j]; dup {
+						continue
+					}
+					fe := &FormatError{File: name, Column: fieldNames[f], Row: rowOf(bc.j) + 1, Err: bc.err}
+					if !req {
+						st.BlankedCells++
+						if st.FirstBlanked == nil || fe.Row < st.FirstBlanked.Row {
+							st.FirstBlanked = fe
+						}
+						continue
+					}
+					if skip == nil {
+						skip = map[int]*FormatError{}
+					}
+					skip[bc.j] = fe
+				}
+			}
+		}
+		st.SkippedRows += int64(len(skip))
+		st.Read -= int64(len(skip))
+		for _, fe := range skip {
+			if st.FirstSkipped == nil || fe.Row < st.FirstSkipped.Row {
+				st.FirstSkipped = fe
+			}
+		}
+		return skip
+	}
+
 	// ready is a slice whose records are next to go to fn.
 	type ready struct {
 		sl   *pqSlice
-		kept []int32  // with Keep: the kept rows
+		rows []int32  // when sel: the rows to emit (kept, or readable without Keep)
+		sel  bool     // false: every row of sl
 		c    *pending // with Keep: decoding the other columns of the kept rows
 	}
 	emit := func(r *ready) error {
@@ -282,18 +331,26 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 			return colErr(e)
 		}
 		fb, rb := r.sl.seq%pqBuffersPerColumn, r.sl.seq%2
+		base := r.sl.rowBase + r.sl.start
+		var skip map[int]*FormatError
+		if r.c != nil {
+			skip = badRows(rest, rb, func(k int) int64 { return base + int64(r.rows[k]) })
+		}
 		var times []time.Time
 		if c := cols[fTimeGenerated]; c != nil {
 			times = c.times[fb]
 		}
 		n := int(r.sl.count)
-		if keep != nil {
-			n = len(r.kept)
+		if r.sel {
+			n = len(r.rows)
 		}
 		for k := 0; k < n; k++ {
+			if skip[k] != nil {
+				continue
+			}
 			j := k
-			if keep != nil {
-				j = int(r.kept[k])
+			if r.sel {
+				j = int(r.rows[k])
 			}
 			batch = append(batch, Record{})
 			out := &batch[len(batch)-1]
@@ -314,6 +371,9 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 				if v != "" {
 					out.setString(f, v)
 				}
+			}
+			if opts.PositionIds != "" && out.Id == "" {
+				out.Id = opts.PositionIds + strconv.FormatInt(base+int64(j), 10)
 			}
 			st.Rows++
 			if len(batch) == batchSize {
@@ -356,16 +416,32 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 		if next != nil {
 			cur = start(first, next, nil, next.seq%pqBuffersPerColumn)
 		}
+		total += sl.count
 		st.Read += sl.count
+		fb := sl.seq % pqBuffersPerColumn
+		base := sl.rowBase + sl.start
+		skip := badRows(first, fb, func(j int) int64 { return base + int64(j) })
 		r := &ready{sl: sl}
+		if keep == nil && len(skip) > 0 {
+			rows := bufs.kept[sl.seq%2][:0]
+			for j := 0; j < int(sl.count); j++ {
+				if skip[j] == nil {
+					rows = append(rows, int32(j))
+				}
+			}
+			bufs.kept[sl.seq%2] = rows
+			r.rows, r.sel = rows, true
+		}
 		if keep != nil {
-			fb := sl.seq % pqBuffersPerColumn
 			var times []time.Time
 			if c := cols[fTimeGenerated]; c != nil {
 				times = c.times[fb]
 			}
 			kept := bufs.kept[sl.seq%2][:0]
 			for j := 0; j < int(sl.count); j++ {
+				if skip[j] != nil {
+					continue
+				}
 				*scratch = Record{}
 				if times != nil {
 					scratch.TimeGenerated = times[j]
@@ -384,7 +460,7 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 			}
 			*scratch = Record{}
 			bufs.kept[sl.seq%2] = kept
-			r.kept = kept
+			r.rows, r.sel = kept, true
 			// The other columns' readers are busy with the previous slice
 			// until it is decoded.
 			if prev != nil {
@@ -413,8 +489,11 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	if err := flush(); err != nil {
 		return st, err
 	}
-	if want := pf.NumRows(); st.Read != want {
-		return st, formatErr("", 0, fmt.Errorf("read %d rows, footer says %d", st.Read, want))
+	if want := pf.NumRows(); total != want {
+		return st, formatErr("", 0, fmt.Errorf("read %d rows, footer says %d", total, want))
+	}
+	if st.Read == 0 && st.FirstSkipped != nil {
+		return st, st.FirstSkipped // no row could be read
 	}
 	st.Consumed = size
 	return st, nil

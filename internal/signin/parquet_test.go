@@ -157,9 +157,15 @@ func TestScanParquetErrors(t *testing.T) {
 		{name: "UPN as INT64", column: ColUserPrincipalName, message: "unsupported type int64",
 			data: writeParquet(t, replace(ColUserPrincipalName, pqCol{ColUserPrincipalName, arrow.PrimitiveTypes.Int64,
 				func(i int, _ Record) any { return int64(i) }}), sampleRecords, nil)},
-		{name: "ResultType as double", column: ColResultType, message: "unsupported type float64",
+		{name: "ResultType as bool", column: ColResultType, message: "unsupported type bool",
+			data: writeParquet(t, replace(ColResultType, pqCol{ColResultType, arrow.FixedWidthTypes.Boolean,
+				func(int, Record) any { return false }}), sampleRecords, nil)},
+		{name: "ResultType double fractions in every row", column: ColResultType, row: 1, message: "want an integer, got 0.5",
 			data: writeParquet(t, replace(ColResultType, pqCol{ColResultType, arrow.PrimitiveTypes.Float64,
-				func(int, Record) any { return 0.0 }}), sampleRecords, nil)},
+				func(int, Record) any { return 0.5 }}), sampleRecords, nil)},
+		{name: "UPN as bool", column: ColUserPrincipalName, message: "unsupported type bool",
+			data: writeParquet(t, replace(ColUserPrincipalName, pqCol{ColUserPrincipalName, arrow.FixedWidthTypes.Boolean,
+				func(int, Record) any { return true }}), sampleRecords, nil)},
 		{name: "TimeGenerated as INT64", column: ColTimeGenerated, message: "unsupported type int64",
 			data: writeParquet(t, replace(ColTimeGenerated, pqCol{ColTimeGenerated, arrow.PrimitiveTypes.Int64,
 				func(int, Record) any { return int64(1) }}), sampleRecords, nil)},
@@ -167,14 +173,9 @@ func TestScanParquetErrors(t *testing.T) {
 			data: writeParquet(t, replace(ColLocation, pqCol{ColLocation, arrow.StructOf(
 				arrow.Field{Name: "city", Type: arrow.BinaryTypes.String}, arrow.Field{Name: "state", Type: arrow.BinaryTypes.String}),
 				func(int, Record) any { return []string{"Seattle", "Washington"} }}), sampleRecords, nil)},
-		{name: "bad ISO time in row 2", column: ColTimeGenerated, row: 2, message: "invalid ISO 8601",
+		{name: "bad ISO time in every row, row 1 named", column: ColTimeGenerated, row: 1, message: "invalid ISO 8601",
 			data: writeParquet(t, replace(ColTimeGenerated, pqCol{ColTimeGenerated, arrow.BinaryTypes.String,
-				func(i int, r Record) any {
-					if i == 1 {
-						return "20/11/2026 10:47"
-					}
-					return r.TimeGenerated.Format(time.RFC3339Nano)
-				}}), sampleRecords, nil)},
+				func(i int, r Record) any { return r.TimeGenerated.Format("02/01/2006 15:04") }}), sampleRecords, nil)},
 		{name: "missing Location", column: ColLocation, message: "required column is missing",
 			data: writeParquet(t, without(ColLocation), sampleRecords, nil)},
 		{name: "missing ConditionalAccessStatus", column: ColConditionalAccessStatus, message: "required column is missing",

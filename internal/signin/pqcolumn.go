@@ -3,6 +3,8 @@ package signin
 import (
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"time"
@@ -17,12 +19,17 @@ import (
 type pqKind int
 
 const (
-	kindNull      pqKind = iota // every value null: Null (or unknown) logical type
-	kindBytes                   // BYTE_ARRAY text
-	kindInt32                   // INT32 integer (ResultType)
-	kindInt64                   // INT64 integer (ResultType)
-	kindTimestamp               // INT64 TIMESTAMP (TimeGenerated)
-	kindInt96                   // INT96 timestamp (TimeGenerated)
+	kindNull         pqKind = iota // every value null: Null (or unknown) logical type
+	kindBytes                      // BYTE_ARRAY text
+	kindInt32                      // INT32 integer (ResultType)
+	kindInt64                      // INT64 integer (ResultType)
+	kindTimestamp                  // INT64 TIMESTAMP (TimeGenerated)
+	kindInt96                      // INT96 timestamp (TimeGenerated)
+	kindFloat32                    // FLOAT (ResultType holding integers)
+	kindFloat64                    // DOUBLE (ResultType holding integers)
+	kindUUID                       // FIXED_LEN_BYTE_ARRAY(16) UUID, read as its text
+	kindDecimalFixed               // FIXED_LEN_BYTE_ARRAY DECIMAL (ResultType holding integers)
+	kindDecimalBytes               // BYTE_ARRAY DECIMAL (ResultType holding integers)
 )
 
 // pqMeta is one wanted column found in the file and how to read it.
@@ -34,6 +41,8 @@ type pqMeta struct {
 	bits     int8 // integer width of an Int logical type, 0 when none
 	unit     schema.TimeUnitType
 	maxDef   int16
+	pow      int64    // 10^scale of a DECIMAL ResultType, 0 when none or past int64
+	bigPow   *big.Int // 10^scale of a DECIMAL ResultType held as bytes
 }
 
 // resolveColumns finds the columns of table t among the top-level fields of
@@ -121,6 +130,19 @@ func columnMeta(f field, node schema.Node, leaf int, sc *schema.Schema) (*pqMeta
 		return m, nil
 	}
 	bad := fmt.Errorf("unsupported type %s", typeName(descr))
+	if dec, ok := lt.(schema.DecimalLogicalType); ok && f == fResultType && dec.Scale() >= 0 &&
+		(descr.PhysicalType() == parquet.Types.ByteArray || descr.PhysicalType() == parquet.Types.FixedLenByteArray) {
+		// A DECIMAL holding integers, as arrow-go and Spark write them.
+		m.kind = kindDecimalFixed
+		if descr.PhysicalType() == parquet.Types.ByteArray {
+			m.kind = kindDecimalBytes
+		}
+		m.bigPow = new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(dec.Scale())), nil)
+		if m.bigPow.IsInt64() {
+			m.pow = m.bigPow.Int64()
+		}
+		return m, nil
+	}
 	switch descr.PhysicalType() {
 	case parquet.Types.ByteArray:
 		switch lt.(type) {
@@ -152,6 +174,15 @@ func columnMeta(f field, node schema.Node, leaf int, sc *schema.Schema) (*pqMeta
 		case schema.NoLogicalType:
 		case schema.IntLogicalType:
 			m.bits, m.unsigned = it.BitWidth(), !it.IsSigned()
+		case schema.DecimalLogicalType:
+			// A DECIMAL(p, s) holding integers (DuckDB writes them as INT32/INT64).
+			if it.Scale() < 0 || it.Scale() > 18 {
+				return nil, bad
+			}
+			m.pow = 1
+			for range it.Scale() {
+				m.pow *= 10
+			}
 		default:
 			return nil, bad
 		}
@@ -163,6 +194,23 @@ func columnMeta(f field, node schema.Node, leaf int, sc *schema.Schema) (*pqMeta
 	case parquet.Types.Int96:
 		if f == fTimeGenerated {
 			m.kind = kindInt96
+			return m, nil
+		}
+	case parquet.Types.Float, parquet.Types.Double:
+		// A float writer's ResultType: integral values have one meaning
+		// (0.0 is success); a row holding a fraction is skipped.
+		if f == fResultType {
+			if _, ok := lt.(schema.NoLogicalType); ok {
+				m.kind = kindFloat64
+				if descr.PhysicalType() == parquet.Types.Float {
+					m.kind = kindFloat32
+				}
+				return m, nil
+			}
+		}
+	case parquet.Types.FixedLenByteArray:
+		if _, ok := lt.(schema.UUIDLogicalType); ok && descr.TypeLength() == 16 && f.text() {
+			m.kind = kindUUID
 			return m, nil
 		}
 	}
@@ -208,6 +256,12 @@ func typeName(c *schema.Column) string {
 	return base
 }
 
+// badCell is a value of no clear meaning at output index j of a decode.
+type badCell struct {
+	j   int
+	err error
+}
+
 // colError is a problem with one column, at a 0-based row of the file when
 // row >= 0 is known (-1 otherwise).
 type colError struct {
@@ -234,12 +288,18 @@ type pqReader struct {
 	i32   []int32
 	i64   []int64
 	i96   []parquet.Int96
+	f32   []float32
+	f64   []float64
+	flba  []parquet.FixedLenByteArray
 
 	rg int // row group cr reads
 	// Decoded text (ResultType as text, safe to keep) and TimeGenerated, in
 	// rotating buffers: see scanParquet.
 	strs  [pqBuffersPerColumn][]string
 	times [pqBuffersPerColumn][]time.Time
+	// bad lists the values of each buffer that could not be read: they read
+	// as zero, and scanParquet skips their rows or counts them blanked.
+	bad [pqBuffersPerColumn][]badCell
 
 	// Text is copied out of the reader's buffers as it is decoded, on the
 	// decoding goroutine: repeating values through an interner (a cache by
@@ -419,15 +479,18 @@ type pqSlice struct {
 const pqBuffersPerColumn = 3
 
 // decode reads the rows of sl (with sel, only rows sl.start+sel[k]) into
-// c.strs[b] or c.times[b]. A bad value is reported with the row (offset from
-// sl.start) it is in.
-func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err error) {
+// c.strs[b] or c.times[b]. A value of no clear meaning reads as zero and is
+// listed in c.bad[b] with its output index; an error means the column chunk
+// itself cannot be read.
+func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 	start, count := sl.start, sl.count
 	n := int(count)
 	if sel != nil {
 		n = len(sel)
 	}
 	isTime := c.meta.f == fTimeGenerated
+	c.bad[b] = c.bad[b][:0]
+	badCellAt := func(j int, err error) { c.bad[b] = append(c.bad[b], badCell{j, err}) }
 	clear(c.strs[b])
 	strs, times := c.strs[b][:0], c.times[b][:0]
 	if isTime {
@@ -442,63 +505,69 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 		} else {
 			strs = append(strs, make([]string, n)...)
 		}
-		return -1, nil
+		return nil
 	}
 	if c.cr == nil || c.rg != sl.rg {
 		c.close()
 		if err := c.open(sl.rgr); err != nil {
-			return -1, err
+			return err
 		}
 		c.rg = sl.rg
-	}
-	row := func(j int) int64 {
-		if sel != nil {
-			return int64(sel[j])
-		}
-		return int64(j)
 	}
 	switch c.meta.kind {
 	case kindBytes:
 		r, ok := c.cr.(*file.ByteArrayColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.bytes == nil {
 			c.bytes = make([]parquet.ByteArray, pqBatchRows)
 		}
 		if isTime {
 			// ISO 8601 text.
-			bad := int64(-1)
-			err := readRows(c, r, c.bytes, start, count, sel, func(j int, v parquet.ByteArray, ok bool) error {
+			return readRows(c, r, c.bytes, start, count, sel, func(j int, v parquet.ByteArray, ok bool) error {
 				var tm time.Time
 				if ok && len(v) > 0 {
 					var err error
 					if tm, err = parseTime(unsafe.String(unsafe.SliceData(v), len(v))); err != nil {
-						bad = row(j)
-						return err
+						badCellAt(j, err)
 					}
 				}
 				times = append(times, tm)
 				return nil
 			})
-			return bad, err
 		}
-		return -1, readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
+		if c.meta.f == fResultType {
+			// "0.0" is success too: numeric text reads as its integer.
+			return readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
+				if len(v) > 0 && !canonicalInt(unsafe.String(unsafe.SliceData(v), len(v))) {
+					if n, ok := numericInt(string(v)); ok {
+						strs = append(strs, c.in.get(n))
+						return nil
+					}
+				}
+				strs = append(strs, c.text(v))
+				return nil
+			})
+		}
+		return readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
 			strs = append(strs, c.text(v))
 			return nil
 		})
 	case kindInt32:
 		r, ok := c.cr.(*file.Int32ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.i32 == nil {
 			c.i32 = make([]int32, pqBatchRows)
 		}
-		return -1, readRows(c, r, c.i32, start, count, sel, func(_ int, v int32, ok bool) error {
+		return readRows(c, r, c.i32, start, count, sel, func(j int, v int32, ok bool) error {
 			switch {
 			case !ok:
 				strs = append(strs, "")
+			case c.meta.pow > 0:
+				strs = append(strs, c.decimalText(j, int64(v), badCellAt))
 			case c.meta.unsigned:
 				strs = append(strs, c.uintText(truncUint(int64(v), c.meta.bits, 32)))
 			default:
@@ -509,15 +578,17 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 	case kindInt64:
 		r, ok := c.cr.(*file.Int64ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.i64 == nil {
 			c.i64 = make([]int64, pqBatchRows)
 		}
-		return -1, readRows(c, r, c.i64, start, count, sel, func(_ int, v int64, ok bool) error {
+		return readRows(c, r, c.i64, start, count, sel, func(j int, v int64, ok bool) error {
 			switch {
 			case !ok:
 				strs = append(strs, "")
+			case c.meta.pow > 0:
+				strs = append(strs, c.decimalText(j, v, badCellAt))
 			case c.meta.unsigned:
 				strs = append(strs, c.uintText(truncUint(v, c.meta.bits, 64)))
 			default:
@@ -528,14 +599,14 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 	case kindTimestamp:
 		r, ok := c.cr.(*file.Int64ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.i64 == nil {
 			c.i64 = make([]int64, pqBatchRows)
 		}
 		unit := c.meta.unit
 		// Local (not UTC-adjusted) wall-clock times are taken as UTC, as Kusto does.
-		return -1, readRows(c, r, c.i64, start, count, sel, func(_ int, v int64, ok bool) error {
+		return readRows(c, r, c.i64, start, count, sel, func(_ int, v int64, ok bool) error {
 			var tm time.Time
 			if ok {
 				switch unit {
@@ -553,29 +624,158 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) (badRow int64, err er
 	case kindInt96:
 		r, ok := c.cr.(*file.Int96ColumnChunkReader)
 		if !ok {
-			return -1, fmt.Errorf("unexpected reader %T", c.cr)
+			return fmt.Errorf("unexpected reader %T", c.cr)
 		}
 		if c.i96 == nil {
 			c.i96 = make([]parquet.Int96, pqBatchRows)
 		}
-		bad := int64(-1)
-		err := readRows(c, r, c.i96, start, count, sel, func(j int, v parquet.Int96, ok bool) error {
+		return readRows(c, r, c.i96, start, count, sel, func(j int, v parquet.Int96, ok bool) error {
 			var tm time.Time
 			if ok {
-				ts, err := v.ToTimestamp()
-				if err != nil {
-					bad = row(j)
-					return err
+				if ts, err := v.ToTimestamp(); err != nil {
+					badCellAt(j, err)
+				} else {
+					tm = time.Unix(0, int64(ts)).UTC()
 				}
-				tm = time.Unix(0, int64(ts)).UTC()
 			}
 			times = append(times, tm)
 			return nil
 		})
-		return bad, err
+	case kindFloat32:
+		r, ok := c.cr.(*file.Float32ColumnChunkReader)
+		if !ok {
+			return fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.f32 == nil {
+			c.f32 = make([]float32, pqBatchRows)
+		}
+		return readRows(c, r, c.f32, start, count, sel, func(j int, v float32, ok bool) error {
+			strs = append(strs, c.floatText(j, float64(v), ok, badCellAt))
+			return nil
+		})
+	case kindFloat64:
+		r, ok := c.cr.(*file.Float64ColumnChunkReader)
+		if !ok {
+			return fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.f64 == nil {
+			c.f64 = make([]float64, pqBatchRows)
+		}
+		return readRows(c, r, c.f64, start, count, sel, func(j int, v float64, ok bool) error {
+			strs = append(strs, c.floatText(j, v, ok, badCellAt))
+			return nil
+		})
+	case kindDecimalFixed:
+		r, ok := c.cr.(*file.FixedLenByteArrayColumnChunkReader)
+		if !ok {
+			return fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.flba == nil {
+			c.flba = make([]parquet.FixedLenByteArray, pqBatchRows)
+		}
+		return readRows(c, r, c.flba, start, count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
+			strs = append(strs, c.decimalBytesText(j, v, ok, badCellAt))
+			return nil
+		})
+	case kindDecimalBytes:
+		r, ok := c.cr.(*file.ByteArrayColumnChunkReader)
+		if !ok {
+			return fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.bytes == nil {
+			c.bytes = make([]parquet.ByteArray, pqBatchRows)
+		}
+		return readRows(c, r, c.bytes, start, count, sel, func(j int, v parquet.ByteArray, ok bool) error {
+			strs = append(strs, c.decimalBytesText(j, v, ok, badCellAt))
+			return nil
+		})
+	case kindUUID:
+		r, ok := c.cr.(*file.FixedLenByteArrayColumnChunkReader)
+		if !ok {
+			return fmt.Errorf("unexpected reader %T", c.cr)
+		}
+		if c.flba == nil {
+			c.flba = make([]parquet.FixedLenByteArray, pqBatchRows)
+		}
+		return readRows(c, r, c.flba, start, count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
+			switch {
+			case !ok:
+				strs = append(strs, "")
+			case len(v) != 16:
+				badCellAt(j, fmt.Errorf("UUID of %d bytes", len(v)))
+				strs = append(strs, "")
+			default:
+				c.num = uuidText(c.num[:0], v)
+				strs = append(strs, c.text(c.num))
+			}
+			return nil
+		})
 	}
-	return -1, fmt.Errorf("unexpected column kind %d", c.meta.kind)
+	return fmt.Errorf("unexpected column kind %d", c.meta.kind)
 }
+
+// floatText reads an integral float as its integer text; a fraction (or NaN,
+// or an infinity) has no clear ResultType meaning.
+func (c *pqReader) floatText(j int, v float64, ok bool, bad func(int, error)) string {
+	if !ok {
+		return ""
+	}
+	if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
+		bad(j, fmt.Errorf("want an integer, got %v", v))
+		return ""
+	}
+	return c.intText(int64(v))
+}
+
+// decimalText reads the unscaled DECIMAL value v as its integer text.
+func (c *pqReader) decimalText(j int, v int64, bad func(int, error)) string {
+	if v%c.meta.pow != 0 {
+		bad(j, fmt.Errorf("want an integer, got %s", strconv.FormatFloat(float64(v)/float64(c.meta.pow), 'f', -1, 64)))
+		return ""
+	}
+	return c.intText(v / c.meta.pow)
+}
+
+// decimalBytesText reads a DECIMAL's unscaled big-endian two's complement
+// bytes as its integer text.
+func (c *pqReader) decimalBytesText(j int, v []byte, ok bool, bad func(int, error)) string {
+	switch {
+	case !ok:
+		return ""
+	case len(v) == 0:
+		bad(j, errors.New("empty DECIMAL value"))
+		return ""
+	case len(v) <= 8 && c.meta.pow > 0:
+		x := int64(int8(v[0]))
+		for _, b := range v[1:] {
+			x = x<<8 | int64(b)
+		}
+		return c.decimalText(j, x, bad)
+	}
+	n := new(big.Int).SetBytes(v)
+	if v[0]&0x80 != 0 {
+		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(v))))
+	}
+	q, r := new(big.Int).QuoRem(n, c.meta.bigPow, new(big.Int))
+	if r.Sign() != 0 {
+		bad(j, fmt.Errorf("want an integer, got %s", new(big.Rat).SetFrac(n, c.meta.bigPow).FloatString(len(c.meta.bigPow.String())-1)))
+		return ""
+	}
+	return c.in.get(q.String())
+}
+
+// uuidText appends the canonical 8-4-4-4-12 lowercase text of a 16-byte UUID.
+func uuidText(dst []byte, u []byte) []byte {
+	for i, b := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hexDigits[b>>4], hexDigits[b&15])
+	}
+	return dst
+}
+
+const hexDigits = "0123456789abcdef"
 
 func (c *pqReader) intText(v int64) string {
 	c.num = strconv.AppendInt(c.num[:0], v, 10)

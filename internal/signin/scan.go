@@ -8,8 +8,10 @@ import (
 )
 
 // FormatError reports export content that can never be read as the table:
-// not Parquet/JSON Lines, truncated, a missing required column, a wrong type.
-// Retrying does not help; callers record it and move on.
+// not Parquet/JSON Lines, truncated, a missing required column, a column of a
+// type that can never be read, or no row readable. Retrying does not help;
+// callers record it and move on. Stats.FirstSkipped uses it to name one
+// unreadable row of a file that was otherwise read.
 type FormatError struct {
 	File   string // file path or blob name
 	Column string // "" when the problem is not about one column
@@ -41,14 +43,23 @@ type Stats struct {
 	Rows int64 // records passed to the callback (after Options.Keep)
 	Read int64 // records read from the file, before Keep
 	// Consumed is the number of bytes of r that were read up to and including
-	// the last complete record. For JSON Lines it stops at the last newline, so
-	// a growing (append) blob can be resumed there; for Parquet it is size.
+	// the last complete record, where a later Scan resumes. For JSON Lines
+	// with Final false it stops at the last newline, unless the text after
+	// it is one complete JSON object (whitespace around it allowed): that
+	// tail is read as a record and Consumed is size. (A complete object can
+	// only be followed by whitespace, so the tail cannot be a partial
+	// append.) For Parquet, gzip and Final it is size.
 	Consumed int64
-	// SkippedRows counts rows that could not be read (a required filter
-	// column with a value of no clear meaning) and were left out;
-	// FirstSkipped names the first (file, column, row).
+	// SkippedRows counts rows that could not be read (a required column
+	// with a value of no clear meaning) and were left out, before Keep and
+	// not counted in Read; FirstSkipped names the first (file, column, row).
+	// A file whose every row is skipped is rejected with FirstSkipped.
 	SkippedRows  int64
 	FirstSkipped *FormatError
+	// BlankedCells counts values of optional columns that could not be read
+	// and read as "" (the row is kept); FirstBlanked names the first.
+	BlankedCells int64
+	FirstBlanked *FormatError
 }
 
 // Options tune a Scan. The zero value reads every row.
@@ -60,7 +71,8 @@ type Options struct {
 	// decode the rest only for kept rows. The record is valid during the
 	// call only. Keep is called from one goroutine at a time, never at the
 	// same time as fn, but it may run ahead: rows can be offered to Keep
-	// before fn has received the earlier kept rows.
+	// before fn has received the earlier kept rows. Rows skipped as
+	// unreadable (Stats.SkippedRows) never reach Keep.
 	Keep func(*Record) bool
 	// BatchSize caps the records per callback (0: 8192). Parquet is decoded
 	// one row group at a time, at most 65536 rows at once.
@@ -71,21 +83,26 @@ type Options struct {
 	// file order.
 	Parallelism int
 	// Final says the file is complete: for plain JSON Lines, a last line
-	// without a newline is a record, not the start of an append still being
-	// written. Leave it false for append blobs that may still grow.
+	// without a newline is a record (an error if it is not valid JSON), not
+	// the start of an append still being written. Leave it false for append
+	// blobs that may still grow: a last line without a newline is then read
+	// only when it is one complete JSON object (see Stats.Consumed).
 	Final bool
 	// MaxExpansion bounds the decompressed size of a gzip stream to this
-	// many times its compressed size (0: DefaultMaxExpansion); past it the
-	// file is rejected with a FormatError.
+	// many times its compressed size, or times 1 MiB for a smaller file (so
+	// a small file with a normal ratio passes: 64 MiB at the default); past
+	// it the file is rejected with a FormatError. 0: DefaultMaxExpansion.
 	MaxExpansion int
 	// PositionIds, when not "", gives a record without an Id the Id
 	// PositionIds+<position>: the byte offset of its line in the
-	// (decompressed) stream for JSON Lines, the 0-based row index for
-	// Parquet. Positions are the same on every read of the same bytes, so
-	// a row without an Id keeps one identity (DESIGN.md 7, evidence identity).
+	// (decompressed) stream plus PositionBase for JSON Lines, the 0-based
+	// row index for Parquet. Positions are the same on every read of the
+	// same bytes, so a row without an Id keeps one identity (DESIGN.md 7,
+	// evidence identity).
 	PositionIds string
-	// PositionBase is added to JSON Lines positions: the byte at which r
-	// starts in the blob, for a grown append blob read from its offset.
+	// PositionBase is added to JSON Lines positions: a caller that reads a
+	// grown append blob from byte from (through a SectionReader) passes
+	// from, so that positions are offsets in the whole blob.
 	PositionBase int64
 }
 
