@@ -144,7 +144,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	bar.Finish()
 
 	docs, incs, err := alert.List(ctx, w.Store, w.AlertsContainer, w.IncidentsContainer)
-	if err != nil {
+	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
 	// Show what this run found: its alerts and the incidents holding them
@@ -211,7 +211,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if errors.Is(err, store.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
+	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
 	if *format == "json" {
@@ -225,4 +225,17 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	return alert.WriteTable(stdout, docs, incs)
+}
+
+// warnUnreadable prints a warning per alert or incident blob that List could
+// not parse (the readable ones are still shown) and returns any other error.
+func warnUnreadable(stderr io.Writer, err error) error {
+	var problems alert.ListProblems
+	if !errors.As(err, &problems) {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "warning: unreadable, skipped: %v\n", p)
+	}
+	return nil
 }
