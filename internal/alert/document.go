@@ -189,6 +189,7 @@ func (c *CustomDetails) UnmarshalJSON(data []byte) error {
 // call, not an insert per value.
 func (c *CustomDetail) addAll(vs []string) bool {
 	n := len(c.Values)
+	c.Values = c.Values[:n:n] // appends copy: Values may be shared
 	for _, v := range vs {
 		if _, found := slices.BinarySearch(c.Values[:n], v); !found {
 			c.Values = append(c.Values, v)
@@ -552,6 +553,10 @@ func cloneEntity(e Entity) Entity {
 // were truncated, through the kept row keys.
 func (d *Document) Merge(other Document) bool {
 	changed := false
+	// d may share its slices with a copy (a caller's batch): never write
+	// into their backing arrays.
+	d.Entities = slices.Clip(d.Entities)
+	d.ExtendedProperties.CustomDetails = slices.Clone(d.ExtendedProperties.CustomDetails)
 	have := d.rowKeys()
 	seen := make(map[rowHash]struct{}, len(have))
 	for _, k := range have {

@@ -98,7 +98,7 @@ func TestIncidentCap(t *testing.T) {
 	}{
 		{"default cap, one call", 0, 1, []int{100, 150, 150}},
 		{"default cap, 7 calls", 0, 7, []int{100, 150, 150}},
-		{"cap 150 set", 150, 400, []int{100, 150, 150}},
+		{"cap 150 set", 150, 40, []int{100, 150, 150}},
 		{"cap 2", 2, 3, slices.Repeat([]int{2}, 200)},
 		{"cap 7", 7, 5, append([]int{1}, slices.Repeat([]int{7}, 57)...)},
 	}
