@@ -236,12 +236,20 @@ func (x incidentIndex) claim(ps []*pending, lookback time.Duration, cap int, rul
 		}
 		idx.Incidents[i].Claims = nil
 	}
+	// Only open entries with room are joinable: keeping their list makes a
+	// claim cost O(alerts x open entries), not x every incident ever opened.
+	var open []int
+	for i, e := range idx.Incidents {
+		if !e.Closed && e.Alerts < cap {
+			open = append(open, i)
+		}
+	}
 	ids := make([]string, len(ps))
 	for k, p := range ps {
 		t := p.doc.StartTime.UTC()
 		i, ok := prev[p.doc.SystemAlertId]
 		if !ok || idx.Incidents[i].Closed {
-			if i = idx.join(t, lookback, cap); i < 0 {
+			if i = idx.join(open, t, lookback); i < 0 {
 				// A new incident. Its id also counts the earlier ones, so an
 				// incident started after a closed or full one at the same time
 				// differs.
@@ -251,8 +259,11 @@ func (x incidentIndex) claim(ps []*pending, lookback time.Duration, cap int, rul
 				}
 				idx.Incidents = append(idx.Incidents, indexEntry{IncidentId: hashID(parts...), First: t, Last: t})
 				i = len(idx.Incidents) - 1
+				open = append(open, i)
 			}
-			idx.Incidents[i].Alerts++
+			if idx.Incidents[i].Alerts++; idx.Incidents[i].Alerts >= cap {
+				open = slices.DeleteFunc(open, func(j int) bool { return j == i })
+			}
 		}
 		e := &idx.Incidents[i]
 		if t.Before(e.First) {
@@ -267,14 +278,12 @@ func (x incidentIndex) claim(ps []*pending, lookback time.Duration, cap int, rul
 	return idx, ids
 }
 
-// join returns the incident alert time t joins within lookback, or -1. A
-// closed or full entry is not joinable.
-func (x *incidentIndex) join(t time.Time, lookback time.Duration, cap int) int {
+// join returns the incident of open (the entries neither closed nor full)
+// that alert time t joins within lookback, or -1.
+func (x *incidentIndex) join(open []int, t time.Time, lookback time.Duration) int {
 	best := -1
-	for i, e := range x.Incidents {
-		if e.Closed || e.Alerts >= cap {
-			continue
-		}
+	for _, i := range open {
+		e := x.Incidents[i]
 		first, last := e.First, e.Last
 		if t.Before(first) {
 			first = t
@@ -282,7 +291,7 @@ func (x *incidentIndex) join(t time.Time, lookback time.Duration, cap int) int {
 		if t.After(last) {
 			last = t
 		}
-		if e.Closed || last.Sub(first) > lookback {
+		if last.Sub(first) > lookback {
 			continue
 		}
 		if best < 0 || e.First.Before(x.Incidents[best].First) {
