@@ -159,7 +159,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// A pair can be found from both of its blobs; the alerts hold it once.
 	rows := 0
 	for _, d := range docs {
-		rows += len(d.Results)
+		rows += d.ExtendedProperties.ResultCount // Results may be truncated
 	}
 	fmt.Fprintf(stderr, "processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed\n",
 		done, time.Since(start).Round(time.Millisecond), tot.RowsRead, tot.Candidates, rows, len(docs), tot.Alerts, len(rejected), len(failed))

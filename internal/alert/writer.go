@@ -604,7 +604,7 @@ func WriteTable(out io.Writer, docs []Document, incidents []Incident) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
 			tableTime(d.StartTime), tableTime(d.EndTime), d.AlertSeverity, dash(strings.Join(users, ",")),
-			dash(strings.Join(ips, ",")), len(d.Results), dash(short(d.IncidentId)), d.SystemAlertId, d.DisplayName)
+			dash(strings.Join(ips, ",")), d.ExtendedProperties.ResultCount, dash(short(d.IncidentId)), d.SystemAlertId, d.DisplayName)
 	}
 	fmt.Fprintf(tw, "\nINCIDENTS (%d)\n", len(incidents))
 	fmt.Fprintln(tw, "FIRST\tLAST\tSEVERITY\tSTATUS\tALERTS\tINCIDENT ID\tTITLE")
