@@ -120,9 +120,11 @@ func (w *Writer) Write(ctx context.Context, docs []Document) (written int, err e
 			continue
 		}
 		p := &pending{in: d}
-		p.in.IncidentId = ""
 		byID[d.SystemAlertId] = p
 		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		p.in.IncidentId = "" // the stored alert and the index decide
 	}
 	b := &batch{incs: map[string]readIncident{}}
 	// 1. Stored alerts.
