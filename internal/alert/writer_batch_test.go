@@ -297,50 +297,65 @@ func TestTwoWritersConcurrent(t *testing.T) {
 // effect, followed by a redelivery, ends in the same documents as a Write
 // that went through.
 func TestWriteFaultThenRedelivery(t *testing.T) {
-	rows := stormRows(9, 0, 0)
-	docs := Group(rule.Default(), rows, false)
-	run := func(t *testing.T, failAt int64, after bool) (alerts, incidents []string, calls int64) {
-		w := newWriter(t, rule.Default())
-		w.MaxAlertsPerIncident = 2 // 5 incidents: claims matter
-		w.Parallelism = 3
-		log := &callLog{Store: w.Store, failAt: failAt, failAfter: after}
-		w.Store = log
-		// A fault after a call that failed anyway (a read of an absent
-		// blob) is no fault: then the Write may succeed.
-		_, err := w.Write(context.Background(), docs)
-		if err != nil && (failAt == 0 || !errors.Is(err, errInjected)) {
-			t.Fatalf("fault at call %d: Write = %v, want no error or the fault", failAt, err)
-		}
-		calls = log.n.Load()
-		log.failAt = 0
-		if _, err := w.Write(context.Background(), docs); err != nil {
-			t.Fatalf("redelivery: %v", err)
-		}
-		stored, incs := listOf(t, w)
-		checkIncidents(t, stored, incs, 2)
-		for _, d := range stored {
-			b, _ := d.MarshalJSON()
-			alerts = append(alerts, string(b))
-		}
-		for _, inc := range incs {
-			incidents = append(incidents, fmt.Sprintf("%+v", inc))
-		}
-		return alerts, incidents, calls
+	tests := []struct {
+		name   string
+		ic     func(ic *rule.IncidentConfiguration)
+		cap    int
+		alerts int
+		incs   int
+	}{
+		{"AnyAlert cap 2", func(*rule.IncidentConfiguration) {}, 2, 9, 5}, // claims matter
+		{"Selected by Account", func(ic *rule.IncidentConfiguration) { ic.Grouping.MatchingMethod = rule.Selected }, 0, 5, 5},
+		{"grouping disabled", func(ic *rule.IncidentConfiguration) { ic.Grouping.Enabled = false }, 0, 5, 5},
 	}
-	wantA, wantI, total := run(t, 0, false)
-	if len(wantA) != 9 || len(wantI) != 5 {
-		t.Fatalf("%d alerts in %d incidents", len(wantA), len(wantI))
-	}
-	for _, after := range []bool{false, true} {
-		for k := int64(1); k <= total; k++ {
-			gotA, gotI, _ := run(t, k, after)
-			if !slices.Equal(gotA, wantA) {
-				t.Errorf("fault at call %d (after=%v): alert documents differ", k, after)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := withGrouping(tt.ic)
+			docs := Group(r, stormRows(tt.alerts, 0, 0), false)
+			run := func(t *testing.T, failAt int64, after bool) (alerts, incidents []string, calls int64) {
+				w := newWriter(t, r)
+				w.MaxAlertsPerIncident = tt.cap
+				w.Parallelism = 3
+				log := &callLog{Store: w.Store, failAt: failAt, failAfter: after}
+				w.Store = log
+				// A fault after a call that failed anyway (a read of an absent
+				// blob) is no fault: then the Write may succeed.
+				_, err := w.Write(context.Background(), docs)
+				if err != nil && (failAt == 0 || !errors.Is(err, errInjected)) {
+					t.Fatalf("fault at call %d: Write = %v, want no error or the fault", failAt, err)
+				}
+				calls = log.n.Load()
+				log.failAt = 0
+				if _, err := w.Write(context.Background(), docs); err != nil {
+					t.Fatalf("redelivery: %v", err)
+				}
+				stored, incs := listOf(t, w)
+				checkIncidents(t, stored, incs, capOr(tt.cap))
+				for _, d := range stored {
+					b, _ := d.MarshalJSON()
+					alerts = append(alerts, string(b))
+				}
+				for _, inc := range incs {
+					incidents = append(incidents, fmt.Sprintf("%+v", inc))
+				}
+				return alerts, incidents, calls
 			}
-			if !slices.Equal(gotI, wantI) {
-				t.Errorf("fault at call %d (after=%v): incidents differ:\n%s\nwant\n%s", k, after, strings.Join(gotI, "\n"), strings.Join(wantI, "\n"))
+			wantA, wantI, total := run(t, 0, false)
+			if len(wantA) != tt.alerts || len(wantI) != tt.incs {
+				t.Fatalf("%d alerts in %d incidents, want %d in %d", len(wantA), len(wantI), tt.alerts, tt.incs)
 			}
-		}
+			for _, after := range []bool{false, true} {
+				for k := int64(1); k <= total; k++ {
+					gotA, gotI, _ := run(t, k, after)
+					if !slices.Equal(gotA, wantA) {
+						t.Errorf("fault at call %d (after=%v): alert documents differ", k, after)
+					}
+					if !slices.Equal(gotI, wantI) {
+						t.Errorf("fault at call %d (after=%v): incidents differ:\n%s\nwant\n%s", k, after, strings.Join(gotI, "\n"), strings.Join(wantI, "\n"))
+					}
+				}
+			}
+		})
 	}
 }
 
