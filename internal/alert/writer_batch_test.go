@@ -476,3 +476,26 @@ func TestListSkipsUnreadable(t *testing.T) {
 		t.Errorf("List gave %d alerts and %d incidents, want the 3 and 1 readable", len(docs), len(incs))
 	}
 }
+
+// A 20k-row alert stored in two parts, then redelivered whole, keeps an
+// exact count and the same document as its rows in one batch.
+func TestWriteLargeAlertRedelivered(t *testing.T) {
+	ctx := context.Background()
+	w := newWriter(t, rule.Default())
+	rows := stormRows(0, 1, 20000)
+	for _, part := range [][]detect.Result{rows[:12000], rows[8000:], rows} {
+		if _, err := w.Write(ctx, Group(w.Rule, part, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored, incs := listOf(t, w)
+	checkIncidents(t, stored, incs, MaxAlertsPerIncident)
+	want := Group(w.Rule, rows, false)
+	if len(stored) != 1 || stored[0].ExtendedProperties.ResultCount != 20000 || !stored[0].ResultsTruncated ||
+		stored[0].ResultsOmitted != 19000 || len(stored[0].Results) != MaxEvidenceRows {
+		t.Fatalf("stored %d alerts: %+v", len(stored), stored[0].ExtendedProperties)
+	}
+	if !reflect.DeepEqual(withoutIncidents(stored), withoutIncidents(want)) {
+		t.Error("stored alert differs from the alert of all rows")
+	}
+}
