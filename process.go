@@ -119,7 +119,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 
 	docs, incs, err := alert.List(ctx, w.Store, w.AlertsContainer, w.IncidentsContainer)
-	if err != nil {
+	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
 	// Show what this run found: its alerts and the incidents holding them
@@ -134,7 +134,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// A pair can be found from both of its blobs; the alerts hold it once.
 	rows := 0
 	for _, d := range docs {
-		rows += d.ExtendedProperties.ResultCount
+		rows += d.ExtendedProperties.ResultCount // Results may be truncated
 	}
 	fmt.Fprintf(stderr, "processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed\n",
 		r.done, time.Since(start).Round(time.Millisecond), r.tot.RowsRead, r.tot.Candidates, rows, len(docs), r.tot.Alerts, len(r.rejected), len(r.failed))
@@ -257,7 +257,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if errors.Is(err, store.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
+	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
 	if *format == "json" {
@@ -271,4 +271,17 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	return alert.WriteTable(stdout, docs, incs)
+}
+
+// warnUnreadable prints a warning per alert or incident blob that List could
+// not parse (the readable ones are still shown) and returns any other error.
+func warnUnreadable(stderr io.Writer, err error) error {
+	var problems alert.ListProblems
+	if !errors.As(err, &problems) {
+		return err
+	}
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "warning: unreadable, skipped: %v\n", p)
+	}
+	return nil
 }

@@ -42,7 +42,7 @@ func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) 
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s / %s: %w", settings.SafeIPs, settings.SafeNetworks, err)
 	}
-	w := &alert.Writer{Store: state, AlertsContainer: s.AlertsContainer, IncidentsContainer: s.IncidentsContainer, Rule: r}
+	w := &alert.Writer{Store: state, AlertsContainer: s.AlertsContainer, IncidentsContainer: s.IncidentsContainer, Rule: r, Logger: logger}
 	p, err := pipeline.New(pipeline.Config{
 		Exports: exports, State: state,
 		InteractiveContainer: s.InteractiveContainer, NonInteractiveContainer: s.NonInteractiveContainer,

@@ -76,14 +76,30 @@ func newIncident(r *rule.Rule, id, key string, a Document) *Incident {
 	}
 }
 
-// add attaches alert a (or refreshes it, when already attached) and reports
-// whether the incident changed.
-func (inc *Incident) add(a Document) bool {
+// addAll attaches alerts (or refreshes them, when already attached) and
+// reports whether the incident changed. Sets of alert ids and entity keys
+// are built once, so the cost is linear in alerts and entities.
+func (inc *Incident) addAll(alerts []*Document) bool {
 	changed := false
-	if !slices.Contains(inc.AlertIds, a.SystemAlertId) {
-		inc.AlertIds = append(inc.AlertIds, a.SystemAlertId)
-		changed = true
+	ids := make(map[string]struct{}, len(inc.AlertIds))
+	for _, id := range inc.AlertIds {
+		ids[id] = struct{}{}
 	}
+	ents := newEntitySet(inc.Entities)
+	for _, a := range alerts {
+		if _, ok := ids[a.SystemAlertId]; !ok {
+			ids[a.SystemAlertId] = struct{}{}
+			inc.AlertIds = append(inc.AlertIds, a.SystemAlertId)
+			changed = true
+		}
+		changed = inc.refresh(ents, a) || changed
+	}
+	return changed
+}
+
+// refresh widens the incident by alert a (times, severity, entities, tactics).
+func (inc *Incident) refresh(ents entitySet, a *Document) bool {
+	changed := false
 	if inc.FirstActivityTime.IsZero() || a.StartTime.Before(inc.FirstActivityTime) {
 		inc.FirstActivityTime, changed = a.StartTime, true
 	}
@@ -95,7 +111,8 @@ func (inc *Incident) add(a Document) bool {
 	}
 	for _, e := range a.Entities {
 		k := e.key()
-		if !slices.ContainsFunc(inc.Entities, func(have Entity) bool { return have.key() == k }) {
+		if _, ok := ents[k]; !ok {
+			ents[k] = struct{}{}
 			e = cloneEntity(e)
 			e["$id"] = strconv.Itoa(len(inc.Entities) + 1)
 			inc.Entities = append(inc.Entities, e)
@@ -172,28 +189,101 @@ func entityKeys(es []Entity, typ string) string {
 // Sentinel opens an incident with its first alert and adds the alerts of
 // the next lookbackDuration. Alerts here may arrive in any order, so the
 // rule is kept as an invariant instead: an alert joins the earliest open
-// incident whose alerts' StartTimes, with its own, span at most the
-// lookback. In time order this is exactly Sentinel's grouping, and alerts
-// closer together than the lookback share one incident in any order.
+// incident with room (fewer than the cap's alerts) whose alerts'
+// StartTimes, with its own, span at most the lookback. In time order this
+// is exactly Sentinel's grouping, and alerts closer together than the
+// lookback share one incident in any order, up to the cap.
+//
+// An entry counts the alerts claimed for it. The index is updated (If-Match)
+// before the alerts are written with their IncidentId, so the count is an
+// upper bound of the incident's alerts and no incident exceeds the cap.
 type incidentIndex struct {
 	RuleId      string       `json:"RuleId"`
 	GroupingKey string       `json:"GroupingKey"`
 	Incidents   []indexEntry `json:"Incidents"`
+	// Salt is set when the index was rebuilt after it did not parse (the bad
+	// version's ETag): new incident ids include it.
+	Salt string `json:"Salt,omitempty"`
 }
 
 type indexEntry struct {
 	IncidentId string    `json:"IncidentId"`
 	First      time.Time `json:"First"` // earliest alert StartTime
 	Last       time.Time `json:"Last"`  // latest alert StartTime
+	// Alerts counts the alerts claimed for the incident; at the cap the
+	// entry is full and not joinable.
+	Alerts int `json:"Alerts"`
+	// Claims are the alert ids claimed by the index's last update only, so
+	// that a redelivery after a crash before the alerts were written claims
+	// the same incident without counting them twice. Bounded by one Write
+	// call's alerts, not by history.
+	Claims []string `json:"Claims,omitempty"`
 	// Closed is set once the incident is found closed and is not to be
 	// reopened: later alerts start a new incident instead.
 	Closed bool `json:"Closed,omitempty"`
 }
 
-// join returns the incident alert time t joins within lookback, or -1.
-func (x *incidentIndex) join(t time.Time, lookback time.Duration) int {
+// claim assigns each alert of ps (in time order) an incident and returns
+// the updated index (x is left as it is) with the alerts' incident ids. An
+// alert claimed by the last update keeps its incident unless that closed.
+func (x incidentIndex) claim(ps []*pending, lookback time.Duration, cap int, ruleID string) (incidentIndex, []string) {
+	idx := x
+	idx.Incidents = slices.Clone(x.Incidents)
+	prev := map[string]int{}
+	for i := range idx.Incidents {
+		for _, a := range idx.Incidents[i].Claims {
+			prev[a] = i
+		}
+		idx.Incidents[i].Claims = nil
+	}
+	// Only open entries with room are joinable: keeping their list makes a
+	// claim cost O(alerts x open entries), not x every incident ever opened.
+	var open []int
+	for i, e := range idx.Incidents {
+		if !e.Closed && e.Alerts < cap {
+			open = append(open, i)
+		}
+	}
+	ids := make([]string, len(ps))
+	for k, p := range ps {
+		t := p.doc.StartTime.UTC()
+		i, ok := prev[p.doc.SystemAlertId]
+		if !ok || idx.Incidents[i].Closed {
+			if i = idx.join(open, t, lookback); i < 0 {
+				// A new incident. Its id also counts the earlier ones, so an
+				// incident started after a closed or full one at the same time
+				// differs.
+				parts := []string{ruleID, "incident", x.GroupingKey, FormatTime(t), strconv.Itoa(len(idx.Incidents))}
+				if x.Salt != "" {
+					parts = append(parts, x.Salt)
+				}
+				idx.Incidents = append(idx.Incidents, indexEntry{IncidentId: hashID(parts...), First: t, Last: t})
+				i = len(idx.Incidents) - 1
+				open = append(open, i)
+			}
+			if idx.Incidents[i].Alerts++; idx.Incidents[i].Alerts >= cap {
+				open = slices.DeleteFunc(open, func(j int) bool { return j == i })
+			}
+		}
+		e := &idx.Incidents[i]
+		if t.Before(e.First) {
+			e.First = t
+		}
+		if t.After(e.Last) {
+			e.Last = t
+		}
+		e.Claims = append(e.Claims, p.doc.SystemAlertId)
+		ids[k] = e.IncidentId
+	}
+	return idx, ids
+}
+
+// join returns the incident of open (the entries neither closed nor full)
+// that alert time t joins within lookback, or -1.
+func (x *incidentIndex) join(open []int, t time.Time, lookback time.Duration) int {
 	best := -1
-	for i, e := range x.Incidents {
+	for _, i := range open {
+		e := x.Incidents[i]
 		first, last := e.First, e.Last
 		if t.Before(first) {
 			first = t
@@ -201,7 +291,7 @@ func (x *incidentIndex) join(t time.Time, lookback time.Duration) int {
 		if t.After(last) {
 			last = t
 		}
-		if e.Closed || last.Sub(first) > lookback {
+		if last.Sub(first) > lookback {
 			continue
 		}
 		if best < 0 || e.First.Before(x.Incidents[best].First) {

@@ -1,15 +1,18 @@
 package alert
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +24,13 @@ import (
 // conflict means another writer succeeded, so this is only reached under
 // pathological contention.
 const maxAttempts = 100
+
+// MaxAlertsPerIncident is how many alerts an incident holds, as in
+// Sentinel; the next alert of the group opens a new incident.
+const MaxAlertsPerIncident = 150
+
+// DefaultParallelism is how many alert documents a Writer writes at once.
+const DefaultParallelism = 8
 
 // BlobName is where an alert lives in the alerts container:
 // <yyyy>/<mm>/<dd>/<SystemAlertId>.json, dated by its StartTime (the
@@ -36,237 +46,491 @@ type Writer struct {
 	AlertsContainer    string
 	IncidentsContainer string
 	Rule               *rule.Rule
+	// MaxAlertsPerIncident caps the alerts of one incident; 0 means
+	// MaxAlertsPerIncident (150).
+	MaxAlertsPerIncident int
+	// Parallelism bounds the goroutines of one Write; 0 means
+	// DefaultParallelism.
+	Parallelism int
+	// Logger gets a warning naming each stored alert, incident or incident
+	// index that did not parse and was moved aside (store.MoveAside) and
+	// rebuilt; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// pending is one alert of a Write call on its way to storage.
+type pending struct {
+	in      Document // the evidence of this call
+	doc     Document // in merged into the stored alert
+	etag    string   // of the stored alert; "" when absent
+	changed bool     // doc differs from the stored alert
+}
+
+// batch is the state of one Write call shared by its steps.
+type batch struct {
+	mu sync.Mutex
+	// incs caches incidents read while assigning, for the update step.
+	incs map[string]readIncident
+}
+
+type readIncident struct {
+	inc  *Incident // nil when absent
+	etag string
 }
 
 // Write stores each alert: created if absent, else merged into the stored
 // one (If-Match, retried on conflict); an alert whose stored form already
 // holds everything is not rewritten. When the rule creates incidents, each
-// new alert is attached to exactly one incident first. It returns how many
-// alert blobs it created or changed.
+// alert is attached to exactly one incident. It returns how many alert
+// blobs it created or changed.
+//
+// The work is done per call, not per alert, in an order that a crash at
+// any point followed by a redelivery completes to the same documents:
+//  1. read and merge the stored alerts (in parallel);
+//  2. for alerts without an incident, claim one in each grouping key's
+//     index: one read-modify-write per key, If-Match (see incidentIndex);
+//  3. write the alerts with their IncidentId (in parallel, create-if-absent
+//     or If-Match). This is the commit: a stored alert's IncidentId is
+//     never changed, so a writer that loses the race adopts the winner's;
+//  4. update each incident once with all its alerts of the call, including
+//     alerts that were already stored (a crash may have come between 3 and 4).
+//
+// A crash between 2 and 3 leaves a claim without its alert: the index
+// remembers the claims of its last update, so a redelivery claims the same
+// incidents; a claim lost otherwise (a concurrent writer, or a crash followed
+// by another writer's update) only makes an incident close with fewer than
+// MaxAlertsPerIncident alerts. No incident ever exceeds the cap.
+//
+// Unreadable stored objects are moved aside and rebuilt (see Logger). Write
+// returns ctx.Err() promptly once ctx is done: every storage call and every
+// parallel worker checks it first.
 func (w *Writer) Write(ctx context.Context, docs []Document) (written int, err error) {
 	if w.Rule == nil {
 		return 0, errors.New("alert: Writer has no Rule")
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	// The same alert twice in one call is one alert.
+	var ps []*pending
+	byID := map[string]*pending{}
 	for _, d := range docs {
-		changed, err := w.writeOne(ctx, d)
-		if err != nil {
-			return written, fmt.Errorf("alert %s: %w", w.Store.URL(w.AlertsContainer, BlobName(d)), err)
+		if p, ok := byID[d.SystemAlertId]; ok {
+			p.in.Merge(d)
+			continue
 		}
-		if changed {
-			written++
+		p := &pending{in: d}
+		byID[d.SystemAlertId] = p
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		p.in.IncidentId = "" // the stored alert and the index decide
+	}
+	b := &batch{incs: map[string]readIncident{}}
+	// 1. Stored alerts.
+	if err := w.each(ctx, len(ps), func(ctx context.Context, i int) error {
+		return w.wrapAlert(ps[i].in, w.load(ctx, ps[i]))
+	}); err != nil {
+		return 0, err
+	}
+	// 2. Incident ids.
+	if w.incidents() {
+		if err := w.assign(ctx, b, ps); err != nil {
+			return 0, err
 		}
 	}
-	return written, nil
+	// 3. Alerts, committing their incident ids.
+	var n atomic.Int64
+	if err := w.each(ctx, len(ps), func(ctx context.Context, i int) error {
+		wrote, err := w.store(ctx, ps[i])
+		if wrote {
+			n.Add(1)
+		}
+		return w.wrapAlert(ps[i].in, err)
+	}); err != nil {
+		return int(n.Load()), err
+	}
+	// 4. Incidents, once each.
+	if w.incidents() {
+		if err := w.updateIncidents(ctx, b, ps); err != nil {
+			return int(n.Load()), err
+		}
+	}
+	return int(n.Load()), nil
+}
+
+func (w *Writer) wrapAlert(d Document, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("alert %s: %w", w.Store.URL(w.AlertsContainer, BlobName(d)), err)
 }
 
 func (w *Writer) incidents() bool {
 	return w.Rule.IncidentConfiguration.CreateIncident && w.IncidentsContainer != ""
 }
 
-func (w *Writer) writeOne(ctx context.Context, d Document) (bool, error) {
-	name := BlobName(d)
-	for range maxAttempts {
-		doc, cond := d, store.Condition{IfNoneMatch: "*"}
-		changed := true
-		data, props, err := w.Store.Read(ctx, w.AlertsContainer, name)
-		switch {
-		case errors.Is(err, store.ErrNotExist):
-		case err != nil:
-			return false, err
-		default:
-			var stored Document
-			if err := json.Unmarshal(data, &stored); err != nil {
-				return false, fmt.Errorf("stored alert is not valid: %v", err)
-			}
-			changed = stored.Merge(d)
-			doc, cond = stored, store.Condition{IfMatch: props.ETag}
-		}
-		if w.incidents() {
-			switch {
-			case doc.IncidentId == "":
-				if doc.IncidentId, err = w.attach(ctx, doc); err != nil {
-					return false, err
+func (w *Writer) cap() int { return cmp.Or(w.MaxAlertsPerIncident, MaxAlertsPerIncident) }
+
+func (w *Writer) logger() *slog.Logger {
+	if w.Logger != nil {
+		return w.Logger
+	}
+	return slog.Default()
+}
+
+// each runs fn(0..n-1) on at most Parallelism goroutines. The first error
+// stops the others (through their ctx) and is returned; when ctx is done,
+// no new call starts and ctx.Err() is returned.
+func (w *Writer) each(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	par := min(cmp.Or(w.Parallelism, DefaultParallelism), n)
+	inner, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for range par {
+		wg.Go(func() {
+			for inner.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
 				}
-				changed = true
-			case changed:
-				// New evidence: refresh the incident's times and entities.
-				if _, err := w.addToIncident(ctx, doc.IncidentId, GroupingKey(w.Rule.IncidentConfiguration.Grouping, doc), doc, true); err != nil {
-					return false, err
+				if err := fn(inner, i); err != nil {
+					once.Do(func() { first = err })
+					cancel()
+					return
 				}
 			}
-		}
-		if !changed {
-			return false, nil
-		}
-		out, err := marshal(doc, "  ")
-		if err != nil {
-			return false, err
-		}
-		if _, err := w.Store.Write(ctx, w.AlertsContainer, name, out, cond); errors.Is(err, store.ErrConditionNotMet) {
-			continue // another writer got there first: merge into theirs
-		} else if err != nil {
-			return false, err
-		}
-		return true, nil
+		})
 	}
-	return false, fmt.Errorf("gave up after %d conflicting updates", maxAttempts)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return first
 }
 
-// attach files alert a into its incident and returns the incident's id.
-// With grouping, the incident comes from the grouping key's index blob (see
-// incidentIndex), updated with ETag concurrency; without, each alert has an
-// incident of its own.
-func (w *Writer) attach(ctx context.Context, a Document) (string, error) {
-	g := w.Rule.IncidentConfiguration.Grouping
-	key := GroupingKey(g, a)
-	if !g.Enabled {
-		id := hashID(w.Rule.ID, "incident", key)
-		_, err := w.addToIncident(ctx, id, key, a, true)
-		return id, err
+// read and write are the Store's, refusing to start once ctx is done.
+func (w *Writer) read(ctx context.Context, container, name string) ([]byte, store.Properties, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, store.Properties{}, err
 	}
-	idxName := indexName(w.Rule.ID, key)
-	t := a.StartTime.UTC()
-	for range maxAttempts {
-		idx := incidentIndex{RuleId: w.Rule.ID, GroupingKey: key}
-		cond := store.Condition{IfNoneMatch: "*"}
-		data, props, err := w.Store.Read(ctx, w.IncidentsContainer, idxName)
-		switch {
-		case errors.Is(err, store.ErrNotExist):
-		case err != nil:
-			return "", err
-		default:
-			if err := json.Unmarshal(data, &idx); err != nil {
-				return "", fmt.Errorf("incident index %s is not valid: %v", w.Store.URL(w.IncidentsContainer, idxName), err)
-			}
-			cond = store.Condition{IfMatch: props.ETag}
-		}
-		i := idx.join(t, g.LookbackDuration)
-		write := true
-		switch {
-		case i < 0:
-			// A new incident. Its id also counts the earlier ones, so an
-			// incident started after a closed one at the same time differs.
-			idx.Incidents = append(idx.Incidents, indexEntry{
-				IncidentId: hashID(w.Rule.ID, "incident", key, FormatTime(t), strconv.Itoa(len(idx.Incidents))),
-				First:      t,
-				Last:       t,
-			})
-			i = len(idx.Incidents) - 1
-		case t.Before(idx.Incidents[i].First):
-			idx.Incidents[i].First = t
-		case t.After(idx.Incidents[i].Last):
-			idx.Incidents[i].Last = t
-		default:
-			write = false
-		}
-		if write {
-			if err := w.writeJSON(ctx, idxName, idx, cond); errors.Is(err, store.ErrConditionNotMet) {
-				continue
-			} else if err != nil {
-				return "", err
-			}
-		}
-		id := idx.Incidents[i].IncidentId
-		closed, err := w.addToIncident(ctx, id, key, a, g.ReopenClosedIncident)
-		if err != nil {
-			return "", err
-		}
-		if !closed {
-			return id, nil
-		}
-		// Closed and not to be reopened: retire it, then look again.
-		if err := w.closeWindow(ctx, idxName, id); err != nil {
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("incident index %s: gave up after %d conflicting updates", idxName, maxAttempts)
+	return w.Store.Read(ctx, container, name)
 }
 
-// closeWindow marks an index entry closed (If-Match, retried).
-func (w *Writer) closeWindow(ctx context.Context, idxName, id string) error {
-	for range maxAttempts {
-		data, props, err := w.Store.Read(ctx, w.IncidentsContainer, idxName)
-		if err != nil {
-			return err
-		}
-		var idx incidentIndex
-		if err := json.Unmarshal(data, &idx); err != nil {
-			return fmt.Errorf("incident index %s is not valid: %v", w.Store.URL(w.IncidentsContainer, idxName), err)
-		}
-		i := slices.IndexFunc(idx.Incidents, func(e indexEntry) bool { return e.IncidentId == id })
-		if i < 0 || idx.Incidents[i].Closed {
-			return nil
-		}
-		idx.Incidents[i].Closed = true
-		if err := w.writeJSON(ctx, idxName, idx, store.Condition{IfMatch: props.ETag}); !errors.Is(err, store.ErrConditionNotMet) {
-			return err
-		}
+func (w *Writer) write(ctx context.Context, container, name string, v any, cond store.Condition) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return fmt.Errorf("incident index %s: gave up after %d conflicting updates", idxName, maxAttempts)
-}
-
-// addToIncident attaches alert a to incident id, creating it if absent
-// (If-None-Match) or updating it (If-Match), retried on conflict. A closed
-// incident that does not hold a yet is reopened (status Active) when reopen
-// is set; otherwise it is left alone and closed is true.
-func (w *Writer) addToIncident(ctx context.Context, id, key string, a Document, reopen bool) (closed bool, err error) {
-	name := IncidentBlobName(id)
-	for range maxAttempts {
-		var inc *Incident
-		cond := store.Condition{IfNoneMatch: "*"}
-		data, props, err := w.Store.Read(ctx, w.IncidentsContainer, name)
-		switch {
-		case errors.Is(err, store.ErrNotExist):
-			inc = newIncident(w.Rule, id, key, a)
-		case err != nil:
-			return false, err
-		default:
-			inc = new(Incident)
-			if err := json.Unmarshal(data, inc); err != nil {
-				return false, fmt.Errorf("incident %s is not valid: %v", w.Store.URL(w.IncidentsContainer, name), err)
-			}
-			cond = store.Condition{IfMatch: props.ETag}
-		}
-		if inc.Status == IncidentClosed && !slices.Contains(inc.AlertIds, a.SystemAlertId) {
-			if !reopen {
-				return true, nil
-			}
-			inc.Status = IncidentActive
-		}
-		if !inc.add(a) && cond.IfMatch != "" {
-			return false, nil
-		}
-		if err := w.writeJSON(ctx, name, inc, cond); errors.Is(err, store.ErrConditionNotMet) {
-			continue
-		} else if err != nil {
-			return false, err
-		}
-		return false, nil
-	}
-	return false, fmt.Errorf("incident %s: gave up after %d conflicting updates", id, maxAttempts)
-}
-
-func (w *Writer) writeJSON(ctx context.Context, name string, v any, cond store.Condition) error {
 	data, err := marshal(v, "  ")
 	if err != nil {
 		return err
 	}
-	_, err = w.Store.Write(ctx, w.IncidentsContainer, name, data, cond)
+	_, err = w.Store.Write(ctx, container, name, data, cond)
 	return err
+}
+
+// setAside moves an unparseable stored object out of the way so it can be
+// rebuilt, and reports it by URL.
+func (w *Writer) setAside(ctx context.Context, container, name, etag string, perr error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	aside, err := store.MoveAside(ctx, w.Store, container, name, etag)
+	if err != nil {
+		return err
+	}
+	w.logger().Warn("unreadable stored object moved aside and rebuilt",
+		"blob", w.Store.URL(container, name), "moved_to", w.Store.URL(container, aside), "error", perr.Error())
+	return nil
+}
+
+// load reads p's stored alert and merges p's evidence into it.
+func (w *Writer) load(ctx context.Context, p *pending) error {
+	name := BlobName(p.in)
+	for range maxAttempts {
+		data, props, err := w.read(ctx, w.AlertsContainer, name)
+		switch {
+		case errors.Is(err, store.ErrNotExist):
+			p.doc, p.etag, p.changed = p.in, "", true
+			return nil
+		case err != nil:
+			return err
+		}
+		var stored Document
+		if perr := json.Unmarshal(data, &stored); perr != nil {
+			if err := w.setAside(ctx, w.AlertsContainer, name, props.ETag, fmt.Errorf("alert %s: %v", w.Store.URL(w.AlertsContainer, name), perr)); err != nil {
+				return err
+			}
+			continue // gone now (or replaced by another writer): read again
+		}
+		p.changed = stored.Merge(p.in)
+		p.doc, p.etag = stored, props.ETag
+		return nil
+	}
+	return fmt.Errorf("gave up after %d attempts", maxAttempts)
+}
+
+// store writes p's alert unless the stored one holds it all; on a conflict
+// it merges into the winner's version, adopting its IncidentId.
+func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
+	name := BlobName(p.in)
+	for range maxAttempts {
+		if !p.changed {
+			return false, nil
+		}
+		cond := store.Condition{IfNoneMatch: "*"}
+		if p.etag != "" {
+			cond = store.Condition{IfMatch: p.etag}
+		}
+		err := w.write(ctx, w.AlertsContainer, name, p.doc, cond)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, store.ErrConditionNotMet) {
+			return false, err
+		}
+		// Another writer got there first: merge into theirs.
+		mine := p.doc
+		if err := w.load(ctx, p); err != nil {
+			return false, err
+		}
+		if p.doc.IncidentId == "" && mine.IncidentId != "" {
+			p.doc.IncidentId, p.changed = mine.IncidentId, true
+		}
+	}
+	return false, fmt.Errorf("gave up after %d conflicting updates", maxAttempts)
+}
+
+// assign gives every alert without an incident its incident id (not yet
+// committed: see Write). With grouping, the id comes from the grouping
+// key's index; without, each alert has an incident of its own.
+func (w *Writer) assign(ctx context.Context, b *batch, ps []*pending) error {
+	g := w.Rule.IncidentConfiguration.Grouping
+	byKey := map[string][]*pending{}
+	var keys []string
+	for _, p := range ps {
+		if p.doc.IncidentId != "" {
+			continue
+		}
+		key := GroupingKey(g, p.doc)
+		if !g.Enabled {
+			p.doc.IncidentId, p.changed = hashID(w.Rule.ID, "incident", key), true
+			continue
+		}
+		if _, ok := byKey[key]; !ok {
+			keys = append(keys, key)
+		}
+		byKey[key] = append(byKey[key], p)
+	}
+	slices.Sort(keys)
+	return w.each(ctx, len(keys), func(ctx context.Context, i int) error {
+		return w.assignKey(ctx, b, keys[i], byKey[keys[i]])
+	})
+}
+
+// assignKey claims incidents for the alerts of one grouping key in one
+// read-modify-write of its index.
+func (w *Writer) assignKey(ctx context.Context, b *batch, key string, ps []*pending) error {
+	g := w.Rule.IncidentConfiguration.Grouping
+	// Time order, so that the result is Sentinel's grouping (see incidentIndex).
+	slices.SortFunc(ps, func(a, b *pending) int {
+		return cmp.Or(a.doc.StartTime.Compare(b.doc.StartTime), strings.Compare(a.doc.SystemAlertId, b.doc.SystemAlertId))
+	})
+	idxName := indexName(w.Rule.ID, key)
+	for range maxAttempts {
+		base := incidentIndex{RuleId: w.Rule.ID, GroupingKey: key}
+		cond := store.Condition{IfNoneMatch: "*"}
+		data, props, err := w.read(ctx, w.IncidentsContainer, idxName)
+		switch {
+		case errors.Is(err, store.ErrNotExist):
+		case err != nil:
+			return err
+		default:
+			if perr := json.Unmarshal(data, &base); perr != nil {
+				perr = fmt.Errorf("incident index %s: %v", w.Store.URL(w.IncidentsContainer, idxName), perr)
+				if err := w.setAside(ctx, w.IncidentsContainer, idxName, props.ETag, perr); err != nil {
+					return err
+				}
+				// Rebuilt from this call's alerts. New incident ids are
+				// salted with the bad version's ETag, so they cannot collide
+				// with the incidents the lost index had opened.
+				base = incidentIndex{RuleId: w.Rule.ID, GroupingKey: key, Salt: props.ETag}
+				data = nil
+			} else {
+				cond = store.Condition{IfMatch: props.ETag}
+			}
+		}
+		var idx incidentIndex
+		var ids []string
+		for {
+			idx, ids = base.claim(ps, g.LookbackDuration, w.cap(), w.Rule.ID)
+			if g.ReopenClosedIncident {
+				break
+			}
+			// A closed incident not to be reopened is retired in the index
+			// and its alerts go elsewhere. Only incidents that existed
+			// before this claim can be closed.
+			retired := false
+			for i, e := range idx.Incidents {
+				if i >= len(base.Incidents) || base.Incidents[i].Closed || len(e.Claims) == 0 {
+					continue
+				}
+				inc, err := w.cachedIncident(ctx, b, e.IncidentId)
+				if err != nil {
+					return err
+				}
+				if inc != nil && inc.Status == IncidentClosed {
+					base.Incidents[i].Closed, retired = true, true
+				}
+			}
+			if !retired {
+				break
+			}
+		}
+		out, err := marshal(idx, "  ")
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(out, data) {
+			if err := w.write(ctx, w.IncidentsContainer, idxName, idx, cond); errors.Is(err, store.ErrConditionNotMet) {
+				continue
+			} else if err != nil {
+				return fmt.Errorf("incident index %s: %w", w.Store.URL(w.IncidentsContainer, idxName), err)
+			}
+		}
+		for i, p := range ps {
+			p.doc.IncidentId, p.changed = ids[i], true
+		}
+		return nil
+	}
+	return fmt.Errorf("incident index %s: gave up after %d conflicting updates", idxName, maxAttempts)
+}
+
+// cachedIncident reads incident id once per Write call (nil if absent or
+// unreadable: the update step deals with it).
+func (w *Writer) cachedIncident(ctx context.Context, b *batch, id string) (*Incident, error) {
+	b.mu.Lock()
+	c, ok := b.incs[id]
+	b.mu.Unlock()
+	if ok {
+		return c.inc, nil
+	}
+	data, props, err := w.read(ctx, w.IncidentsContainer, IncidentBlobName(id))
+	switch {
+	case errors.Is(err, store.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		inc := new(Incident)
+		if json.Unmarshal(data, inc) != nil {
+			return nil, nil
+		}
+		c = readIncident{inc: inc, etag: props.ETag}
+	}
+	b.mu.Lock()
+	b.incs[id] = c
+	b.mu.Unlock()
+	return c.inc, nil
+}
+
+// updateIncidents attaches every alert of the call to the incident its
+// stored IncidentId names: one read-modify-write per incident.
+func (w *Writer) updateIncidents(ctx context.Context, b *batch, ps []*pending) error {
+	byID := map[string][]*Document{}
+	var ids []string
+	for _, p := range ps {
+		id := p.doc.IncidentId
+		if id == "" {
+			continue
+		}
+		if _, ok := byID[id]; !ok {
+			ids = append(ids, id)
+		}
+		byID[id] = append(byID[id], &p.doc)
+	}
+	slices.Sort(ids)
+	return w.each(ctx, len(ids), func(ctx context.Context, i int) error {
+		return w.updateIncident(ctx, b, ids[i], byID[ids[i]])
+	})
+}
+
+// updateIncident adds alerts to incident id, creating it if absent
+// (If-None-Match) or updating it (If-Match), retried on conflict. The
+// alerts are committed to it already: a closed incident is reopened
+// (Active) when the rule says so; else it takes them as it is (only a
+// close racing this call gets here, see assignKey).
+func (w *Writer) updateIncident(ctx context.Context, b *batch, id string, alerts []*Document) error {
+	g := w.Rule.IncidentConfiguration.Grouping
+	name := IncidentBlobName(id)
+	slices.SortFunc(alerts, func(a, b *Document) int {
+		return cmp.Or(a.StartTime.Compare(b.StartTime), strings.Compare(a.SystemAlertId, b.SystemAlertId))
+	})
+	b.mu.Lock()
+	c, cached := b.incs[id]
+	b.mu.Unlock()
+	for range maxAttempts {
+		if !cached {
+			c = readIncident{}
+			data, props, err := w.read(ctx, w.IncidentsContainer, name)
+			switch {
+			case errors.Is(err, store.ErrNotExist):
+			case err != nil:
+				return fmt.Errorf("incident %s: %w", w.Store.URL(w.IncidentsContainer, name), err)
+			default:
+				inc := new(Incident)
+				if perr := json.Unmarshal(data, inc); perr != nil {
+					perr = fmt.Errorf("incident %s: %v", w.Store.URL(w.IncidentsContainer, name), perr)
+					if err := w.setAside(ctx, w.IncidentsContainer, name, props.ETag, perr); err != nil {
+						return err
+					}
+					continue // rebuilt from this call's alerts
+				}
+				c = readIncident{inc: inc, etag: props.ETag}
+			}
+		}
+		cached = false
+		inc := c.inc
+		cond := store.Condition{IfMatch: c.etag}
+		if inc == nil {
+			inc = newIncident(w.Rule, id, GroupingKey(g, *alerts[0]), *alerts[0])
+			cond = store.Condition{IfNoneMatch: "*"}
+		}
+		reopened := false
+		if inc.Status == IncidentClosed && (!g.Enabled || g.ReopenClosedIncident) &&
+			slices.ContainsFunc(alerts, func(a *Document) bool { return !slices.Contains(inc.AlertIds, a.SystemAlertId) }) {
+			inc.Status, reopened = IncidentActive, true
+		}
+		if !inc.addAll(alerts) && !reopened && cond.IfMatch != "" {
+			return nil
+		}
+		if err := w.write(ctx, w.IncidentsContainer, name, inc, cond); errors.Is(err, store.ErrConditionNotMet) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("incident %s: %w", w.Store.URL(w.IncidentsContainer, name), err)
+		}
+		return nil
+	}
+	return fmt.Errorf("incident %s: gave up after %d conflicting updates", id, maxAttempts)
 }
 
 // List reads every alert in alertsContainer and every incident in
 // incidentsContainer ("" to skip incidents), alerts ordered by StartTime
-// and incidents by FirstActivityTime. A blob that does not parse is an
-// error naming it.
+// and incidents by FirstActivityTime. Blobs set aside (store.QuarantinePrefix)
+// are not listed. A blob that does not parse is skipped: every other one is
+// still returned, with a ListProblems error naming each bad blob's URL, so a
+// caller can show what is readable and warn about the rest.
 func List(ctx context.Context, s store.Store, alertsContainer, incidentsContainer string) ([]Document, []Incident, error) {
 	var docs []Document
+	var problems ListProblems
 	err := s.List(ctx, alertsContainer, "", func(p store.Properties) error {
-		if !strings.HasSuffix(p.Name, ".json") {
+		if !strings.HasSuffix(p.Name, ".json") || strings.HasPrefix(p.Name, store.QuarantinePrefix) {
 			return nil
 		}
 		var d Document
-		return readJSON(ctx, s, alertsContainer, p.Name, &d, func() { docs = append(docs, d) })
+		return readJSON(ctx, s, alertsContainer, p.Name, &d, &problems, func() { docs = append(docs, d) })
 	})
 	if err != nil {
 		return nil, nil, err
@@ -281,19 +545,35 @@ func List(ctx context.Context, s store.Store, alertsContainer, incidentsContaine
 	if incidentsContainer != "" {
 		err = s.List(ctx, incidentsContainer, "incidents/", func(p store.Properties) error {
 			var inc Incident
-			return readJSON(ctx, s, incidentsContainer, p.Name, &inc, func() { incs = append(incs, inc) })
+			return readJSON(ctx, s, incidentsContainer, p.Name, &inc, &problems, func() { incs = append(incs, inc) })
 		})
 		if err != nil {
 			return nil, nil, err
 		}
 		slices.SortFunc(incs, compareIncidents)
 	}
+	if len(problems) > 0 {
+		return docs, incs, problems
+	}
 	return docs, incs, nil
 }
 
+// ListProblems is List's error when some blobs did not parse: one error per
+// blob, each naming its URL. The alerts and incidents List returns with it
+// are every readable one.
+type ListProblems []error
+
+func (p ListProblems) Error() string {
+	msgs := make([]string, len(p))
+	for i, e := range p {
+		msgs[i] = e.Error()
+	}
+	return fmt.Sprintf("%d unreadable blobs: %s", len(p), strings.Join(msgs, "; "))
+}
+
 // readJSON reads one blob into v and calls keep; a blob deleted since the
-// listing is skipped.
-func readJSON(ctx context.Context, s store.Store, container, name string, v any, keep func()) error {
+// listing is skipped, one that does not parse is added to problems.
+func readJSON(ctx context.Context, s store.Store, container, name string, v any, problems *ListProblems, keep func()) error {
 	data, _, err := s.Read(ctx, container, name)
 	if errors.Is(err, store.ErrNotExist) {
 		return nil
@@ -302,7 +582,8 @@ func readJSON(ctx context.Context, s store.Store, container, name string, v any,
 		return err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%s: %v", s.URL(container, name), err)
+		*problems = append(*problems, fmt.Errorf("%s: %v", s.URL(container, name), err))
+		return nil
 	}
 	keep()
 	return nil
@@ -325,7 +606,7 @@ func WriteTable(out io.Writer, docs []Document, incidents []Incident) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
 			tableTime(d.StartTime), tableTime(d.EndTime), d.AlertSeverity, dash(strings.Join(users, ",")),
-			dash(strings.Join(ips, ",")), len(d.Results), dash(short(d.IncidentId)), d.SystemAlertId, d.DisplayName)
+			dash(strings.Join(ips, ",")), d.ExtendedProperties.ResultCount, dash(short(d.IncidentId)), d.SystemAlertId, d.DisplayName)
 	}
 	fmt.Fprintf(tw, "\nINCIDENTS (%d)\n", len(incidents))
 	fmt.Fprintln(tw, "FIRST\tLAST\tSEVERITY\tSTATUS\tALERTS\tINCIDENT ID\tTITLE")
