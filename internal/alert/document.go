@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
 // Fixed values of the documents tokenpivot writes.
@@ -316,7 +317,9 @@ func hashID(parts ...string) string {
 // interactiveKey identifies the interactive sign-in of a row: its Id, else
 // its time and IP.
 func interactiveKey(r detect.Result) string {
-	if r.InteractiveId != "" {
+	// A position id (a row without Id) is not part of the alert's identity:
+	// the same sign-in exported twice is one alert with both rows as evidence.
+	if r.InteractiveId != "" && !signin.IsPositionId(r.InteractiveId) {
 		return "id:" + r.InteractiveId
 	}
 	return "at:" + FormatTime(r.InteractiveTime) + "|" + r.InteractiveIP
@@ -329,12 +332,22 @@ func AlertID(ruleID string, r detect.Result) string {
 }
 
 // rowKey dedups evidence: the two source rows' Ids, else the whole row.
+// A position id names a place in a blob, whose content a rewrite can
+// change, so with one the row's content is part of the key too.
 func rowKey(r detect.Result) string {
 	if r.InteractiveId != "" && r.NonInteractiveId != "" {
-		return "ids:" + r.InteractiveId + "\x00" + r.NonInteractiveId
+		ids := "ids:" + r.InteractiveId + "\x00" + r.NonInteractiveId
+		if !signin.IsPositionId(r.InteractiveId) && !signin.IsPositionId(r.NonInteractiveId) {
+			return ids
+		}
+		return ids + "\x00" + rowContent(r)
 	}
+	return "row:" + rowContent(r)
+}
+
+func rowContent(r detect.Result) string {
 	j := toJSON(r)
-	return "row:" + strings.Join([]string{j.NISignInTime, j.InteractiveTime, j.UserPrincipalName, j.AppDisplayName,
+	return strings.Join([]string{j.NISignInTime, j.InteractiveTime, j.UserPrincipalName, j.AppDisplayName,
 		j.NIIPAddress, j.NICountry, j.InteractiveIP, j.InteractiveCountry, j.CorrelationId,
 		j.UniqueTokenIdentifier, j.TimeSinceInteractive}, "\x00")
 }

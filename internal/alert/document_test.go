@@ -334,3 +334,41 @@ func TestTruncatedDocumentMustAgree(t *testing.T) {
 		}
 	}
 }
+
+// Rows without an Id carry position ids (signin.Options.PositionIds): they
+// never change the alert's identity, and a position alone never merges two
+// different rows (a rewritten blob can put other content at a position).
+func TestPositionIdsInEvidence(t *testing.T) {
+	r := rule.Default()
+	base := detect.Result{
+		NISignInTime: time.Date(2026, 11, 20, 10, 45, 0, 0, time.UTC), InteractiveTime: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC),
+		UserPrincipalName: "pivot@contoso.com", AppDisplayName: "Microsoft Teams", NIIPAddress: "91.200.1.1", NICountry: "RU",
+		InteractiveIP: "20.1.1.1", InteractiveCountry: "US", TimeSinceInteractive: 45 * time.Minute,
+	}
+	withIds := func(row detect.Result, i, n string) detect.Result {
+		row.InteractiveId, row.NonInteractiveId = i, n
+		return row
+	}
+	blobA := withIds(base, "@am-signinlogs/a.json#0", "@am-aadnoninteractiveusersigninlogs/a.json#0")
+	blobB := withIds(base, "@am-signinlogs/b.json#0", "@am-aadnoninteractiveusersigninlogs/b.json#512")
+	other := blobA
+	other.CorrelationId = "rewritten"
+	noIds := withIds(base, "", "")
+	if AlertID(r.ID, blobA) != AlertID(r.ID, noIds) || AlertID(r.ID, blobB) != AlertID(r.ID, noIds) {
+		t.Errorf("position ids changed the alert id")
+	}
+	for _, tc := range []struct {
+		name string
+		rows []detect.Result
+		want int
+	}{
+		{"the same row in two blobs counts twice", []detect.Result{blobA, blobB}, 2},
+		{"a replay of one blob counts once", []detect.Result{blobA, blobA}, 1},
+		{"other content at the same position counts", []detect.Result{blobA, other}, 2},
+	} {
+		docs := Group(r, tc.rows, false)
+		if len(docs) != 1 || docs[0].ExtendedProperties.ResultCount != tc.want {
+			t.Errorf("%s: %d alerts, counts %+v; want 1 alert of %d rows", tc.name, len(docs), docs, tc.want)
+		}
+	}
+}

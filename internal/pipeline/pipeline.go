@@ -321,7 +321,7 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 		Keep: keep,
 		// A block blob is complete: its last line is a record, newline or not.
 		Final:        props.Sealed,
-		PositionIds:  "@" + name + "#",
+		PositionIds:  signin.PositionIdPrefix + name + "#",
 		PositionBase: from,
 	}
 	st, err := signin.Scan(ctx, name, r, props.Size-from, t, opts, func(rs []signin.Record) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // FormatError reports export content that can never be read as the table:
@@ -105,6 +106,13 @@ type Options struct {
 	// from, so that positions are offsets in the whole blob.
 	PositionBase int64
 }
+
+// PositionIdPrefix starts every id made from Options.PositionIds (callers
+// put it first), so consumers can tell a position from an exported Id.
+const PositionIdPrefix = "@"
+
+// IsPositionId reports whether id was made from a position, not exported.
+func IsPositionId(id string) bool { return strings.HasPrefix(id, PositionIdPrefix) }
 
 // DefaultMaxExpansion is Options.MaxExpansion's default: gzip JSON Lines
 // exports compress about 10-20x; a bomb compresses 1000x.
