@@ -295,8 +295,9 @@ func TestRetryOnlyWhenItCanHelp(t *testing.T) {
 	checkReply(t, r, http.StatusOK)
 
 	bad := e.put(e.c.noninteractive, "timestamp=2026-11-20T10/bad.json",
-		[]byte(`{"TimeGenerated":"2026-11-20T10:05:00Z","UserPrincipalName":"a@contoso.com","ResultType":"0","IPAddress":"20.1.1.1"}`+"\n"+
-			`{"TimeGenerated":"yesterday","UserPrincipalName":"a@contoso.com","ResultType":"0","IPAddress":"20.1.1.1"}`+"\n"))
+		// No row can be read (one bad row alone is skipped and counted).
+		[]byte(`{"TimeGenerated":"last week","UserPrincipalName":"a@contoso.com","ResultType":"0","IPAddress":"20.1.1.1","Location":"US"}`+"\n"+
+			`{"TimeGenerated":"yesterday","UserPrincipalName":"a@contoso.com","ResultType":"0","IPAddress":"20.1.1.1","Location":"US"}`+"\n"))
 	for _, deliveryCount := range []int{1, 2} {
 		r = e.post(ProcessExport, queuePayload(workJSON(bad), deliveryCount))
 		checkReply(t, r, http.StatusOK)
