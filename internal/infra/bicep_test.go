@@ -33,13 +33,14 @@ type bicepModule struct {
 }
 
 type bicepFile struct {
-	path      string
-	text      string // comments blanked out, strings kept
-	resources map[string]*bicepResource
-	modules   map[string]*bicepModule
-	params    map[string]string // name -> default expression ("" = none)
-	vars      map[string]string
-	outputs   map[string]string
+	path       string
+	text       string // comments blanked out, strings kept
+	resources  map[string]*bicepResource
+	modules    map[string]*bicepModule
+	params     map[string]string // name -> default expression ("" = none)
+	paramTypes map[string]string // name -> declared type (schema checks)
+	vars       map[string]string
+	outputs    map[string]string
 }
 
 var (
