@@ -198,8 +198,9 @@ resource "azurerm_service_plan" "plan" {
 # A second plan after apply shows no change: Resource Manager does not return
 # siteConfig.appSettings on a GET of the site, and azapi compares the body only
 # with what the GET returns (ignore_missing_property, true by default), so the
-# write-only app settings cannot drift; every other property set here is
-# returned as written. internal/infra's TestNoPerpetualDiff checks this.
+# write-only app settings cannot drift. The other properties set here are ones
+# Azure returns as written (as in Microsoft's sample; not checkable offline).
+# internal/infra's TestNoPerpetualDiff checks the rest.
 resource "azapi_resource" "function_app" {
   type      = "Microsoft.Web/sites@2024-04-01"
   name      = local.function_app_name

@@ -813,3 +813,31 @@ func describe(v *value) string {
 	}
 	return s
 }
+
+// TestSchemaCopy keeps testdata/azure-schemas small and documented: it is
+// checked in, so it must stay a few MB at most and say where it came from.
+func TestSchemaCopy(t *testing.T) {
+	var total int64
+	err := filepath.Walk(schemaDir, func(path string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			total += info.Size()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total > 3<<20 {
+		t.Errorf("testdata/azure-schemas is %d bytes, more than 3 MiB: trim the lists in tools/azschemas", total)
+	}
+	readme, err := os.ReadFile(filepath.Join(schemaDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"bicep-types-az", "terraform providers schema -json", "go run ./tools/azschemas"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("testdata/azure-schemas/README.md does not say %q", want)
+		}
+	}
+	t.Logf("testdata/azure-schemas: %d bytes", total)
+}

@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -428,7 +430,10 @@ func TestTerraformValidate(t *testing.T) {
 		}
 	}
 	env := append(os.Environ(), "TF_CLI_CONFIG_FILE=/dev/null", "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1")
-	init := exec.Command(bin, "init", "-backend=false", "-input=false", "-no-color")
+	// Bounded: a network that drops packets must not hang the test run.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	init := exec.CommandContext(ctx, bin, "init", "-backend=false", "-input=false", "-no-color")
 	init.Dir, init.Env = dir, env
 	if out, err := init.CombinedOutput(); err != nil {
 		first := string(out)
@@ -440,7 +445,7 @@ func TestTerraformValidate(t *testing.T) {
 		}
 		t.Skipf("terraform validate skipped: init -backend=false cannot install the providers here (%v): %s", err, strings.TrimSpace(first))
 	}
-	validate := exec.Command(bin, "validate", "-no-color")
+	validate := exec.CommandContext(ctx, bin, "validate", "-no-color")
 	validate.Dir, validate.Env = dir, env
 	if out, err := validate.CombinedOutput(); err != nil {
 		t.Errorf("terraform validate: %v\n%s", err, out)
