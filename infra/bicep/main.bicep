@@ -3,10 +3,10 @@
 // settings (internal/infra tests compare the two).
 //
 // Step 1: az deployment group create -g <rg> -f main.bicep -p main.bicepparam
-// (or azd provision), then deploy the code (azd deploy, or the zip from
-// tools/package). Step 2: deploy again with subscribeEvents=true; the Event Grid
-// webhook needs the eventgrid_extension system key, which exists only once the
-// host has started with the code.
+// (or azd provision), then deploy the code (infra/scripts/deploy-package.sh).
+// Step 2: deploy again with subscribeEvents=true and eventGridExtensionKey, the
+// host's eventgrid_extension system key, which exists only once the host has
+// started with the code (infra/scripts/eventgrid-key.sh prints it).
 targetScope = 'resourceGroup'
 
 // ---------------------------------------------------------------- parameters
@@ -75,19 +75,26 @@ param alertsCoolAfterDays int = 30
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
-@description('Flex Consumption maximum instance count.')
-@minValue(1)
+@description('Flex Consumption maximum instance count (40 is the lowest maximum the Flex Consumption stacks offer).')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
 @description('Log Analytics retention in days for the function\'s own logs.')
 param logRetentionDays int = 30
 
-@description('Event Grid system topic on the export account; an account has at most one, so name the existing one if there is.')
+@description('Event Grid system topic on the export account; an account has at most one, so name the existing one if there is (and set systemTopicExists).')
 param systemTopicName string = 'evgt-tokenpivot-${nameSuffix}'
 
-@description('Step 2: create the Event Grid subscriptions (needs the code deployed first).')
+@description('The export account already has the system topic systemTopicName: use it as it is, without changing its tags or identity. It must have a system-assigned identity.')
+param systemTopicExists bool = false
+
+@description('Step 2: create the Event Grid subscriptions (needs the code deployed first, and eventGridExtensionKey).')
 param subscribeEvents bool = false
+
+@description('Step 2: the host\'s eventgrid_extension system key, as infra/scripts/eventgrid-key.sh prints it. Passed in rather than read with listKeys in the deployment that also updates the site, which Microsoft\'s Event Grid quickstart warns often fails.')
+@secure()
+param eventGridExtensionKey string = ''
 
 @description('Tags for every resource.')
 param tags object = {}
@@ -110,7 +117,15 @@ var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 }
+
+// Contradictory inputs stop the deployment before anything is changed.
+var checkedSystemTopicExists = createExportStorageAccount && systemTopicExists ? fail('createExportStorageAccount and systemTopicExists cannot both be true: a storage account created by this deployment has no system topic yet.') : systemTopicExists
+
+// Step 2 needs the key; an empty one would subscribe a webhook that rejects
+// every event.
+var webhookUrl = !subscribeEvents ? '' : empty(eventGridExtensionKey) ? fail('subscribeEvents needs eventGridExtensionKey: run infra/scripts/eventgrid-key.sh <rg> <app> and pass its output (TOKENPIVOT_EVENTGRID_KEY with main.bicepparam).') : 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/eventgrid?functionName=OnExportCreated&code=${eventGridExtensionKey}'
 
 // ------------------------------------------------------------- observability
 
@@ -344,7 +359,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     siteConfig: {
       minTlsVersion: '1.2'
-      appSettings: [for setting in items(appSettings): {
+      // Empty values are left out: an unset setting and its default behave
+      // the same, and newer hosts map an empty value into the environment.
+      appSettings: [for setting in filter(items(appSettings), s => !empty(s.value)): {
         name: setting.key
         value: setting.value
       }]
@@ -374,14 +391,16 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     // The host needs its storage roles before its first start.
     hostBlobOwner
     hostQueueContributor
+    hostTableContributor
     deploymentContainer
   ]
 }
 
 // ------------------------------------------------- roles of the function app
 
-// The Functions host (AzureWebJobsStorage: leases, keys, timers, the work queue)
-// and the Flex deployment package need data-plane access to the own account.
+// The Functions host (AzureWebJobsStorage: leases, keys, timers, the work queue,
+// diagnostic events) and the Flex deployment package need data-plane access to
+// the own account.
 resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, functionIdentity.id, roles.storageBlobDataOwner)
   scope: storage
@@ -397,6 +416,18 @@ resource hostQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+    principalId: functionIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The host writes its diagnostic events to a table in AzureWebJobsStorage, as
+// in Microsoft's Flex Consumption samples.
+resource hostTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionIdentity.id, roles.storageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
     principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
@@ -467,9 +498,9 @@ module exportAccess 'modules/export-access.bicep' = {
     nonInteractiveContainerName: nonInteractiveContainerName
     functionPrincipalId: functionIdentity.properties.principalId
     systemTopicName: systemTopicName
+    systemTopicExists: checkedSystemTopicExists
     subscribeEvents: subscribeEvents
-    // The if() evaluates listKeys only in step 2, when the key exists.
-    webhookUrl: subscribeEvents ? 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/eventgrid?functionName=OnExportCreated&code=${listKeys('${functionApp.id}/host/default', '2024-04-01').systemKeys.eventgrid_extension}' : ''
+    webhookUrl: webhookUrl
     deadLetterStorageAccountId: storage.id
     deadLetterContainerName: deadLetterContainerName
     tags: tags
@@ -494,6 +525,8 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_FUNCTION_APP_NAME string = functionApp.name
+// Flex Consumption apps get unique default hostnames, not <name>.azurewebsites.net.
+output AZURE_FUNCTION_APP_HOSTNAME string = functionApp.properties.defaultHostName
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.name
 output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = functionIdentity.properties.clientId
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = systemTopicName

@@ -20,5 +20,12 @@ param allowedLatenessHours = 168
 param instanceMemoryMB = 2048
 param maximumInstanceCount = 40
 
-// Step 2 (after the code is deployed): SUBSCRIBE_EVENTS=true.
+// The export account already has an Event Grid system topic (name it in
+// systemTopicName): TOKENPIVOT_SYSTEM_TOPIC_EXISTS=true.
+param systemTopicExists = bool(readEnvironmentVariable('TOKENPIVOT_SYSTEM_TOPIC_EXISTS', 'false'))
+
+// Step 2 (after the code is deployed): SUBSCRIBE_EVENTS=true and the host's
+// eventgrid_extension key in TOKENPIVOT_EVENTGRID_KEY
+// (TOKENPIVOT_EVENTGRID_KEY=$(infra/scripts/eventgrid-key.sh <rg> <app>)).
 param subscribeEvents = bool(readEnvironmentVariable('SUBSCRIBE_EVENTS', 'false'))
+param eventGridExtensionKey = readEnvironmentVariable('TOKENPIVOT_EVENTGRID_KEY', '')

@@ -3,8 +3,13 @@
 #
 # Builds the Flex Consumption package (go run ./tools/package), deploys it with
 # the Azure CLI, and waits until the Functions host has created its
-# eventgrid_extension system key, which the Event Grid subscriptions (step 2)
-# put in their webhook URL.
+# eventgrid_extension system key (infra/scripts/eventgrid-key.sh), which the
+# Event Grid subscriptions (step 2) put in their webhook URL.
+#
+# Right after the first provisioning, the app's identity may not yet hold
+# Storage Blob Data Owner on the deployment container everywhere (role
+# assignments take minutes to propagate), and the deployment fails with 403:
+# it is retried every 30 s for up to TOKENPIVOT_DEPLOY_WAIT_SECONDS (600).
 set -eu
 if [ $# -ne 2 ]; then
 	echo "usage: $0 <resource-group> <function-app>" >&2
@@ -12,21 +17,32 @@ if [ $# -ne 2 ]; then
 fi
 rg=$1
 app=$2
+wait_max=${TOKENPIVOT_DEPLOY_WAIT_SECONDS:-600}
 cd "$(dirname "$0")/../.."
 
 go run ./tools/package -o dist/tokenpivot.zip
-az functionapp deploy --resource-group "$rg" --name "$app" --src-path dist/tokenpivot.zip --type zip
 
-# Listing keys wakes the host; the key appears once the Event Grid extension
-# has started with OnExportCreated.
-tries=0
-until key=$(az functionapp keys list --resource-group "$rg" --name "$app" \
-	--query systemKeys.eventgrid_extension --output tsv 2>/dev/null) && [ -n "$key" ]; do
-	tries=$((tries + 1))
-	if [ "$tries" -gt 30 ]; then
-		echo "$app: no eventgrid_extension system key after 5 minutes; check the host's logs in Application Insights" >&2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+waited=0
+until az functionapp deploy --resource-group "$rg" --name "$app" \
+	--src-path dist/tokenpivot.zip --type zip 2>"$log"; do
+	if ! grep -Eqi '403|forbidden|AuthorizationPermissionMismatch|AuthorizationFailure' "$log"; then
+		cat "$log" >&2
+		echo "$app: package deployment failed (not a permission error, not retried)" >&2
 		exit 1
 	fi
-	sleep 10
+	if [ "$waited" -ge "$wait_max" ]; then
+		cat "$log" >&2
+		echo "$app: package deployment still refused (403) after ${waited}s. The app's identity needs Storage Blob Data Owner on the storage account that holds the app-package container: check with" >&2
+		echo "  az role assignment list --all --assignee <AZURE_FUNCTION_IDENTITY_CLIENT_ID> --output table" >&2
+		echo "and rerun this script (TOKENPIVOT_DEPLOY_WAIT_SECONDS waits longer)." >&2
+		exit 1
+	fi
+	echo "$app: deployment refused with 403, most likely the new role assignments are still propagating; retrying in 30 s (${waited}s of ${wait_max}s waited)" >&2
+	sleep 30
+	waited=$((waited + 30))
 done
+
+infra/scripts/eventgrid-key.sh "$rg" "$app" >/dev/null
 echo "$app: package deployed, eventgrid_extension key present"

@@ -10,8 +10,12 @@ locals {
   export_account_location = one(concat(azurerm_storage_account.export_account[*].location, data.azurerm_storage_account.existing_export_account[*].location))
   export_blob_endpoint    = one(concat(azurerm_storage_account.export_account[*].primary_blob_endpoint, data.azurerm_storage_account.existing_export_account[*].primary_blob_endpoint))
 
+  # The system topic: created here, or an existing one left as it is.
+  export_topic_name         = one(concat(azurerm_eventgrid_system_topic.export_topic[*].name, data.azurerm_eventgrid_system_topic.existing_export_topic[*].name))
+  export_topic_principal_id = one(concat(azurerm_eventgrid_system_topic.export_topic[*].identity[0].principal_id, data.azurerm_eventgrid_system_topic.existing_export_topic[*].identity[0].principal_id))
+
   # Only known in step 2, once the host has created its eventgrid_extension key.
-  webhook_url = var.subscribe_events ? "https://${azurerm_function_app_flex_consumption.function_app.default_hostname}/runtime/webhooks/eventgrid?functionName=OnExportCreated&code=${one(data.azurerm_function_app_host_keys.function_keys[*].event_grid_extension_config_key)}" : ""
+  webhook_url = var.subscribe_events ? "https://${local.function_app_hostname}/runtime/webhooks/eventgrid?functionName=OnExportCreated&code=${one(data.azurerm_function_app_host_keys.function_keys[*].event_grid_extension_config_key)}" : ""
 }
 
 # A new export account has the same hardening as the function's own, except
@@ -82,8 +86,12 @@ resource "azurerm_role_assignment" "non_interactive_reader" {
 }
 
 # Azure allows one system topic per source: if the account already has one
-# (Defender for Storage, another subscriber), import it instead.
+# (Defender for Storage, another subscriber), set system_topic_exists and
+# system_topic_name; it is then only read, so its tags and identity stay as
+# its owner set them.
 resource "azurerm_eventgrid_system_topic" "export_topic" {
+  count = var.system_topic_exists ? 0 : 1
+
   name                = local.system_topic_name
   resource_group_name = local.export_resource_group
   location            = local.export_account_location
@@ -96,18 +104,36 @@ resource "azurerm_eventgrid_system_topic" "export_topic" {
   }
 }
 
+data "azurerm_eventgrid_system_topic" "existing_export_topic" {
+  count = var.system_topic_exists ? 1 : 0
+
+  name                = local.system_topic_name
+  resource_group_name = local.export_resource_group
+
+  lifecycle {
+    postcondition {
+      condition     = lower(self.source_resource_id) == lower(local.export_account_id)
+      error_message = "System topic ${local.system_topic_name} is not the export account's (its source is ${self.source_resource_id})."
+    }
+    postcondition {
+      condition     = length(self.identity) > 0 && strcontains(self.identity[0].type, "SystemAssigned")
+      error_message = "System topic ${local.system_topic_name} has no system-assigned identity, which dead-lettering uses: turn it on (az eventgrid system-topic update --identity systemassigned); tokenpivot does not change a topic it did not create."
+    }
+  }
+}
+
 # Event Grid writes undeliverable events with its system topic's identity.
 resource "azurerm_role_assignment" "dead_letter_writer" {
   scope                = azurerm_storage_container.dead_letter_container.id
   role_definition_name = "Storage Blob Data Contributor"
-  principal_id         = azurerm_eventgrid_system_topic.export_topic.identity[0].principal_id
+  principal_id         = local.export_topic_principal_id
   principal_type       = "ServicePrincipal"
 }
 
 data "azurerm_function_app_host_keys" "function_keys" {
   count = var.subscribe_events ? 1 : 0
 
-  name                = azurerm_function_app_flex_consumption.function_app.name
+  name                = azapi_resource.function_app.name
   resource_group_name = data.azurerm_resource_group.rg.name
 }
 
@@ -116,7 +142,7 @@ resource "azurerm_eventgrid_system_topic_event_subscription" "interactive_subscr
   count = var.subscribe_events ? 1 : 0
 
   name                  = "tokenpivot-interactive"
-  system_topic          = azurerm_eventgrid_system_topic.export_topic.name
+  system_topic          = local.export_topic_name
   resource_group_name   = local.export_resource_group
   event_delivery_schema = "EventGridSchema"
   included_event_types  = ["Microsoft.Storage.BlobCreated"]
@@ -152,7 +178,7 @@ resource "azurerm_eventgrid_system_topic_event_subscription" "non_interactive_su
   count = var.subscribe_events ? 1 : 0
 
   name                  = "tokenpivot-noninteractive"
-  system_topic          = azurerm_eventgrid_system_topic.export_topic.name
+  system_topic          = local.export_topic_name
   resource_group_name   = local.export_resource_group
   event_delivery_schema = "EventGridSchema"
   included_event_types  = ["Microsoft.Storage.BlobCreated"]

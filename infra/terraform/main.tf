@@ -17,18 +17,23 @@ locals {
   work_queue_name            = "tokenpivot-work"
   system_topic_name          = var.system_topic_name != "" ? var.system_topic_name : "evgt-tokenpivot-${var.name_suffix}"
 
+  # Flex Consumption apps get unique default hostnames: always use the one
+  # Azure returns, never <name>.azurewebsites.net.
+  function_app_hostname = azapi_resource.function_app.output.properties.defaultHostName
+
   # State must outlive the allowed lateness: a blob may join with anything up
   # to that old. Lifecycle rules count whole days, so round up and add a margin.
   state_retention_days = ceil(var.allowed_lateness_hours / 24) + var.state_retention_margin_days
 
   # Every setting the code reads. The same names and defaults are in
-  # infra/bicep/main.bicep (var appSettings); APPLICATIONINSIGHTS_CONNECTION_STRING
-  # is set through site_config below. TOKENPIVOT_STORAGE_CONNECTION_STRING is
-  # for Azurite/dev only and deliberately not set.
+  # infra/bicep/main.bicep (var appSettings). TOKENPIVOT_STORAGE_CONNECTION_STRING
+  # is for Azurite/dev only and deliberately not set. Settings whose value is
+  # empty are left out of the site (see azapi_resource.function_app).
   app_settings = {
     AzureWebJobsStorage__accountName          = azurerm_storage_account.storage.name
     AzureWebJobsStorage__credential           = "managedidentity"
     AzureWebJobsStorage__clientId             = azurerm_user_assigned_identity.function_identity.client_id
+    APPLICATIONINSIGHTS_CONNECTION_STRING     = azurerm_application_insights.app_insights.connection_string
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "ClientId=${azurerm_user_assigned_identity.function_identity.client_id};Authorization=AAD"
     AZURE_CLIENT_ID                           = azurerm_user_assigned_identity.function_identity.client_id
     TOKENPIVOT_STORAGE_ACCOUNT_URL            = local.export_blob_endpoint
@@ -45,10 +50,6 @@ locals {
     # The Go heap's soft limit: 11/16 of the instance, the rest left to the
     # Functions host; serve sizes its budget of blobs in flight from it.
     GOMEMLIMIT = "${floor(var.instance_memory_mb * 11 / 16)}MiB"
-    # azurerm writes a key-based AzureWebJobsStorage for Flex apps even when
-    # deployment storage uses an identity; an empty value overrides it so the
-    # host uses the AzureWebJobsStorage__* identity settings above.
-    AzureWebJobsStorage = ""
   }
 }
 
@@ -71,8 +72,8 @@ resource "azurerm_application_insights" "app_insights" {
   workspace_id        = azurerm_log_analytics_workspace.log_analytics.id
   # Ingestion only with Entra ID: the identity below publishes with
   # Monitoring Metrics Publisher, no instrumentation key is trusted.
-  local_authentication_disabled = true
-  tags                          = var.tags
+  local_authentication_enabled = false
+  tags                         = var.tags
 }
 
 # ----------------------------------------------------------------- identity
@@ -188,47 +189,81 @@ resource "azurerm_service_plan" "plan" {
   tags                = var.tags
 }
 
-resource "azurerm_function_app_flex_consumption" "function_app" {
-  name                = local.function_app_name
-  resource_group_name = data.azurerm_resource_group.rg.name
-  location            = local.location
-  service_plan_id     = azurerm_service_plan.plan.id
-  https_only          = true
-  tags                = var.tags
-
-  storage_container_type            = "blobContainer"
-  storage_container_endpoint        = "${azurerm_storage_account.storage.primary_blob_endpoint}${azurerm_storage_container.deployment_container.name}"
-  storage_authentication_type       = "UserAssignedIdentity"
-  storage_user_assigned_identity_id = azurerm_user_assigned_identity.function_identity.id
-
-  runtime_name           = "custom"
-  runtime_version        = "1.0"
-  maximum_instance_count = var.maximum_instance_count
-  instance_memory_in_mb  = var.instance_memory_mb
+# The site is managed with azapi, as in Microsoft's azapi Flex Consumption
+# sample, not with azurerm_function_app_flex_consumption: that resource always
+# writes a key-based AzureWebJobsStorage for Flex apps (hashicorp/
+# terraform-provider-azurerm#29693, fix pending in #29099), which would win over
+# the identity settings, and an empty override makes every plan show a change
+# and every apply re-PUT (restart) the app. Here the body is the same
+# Microsoft.Web/sites body as infra/bicep/main.bicep's functionApp: only
+# AzureWebJobsStorage__accountName/__credential/__clientId, no key.
+#
+# A second plan after apply shows no change: Resource Manager does not return
+# siteConfig.appSettings on a GET of the site, and azapi compares the body only
+# with what the GET returns (ignore_missing_property, true by default), so the
+# write-only app settings cannot drift. The other properties set here are ones
+# Azure returns as written (as in Microsoft's sample; not checkable offline).
+# internal/infra's TestNoPerpetualDiff checks the rest.
+resource "azapi_resource" "function_app" {
+  type      = "Microsoft.Web/sites@2024-04-01"
+  name      = local.function_app_name
+  parent_id = data.azurerm_resource_group.rg.id
+  location  = local.location
+  tags      = var.tags
 
   identity {
     type         = "UserAssigned"
     identity_ids = [azurerm_user_assigned_identity.function_identity.id]
   }
 
-  site_config {
-    minimum_tls_version                    = "1.2"
-    application_insights_connection_string = azurerm_application_insights.app_insights.connection_string
+  body = {
+    kind = "functionapp,linux"
+    properties = {
+      serverFarmId = azurerm_service_plan.plan.id
+      httpsOnly    = true
+      siteConfig = {
+        minTlsVersion = "1.2"
+        appSettings   = [for name, value in local.app_settings : { name = name, value = value } if value != ""]
+      }
+      functionAppConfig = {
+        deployment = {
+          storage = {
+            type  = "blobContainer"
+            value = "${azurerm_storage_account.storage.primary_blob_endpoint}${azurerm_storage_container.deployment_container.name}"
+            authentication = {
+              type                           = "UserAssignedIdentity"
+              userAssignedIdentityResourceId = azurerm_user_assigned_identity.function_identity.id
+            }
+          }
+        }
+        scaleAndConcurrency = {
+          maximumInstanceCount = var.maximum_instance_count
+          instanceMemoryMB     = var.instance_memory_mb
+        }
+        runtime = {
+          name    = "custom"
+          version = "1.0"
+        }
+      }
+    }
   }
 
-  app_settings = local.app_settings
+  # Flex apps get a unique default hostname (not always <name>.azurewebsites.net).
+  response_export_values = ["properties.defaultHostName"]
 
   # The host needs its storage roles before its first start.
   depends_on = [
     azurerm_role_assignment.host_blob_owner,
     azurerm_role_assignment.host_queue_contributor,
+    azurerm_role_assignment.host_table_contributor,
   ]
 }
 
 # ------------------------------------------------ roles of the function app
 
-# The Functions host (AzureWebJobsStorage: leases, keys, timers, the work queue)
-# and the Flex deployment package need data-plane access to the own account.
+# The Functions host (AzureWebJobsStorage: leases, keys, timers, the work queue,
+# diagnostic events) and the Flex deployment package need data-plane access to
+# the own account.
 resource "azurerm_role_assignment" "host_blob_owner" {
   scope                = azurerm_storage_account.storage.id
   role_definition_name = "Storage Blob Data Owner"
@@ -239,6 +274,15 @@ resource "azurerm_role_assignment" "host_blob_owner" {
 resource "azurerm_role_assignment" "host_queue_contributor" {
   scope                = azurerm_storage_account.storage.id
   role_definition_name = "Storage Queue Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.function_identity.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+# The host writes its diagnostic events to a table in AzureWebJobsStorage, as
+# in Microsoft's Flex Consumption samples.
+resource "azurerm_role_assignment" "host_table_contributor" {
+  scope                = azurerm_storage_account.storage.id
+  role_definition_name = "Storage Table Data Contributor"
   principal_id         = azurerm_user_assigned_identity.function_identity.principal_id
   principal_type       = "ServicePrincipal"
 }

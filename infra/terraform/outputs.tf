@@ -1,6 +1,11 @@
 output "function_app_name" {
   description = "Name of the function app (deploy the package to it)."
-  value       = azurerm_function_app_flex_consumption.function_app.name
+  value       = azapi_resource.function_app.name
+}
+
+output "function_app_default_hostname" {
+  description = "The app's default hostname as Azure assigned it (Flex Consumption hostnames are unique, not <name>.azurewebsites.net)."
+  value       = local.function_app_hostname
 }
 
 output "storage_account_name" {
@@ -20,7 +25,7 @@ output "function_identity_client_id" {
 
 output "event_grid_system_topic_name" {
   description = "Event Grid system topic on the export account."
-  value       = azurerm_eventgrid_system_topic.export_topic.name
+  value       = local.export_topic_name
 }
 
 output "state_retention_days" {

@@ -54,6 +54,11 @@ variable "export_containers_exist" {
   description = "The two export containers already exist (the export has written): import them instead of creating them."
   type        = bool
   default     = false
+
+  validation {
+    condition     = !(var.export_containers_exist && var.create_export_storage_account)
+    error_message = "export_containers_exist and create_export_storage_account cannot both be true: a storage account created by this configuration has no containers to import. Set create_export_storage_account = false to use the existing account, or export_containers_exist = false."
+  }
 }
 
 variable "interactive_container_name" {
@@ -139,13 +144,13 @@ variable "instance_memory_mb" {
 }
 
 variable "maximum_instance_count" {
-  description = "Flex Consumption maximum instance count."
+  description = "Flex Consumption maximum instance count (40 is the lowest maximum the Flex Consumption stacks offer)."
   type        = number
   default     = 40
 
   validation {
-    condition     = var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000
-    error_message = "maximum_instance_count must be between 1 and 1000."
+    condition     = var.maximum_instance_count >= 40 && var.maximum_instance_count <= 1000 && floor(var.maximum_instance_count) == var.maximum_instance_count
+    error_message = "maximum_instance_count must be a whole number from 40 to 1000."
   }
 }
 
@@ -156,9 +161,20 @@ variable "log_retention_days" {
 }
 
 variable "system_topic_name" {
-  description = "Event Grid system topic on the export account; an account has at most one, so name (and import) the existing one if there is. Empty = evgt-tokenpivot-<suffix>."
+  description = "Event Grid system topic on the export account; an account has at most one, so name the existing one if there is (and set system_topic_exists). Empty = evgt-tokenpivot-<suffix>."
   type        = string
   default     = ""
+}
+
+variable "system_topic_exists" {
+  description = "The export account already has the Event Grid system topic system_topic_name (an account has at most one): use it as it is, without changing its tags or identity. It must have a system-assigned identity."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !(var.system_topic_exists && var.create_export_storage_account)
+    error_message = "system_topic_exists and create_export_storage_account cannot both be true: a storage account created by this configuration has no system topic yet."
+  }
 }
 
 variable "subscribe_events" {

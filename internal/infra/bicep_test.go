@@ -34,13 +34,14 @@ type bicepModule struct {
 }
 
 type bicepFile struct {
-	path      string
-	text      string // comments blanked out, strings kept
-	resources map[string]*bicepResource
-	modules   map[string]*bicepModule
-	params    map[string]string // name -> default expression ("" = none)
-	vars      map[string]string
-	outputs   map[string]string
+	path       string
+	text       string // comments blanked out, strings kept
+	resources  map[string]*bicepResource
+	modules    map[string]*bicepModule
+	params     map[string]string // name -> default expression ("" = none)
+	paramTypes map[string]string // name -> declared type (schema checks)
+	vars       map[string]string
+	outputs    map[string]string
 }
 
 var (
@@ -140,6 +141,23 @@ func loadBicep(t *testing.T, path string, files map[string]*bicepFile) *bicepFil
 		f.outputs[m[1]] = strings.TrimSpace(m[2])
 	}
 	return f
+}
+
+// createdOf returns, for an `existing` reference, the resource of the same
+// file that creates the same thing (same type, same name expression), so that
+// a reference used either way (created here or already there) counts as that
+// resource; otherwise r itself.
+func (f *bicepFile) createdOf(r *bicepResource) *bicepResource {
+	if !r.existing {
+		return r
+	}
+	name := props(r.body)["name"]
+	for _, c := range f.resources {
+		if !c.existing && c.typ == r.typ && name != "" && props(c.body)["name"] == name {
+			return c
+		}
+	}
+	return r
 }
 
 func lineOf(text string, off int) int { return strings.Count(text[:off], "\n") + 1 }

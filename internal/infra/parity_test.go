@@ -40,7 +40,7 @@ var typeMap = map[string]string{
 	"Microsoft.Storage/storageAccounts/queueServices/queues":    "azurerm_storage_queue",
 	"Microsoft.Storage/storageAccounts/managementPolicies":      "azurerm_storage_management_policy",
 	"Microsoft.Web/serverfarms":                                 "azurerm_service_plan",
-	"Microsoft.Web/sites":                                       "azurerm_function_app_flex_consumption",
+	"Microsoft.Web/sites":                                       "azapi_resource", // same body as Bicep, see TestNoPerpetualDiff
 	"Microsoft.ManagedIdentity/userAssignedIdentities":          "azurerm_user_assigned_identity",
 	"Microsoft.Authorization/roleAssignments":                   "azurerm_role_assignment",
 	"Microsoft.OperationalInsights/workspaces":                  "azurerm_log_analytics_workspace",
@@ -59,6 +59,7 @@ var roleIDs = map[string]string{
 	"Storage Blob Data Owner":        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
 	"Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
 	"Monitoring Metrics Publisher":   "3913510d-42f4-4e42-8a64-420c390055eb",
+	"Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
 }
 
 func roleName(id string) string {
@@ -85,6 +86,9 @@ var wantRoles = []roleAssignment{
 	// The Functions host and Flex deployment storage (own account only).
 	{"Storage Blob Data Owner", "azurerm_storage_account.storage", "azurerm_user_assigned_identity.functionidentity"},
 	{"Storage Queue Data Contributor", "azurerm_storage_account.storage", "azurerm_user_assigned_identity.functionidentity"},
+	// The host's diagnostic events (a table in AzureWebJobsStorage), as in
+	// Microsoft's Flex Consumption samples.
+	{"Storage Table Data Contributor", "azurerm_storage_account.storage", "azurerm_user_assigned_identity.functionidentity"},
 	// Telemetry with Entra auth.
 	{"Monitoring Metrics Publisher", "azurerm_application_insights.appinsights", "azurerm_user_assigned_identity.functionidentity"},
 	// Event Grid's topic identity writes dead letters.
@@ -118,10 +122,9 @@ var notSet = map[string]string{
 	"TOKENPIVOT_REQUIRE_AZURITE":           "test harness only (internal/azurite)",
 }
 
-// tfOnlySettings are set only by Terraform, each for a provider quirk.
-var tfOnlySettings = map[string]string{
-	"AzureWebJobsStorage": "empties the key-based value azurerm writes for Flex apps",
-}
+// tfOnlySettings are set only by Terraform, each for a provider quirk. None
+// today: the empty AzureWebJobsStorage override is gone (TestNoPerpetualDiff).
+var tfOnlySettings = map[string]string{}
 
 type roleAssignment struct {
 	role, scope, principal string
@@ -230,6 +233,7 @@ func bicepPrincipal(files map[string]*bicepFile, f *bicepFile, expr string, dept
 		if !ok {
 			return "", fmt.Errorf("principal %q: %s is not a resource of %s", expr, m[1], f.path)
 		}
+		r = f.createdOf(r)
 		return typeMap[r.typ] + "." + norm(r.symbol), nil
 	}
 	if m := reOutputOf.FindStringSubmatch(expr); m != nil {
@@ -296,14 +300,12 @@ func terraformModel(t *testing.T, cfg *tfConfig) *infraModel {
 		}
 		m.roles[ra] = at
 	}
-	app, ok := cfg.resources["azurerm_function_app_flex_consumption.function_app"]
+	app, ok := cfg.resources["azapi_resource.function_app"]
 	if !ok {
-		t.Fatal("terraform: no azurerm_function_app_flex_consumption.function_app")
+		t.Fatal("terraform: no azapi_resource.function_app")
 	}
-	attr, ok := app.body.Attributes["app_settings"]
-	if !ok || hcl.ExprAsKeyword(attr.Expr) != "" || len(attr.Expr.Variables()) != 1 ||
-		attr.Expr.Variables()[0].RootName() != "local" {
-		t.Fatal("terraform: function_app.app_settings must be local.app_settings")
+	if err := appSettingsFromLocal(app); err != nil {
+		t.Fatalf("terraform: function_app: %v", err)
 	}
 	obj, ok := cfg.locals["app_settings"].(*hclsyntax.ObjectConsExpr)
 	if !ok {
@@ -317,15 +319,81 @@ func terraformModel(t *testing.T, cfg *tfConfig) *infraModel {
 		}
 		m.settings[name] = tfString(t, cfg, item.ValueExpr, vars)
 	}
-	for _, b := range app.body.Blocks {
-		if b.Type == "site_config" {
-			if _, ok := b.Body.Attributes["application_insights_connection_string"]; ok {
-				// The provider writes it as this app setting.
-				m.settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] = computed
+	return m
+}
+
+// tfObjectPath follows keys through nested object constructors of e.
+func tfObjectPath(e hclsyntax.Expression, keys ...string) (hclsyntax.Expression, bool) {
+	for _, k := range keys {
+		obj, ok := e.(*hclsyntax.ObjectConsExpr)
+		if !ok {
+			return nil, false
+		}
+		found := false
+		for _, item := range obj.Items {
+			if tfKey(item.KeyExpr) == k {
+				e, found = item.ValueExpr, true
+				break
 			}
 		}
+		if !found {
+			return nil, false
+		}
 	}
-	return m
+	return e, true
+}
+
+// tfKey is an object key written as a bare word or a literal string.
+func tfKey(e hclsyntax.Expression) string {
+	if k, ok := e.(*hclsyntax.ObjectConsKeyExpr); ok {
+		if kw := hcl.ExprAsKeyword(k.Wrapped); kw != "" {
+			return kw
+		}
+		e = k.Wrapped
+	}
+	if v, diags := e.Value(nil); !diags.HasErrors() && v.Type() == cty.String && v.IsKnown() {
+		return v.AsString()
+	}
+	return ""
+}
+
+// appSettingsFromLocal checks that the site's app settings are exactly
+// local.app_settings, as name/value pairs, with empty values left out:
+// body.properties.siteConfig.appSettings =
+// [for name, value in local.app_settings : { name = name, value = value } if value != ""].
+func appSettingsFromLocal(app tfBlock) error {
+	body, ok := app.body.Attributes["body"]
+	if !ok {
+		return fmt.Errorf("no body")
+	}
+	e, ok := tfObjectPath(body.Expr, "properties", "siteConfig", "appSettings")
+	if !ok {
+		return fmt.Errorf("no body.properties.siteConfig.appSettings")
+	}
+	loop, ok := e.(*hclsyntax.ForExpr)
+	if !ok || loop.KeyExpr != nil {
+		return fmt.Errorf("appSettings is not a [for ...] list over local.app_settings")
+	}
+	coll := loop.CollExpr.Variables()
+	if len(coll) != 1 || coll[0].RootName() != "local" || len(coll[0]) < 2 {
+		return fmt.Errorf("appSettings does not iterate over local.app_settings")
+	}
+	if a, ok := coll[0][1].(hcl.TraverseAttr); !ok || a.Name != "app_settings" {
+		return fmt.Errorf("appSettings does not iterate over local.app_settings")
+	}
+	name, okName := tfObjectPath(loop.ValExpr, "name")
+	value, okValue := tfObjectPath(loop.ValExpr, "value")
+	if !okName || !okValue || hcl.ExprAsKeyword(name) != loop.KeyVar || hcl.ExprAsKeyword(value) != loop.ValVar {
+		return fmt.Errorf("appSettings items are not { name = %s, value = %s }", loop.KeyVar, loop.ValVar)
+	}
+	cond, ok := loop.CondExpr.(*hclsyntax.BinaryOpExpr)
+	if !ok || cond.Op != hclsyntax.OpNotEqual || hcl.ExprAsKeyword(cond.LHS) != loop.ValVar {
+		return fmt.Errorf("appSettings does not leave out empty values (if %s != \"\")", loop.ValVar)
+	}
+	if v, diags := cond.RHS.Value(nil); diags.HasErrors() || v.Type() != cty.String || v.AsString() != "" {
+		return fmt.Errorf("appSettings does not leave out empty values (if %s != \"\")", loop.ValVar)
+	}
+	return nil
 }
 
 func tfString(t *testing.T, cfg *tfConfig, e hclsyntax.Expression, vars map[string]cty.Value) string {
@@ -658,9 +726,17 @@ func TestFunctionsMatchInfra(t *testing.T) {
 	if v, ok := cfg.evalStatic(t, cfg.locals["work_queue_name"], nil); !ok || v.AsString() != "tokenpivot-work" {
 		t.Errorf("Terraform creates queue %v, the functions use tokenpivot-work", v)
 	}
-	if !strings.Contains(main.text, "functionName=OnExportCreated&code=${listKeys(") ||
-		!strings.Contains(main.text, "systemKeys.eventgrid_extension") {
-		t.Error("Bicep: the webhook does not call OnExportCreated with the eventgrid_extension key")
+	// Bicep takes the key as a secure parameter (listKeys in the deployment
+	// that also PUTs the site often fails); main.bicepparam reads it from
+	// TOKENPIVOT_EVENTGRID_KEY, which infra/scripts/eventgrid-key.sh prints.
+	if !strings.Contains(main.text, "functionName=OnExportCreated&code=${eventGridExtensionKey}") {
+		t.Error("Bicep: the webhook does not call OnExportCreated with the eventGridExtensionKey parameter")
+	}
+	if strings.Contains(main.text, "listKeys(") {
+		t.Error("Bicep: main.bicep calls listKeys; pass the key in (eventGridExtensionKey) instead")
+	}
+	if !regexp.MustCompile(`@secure\(\)\s*param eventGridExtensionKey string`).MatchString(main.text) {
+		t.Error("Bicep: eventGridExtensionKey is not a @secure() string parameter")
 	}
 	if !strings.Contains(string(cfg.files[filepath.Join(terraformDir, "export.tf")]),
 		"functionName=OnExportCreated&code=${one(data.azurerm_function_app_host_keys.function_keys[*].event_grid_extension_config_key)}") {
@@ -730,16 +806,12 @@ func TestFlexAndHardening(t *testing.T) {
 	cfg := loadTerraform(t, terraformDir)
 	tfWant := map[string]map[string]string{
 		"azurerm_service_plan.plan": {"sku_name": "FC1", "os_type": "Linux"},
-		"azurerm_function_app_flex_consumption.function_app": {
-			"runtime_name": "custom", "runtime_version": "1.0", "storage_container_type": "blobContainer",
-			"storage_authentication_type": "UserAssignedIdentity", "https_only": "true",
-		},
 		"azurerm_storage_account.storage": {
 			"allow_nested_items_to_be_public": "false", "shared_access_key_enabled": "false",
 			"min_tls_version": "TLS1_2", "https_traffic_only_enabled": "true",
 		},
 		"azurerm_storage_account.export_account":    {"allow_nested_items_to_be_public": "false", "min_tls_version": "TLS1_2"},
-		"azurerm_application_insights.app_insights": {"local_authentication_disabled": "true"},
+		"azurerm_application_insights.app_insights": {"local_authentication_enabled": "false"},
 	}
 	for key, attrs := range tfWant {
 		r, ok := cfg.resources[key]
@@ -770,12 +842,66 @@ func TestFlexAndHardening(t *testing.T) {
 			}
 		}
 	}
-	app := cfg.resources["azurerm_function_app_flex_consumption.function_app"]
-	for attr, v := range map[string]string{"maximum_instance_count": "maximum_instance_count", "instance_memory_in_mb": "instance_memory_mb"} {
-		a, ok := app.body.Attributes[attr]
-		if !ok || len(a.Expr.Variables()) != 1 || a.Expr.Variables()[0].RootName() != "var" ||
-			a.Expr.Variables()[0][1].(hcl.TraverseAttr).Name != v {
-			t.Errorf("terraform: function_app.%s must be var.%s", attr, v)
+	// The site (azapi_resource): the same body facts as Bicep's functionApp.
+	app, ok := cfg.resources["azapi_resource.function_app"]
+	if !ok {
+		t.Fatal("terraform: no azapi_resource.function_app")
+	}
+	literal := func(path ...string) string {
+		a, ok := app.body.Attributes["body"]
+		if !ok {
+			return "<no body>"
+		}
+		e, ok := tfObjectPath(a.Expr, path...)
+		if !ok {
+			return "<missing>"
+		}
+		v, diags := e.Value(nil)
+		if diags.HasErrors() {
+			return "<not a literal>"
+		}
+		switch v.Type() {
+		case cty.String:
+			return v.AsString()
+		case cty.Bool:
+			return strconv.FormatBool(v.True())
+		}
+		return "<" + v.Type().FriendlyName() + ">"
+	}
+	for path, want := range map[string]string{
+		"kind":                                "functionapp,linux",
+		"properties.httpsOnly":                "true",
+		"properties.siteConfig.minTlsVersion": "1.2",
+		"properties.functionAppConfig.runtime.name":                           "custom",
+		"properties.functionAppConfig.runtime.version":                        "1.0",
+		"properties.functionAppConfig.deployment.storage.type":                "blobContainer",
+		"properties.functionAppConfig.deployment.storage.authentication.type": "UserAssignedIdentity",
+	} {
+		if got := literal(strings.Split(path, ".")...); got != want {
+			t.Errorf("terraform: function_app body.%s = %q, want %q", path, got, want)
+		}
+	}
+	for attr, v := range map[string]string{"maximumInstanceCount": "maximum_instance_count", "instanceMemoryMB": "instance_memory_mb"} {
+		body := app.body.Attributes["body"]
+		e, ok := tfObjectPath(body.Expr, "properties", "functionAppConfig", "scaleAndConcurrency", attr)
+		if !ok || len(e.Variables()) != 1 || e.Variables()[0].RootName() != "var" ||
+			e.Variables()[0][1].(hcl.TraverseAttr).Name != v {
+			t.Errorf("terraform: function_app scaleAndConcurrency.%s must be var.%s", attr, v)
+		}
+	}
+	if a, ok := app.body.Attributes["type"]; !ok || tfString(t, cfg, a.Expr, nil) != main.resources["functionApp"].typ+"@"+main.resources["functionApp"].api {
+		t.Errorf("terraform: function_app is not the %s@%s of main.bicep", main.resources["functionApp"].typ, main.resources["functionApp"].api)
+	}
+	// Flex's lowest maximum instance count is 40 in both.
+	if !strings.Contains(main.text, "@minValue(40)\n@maxValue(1000)\nparam maximumInstanceCount int = 40") {
+		t.Error("main.bicep: maximumInstanceCount must be @minValue(40) @maxValue(1000), default 40")
+	}
+	vars := cfg.varDefaults(t).AsValueMap()
+	for n, ok := range map[int64]bool{1: false, 39: false, 40: true, 1000: true, 1001: false} {
+		vars["maximum_instance_count"] = cty.NumberIntVal(n)
+		v, _ := cfg.evalStatic(t, cfg.variables["maximum_instance_count"].Blocks[0].Body.Attributes["condition"].Expr, vars)
+		if v.IsNull() || v.True() != ok {
+			t.Errorf("terraform: maximum_instance_count = %d accepted = %v, want %v", n, !v.IsNull() && v.True(), ok)
 		}
 	}
 }

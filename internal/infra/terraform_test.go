@@ -205,7 +205,7 @@ func (c *tfConfig) tfScope(e hclsyntax.Expression, seen map[string]bool) (string
 			}
 			found = append(found, s)
 		case root == "data":
-			found = append(found, tr[1].(hcl.TraverseAttr).Name+"."+tr[2].(hcl.TraverseAttr).Name)
+			found = append(found, c.existingOf(tr[1].(hcl.TraverseAttr).Name, tr[2].(hcl.TraverseAttr).Name))
 		default:
 			found = append(found, root+"."+tr[1].(hcl.TraverseAttr).Name)
 		}
@@ -218,6 +218,30 @@ func (c *tfConfig) tfScope(e hclsyntax.Expression, seen map[string]bool) (string
 		return "", fmt.Errorf("refers to %d things %v, want exactly one resource", len(uniq), sortedKeys(uniq))
 	}
 	return found[0], nil
+}
+
+// existingOf names what data.typ.name stands for: a data source that reads
+// the existing instance of something this configuration otherwise creates
+// (same type, same name expression) is that resource; any other data source
+// is itself.
+func (c *tfConfig) existingOf(typ, name string) string {
+	d, ok := c.data[typ+"."+name]
+	if !ok {
+		return typ + "." + name
+	}
+	src := func(b tfBlock) string {
+		a, ok := b.body.Attributes["name"]
+		if !ok {
+			return ""
+		}
+		return string(a.Expr.Range().SliceBytes(c.files[b.file]))
+	}
+	for _, r := range c.resources {
+		if r.typ == typ && src(r) != "" && src(r) == src(d) {
+			return r.typ + "." + r.name
+		}
+	}
+	return typ + "." + name
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -19,6 +19,9 @@ param functionPrincipalId string
 @description('Name of the Event Grid system topic on the export account.')
 param systemTopicName string
 
+@description('The system topic already exists: use it as it is (its tags and identity are not changed).')
+param systemTopicExists bool
+
 @description('Create the BlobCreated subscriptions (step 2, after the code is deployed).')
 param subscribeEvents bool
 
@@ -86,8 +89,10 @@ resource nonInteractiveReader 'Microsoft.Authorization/roleAssignments@2022-04-0
 }
 
 // Azure allows one system topic per source: if the account already has one
-// (Defender for Storage, another subscriber), import or reuse it instead.
-resource exportTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
+// (Defender for Storage, another subscriber), it is reused with
+// systemTopicExists and never PUT, so its tags and identity stay as its owner
+// set them.
+resource exportTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = if (!systemTopicExists) {
   name: systemTopicName
   location: exportAccount.location
   tags: tags
@@ -98,6 +103,12 @@ resource exportTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
     source: exportAccount.id
     topicType: 'Microsoft.Storage.StorageAccounts'
   }
+}
+
+// The topic either way (created above or already there): the subscriptions'
+// parent and the dead-letter identity.
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
+  name: systemTopicName
 }
 
 // Identical subscriptions but for the subject filter, one per export container.
@@ -130,7 +141,7 @@ var subscriptionProperties = {
 }
 
 resource interactiveSubscription 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = if (subscribeEvents) {
-  parent: exportTopic
+  parent: systemTopic
   name: 'tokenpivot-interactive'
   properties: union(subscriptionProperties, {
     filter: {
@@ -140,10 +151,13 @@ resource interactiveSubscription 'Microsoft.EventGrid/systemTopics/eventSubscrip
       subjectBeginsWith: '/blobServices/default/containers/${interactiveContainerName}/'
     }
   })
+  dependsOn: [
+    exportTopic
+  ]
 }
 
 resource nonInteractiveSubscription 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = if (subscribeEvents) {
-  parent: exportTopic
+  parent: systemTopic
   name: 'tokenpivot-noninteractive'
   properties: union(subscriptionProperties, {
     filter: {
@@ -153,7 +167,12 @@ resource nonInteractiveSubscription 'Microsoft.EventGrid/systemTopics/eventSubsc
       subjectBeginsWith: '/blobServices/default/containers/${nonInteractiveContainerName}/'
     }
   })
+  dependsOn: [
+    exportTopic
+  ]
 }
 
-output topicPrincipalId string = exportTopic.identity.principalId
+// Outputs are evaluated once every resource is deployed, so this reads the
+// topic whether it was created here or already there.
+output topicPrincipalId string = systemTopic.identity.principalId
 output blobEndpoint string = exportAccount.properties.primaryEndpoints.blob
