@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -118,26 +120,32 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		work = r.process(ctx, p, work, *workers, stderr)
 	}
 
-	docs, incs, err := alert.List(ctx, w.Store, w.AlertsContainer, w.IncidentsContainer)
+	// Show what this run found: its first alerts and their incidents
+	// (`tokenpivot alerts` lists everything stored). A pair can be found
+	// from both of its blobs; the alerts hold it once.
+	found := slices.SortedFunc(maps.Values(r.touched), func(a, b alert.Stored) int {
+		return cmp.Or(a.StartTime.Compare(b.StartTime), strings.Compare(a.SystemAlertId, b.SystemAlertId))
+	})
+	rows := 0
+	var names []string
+	for i, a := range found {
+		rows += a.ResultCount
+		if i < maxShown {
+			names = append(names, a.Blob)
+		}
+	}
+	docs, incs, err := alert.Get(ctx, w.Store, w.AlertsContainer, w.IncidentsContainer, names)
 	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
-	// Show what this run found: its alerts and the incidents holding them
-	// (`tokenpivot alerts` lists everything stored).
-	docs = slices.DeleteFunc(docs, func(d alert.Document) bool { return !r.touched[d.SystemAlertId] })
-	incs = slices.DeleteFunc(incs, func(inc alert.Incident) bool {
-		return !slices.ContainsFunc(inc.AlertIds, func(id string) bool { return r.touched[id] })
-	})
 	if err := alert.WriteTable(stdout, docs, incs); err != nil {
 		return err
 	}
-	// A pair can be found from both of its blobs; the alerts hold it once.
-	rows := 0
-	for _, d := range docs {
-		rows += d.ExtendedProperties.ResultCount // Results may be truncated
+	if len(found) > len(docs) {
+		fmt.Fprintf(stdout, "\n... %d alerts in all: `tokenpivot alerts` lists every one\n", len(found))
 	}
 	fmt.Fprintf(stderr, "processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed\n",
-		r.done, time.Since(start).Round(time.Millisecond), r.tot.RowsRead, r.tot.Candidates, rows, len(docs), r.tot.Alerts, len(r.rejected), len(r.failed))
+		r.done, time.Since(start).Round(time.Millisecond), r.tot.RowsRead, r.tot.Candidates, rows, len(found), r.tot.Alerts, len(r.rejected), len(r.failed))
 	for _, o := range r.partial {
 		fmt.Fprintf(stderr, "skipped rows: %s: %d rows could not be read (first: %s); the rest of the blob counts\n", o.Work, o.SkippedRows, o.FirstSkipped)
 	}
@@ -161,11 +169,15 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// maxShown bounds the alerts process prints: a storm's thousands are for
+// `tokenpivot alerts`, not a terminal.
+const maxShown = 50
+
 // runResult adds up the outcomes of a process run.
 type runResult struct {
 	mu       sync.Mutex
 	tot      pipeline.Outcome
-	touched  map[string]bool // alerts this run found evidence for
+	touched  map[string]alert.Stored // alerts this run found evidence for, as last stored
 	done     int
 	partial  []pipeline.Outcome // blobs with rows that could not be read
 	setAside []string
@@ -177,7 +189,7 @@ type runResult struct {
 // (their extract was unreadable and has been moved aside).
 func (r *runResult) process(ctx context.Context, p *pipeline.Pipeline, work []pipeline.Work, workers int, stderr io.Writer) []pipeline.Work {
 	if r.touched == nil {
-		r.touched = map[string]bool{}
+		r.touched = map[string]alert.Stored{}
 	}
 	var redo []pipeline.Work
 	bar := newCountProgress(stderr, "processing blobs", int64(len(work)))
@@ -193,8 +205,11 @@ func (r *runResult) process(ctx context.Context, p *pipeline.Pipeline, work []pi
 				r.tot.Candidates += o.Candidates
 				r.tot.Results += o.Results
 				r.tot.Alerts += o.Alerts
-				for _, id := range o.AlertIds {
-					r.touched[id] = true
+				for _, a := range o.Stored {
+					// Evidence only grows: the largest count is the last.
+					if have, ok := r.touched[a.SystemAlertId]; !ok || a.ResultCount > have.ResultCount {
+						r.touched[a.SystemAlertId] = a
+					}
 				}
 				r.setAside = append(r.setAside, o.SetAside...)
 				redo = append(redo, o.Redo...)

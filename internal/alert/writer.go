@@ -105,11 +105,30 @@ type readIncident struct {
 // returns ctx.Err() promptly once ctx is done: every storage call and every
 // parallel worker checks it first.
 func (w *Writer) Write(ctx context.Context, docs []Document) (written int, err error) {
+	_, written, err = w.WriteStored(ctx, docs)
+	return written, err
+}
+
+// Stored describes one alert as a Write left it in storage.
+type Stored struct {
+	SystemAlertId string
+	Blob          string // its name in the alerts container (BlobName)
+	IncidentId    string
+	StartTime     time.Time
+	// ResultCount is the stored alert's evidence count, this call's rows
+	// merged with what was there.
+	ResultCount int
+}
+
+// WriteStored is Write, also returning each alert as stored (one per
+// distinct SystemAlertId of docs), so a caller can report exact totals
+// without reading the alerts back.
+func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Stored, written int, err error) {
 	if w.Rule == nil {
-		return 0, errors.New("alert: Writer has no Rule")
+		return nil, 0, errors.New("alert: Writer has no Rule")
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	// The same alert twice in one call is one alert.
 	var ps []*pending
@@ -131,12 +150,12 @@ func (w *Writer) Write(ctx context.Context, docs []Document) (written int, err e
 	if err := w.each(ctx, len(ps), func(ctx context.Context, i int) error {
 		return w.wrapAlert(ps[i].in, w.load(ctx, ps[i]))
 	}); err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	// 2. Incident ids.
 	if w.incidents() {
 		if err := w.assign(ctx, b, ps); err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 	}
 	// 3. Alerts, committing their incident ids.
@@ -148,15 +167,20 @@ func (w *Writer) Write(ctx context.Context, docs []Document) (written int, err e
 		}
 		return w.wrapAlert(ps[i].in, err)
 	}); err != nil {
-		return int(n.Load()), err
+		return nil, int(n.Load()), err
 	}
 	// 4. Incidents, once each.
 	if w.incidents() {
 		if err := w.updateIncidents(ctx, b, ps); err != nil {
-			return int(n.Load()), err
+			return nil, int(n.Load()), err
 		}
 	}
-	return int(n.Load()), nil
+	stored = make([]Stored, len(ps))
+	for i, p := range ps {
+		d := &p.doc
+		stored[i] = Stored{d.SystemAlertId, BlobName(*d), d.IncidentId, d.StartTime, d.ExtendedProperties.ResultCount}
+	}
+	return stored, int(n.Load()), nil
 }
 
 func (w *Writer) wrapAlert(d Document, err error) error {
@@ -552,6 +576,39 @@ func List(ctx context.Context, s store.Store, alertsContainer, incidentsContaine
 		}
 		slices.SortFunc(incs, compareIncidents)
 	}
+	if len(problems) > 0 {
+		return docs, incs, problems
+	}
+	return docs, incs, nil
+}
+
+// Get reads the named alerts (BlobName) and the incidents they belong to,
+// in List's order and with List's handling of unreadable blobs.
+func Get(ctx context.Context, s store.Store, alertsContainer, incidentsContainer string, names []string) ([]Document, []Incident, error) {
+	var docs []Document
+	var problems ListProblems
+	for _, name := range names {
+		var d Document
+		if err := readJSON(ctx, s, alertsContainer, name, &d, &problems, func() { docs = append(docs, d) }); err != nil {
+			return nil, nil, err
+		}
+	}
+	slices.SortFunc(docs, func(a, b Document) int {
+		return cmp.Or(a.StartTime.Compare(b.StartTime), strings.Compare(a.SystemAlertId, b.SystemAlertId))
+	})
+	var incs []Incident
+	seen := map[string]bool{}
+	for _, d := range docs {
+		if incidentsContainer == "" || d.IncidentId == "" || seen[d.IncidentId] {
+			continue
+		}
+		seen[d.IncidentId] = true
+		var inc Incident
+		if err := readJSON(ctx, s, incidentsContainer, IncidentBlobName(d.IncidentId), &inc, &problems, func() { incs = append(incs, inc) }); err != nil {
+			return nil, nil, err
+		}
+	}
+	slices.SortFunc(incs, compareIncidents)
 	if len(problems) > 0 {
 		return docs, incs, problems
 	}

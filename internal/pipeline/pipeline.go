@@ -109,8 +109,9 @@ type Outcome struct {
 	Results    int
 	Alerts     int // alert blobs created or changed
 	// AlertIds are the alerts this blob's result rows belong to, written now
-	// or already stored.
+	// or already stored; Stored says how each was left in storage.
 	AlertIds []string
+	Stored   []alert.Stored
 	// SkippedRows counts rows left out because a filter column could not be
 	// read; FirstSkipped names the first. The rest of the blob counts.
 	SkippedRows  int64
@@ -246,7 +247,7 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 	// 4. Alerts, idempotent by id.
 	if len(rows) > 0 {
 		docs := alert.Group(p.cfg.Alerts.Rule, rows, p.cfg.PerRowAlerts)
-		if out.Alerts, err = p.cfg.Alerts.Write(ctx, docs); err != nil {
+		if out.Stored, out.Alerts, err = p.cfg.Alerts.WriteStored(ctx, docs); err != nil {
 			return out, err
 		}
 		for _, d := range docs {

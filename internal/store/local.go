@@ -50,6 +50,9 @@ const (
 	reservedPrefix = ".tokenpivot-"
 	tempPattern    = reservedPrefix + "tmp-*"
 	lockDir        = reservedPrefix + "locks"
+	// stageDir holds files being written: creating them in a small folder
+	// is far cheaper than in a blob folder holding thousands of files.
+	stageDir = reservedPrefix + "staging"
 )
 
 var _ Store = (*Local)(nil)
@@ -287,6 +290,11 @@ func (l *Local) Write(ctx context.Context, container, name string, data []byte, 
 	if _, err := l.containerDir(container); err != nil {
 		return Properties{}, fmt.Errorf("store: write %s: %w", p, err)
 	}
+	if cond.IfNoneMatch == "*" && cond.IfMatch == "" {
+		if pr, err := l.create(container, name, p, data); !errors.Is(err, errNoLink) {
+			return pr, err
+		}
+	}
 	unlock, err := l.lock(container, name)
 	if err != nil {
 		return Properties{}, err
@@ -304,27 +312,97 @@ func (l *Local) Write(ctx context.Context, container, name string, data []byte, 
 
 // replace atomically swaps the blob's file for one holding data.
 func (l *Local) replace(container, name, p string, data []byte) (Properties, error) {
-	dir := filepath.Dir(p)
+	for _, beside := range []bool{false, true} {
+		f, err := l.writeTemp(p, data, beside)
+		if err != nil {
+			return Properties{}, err
+		}
+		err = intoFolder(p, func() error { return os.Rename(f.Name(), p) })
+		if err == nil {
+			return l.written(container, name, p, f, data)
+		}
+		f.Close()
+		os.Remove(f.Name())
+		// A container folder on another file system: stage beside the blob.
+		if !errors.Is(err, syscall.EXDEV) || beside {
+			return Properties{}, fmt.Errorf("store: write %s: %w", p, err)
+		}
+	}
+	panic("unreachable")
+}
+
+// create makes the blob only if it does not exist, without taking its
+// lock: link(2) of a synced temporary file is atomic and fails if the name
+// exists. Most writes are creates (alerts, extracts, ledger entries), so
+// this spares them the lock file and the flock. errNoLink means the file
+// system has no hard links: the caller takes the locked path.
+func (l *Local) create(container, name, p string, data []byte) (Properties, error) {
+	f, err := l.writeTemp(p, data, false)
+	if err != nil {
+		return Properties{}, err
+	}
+	tmp := f.Name()
+	err = intoFolder(p, func() error { return os.Link(tmp, p) })
+	os.Remove(tmp)
+	switch {
+	case err == nil:
+		return l.written(container, name, p, f, data)
+	case errors.Is(err, fs.ErrExist):
+		f.Close()
+		if fi, serr := os.Lstat(p); serr == nil && fi.IsDir() {
+			return Properties{}, fmt.Errorf("store: %s: is a folder of other blobs; a local store cannot also hold a blob of that name: %w", p, errFolder)
+		}
+		return Properties{}, fmt.Errorf("store: write %s (if-none-match *): %w", p, ErrConditionNotMet)
+	}
+	f.Close()
+	return Properties{}, errNoLink
+}
+
+var errNoLink = errors.New("store: no hard links here")
+
+// intoFolder makes p's folder and runs put (a rename or link to p). A
+// concurrent Delete removes folders it leaves empty, so a put that finds
+// the folder gone makes it again, a few times.
+func intoFolder(p string, put func() error) error {
+	var err error
+	for range 5 {
+		if err = os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err = put(); !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return err
+}
+
+// writeTemp writes data to a new temporary file in the staging folder (or
+// beside p), synced, so that a crash never leaves a renamed or linked
+// empty file.
+func (l *Local) writeTemp(p string, data []byte, beside bool) (*os.File, error) {
+	dir := filepath.Join(l.root, stageDir)
+	if beside {
+		dir = filepath.Dir(p)
+	}
 	var f *os.File
 	var err error
 	// A concurrent Delete may remove the (empty) directory between MkdirAll
 	// and CreateTemp; try again a few times.
 	for range 5 {
 		if err = os.MkdirAll(dir, 0o755); err != nil {
-			return Properties{}, fmt.Errorf("store: write %s: %w", p, err)
+			return nil, fmt.Errorf("store: write %s: %w", p, err)
 		}
 		if f, err = os.CreateTemp(dir, tempPattern); !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 	}
 	if err != nil {
-		return Properties{}, fmt.Errorf("store: write %s: %w", p, err)
+		return nil, fmt.Errorf("store: write %s: %w", p, err)
 	}
-	tmp := f.Name()
-	fail := func(err error) (Properties, error) {
+	fail := func(err error) (*os.File, error) {
 		f.Close()
-		os.Remove(tmp)
-		return Properties{}, fmt.Errorf("store: write %s: %w", p, err)
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("store: write %s: %w", p, err)
 	}
 	if _, err := f.Write(data); err != nil {
 		return fail(err)
@@ -332,13 +410,14 @@ func (l *Local) replace(container, name, p string, data []byte) (Properties, err
 	if err := f.Chmod(0o644); err != nil {
 		return fail(err)
 	}
-	// Sync before the rename so a crash never leaves a renamed empty file.
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fail(err)
-	}
+	return f, nil
+}
+
+// written returns the properties of the blob just written from f.
+func (l *Local) written(container, name, p string, f *os.File, data []byte) (Properties, error) {
 	fi, err := f.Stat()
 	f.Close()
 	if err != nil {
