@@ -11,9 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
-	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
@@ -23,29 +21,27 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var ipaths, npaths listFlag
 	fs.Var(&ipaths, "interactive", "SigninLogs export `PATH`: a file or a folder read recursively (repeatable)")
 	fs.Var(&npaths, "noninteractive", "AADNonInteractiveUserSignInLogs export `PATH` (repeatable)")
-	var sf safeFlags
-	sf.register(fs)
+	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion})...)
 	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with TimeGenerated > now-3h")
 	format := fs.String("format", "jsonl", "output `format`: jsonl, csv or table")
-	maxExp := fs.Int("max-expansion", signin.DefaultMaxExpansion, "reject a gzip export that decompresses to more than this `ratio` times its size (at least 1 MiB)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if len(ipaths) == 0 || len(npaths) == 0 {
 		return usagef("--interactive and --noninteractive are both required")
 	}
-	if *maxExp <= 0 {
-		return usagef("--max-expansion %d: want a positive ratio", *maxExp)
-	}
 	out, err := resultWriter(*format)
 	if err != nil {
 		return err
 	}
-	_, safe, err := sf.load()
+	s, err := sf.Load(nil)
+	if err != nil {
+		return usageError{err}
+	}
+	_, f, err := loadFilter(s)
 	if err != nil {
 		return err
 	}
-	f := detect.Filter{Safe: safe}
 	if *now != "" {
 		t, err := time.Parse(time.RFC3339Nano, *now)
 		if err != nil {
@@ -69,7 +65,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	prog := newProgress(stderr, "reading exports", totalSize(ifiles)+totalSize(nfiles))
 	defer prog.Finish()
-	rows, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"detect", *maxExp, stderr}, prog)
+	rows, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"detect", s.MaxExpansion, stderr}, prog)
 	if err != nil {
 		return err
 	}
@@ -137,44 +133,6 @@ func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filt
 	return rows, nil
 }
 
-// safeFlags are the flags that configure the safe lists and the rule.
-type safeFlags struct {
-	ips, networks string
-	ruleFile      string
-	ipv6Networks  bool
-}
-
-func (s *safeFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-}) {
-	fs.StringVar(&s.ips, "safe-ips", "", "comma-separated known-safe `IPs`, added to the rule's KnownSafeIPs")
-	fs.StringVar(&s.networks, "safe-networks", "", "comma-separated known-safe `CIDRs`, added to the rule's KnownSafeNetworks")
-	fs.StringVar(&s.ruleFile, "rule", "", "Sentinel rule YAML `file` (default: the bundled Token Theft Pivot rule)")
-	fs.BoolVar(&s.ipv6Networks, "ipv6-safe-networks", false, "also match IPv6 addresses against IPv6 safe networks (KQL's ipv4_lookup never does)")
-}
-
-func (s *safeFlags) load() (*rule.Rule, *rule.SafeList, error) {
-	r := rule.Default()
-	if s.ruleFile != "" {
-		data, err := os.ReadFile(s.ruleFile)
-		if err != nil {
-			return nil, nil, usageError{err.Error()}
-		}
-		if r, err = rule.Load(s.ruleFile, data); err != nil {
-			return nil, nil, usageError{err.Error()}
-		}
-		if err := alert.Check(r); err != nil {
-			return nil, nil, usageError{fmt.Sprintf("%s: %v", s.ruleFile, err)}
-		}
-	}
-	safe, err := r.SafeList(settings.SplitList(s.ips), settings.SplitList(s.networks), rule.SafeListOptions{HonorIPv6Networks: s.ipv6Networks})
-	if err != nil {
-		return nil, nil, usageError{err.Error()}
-	}
-	return r, safe, nil
-}
-
 type exportFile struct {
 	path string
 	size int64
@@ -210,7 +168,7 @@ func exportFiles(paths []string, skipped *skippedNames) ([]exportFile, error) {
 	for _, p := range paths {
 		info, err := os.Stat(p)
 		if err != nil {
-			return nil, usageError{err.Error()}
+			return nil, usageError{err}
 		}
 		if !info.IsDir() {
 			out = append(out, exportFile{p, info.Size()})

@@ -17,70 +17,21 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
-	"github.com/tokenpivot/tokenpivot/internal/store"
 )
-
-// storageFlags are the flags that say where exports, state and alerts live;
-// unset flags fall back to the TOKENPIVOT_* app settings and their defaults.
-type storageFlags struct {
-	s       settings.Settings
-	storage string
-	state   string
-}
-
-func (f *storageFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-}) error {
-	s, err := settings.FromEnv(nil)
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	f.s = s
-	fs.StringVar(&f.storage, "storage", s.Storage(), "export storage: a `folder` laid out like the account, an https://ACCOUNT.blob.core.windows.net URL, or a connection string")
-	fs.StringVar(&f.state, "state", "", "storage for state, alerts and incidents (default: --storage)")
-	fs.StringVar(&f.s.InteractiveContainer, "interactive-container", s.InteractiveContainer, "SigninLogs export container")
-	fs.StringVar(&f.s.NonInteractiveContainer, "noninteractive-container", s.NonInteractiveContainer, "AADNonInteractiveUserSignInLogs export container")
-	fs.StringVar(&f.s.StateContainer, "state-container", s.StateContainer, "state container")
-	fs.StringVar(&f.s.AlertsContainer, "alerts-container", s.AlertsContainer, "alerts container")
-	fs.StringVar(&f.s.IncidentsContainer, "incidents-container", s.IncidentsContainer, "incidents container")
-	return nil
-}
-
-// settings returns the settings with the flags applied.
-func (f *storageFlags) settings() (settings.Settings, error) {
-	s := f.s
-	if f.storage == "" {
-		return s, usagef("--storage is required (or set %s)", settings.StorageAccountURL)
-	}
-	s.StorageConnectionString, s.StorageAccountURL, s.StateStorageAccountURL = "", f.storage, f.state
-	if s.InteractiveContainer == s.NonInteractiveContainer {
-		return s, usagef("the two export containers must differ")
-	}
-	return s, nil
-}
 
 func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr, "--storage DIR|URL|CONNECTION-STRING [flags]")
-	var sf storageFlags
-	if err := sf.register(fs); err != nil {
-		return err
-	}
-	ruleFile := fs.String("rule", sf.s.Rule, "Sentinel rule YAML `file` (default: the bundled rule)")
-	safeIPs := fs.String("safe-ips", "", "comma-separated known-safe `IPs`, added to the rule's")
-	safeNets := fs.String("safe-networks", "", "comma-separated known-safe `CIDRs`, added to the rule's")
+	sf := settings.Register(fs, join(storageSettings, exportSettings, stateSettings, outputSettings, ruleSettings)...)
 	lateness := fs.Duration("lateness", 0, "skip export blobs last modified longer ago than this `duration` (counted and reported); 0, the default, takes every blob, as a backfill needs")
 	workers := fs.Int("workers", runtime.NumCPU(), "blobs processed at once")
 	verbose := fs.Bool("v", false, "log every blob (JSON lines on stderr)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	s, err := sf.settings()
+	s, err := sf.Load(nil)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
-	s.Rule = *ruleFile
-	s.SafeIPs = append(s.SafeIPs, settings.SplitList(*safeIPs)...)
-	s.SafeNetworks = append(s.SafeNetworks, settings.SplitList(*safeNets)...)
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
@@ -94,7 +45,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	p, w, _, err := newPipeline(ctx, s, logger)
 	if err != nil {
-		return usageError{err.Error()}
+		return err
 	}
 	if err := p.EnsureContainers(ctx); err != nil {
 		return err
@@ -246,47 +197,6 @@ type badInputError struct{ err error }
 
 func (e badInputError) Error() string { return e.err.Error() }
 func (e badInputError) Unwrap() error { return e.err }
-
-func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNECTION-STRING [--format table|json]")
-	var sf storageFlags
-	if err := sf.register(fs); err != nil {
-		return err
-	}
-	format := fs.String("format", "table", "output `format`: table, or json (one alert document per line)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	s, err := sf.settings()
-	if err != nil {
-		return err
-	}
-	if *format != "table" && *format != "json" {
-		return usagef("--format %q: want table or json", *format)
-	}
-	_, w, _, err := newPipeline(ctx, s, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return usageError{err.Error()}
-	}
-	docs, incs, err := alert.List(ctx, w.Store, w.AlertsContainer, w.IncidentsContainer)
-	if errors.Is(err, store.ErrNotExist) {
-		return nil
-	}
-	if err = warnUnreadable(stderr, err); err != nil {
-		return err
-	}
-	if *format == "json" {
-		for _, d := range docs {
-			b, err := d.MarshalJSON()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "%s\n", b)
-		}
-		return nil
-	}
-	return alert.WriteTable(stdout, docs, incs)
-}
 
 // warnUnreadable prints a warning per alert or incident blob that List could
 // not parse (the readable ones are still shown) and returns any other error.

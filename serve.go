@@ -14,7 +14,6 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/function"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
-	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 // serverLimits are the HTTP server's timeouts and the shutdown schedule.
@@ -50,6 +49,12 @@ var defaultLimits = serverLimits{
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr, "[--addr HOST:PORT]")
 	addr := fs.String("addr", "", "listen `address` (default 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT, else 127.0.0.1:8080)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: tokenpivot serve [--addr HOST:PORT]\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nserve is configured by app settings (environment variables):\n\n")
+		settings.WriteHelp(stderr)
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,9 +63,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	s, err := settings.FromEnv(nil)
+	s, err := settings.FromEnvOnly(settings.All()...).Load(nil)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	p, _, exports, err := newPipeline(ctx, s, logger)
 	if err != nil {
@@ -69,10 +74,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := p.EnsureContainers(ctx); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	var serviceURL string
-	if a, ok := exports.(*store.Azure); ok {
-		serviceURL = a.ServiceURL()
-	} else {
+	serviceURL := exports.ServiceURL()
+	if serviceURL == "" {
 		logger.Warn("export storage is a local directory: every event will be refused; ProcessExport and Sweep still work")
 	}
 	h, err := function.New(function.Config{Pipeline: p, Exports: exports, ServiceURL: serviceURL, Logger: logger})

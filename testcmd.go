@@ -14,7 +14,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
-	"github.com/tokenpivot/tokenpivot/internal/signin"
+	"github.com/tokenpivot/tokenpivot/internal/settings"
 )
 
 // A rule test case is a folder holding the two tables' exports and the rows
@@ -32,11 +32,14 @@ const (
 
 func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("test", stderr, "[--rule FILE] CASE-DIR...")
-	var sf safeFlags
-	sf.register(fs)
+	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion})...)
 	dirs, err := parseArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	s, err := sf.Load(nil)
+	if err != nil {
+		return usageError{err}
 	}
 	if len(dirs) == 0 {
 		return usagef("name at least one case folder (a folder holding %s, or folders of them)", caseExpected)
@@ -45,13 +48,13 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, dir := range dirs {
 		found, err := findCases(dir)
 		if err != nil {
-			return usageError{err.Error()}
+			return usageError{err}
 		}
 		cases = append(cases, found...)
 	}
 	passed, failed := 0, 0
 	for _, dir := range cases {
-		missing, extra, n, err := runCase(ctx, dir, sf, stderr)
+		missing, extra, n, err := runCase(ctx, dir, s, stderr)
 		switch {
 		case err != nil:
 			failed++
@@ -110,7 +113,7 @@ func findCases(dir string) ([]string, error) {
 
 // runCase runs the rule over one case and returns the expected rows it did
 // not give and the rows it gave that were not expected, as JSON lines.
-func runCase(ctx context.Context, dir string, sf safeFlags, stderr io.Writer) (missing, extra []string, n int, err error) {
+func runCase(ctx context.Context, dir string, s settings.Settings, stderr io.Writer) (missing, extra []string, n int, err error) {
 	var ipaths, npaths []string
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -127,10 +130,10 @@ func runCase(ctx context.Context, dir string, sf safeFlags, stderr io.Writer) (m
 	if len(ipaths) == 0 || len(npaths) == 0 {
 		return nil, nil, 0, errors.New("want interactive* and noninteractive* exports beside " + caseExpected)
 	}
-	if sf.ruleFile == "" {
-		sf.ruleFile = nearestRule(dir)
+	if s.Rule == "" {
+		s.Rule = nearestRule(dir)
 	}
-	_, safe, err := sf.load()
+	_, f, err := loadFilter(s)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -143,7 +146,7 @@ func runCase(ctx context.Context, dir string, sf safeFlags, stderr io.Writer) (m
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	rows, err := detectFiles(ctx, ifiles, nfiles, detect.Filter{Safe: safe}, fileReader{"test", signin.DefaultMaxExpansion, stderr}, &progress{})
+	rows, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"test", s.MaxExpansion, stderr}, &progress{})
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -59,6 +59,14 @@ param safeIps string = ''
 @description('TOKENPIVOT_SAFE_NETWORKS: comma-separated known-safe CIDRs.')
 param safeNetworks string = ''
 
+@description('TOKENPIVOT_IPV6_SAFE_NETWORKS: also match IPv6 addresses against IPv6 safe networks (KQL\'s ipv4_lookup never does).')
+@allowed(['true', 'false'])
+param ipv6SafeNetworks string = 'false'
+
+@description('TOKENPIVOT_MAX_EXPANSION: reject a gzip export that decompresses to more than this many times its size.')
+@minValue(1)
+param maxExpansion int = 64
+
 @description('How late (by blob Last-Modified) an export may arrive and still be joined, in hours; sets TOKENPIVOT_ALLOWED_LATENESS.')
 @minValue(1)
 param allowedLatenessHours int = 168
@@ -337,7 +345,9 @@ var appSettings = {
   TOKENPIVOT_RULE: rule
   TOKENPIVOT_SAFE_IPS: safeIps
   TOKENPIVOT_SAFE_NETWORKS: safeNetworks
+  TOKENPIVOT_IPV6_SAFE_NETWORKS: ipv6SafeNetworks
   TOKENPIVOT_ALLOWED_LATENESS: '${allowedLatenessHours}h'
+  TOKENPIVOT_MAX_EXPANSION: '${maxExpansion}'
   // The Go heap's soft limit: 11/16 of the instance, the rest left to the
   // Functions host; serve sizes its budget of blobs in flight from it.
   GOMEMLIMIT: '${instanceMemoryMB * 11 / 16}MiB'

@@ -46,7 +46,9 @@ locals {
     TOKENPIVOT_RULE                           = var.rule
     TOKENPIVOT_SAFE_IPS                       = var.safe_ips
     TOKENPIVOT_SAFE_NETWORKS                  = var.safe_networks
+    TOKENPIVOT_IPV6_SAFE_NETWORKS             = var.ipv6_safe_networks
     TOKENPIVOT_ALLOWED_LATENESS               = "${var.allowed_lateness_hours}h"
+    TOKENPIVOT_MAX_EXPANSION                  = "${var.max_expansion}"
     # The Go heap's soft limit: 11/16 of the instance, the rest left to the
     # Functions host; serve sizes its budget of blobs in flight from it.
     GOMEMLIMIT = "${floor(var.instance_memory_mb * 11 / 16)}MiB"

@@ -109,6 +109,28 @@ variable "safe_networks" {
   default     = ""
 }
 
+variable "ipv6_safe_networks" {
+  description = "TOKENPIVOT_IPV6_SAFE_NETWORKS: also match IPv6 addresses against IPv6 safe networks (KQL's ipv4_lookup never does)."
+  type        = string
+  default     = "false"
+
+  validation {
+    condition     = contains(["true", "false"], var.ipv6_safe_networks)
+    error_message = "ipv6_safe_networks must be \"true\" or \"false\"."
+  }
+}
+
+variable "max_expansion" {
+  description = "TOKENPIVOT_MAX_EXPANSION: reject a gzip export that decompresses to more than this many times its size."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.max_expansion >= 1 && floor(var.max_expansion) == var.max_expansion
+    error_message = "max_expansion must be a whole number, at least 1."
+  }
+}
+
 variable "allowed_lateness_hours" {
   description = "How late (by blob Last-Modified) an export may arrive and still be joined, in hours; sets TOKENPIVOT_ALLOWED_LATENESS."
   type        = number

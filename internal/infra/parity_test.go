@@ -110,6 +110,8 @@ var wantSettings = map[string]string{
 	"TOKENPIVOT_SAFE_IPS":                  "",
 	"TOKENPIVOT_SAFE_NETWORKS":             "",
 	"TOKENPIVOT_ALLOWED_LATENESS":          "168h",
+	"TOKENPIVOT_IPV6_SAFE_NETWORKS":        "false",
+	"TOKENPIVOT_MAX_EXPANSION":             "64",
 	"AZURE_CLIENT_ID":                      computed,
 	// 11/16 of the default 2048 MB instance (infra/README.md, "Memory").
 	"GOMEMLIMIT": "1408MiB",
@@ -906,29 +908,30 @@ func TestFlexAndHardening(t *testing.T) {
 	}
 }
 
-// TestDefaultsMatchCode: the defaults infra writes are the ones the code
-// falls back to, so an unset and a default-set app setting behave the same.
+// TestDefaultsMatchCode: the defaults infra writes are the settings
+// table's (internal/settings, which `serve --help` prints), so an unset and
+// a default-set app setting behave the same, and every setting is either set
+// by infra or named as left unset on purpose.
 func TestDefaultsMatchCode(t *testing.T) {
-	d := settings.Defaults()
-	code := map[string]string{
-		settings.InteractiveContainer:    d.InteractiveContainer,
-		settings.NonInteractiveContainer: d.NonInteractiveContainer,
-		settings.StateContainer:          d.StateContainer,
-		settings.AlertsContainer:         d.AlertsContainer,
-		settings.IncidentsContainer:      d.IncidentsContainer,
-		settings.Rule:                    d.Rule,
-	}
-	for name, want := range code {
-		if got := wantSettings[name]; got != want {
-			t.Errorf("%s: infra default %q, code default %q", name, got, want)
+	for _, st := range settings.Table() {
+		want, set := wantSettings[st.Env]
+		switch {
+		case st.NotInInfra != "":
+			if set {
+				t.Errorf("%s: the table says infra leaves it unset (%s), but wantSettings sets it", st.Env, st.NotInInfra)
+			}
+			if _, ok := notSet[st.Env]; !ok {
+				t.Errorf("%s: left unset by infra but not in notSet", st.Env)
+			}
+		case !set:
+			t.Errorf("%s: in the settings table but not set by infra", st.Env)
+		case want != computed && want != st.Default:
+			t.Errorf("%s: infra default %q, code default %q", st.Env, want, st.Default)
 		}
 	}
-	lateness, err := time.ParseDuration(wantSettings[settings.AllowedLateness])
-	if err != nil || lateness != d.AllowedLateness {
+	d := settings.Defaults()
+	if lateness, err := time.ParseDuration(wantSettings[settings.AllowedLateness]); err != nil || lateness != d.AllowedLateness {
 		t.Errorf("%s: infra default %q, code default %v", settings.AllowedLateness, wantSettings[settings.AllowedLateness], d.AllowedLateness)
-	}
-	if len(d.SafeIPs)+len(d.SafeNetworks) != 0 || wantSettings[settings.SafeIPs] != "" || wantSettings[settings.SafeNetworks] != "" {
-		t.Error("safe IPs and networks must default to empty in code and infra")
 	}
 }
 

@@ -40,11 +40,18 @@ type Config struct {
 	// AllowedLateness bounds the state that is read (extracts) and the export
 	// blobs the Sweep considers, by their Last-Modified time.
 	AllowedLateness time.Duration
+	// MaxExpansion bounds a gzip export's decompressed size
+	// (signin.Options.MaxExpansion; 0: signin's default).
+	MaxExpansion int
 
 	Logger *slog.Logger
 	// Now is the clock for lateness (time.Now when nil).
 	Now func() time.Time
 }
+
+// DefaultAllowedLateness is how long export blobs and state count, by their
+// Last-Modified time, when Config.AllowedLateness is 0.
+const DefaultAllowedLateness = 168 * time.Hour
 
 // Pipeline processes export blobs. It is safe for concurrent use, across
 // goroutines and processes sharing the same storage.
@@ -71,7 +78,7 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.AllowedLateness <= 0 {
-		cfg.AllowedLateness = 168 * time.Hour
+		cfg.AllowedLateness = DefaultAllowedLateness
 	}
 	return &Pipeline{cfg: cfg}, nil
 }
@@ -319,7 +326,8 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	}
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
-		Keep: keep,
+		Keep:         keep,
+		MaxExpansion: p.cfg.MaxExpansion,
 		// A block blob is complete: its last line is a record, newline or not.
 		Final:        props.Sealed,
 		PositionIds:  signin.PositionIdPrefix + name + "#",

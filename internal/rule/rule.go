@@ -153,11 +153,11 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-//go:embed default.yaml
+//go:embed token-theft-pivot.yaml
 var defaultYAML []byte
 
 var defaultRule = sync.OnceValue(func() *Rule {
-	r, err := Load("default.yaml", defaultYAML)
+	r, err := Load("token-theft-pivot.yaml", defaultYAML)
 	if err != nil {
 		panic(err) // the embedded file is tested
 	}

@@ -14,7 +14,7 @@ import (
 func TestDefault(t *testing.T) {
 	r := Default()
 	want := &Rule{
-		File:             "default.yaml",
+		File:             "token-theft-pivot.yaml",
 		ID:               "d9e5f7a8-b3c4-6d0e-1f2a-3b4c5d6e7f8a",
 		Name:             "Interactive to Non-Interactive Token Theft Pivot",
 		Version:          "1.0.0",
@@ -74,7 +74,7 @@ func TestDefaultMatchesSharedRule(t *testing.T) {
 			continue
 		}
 		if !bytes.Equal(b, DefaultYAML()) {
-			t.Fatalf("internal/rule/default.yaml differs from %s: copy it again", p)
+			t.Fatalf("internal/rule/token-theft-pivot.yaml differs from %s: copy it again", p)
 		}
 		return
 	}
@@ -88,7 +88,7 @@ func variant(t *testing.T, pairs ...string) []byte {
 	s := string(DefaultYAML())
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if !strings.Contains(s, pairs[i]) {
-			t.Fatalf("variant: %q not in default.yaml", pairs[i])
+			t.Fatalf("variant: %q not in token-theft-pivot.yaml", pairs[i])
 		}
 		s = strings.Replace(s, pairs[i], pairs[i+1], 1)
 	}

@@ -1,15 +1,26 @@
-// Package settings reads tokenpivot's app settings (environment variables),
-// one name each, as the infrastructure sets them.
+// Package settings is tokenpivot's configuration: one table of settings,
+// each an app setting (TOKENPIVOT_*) the function reads and, where a CLI
+// user wants it, a flag; loaded defaults first, then the environment, then
+// the flags, and only the settings a command uses. The infrastructure sets
+// the app settings from the same table (internal/infra checks it), and
+// `serve --help` prints it.
 package settings
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
-// The app settings. infra/bicep and infra/terraform set every one of them.
+// The app settings.
 const (
 	StorageAccountURL       = "TOKENPIVOT_STORAGE_ACCOUNT_URL"
 	StorageConnectionString = "TOKENPIVOT_STORAGE_CONNECTION_STRING"
@@ -22,10 +33,19 @@ const (
 	Rule                    = "TOKENPIVOT_RULE"
 	SafeIPs                 = "TOKENPIVOT_SAFE_IPS"
 	SafeNetworks            = "TOKENPIVOT_SAFE_NETWORKS"
+	IPv6SafeNetworks        = "TOKENPIVOT_IPV6_SAFE_NETWORKS"
 	AllowedLateness         = "TOKENPIVOT_ALLOWED_LATENESS"
+	MaxExpansion            = "TOKENPIVOT_MAX_EXPANSION"
 )
 
-// Settings are the values of the app settings, defaults filled in.
+// DefaultAllowedLateness is the pipeline's.
+const DefaultAllowedLateness = pipeline.DefaultAllowedLateness
+
+// DefaultMaxExpansion bounds a gzip export's decompressed size, as a
+// multiple of its compressed size (signin.DefaultMaxExpansion).
+const DefaultMaxExpansion = signin.DefaultMaxExpansion
+
+// Settings are the values of the settings, defaults filled in.
 type Settings struct {
 	// StorageAccountURL is the export account's blob service URL (production,
 	// DefaultAzureCredential); StorageConnectionString is for Azurite/dev and
@@ -43,57 +63,227 @@ type Settings struct {
 	IncidentsContainer      string
 
 	// Rule is rule YAML text or a path to it; "" means the bundled rule.
-	Rule            string
-	SafeIPs         []string
-	SafeNetworks    []string
-	AllowedLateness time.Duration
+	Rule         string
+	SafeIPs      []string
+	SafeNetworks []string
+	// IPv6SafeNetworks matches IPv6 addresses against IPv6 safe networks,
+	// which KQL's ipv4_lookup never does (off: the rule as Sentinel runs it).
+	IPv6SafeNetworks bool
+	AllowedLateness  time.Duration
+	MaxExpansion     int
+}
+
+// Setting is one row of the table.
+type Setting struct {
+	Env     string // the app setting
+	Flag    string // the CLI flag, "" when none
+	Default string // as text, as the infrastructure writes it
+	Usage   string
+	// Secret values are never printed: help shows no value, and Redact
+	// hides them in any text.
+	Secret bool
+	// NotInInfra says why the deployment leaves it unset ("" when it sets it).
+	NotInInfra string
+	set        func(s *Settings, v string) error
+}
+
+var table = []Setting{
+	{Env: StorageAccountURL, Flag: "storage", Usage: "export storage: an https://ACCOUNT.blob.core.windows.net URL (the app's identity), a connection string, or for the CLI a `folder` laid out like the account",
+		set: func(s *Settings, v string) error { s.StorageAccountURL = v; return nil }},
+	{Env: StorageConnectionString, Usage: "Azurite/development connection string; wins over the account URL", Secret: true,
+		NotInInfra: "Azurite/dev only; Azure uses the identity",
+		set:        func(s *Settings, v string) error { s.StorageConnectionString = v; return nil }},
+	{Env: StateStorageAccountURL, Flag: "state", Usage: "storage for state, alerts and incidents (default: the export storage)",
+		set: func(s *Settings, v string) error { s.StateStorageAccountURL = v; return nil }},
+	{Env: InteractiveContainer, Flag: "interactive-container", Default: "am-signinlogs", Usage: "SigninLogs export container",
+		set: container(func(s *Settings) *string { return &s.InteractiveContainer })},
+	{Env: NonInteractiveContainer, Flag: "noninteractive-container", Default: "am-aadnoninteractiveusersigninlogs", Usage: "AADNonInteractiveUserSignInLogs export container",
+		set: container(func(s *Settings) *string { return &s.NonInteractiveContainer })},
+	{Env: StateContainer, Flag: "state-container", Default: "tokenpivot-state", Usage: "state container (extracts, ledger)",
+		set: container(func(s *Settings) *string { return &s.StateContainer })},
+	{Env: AlertsContainer, Flag: "alerts-container", Default: "tokenpivot-alerts", Usage: "alerts container",
+		set: container(func(s *Settings) *string { return &s.AlertsContainer })},
+	{Env: IncidentsContainer, Flag: "incidents-container", Default: "tokenpivot-incidents", Usage: "incidents container",
+		set: container(func(s *Settings) *string { return &s.IncidentsContainer })},
+	{Env: Rule, Flag: "rule", Usage: "the Sentinel rule: YAML text or a `file` (default: the bundled Token Theft Pivot rule)",
+		set: func(s *Settings, v string) error { s.Rule = v; return nil }},
+	{Env: SafeIPs, Flag: "safe-ips", Usage: "comma-separated known-safe `IPs`, added to the rule's KnownSafeIPs",
+		set: func(s *Settings, v string) error { s.SafeIPs = SplitList(v); return nil }},
+	{Env: SafeNetworks, Flag: "safe-networks", Usage: "comma-separated known-safe `CIDRs`, added to the rule's KnownSafeNetworks",
+		set: func(s *Settings, v string) error { s.SafeNetworks = SplitList(v); return nil }},
+	{Env: IPv6SafeNetworks, Flag: "ipv6-safe-networks", Default: "false", Usage: "also match IPv6 addresses against IPv6 safe networks (KQL's ipv4_lookup never does)",
+		set: func(s *Settings, v string) (err error) { s.IPv6SafeNetworks, err = parseBool(v); return err }},
+	{Env: AllowedLateness, Flag: "allowed-lateness", Default: "168h", Usage: "state older than this Go `duration` (by Last-Modified) is ignored and deleted; the Sweep looks no further back",
+		set: func(s *Settings, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return errors.New("want a positive Go duration such as 168h")
+			}
+			s.AllowedLateness = d
+			return nil
+		}},
+	{Env: MaxExpansion, Flag: "max-expansion", Default: strconv.Itoa(DefaultMaxExpansion), Usage: "reject a gzip export that decompresses to more than this `ratio` times its size (at least 1 MiB)",
+		set: func(s *Settings, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return errors.New("want a positive whole ratio such as 64")
+			}
+			s.MaxExpansion = n
+			return nil
+		}},
+}
+
+// Table returns the settings, in the order help prints them.
+func Table() []Setting { return slices.Clone(table) }
+
+func lookup(env string) (Setting, bool) {
+	i := slices.IndexFunc(table, func(s Setting) bool { return s.Env == env })
+	if i < 0 {
+		return Setting{}, false
+	}
+	return table[i], true
+}
+
+func container(field func(*Settings) *string) func(*Settings, string) error {
+	return func(s *Settings, v string) error {
+		*field(s) = v
+		return nil
+	}
+}
+
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, errors.New("want true or false")
+	}
+	return b, nil
 }
 
 // Defaults returns the settings with every default filled in.
 func Defaults() Settings {
-	return Settings{
-		InteractiveContainer:    "am-signinlogs",
-		NonInteractiveContainer: "am-aadnoninteractiveusersigninlogs",
-		StateContainer:          "tokenpivot-state",
-		AlertsContainer:         "tokenpivot-alerts",
-		IncidentsContainer:      "tokenpivot-incidents",
-		AllowedLateness:         168 * time.Hour,
+	var s Settings
+	for _, st := range table {
+		if st.Default != "" {
+			if err := st.set(&s, st.Default); err != nil {
+				panic(fmt.Sprintf("settings: default of %s: %v", st.Env, err))
+			}
+		}
 	}
+	return s
 }
 
-// FromEnv reads the settings from getenv (os.Getenv when nil).
-func FromEnv(getenv func(string) string) (Settings, error) {
+// Flags are the settings a command uses, registered on its flag set.
+type Flags struct {
+	fs   *flag.FlagSet
+	used []string // Env names
+}
+
+// Register adds the flags of the settings named (by Env) to fs, showing
+// their defaults, never a value from the environment. Settings without a
+// flag are read from the environment only.
+func Register(fs *flag.FlagSet, envs ...string) *Flags {
+	f := &Flags{fs: fs, used: envs}
+	for _, env := range envs {
+		st, ok := lookup(env)
+		if !ok {
+			panic("settings: unknown setting " + env)
+		}
+		if st.Flag == "" {
+			continue
+		}
+		usage := st.Usage + " (" + st.Env + ")"
+		if st.Default == "false" {
+			fs.Bool(st.Flag, false, usage)
+		} else {
+			fs.String(st.Flag, st.Default, usage)
+		}
+	}
+	return f
+}
+
+// FromEnvOnly is Register without flags: for serve, which the Functions
+// host configures through app settings alone.
+func FromEnvOnly(envs ...string) *Flags {
+	for _, env := range envs {
+		if _, ok := lookup(env); !ok {
+			panic("settings: unknown setting " + env)
+		}
+	}
+	return &Flags{used: envs}
+}
+
+// All returns every setting's Env name.
+func All() []string {
+	out := make([]string, len(table))
+	for i, st := range table {
+		out[i] = st.Env
+	}
+	return out
+}
+
+// Load returns the settings: defaults, then the environment (getenv,
+// os.Getenv when nil), then the flags given on the command line. Only the
+// settings registered are read, so a bad value of another does not stop a
+// command that never uses it. Errors name the variable or the flag; the
+// value of a secret is never in them.
+func (f *Flags) Load(getenv func(string) string) (Settings, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	s := Defaults()
-	str := func(name string, dst *string) {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			*dst = v
+	var errs []error
+	for _, env := range f.used {
+		st, _ := lookup(env)
+		v := strings.TrimSpace(getenv(env))
+		if v == "" {
+			continue
+		}
+		if st.Env == Rule {
+			v = getenv(env) // YAML text keeps its layout
+		}
+		if err := st.set(&s, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%s: %w", env, shown(st, v), err))
 		}
 	}
-	str(StorageAccountURL, &s.StorageAccountURL)
-	str(StorageConnectionString, &s.StorageConnectionString)
-	str(StateStorageAccountURL, &s.StateStorageAccountURL)
-	str(InteractiveContainer, &s.InteractiveContainer)
-	str(NonInteractiveContainer, &s.NonInteractiveContainer)
-	str(StateContainer, &s.StateContainer)
-	str(AlertsContainer, &s.AlertsContainer)
-	str(IncidentsContainer, &s.IncidentsContainer)
-	s.Rule = getenv(Rule)
-	s.SafeIPs = SplitList(getenv(SafeIPs))
-	s.SafeNetworks = SplitList(getenv(SafeNetworks))
-	if v := strings.TrimSpace(getenv(AllowedLateness)); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			return s, fmt.Errorf("%s=%q: want a positive Go duration such as 168h", AllowedLateness, v)
+	byFlag := map[string]Setting{}
+	for _, env := range f.used {
+		if st, _ := lookup(env); st.Flag != "" {
+			byFlag[st.Flag] = st
 		}
-		s.AllowedLateness = d
 	}
-	if s.InteractiveContainer == s.NonInteractiveContainer {
+	visit := func(func(*flag.Flag)) {}
+	if f.fs != nil {
+		visit = f.fs.Visit
+	}
+	visit(func(fl *flag.Flag) {
+		st, ok := byFlag[fl.Name]
+		if !ok {
+			return
+		}
+		v := fl.Value.String()
+		if err := st.set(&s, v); err != nil {
+			errs = append(errs, fmt.Errorf("--%s %s: %w", fl.Name, shown(st, v), err))
+		}
+		// A storage given on the command line replaces the environment's,
+		// connection string included.
+		if st.Env == StorageAccountURL {
+			s.StorageConnectionString = ""
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return s, err
+	}
+	if slices.Contains(f.used, InteractiveContainer) && s.InteractiveContainer == s.NonInteractiveContainer {
 		return s, fmt.Errorf("%s and %s name the same container %q", InteractiveContainer, NonInteractiveContainer, s.InteractiveContainer)
 	}
 	return s, nil
+}
+
+func shown(st Setting, v string) string {
+	if st.Secret {
+		return "(secret, not shown)"
+	}
+	return strconv.Quote(Redact(v))
 }
 
 // Storage returns the export storage spec: the connection string when set,

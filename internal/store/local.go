@@ -73,6 +73,9 @@ func NewLocal(root string) (*Local, error) {
 	return &Local{root: abs}, nil
 }
 
+// ServiceURL is "": a local directory raises no events.
+func (l *Local) ServiceURL() string { return "" }
+
 // Root returns the absolute directory the store lives in.
 func (l *Local) Root() string { return l.root }
 

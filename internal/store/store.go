@@ -58,4 +58,7 @@ type Store interface {
 	EnsureContainer(ctx context.Context, container string) error
 	// URL returns the blob's URL (Azure) or file path (local), for events and logs.
 	URL(container, name string) string
+	// ServiceURL is the blob service URL that events name this store's
+	// blobs by, "" for a local directory (which raises no events).
+	ServiceURL() string
 }

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestNoCommandPrintsASecret sets secret-bearing settings (a connection
+// string with an account key, an account URL with a SAS token) and scans
+// every command's help, usage errors, failures and logs for them.
+func TestNoCommandPrintsASecret(t *testing.T) {
+	const key, sig = "c2VjcmV0S2V5Rm9yVGVzdHM", "U2lnRm9yVGVzdHM"
+	// Nothing listens on port 1: storage calls fail at once.
+	t.Setenv("TOKENPIVOT_STORAGE_CONNECTION_STRING",
+		"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="+key+";BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;")
+	t.Setenv("TOKENPIVOT_STATE_STORAGE_ACCOUNT_URL", "https://state.blob.core.windows.net/?sv=2024-08-04&sig="+sig)
+	dir := t.TempDir()
+	var runs [][]string
+	for _, c := range commands() {
+		runs = append(runs, []string{c.name, "-h"}, []string{c.name, "--no-such-flag"})
+	}
+	runs = append(runs,
+		[]string{"process", "-v"},
+		[]string{"process", "--storage", "AccountName=a;AccountKey=" + key + ";BlobEndpoint=http://127.0.0.1:1/a;"},
+		[]string{"process", "--storage", dir, "--state", "https://x.blob.core.windows.net/?sig=" + sig},
+		[]string{"alerts"},
+		[]string{"alerts", "--storage", "https://x.blob.core.windows.net/?sv=1&sig=" + sig},
+		[]string{"detect", "--interactive", dir, "--noninteractive", "AccountKey=" + key},
+		[]string{"test", "AccountKey=" + key},
+	)
+	for _, args := range runs {
+		_, out, errs := runCLI(t, args...)
+		for _, secret := range []string{key, sig} {
+			if strings.Contains(out+errs, secret) {
+				t.Errorf("tokenpivot %s printed a secret:\n%s%s", strings.Join(args, " "), out, errs)
+			}
+		}
+	}
+}
