@@ -167,8 +167,8 @@ func (r *runResult) process(ctx context.Context, p *pipeline.Pipeline, work []pi
 				switch {
 				case err != nil:
 					r.failed = append(r.failed, fmt.Errorf("%s: %w", wk, err))
-				case o.Rejected != nil:
-					r.rejected = append(r.rejected, o.Rejected)
+				case o.Status == pipeline.Rejected:
+					r.rejected = append(r.rejected, o.Reason)
 				case o.SkippedRows > 0:
 					r.partial = append(r.partial, o)
 				}

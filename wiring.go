@@ -95,7 +95,10 @@ func openStores(ctx context.Context, s settings.Settings) (exports, state store.
 
 // newAlertWriter is the alert writer over the state store.
 func newAlertWriter(state store.Store, s settings.Settings, r *rule.Rule, logger *slog.Logger) *alert.Writer {
-	return &alert.Writer{Store: state, AlertsContainer: s.AlertsContainer, IncidentsContainer: s.IncidentsContainer, Rule: r, Logger: logger}
+	return &alert.Writer{Store: state, AlertsContainer: s.AlertsContainer, IncidentsContainer: s.IncidentsContainer, Rule: r, Logger: logger,
+		// The rule's eventGroupingSettings: one alert per result row, or
+		// (the default) one per account, interactive sign-in and NI IP.
+		PerRow: r.EventGrouping == rule.AlertPerResult}
 }
 
 // newPipeline builds the event pipeline the settings describe. It creates
@@ -113,12 +116,9 @@ func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) 
 	p, err := pipeline.New(pipeline.Config{
 		Exports: exports, State: state,
 		InteractiveContainer: s.InteractiveContainer, NonInteractiveContainer: s.NonInteractiveContainer,
-		StateContainer: s.StateContainer,
-		Filter:         f,
-		Alerts:         w,
-		// The rule's eventGroupingSettings: one alert per result row, or
-		// (the default) one per sign-in pair's account, session and NI IP.
-		PerRowAlerts:    r.EventGrouping == rule.AlertPerResult,
+		StateContainer:  s.StateContainer,
+		Filter:          f,
+		Alerts:          w,
 		AllowedLateness: s.AllowedLateness,
 		MaxExpansion:    s.MaxExpansion,
 		Logger:          logger,

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -46,6 +47,10 @@ type Writer struct {
 	AlertsContainer    string
 	IncidentsContainer string
 	Rule               *rule.Rule
+	// PerRow makes one alert per result row (the rule's aggregationKind
+	// AlertPerResult) in WriteResults; else one per account, interactive
+	// sign-in and NI IP.
+	PerRow bool
 	// MaxAlertsPerIncident caps the alerts of one incident; 0 means
 	// MaxAlertsPerIncident (150).
 	MaxAlertsPerIncident int
@@ -107,6 +112,28 @@ type readIncident struct {
 func (w *Writer) Write(ctx context.Context, docs []Document) (written int, err error) {
 	_, written, err = w.WriteStored(ctx, docs)
 	return written, err
+}
+
+// WriteResults files result rows as alerts (Group, by the rule's event
+// grouping: see PerRow) and writes them: the pipeline's alert sink.
+func (w *Writer) WriteResults(ctx context.Context, rows []detect.Result) ([]Stored, int, error) {
+	if w.Rule == nil {
+		return nil, 0, errors.New("alert: Writer has no Rule")
+	}
+	return w.WriteStored(ctx, Group(w.Rule, rows, w.PerRow))
+}
+
+// EnsureContainers creates the alerts and incidents containers.
+func (w *Writer) EnsureContainers(ctx context.Context) error {
+	for _, c := range []string{w.AlertsContainer, w.IncidentsContainer} {
+		if c == "" {
+			continue
+		}
+		if err := w.Store.EnsureContainer(ctx, c); err != nil {
+			return fmt.Errorf("container %s: %w", c, err)
+		}
+	}
+	return nil
 }
 
 // Stored describes one alert as a Write left it in storage.

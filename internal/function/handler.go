@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -63,9 +64,19 @@ const MaxBody = 64 << 20
 // DefaultMaxSweep caps the queue messages one Sweep run emits.
 const DefaultMaxSweep = 1000
 
+// Processor is what the handler drives: a *pipeline.Pipeline.
+type Processor interface {
+	// Process runs one export blob; an error means a retry can help.
+	Process(ctx context.Context, w pipeline.Work) (pipeline.Outcome, error)
+	// Pending lists the export blobs the Sweep should (re)process.
+	Pending(ctx context.Context) ([]pipeline.Work, error)
+	// Table tells which table an export container holds.
+	Table(container string) (signin.Table, bool)
+}
+
 // Config wires a Handler.
 type Config struct {
-	Pipeline *pipeline.Pipeline
+	Pipeline Processor
 	// ServiceURL is the export account's blob service URL (store.Azure's
 	// ServiceURL): events naming any other account are refused. "" refuses
 	// every event (exports in a local directory).
@@ -339,7 +350,7 @@ func (h *Handler) onBlobTrigger(ctx context.Context, inv *invocation, uri, path 
 type summary struct {
 	Blob       string `json:"blob"`
 	Table      string `json:"table"`
-	Skipped    string `json:"skipped,omitempty"`
+	Status     string `json:"status"`
 	RowsRead   int64  `json:"rows_read"`
 	Candidates int64  `json:"candidates"`
 	Results    int    `json:"results"`
@@ -356,10 +367,10 @@ func (h *Handler) process(ctx context.Context, inv *invocation, w pipeline.Work)
 	}
 	defer release()
 	o, err := h.cfg.Pipeline.Process(ctx, w)
-	s := summary{Blob: w.String(), Table: o.Table, Skipped: o.Skipped, RowsRead: o.RowsRead, Candidates: o.Candidates,
+	s := summary{Blob: w.String(), Table: o.Table, Status: string(o.Status), RowsRead: o.RowsRead, Candidates: o.Candidates,
 		Results: o.Results, Alerts: o.Alerts, DurationMS: o.Duration.Milliseconds()}
-	if o.Rejected != nil {
-		s.Rejected = o.Rejected.Error()
+	if o.Reason != nil {
+		s.Rejected = o.Reason.Error()
 	}
 	if err != nil {
 		s.Error = err.Error()
@@ -367,19 +378,9 @@ func (h *Handler) process(ctx context.Context, inv *invocation, w pipeline.Work)
 	inv.resp.ReturnValue = s
 	// The pipeline has logged the blob to stderr already: this line is for
 	// the host's invocation log.
-	attrs := []any{slog.String("blob", s.Blob), slog.String("table", s.Table), slog.Int64("rows_read", s.RowsRead),
-		slog.Int64("candidates", s.Candidates), slog.Int("results", s.Results), slog.Int("alerts_written", s.Alerts),
-		slog.Duration("duration", o.Duration)}
-	switch {
-	case err != nil:
-		inv.only.Error("blob failed, will retry", append(attrs, slog.String("error", s.Error))...)
+	o.Log(inv.only, err)
+	if err != nil {
 		return http.StatusInternalServerError
-	case o.Rejected != nil:
-		inv.only.Error("blob rejected", append(attrs, slog.String("error", s.Rejected))...)
-	case o.Skipped != "":
-		inv.only.Info("blob skipped", append(attrs, slog.String("reason", s.Skipped))...)
-	default:
-		inv.only.Info("blob processed", attrs...)
 	}
 	return http.StatusOK
 }

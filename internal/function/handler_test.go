@@ -235,9 +235,9 @@ func TestProcessExport(t *testing.T) {
 		message any
 		skipped string
 	}{
-		{"message as a string", msg, ""},
+		{"message as a string", msg, "processed"},
 		{"redelivery is a no-op", msg, "done"},
-		{"message as an object", map[string]string{"container": works[1].Container, "name": works[1].Name}, ""},
+		{"message as an object", map[string]string{"container": works[1].Container, "name": works[1].Name}, "processed"},
 		{"double-encoded", jsonString(msg), "done"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,10 +247,10 @@ func TestProcessExport(t *testing.T) {
 			if err := json.Unmarshal(r.ReturnValue, &s); err != nil {
 				t.Fatalf("ReturnValue: %v: %s", err, r.ReturnValue)
 			}
-			if s.Skipped != tc.skipped || (tc.skipped == "" && s.RowsRead == 0) {
-				t.Errorf("ReturnValue %+v, want skipped %q and rows read", s, tc.skipped)
+			if s.Status != tc.skipped || (tc.skipped == "processed" && s.RowsRead == 0) {
+				t.Errorf("ReturnValue %+v, want status %q and rows read", s, tc.skipped)
 			}
-			if tc.skipped == "" && !strings.Contains(strings.Join(r.Logs, "\n"), `"rows_read"`) {
+			if tc.skipped == "processed" && !strings.Contains(strings.Join(r.Logs, "\n"), `"rows_read"`) {
 				t.Errorf("Logs do not carry the blob's counts: %v", r.Logs)
 			}
 		})
@@ -308,7 +308,7 @@ func TestRetryOnlyWhenItCanHelp(t *testing.T) {
 		if deliveryCount == 1 && (!strings.Contains(s.Rejected, bad.Name) || !strings.Contains(s.Rejected, "TimeGenerated")) {
 			t.Errorf("rejection %q does not name the blob and the column", s.Rejected)
 		}
-		if deliveryCount == 2 && s.Skipped != "rejected" {
+		if deliveryCount == 2 && s.Status != "still rejected" {
 			t.Errorf("redelivery of a rejected blob: %+v, want skipped as rejected", s)
 		}
 	}

@@ -61,8 +61,8 @@ func BenchmarkProcessNonInteractiveBlob(b *testing.B) {
 			b.Fatal(err)
 		}
 		o, err := p.Process(ctx, Work{container, name})
-		if err != nil || o.Rejected != nil || o.Skipped != "" {
-			b.Fatalf("%s/%s: err %v, rejected %v, skipped %q", container, name, err, o.Rejected, o.Skipped)
+		if err != nil || o.Status != Processed {
+			b.Fatalf("%s/%s: err %v, status %s %v", container, name, err, o.Status, o.Reason)
 		}
 		return o
 	}

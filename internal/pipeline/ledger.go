@@ -57,7 +57,7 @@ func ledgerName(w Work) string { return "ledger/" + w.Container + "/" + w.Name +
 type plan struct {
 	from int64  // the first byte to read
 	gen  int    // the generation to publish under
-	skip string // why nothing needs reading ("" to read)
+	skip Status // why nothing needs reading ("" to read)
 	// refresh: the blob's ETag changed but not its content as read (a
 	// metadata change): only the ledger's ETag moves on.
 	refresh bool
@@ -71,13 +71,13 @@ type plan struct {
 func (e ledgerEntry) quickPlan(props store.Properties) plan {
 	switch {
 	case props.Size == 0:
-		return plan{skip: "empty"}
+		return plan{skip: Empty}
 	case e.Status == "":
 		return plan{}
 	case e.ETag == props.ETag && e.Status == statusRejected:
-		return plan{skip: "rejected"}
+		return plan{skip: StillRejected}
 	case e.ETag == props.ETag:
-		return plan{skip: "done"}
+		return plan{skip: Done}
 	case e.Status == statusDone && e.Appendable && e.Offset > 0 && props.Size >= e.Offset:
 		return plan{from: e.Offset, gen: e.Generation}
 	}
@@ -100,7 +100,7 @@ func (p *Pipeline) planFor(ctx context.Context, e ledgerEntry, props store.Prope
 	case e.TailSum != "" && sum != e.TailSum:
 		return plan{gen: e.Generation + 1, stale: e.Extracts}, nil
 	case props.Size == e.Offset:
-		return plan{skip: "done", refresh: true}, nil
+		return plan{skip: Done, refresh: true}, nil
 	}
 	return pl, nil
 }

@@ -32,10 +32,8 @@ type Config struct {
 	StateContainer          string
 
 	Filter detect.Filter
-	// Alerts writes the alert documents; PerRowAlerts makes one alert per
-	// result row instead of one per (account, interactive sign-in, NI IP).
-	Alerts       *alert.Writer
-	PerRowAlerts bool
+	// Alerts consumes the result rows (an *alert.Writer).
+	Alerts AlertSink
 
 	// AllowedLateness bounds the state that is read (extracts) and the export
 	// blobs the Sweep considers, by their Last-Modified time.
@@ -52,6 +50,14 @@ type Config struct {
 // DefaultAllowedLateness is how long export blobs and state count, by their
 // Last-Modified time, when Config.AllowedLateness is 0.
 const DefaultAllowedLateness = 168 * time.Hour
+
+// AlertSink is what the pipeline hands result rows to: it files them as
+// alerts, idempotently by alert id, and says how it stored each.
+type AlertSink interface {
+	WriteResults(ctx context.Context, rows []detect.Result) (stored []alert.Stored, written int, err error)
+	// EnsureContainers creates what the sink stores into.
+	EnsureContainers(ctx context.Context) error
+}
 
 // Pipeline processes export blobs. It is safe for concurrent use, across
 // goroutines and processes sharing the same storage.
@@ -107,9 +113,9 @@ func (p *Pipeline) Table(container string) (signin.Table, bool) {
 type Outcome struct {
 	Work       Work
 	Table      string
-	Skipped    string // why nothing was done: "done", "rejected", "gone", "empty", "not an export"
-	Offset     int64  // where reading started (non-zero for a grown append blob)
-	Consumed   int64  // bytes read up to the last complete record
+	Status     Status
+	Offset     int64 // where reading started (non-zero for a grown append blob)
+	Consumed   int64 // bytes read up to the last complete record
 	RowsRead   int64
 	Candidates int64
 	Extracts   int
@@ -128,15 +134,15 @@ type Outcome struct {
 	// now pending again.
 	SetAside []string
 	Redo     []Work
-	// Rejected is the reason a blob can never be read (a *signin.FormatError):
-	// it is recorded in the ledger and not retried until the blob changes.
-	Rejected error
+	// Reason says why a blob was Rejected (a *signin.FormatError): it is
+	// recorded in the ledger and not retried until the blob changes.
+	Reason   error
 	Duration time.Duration
 }
 
 // Process runs the pipeline for one export blob. It returns an error only
 // when a retry can help (storage failures, cancellation); unreadable content
-// is recorded and reported in Outcome.Rejected with a nil error.
+// is recorded and reported as Status Rejected with a nil error.
 func (p *Pipeline) Process(ctx context.Context, w Work) (Outcome, error) {
 	start := time.Now()
 	out, err := p.process(ctx, w)
@@ -145,9 +151,27 @@ func (p *Pipeline) Process(ctx context.Context, w Work) (Outcome, error) {
 	return out, err
 }
 
-func (p *Pipeline) log(o Outcome, err error) {
+func (p *Pipeline) log(o Outcome, err error) { o.Log(p.cfg.Logger, err) }
+
+// Status is what processing one blob came to.
+type Status string
+
+const (
+	Processed Status = "processed" // read (all of it, or its new part) and joined
+	Done      Status = "done"      // nothing new since the ledger's done entry
+	Rejected  Status = "rejected"  // unreadable now (Outcome.Reason); recorded
+	// StillRejected: rejected before and unchanged since.
+	StillRejected Status = "still rejected"
+	Gone          Status = "gone"  // deleted since the event
+	Empty         Status = "empty" // zero bytes (created, not yet written)
+	NotExport     Status = "not an export"
+)
+
+// Log writes the outcome as one line to l: the pipeline's log and the
+// function's invocation log say the same.
+func (o Outcome) Log(l *slog.Logger, err error) {
 	attrs := []any{
-		slog.String("blob", o.Work.String()), slog.String("table", o.Table),
+		slog.String("blob", o.Work.String()), slog.String("table", o.Table), slog.String("status", string(o.Status)),
 		slog.Int64("rows_read", o.RowsRead), slog.Int64("candidates", o.Candidates),
 		slog.Int("results", o.Results), slog.Int("alerts_written", o.Alerts),
 		slog.Int64("offset", o.Offset), slog.Int64("consumed", o.Consumed),
@@ -161,15 +185,15 @@ func (p *Pipeline) log(o Outcome, err error) {
 	}
 	switch {
 	case err != nil:
-		p.cfg.Logger.Error("blob failed, will retry", append(attrs, slog.String("error", err.Error()))...)
-	case o.Rejected != nil:
-		p.cfg.Logger.Error("blob rejected", append(attrs, slog.String("error", o.Rejected.Error()))...)
+		l.Error("blob failed, will retry", append(attrs, slog.String("error", err.Error()))...)
+	case o.Status == Rejected:
+		l.Error("blob rejected", append(attrs, slog.String("error", o.Reason.Error()))...)
 	case o.SkippedRows > 0:
-		p.cfg.Logger.Warn("blob processed, some rows unreadable", attrs...)
-	case o.Skipped != "":
-		p.cfg.Logger.Info("blob skipped", append(attrs, slog.String("reason", o.Skipped))...)
+		l.Warn("blob processed, some rows unreadable", attrs...)
+	case o.Status != Processed:
+		l.Info("blob skipped", attrs...)
 	default:
-		p.cfg.Logger.Info("blob processed", attrs...)
+		l.Info("blob processed", attrs...)
 	}
 }
 
@@ -181,16 +205,16 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 	}
 	out.Table = t.String()
 	if err := store.CheckName(w.Name); err != nil {
-		out.Skipped, out.Rejected = "rejected", err
+		out.Status, out.Reason = Rejected, err
 		return out, nil
 	}
 	if !signin.IsExportName(w.Name) {
-		out.Skipped = "not an export"
+		out.Status = NotExport
 		return out, nil
 	}
 	props, err := p.cfg.Exports.Stat(ctx, w.Container, w.Name)
 	if errors.Is(err, store.ErrNotExist) {
-		out.Skipped = "gone"
+		out.Status = Gone
 		return out, nil
 	}
 	if err != nil {
@@ -208,7 +232,7 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 		return out, err
 	}
 	if pl.skip != "" {
-		out.Skipped = pl.skip
+		out.Status = pl.skip
 		if pl.refresh {
 			// Same content, new ETag: record it, or every Sweep would
 			// find the blob pending again.
@@ -225,13 +249,13 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 		}
 		kept = nil
 	}
-	out.Offset = pl.from
+	out.Offset, out.Status = pl.from, Processed
 
 	// 1. Read the new part of the export, keeping candidates.
 	ext, err := p.extract(ctx, t, props, pl.from, &out)
 	if err != nil {
 		if signin.IsFormatError(err) {
-			out.Skipped, out.Rejected = "rejected", err
+			out.Status, out.Reason = Rejected, err
 			return out, p.writeLedger(ctx, w, ledETag, ledgerEntry{
 				Status: statusRejected, ETag: props.ETag, Size: props.Size, Offset: led.Offset,
 				Generation: pl.gen, Error: err.Error(), Extracts: kept,
@@ -253,12 +277,11 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 	out.Results = len(rows)
 	// 4. Alerts, idempotent by id.
 	if len(rows) > 0 {
-		docs := alert.Group(p.cfg.Alerts.Rule, rows, p.cfg.PerRowAlerts)
-		if out.Stored, out.Alerts, err = p.cfg.Alerts.WriteStored(ctx, docs); err != nil {
+		if out.Stored, out.Alerts, err = p.cfg.Alerts.WriteResults(ctx, rows); err != nil {
 			return out, err
 		}
-		for _, d := range docs {
-			out.AlertIds = append(out.AlertIds, d.SystemAlertId)
+		for _, a := range out.Stored {
+			out.AlertIds = append(out.AlertIds, a.SystemAlertId)
 		}
 	}
 	// 5. Last, the ledger: only a done entry makes a redelivery a no-op.

@@ -145,8 +145,8 @@ func TestAnyOrderConcurrentDuplicatesEqualsBatch(t *testing.T) {
 			for range 8 {
 				wg.Go(func() {
 					for w := range ch {
-						if o, err := p.Process(ctx, w); err != nil || o.Rejected != nil {
-							errs <- fmt.Errorf("%s: %v %v", w, err, o.Rejected)
+						if o, err := p.Process(ctx, w); err != nil || o.Status == Rejected {
+							errs <- fmt.Errorf("%s: %v %v", w, err, o.Reason)
 						}
 					}
 				})
@@ -223,8 +223,8 @@ func TestGrowingAppendBlobs(t *testing.T) {
 		}
 		for _, w := range pending {
 			o, err := p.Process(ctx, w)
-			if err != nil || o.Rejected != nil {
-				t.Fatalf("%s: %v %v", w, err, o.Rejected)
+			if err != nil || o.Status == Rejected {
+				t.Fatalf("%s: %v %v", w, err, o.Reason)
 			}
 		}
 	}
@@ -275,8 +275,8 @@ func TestRejectedBlobIsRecordedAndIsolated(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", w, err)
 		}
-		if o.Rejected != nil {
-			rejected[w.Name] = o.Rejected.Error()
+		if o.Status == Rejected {
+			rejected[w.Name] = o.Reason.Error()
 		}
 	}
 	wantCol := map[string]string{"truncated.gz.parquet": "", "wrongtype.json": "UserPrincipalName", "nocolumn.json": "Location"}

@@ -48,8 +48,8 @@ func runAll(t *testing.T, p *Pipeline) []Outcome {
 		}
 		for _, w := range b.Work {
 			o, err := p.Process(ctx, w)
-			if err != nil || o.Rejected != nil {
-				t.Fatalf("%s: %v %v", w, err, o.Rejected)
+			if err != nil || o.Status == Rejected {
+				t.Fatalf("%s: %v %v", w, err, o.Reason)
 			}
 			outs = append(outs, o)
 		}
@@ -237,7 +237,7 @@ func TestSameContentNewETagRefreshesLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	outs := runAll(t, p)
-	if len(outs) != 1 || outs[0].Skipped != "done" || outs[0].RowsRead != 0 {
+	if len(outs) != 1 || outs[0].Status != Done || outs[0].RowsRead != 0 {
 		t.Fatalf("want one refresh without reading, got %+v", outs)
 	}
 	if pending, _ := p.Pending(ctx); len(pending) != 0 {
@@ -330,7 +330,7 @@ func TestUnreadableStateIsSetAside(t *testing.T) {
 			t.Fatal(err)
 		}
 		o, err := p.Process(ctx, bad)
-		if err != nil || len(o.SetAside) != 1 || o.Skipped != "" {
+		if err != nil || len(o.SetAside) != 1 || o.Status != Processed {
 			t.Fatalf("Process over a bad ledger entry: %+v, %v", o, err)
 		}
 	})
@@ -374,8 +374,8 @@ func TestUnreadableStateIsSetAside(t *testing.T) {
 		var setAside []string
 		for _, w := range nWork {
 			o, err := p.Process(ctx, w)
-			if err != nil || o.Rejected != nil {
-				t.Fatalf("%s failed over a truncated extract: %v %v", w, err, o.Rejected)
+			if err != nil || o.Status == Rejected {
+				t.Fatalf("%s failed over a truncated extract: %v %v", w, err, o.Reason)
 			}
 			setAside = append(setAside, o.SetAside...)
 		}
@@ -428,7 +428,7 @@ func TestBacklogCountsWhatItSkips(t *testing.T) {
 		t.Fatalf("with lateness: %d work, %d late; want %d, 1", len(b.Work), b.Late, len(blobs)-3)
 	}
 	o, err := p.Process(ctx, Work{ic, "README.txt"})
-	if err != nil || o.Rejected != nil || o.Skipped != "not an export" {
+	if err != nil || o.Status != NotExport {
 		t.Fatalf("README.txt: %+v, %v", o, err)
 	}
 }

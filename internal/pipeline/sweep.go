@@ -117,18 +117,11 @@ func (p *Pipeline) Pending(ctx context.Context) ([]Work, error) {
 	return b.Work, nil
 }
 
-// EnsureContainers creates the state, alerts and incidents containers.
+// EnsureContainers creates the state container and what the alert sink
+// stores into.
 func (p *Pipeline) EnsureContainers(ctx context.Context) error {
-	for _, c := range []struct {
-		s    store.Store
-		name string
-	}{{p.cfg.State, p.cfg.StateContainer}, {p.cfg.Alerts.Store, p.cfg.Alerts.AlertsContainer}, {p.cfg.Alerts.Store, p.cfg.Alerts.IncidentsContainer}} {
-		if c.name == "" {
-			continue
-		}
-		if err := c.s.EnsureContainer(ctx, c.name); err != nil {
-			return fmt.Errorf("container %s: %w", c.name, err)
-		}
+	if err := p.cfg.State.EnsureContainer(ctx, p.cfg.StateContainer); err != nil {
+		return fmt.Errorf("container %s: %w", p.cfg.StateContainer, err)
 	}
-	return nil
+	return p.cfg.Alerts.EnsureContainers(ctx)
 }
