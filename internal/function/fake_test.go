@@ -27,7 +27,9 @@ func (f *fakeProcessor) Process(ctx context.Context, w pipeline.Work) (pipeline.
 	return o, f.err
 }
 
-func (f *fakeProcessor) Pending(ctx context.Context) ([]pipeline.Work, error) { return f.pending, f.err }
+func (f *fakeProcessor) Pending(ctx context.Context) ([]pipeline.Work, error) {
+	return f.pending, f.err
+}
 
 func (f *fakeProcessor) Table(c string) (signin.Table, bool) {
 	switch c {
