@@ -1,3 +1,5 @@
+// Package rule is the rule's configuration: the known-safe IPs and networks,
+// and the Sentinel rule YAML's metadata used to render alerts and incidents.
 package rule
 
 import (

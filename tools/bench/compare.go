@@ -35,7 +35,7 @@ func compare(ctx context.Context, c config, bin, dir, label string, runs int) (c
 		return measure(ctx, "", tpOut, bin, "detect", "--interactive", idir, "--noninteractive", ndir, "--format", "jsonl")
 	}
 	duck := func() (sample, error) {
-		return measure(ctx, filepath.Join(c.repo, "bench"), "", "node", "rule.mjs", idir, ndir, duckOut, fmt.Sprint(c.threads))
+		return measure(ctx, filepath.Join(c.repo, "tools", "bench", "duckdb"), "", "node", "rule.mjs", idir, ndir, duckOut, fmt.Sprint(c.threads))
 	}
 	for k := -1; k < runs; k++ {
 		a, err := tp()

@@ -1,6 +1,6 @@
 // Command bench is tokenpivot's performance benchmark (`make bench`): it
 // generates one heavy hour of exports, runs `tokenpivot detect` and DuckDB
-// (bench/rule.mjs, the same rule as SQL) side by side on the same files,
+// (tools/bench/duckdb/rule.mjs, the same rule as SQL) side by side on the same files,
 // checks that both return the same rows, and prints wall time, CPU time and
 // peak RSS of each as a Markdown table with the ratios; then the event
 // pipeline's peak RSS on the hour's non-interactive blobs and, with -scaling,
@@ -139,18 +139,18 @@ func repoRoot() (string, error) {
 		return "", errors.New("run from the tokenpivot repository (no go.mod found)")
 	}
 	root := filepath.Dir(mod)
-	if _, err := os.Stat(filepath.Join(root, "bench", "rule.mjs")); err != nil {
-		return "", fmt.Errorf("bench/rule.mjs not found under %s: %w", root, err)
+	if _, err := os.Stat(filepath.Join(root, "tools", "bench", "duckdb", "rule.mjs")); err != nil {
+		return "", fmt.Errorf("tools/bench/duckdb/rule.mjs not found under %s: %w", root, err)
 	}
 	return root, nil
 }
 
 func ensureNodeDeps(ctx context.Context, repo string) error {
-	if _, err := os.Stat(filepath.Join(repo, "bench", "node_modules", "@duckdb", "node-api")); err == nil {
+	if _, err := os.Stat(filepath.Join(repo, "tools", "bench", "duckdb", "node_modules", "@duckdb", "node-api")); err == nil {
 		return nil
 	}
 	logf("installing DuckDB (npm ci --prefix bench)")
-	if err := command(ctx, repo, "npm", "ci", "--prefix", "bench", "--no-audit", "--no-fund").Run(); err != nil {
+	if err := command(ctx, repo, "npm", "ci", "--prefix", "tools/bench/duckdb", "--no-audit", "--no-fund").Run(); err != nil {
 		return fmt.Errorf("npm ci --prefix bench: %w", err)
 	}
 	return nil
@@ -222,7 +222,7 @@ func describeMachine(ctx context.Context, repo string) (string, error) {
 		fmt.Fprintf(&b, "- Load average at start: %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
 	}
 	fmt.Fprintf(&b, "- %s, %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	benchDir := filepath.Join(repo, "bench")
+	benchDir := filepath.Join(repo, "tools", "bench", "duckdb")
 	nodeV, err := command(ctx, benchDir, "node", "--version").Output()
 	if err != nil {
 		return "", fmt.Errorf("node --version: %w", err)
@@ -233,7 +233,7 @@ func describeMachine(ctx context.Context, repo string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("DuckDB version: %w", err)
 	}
-	fmt.Fprintf(&b, "- Node %s, DuckDB %s (@duckdb/node-api, bench/package.json)\n", strings.TrimSpace(string(nodeV)), strings.TrimSpace(string(duck)))
+	fmt.Fprintf(&b, "- Node %s, DuckDB %s (@duckdb/node-api, tools/bench/duckdb/package.json)\n", strings.TrimSpace(string(nodeV)), strings.TrimSpace(string(duck)))
 	return b.String(), nil
 }
 
