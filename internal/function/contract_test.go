@@ -20,6 +20,7 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/gen"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
+	"github.com/tokenpivot/tokenpivot/internal/rulecases"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -39,7 +40,7 @@ type fixture struct {
 }
 
 func casesSafeList(t testing.TB) *rule.SafeList {
-	safe, err := rule.Default().SafeList([]string{"203.0.113.50"}, []string{"198.51.100.0/24", "2001:db8:ffff::/48"}, rule.SafeListOptions{})
+	safe, err := rulecases.SafeList()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,20 +51,15 @@ func casesSafeList(t testing.TB) *rule.SafeList {
 // of per lines each, named like exports (timestamp=…, '=' and '/' in names,
 // one with a space), so pairs cross blobs and duplicates land apart.
 func casesBlobs(t testing.TB, per int) []exportBlob {
-	var out []exportBlob
-	for _, c := range []struct {
-		table signin.Table
-		file  string
-	}{{signin.Interactive, "interactive.jsonl"}, {signin.NonInteractive, "noninteractive.jsonl"}} {
-		lines := bytes.SplitAfter(bytes.TrimSpace(readFile(t, "testdata/cases/"+c.file)), []byte("\n"))
-		for k := 0; k < len(lines); k += per {
-			name := fmt.Sprintf("WorkspaceResourceId=/subscriptions/5f0c7a43/resourcegroups/soc/providers/microsoft.operationalinsights/workspaces/sentinel/timestamp=2026-11-20T10/part %02d.json", k)
-			data := bytes.Join(lines[k:min(k+per, len(lines))], nil)
-			if !bytes.HasSuffix(data, []byte("\n")) {
-				data = append(data, '\n')
-			}
-			out = append(out, exportBlob{c.table, name, data})
-		}
+	split, err := rulecases.Split(per, func(_ signin.Table, k int) string {
+		return fmt.Sprintf("WorkspaceResourceId=/subscriptions/5f0c7a43/resourcegroups/soc/providers/microsoft.operationalinsights/workspaces/sentinel/timestamp=2026-11-20T10/part %02d.json", k)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]exportBlob, len(split))
+	for i, b := range split {
+		out[i] = exportBlob{b.Table, b.Name, b.Data}
 	}
 	return out
 }

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -497,11 +496,3 @@ func readFile(t testing.TB, rel string) []byte {
 	return data
 }
 
-func sortedWorks(m map[pipeline.Work][]byte) []pipeline.Work {
-	ws := make([]pipeline.Work, 0, len(m))
-	for w := range m {
-		ws = append(ws, w)
-	}
-	slices.SortFunc(ws, func(a, b pipeline.Work) int { return strings.Compare(a.String(), b.String()) })
-	return ws
-}
