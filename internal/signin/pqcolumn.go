@@ -520,7 +520,9 @@ func (sl *pqSlice) restSlot() int { return restRing.slot(sl.seq) }
 // decode reads the rows of sl (with sel, only rows sl.start+sel[k]) into
 // slot b of the column's ring, c.out[b]. A value of no clear meaning reads
 // as zero and is listed in c.out[b].bad with its output index; an error
-// means the column chunk itself cannot be read.
+// means the column chunk itself cannot be read. This is the contract the
+// pipeline relies on, whatever does the decoding: it runs on a goroutine of
+// a pqDecoding, touches only c and slot b, and returns text safe to keep.
 func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 	n := int(sl.count)
 	if sel != nil {
