@@ -67,212 +67,304 @@ func (j *jsonRow) raw(f field) *json.RawMessage {
 
 // scanJSONL reads Log Analytics data export JSON Lines, plain or gzip.
 func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz bool, t Table, opts Options, fn func([]Record) error) (Stats, error) {
-	var st Stats
-	formatErr := func(col string, line int64, e error) error {
-		return &FormatError{File: name, Column: col, Row: line, Err: e}
+	s := newJSONLScan(ctx, name, r, size, gz, t, opts, fn)
+	if err := s.open(); err != nil {
+		return s.st, err
 	}
+	defer s.close()
+	err := s.run()
+	return s.st, err
+}
 
-	src := &ioErrReaderAt{r: r}
-	var in io.Reader = io.NewSectionReader(src, 0, size)
-	if gz {
+// jsonlScan is one Scan of a JSON Lines file. It owns the line reader and
+// the position in the (decompressed) stream, the row the lines are decoded
+// into, the per-column interners, the batch handed to fn and the Stats. Its
+// methods are the steps of reading one line: readLine, partial, record.
+type jsonlScan struct {
+	ctx       context.Context
+	name      string
+	size      int64
+	gz        bool
+	complete  bool // a last line without '\n' is a record (gzip or Final)
+	opts      Options
+	fn        func([]Record) error
+	batchSize int
+	fields    []field
+	required  [numFields]bool
+
+	src *ioErrReaderAt
+	zr  *gzip.Reader // nil for plain JSON Lines
+	br  *bufio.Reader
+
+	line    int64  // lines read
+	offset  int64  // bytes of plain input read so far
+	long    []byte // a line longer than br's buffer
+	row     jsonRow
+	seen    [numFields]bool // columns some line has
+	interns [numFields]interner
+	batch   []Record
+	st      Stats
+}
+
+func newJSONLScan(ctx context.Context, name string, r io.ReaderAt, size int64, gz bool, t Table, opts Options, fn func([]Record) error) *jsonlScan {
+	s := &jsonlScan{
+		ctx: ctx, name: name, size: size, gz: gz, complete: gz || opts.Final,
+		opts: opts, fn: fn, batchSize: opts.BatchSize, src: &ioErrReaderAt{r: r},
+	}
+	if s.batchSize <= 0 {
+		s.batchSize = defaultBatchSize
+	}
+	s.fields, s.required = wanted(t)
+	return s
+}
+
+func (s *jsonlScan) formatErr(col string, line int64, e error) error {
+	return &FormatError{File: s.name, Column: col, Row: line, Err: e}
+}
+
+// open sets up the line reader: through gzip, bounded by MaxExpansion, when
+// the file is compressed.
+func (s *jsonlScan) open() error {
+	var in io.Reader = io.NewSectionReader(s.src, 0, s.size)
+	if s.gz {
 		zr, err := gzip.NewReader(in)
 		if err != nil {
-			if ioErr := src.failed(); ioErr != nil {
-				return st, fmt.Errorf("%s: read: %w", name, ioErr)
+			if ioErr := s.src.failed(); ioErr != nil {
+				return fmt.Errorf("%s: read: %w", s.name, ioErr)
 			}
-			return st, formatErr("", 0, fmt.Errorf("gzip: %w", err))
+			return s.formatErr("", 0, fmt.Errorf("gzip: %w", err))
 		}
-		defer zr.Close()
-		in = newGzipLimit(zr, size, opts.MaxExpansion)
+		s.zr = zr
+		in = newGzipLimit(zr, s.size, s.opts.MaxExpansion)
 	}
 	// Small inputs (extracts, short appends) get small buffers: allocating
 	// and zeroing full-size ones dominated scans of tiny blobs.
 	bufSize := 256 << 10
-	if !gz && size+16 < int64(bufSize) {
-		bufSize = int(max(size+16, 4096))
+	if !s.gz && s.size+16 < int64(bufSize) {
+		bufSize = int(max(s.size+16, 4096))
 	}
-	br := bufio.NewReaderSize(in, bufSize)
-
-	batchSize := opts.BatchSize
-	if batchSize <= 0 {
-		batchSize = defaultBatchSize
-	}
-	fields, required := wanted(t)
-	var seen [numFields]bool
-	var interns [numFields]interner
-	var row jsonRow
+	s.br = bufio.NewReaderSize(in, bufSize)
 	// A record line is at least ~100 bytes; gzip compresses ~5-10x.
-	batch := make([]Record, 0, min(batchSize, int(min(size, 1<<30)/16)+1))
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := fn(batch)
-		batch = batch[:0]
-		return err
-	}
+	s.batch = make([]Record, 0, min(s.batchSize, int(min(s.size, 1<<30)/16)+1))
+	return nil
+}
 
-	var (
-		line     int64
-		offset   int64 // bytes of plain input read so far
-		long     []byte
-		complete = gz || opts.Final // a last line without '\n' is a record
-	)
+func (s *jsonlScan) close() {
+	if s.zr != nil {
+		s.zr.Close()
+	}
+}
+
+// run reads the lines up to the end of the input, or up to a partial last
+// line, and checks the file once read.
+func (s *jsonlScan) run() error {
 	for {
-		if line%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return st, err
+		if s.line%1024 == 0 {
+			if err := s.ctx.Err(); err != nil {
+				return err
 			}
 		}
-		buf, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line longer than the buffer: gather it.
-			long = append(long[:0], buf...)
-			for errors.Is(err, bufio.ErrBufferFull) && len(long) <= maxLineBytes {
-				buf, err = br.ReadSlice('\n')
-				long = append(long, buf...)
-			}
-			buf = long
-			if len(long) > maxLineBytes {
-				return st, formatErr("", line+1, fmt.Errorf("line longer than %d bytes", maxLineBytes))
-			}
+		buf, atEOF, err := s.readLine()
+		if err != nil {
+			return err
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			if ioErr := src.failed(); ioErr != nil {
-				return st, fmt.Errorf("%s: read: %w", name, ioErr)
-			}
-			if ee := (*expansionError)(nil); errors.As(err, &ee) {
-				return st, formatErr("", 0, ee)
-			}
-			// Only the gzip layer fails otherwise: the file is corrupt or truncated.
-			return st, formatErr("", line+1, fmt.Errorf("gzip: %w", err))
-		}
-		atEOF := err != nil
-		if len(buf) == 0 && atEOF {
+		if len(buf) == 0 && atEOF || s.partial(buf) {
 			break
 		}
-		terminated := buf[len(buf)-1] == '\n'
-		if !terminated && !complete {
-			tail := buf
-			if line == 0 {
-				tail = bytes.TrimPrefix(tail, utf8BOM)
-			}
-			if !completeObject(tail) {
-				// The start of a record still being appended: leave it for
-				// the next read, which resumes at Stats.Consumed.
-				break
-			}
-		}
-		line++
-		lineStart := opts.PositionBase + offset
-		offset += int64(len(buf))
-		if line == 1 {
+		s.line++
+		lineStart := s.opts.PositionBase + s.offset
+		s.offset += int64(len(buf))
+		if s.line == 1 {
 			buf = bytes.TrimPrefix(buf, utf8BOM)
 		}
-		if len(bytes.TrimSpace(buf)) == 0 {
-			if atEOF {
-				break
-			}
-			continue
-		}
-
-		for _, f := range fields {
-			*row.raw(f) = (*row.raw(f))[:0]
-		}
-		if err := json.Unmarshal(buf, &row); err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) {
-				err = fmt.Errorf("line is a JSON %s, not an object", te.Value)
-			}
-			return st, formatErr("", line, fmt.Errorf("invalid JSON: %w", err))
-		}
-		var rec Record
-		var bad *FormatError // the first unreadable required cell
-		var blanked *FormatError
-		nblanked := 0
-		for _, f := range fields {
-			raw := *row.raw(f)
-			if len(raw) == 0 {
-				continue
-			}
-			seen[f] = true
-			var err error
-			if f == fTimeGenerated {
-				rec.TimeGenerated, err = jsonTime(raw)
-			} else {
-				var in *interner
-				if f.interned() {
-					in = &interns[f]
-				}
-				var s string
-				s, err = jsonText(raw, f, in)
-				rec.setString(f, s)
-			}
-			if err == nil {
-				continue
-			}
-			// One bad cell costs its row (a required column) or its value
-			// (an optional one), not the file.
-			fe := &FormatError{File: name, Column: fieldNames[f], Row: line, Err: err}
-			if !required[f] {
-				nblanked++
-				if blanked == nil {
-					blanked = fe
-				}
-			} else if bad == nil {
-				bad = fe
-			}
-		}
-		if bad != nil {
-			st.SkippedRows++
-			if st.FirstSkipped == nil {
-				st.FirstSkipped = bad
-			}
-			if atEOF {
-				break
-			}
-			continue
-		}
-		st.BlankedCells += int64(nblanked)
-		if st.FirstBlanked == nil {
-			st.FirstBlanked = blanked
-		}
-		if opts.PositionIds != "" && rec.Id == "" {
-			rec.Id = opts.PositionIds + strconv.FormatInt(lineStart, 10)
-		}
-		st.Read++
-		if opts.Keep == nil || opts.Keep(&rec) {
-			batch = append(batch, rec)
-			st.Rows++
-			if len(batch) == batchSize {
-				if err := flush(); err != nil {
-					return st, err
-				}
+		if len(bytes.TrimSpace(buf)) > 0 {
+			if err := s.record(buf, lineStart); err != nil {
+				return err
 			}
 		}
 		if atEOF {
 			break
 		}
 	}
-	if err := flush(); err != nil {
-		return st, err
+	return s.finish()
+}
+
+// readLine returns the next line, with its '\n' unless it is the last, and
+// whether it is the last. A line longer than the reader's buffer is gathered
+// into s.long, up to maxLineBytes.
+func (s *jsonlScan) readLine() (buf []byte, atEOF bool, err error) {
+	buf, err = s.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		s.long = append(s.long[:0], buf...)
+		for errors.Is(err, bufio.ErrBufferFull) && len(s.long) <= maxLineBytes {
+			buf, err = s.br.ReadSlice('\n')
+			s.long = append(s.long, buf...)
+		}
+		buf = s.long
+		if len(s.long) > maxLineBytes {
+			return nil, false, s.formatErr("", s.line+1, fmt.Errorf("line longer than %d bytes", maxLineBytes))
+		}
 	}
-	if st.Read == 0 && st.FirstSkipped != nil {
-		return st, st.FirstSkipped // no row could be read
+	if err != nil && !errors.Is(err, io.EOF) {
+		if ioErr := s.src.failed(); ioErr != nil {
+			return nil, false, fmt.Errorf("%s: read: %w", s.name, ioErr)
+		}
+		if ee := (*expansionError)(nil); errors.As(err, &ee) {
+			return nil, false, s.formatErr("", 0, ee)
+		}
+		// Only the gzip layer fails otherwise: the file is corrupt or truncated.
+		return nil, false, s.formatErr("", s.line+1, fmt.Errorf("gzip: %w", err))
 	}
-	if st.Read > 0 {
-		for _, f := range fields {
-			if required[f] && !seen[f] {
-				return st, formatErr(fieldNames[f], 0, fmt.Errorf("%w (no record has it)", errMissingColumn))
+	return buf, err != nil, nil
+}
+
+// partial tells a last line (buf, not empty) without '\n' that is the start
+// of a record still being appended: it is left for the next read, which
+// resumes at Stats.Consumed. A complete file has none; otherwise the line is
+// a record only when it is one complete JSON object.
+func (s *jsonlScan) partial(buf []byte) bool {
+	if buf[len(buf)-1] == '\n' || s.complete {
+		return false
+	}
+	tail := buf
+	if s.line == 0 {
+		tail = bytes.TrimPrefix(tail, utf8BOM)
+	}
+	return !completeObject(tail)
+}
+
+// record reads the object on line s.line, which starts at byte lineStart
+// of the stream: a row with an unreadable required cell is skipped, an
+// unreadable optional cell reads as "", and the record goes to Keep and, if
+// kept, to the batch.
+func (s *jsonlScan) record(buf []byte, lineStart int64) error {
+	if err := s.parse(buf); err != nil {
+		return err
+	}
+	var rec Record
+	cells := s.cells(&rec)
+	if cells.bad != nil {
+		s.st.SkippedRows++
+		if s.st.FirstSkipped == nil {
+			s.st.FirstSkipped = cells.bad
+		}
+		return nil
+	}
+	s.st.BlankedCells += int64(cells.blanked)
+	if s.st.FirstBlanked == nil {
+		s.st.FirstBlanked = cells.firstBlanked
+	}
+	if s.opts.PositionIds != "" && rec.Id == "" {
+		rec.Id = s.opts.PositionIds + strconv.FormatInt(lineStart, 10)
+	}
+	s.st.Read++
+	if s.opts.Keep == nil || s.opts.Keep(&rec) {
+		s.batch = append(s.batch, rec)
+		s.st.Rows++
+		if len(s.batch) == s.batchSize {
+			return s.flush()
+		}
+	}
+	return nil
+}
+
+// parse decodes the line into s.row, the wanted columns' raw values.
+func (s *jsonlScan) parse(buf []byte) error {
+	for _, f := range s.fields {
+		*s.row.raw(f) = (*s.row.raw(f))[:0]
+	}
+	if err := json.Unmarshal(buf, &s.row); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			err = fmt.Errorf("line is a JSON %s, not an object", te.Value)
+		}
+		return s.formatErr("", s.line, fmt.Errorf("invalid JSON: %w", err))
+	}
+	return nil
+}
+
+// lineCells are the unreadable cells of one line. One bad cell costs its
+// row (a required column) or its value (an optional one), not the file.
+type lineCells struct {
+	bad          *FormatError // the first in a required column: the row is skipped
+	firstBlanked *FormatError // the first in an optional column
+	blanked      int          // cells of optional columns read as ""
+}
+
+// cells reads the raw values of s.row into rec.
+func (s *jsonlScan) cells(rec *Record) lineCells {
+	var lc lineCells
+	for _, f := range s.fields {
+		raw := *s.row.raw(f)
+		if len(raw) == 0 {
+			continue
+		}
+		s.seen[f] = true
+		err := s.cell(rec, f, raw)
+		if err == nil {
+			continue
+		}
+		fe := &FormatError{File: s.name, Column: fieldNames[f], Row: s.line, Err: err}
+		if !s.required[f] {
+			lc.blanked++
+			if lc.firstBlanked == nil {
+				lc.firstBlanked = fe
+			}
+		} else if lc.bad == nil {
+			lc.bad = fe
+		}
+	}
+	return lc
+}
+
+// cell reads the raw value of column f into rec.
+func (s *jsonlScan) cell(rec *Record, f field, raw json.RawMessage) error {
+	if f == fTimeGenerated {
+		var err error
+		rec.TimeGenerated, err = jsonTime(raw)
+		return err
+	}
+	var in *interner
+	if f.interned() {
+		in = &s.interns[f]
+	}
+	v, err := jsonText(raw, f, in)
+	rec.setString(f, v)
+	return err
+}
+
+// flush passes the batch to fn and empties it.
+func (s *jsonlScan) flush() error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	err := s.fn(s.batch)
+	s.batch = s.batch[:0]
+	return err
+}
+
+// finish passes the last batch to fn and checks the file as a whole: some
+// row readable, every required column in some record.
+func (s *jsonlScan) finish() error {
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if s.st.Read == 0 && s.st.FirstSkipped != nil {
+		return s.st.FirstSkipped // no row could be read
+	}
+	if s.st.Read > 0 {
+		for _, f := range s.fields {
+			if s.required[f] && !s.seen[f] {
+				return s.formatErr(fieldNames[f], 0, fmt.Errorf("%w (no record has it)", errMissingColumn))
 			}
 		}
 	}
-	if gz {
-		st.Consumed = size
+	if s.gz {
+		s.st.Consumed = s.size
 	} else {
-		st.Consumed = offset
+		s.st.Consumed = s.offset
 	}
-	return st, nil
+	return nil
 }
 
 // jsonText reads the string column f: a JSON string, or null as "".

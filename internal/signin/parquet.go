@@ -8,14 +8,10 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
 )
 
@@ -52,451 +48,612 @@ func (e *ioErrReaderAt) failed() error {
 
 // scanParquet reads the file with arrow-go's column chunk readers (no Arrow
 // arrays), one slice of at most parquetReadRows rows of a row group at a
-// time:
+// time (pqSlicer), through the stages of a pqScan:
 //
 //  1. the filter columns (all wanted columns without Keep) are decoded, each
 //     column on its own goroutine (up to Options.Parallelism at once); text
 //     is interned as it is decoded, so a dictionary-encoded value costs an
-//     address lookup, not a string;
-//  2. Keep selects rows on the calling goroutine;
+//     address lookup, not a string (pqDecoding, pqReader.decode);
+//  2. Keep selects rows on the calling goroutine (pqScan.selectRows);
 //  3. the other columns are decoded for the kept rows only: long runs of
 //     rejected rows are skipped, and a column chunk is not even read when no
 //     row of its row group is kept; unique text (Id, CorrelationId, ...) is
-//     copied into shared blocks, not one allocation per value;
+//     copied into shared blocks, not one allocation per value (pqDecoding);
 //  4. the kept rows go to fn in batches, in file order, from the calling
-//     goroutine.
+//     goroutine (pqScan.emit).
 //
 // The steps overlap: while fn takes slice s, step 3 runs for s+1 and step 1
-// for s+2, so Keep may see rows before fn has seen the earlier ones.
+// for s+2, so Keep may see rows before fn has seen the earlier ones. The
+// decoded values of the slices in flight live in buffer rings (pqRing).
 func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, opts Options, fn func([]Record) error) (st Stats, err error) {
-	src := &ioErrReaderAt{r: r}
-	formatErr := func(col string, row int64, e error) error {
-		return &FormatError{File: name, Column: col, Row: row, Err: e}
-	}
-	// arrow-go may panic on corrupt data; it is still just a bad file. Panics
-	// of the caller's fn and Keep are not ours to hide: they are re-raised.
-	inCallback := false
-	defer func() {
-		if p := recover(); p != nil {
-			if inCallback {
-				panic(p)
-			}
-			if ioErr := src.failed(); ioErr != nil {
-				err = fmt.Errorf("%s: read parquet: %w", name, ioErr)
-				return
-			}
-			err = formatErr("", 0, fmt.Errorf("corrupt parquet: %v", p))
-		}
-	}()
-	// classify turns a reader error into a FormatError unless the source failed.
-	classify := func(col string, row int64, e error) error {
-		if ioErr := src.failed(); ioErr != nil {
-			return fmt.Errorf("%s: read parquet: %w", name, ioErr)
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return ctxErr
-		}
-		return formatErr(col, row, e)
-	}
-	colErr := func(e *colError) error {
-		return classify(fieldNames[e.f], e.row+1, e.err)
-	}
-
-	pf, err := file.NewParquetReader(io.NewSectionReader(src, 0, size), file.WithReadProps(readProps))
+	s := newPQScan(ctx, name, r, t, opts, fn)
+	defer s.recoverCorrupt(&st, &err)
+	pf, err := file.NewParquetReader(io.NewSectionReader(s.src, 0, size), file.WithReadProps(readProps))
 	if err != nil {
-		return st, classify("", 0, fmt.Errorf("not a readable parquet file: %w", err))
+		return s.st, s.classify("", 0, fmt.Errorf("not a readable parquet file: %w", err))
 	}
 	defer pf.Close()
-	metas, cerr := resolveColumns(pf.MetaData().Schema, t)
+	defer s.release()
+	if err := s.setup(pf); err != nil {
+		return s.st, err
+	}
+	if err := s.run(); err != nil {
+		return s.st, err
+	}
+	s.st.Consumed = size
+	return s.st, nil
+}
+
+// pqScan is one Scan of a Parquet file. It owns the column readers and
+// buffers taken from pqPool (returned by release), the decoding steps in
+// flight (waited for by release, so that no goroutine outlives the scan), the
+// batch handed to fn and the Stats. Its methods are the stages of the
+// pipeline; all run on the calling goroutine, except the column decoding
+// they start in the background.
+type pqScan struct {
+	ctx         context.Context
+	name        string
+	t           Table
+	src         *ioErrReaderAt
+	keep        func(*Record) bool
+	fn          func([]Record) error
+	positionIds string
+	batchSize   int
+	par         int
+	required    [numFields]bool
+
+	bufs   *pqBuffers           // nil until setup
+	cols   [numFields]*pqReader // nil: not in the file
+	first  []*pqReader          // decoded for every row: all columns without Keep, else TimeGenerated and the filter columns
+	rest   []*pqReader          // with Keep: decoded for the kept rows only
+	slices pqSlicer
+	batch  []Record
+
+	cur     *pqDecoding // decoding the filter columns of the slice after the one being selected
+	prev    *pqReady    // the slice selected before, waiting to be emitted
+	scratch Record      // the record Keep sees: valid during the call only
+	// inCallback is set while Keep or fn runs: a panic there is the
+	// caller's and is not turned into a FormatError.
+	inCallback bool
+	total      int64 // rows of the slices read, skipped or not
+	st         Stats
+}
+
+func newPQScan(ctx context.Context, name string, r io.ReaderAt, t Table, opts Options, fn func([]Record) error) *pqScan {
+	s := &pqScan{
+		ctx: ctx, name: name, t: t, src: &ioErrReaderAt{r: r},
+		keep: opts.Keep, fn: fn, positionIds: opts.PositionIds,
+		batchSize: opts.BatchSize, par: opts.Parallelism,
+	}
+	if s.batchSize <= 0 {
+		s.batchSize = defaultBatchSize
+	}
+	if s.par <= 0 {
+		s.par = runtime.GOMAXPROCS(0)
+	}
+	_, s.required = wanted(t)
+	return s
+}
+
+func (s *pqScan) formatErr(col string, row int64, e error) error {
+	return &FormatError{File: s.name, Column: col, Row: row, Err: e}
+}
+
+// classify turns a reader error into a FormatError unless the source failed
+// (an I/O error, worth a retry) or the scan was cancelled.
+func (s *pqScan) classify(col string, row int64, e error) error {
+	if ioErr := s.src.failed(); ioErr != nil {
+		return fmt.Errorf("%s: read parquet: %w", s.name, ioErr)
+	}
+	if ctxErr := s.ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	return s.formatErr(col, row, e)
+}
+
+func (s *pqScan) colErr(e *colError) error {
+	return s.classify(fieldNames[e.f], e.row+1, e.err)
+}
+
+// recoverCorrupt, deferred, turns a panic of arrow-go on corrupt data into a
+// FormatError (or the read error behind it): it is still just a bad file.
+// Panics of the caller's fn and Keep are not ours to hide: they are re-raised.
+func (s *pqScan) recoverCorrupt(st *Stats, err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if s.inCallback {
+		panic(p)
+	}
+	*st = s.st
+	if ioErr := s.src.failed(); ioErr != nil {
+		*err = fmt.Errorf("%s: read parquet: %w", s.name, ioErr)
+		return
+	}
+	*err = s.formatErr("", 0, fmt.Errorf("corrupt parquet: %v", p))
+}
+
+// setup finds the wanted columns of pf and gives each a pooled reader, in
+// the step that decodes it (first or rest).
+func (s *pqScan) setup(pf *file.Reader) error {
+	metas, cerr := resolveColumns(pf.MetaData().Schema, s.t)
 	if cerr != nil {
-		return st, formatErr(fieldNames[cerr.f], 0, cerr.err)
+		return s.formatErr(fieldNames[cerr.f], 0, cerr.err)
 	}
-
-	batchSize := opts.BatchSize
-	if batchSize <= 0 {
-		batchSize = defaultBatchSize
-	}
-	par := opts.Parallelism
-	if par <= 0 {
-		par = runtime.GOMAXPROCS(0)
-	}
-	keep := opts.Keep
-
 	// The decoding buffers of a previous scan are reused: growing them again
 	// for every file costs more than the decoding itself.
-	bufs := pqPool.Get().(*pqBuffers)
-	defer pqPool.Put(bufs)
-
-	// first: decoded for every row; rest: for kept rows only.
-	var cols [numFields]*pqReader
-	var first, rest []*pqReader
+	s.bufs = pqPool.Get().(*pqBuffers)
+	anyData := false
 	for f, m := range metas {
 		if m == nil {
 			continue
 		}
-		c := &bufs.cols[f]
+		c := &s.bufs.cols[f]
 		c.reset(m)
-		cols[f] = c
-		if keep == nil || field(f).filter() || field(f) == fTimeGenerated {
-			first = append(first, c)
+		s.cols[f] = c
+		anyData = anyData || m.kind != kindNull
+		if s.keep == nil || field(f).filter() || field(f) == fTimeGenerated {
+			s.first = append(s.first, c)
 		} else {
-			rest = append(rest, c)
+			s.rest = append(s.rest, c)
 		}
 	}
-	defer func() {
-		for _, c := range cols {
+	if cap(s.bufs.batch) < s.batchSize {
+		s.bufs.batch = make([]Record, 0, s.batchSize)
+	}
+	s.batch = s.bufs.batch[:0]
+	s.slices = pqSlicer{file: s.name, pf: pf, rgRows: -1}
+	if !anyData {
+		for _, c := range s.cols {
 			if c != nil {
-				c.close()
-				c.reset(nil)
+				s.slices.unread = append(s.slices.unread, c.meta)
 			}
 		}
-	}()
-
-	if cap(bufs.batch) < batchSize {
-		bufs.batch = make([]Record, 0, batchSize)
-	}
-	batch := bufs.batch[:0]
-	defer func() { clear(batch); bufs.batch = batch[:0] }()
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		inCallback = true
-		err := fn(batch)
-		inCallback = false
-		clear(batch) // drop references to this batch's strings
-		batch = batch[:0]
-		return err
-	}
-
-	anyData := false
-	for _, c := range cols {
-		anyData = anyData || (c != nil && c.meta.kind != kindNull)
-	}
-	// Slices of at most parquetReadRows rows, evenly cut from each row group.
-	var (
-		rgIdx   int
-		rgRows  int64 = -1
-		rgNext  int64
-		rgSlice int64
-		rowBase int64
-		rgr     *file.RowGroupReader
-		seq     int
-		total   int64 // rows of the slices read, skipped or not
-	)
-	nextSlice := func() (*pqSlice, error) {
-		for rgIdx < pf.NumRowGroups() {
-			if rgRows < 0 {
-				rgRows = pf.MetaData().RowGroup(rgIdx).NumRows()
-				if rgRows < 0 {
-					return nil, formatErr("", 0, fmt.Errorf("row group %d: negative row count %d", rgIdx, rgRows))
-				}
-				rgr, rgNext = nil, 0
-				nslices := max(1, rgRows/parquetReadRows)
-				if rgRows%parquetReadRows != 0 && rgRows > parquetReadRows {
-					nslices++
-				}
-				rgSlice = rgRows / nslices
-				if rgRows%nslices != 0 {
-					rgSlice++
-				}
-				// A column chunk holds one value (or null) per row. A short
-				// column is found when read, but Null-typed ones are never
-				// read: when no other column is, trust no huge row count.
-				for _, c := range cols {
-					if c == nil || anyData {
-						continue
-					}
-					if cc, err := pf.MetaData().RowGroup(rgIdx).ColumnChunk(c.meta.leaf); err != nil || cc.NumValues() != rgRows {
-						return nil, formatErr(fieldNames[c.meta.f], 0, fmt.Errorf("row group %d has %d rows but the column chunk does not", rgIdx, rgRows))
-					}
-				}
-			}
-			if rgNext < rgRows {
-				if rgr == nil {
-					rgr = pf.RowGroup(rgIdx)
-				}
-				sl := &pqSlice{rg: rgIdx, rgr: rgr, rowBase: rowBase, start: rgNext, count: min(rgSlice, rgRows-rgNext), seq: seq}
-				rgNext += sl.count
-				seq++
-				return sl, nil
-			}
-			rowBase += rgRows
-			rgIdx++
-			rgRows = -1
-		}
-		return nil, nil
-	}
-	decode := func(sl *pqSlice, sel []int32, b int) func(*pqReader) *colError {
-		return func(c *pqReader) *colError {
-			err := c.decode(sl, sel, b)
-			if err == nil {
-				return nil
-			}
-			// Bad values are in c.bad; an error is the column's structure.
-			return &colError{f: c.meta.f, row: -1, err: fmt.Errorf("row group %d: %w", sl.rg, err)}
-		}
-	}
-	// A pipeline over the slices, so that both cores stay busy: while fn
-	// takes the records of slice s, the other columns of s+1 (its kept rows)
-	// and the filter columns of s+2 are decoded in the background. Keep and
-	// fn stay on this goroutine; the filter columns use buffer seq%3, the
-	// others and the kept rows seq%2.
-	type pending struct {
-		done chan *colError
-		err  *colError
-		wait bool
-	}
-	start := func(cols []*pqReader, sl *pqSlice, sel []int32, b int) *pending {
-		p := &pending{done: make(chan *colError, 1), wait: true}
-		go func() { p.done <- runColumns(cols, par, decode(sl, sel, b)) }()
-		return p
-	}
-	await := func(p *pending) *colError {
-		if p != nil && p.wait {
-			p.err, p.wait = <-p.done, false
-		}
-		if p == nil {
-			return nil
-		}
-		return p.err
 	}
 	if pf.NumRowGroups() > 0 {
-		sizes := pf.RowGroup(0)
-		bySize := func(a, b *pqReader) int {
-			return compareInt64(chunkSize(sizes, b.meta.leaf), chunkSize(sizes, a.meta.leaf))
-		}
 		// Big columns first, so that the last one to finish is a small one.
-		slices.SortStableFunc(first, bySize)
-		slices.SortStableFunc(rest, bySize)
+		sizes := pf.RowGroup(0)
+		sortBySize(s.first, sizes)
+		sortBySize(s.rest, sizes)
 	}
+	return nil
+}
 
-	// badRows sorts out the unreadable values the columns cs decoded into
-	// buffer b, at output index j of file row rowOf(j): a value of an
-	// optional column is counted blanked (it reads as ""); a row with one in
-	// a required column is returned, with the first such column (in field
-	// order), to be skipped.
-	_, required := wanted(t)
-	badRows := func(cs []*pqReader, b int, rowOf func(j int) int64) map[int]*FormatError {
-		// Only cs are touched: the other columns may be decoding meanwhile.
-		var in [numFields]bool
-		for _, c := range cs {
-			in[c.meta.f] = true
-		}
-		var skip map[int]*FormatError
-		for _, req := range []bool{true, false} {
-			for f := range numFields {
-				c := cols[f]
-				if !in[f] || required[f] != req || len(c.bad[b]) == 0 {
-					continue
-				}
-				for _, bc := range c.bad[b] {
-					if _, dup := skip[bc.j]; dup {
-						continue
-					}
-					fe := &FormatError{File: name, Column: fieldNames[f], Row: rowOf(bc.j) + 1, Err: bc.err}
-					if !req {
-						st.BlankedCells++
-						if st.FirstBlanked == nil || fe.Row < st.FirstBlanked.Row {
-							st.FirstBlanked = fe
-						}
-						continue
-					}
-					if skip == nil {
-						skip = map[int]*FormatError{}
-					}
-					skip[bc.j] = fe
-				}
-			}
-		}
-		st.SkippedRows += int64(len(skip))
-		st.Read -= int64(len(skip))
-		for _, fe := range skip {
-			if st.FirstSkipped == nil || fe.Row < st.FirstSkipped.Row {
-				st.FirstSkipped = fe
-			}
-		}
-		return skip
+// release waits for the decoding steps still running and returns the
+// readers and buffers to the pool.
+func (s *pqScan) release() {
+	s.cur.wait()
+	if s.prev != nil {
+		s.prev.rest.wait()
 	}
+	if s.bufs == nil {
+		return
+	}
+	clear(s.batch)
+	s.bufs.batch = s.batch[:0]
+	for _, c := range s.cols {
+		if c != nil {
+			c.close()
+			c.reset(nil)
+		}
+	}
+	pqPool.Put(s.bufs)
+}
 
-	// ready is a slice whose records are next to go to fn.
-	type ready struct {
-		sl   *pqSlice
-		rows []int32  // when sel: the rows to emit (kept, or readable without Keep)
-		sel  bool     // false: every row of sl
-		c    *pending // with Keep: decoding the other columns of the kept rows
-	}
-	emit := func(r *ready) error {
-		if e := await(r.c); e != nil {
-			return colErr(e)
-		}
-		fb, rb := r.sl.seq%pqBuffersPerColumn, r.sl.seq%2
-		base := r.sl.rowBase + r.sl.start
-		var skip map[int]*FormatError
-		if r.c != nil {
-			skip = badRows(rest, rb, func(k int) int64 { return base + int64(r.rows[k]) })
-		}
-		var times []time.Time
-		if c := cols[fTimeGenerated]; c != nil {
-			times = c.times[fb]
-		}
-		n := int(r.sl.count)
-		if r.sel {
-			n = len(r.rows)
-		}
-		for k := 0; k < n; k++ {
-			if skip[k] != nil {
-				continue
-			}
-			j := k
-			if r.sel {
-				j = int(r.rows[k])
-			}
-			batch = append(batch, Record{})
-			out := &batch[len(batch)-1]
-			if times != nil {
-				out.TimeGenerated = times[j]
-			}
-			for f := range numFields {
-				c := cols[f]
-				if c == nil || f == fTimeGenerated {
-					continue
-				}
-				var v string
-				if keep != nil && !f.filter() {
-					v = c.strs[rb][k] // decoded for the kept rows only
-				} else {
-					v = c.strs[fb][j]
-				}
-				if v != "" {
-					out.setString(f, v)
-				}
-			}
-			if opts.PositionIds != "" && out.Id == "" {
-				out.Id = opts.PositionIds + strconv.FormatInt(base+int64(j), 10)
-			}
-			st.Rows++
-			if len(batch) == batchSize {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
-
-	scratch := new(Record) // Keep may retain its pointer only during the call
-	var cur *pending       // decoding the filter columns of the next slice
-	var prev *ready
-	// Never leave a decoding goroutine behind.
-	defer func() {
-		await(cur)
-		if prev != nil {
-			await(prev.c)
-		}
-	}()
-	sl, err := nextSlice()
+// run drives the pipeline over the slices, so that both cores stay busy:
+// while fn takes the records of slice s-1, the other columns of s (its kept
+// rows) and the filter columns of s+1 are decoded in the background.
+func (s *pqScan) run() error {
+	sl, err := s.slices.next()
 	if err != nil {
-		return st, err
+		return err
 	}
 	if sl != nil {
-		cur = start(first, sl, nil, sl.seq%pqBuffersPerColumn)
+		s.cur = s.startDecoding(s.first, sl, nil, sl.filterSlot())
 	}
 	for sl != nil {
-		if e := await(cur); e != nil {
-			return st, colErr(e)
+		if e := s.cur.wait(); e != nil {
+			return s.colErr(e)
 		}
-		if err := ctx.Err(); err != nil {
-			return st, err
+		if err := s.ctx.Err(); err != nil {
+			return err
 		}
-		next, err := nextSlice()
+		next, err := s.slices.next()
 		if err != nil {
-			return st, err
+			return err
 		}
 		if next != nil {
-			cur = start(first, next, nil, next.seq%pqBuffersPerColumn)
+			s.cur = s.startDecoding(s.first, next, nil, next.filterSlot())
 		}
-		total += sl.count
-		st.Read += sl.count
-		fb := sl.seq % pqBuffersPerColumn
-		base := sl.rowBase + sl.start
-		skip := badRows(first, fb, func(j int) int64 { return base + int64(j) })
-		r := &ready{sl: sl}
-		if keep == nil && len(skip) > 0 {
-			rows := bufs.kept[sl.seq%2][:0]
-			for j := 0; j < int(sl.count); j++ {
-				if skip[j] == nil {
-					rows = append(rows, int32(j))
-				}
-			}
-			bufs.kept[sl.seq%2] = rows
-			r.rows, r.sel = rows, true
+		r, err := s.selectRows(sl)
+		if err != nil {
+			return err
 		}
-		if keep != nil {
-			var times []time.Time
-			if c := cols[fTimeGenerated]; c != nil {
-				times = c.times[fb]
-			}
-			kept := bufs.kept[sl.seq%2][:0]
-			for j := 0; j < int(sl.count); j++ {
-				if skip[j] != nil {
-					continue
-				}
-				*scratch = Record{}
-				if times != nil {
-					scratch.TimeGenerated = times[j]
-				}
-				for f := range numFields {
-					if c := cols[f]; c != nil && f != fTimeGenerated && f.filter() {
-						scratch.setString(f, c.strs[fb][j])
-					}
-				}
-				inCallback = true
-				k := keep(scratch)
-				inCallback = false
-				if k {
-					kept = append(kept, int32(j))
-				}
-			}
-			*scratch = Record{}
-			bufs.kept[sl.seq%2] = kept
-			r.rows, r.sel = kept, true
-			// The other columns' readers are busy with the previous slice
-			// until it is decoded.
-			if prev != nil {
-				if e := await(prev.c); e != nil {
-					return st, colErr(e)
-				}
-			}
-			if len(kept) > 0 && len(rest) > 0 {
-				r.c = start(rest, sl, kept, sl.seq%2)
-			}
-		}
-		older := prev
-		prev = r // from here on, the deferred cleanup waits for r.c
+		older := s.prev
+		s.prev = r // from here on, release waits for r.rest
 		if older != nil {
-			if err := emit(older); err != nil {
-				return st, err
+			if err := s.emit(older); err != nil {
+				return err
 			}
 		}
 		sl = next
 	}
-	if prev != nil {
-		if err := emit(prev); err != nil {
-			return st, err
+	if s.prev != nil {
+		if err := s.emit(s.prev); err != nil {
+			return err
 		}
 	}
-	if err := flush(); err != nil {
-		return st, err
+	if err := s.flush(); err != nil {
+		return err
 	}
-	if want := pf.NumRows(); total != want {
-		return st, formatErr("", 0, fmt.Errorf("read %d rows, footer says %d", total, want))
+	if want := s.slices.pf.NumRows(); s.total != want {
+		return s.formatErr("", 0, fmt.Errorf("read %d rows, footer says %d", s.total, want))
 	}
-	if st.Read == 0 && st.FirstSkipped != nil {
-		return st, st.FirstSkipped // no row could be read
+	if s.st.Read == 0 && s.st.FirstSkipped != nil {
+		return s.st.FirstSkipped // no row could be read
 	}
-	st.Consumed = size
-	return st, nil
+	return nil
+}
+
+// pqRing is the rotation of the pipeline's per-slice buffers, documented
+// here once. A stage that keeps output per slice holds a ring of buffers
+// (pqReader.out for the decoded values, pqBuffers.kept for the rows to emit),
+// and slice seq writes slot seq % depth of its ring.
+//
+// Reuse is safe because of what is in flight while slice s is selected: s-1
+// (selected, to be emitted), s, and s+1 (its filter columns decoding). The
+// filter columns' values of all three are live, so their ring has 3 slots.
+// The other columns are decoded for s only once their decoding for s-1 is
+// done (their readers are shared), and read for s-1 until it is emitted; the
+// rows to emit likewise: their ring has 2. So a slot is written only after
+// the slice that used it before, seq-depth, has been emitted.
+type pqRing int
+
+const (
+	filterRing pqRing = 3 // values of the first step's columns
+	restRing   pqRing = 2 // values of the other columns, and the rows to emit
+)
+
+func (n pqRing) slot(seq int) int { return seq % int(n) }
+
+// pqSlicer cuts the file's row groups into slices of at most
+// parquetReadRows rows, evenly, in file order, and numbers them for the
+// buffer rings. It owns the position in the file and checks each row
+// group's row count before its first slice.
+type pqSlicer struct {
+	file string
+	pf   *file.Reader
+	// unread are the wanted columns when every one is Null-typed, so never
+	// read: a short column is otherwise found when read, but for these the
+	// footer's row count is checked against their chunks', so that a huge
+	// row count is not trusted.
+	unread  []*pqMeta
+	rg      int   // current row group
+	rgRows  int64 // its rows; -1 until entered
+	rgNext  int64 // its next row to slice
+	rgSlice int64 // rows per slice of it
+	rowBase int64 // rows of the file before it
+	rgr     *file.RowGroupReader
+	seq     int
+}
+
+// next returns the next slice, nil after the last.
+func (p *pqSlicer) next() (*pqSlice, error) {
+	for p.rg < p.pf.NumRowGroups() {
+		if p.rgRows < 0 {
+			if err := p.enter(); err != nil {
+				return nil, err
+			}
+		}
+		if p.rgNext < p.rgRows {
+			if p.rgr == nil {
+				p.rgr = p.pf.RowGroup(p.rg)
+			}
+			sl := &pqSlice{rg: p.rg, rgr: p.rgr, rowBase: p.rowBase, start: p.rgNext, count: min(p.rgSlice, p.rgRows-p.rgNext), seq: p.seq}
+			p.rgNext += sl.count
+			p.seq++
+			return sl, nil
+		}
+		p.rowBase += p.rgRows
+		p.rg++
+		p.rgRows = -1
+	}
+	return nil, nil
+}
+
+// enter reads the row count of row group p.rg and cuts it into slices.
+func (p *pqSlicer) enter() error {
+	rgIdx := p.rg
+	p.rgRows = p.pf.MetaData().RowGroup(rgIdx).NumRows()
+	if p.rgRows < 0 {
+		return &FormatError{File: p.file, Err: fmt.Errorf("row group %d: negative row count %d", rgIdx, p.rgRows)}
+	}
+	p.rgr, p.rgNext = nil, 0
+	nslices := max(1, p.rgRows/parquetReadRows)
+	if p.rgRows%parquetReadRows != 0 && p.rgRows > parquetReadRows {
+		nslices++
+	}
+	p.rgSlice = p.rgRows / nslices
+	if p.rgRows%nslices != 0 {
+		p.rgSlice++
+	}
+	// A column chunk holds one value (or null) per row.
+	for _, m := range p.unread {
+		if cc, err := p.pf.MetaData().RowGroup(rgIdx).ColumnChunk(m.leaf); err != nil || cc.NumValues() != p.rgRows {
+			return &FormatError{File: p.file, Column: fieldNames[m.f], Err: fmt.Errorf("row group %d has %d rows but the column chunk does not", rgIdx, p.rgRows)}
+		}
+	}
+	return nil
+}
+
+// pqDecoding is one decoding step run in the background (steps 1 and 3):
+// columns cs of one slice decoded into one slot of their rings, on up to
+// Parallelism goroutines. Until wait returns, the step owns those columns'
+// readers and that slot: the scan waits before reading the slot or starting
+// another step on the same readers.
+type pqDecoding struct {
+	done    chan *colError
+	err     *colError
+	waiting bool
+}
+
+// startDecoding decodes the rows of sl (with sel, only those) of columns cs
+// into slot b, in the background.
+func (s *pqScan) startDecoding(cs []*pqReader, sl *pqSlice, sel []int32, b int) *pqDecoding {
+	d := &pqDecoding{done: make(chan *colError, 1), waiting: true}
+	par := s.par
+	go func() {
+		d.done <- runColumns(cs, par, func(c *pqReader) *colError { return decodeColumn(c, sl, sel, b) })
+	}()
+	return d
+}
+
+// wait returns the step's error once it is done; nil for a nil step.
+func (d *pqDecoding) wait() *colError {
+	if d == nil {
+		return nil
+	}
+	if d.waiting {
+		d.err, d.waiting = <-d.done, false
+	}
+	return d.err
+}
+
+// decodeColumn is one column's task of a decoding step. Bad values are in
+// the column's slot; an error is the column's structure.
+func decodeColumn(c *pqReader, sl *pqSlice, sel []int32, b int) *colError {
+	if err := c.decode(sl, sel, b); err != nil {
+		return &colError{f: c.meta.f, row: -1, err: fmt.Errorf("row group %d: %w", sl.rg, err)}
+	}
+	return nil
+}
+
+// pqReady is a slice selected and waiting to be emitted: which of its rows
+// go to fn, and (with Keep) the decoding of their other columns.
+type pqReady struct {
+	sl   *pqSlice
+	rows []int32     // when sel: the rows to emit (kept, or readable without Keep)
+	sel  bool        // false: every row of sl
+	rest *pqDecoding // with Keep: decoding the other columns of the kept rows
+}
+
+// selectRows is step 2, for a slice whose filter columns are decoded: it
+// sorts out their unreadable values, runs Keep over the readable rows and
+// starts decoding the other columns of the kept ones.
+func (s *pqScan) selectRows(sl *pqSlice) (*pqReady, error) {
+	s.total += sl.count
+	s.st.Read += sl.count
+	skip := s.badRows(s.first, sl.filterSlot(), sl.base(), nil)
+	r := &pqReady{sl: sl}
+	if s.keep == nil {
+		if len(skip) > 0 {
+			r.rows, r.sel = s.readableRows(sl, skip), true
+		}
+		return r, nil
+	}
+	r.rows, r.sel = s.keepRows(sl, skip), true
+	// The other columns' readers are busy with the previous slice until it
+	// is decoded.
+	if s.prev != nil {
+		if e := s.prev.rest.wait(); e != nil {
+			return nil, s.colErr(e)
+		}
+	}
+	if len(r.rows) > 0 && len(s.rest) > 0 {
+		r.rest = s.startDecoding(s.rest, sl, r.rows, sl.restSlot())
+	}
+	return r, nil
+}
+
+// readableRows lists the rows of sl not in skip, into its slot of the
+// rows-to-emit ring.
+func (s *pqScan) readableRows(sl *pqSlice, skip map[int]*FormatError) []int32 {
+	b := sl.restSlot()
+	rows := s.bufs.kept[b][:0]
+	for j := 0; j < int(sl.count); j++ {
+		if skip[j] == nil {
+			rows = append(rows, int32(j))
+		}
+	}
+	s.bufs.kept[b] = rows
+	return rows
+}
+
+// keepRows lists the rows of sl not in skip that Keep keeps, into its slot
+// of the rows-to-emit ring. Keep sees the filter columns only.
+func (s *pqScan) keepRows(sl *pqSlice, skip map[int]*FormatError) []int32 {
+	fb, b := sl.filterSlot(), sl.restSlot()
+	var times []time.Time
+	if c := s.cols[fTimeGenerated]; c != nil {
+		times = c.out[fb].times
+	}
+	scratch := &s.scratch
+	kept := s.bufs.kept[b][:0]
+	for j := 0; j < int(sl.count); j++ {
+		if skip[j] != nil {
+			continue
+		}
+		*scratch = Record{}
+		if times != nil {
+			scratch.TimeGenerated = times[j]
+		}
+		for f := range numFields {
+			if c := s.cols[f]; c != nil && f != fTimeGenerated && f.filter() {
+				scratch.setString(f, c.out[fb].strs[j])
+			}
+		}
+		s.inCallback = true
+		k := s.keep(scratch)
+		s.inCallback = false
+		if k {
+			kept = append(kept, int32(j))
+		}
+	}
+	*scratch = Record{}
+	s.bufs.kept[b] = kept
+	return kept
+}
+
+// badRows sorts out the unreadable values the columns cs decoded into slot
+// b, at output index j of file row base+j (base+rows[j] when rows is set): a
+// value of an optional column is counted blanked (it reads as ""); a row
+// with one in a required column is returned, with the first such column (in
+// field order), to be skipped. Only cs are touched: the other columns may be
+// decoding meanwhile.
+func (s *pqScan) badRows(cs []*pqReader, b int, base int64, rows []int32) map[int]*FormatError {
+	var in [numFields]bool
+	for _, c := range cs {
+		in[c.meta.f] = true
+	}
+	var skip map[int]*FormatError
+	for _, req := range []bool{true, false} {
+		for f := range numFields {
+			c := s.cols[f]
+			if !in[f] || s.required[f] != req || len(c.out[b].bad) == 0 {
+				continue
+			}
+			for _, bc := range c.out[b].bad {
+				if _, dup := skip[bc.j]; dup {
+					continue
+				}
+				row := base + int64(bc.j)
+				if rows != nil {
+					row = base + int64(rows[bc.j])
+				}
+				fe := &FormatError{File: s.name, Column: fieldNames[f], Row: row + 1, Err: bc.err}
+				if !req {
+					s.st.BlankedCells++
+					if s.st.FirstBlanked == nil || fe.Row < s.st.FirstBlanked.Row {
+						s.st.FirstBlanked = fe
+					}
+					continue
+				}
+				if skip == nil {
+					skip = map[int]*FormatError{}
+				}
+				skip[bc.j] = fe
+			}
+		}
+	}
+	s.st.SkippedRows += int64(len(skip))
+	s.st.Read -= int64(len(skip))
+	for _, fe := range skip {
+		if s.st.FirstSkipped == nil || fe.Row < s.st.FirstSkipped.Row {
+			s.st.FirstSkipped = fe
+		}
+	}
+	return skip
+}
+
+// emit is step 4: once the other columns of r's rows are decoded, it sorts
+// out their unreadable values and appends r's records to the batch, passing
+// each full batch to fn.
+func (s *pqScan) emit(r *pqReady) error {
+	if e := r.rest.wait(); e != nil {
+		return s.colErr(e)
+	}
+	fb, rb := r.sl.filterSlot(), r.sl.restSlot()
+	base := r.sl.base()
+	var skip map[int]*FormatError
+	if r.rest != nil {
+		skip = s.badRows(s.rest, rb, base, r.rows)
+	}
+	var times []time.Time
+	if c := s.cols[fTimeGenerated]; c != nil {
+		times = c.out[fb].times
+	}
+	n := int(r.sl.count)
+	if r.sel {
+		n = len(r.rows)
+	}
+	for k := 0; k < n; k++ {
+		if skip[k] != nil {
+			continue
+		}
+		j := k
+		if r.sel {
+			j = int(r.rows[k])
+		}
+		s.batch = append(s.batch, Record{})
+		out := &s.batch[len(s.batch)-1]
+		if times != nil {
+			out.TimeGenerated = times[j]
+		}
+		s.fill(out, fb, rb, j, k)
+		if s.positionIds != "" && out.Id == "" {
+			out.Id = s.positionIds + strconv.FormatInt(base+int64(j), 10)
+		}
+		s.st.Rows++
+		if len(s.batch) == s.batchSize {
+			if err := s.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fill sets the text fields of out: a filter column's value of row j of
+// slot fb, another column's of kept row k of slot rb (decoded for the kept
+// rows only).
+func (s *pqScan) fill(out *Record, fb, rb, j, k int) {
+	for f := range numFields {
+		c := s.cols[f]
+		if c == nil || f == fTimeGenerated {
+			continue
+		}
+		var v string
+		if s.keep != nil && !f.filter() {
+			v = c.out[rb].strs[k]
+		} else {
+			v = c.out[fb].strs[j]
+		}
+		if v != "" {
+			out.setString(f, v)
+		}
+	}
+}
+
+// flush passes the batch to fn and empties it.
+func (s *pqScan) flush() error {
+	if len(s.batch) == 0 {
+		return nil
+	}
+	s.inCallback = true
+	err := s.fn(s.batch)
+	s.inCallback = false
+	clear(s.batch) // drop references to this batch's strings
+	s.batch = s.batch[:0]
+	return err
+}
+
+// sortBySize orders cs by the uncompressed size of their chunks in rg,
+// largest first (stable).
+func sortBySize(cs []*pqReader, rg *file.RowGroupReader) {
+	slices.SortStableFunc(cs, func(a, b *pqReader) int {
+		return compareInt64(chunkSize(rg, b.meta.leaf), chunkSize(rg, a.meta.leaf))
+	})
 }
 
 func compareInt64(a, b int64) int {
@@ -565,99 +722,7 @@ func runColumns(cols []*pqReader, par int, task func(*pqReader) *colError) *colE
 type pqBuffers struct {
 	cols  [numFields]pqReader
 	batch []Record
-	kept  [2][]int32
+	kept  [restRing][]int32 // rows to emit, a ring (pqRing)
 }
 
 var pqPool = sync.Pool{New: func() any { return new(pqBuffers) }}
-
-// textBlock copies unique strings into shared blocks, one allocation per
-// block instead of one per string. A block is small enough that a retained
-// record does not pin much memory.
-type textBlock struct {
-	buf []byte
-}
-
-const textBlockSize = 32 << 10
-
-func (b *textBlock) clone(s string) string {
-	if len(s) > cap(b.buf)-len(b.buf) {
-		if len(s) > textBlockSize/4 {
-			return strings.Clone(s) // large: its own allocation
-		}
-		b.buf = make([]byte, 0, textBlockSize)
-	}
-	start := len(b.buf)
-	b.buf = append(b.buf, s...)
-	return unsafe.String(&b.buf[start], len(s))
-}
-
-// readProps makes arrow-go read a column chunk through a small buffer (not
-// into one allocation of the whole chunk) and take its page buffers from
-// pageAlloc, so that the buffers of a closed chunk serve the next one instead
-// of becoming garbage.
-var readProps = func() *parquet.ReaderProperties {
-	p := parquet.NewReaderProperties(pageAlloc)
-	p.BufferedStreamEnabled = true
-	p.BufferSize = 64 << 10
-	return p
-}()
-
-var pageAlloc = &poolAllocator{}
-
-// poolAllocator is a memory.Allocator that keeps freed buffers, by power-of-two
-// capacity, for the next allocations. Memory is zeroed, as Go allocates it.
-type poolAllocator struct {
-	pools [poolClasses]sync.Pool
-}
-
-const (
-	poolMinShift = 12 // 4 KiB
-	poolClasses  = 16 // up to 128 MiB; larger buffers are not kept
-)
-
-func poolClass(size int) (int, bool) {
-	c := 0
-	for size > 1<<(poolMinShift+c) {
-		c++
-	}
-	return c, c < poolClasses
-}
-
-func (a *poolAllocator) Allocate(size int) []byte {
-	c, ok := poolClass(size)
-	if !ok {
-		return make([]byte, size)
-	}
-	if p, _ := a.pools[c].Get().(*[]byte); p != nil {
-		b := (*p)[:size]
-		clear(b)
-		return b
-	}
-	return make([]byte, size, 1<<(poolMinShift+c))
-}
-
-func (a *poolAllocator) Reallocate(size int, b []byte) []byte {
-	if cap(b) >= size {
-		n := len(b)
-		b = b[:size]
-		if size > n {
-			clear(b[n:])
-		}
-		return b
-	}
-	nb := a.Allocate(size)
-	copy(nb, b)
-	a.Free(b)
-	return nb
-}
-
-func (a *poolAllocator) Free(b []byte) {
-	c, ok := poolClass(cap(b))
-	if !ok || cap(b) != 1<<(poolMinShift+c) {
-		return
-	}
-	b = b[:cap(b)]
-	a.pools[c].Put(&b)
-}
-
-var _ memory.Allocator = (*poolAllocator)(nil)

@@ -129,7 +129,16 @@ func columnMeta(f field, node schema.Node, leaf int, sc *schema.Schema) (*pqMeta
 		m.kind = kindNull
 		return m, nil
 	}
-	bad := fmt.Errorf("unsupported type %s", typeName(descr))
+	if !m.setKind(descr, lt) {
+		return nil, fmt.Errorf("unsupported type %s", typeName(descr))
+	}
+	return m, nil
+}
+
+// setKind sets how the values of m's column (of type descr, logical type lt)
+// are decoded; false when they cannot be read as m.f.
+func (m *pqMeta) setKind(descr *schema.Column, lt schema.LogicalType) bool {
+	f := m.f
 	if dec, ok := lt.(schema.DecimalLogicalType); ok && f == fResultType && dec.Scale() >= 0 &&
 		(descr.PhysicalType() == parquet.Types.ByteArray || descr.PhysicalType() == parquet.Types.FixedLenByteArray) {
 		// A DECIMAL holding integers, as arrow-go and Spark write them.
@@ -141,80 +150,85 @@ func columnMeta(f field, node schema.Node, leaf int, sc *schema.Schema) (*pqMeta
 		if m.bigPow.IsInt64() {
 			m.pow = m.bigPow.Int64()
 		}
-		return m, nil
+		return true
 	}
 	switch descr.PhysicalType() {
 	case parquet.Types.ByteArray:
 		switch lt.(type) {
 		case schema.NoLogicalType, schema.StringLogicalType, schema.EnumLogicalType, schema.JSONLogicalType, schema.BSONLogicalType:
 		default:
-			return nil, bad
+			return false
 		}
 		if f == fTimeGenerated || f.text() || f == fResultType {
 			m.kind = kindBytes
-			return m, nil
+			return true
 		}
 	case parquet.Types.Int32, parquet.Types.Int64:
-		if ts, ok := lt.(schema.TimestampLogicalType); ok && descr.PhysicalType() == parquet.Types.Int64 {
-			if f != fTimeGenerated {
-				return nil, bad
-			}
-			switch ts.TimeUnit() {
-			case schema.TimeUnitMillis, schema.TimeUnitMicros, schema.TimeUnitNanos:
-			default:
-				return nil, bad
-			}
-			m.kind, m.unit = kindTimestamp, ts.TimeUnit()
-			return m, nil
-		}
-		if f != fResultType {
-			return nil, bad
-		}
-		switch it := lt.(type) {
-		case schema.NoLogicalType:
-		case schema.IntLogicalType:
-			m.bits, m.unsigned = it.BitWidth(), !it.IsSigned()
-		case schema.DecimalLogicalType:
-			// A DECIMAL(p, s) holding integers (DuckDB writes them as INT32/INT64).
-			if it.Scale() < 0 || it.Scale() > 18 {
-				return nil, bad
-			}
-			m.pow = 1
-			for range it.Scale() {
-				m.pow *= 10
-			}
-		default:
-			return nil, bad
-		}
-		m.kind = kindInt64
-		if descr.PhysicalType() == parquet.Types.Int32 {
-			m.kind = kindInt32
-		}
-		return m, nil
+		return m.setIntKind(descr, lt)
 	case parquet.Types.Int96:
 		if f == fTimeGenerated {
 			m.kind = kindInt96
-			return m, nil
+			return true
 		}
 	case parquet.Types.Float, parquet.Types.Double:
 		// A float writer's ResultType: integral values have one meaning
 		// (0.0 is success); a row holding a fraction is skipped.
-		if f == fResultType {
-			if _, ok := lt.(schema.NoLogicalType); ok {
-				m.kind = kindFloat64
-				if descr.PhysicalType() == parquet.Types.Float {
-					m.kind = kindFloat32
-				}
-				return m, nil
+		if _, ok := lt.(schema.NoLogicalType); ok && f == fResultType {
+			m.kind = kindFloat64
+			if descr.PhysicalType() == parquet.Types.Float {
+				m.kind = kindFloat32
 			}
+			return true
 		}
 	case parquet.Types.FixedLenByteArray:
 		if _, ok := lt.(schema.UUIDLogicalType); ok && descr.TypeLength() == 16 && f.text() {
 			m.kind = kindUUID
-			return m, nil
+			return true
 		}
 	}
-	return nil, bad
+	return false
+}
+
+// setIntKind is setKind for an INT32 or INT64 column: a TIMESTAMP
+// TimeGenerated, or a ResultType integer (plain, Int or DECIMAL).
+func (m *pqMeta) setIntKind(descr *schema.Column, lt schema.LogicalType) bool {
+	f := m.f
+	if ts, ok := lt.(schema.TimestampLogicalType); ok && descr.PhysicalType() == parquet.Types.Int64 {
+		if f != fTimeGenerated {
+			return false
+		}
+		switch ts.TimeUnit() {
+		case schema.TimeUnitMillis, schema.TimeUnitMicros, schema.TimeUnitNanos:
+		default:
+			return false
+		}
+		m.kind, m.unit = kindTimestamp, ts.TimeUnit()
+		return true
+	}
+	if f != fResultType {
+		return false
+	}
+	switch it := lt.(type) {
+	case schema.NoLogicalType:
+	case schema.IntLogicalType:
+		m.bits, m.unsigned = it.BitWidth(), !it.IsSigned()
+	case schema.DecimalLogicalType:
+		// A DECIMAL(p, s) holding integers (DuckDB writes them as INT32/INT64).
+		if it.Scale() < 0 || it.Scale() > 18 {
+			return false
+		}
+		m.pow = 1
+		for range it.Scale() {
+			m.pow *= 10
+		}
+	default:
+		return false
+	}
+	m.kind = kindInt64
+	if descr.PhysicalType() == parquet.Types.Int32 {
+		m.kind = kindInt32
+	}
+	return true
 }
 
 // text tells the fields read only as text.
@@ -293,13 +307,8 @@ type pqReader struct {
 	flba  []parquet.FixedLenByteArray
 
 	rg int // row group cr reads
-	// Decoded text (ResultType as text, safe to keep) and TimeGenerated, in
-	// rotating buffers: see scanParquet.
-	strs  [pqBuffersPerColumn][]string
-	times [pqBuffersPerColumn][]time.Time
-	// bad lists the values of each buffer that could not be read: they read
-	// as zero, and scanParquet skips their rows or counts them blanked.
-	bad [pqBuffersPerColumn][]badCell
+	// out holds the decoded values of the slices in flight, a ring (pqRing).
+	out [filterRing]pqValues
 
 	// Text is copied out of the reader's buffers as it is decoded, on the
 	// decoding goroutine: repeating values through an interner (a cache by
@@ -310,6 +319,32 @@ type pqReader struct {
 	blob  textBlock
 	num   []byte
 }
+
+// pqValues is one slot of a column's ring: the values decoded for one slice,
+// by output index (the row's offset in the slice, or its index in the
+// selection).
+type pqValues struct {
+	strs  []string    // text (ResultType as text), safe to keep
+	times []time.Time // TimeGenerated
+	// bad lists the values that could not be read: they read as zero, and
+	// the scan skips their rows or counts them blanked.
+	bad []badCell
+}
+
+// reset empties v for n values of a time column (isTime) or a text one.
+func (v *pqValues) reset(isTime bool, n int) {
+	v.bad = v.bad[:0]
+	clear(v.strs)
+	v.strs, v.times = v.strs[:0], v.times[:0]
+	if isTime {
+		v.times = slices.Grow(v.times, n)
+	} else {
+		v.strs = slices.Grow(v.strs, n)
+	}
+}
+
+// badAt lists the value at output index j as unreadable.
+func (v *pqValues) badAt(j int, err error) { v.bad = append(v.bad, badCell{j, err}) }
 
 const internCache = 8192
 
@@ -326,9 +361,9 @@ func (c *pqReader) reset(m *pqMeta) {
 	if c.cache != nil {
 		clear(c.cache[:])
 	}
-	for b := range c.strs {
-		clear(c.strs[b])
-		c.strs[b] = c.strs[b][:0]
+	for b := range c.out {
+		clear(c.out[b].strs)
+		c.out[b].strs = c.out[b].strs[:0]
 	}
 }
 
@@ -473,37 +508,34 @@ type pqSlice struct {
 	seq          int   // slices of the file before this one
 }
 
-// pqBuffersPerColumn is the number of slices a column's output may be held
-// for at once: the filter columns' of slice s are read by the records of s
-// while slice s+1 is selected and s+2 decoded.
-const pqBuffersPerColumn = 3
+// base is the 0-based file row of the slice's first row.
+func (sl *pqSlice) base() int64 { return sl.rowBase + sl.start }
+
+// filterSlot is the slice's slot of the first decoding step's ring.
+func (sl *pqSlice) filterSlot() int { return filterRing.slot(sl.seq) }
+
+// restSlot is the slice's slot of the other columns' and kept rows' ring.
+func (sl *pqSlice) restSlot() int { return restRing.slot(sl.seq) }
 
 // decode reads the rows of sl (with sel, only rows sl.start+sel[k]) into
-// c.strs[b] or c.times[b]. A value of no clear meaning reads as zero and is
-// listed in c.bad[b] with its output index; an error means the column chunk
-// itself cannot be read.
+// slot b of the column's ring, c.out[b]. A value of no clear meaning reads
+// as zero and is listed in c.out[b].bad with its output index; an error
+// means the column chunk itself cannot be read. This is the contract the
+// pipeline relies on, whatever does the decoding: it runs on a goroutine of
+// a pqDecoding, touches only c and slot b, and returns text safe to keep.
 func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
-	start, count := sl.start, sl.count
-	n := int(count)
+	n := int(sl.count)
 	if sel != nil {
 		n = len(sel)
 	}
 	isTime := c.meta.f == fTimeGenerated
-	c.bad[b] = c.bad[b][:0]
-	badCellAt := func(j int, err error) { c.bad[b] = append(c.bad[b], badCell{j, err}) }
-	clear(c.strs[b])
-	strs, times := c.strs[b][:0], c.times[b][:0]
-	if isTime {
-		times = slices.Grow(times, n)
-	} else {
-		strs = slices.Grow(strs, n)
-	}
-	defer func() { c.strs[b], c.times[b] = strs, times }()
+	o := &c.out[b]
+	o.reset(isTime, n)
 	if c.meta.kind == kindNull {
 		if isTime {
-			times = append(times, make([]time.Time, n)...)
+			o.times = append(o.times, make([]time.Time, n)...)
 		} else {
-			strs = append(strs, make([]string, n)...)
+			o.strs = append(o.strs, make([]string, n)...)
 		}
 		return nil
 	}
@@ -516,221 +548,254 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 	}
 	switch c.meta.kind {
 	case kindBytes:
-		r, ok := c.cr.(*file.ByteArrayColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.bytes == nil {
-			c.bytes = make([]parquet.ByteArray, pqBatchRows)
-		}
-		if isTime {
-			// ISO 8601 text.
-			return readRows(c, r, c.bytes, start, count, sel, func(j int, v parquet.ByteArray, ok bool) error {
-				var tm time.Time
-				if ok && len(v) > 0 {
-					var err error
-					if tm, err = parseTime(unsafe.String(unsafe.SliceData(v), len(v))); err != nil {
-						badCellAt(j, err)
-					}
-				}
-				times = append(times, tm)
-				return nil
-			})
-		}
-		if c.meta.f == fResultType {
-			// "0.0" is success too: numeric text reads as its integer.
-			return readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
-				if len(v) > 0 && !canonicalInt(unsafe.String(unsafe.SliceData(v), len(v))) {
-					if n, ok := numericInt(string(v)); ok {
-						strs = append(strs, c.in.get(n))
-						return nil
-					}
-				}
-				strs = append(strs, c.text(v))
-				return nil
-			})
-		}
-		return readRows(c, r, c.bytes, start, count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
-			strs = append(strs, c.text(v))
-			return nil
-		})
+		return c.decodeBytes(o, sl, sel)
 	case kindInt32:
-		r, ok := c.cr.(*file.Int32ColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.i32 == nil {
-			c.i32 = make([]int32, pqBatchRows)
-		}
-		return readRows(c, r, c.i32, start, count, sel, func(j int, v int32, ok bool) error {
-			switch {
-			case !ok:
-				strs = append(strs, "")
-			case c.meta.pow > 0:
-				strs = append(strs, c.decimalText(j, int64(v), badCellAt))
-			case c.meta.unsigned:
-				strs = append(strs, c.uintText(truncUint(int64(v), c.meta.bits, 32)))
-			default:
-				strs = append(strs, c.intText(truncInt(int64(v), c.meta.bits)))
-			}
-			return nil
-		})
+		return c.decodeInt32(o, sl, sel)
 	case kindInt64:
-		r, ok := c.cr.(*file.Int64ColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.i64 == nil {
-			c.i64 = make([]int64, pqBatchRows)
-		}
-		return readRows(c, r, c.i64, start, count, sel, func(j int, v int64, ok bool) error {
-			switch {
-			case !ok:
-				strs = append(strs, "")
-			case c.meta.pow > 0:
-				strs = append(strs, c.decimalText(j, v, badCellAt))
-			case c.meta.unsigned:
-				strs = append(strs, c.uintText(truncUint(v, c.meta.bits, 64)))
-			default:
-				strs = append(strs, c.intText(truncInt(v, c.meta.bits)))
-			}
-			return nil
-		})
+		return c.decodeInt64(o, sl, sel)
 	case kindTimestamp:
-		r, ok := c.cr.(*file.Int64ColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.i64 == nil {
-			c.i64 = make([]int64, pqBatchRows)
-		}
-		unit := c.meta.unit
-		// Local (not UTC-adjusted) wall-clock times are taken as UTC, as Kusto does.
-		return readRows(c, r, c.i64, start, count, sel, func(_ int, v int64, ok bool) error {
-			var tm time.Time
-			if ok {
-				switch unit {
-				case schema.TimeUnitMillis:
-					tm = time.UnixMilli(v).UTC()
-				case schema.TimeUnitMicros:
-					tm = time.UnixMicro(v).UTC()
-				default:
-					tm = time.Unix(0, v).UTC()
-				}
-			}
-			times = append(times, tm)
-			return nil
-		})
+		return c.decodeTimestamp(o, sl, sel)
 	case kindInt96:
-		r, ok := c.cr.(*file.Int96ColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.i96 == nil {
-			c.i96 = make([]parquet.Int96, pqBatchRows)
-		}
-		return readRows(c, r, c.i96, start, count, sel, func(j int, v parquet.Int96, ok bool) error {
-			var tm time.Time
-			if ok {
-				if ts, err := v.ToTimestamp(); err != nil {
-					badCellAt(j, err)
-				} else {
-					tm = time.Unix(0, int64(ts)).UTC()
-				}
-			}
-			times = append(times, tm)
-			return nil
-		})
+		return c.decodeInt96(o, sl, sel)
 	case kindFloat32:
-		r, ok := c.cr.(*file.Float32ColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.f32 == nil {
-			c.f32 = make([]float32, pqBatchRows)
-		}
-		return readRows(c, r, c.f32, start, count, sel, func(j int, v float32, ok bool) error {
-			strs = append(strs, c.floatText(j, float64(v), ok, badCellAt))
-			return nil
-		})
+		return c.decodeFloat32(o, sl, sel)
 	case kindFloat64:
-		r, ok := c.cr.(*file.Float64ColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.f64 == nil {
-			c.f64 = make([]float64, pqBatchRows)
-		}
-		return readRows(c, r, c.f64, start, count, sel, func(j int, v float64, ok bool) error {
-			strs = append(strs, c.floatText(j, v, ok, badCellAt))
-			return nil
-		})
+		return c.decodeFloat64(o, sl, sel)
 	case kindDecimalFixed:
-		r, ok := c.cr.(*file.FixedLenByteArrayColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.flba == nil {
-			c.flba = make([]parquet.FixedLenByteArray, pqBatchRows)
-		}
-		return readRows(c, r, c.flba, start, count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
-			strs = append(strs, c.decimalBytesText(j, v, ok, badCellAt))
-			return nil
-		})
+		return c.decodeDecimalFixed(o, sl, sel)
 	case kindDecimalBytes:
-		r, ok := c.cr.(*file.ByteArrayColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.bytes == nil {
-			c.bytes = make([]parquet.ByteArray, pqBatchRows)
-		}
-		return readRows(c, r, c.bytes, start, count, sel, func(j int, v parquet.ByteArray, ok bool) error {
-			strs = append(strs, c.decimalBytesText(j, v, ok, badCellAt))
-			return nil
-		})
+		return c.decodeDecimalBytes(o, sl, sel)
 	case kindUUID:
-		r, ok := c.cr.(*file.FixedLenByteArrayColumnChunkReader)
-		if !ok {
-			return fmt.Errorf("unexpected reader %T", c.cr)
-		}
-		if c.flba == nil {
-			c.flba = make([]parquet.FixedLenByteArray, pqBatchRows)
-		}
-		return readRows(c, r, c.flba, start, count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
-			switch {
-			case !ok:
-				strs = append(strs, "")
-			case len(v) != 16:
-				badCellAt(j, fmt.Errorf("UUID of %d bytes", len(v)))
-				strs = append(strs, "")
-			default:
-				c.num = uuidText(c.num[:0], v)
-				strs = append(strs, c.text(c.num))
-			}
-			return nil
-		})
+		return c.decodeUUID(o, sl, sel)
 	}
 	return fmt.Errorf("unexpected column kind %d", c.meta.kind)
 }
 
+// chunkReader is c's column chunk reader as the reader type R of its kind.
+func chunkReader[R file.ColumnChunkReader](c *pqReader) (R, error) {
+	r, ok := c.cr.(R)
+	if !ok {
+		return r, fmt.Errorf("unexpected reader %T", c.cr)
+	}
+	return r, nil
+}
+
+// batchBuf returns the value buffer *buf, made on first use.
+func batchBuf[T any](buf *[]T) []T {
+	if *buf == nil {
+		*buf = make([]T, pqBatchRows)
+	}
+	return *buf
+}
+
+// decodeBytes decodes BYTE_ARRAY text: ISO 8601 text for TimeGenerated,
+// numeric text read as its integer for ResultType ("0.0" is success too).
+func (c *pqReader) decodeBytes(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.ByteArrayColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	buf := batchBuf(&c.bytes)
+	switch c.meta.f {
+	case fTimeGenerated:
+		return readRows(c, r, buf, sl.start, sl.count, sel, func(j int, v parquet.ByteArray, ok bool) error {
+			var tm time.Time
+			if ok && len(v) > 0 {
+				var err error
+				if tm, err = parseTime(unsafe.String(unsafe.SliceData(v), len(v))); err != nil {
+					o.badAt(j, err)
+				}
+			}
+			o.times = append(o.times, tm)
+			return nil
+		})
+	case fResultType:
+		return readRows(c, r, buf, sl.start, sl.count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
+			if len(v) > 0 && !canonicalInt(unsafe.String(unsafe.SliceData(v), len(v))) {
+				if n, ok := numericInt(string(v)); ok {
+					o.strs = append(o.strs, c.in.get(n))
+					return nil
+				}
+			}
+			o.strs = append(o.strs, c.text(v))
+			return nil
+		})
+	}
+	return readRows(c, r, buf, sl.start, sl.count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
+		o.strs = append(o.strs, c.text(v))
+		return nil
+	})
+}
+
+// decodeInt32 decodes an INT32 ResultType.
+func (c *pqReader) decodeInt32(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.Int32ColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	return readRows(c, r, batchBuf(&c.i32), sl.start, sl.count, sel, func(j int, v int32, ok bool) error {
+		o.strs = append(o.strs, c.resultInt(o, j, int64(v), ok, 32))
+		return nil
+	})
+}
+
+// decodeInt64 decodes an INT64 ResultType.
+func (c *pqReader) decodeInt64(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.Int64ColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	return readRows(c, r, batchBuf(&c.i64), sl.start, sl.count, sel, func(j int, v int64, ok bool) error {
+		o.strs = append(o.strs, c.resultInt(o, j, v, ok, 64))
+		return nil
+	})
+}
+
+// resultInt is the text of an integer ResultType value v at output index j
+// (ok false for a null), stored physical bits wide.
+func (c *pqReader) resultInt(o *pqValues, j int, v int64, ok bool, physical int8) string {
+	switch {
+	case !ok:
+		return ""
+	case c.meta.pow > 0:
+		return c.decimalText(o, j, v)
+	case c.meta.unsigned:
+		return c.uintText(truncUint(v, c.meta.bits, physical))
+	}
+	return c.intText(truncInt(v, c.meta.bits))
+}
+
+// decodeTimestamp decodes an INT64 TIMESTAMP TimeGenerated. Local (not
+// UTC-adjusted) wall-clock times are taken as UTC, as Kusto does.
+func (c *pqReader) decodeTimestamp(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.Int64ColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	unit := c.meta.unit
+	return readRows(c, r, batchBuf(&c.i64), sl.start, sl.count, sel, func(_ int, v int64, ok bool) error {
+		var tm time.Time
+		if ok {
+			switch unit {
+			case schema.TimeUnitMillis:
+				tm = time.UnixMilli(v).UTC()
+			case schema.TimeUnitMicros:
+				tm = time.UnixMicro(v).UTC()
+			default:
+				tm = time.Unix(0, v).UTC()
+			}
+		}
+		o.times = append(o.times, tm)
+		return nil
+	})
+}
+
+// decodeInt96 decodes an INT96 TimeGenerated.
+func (c *pqReader) decodeInt96(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.Int96ColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	return readRows(c, r, batchBuf(&c.i96), sl.start, sl.count, sel, func(j int, v parquet.Int96, ok bool) error {
+		var tm time.Time
+		if ok {
+			if ts, err := v.ToTimestamp(); err != nil {
+				o.badAt(j, err)
+			} else {
+				tm = time.Unix(0, int64(ts)).UTC()
+			}
+		}
+		o.times = append(o.times, tm)
+		return nil
+	})
+}
+
+// decodeFloat32 decodes a FLOAT ResultType holding integers.
+func (c *pqReader) decodeFloat32(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.Float32ColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	return readRows(c, r, batchBuf(&c.f32), sl.start, sl.count, sel, func(j int, v float32, ok bool) error {
+		o.strs = append(o.strs, c.floatText(o, j, float64(v), ok))
+		return nil
+	})
+}
+
+// decodeFloat64 decodes a DOUBLE ResultType holding integers.
+func (c *pqReader) decodeFloat64(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.Float64ColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	return readRows(c, r, batchBuf(&c.f64), sl.start, sl.count, sel, func(j int, v float64, ok bool) error {
+		o.strs = append(o.strs, c.floatText(o, j, v, ok))
+		return nil
+	})
+}
+
+// decodeDecimalFixed decodes a FIXED_LEN_BYTE_ARRAY DECIMAL ResultType.
+func (c *pqReader) decodeDecimalFixed(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.FixedLenByteArrayColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	return readRows(c, r, batchBuf(&c.flba), sl.start, sl.count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
+		o.strs = append(o.strs, c.decimalBytesText(o, j, v, ok))
+		return nil
+	})
+}
+
+// decodeDecimalBytes decodes a BYTE_ARRAY DECIMAL ResultType.
+func (c *pqReader) decodeDecimalBytes(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.ByteArrayColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	return readRows(c, r, batchBuf(&c.bytes), sl.start, sl.count, sel, func(j int, v parquet.ByteArray, ok bool) error {
+		o.strs = append(o.strs, c.decimalBytesText(o, j, v, ok))
+		return nil
+	})
+}
+
+// decodeUUID decodes a FIXED_LEN_BYTE_ARRAY(16) UUID as its text.
+func (c *pqReader) decodeUUID(o *pqValues, sl *pqSlice, sel []int32) error {
+	r, err := chunkReader[*file.FixedLenByteArrayColumnChunkReader](c)
+	if err != nil {
+		return err
+	}
+	return readRows(c, r, batchBuf(&c.flba), sl.start, sl.count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
+		switch {
+		case !ok:
+			o.strs = append(o.strs, "")
+		case len(v) != 16:
+			o.badAt(j, fmt.Errorf("UUID of %d bytes", len(v)))
+			o.strs = append(o.strs, "")
+		default:
+			c.num = uuidText(c.num[:0], v)
+			o.strs = append(o.strs, c.text(c.num))
+		}
+		return nil
+	})
+}
+
 // floatText reads an integral float as its integer text; a fraction (or NaN,
 // or an infinity) has no clear ResultType meaning.
-func (c *pqReader) floatText(j int, v float64, ok bool, bad func(int, error)) string {
+func (c *pqReader) floatText(o *pqValues, j int, v float64, ok bool) string {
 	if !ok {
 		return ""
 	}
 	if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
-		bad(j, fmt.Errorf("want an integer, got %v", v))
+		o.badAt(j, fmt.Errorf("want an integer, got %v", v))
 		return ""
 	}
 	return c.intText(int64(v))
 }
 
 // decimalText reads the unscaled DECIMAL value v as its integer text.
-func (c *pqReader) decimalText(j int, v int64, bad func(int, error)) string {
+func (c *pqReader) decimalText(o *pqValues, j int, v int64) string {
 	if v%c.meta.pow != 0 {
-		bad(j, fmt.Errorf("want an integer, got %s", strconv.FormatFloat(float64(v)/float64(c.meta.pow), 'f', -1, 64)))
+		o.badAt(j, fmt.Errorf("want an integer, got %s", strconv.FormatFloat(float64(v)/float64(c.meta.pow), 'f', -1, 64)))
 		return ""
 	}
 	return c.intText(v / c.meta.pow)
@@ -738,19 +803,19 @@ func (c *pqReader) decimalText(j int, v int64, bad func(int, error)) string {
 
 // decimalBytesText reads a DECIMAL's unscaled big-endian two's complement
 // bytes as its integer text.
-func (c *pqReader) decimalBytesText(j int, v []byte, ok bool, bad func(int, error)) string {
+func (c *pqReader) decimalBytesText(o *pqValues, j int, v []byte, ok bool) string {
 	switch {
 	case !ok:
 		return ""
 	case len(v) == 0:
-		bad(j, errors.New("empty DECIMAL value"))
+		o.badAt(j, errors.New("empty DECIMAL value"))
 		return ""
 	case len(v) <= 8 && c.meta.pow > 0:
 		x := int64(int8(v[0]))
 		for _, b := range v[1:] {
 			x = x<<8 | int64(b)
 		}
-		return c.decimalText(j, x, bad)
+		return c.decimalText(o, j, x)
 	}
 	n := new(big.Int).SetBytes(v)
 	if v[0]&0x80 != 0 {
@@ -758,7 +823,7 @@ func (c *pqReader) decimalBytesText(j int, v []byte, ok bool, bad func(int, erro
 	}
 	q, r := new(big.Int).QuoRem(n, c.meta.bigPow, new(big.Int))
 	if r.Sign() != 0 {
-		bad(j, fmt.Errorf("want an integer, got %s", new(big.Rat).SetFrac(n, c.meta.bigPow).FloatString(len(c.meta.bigPow.String())-1)))
+		o.badAt(j, fmt.Errorf("want an integer, got %s", new(big.Rat).SetFrac(n, c.meta.bigPow).FloatString(len(c.meta.bigPow.String())-1)))
 		return ""
 	}
 	return c.in.get(q.String())

@@ -1,5 +1,3 @@
-// Package signin holds the sign-in record the rule reads and the readers that
-// stream it out of the two tables' exports (Parquet and JSON Lines).
 package signin
 
 import (

@@ -1,10 +1,8 @@
 package signin
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -117,36 +115,3 @@ func IsPositionId(id string) bool { return strings.HasPrefix(id, PositionIdPrefi
 // DefaultMaxExpansion is Options.MaxExpansion's default: gzip JSON Lines
 // exports compress about 10-20x; a bomb compresses 1000x.
 const DefaultMaxExpansion = 64
-
-// Scan streams the records of one export file of table t to fn, a batch at a
-// time. The format is detected from the content (Parquet "PAR1", gzip 1f 8b,
-// else JSON Lines), not the name. name is used in errors only. The batch slice
-// is reused after fn returns.
-//
-// Errors: a *FormatError when the content can never be read (see FormatError);
-// ctx's error when cancelled; fn's error as returned; any other error (an I/O
-// failure of r) is worth a retry. Batches passed to fn before an error belong
-// to a failed scan and should be discarded by the caller.
-//
-// A zero-byte file holds no rows and is not an error, whatever its name: an
-// export writer may create the blob before committing its content.
-func Scan(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, opts Options, fn func([]Record) error) (Stats, error) {
-	if t != Interactive && t != NonInteractive {
-		return Stats{}, fmt.Errorf("signin.Scan %s: unknown table %v", name, t)
-	}
-	if size <= 0 {
-		return Stats{}, nil
-	}
-	var magic [4]byte
-	n, err := r.ReadAt(magic[:], 0)
-	if n < len(magic) && err != nil && err != io.EOF {
-		return Stats{}, fmt.Errorf("signin.Scan %s: %w", name, err)
-	}
-	switch {
-	case n == 4 && string(magic[:]) == parquetMagic:
-		return scanParquet(ctx, name, r, size, t, opts, fn)
-	case n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
-		return scanJSONL(ctx, name, r, size, true, t, opts, fn)
-	}
-	return scanJSONL(ctx, name, r, size, false, t, opts, fn)
-}

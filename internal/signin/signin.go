@@ -1,0 +1,62 @@
+// Package signin holds the sign-in record the rule reads and the readers that
+// stream it out of the two tables' exports (Parquet and JSON Lines).
+//
+// Scan is the entry point: it tells the format from the content and hands the
+// file to one of two readers, each a struct whose methods are the steps of one
+// scan, sharing Record (record.go), Options, Stats and FormatError (scan.go)
+// and the column rules (columns.go):
+//
+//   - jsonlScan (jsonl.go) reads a line at a time (readLine), leaves the
+//     partial last line of a growing append blob for the next read (partial),
+//     decodes each line's cells (record, cells) and batches the records.
+//   - pqScan (parquet.go) is a pipeline over slices of the row groups
+//     (pqSlicer): the filter columns of a slice are decoded in the background
+//     (pqDecoding), Keep selects its rows (selectRows), the other columns are
+//     decoded for the kept rows only, and emit batches the records in file
+//     order. The slices in flight keep their values in buffer rings (pqRing).
+//     A pqReader (pqcolumn.go) decodes one column; alloc.go recycles
+//     arrow-go's page buffers and copies unique text into shared blocks.
+//
+// Unreadable content is a *FormatError naming the file, column and row; one
+// bad cell costs its row (a required column) or its value (an optional one),
+// not the file (Stats.SkippedRows, Stats.BlankedCells).
+package signin
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Scan streams the records of one export file of table t to fn, a batch at a
+// time. The format is detected from the content (Parquet "PAR1", gzip 1f 8b,
+// else JSON Lines), not the name. name is used in errors only. The batch slice
+// is reused after fn returns.
+//
+// Errors: a *FormatError when the content can never be read (see FormatError);
+// ctx's error when cancelled; fn's error as returned; any other error (an I/O
+// failure of r) is worth a retry. Batches passed to fn before an error belong
+// to a failed scan and should be discarded by the caller.
+//
+// A zero-byte file holds no rows and is not an error, whatever its name: an
+// export writer may create the blob before committing its content.
+func Scan(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, opts Options, fn func([]Record) error) (Stats, error) {
+	if t != Interactive && t != NonInteractive {
+		return Stats{}, fmt.Errorf("signin.Scan %s: unknown table %v", name, t)
+	}
+	if size <= 0 {
+		return Stats{}, nil
+	}
+	var magic [4]byte
+	n, err := r.ReadAt(magic[:], 0)
+	if n < len(magic) && err != nil && err != io.EOF {
+		return Stats{}, fmt.Errorf("signin.Scan %s: %w", name, err)
+	}
+	switch {
+	case n == 4 && string(magic[:]) == parquetMagic:
+		return scanParquet(ctx, name, r, size, t, opts, fn)
+	case n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		return scanJSONL(ctx, name, r, size, true, t, opts, fn)
+	}
+	return scanJSONL(ctx, name, r, size, false, t, opts, fn)
+}
