@@ -339,14 +339,6 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 		r = io.NewSectionReader(ra, from, props.Size-from)
 	}
 	ext := &extracted{byHour: map[time.Time]*extractWriter{}}
-	if from == 0 {
-		var magic [4]byte
-		n, err := ra.ReadAt(magic[:], 0)
-		if err != nil && err != io.EOF {
-			return nil, err
-		}
-		ext.plain = !(n == 4 && string(magic[:]) == "PAR1") && !(n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)
-	}
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
 		Keep:         keep,
@@ -374,6 +366,7 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 		}
 		out.Candidates += int64(b.rows)
 	}
+	ext.plain = st.Format == signin.JSONLines
 	out.RowsRead, out.Consumed = st.Read, from+st.Consumed
 	if out.SkippedRows = st.SkippedRows; st.FirstSkipped != nil {
 		out.FirstSkipped = st.FirstSkipped.Error()

@@ -1,6 +1,12 @@
 package signin
 
-import "testing"
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"os"
+	"testing"
+)
 
 func TestIsExportName(t *testing.T) {
 	for _, tc := range []struct {
@@ -25,6 +31,32 @@ func TestIsExportName(t *testing.T) {
 	} {
 		if got := IsExportName(tc.name); got != tc.want {
 			t.Errorf("IsExportName(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Scan says which format it found, from the content alone.
+func TestScanReportsFormat(t *testing.T) {
+	plain, err := os.ReadFile("../../testdata/readers/signinlogs.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(plain)
+	zw.Close()
+	pq, err := os.ReadFile("../../testdata/readers/signinlogs-duckdb-zstd.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want Format
+	}{{"x.parquet", plain, JSONLines}, {"x.json", gz.Bytes(), GzipJSONLines}, {"x.json", pq, Parquet}, {"empty.json", nil, ""}} {
+		st, err := Scan(context.Background(), tc.name, bytes.NewReader(tc.data), int64(len(tc.data)), Interactive, Options{Final: true}, func([]Record) error { return nil })
+		if err != nil || st.Format != tc.want {
+			t.Errorf("%s holding %q: format %q, %v; want %q", tc.name, tc.want, st.Format, err, tc.want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package signin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -652,18 +653,8 @@ func (s *pqScan) flush() error {
 // largest first (stable).
 func sortBySize(cs []*pqReader, rg *file.RowGroupReader) {
 	slices.SortStableFunc(cs, func(a, b *pqReader) int {
-		return compareInt64(chunkSize(rg, b.meta.leaf), chunkSize(rg, a.meta.leaf))
+		return cmp.Compare(chunkSize(rg, b.meta.leaf), chunkSize(rg, a.meta.leaf))
 	})
-}
-
-func compareInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // chunkSize is the uncompressed size of a column chunk, 0 when unknown.

@@ -55,6 +55,8 @@ type Stats struct {
 	// A file whose every row is skipped is rejected with FirstSkipped.
 	SkippedRows  int64
 	FirstSkipped *FormatError
+	// Format is what the content was ("" for an empty file).
+	Format Format
 	// BlankedCells counts values of optional columns that could not be read
 	// and read as "" (the row is kept); FirstBlanked names the first.
 	BlankedCells int64

@@ -52,11 +52,27 @@ func Scan(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, 
 	if n < len(magic) && err != nil && err != io.EOF {
 		return Stats{}, fmt.Errorf("signin.Scan %s: %w", name, err)
 	}
+	var st Stats
 	switch {
 	case n == 4 && string(magic[:]) == parquetMagic:
-		return scanParquet(ctx, name, r, size, t, opts, fn)
+		st, err = scanParquet(ctx, name, r, size, t, opts, fn)
+		st.Format = Parquet
 	case n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
-		return scanJSONL(ctx, name, r, size, true, t, opts, fn)
+		st, err = scanJSONL(ctx, name, r, size, true, t, opts, fn)
+		st.Format = GzipJSONLines
+	default:
+		st, err = scanJSONL(ctx, name, r, size, false, t, opts, fn)
+		st.Format = JSONLines
 	}
-	return scanJSONL(ctx, name, r, size, false, t, opts, fn)
+	return st, err
 }
+
+// Format is an export file's format, as Scan detected it from the content.
+type Format string
+
+const (
+	Parquet       Format = "parquet"
+	GzipJSONLines Format = "jsonl.gz"
+	// JSONLines is plain JSON Lines: the one format that grows by appends.
+	JSONLines Format = "jsonl"
+)
