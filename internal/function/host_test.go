@@ -495,4 +495,3 @@ func readFile(t testing.TB, rel string) []byte {
 	}
 	return data
 }
-
