@@ -376,6 +376,11 @@ func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string
 		if Rejected(err) {
 			// Not created: release the claim so the next run asks again.
 			st.LeaseUntil = s.now()
+			if e := (*Error)(nil); errors.As(err, &e) && e.StatusCode == http.StatusTooManyRequests {
+				// Busy (e.g. the 5 active jobs of the workspace): not an
+				// attempt at this hour.
+				st.Attempts--
+			}
 			sum.Released++
 			log.Warn("export job refused; the hour is asked again next run", slog.String("error", st.Error), slog.Int("attempt", st.Attempts))
 		} else {
