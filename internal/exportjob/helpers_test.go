@@ -67,7 +67,7 @@ func localStore(t *testing.T) store.Store {
 // clock is a settable clock.
 type clock struct{ off atomic.Int64 }
 
-func (c *clock) now() time.Time           { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // testKeys are n past hours (three days back, so the API takes them).
