@@ -28,7 +28,7 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "schedule requests one Log Analytics export job per table and hour of [--from, --to),")
 		fmt.Fprintln(stderr, "each hour once (state in the state container, shared with the ScheduleExports timer);")
-		fmt.Fprintln(stderr, "status lists that state. Settings: "+exportjob.EnvWorkspace+" and the other TOKENPIVOT_EXPORT_*.")
+		fmt.Fprintln(stderr, "status lists that state. Settings: "+exportjob.EnvWorkspace+" and the rest of exportjob.Settings (README: export jobs).")
 		if len(args) == 0 {
 			return usagef("exports: want schedule or status")
 		}
