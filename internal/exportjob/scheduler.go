@@ -224,13 +224,14 @@ func (s *Scheduler) Pass(ctx context.Context, keys []Key) (Summary, error) {
 	}
 	now := s.now()
 	states := make([]*State, len(keys)) // nil: no blob
+	skip := make([]bool, len(keys))     // unreadable: left alone this pass
 	for i, k := range keys {
 		st, err := s.read(ctx, k)
 		switch {
 		case errors.Is(err, store.ErrNotExist):
 		case err != nil:
 			fail(k, err)
-			keys[i] = Key{} // unreadable: leave it alone this pass
+			skip[i] = true
 		default:
 			states[i] = st
 		}
@@ -254,7 +255,7 @@ func (s *Scheduler) Pass(ctx context.Context, keys []Key) (Summary, error) {
 	}
 	owner := newOwner()
 	for i, k := range keys {
-		if k.Table == "" {
+		if skip[i] {
 			continue
 		}
 		st := states[i]
@@ -280,7 +281,7 @@ func (s *Scheduler) Pass(ctx context.Context, keys []Key) (Summary, error) {
 		}
 	}
 	for i, st := range states {
-		if keys[i].Table == "" {
+		if skip[i] {
 			continue
 		}
 		if st == nil {
