@@ -40,6 +40,7 @@ func commands() []command {
 		{"process", "run the event pipeline over every export blob of a storage account or folder", runProcess},
 		{"alerts", "list the alerts and incidents in a storage account or folder", runAlerts},
 		{"serve", "run the Azure Functions custom handler", runServe},
+		{"exports", "request and list Log Analytics export jobs (schedule --from --to, status)", runExports},
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +11,10 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"text/tabwriter"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/exportjob"
 	"github.com/tokenpivot/tokenpivot/internal/function"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 )
@@ -54,6 +57,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nserve is configured by app settings (environment variables):\n\n")
 		settings.WriteHelp(stderr)
+		fmt.Fprintf(stderr, "\nthe ScheduleExports timer (export jobs, off while %s is empty):\n\n", exportjob.EnvWorkspace)
+		tw := tabwriter.NewWriter(stderr, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "SETTING\tDEFAULT\tMEANING")
+		for _, st := range exportjob.Settings {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Name, cmp.Or(st.Default, "-"), st.Meaning)
+		}
+		tw.Flush()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -104,6 +104,12 @@ param subscribeEvents bool = false
 @secure()
 param eventGridExtensionKey string = ''
 
+
+@description('Resource id of the Log Analytics (Sentinel) workspace that ScheduleExports requests hourly export jobs from; empty (the default) turns export jobs off. Its system-assigned identity must be on (infra/README.md).')
+param exportWorkspaceResourceId string = ''
+
+@description('NCRONTAB schedule of ScheduleExports (second minute hour day month weekday).')
+param exportSchedule string = '0 5 * * * *'
 @description('Tags for every resource.')
 param tags object = {}
 
@@ -113,6 +119,10 @@ var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'tokenpivot-deadletter'
 var workQueueName = 'tokenpivot-work'
 var exportResourceGroup = empty(exportResourceGroupName) ? resourceGroup().name : exportResourceGroupName
+var exportJobs = !empty(exportWorkspaceResourceId)
+// The workspace's subscription, resource group and name ([2], [4], [8]); a
+// placeholder when export jobs are off, so that the split never fails.
+var exportWorkspaceParts = split(exportJobs ? exportWorkspaceResourceId : '/subscriptions/none/resourceGroups/none/providers/Microsoft.OperationalInsights/workspaces/none', '/')
 
 // State must outlive the allowed lateness: a blob may join with anything up
 // to that old. Lifecycle rules count whole days, so round up and add a margin.
@@ -348,6 +358,17 @@ var appSettings = {
   TOKENPIVOT_IPV6_SAFE_NETWORKS: ipv6SafeNetworks
   TOKENPIVOT_ALLOWED_LATENESS: '${allowedLatenessHours}h'
   TOKENPIVOT_MAX_EXPANSION: '${maxExpansion}'
+  // Export jobs (ScheduleExports, internal/exportjob): off while the
+  // workspace is empty. The schedule is always set: function.json names it.
+  TOKENPIVOT_EXPORT_WORKSPACE_ID: exportWorkspaceResourceId
+  TOKENPIVOT_EXPORT_STORAGE_ACCOUNT_ID: resourceId(subscription().subscriptionId, exportResourceGroup, 'Microsoft.Storage/storageAccounts', exportStorageAccountName)
+  TOKENPIVOT_EXPORT_SCHEDULE: exportSchedule
+  TOKENPIVOT_EXPORT_LOOKBACK: '48h'
+  TOKENPIVOT_EXPORT_SETTLE: '30m'
+  TOKENPIVOT_EXPORT_LEASE: '15m'
+  TOKENPIVOT_EXPORT_STUCK_AFTER: '6h'
+  TOKENPIVOT_EXPORT_MAX_ATTEMPTS: '3'
+  TOKENPIVOT_EXPORT_MAX_ACTIVE: '4'
   // The Go heap's soft limit: 11/16 of the instance, the rest left to the
   // Functions host; serve sizes its budget of blobs in flight from it.
   GOMEMLIMIT: '${instanceMemoryMB * 11 / 16}MiB'
@@ -514,6 +535,29 @@ module exportAccess 'modules/export-access.bicep' = {
     deadLetterStorageAccountId: storage.id
     deadLetterContainerName: deadLetterContainerName
     tags: tags
+  }
+  dependsOn: [
+    exportAccount
+  ]
+}
+
+// Export jobs (optional): the function's identity runs them on the
+// workspace; the workspace's identity writes them to the export account.
+module exportWorkspaceAccess 'modules/export-workspace.bicep' = if (exportJobs) {
+  name: 'tokenpivot-export-workspace'
+  scope: resourceGroup(exportWorkspaceParts[2], exportWorkspaceParts[4])
+  params: {
+    workspaceName: exportWorkspaceParts[8]
+    functionPrincipalId: functionIdentity.properties.principalId
+  }
+}
+
+module exportJobsAccess 'modules/export-jobs.bicep' = if (exportJobs) {
+  name: 'tokenpivot-export-jobs'
+  scope: resourceGroup(exportResourceGroup)
+  params: {
+    exportStorageAccountName: exportStorageAccountName
+    exportWorkspaceResourceId: exportWorkspaceResourceId
   }
   dependsOn: [
     exportAccount

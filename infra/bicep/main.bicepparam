@@ -7,6 +7,8 @@ param exportStorageAccountName = readEnvironmentVariable('TOKENPIVOT_EXPORT_ACCO
 // Empty: the export account is in the deployment's resource group.
 param exportResourceGroupName = readEnvironmentVariable('TOKENPIVOT_EXPORT_RESOURCE_GROUP', '')
 param createExportStorageAccount = bool(readEnvironmentVariable('TOKENPIVOT_CREATE_EXPORT_ACCOUNT', 'false'))
+// Export jobs (ScheduleExports): the Sentinel workspace's resource id; empty = off.
+param exportWorkspaceResourceId = readEnvironmentVariable('TOKENPIVOT_EXPORT_WORKSPACE_RESOURCE_ID', '')
 
 // Container names of the two exported tables (the Log Analytics defaults).
 param interactiveContainerName = 'am-signinlogs'

@@ -49,6 +49,17 @@ locals {
     TOKENPIVOT_IPV6_SAFE_NETWORKS             = var.ipv6_safe_networks
     TOKENPIVOT_ALLOWED_LATENESS               = "${var.allowed_lateness_hours}h"
     TOKENPIVOT_MAX_EXPANSION                  = "${var.max_expansion}"
+    # Export jobs (ScheduleExports, internal/exportjob): off while the
+    # workspace is empty. The schedule is always set: function.json names it.
+    TOKENPIVOT_EXPORT_WORKSPACE_ID       = var.export_workspace_id
+    TOKENPIVOT_EXPORT_STORAGE_ACCOUNT_ID = local.export_account_id
+    TOKENPIVOT_EXPORT_SCHEDULE           = var.export_schedule
+    TOKENPIVOT_EXPORT_LOOKBACK           = "48h"
+    TOKENPIVOT_EXPORT_SETTLE             = "30m"
+    TOKENPIVOT_EXPORT_LEASE              = "15m"
+    TOKENPIVOT_EXPORT_STUCK_AFTER        = "6h"
+    TOKENPIVOT_EXPORT_MAX_ATTEMPTS       = "3"
+    TOKENPIVOT_EXPORT_MAX_ACTIVE         = "4"
     # The Go heap's soft limit: 11/16 of the instance, the rest left to the
     # Functions host; serve sizes its budget of blobs in flight from it.
     GOMEMLIMIT = "${floor(var.instance_memory_mb * 11 / 16)}MiB"

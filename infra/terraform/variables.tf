@@ -205,6 +205,23 @@ variable "subscribe_events" {
   default     = false
 }
 
+variable "export_workspace_id" {
+  description = "Resource id of the Log Analytics (Sentinel) workspace that ScheduleExports requests hourly export jobs from; empty (the default) turns export jobs off. Its system-assigned identity must be on (infra/README.md)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.export_workspace_id == "" || can(regex("^/subscriptions/[^/]+/resource[Gg]roups/[^/]+/providers/Microsoft.OperationalInsights/workspaces/[^/]+$", var.export_workspace_id))
+    error_message = "export_workspace_id must be empty or /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{name}."
+  }
+}
+
+variable "export_schedule" {
+  description = "NCRONTAB schedule of ScheduleExports (second minute hour day month weekday)."
+  type        = string
+  default     = "0 5 * * * *"
+}
+
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)

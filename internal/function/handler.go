@@ -78,6 +78,8 @@ type Config struct {
 	// invocation whose blob does not fit waits. 0 means InstanceMemory();
 	// negative, unbounded.
 	MemoryBudget int64
+	// ExportJobs builds the ScheduleExports scheduler (ExportsFromEnv if nil).
+	ExportJobs ExportScheduler
 }
 
 // Handler is the custom handler's http.Handler.
@@ -223,6 +225,8 @@ func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
 		return h.onWork(r.Context(), inv, req.data(bindingWork))
 	case strings.EqualFold(name, Sweep):
 		return h.onSweep(r.Context(), inv)
+	case strings.EqualFold(name, ScheduleExports):
+		return h.onScheduleExports(r.Context(), inv)
 	}
 	// A blob trigger (on Flex Consumption, "source": "EventGrid") on any
 	// function: the blob is named by the Uri or BlobTrigger metadata.

@@ -60,6 +60,7 @@ var roleIDs = map[string]string{
 	"Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
 	"Monitoring Metrics Publisher":   "3913510d-42f4-4e42-8a64-420c390055eb",
 	"Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+	"Log Analytics Reader":           "73c42c96-874c-492b-b04d-ab87d138a893",
 }
 
 func roleName(id string) string {
@@ -93,6 +94,14 @@ var wantRoles = []roleAssignment{
 	{"Monitoring Metrics Publisher", "azurerm_application_insights.appinsights", "azurerm_user_assigned_identity.functionidentity"},
 	// Event Grid's topic identity writes dead letters.
 	{"Storage Blob Data Contributor", "azurerm_storage_container.deadlettercontainer", "azurerm_eventgrid_system_topic.exporttopic"},
+	// Export jobs (optional, internal/exportjob), as Microsoft Learn's "Run
+	// an export job" requires: the caller needs jobs/export/action and
+	// query/read on the workspace (Log Analytics Reader); the workspace's
+	// system identity needs blob write (Storage Blob Data Contributor) and
+	// storageAccounts/read (Log Analytics Reader) on the destination account.
+	{"Log Analytics Reader", "azurerm_log_analytics_workspace.exportworkspace", "azurerm_user_assigned_identity.functionidentity"},
+	{"Storage Blob Data Contributor", "azurerm_storage_account.exportaccount", "azurerm_log_analytics_workspace.exportworkspace"},
+	{"Log Analytics Reader", "azurerm_storage_account.exportaccount", "azurerm_log_analytics_workspace.exportworkspace"},
 }
 
 // wantSettings are the app settings the code reads and their defaults
@@ -112,6 +121,17 @@ var wantSettings = map[string]string{
 	"TOKENPIVOT_ALLOWED_LATENESS":          "168h",
 	"TOKENPIVOT_IPV6_SAFE_NETWORKS":        "false",
 	"TOKENPIVOT_MAX_EXPANSION":             "64",
+	// Export jobs (internal/exportjob.Settings has the meanings): off by
+	// default; the schedule is always set because function.json names it.
+	"TOKENPIVOT_EXPORT_WORKSPACE_ID":       "",
+	"TOKENPIVOT_EXPORT_STORAGE_ACCOUNT_ID": computed,
+	"TOKENPIVOT_EXPORT_SCHEDULE":           "0 5 * * * *",
+	"TOKENPIVOT_EXPORT_LOOKBACK":           "48h",
+	"TOKENPIVOT_EXPORT_SETTLE":             "30m",
+	"TOKENPIVOT_EXPORT_LEASE":              "15m",
+	"TOKENPIVOT_EXPORT_STUCK_AFTER":        "6h",
+	"TOKENPIVOT_EXPORT_MAX_ATTEMPTS":       "3",
+	"TOKENPIVOT_EXPORT_MAX_ACTIVE":         "4",
 	"AZURE_CLIENT_ID":                      computed,
 	// 11/16 of the default 2048 MB instance (infra/README.md, "Memory").
 	"GOMEMLIMIT": "1408MiB",
@@ -122,6 +142,8 @@ var notSet = map[string]string{
 	"TOKENPIVOT_STORAGE_CONNECTION_STRING": "Azurite/dev only; Azure uses the identity",
 	"TOKENPIVOT_AZURITE_CONNECTION_STRING": "test harness only (internal/azurite)",
 	"TOKENPIVOT_REQUIRE_AZURITE":           "test harness only (internal/azurite)",
+	"TOKENPIVOT_EXPORT_ENDPOINT":           "the public cloud's Log Analytics endpoint is the code's default",
+	"TOKENPIVOT_EXPORT_FIRST_HOUR":         "empty by default (the lookback alone bounds the window); set by hand",
 }
 
 // tfOnlySettings are set only by Terraform, each for a provider quirk. None
@@ -705,6 +727,8 @@ func TestFunctionsMatchInfra(t *testing.T) {
 			{Type: "timerTrigger", Direction: "in", Name: "timer", Schedule: "0 */15 * * * *"},
 			{Type: "queue", Direction: "out", Name: "work", QueueName: "tokenpivot-work", Connection: "AzureWebJobsStorage"},
 		},
+		// Its schedule is an app setting both templates always set.
+		"ScheduleExports": {{Type: "timerTrigger", Direction: "in", Name: "timer", Schedule: "%TOKENPIVOT_EXPORT_SCHEDULE%"}},
 	}
 	dirs, err := filepath.Glob(filepath.Join(repoRoot, "functions", "*", "function.json"))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
@@ -228,6 +229,18 @@ func (c *tfConfig) existingOf(typ, name string) string {
 	d, ok := c.data[typ+"."+name]
 	if !ok {
 		return typ + "." + name
+	}
+	// An azapi read of an Azure resource counts as the azurerm resource of
+	// its type (Bicep reads the same thing as an existing resource).
+	if typ == "azapi_resource" {
+		if a, ok := d.body.Attributes["type"]; ok {
+			if v, diags := a.Expr.Value(nil); !diags.HasErrors() && v.Type() == cty.String {
+				azType, _, _ := strings.Cut(v.AsString(), "@")
+				if tf := typeMap[azType]; tf != "" {
+					return tf + "." + name
+				}
+			}
+		}
 	}
 	src := func(b tfBlock) string {
 		a, ok := b.body.Attributes["name"]

@@ -308,6 +308,10 @@ func terraformSchemaFindings(t *testing.T, dir string) []finding {
 	}
 	for _, key := range sortedKeys(cfg.data) {
 		d := cfg.data[key]
+		if d.typ == "azapi_resource" {
+			out = append(out, checkAzapiData(x, key, d)...)
+			continue
+		}
 		s, ok := schema.DataSources[d.typ]
 		if !ok {
 			out = append(out, finding{d.file, "data." + key + ": data source type not in the azurerm schema copy"})
@@ -399,6 +403,52 @@ func checkAzapi(cfg *tfConfig, x *typeIndex, key string, r tfBlock) []finding {
 	}
 	for _, f := range x.checkResource(tv.AsString(), body, at(r.body.SrcRange)) {
 		out = append(out, finding{f.at, key + ": " + f.msg})
+	}
+	return out
+}
+
+// azapiDataArgs are the arguments of the azapi_resource data source (azapi
+// 2.x documentation; as for azapiResourceArgs, names only).
+var azapiDataArgs = map[string]bool{
+	"type": true, "resource_id": true, "name": true, "parent_id": true, "response_export_values": true,
+	"ignore_not_found": true, "headers": true, "query_parameters": true, "retry": true,
+}
+
+// checkAzapiData checks a data "azapi_resource": known arguments, a literal
+// Type@apiVersion that exists in the bicep-types, and what it reads named by
+// resource_id or name and parent_id.
+func checkAzapiData(x *typeIndex, key string, d tfBlock) []finding {
+	var out []finding
+	at := func(rg hcl.Range) string { return fmt.Sprintf("%s:%d", rg.Filename, rg.Start.Line) }
+	for name, attr := range d.body.Attributes {
+		if !azapiDataArgs[name] && !tfMetaArgs[name] {
+			out = append(out, finding{at(attr.SrcRange), "data." + key + "." + name + ": unknown azapi_resource data source argument"})
+		}
+	}
+	for _, b := range d.body.Blocks {
+		if b.Type != "timeouts" && !tfMetaBlocks[b.Type] {
+			out = append(out, finding{at(b.TypeRange), "data." + key + "." + b.Type + ": unknown azapi_resource data source block"})
+		}
+	}
+	_, byID := d.body.Attributes["resource_id"]
+	_, byName := d.body.Attributes["name"]
+	if !byID && !byName {
+		out = append(out, finding{at(d.body.SrcRange), "data." + key + ": needs resource_id, or name and parent_id"})
+	}
+	ta, ok := d.body.Attributes["type"]
+	if !ok {
+		return append(out, finding{at(d.body.SrcRange), "data." + key + ".type: missing required argument"})
+	}
+	tv, diags := ta.Expr.Value(nil)
+	if diags.HasErrors() || tv.Type() != cty.String {
+		return append(out, finding{at(ta.SrcRange), "data." + key + ".type: not a literal Type@apiVersion"})
+	}
+	// An empty body: only the type and API version are checked.
+	for _, f := range x.checkResource(tv.AsString(), &value{kind: "object", known: true}, at(d.body.SrcRange)) {
+		if strings.Contains(f.msg, "required") {
+			continue // a read sends no body
+		}
+		out = append(out, finding{f.at, "data." + key + ": " + f.msg})
 	}
 	return out
 }

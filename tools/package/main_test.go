@@ -29,6 +29,7 @@ var wantEntries = []string{
 	"host.json",
 	"OnExportCreated/function.json",
 	"ProcessExport/function.json",
+	"ScheduleExports/function.json",
 	"Sweep/function.json",
 	Executable,
 }

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/exportjob"
+	"github.com/tokenpivot/tokenpivot/internal/settings"
+	"github.com/tokenpivot/tokenpivot/internal/store"
+)
+
+// exportsHTTPClient carries the export job client's token and API requests
+// (nil: exportjob's default); tests point it at their TLS server.
+var exportsHTTPClient *http.Client
+
+func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stderr, "usage: tokenpivot exports schedule --from TIME --to TIME [flags]")
+		fmt.Fprintln(stderr, "       tokenpivot exports status [--from TIME] [--to TIME] [flags]")
+		fmt.Fprintln(stderr)
+		fmt.Fprintln(stderr, "schedule requests one Log Analytics export job per table and hour of [--from, --to),")
+		fmt.Fprintln(stderr, "each hour once (state in the state container, shared with the ScheduleExports timer);")
+		fmt.Fprintln(stderr, "status lists that state. Settings: "+exportjob.EnvWorkspace+" and the rest of exportjob.Settings (README: export jobs).")
+		if len(args) == 0 {
+			return usagef("exports: want schedule or status")
+		}
+		return nil
+	}
+	switch args[0] {
+	case "schedule":
+		return runExportsSchedule(ctx, args[1:], stdout, stderr)
+	case "status":
+		return runExportsStatus(ctx, args[1:], stdout, stderr)
+	}
+	return usagef("exports: unknown subcommand %q: want schedule or status", args[0])
+}
+
+// exportsFlags are the flags both subcommands share: the state storage
+// and container (from the settings table) and the range of hours.
+type exportsFlags struct {
+	settings  *settings.Flags
+	container string
+	from, to  string
+}
+
+func (f *exportsFlags) register(fs *flag.FlagSet) {
+	f.settings = settings.Register(fs, join(storageSettings, []string{settings.StateContainer})...)
+	fs.StringVar(&f.from, "from", "", "first hour, RFC 3339 (e.g. 2026-11-01T00:00:00Z)")
+	fs.StringVar(&f.to, "to", "", "end of the range, RFC 3339, exclusive: the last hour is the one before")
+}
+
+// open opens the state store the settings name.
+func (f *exportsFlags) open(ctx context.Context) (store.Store, error) {
+	s, err := f.settings.Load(nil)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	f.container = s.StateContainer
+	_, state, err := openStores(ctx, s)
+	return state, err
+}
+
+func parseHour(flag, v string, up bool) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, usagef("--%s %q: want an RFC 3339 time such as 2026-11-01T00:00:00Z", flag, v)
+	}
+	t = t.UTC()
+	if h := t.Truncate(time.Hour); up && !h.Equal(t) {
+		return h.Add(time.Hour), nil
+	}
+	return t.Truncate(time.Hour), nil
+}
+
+func runExportsSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("exports schedule", stderr, "--from TIME --to TIME [flags]")
+	var f exportsFlags
+	f.register(fs)
+	workspace := fs.String("workspace", "", "workspace resource `id` (default $"+exportjob.EnvWorkspace+")")
+	account := fs.String("account", "", "destination storage account resource `id` (default $"+exportjob.EnvStorageAccount+")")
+	wait := fs.Bool("wait", false, "wait until every job has finished, not only until every hour is requested")
+	poll := fs.Duration("poll", 30*time.Second, "pause between passes while jobs run")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	from, err := parseHour("from", f.from, false)
+	if err != nil {
+		return err
+	}
+	to, err := parseHour("to", f.to, true)
+	if err != nil {
+		return err
+	}
+	if from.IsZero() || to.IsZero() {
+		return usagef("--from and --to are required")
+	}
+	if !to.After(from) {
+		return usagef("--to %s is not after --from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	if latest := time.Now().UTC().Truncate(time.Hour); to.After(latest) {
+		return usagef("--to %s: the hour before it is not complete yet (the API wants endTime before now)", to.Format(time.RFC3339))
+	}
+	if *poll <= 0 {
+		return usagef("--poll must be positive")
+	}
+	env := os.Getenv
+	overrides := map[string]string{exportjob.EnvWorkspace: *workspace, exportjob.EnvStorageAccount: *account}
+	cfg, err := exportjob.FromEnv(func(k string) string {
+		if v := overrides[k]; v != "" {
+			return v
+		}
+		return env(k)
+	})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if !cfg.Enabled() {
+		return usagef("no workspace: pass --workspace or set %s", exportjob.EnvWorkspace)
+	}
+	st, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	cl, err := exportjob.NewClient(cfg, exportsHTTPClient)
+	if err != nil {
+		return err
+	}
+	s := &exportjob.Scheduler{Config: cfg, API: cl, Store: st, Container: f.container,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+
+	var hours []time.Time
+	for h := from; h.Before(to); h = h.Add(time.Hour) {
+		hours = append(hours, h)
+	}
+	keys := exportjob.Keys(hours)
+	bar := newCountProgress(stderr, "requesting", int64(len(keys)))
+	shown, total := 0, exportjob.Summary{}
+	var last exportjob.Summary
+	for pass := 1; ; pass++ {
+		sum, err := s.Pass(ctx, append([]exportjob.Key(nil), keys...))
+		if err != nil {
+			fmt.Fprintf(stderr, "exports: pass %d: %v\n", pass, err)
+		}
+		total.Requested += sum.Requested
+		total.Retried += sum.Retried
+		last = sum
+		requested := 0
+		for _, p := range sum.Phases {
+			if p == exportjob.PhaseRequested || exportjob.Final(p) {
+				requested++
+			}
+		}
+		bar.Add(int64(requested - shown))
+		shown = requested
+		if bar.bar == nil {
+			fmt.Fprintf(stderr, "exports: %d/%d table-hours requested, %d running, %d finished, %d waiting for a job slot\n",
+				requested, len(keys), sum.Running, sum.Done, sum.Deferred)
+		}
+		if (*wait && sum.Done == len(keys)) || (!*wait && requested == len(keys)) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			bar.Finish()
+			printExportsSummary(stdout, keys, total, last)
+			return ctx.Err()
+		case <-time.After(*poll):
+		}
+	}
+	bar.Finish()
+	printExportsSummary(stdout, keys, total, last)
+	if last.Failed > 0 || countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled) > 0 {
+		return fmt.Errorf("exports: %d table-hours failed or were canceled: see tokenpivot exports status",
+			countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled))
+	}
+	return nil
+}
+
+func countPhase(sum exportjob.Summary, phase string) int {
+	n := 0
+	for _, p := range sum.Phases {
+		if p == phase {
+			n++
+		}
+	}
+	return n
+}
+
+func printExportsSummary(w io.Writer, keys []exportjob.Key, total, last exportjob.Summary) {
+	fmt.Fprintf(w, "%d table-hours: %d jobs requested now, %d retried; %d succeeded, %d running (%d stuck), %d failed, %d canceled\n",
+		len(keys), total.Requested, total.Retried, countPhase(last, exportjob.PhaseSucceeded), last.Running, last.Stuck,
+		countPhase(last, exportjob.PhaseFailed), countPhase(last, exportjob.PhaseCanceled))
+}
+
+func runExportsStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("exports status", stderr, "[--from TIME] [--to TIME] [--format table|json] [flags]")
+	var f exportsFlags
+	f.register(fs)
+	format := fs.String("format", "table", "output `format`: table or json (one state per line)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *format != "table" && *format != "json" {
+		return usagef("--format %q: want table or json", *format)
+	}
+	from, err := parseHour("from", f.from, false)
+	if err != nil {
+		return err
+	}
+	to, err := parseHour("to", f.to, true)
+	if err != nil {
+		return err
+	}
+	if !to.IsZero() {
+		to = to.Add(-time.Hour) // States' bound is inclusive
+	}
+	st, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	s := &exportjob.Scheduler{Store: st, Container: f.container}
+	states, err := s.States(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		for _, st := range states {
+			if err := enc.Encode(st); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOUR\tTABLE\tPHASE\tJOB\tSTATUS\tPROGRESS\tRETRIES\tSTUCK\tERROR")
+	for _, st := range states {
+		stuck := ""
+		if st.Stuck {
+			stuck = "since " + st.StuckSince.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", st.Hour.Format("2006-01-02T15"), st.Table, st.Phase,
+			st.JobID, st.JobStatus, strconv.FormatFloat(st.Progress, 'f', 0, 64)+"%", st.Retries, stuck, st.Error)
+	}
+	fmt.Fprintf(tw, "%d states\n", len(states))
+	return tw.Flush()
+}

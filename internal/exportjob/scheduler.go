@@ -1,0 +1,552 @@
+package exportjob
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/store"
+)
+
+// Phases of an hour's State.
+//
+//	(no blob) --claim: If-None-Match:*--> claimed --POST /jobs/export 202--> requested(jobId)
+//	claimed (lease over, or released after a rejected POST) --claim: If-Match--> claimed
+//	requested --status Succeeded--> succeeded
+//	requested --status Failed, retries left: record retry, POST /retry--> requested
+//	requested --status Failed, no retries left--> failed
+//	requested --status Canceled--> canceled
+//	claimed, MaxAttempts creates used without a job--> failed
+//
+// succeeded, failed and canceled are final: the hour is never asked again
+// (run `tokenpivot exports status` to see failed hours; delete the blob to
+// have the hour requested afresh).
+const (
+	PhaseClaimed   = "claimed"
+	PhaseRequested = "requested"
+	PhaseSucceeded = "succeeded"
+	PhaseFailed    = "failed"
+	PhaseCanceled  = "canceled"
+)
+
+// Final reports whether phase is final.
+func Final(phase string) bool {
+	return phase == PhaseSucceeded || phase == PhaseFailed || phase == PhaseCanceled
+}
+
+// StatePrefix is where the states live in the state container.
+const StatePrefix = "exports/"
+
+// Key is one table and hour.
+type Key struct {
+	Table string
+	Hour  time.Time
+}
+
+func (k Key) String() string { return k.Table + "@" + k.Hour.UTC().Format("2006-01-02T15") }
+
+// StateName is the state blob of k: exports/<table>/<yyyy/MM/dd/HH>.json.
+func StateName(k Key) string {
+	return StatePrefix + k.Table + "/" + k.Hour.UTC().Format("2006/01/02/15") + ".json"
+}
+
+// State is the state blob of one table and hour.
+type State struct {
+	Table string    `json:"table"`
+	Hour  time.Time `json:"hour"`
+	Phase string    `json:"phase"`
+	// Owner and LeaseUntil: the run that claimed the hour, and until when
+	// the claim is its own. A released claim has LeaseUntil <= now.
+	Owner      string    `json:"owner,omitempty"`
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+	// Attempts counts the claims that went on to POST a job.
+	Attempts    int       `json:"attempts"`
+	JobID       string    `json:"jobId,omitempty"`
+	RequestedAt time.Time `json:"requestedAt,omitzero"`
+	// Retries counts the /retry calls decided (recorded before each call).
+	Retries     int       `json:"retries,omitempty"`
+	LastRetryAt time.Time `json:"lastRetryAt,omitzero"`
+	// JobStatus and Progress are the last status read.
+	JobStatus string    `json:"jobStatus,omitempty"`
+	Progress  float64   `json:"progressPercentage,omitempty"`
+	CheckedAt time.Time `json:"checkedAt,omitzero"`
+	// Stuck is set, and reported once, when the job runs past StuckAfter.
+	Stuck      bool      `json:"stuck,omitempty"`
+	StuckSince time.Time `json:"stuckSince,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	Error      string    `json:"error,omitempty"`
+	Updated    time.Time `json:"updated"`
+
+	etag string
+}
+
+// Key returns the state's table and hour.
+func (st State) Key() Key { return Key{st.Table, st.Hour} }
+
+// Summary counts what one pass did and found.
+type Summary struct {
+	Hours     int `json:"hours"`     // table-hours considered
+	Requested int `json:"requested"` // jobs created
+	Retried   int `json:"retried"`   // /retry calls made
+	Released  int `json:"released"`  // creates the API rejected: asked again later
+	Succeeded int `json:"succeeded"` // hours finished in this pass
+	Failed    int `json:"failed"`
+	Canceled  int `json:"canceled"`
+	Done      int `json:"done"`     // hours in a final phase after the pass
+	Running   int `json:"running"`  // hours with a job not finished
+	Stuck     int `json:"stuck"`    // of those, running past StuckAfter
+	Busy      int `json:"busy"`     // claimed by another run
+	Deferred  int `json:"deferred"` // waiting for a free job slot (MaxActive)
+	Errors    int `json:"errors"`
+	// Phases is each hour's phase after the pass ("" = no state yet).
+	Phases map[Key]string `json:"-"`
+}
+
+// Scheduler requests and tracks one export job per table and hour.
+//
+// Concurrency: every state change is a conditional write, so runs racing on
+// one hour serialize on its blob. The first write of an hour is a create
+// (If-None-Match: *): of two runs only one claims it, the other sees the
+// blob and moves on. Every later change is If-Match on the ETag the run
+// read, so a run acting on a stale read loses and leaves the hour alone.
+//
+// Crashes: a POST is made only by the run holding a live claim, and the
+// claim is written before the POST. Crash (or storage failure) points:
+//
+//   - before the claim is written: nothing happened; the next run claims.
+//   - after the claim, before or during the POST: the hour stays claimed
+//     until its lease (Lease) runs out, then the next run takes it over
+//     (If-Match) and POSTs. Not lost.
+//   - after the POST returned 202, before the jobId is recorded: the run
+//     retries that write a few times (a storage hiccup costs nothing); if the
+//     process itself died, the next run after the lease POSTs again. The
+//     API has no idempotency key and separate jobs do not de-duplicate each
+//     other (only /retry of one job skips bins already exported), so the hour
+//     is then exported twice, under two jobId folders. That is the one
+//     duplicate this design cannot avoid without a way to find the first
+//     job (the API documents no list call); it is harmless to the results,
+//     because the pipeline's alerts are keyed by the rows' content and their
+//     evidence de-duplicated by the source rows' Ids (internal/alert), and
+//     it costs one more hour of Search Jobs and Data Export meters. The
+//     window is a single blob write long. The alternative, never re-POSTing
+//     a claimed hour, would lose the hour instead.
+//   - a POST that failed ambiguously (5xx, 408, transport error: the job may
+//     exist) is treated like that crash: the hour stays claimed until the
+//     lease ends. A definite rejection (4xx) releases it for the next run.
+//   - around /retry: the decision (Retries+1) is written before the call, so
+//     a crash after it never retries more than MaxAttempts; a crash between
+//     the write and the call leaves a Failed job that the next run retries.
+//   - after a status read, before its write: the next run reads it again.
+type Scheduler struct {
+	Config Config
+	API    API
+	// Store and Container hold the states (the pipeline's state container).
+	Store     store.Store
+	Container string
+	Logger    *slog.Logger
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+	// WriteRetryWait is the pause between the attempts to record a created
+	// job (500 ms if 0).
+	WriteRetryWait time.Duration
+}
+
+func (s *Scheduler) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Scheduler) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+// Window returns the hours a timer run at now considers: complete for at
+// least Settle, within Lookback, not before FirstHour, oldest first.
+func (c Config) Window(now time.Time) []time.Time {
+	last := now.UTC().Add(-c.Settle).Truncate(time.Hour).Add(-time.Hour)
+	first := last.Add(-c.Lookback + time.Hour)
+	if !c.FirstHour.IsZero() && c.FirstHour.After(first) {
+		first = c.FirstHour
+	}
+	var out []time.Time
+	for h := first; !h.After(last); h = h.Add(time.Hour) {
+		out = append(out, h)
+	}
+	return out
+}
+
+// Keys returns every table for each hour.
+func Keys(hours []time.Time) []Key {
+	var keys []Key
+	for _, h := range hours {
+		for _, t := range Tables {
+			keys = append(keys, Key{t, h.UTC().Truncate(time.Hour)})
+		}
+	}
+	return keys
+}
+
+// Run is one timer run: a Pass over the Window.
+func (s *Scheduler) Run(ctx context.Context) (Summary, error) {
+	if !s.Config.Enabled() {
+		return Summary{}, errors.New("exportjob: no workspace configured")
+	}
+	return s.Pass(ctx, Keys(s.Config.Window(s.now())))
+}
+
+// Pass reads the state of each key, polls the jobs that are running
+// (retrying failed ones, reporting stuck ones), then requests the hours not
+// yet requested, oldest first, while fewer than MaxActive jobs run. It goes
+// on past errors and returns them joined.
+func (s *Scheduler) Pass(ctx context.Context, keys []Key) (Summary, error) {
+	sum := Summary{Hours: len(keys), Phases: map[Key]string{}}
+	if err := s.Config.Validate(); err != nil {
+		return sum, err
+	}
+	var errs []error
+	fail := func(k Key, err error) {
+		sum.Errors++
+		errs = append(errs, fmt.Errorf("%s: %w", k, err))
+	}
+	now := s.now()
+	states := make([]*State, len(keys)) // nil: no blob
+	skip := make([]bool, len(keys))     // unreadable: left alone this pass
+	for i, k := range keys {
+		st, err := s.read(ctx, k)
+		switch {
+		case errors.Is(err, store.ErrNotExist):
+		case err != nil:
+			fail(k, err)
+			skip[i] = true
+		default:
+			states[i] = st
+		}
+	}
+	active := 0
+	for i, st := range states {
+		if st == nil {
+			continue
+		}
+		switch {
+		case st.Phase == PhaseRequested:
+			if err := s.poll(ctx, st, &sum); err != nil {
+				fail(keys[i], err)
+			}
+			if st.Phase == PhaseRequested {
+				active++
+			}
+		case st.Phase == PhaseClaimed && st.LeaseUntil.After(now):
+			active++ // another run is creating its job
+		}
+	}
+	owner := newOwner()
+	for i, k := range keys {
+		if skip[i] {
+			continue
+		}
+		st := states[i]
+		if st != nil && (st.Phase != PhaseClaimed || st.LeaseUntil.After(now)) {
+			if st.Phase == PhaseClaimed {
+				sum.Busy++
+			}
+			continue
+		}
+		if active >= s.Config.MaxActive {
+			sum.Deferred++
+			continue
+		}
+		created, err := s.request(ctx, k, st, owner, &sum)
+		if err != nil {
+			fail(k, err)
+		}
+		if created != nil {
+			states[i] = created
+			if created.Phase == PhaseRequested || created.Phase == PhaseClaimed && created.LeaseUntil.After(now) {
+				active++
+			}
+		}
+	}
+	for i, st := range states {
+		if skip[i] {
+			continue
+		}
+		if st == nil {
+			sum.Phases[keys[i]] = ""
+			continue
+		}
+		sum.Phases[keys[i]] = st.Phase
+		switch {
+		case Final(st.Phase):
+			sum.Done++
+		case st.Phase == PhaseRequested:
+			sum.Running++
+			if st.Stuck {
+				sum.Stuck++
+			}
+		}
+	}
+	return sum, errors.Join(errs...)
+}
+
+func (s *Scheduler) read(ctx context.Context, k Key) (*State, error) {
+	data, p, err := s.Store.Read(ctx, s.Container, StateName(k))
+	if err != nil {
+		return nil, err
+	}
+	st := &State{}
+	if err := json.Unmarshal(data, st); err != nil {
+		return nil, fmt.Errorf("state %s is not JSON: %w", StateName(k), err)
+	}
+	if st.Table != k.Table || !st.Hour.Equal(k.Hour) {
+		return nil, fmt.Errorf("state %s names %s@%s", StateName(k), st.Table, st.Hour.Format(time.RFC3339))
+	}
+	st.etag = p.ETag
+	return st, nil
+}
+
+// write stores st under cond and updates its ETag.
+func (s *Scheduler) write(ctx context.Context, st *State, cond store.Condition) error {
+	st.Updated = s.now()
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	p, err := s.Store.Write(ctx, s.Container, StateName(st.Key()), append(data, '\n'), cond)
+	if err != nil {
+		return err
+	}
+	st.etag = p.ETag
+	return nil
+}
+
+// update writes st over the version read (If-Match).
+func (s *Scheduler) update(ctx context.Context, st *State) error {
+	return s.write(ctx, st, store.Condition{IfMatch: st.etag})
+}
+
+// request claims k (create, or take over a released or expired claim) and
+// POSTs its job. It returns the state as it now stands, nil if another run
+// holds the hour.
+func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string, sum *Summary) (*State, error) {
+	now := s.now()
+	log := s.log().With(slog.String("table", k.Table), slog.String("hour", k.Hour.Format(time.RFC3339)))
+	st := &State{Table: k.Table, Hour: k.Hour}
+	cond := store.Condition{IfNoneMatch: "*"}
+	if old != nil {
+		*st = *old
+		cond = store.Condition{IfMatch: old.etag}
+		if st.Attempts >= s.Config.MaxAttempts {
+			st.Phase, st.Owner, st.LeaseUntil, st.FinishedAt = PhaseFailed, "", time.Time{}, now
+			st.Error = fmt.Sprintf("no job after %d attempts; last error: %s", st.Attempts, cmp.Or(st.Error, "none recorded (a run stopped after its claim)"))
+			if err := s.write(ctx, st, cond); err != nil {
+				return s.lost(err, sum)
+			}
+			sum.Failed++
+			log.Error("export hour failed: attempts used up", slog.String("error", st.Error))
+			return st, nil
+		}
+		if old.Owner != "" && old.Error == "" {
+			log.Warn("taking over an expired claim: its run stopped before recording a job; if it had created one, this hour is exported twice",
+				slog.String("previous_owner", old.Owner), slog.Time("lease_until", old.LeaseUntil))
+		}
+	}
+	st.Phase, st.Owner, st.LeaseUntil = PhaseClaimed, owner, now.Add(s.Config.Lease)
+	st.Attempts++
+	if err := s.write(ctx, st, cond); err != nil {
+		return s.lost(err, sum)
+	}
+
+	req := HourRequest(k.Table, k.Hour, s.Config.StorageAccount, s.Config.Containers[k.Table])
+	jobID, err := s.API.Create(ctx, req)
+	if err != nil {
+		st.Error = err.Error()
+		if Rejected(err) {
+			// Not created: release the claim so the next run asks again.
+			st.LeaseUntil = s.now()
+			if e := (*Error)(nil); errors.As(err, &e) && e.StatusCode == http.StatusTooManyRequests {
+				// Busy (e.g. the 5 active jobs of the workspace): not an
+				// attempt at this hour.
+				st.Attempts--
+			}
+			sum.Released++
+			log.Warn("export job refused; the hour is asked again next run", slog.String("error", st.Error), slog.Int("attempt", st.Attempts))
+		} else {
+			log.Error("export job request failed ambiguously; the hour is asked again after the lease", slog.String("error", st.Error),
+				slog.Time("lease_until", st.LeaseUntil))
+		}
+		if werr := s.update(ctx, st); werr != nil {
+			return st, errors.Join(err, werr)
+		}
+		return st, err
+	}
+	sum.Requested++
+	st.Phase, st.JobID, st.RequestedAt, st.Owner, st.LeaseUntil, st.Error = PhaseRequested, jobID, s.now(), "", time.Time{}, ""
+	st.JobStatus = ""
+	log = log.With(slog.String("job_id", jobID))
+	wait := cmp.Or(s.WriteRetryWait, 500*time.Millisecond)
+	for attempt := 1; ; attempt++ {
+		err = s.update(ctx, st)
+		if err == nil || errors.Is(err, store.ErrConditionNotMet) || attempt == 3 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(wait)
+	}
+	switch {
+	case errors.Is(err, store.ErrConditionNotMet):
+		log.Error("export job created but the claim was taken over meanwhile (the lease is too short): the hour may be exported twice")
+		return nil, err
+	case err != nil:
+		log.Error("export job created but not recorded: after the lease the hour is requested again, and exported twice", slog.String("error", err.Error()))
+		return nil, err
+	}
+	log.Info("export job requested", slog.Int("attempt", st.Attempts))
+	return st, nil
+}
+
+// lost turns a failed claim write into the result of request: a condition
+// failure means another run got there first.
+func (s *Scheduler) lost(err error, sum *Summary) (*State, error) {
+	if errors.Is(err, store.ErrConditionNotMet) {
+		sum.Busy++
+		return nil, nil
+	}
+	return nil, err
+}
+
+// poll reads the job status of a requested hour and acts on it.
+func (s *Scheduler) poll(ctx context.Context, st *State, sum *Summary) error {
+	log := s.log().With(slog.String("table", st.Table), slog.String("hour", st.Hour.Format(time.RFC3339)), slog.String("job_id", st.JobID))
+	status, err := s.API.Status(ctx, st.JobID)
+	now := s.now()
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.StatusCode == http.StatusNotFound {
+			// The job is gone (its state is kept about 7 days after it ends).
+			log.Error("export job not found", slog.String("error", err.Error()))
+		}
+		st.Error, st.CheckedAt = err.Error(), now
+		s.update(ctx, st) // best effort: the next run polls again
+		return err
+	}
+	prev := *st
+	st.JobStatus, st.Progress, st.CheckedAt, st.Error = status.JobStatus, status.ResultStatistics.ProgressPercentage, now, ""
+	switch status.Class() {
+	case StatusSucceeded:
+		st.Phase, st.FinishedAt = PhaseSucceeded, now
+		if err := s.update(ctx, st); err != nil {
+			return s.stale(err)
+		}
+		sum.Succeeded++
+		log.Info("export job succeeded", slog.Int64("rows", status.ResultStatistics.ResultCount),
+			slog.Float64("scanned_gb", status.ResultStatistics.ScannedGigabytes))
+	case StatusCanceled:
+		st.Phase, st.FinishedAt, st.Error = PhaseCanceled, now, "job canceled (a canceled job cannot be retried)"
+		if err := s.update(ctx, st); err != nil {
+			return s.stale(err)
+		}
+		sum.Canceled++
+		log.Error("export job canceled: the hour is not exported; delete its state blob to request it again", slog.String("state", StateName(st.Key())))
+	case StatusFailed:
+		if st.Retries >= s.Config.MaxAttempts {
+			st.Phase, st.FinishedAt = PhaseFailed, now
+			st.Error = fmt.Sprintf("job failed after %d retries", st.Retries)
+			if err := s.update(ctx, st); err != nil {
+				return s.stale(err)
+			}
+			sum.Failed++
+			log.Error("export job failed, retries used up: the hour is incomplete", slog.Int("retries", st.Retries),
+				slog.String("state", StateName(st.Key())))
+			return nil
+		}
+		// Record the decision first: a crash after it cannot retry more
+		// than MaxAttempts times.
+		st.Retries++
+		st.LastRetryAt, st.Stuck, st.StuckSince = now, false, time.Time{}
+		if err := s.update(ctx, st); err != nil {
+			return s.stale(err)
+		}
+		op, err := s.API.Retry(ctx, st.JobID)
+		if err != nil {
+			log.Error("export job retry failed; the next run tries again", slog.String("error", err.Error()), slog.Int("retry", st.Retries))
+			st.Error = err.Error()
+			s.update(ctx, st)
+			return err
+		}
+		sum.Retried++
+		log.Warn("export job failed: retried", slog.Int("retry", st.Retries), slog.String("operation_id", op))
+	default:
+		since := st.RequestedAt
+		if st.LastRetryAt.After(since) {
+			since = st.LastRetryAt
+		}
+		if now.Sub(since) > s.Config.StuckAfter && !st.Stuck {
+			st.Stuck, st.StuckSince = true, now
+			log.Error("export job stuck", slog.Duration("running_for", now.Sub(since).Round(time.Minute)),
+				slog.String("job_status", status.JobStatus), slog.Float64("progress", status.ResultStatistics.ProgressPercentage))
+		}
+		if st.Stuck == prev.Stuck && st.JobStatus == prev.JobStatus && prev.Error == "" {
+			return nil // nothing worth a write
+		}
+		if err := s.update(ctx, st); err != nil {
+			return s.stale(err)
+		}
+	}
+	return nil
+}
+
+// stale: a condition failure in poll means another run updated the hour
+// first, which is fine; anything else is an error.
+func (s *Scheduler) stale(err error) error {
+	if errors.Is(err, store.ErrConditionNotMet) {
+		return nil
+	}
+	return err
+}
+
+// States lists the states whose hour is in [from, to] (zero: unbounded),
+// sorted by hour then table.
+func (s *Scheduler) States(ctx context.Context, from, to time.Time) ([]State, error) {
+	var out []State
+	err := s.Store.List(ctx, s.Container, StatePrefix, func(p store.Properties) error {
+		data, _, err := s.Store.Read(ctx, s.Container, p.Name)
+		if errors.Is(err, store.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var st State
+		if err := json.Unmarshal(data, &st); err != nil {
+			return fmt.Errorf("state %s is not JSON: %w", p.Name, err)
+		}
+		if (!from.IsZero() && st.Hour.Before(from)) || (!to.IsZero() && st.Hour.After(to)) {
+			return nil
+		}
+		out = append(out, st)
+		return nil
+	})
+	slices.SortFunc(out, func(a, b State) int {
+		return cmp.Or(a.Hour.Compare(b.Hour), strings.Compare(a.Table, b.Table))
+	})
+	return out, err
+}
+
+func newOwner() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
