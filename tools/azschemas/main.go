@@ -42,6 +42,8 @@ var bicepTypes = map[string][]string{
 	"authorization/microsoft.authorization/2022-04-01":  {"Microsoft.Authorization/roleAssignments"},
 	"applicationinsights/microsoft.insights/2020-02-02": {"Microsoft.Insights/components"},
 	"monitor_1/microsoft.insights/2023-03-11":           {"Microsoft.Insights/dataCollectionRules", "Microsoft.Insights/dataCollectionEndpoints", "Microsoft.Insights/dataCollectionRuleAssociations"},
+	// Direct DCRs (Logs Ingestion API without a DCE) return properties.endpoints.logsIngestion.
+	"monitor_1/microsoft.insights/2024-03-11": {"Microsoft.Insights/dataCollectionRules"},
 	"operationalinsights/microsoft.operationalinsights/2023-09-01": {
 		"Microsoft.OperationalInsights/workspaces", "Microsoft.OperationalInsights/workspaces/tables", "Microsoft.OperationalInsights/workspaces/dataExports",
 	},
