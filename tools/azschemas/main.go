@@ -198,7 +198,9 @@ func trimBicepTypes(data []byte, keep []string) ([]byte, error) {
 		case map[string]any:
 			out := map[string]any{}
 			for k, x := range v {
-				if k == "description" {
+				// A description is a string; a property or attribute named
+				// description (a map) is kept.
+				if _, text := x.(string); text && k == "description" {
 					continue
 				}
 				if k == "$ref" {
@@ -306,7 +308,7 @@ func dropDescriptions(v any) any {
 	case map[string]any:
 		out := map[string]any{}
 		for k, x := range v {
-			if k == "description" || k == "description_kind" {
+			if _, text := x.(string); text && (k == "description" || k == "description_kind") {
 				continue
 			}
 			out[k] = dropDescriptions(x)
