@@ -47,6 +47,9 @@ var typeMap = map[string]string{
 	"Microsoft.Insights/components":                             "azurerm_application_insights",
 	"Microsoft.EventGrid/systemTopics":                          "azurerm_eventgrid_system_topic",
 	"Microsoft.EventGrid/systemTopics/eventSubscriptions":       "azurerm_eventgrid_system_topic_event_subscription",
+	"Microsoft.OperationalInsights/workspaces/tables":           "azurerm_log_analytics_workspace_table_custom_log",
+	"Microsoft.Insights/dataCollectionRules":                    "azapi_resource", // kind Direct, which azurerm's kind does not accept
+	"Microsoft.SecurityInsights/alertRules":                     "azurerm_sentinel_alert_rule_nrt",
 	"Microsoft.Storage/storageAccounts/blobServices":            "", // existing parent only: no azurerm resource
 	"Microsoft.Storage/storageAccounts/queueServices":           "",
 }
@@ -91,6 +94,9 @@ var wantRoles = []roleAssignment{
 	{"Storage Table Data Contributor", "azurerm_storage_account.storage", "azurerm_user_assigned_identity.functionidentity"},
 	// Telemetry with Entra auth.
 	{"Monitoring Metrics Publisher", "azurerm_application_insights.appinsights", "azurerm_user_assigned_identity.functionidentity"},
+	// Microsoft Sentinel: send alerts through the Logs Ingestion API, to
+	// the data collection rule only (not the workspace).
+	{"Monitoring Metrics Publisher", "azapi_resource.alertsingestionrule", "azurerm_user_assigned_identity.functionidentity"},
 	// Event Grid's topic identity writes dead letters.
 	{"Storage Blob Data Contributor", "azurerm_storage_container.deadlettercontainer", "azurerm_eventgrid_system_topic.exporttopic"},
 }
@@ -113,6 +119,11 @@ var wantSettings = map[string]string{
 	"TOKENPIVOT_IPV6_SAFE_NETWORKS":        "false",
 	"TOKENPIVOT_MAX_EXPANSION":             "64",
 	"AZURE_CLIENT_ID":                      computed,
+	// Microsoft Sentinel, from the data collection rule: empty (left out of
+	// the site) without the SOC's workspace.
+	"TOKENPIVOT_LOGS_INGESTION_ENDPOINT": computed,
+	"TOKENPIVOT_LOGS_INGESTION_RULE_ID":  computed,
+	"TOKENPIVOT_LOGS_INGESTION_STREAM":   computed,
 	// 11/16 of the default 2048 MB instance (infra/README.md, "Memory").
 	"GOMEMLIMIT": "1408MiB",
 }

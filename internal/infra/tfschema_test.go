@@ -308,6 +308,10 @@ func terraformSchemaFindings(t *testing.T, dir string) []finding {
 	}
 	for _, key := range sortedKeys(cfg.data) {
 		d := cfg.data[key]
+		if d.typ == "azapi_resource" {
+			out = append(out, checkAzapiData(x, key, d)...)
+			continue
+		}
 		s, ok := schema.DataSources[d.typ]
 		if !ok {
 			out = append(out, finding{d.file, "data." + key + ": data source type not in the azurerm schema copy"})
@@ -338,6 +342,44 @@ func terraformSchemaFindings(t *testing.T, dir string) []finding {
 		for _, f := range fs {
 			out = append(out, finding{f.at, key + "." + f.msg})
 		}
+	}
+	return out
+}
+
+// azapiDataArgs are the azapi_resource data source's arguments (azapi 2.x
+// documentation, as azapiResourceArgs).
+var azapiDataArgs = map[string]bool{
+	"type": true, "resource_id": true, "name": true, "parent_id": true, "response_export_values": true,
+	"ignore_not_found": true, "read_headers": true, "read_query_parameters": true, "retry": true,
+}
+
+// checkAzapiData checks a data "azapi_resource": known arguments, a literal
+// type whose Type@api is in the copy, and what it reads named by resource_id
+// or by name and parent_id.
+func checkAzapiData(x *typeIndex, key string, d tfBlock) []finding {
+	var out []finding
+	at := func(rg hcl.Range) string { return fmt.Sprintf("%s:%d", rg.Filename, rg.Start.Line) }
+	for name, attr := range d.body.Attributes {
+		if !azapiDataArgs[name] && !tfMetaArgs[name] {
+			out = append(out, finding{at(attr.SrcRange), "data." + key + "." + name + ": unknown azapi_resource data source argument"})
+		}
+	}
+	_, byID := d.body.Attributes["resource_id"]
+	_, byName := d.body.Attributes["name"]
+	if !byID && !byName {
+		out = append(out, finding{at(d.body.SrcRange), "data." + key + ": needs resource_id, or name and parent_id"})
+	}
+	ta, ok := d.body.Attributes["type"]
+	if !ok {
+		return append(out, finding{at(d.body.SrcRange), "data." + key + ".type: missing required argument"})
+	}
+	tv, diags := ta.Expr.Value(nil)
+	if diags.HasErrors() || tv.Type() != cty.String {
+		return append(out, finding{at(ta.SrcRange), "data." + key + ".type: not a literal Type@apiVersion"})
+	}
+	// Only the type and version: a data source sends no body.
+	for _, f := range x.checkResource(tv.AsString(), &value{kind: "object"}, at(ta.SrcRange)) {
+		out = append(out, finding{f.at, "data." + key + ": " + f.msg})
 	}
 	return out
 }
