@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
@@ -29,6 +30,8 @@ var tfFunctions = map[string]function.Function{
 	"ceil":   stdlib.CeilFunc,
 	"floor":  stdlib.FloorFunc,
 	"concat": stdlib.ConcatFunc,
+	"regex":  stdlib.RegexFunc,
+	"can":    tryfunc.CanFunc,
 }
 
 // typeMap pairs each Azure resource type the Bicep declares with the azurerm
