@@ -132,11 +132,12 @@ var roles = {
 }
 
 // Microsoft Sentinel (modules/sentinel.bicep and the data collection rule
-// below): all of it only with sentinelWorkspaceId. if() evaluates only the
-// branch taken, so an empty id is never split into parts.
+// below): all of it only with sentinelWorkspaceId. if() (?:) evaluates only
+// the branch taken, so the parts of an empty id are never indexed, and the
+// index min() keeps within a short id's parts whether or not || short-circuits.
 var sentinelEnabled = !empty(sentinelWorkspaceId)
 var sentinelWorkspaceIdParts = split(sentinelWorkspaceId, '/')
-var checkedSentinelWorkspaceIdParts = sentinelEnabled && (length(sentinelWorkspaceIdParts) != 9 || toLower(sentinelWorkspaceIdParts[6]) != 'microsoft.operationalinsights') ? fail('sentinelWorkspaceId must be a Log Analytics workspace resource id: /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>.') : sentinelWorkspaceIdParts
+var checkedSentinelWorkspaceIdParts = !sentinelEnabled ? sentinelWorkspaceIdParts : length(sentinelWorkspaceIdParts) != 9 || toLower(sentinelWorkspaceIdParts[min(6, length(sentinelWorkspaceIdParts) - 1)]) != 'microsoft.operationalinsights' ? fail('sentinelWorkspaceId must be a Log Analytics workspace resource id: /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>.') : sentinelWorkspaceIdParts
 var sentinelSubscriptionId = sentinelEnabled ? checkedSentinelWorkspaceIdParts[2] : subscription().subscriptionId
 var sentinelResourceGroup = sentinelEnabled ? checkedSentinelWorkspaceIdParts[4] : resourceGroup().name
 var sentinelWorkspaceName = sentinelEnabled ? checkedSentinelWorkspaceIdParts[8] : 'none'
