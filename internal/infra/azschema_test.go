@@ -391,9 +391,15 @@ var openValues = []struct{ typ, path, value, why string }{
 // definition it has. NRT analytics rules are only in preview API versions of
 // Microsoft.SecurityInsights, and the bicep-types source holds stable ones
 // only: an NRT rule is checked as the stable Scheduled kind, whose properties
-// are a superset of NRT's (what NRT lacks, the schedule, is optional there).
-var standIns = map[string]struct{ typeAPI, kind, asKind string }{
-	"microsoft.securityinsights/alertrules@2024-01-01-preview": {"Microsoft.SecurityInsights/alertRules@2025-09-01", "NRT", "Scheduled"},
+// are a superset of NRT's (what NRT lacks, the schedule, is optional there),
+// plus what NRT requires and Scheduled does not (NrtAlertRuleProperties of
+// bicep-types-az 2024-01-01-preview: query and severity).
+var standIns = map[string]struct {
+	typeAPI, kind, asKind string
+	require               [][]string
+}{
+	"microsoft.securityinsights/alertrules@2024-01-01-preview": {"Microsoft.SecurityInsights/alertRules@2025-09-01", "NRT", "Scheduled",
+		[][]string{{"properties", "query"}, {"properties", "severity"}}},
 }
 
 // checkResource checks one resource declaration "Type@api" with body v.
@@ -411,7 +417,21 @@ func (x *typeIndex) checkResource(typeAPI string, v *value, at string) []finding
 			}
 			c.fields = append(c.fields, f)
 		}
-		return x.checkResource(si.typeAPI, &c, at)
+		out := x.checkResource(si.typeAPI, &c, at)
+		if v.known {
+			for _, req := range si.require {
+				p := v
+				for _, k := range req {
+					if p != nil {
+						p = p.get(k)
+					}
+				}
+				if p == nil {
+					out = append(out, finding{at, strings.Join(req, ".") + ": missing required property (kind " + si.kind + ")"})
+				}
+			}
+		}
+		return out
 	}
 	typ, _, _ := strings.Cut(typeAPI, "@")
 	var out []finding
