@@ -113,6 +113,9 @@ param exportSchedule string = '0 5 * * * *'
 @description('Tags for every resource.')
 param tags object = {}
 
+@description('Microsoft Sentinel: resource id of the SOC\'s existing Log Analytics workspace, onboarded to Sentinel (/subscriptions/.../resourceGroups/.../providers/Microsoft.OperationalInsights/workspaces/...). Alerts are then sent to its table TokenPivotAlerts_CL and an NRT analytics rule raises Sentinel incidents. Empty = no Sentinel integration.')
+param sentinelWorkspaceId string = ''
+
 // ----------------------------------------------------------------- variables
 
 var deploymentContainerName = 'app-package'
@@ -137,6 +140,17 @@ var roles = {
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 }
+
+// Microsoft Sentinel (modules/sentinel.bicep and the data collection rule
+// below): all of it only with sentinelWorkspaceId. if() (?:) evaluates only
+// the branch taken, so the parts of an empty id are never indexed, and the
+// index min() keeps within a short id's parts whether or not || short-circuits.
+var sentinelEnabled = !empty(sentinelWorkspaceId)
+var sentinelWorkspaceIdParts = split(sentinelWorkspaceId, '/')
+var checkedSentinelWorkspaceIdParts = !sentinelEnabled ? sentinelWorkspaceIdParts : length(sentinelWorkspaceIdParts) != 9 || toLower(sentinelWorkspaceIdParts[min(6, length(sentinelWorkspaceIdParts) - 1)]) != 'microsoft.operationalinsights' ? fail('sentinelWorkspaceId must be a Log Analytics workspace resource id: /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>.') : sentinelWorkspaceIdParts
+var sentinelSubscriptionId = sentinelEnabled ? checkedSentinelWorkspaceIdParts[2] : subscription().subscriptionId
+var sentinelResourceGroup = sentinelEnabled ? checkedSentinelWorkspaceIdParts[4] : resourceGroup().name
+var sentinelWorkspaceName = sentinelEnabled ? checkedSentinelWorkspaceIdParts[8] : 'none'
 
 // Contradictory inputs stop the deployment before anything is changed.
 var checkedSystemTopicExists = createExportStorageAccount && systemTopicExists ? fail('createExportStorageAccount and systemTopicExists cannot both be true: a storage account created by this deployment has no system topic yet.') : systemTopicExists
@@ -369,6 +383,11 @@ var appSettings = {
   TOKENPIVOT_EXPORT_STUCK_AFTER: '6h'
   TOKENPIVOT_EXPORT_MAX_ATTEMPTS: '3'
   TOKENPIVOT_EXPORT_MAX_ACTIVE: '4'
+  // Microsoft Sentinel, from the data collection rule; empty (left out)
+  // without sentinelWorkspaceId.
+  TOKENPIVOT_LOGS_INGESTION_ENDPOINT: sentinelEnabled ? alertsIngestionRule.properties.endpoints.logsIngestion : ''
+  TOKENPIVOT_LOGS_INGESTION_RULE_ID: sentinelEnabled ? alertsIngestionRule.properties.immutableId : ''
+  TOKENPIVOT_LOGS_INGESTION_STREAM: sentinelEnabled ? alertsIngestionRule.properties.dataFlows[0].streams[0] : ''
   // The Go heap's soft limit: 11/16 of the instance, the rest left to the
   // Functions host; serve sizes its budget of blobs in flight from it.
   GOMEMLIMIT: '${instanceMemoryMB * 11 / 16}MiB'
@@ -571,6 +590,104 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
     principalId: exportAccess.outputs.topicPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// --------------------------------------------------------- Microsoft Sentinel
+
+// The SOC's workspace, only read (its region).
+resource sentinelWorkspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = if (sentinelEnabled) {
+  name: sentinelWorkspaceName
+  scope: resourceGroup(sentinelSubscriptionId, sentinelResourceGroup)
+}
+
+// The table TokenPivotAlerts_CL and the NRT analytics rule, in the
+// workspace's resource group.
+module sentinel 'modules/sentinel.bicep' = if (sentinelEnabled) {
+  name: 'tokenpivot-sentinel'
+  scope: resourceGroup(sentinelSubscriptionId, sentinelResourceGroup)
+  params: {
+    workspaceName: sentinelWorkspaceName
+  }
+}
+
+// The Logs Ingestion API's data collection rule, here beside the function.
+// Kind Direct: the rule has its own logsIngestion endpoint, no data collection
+// endpoint is needed. It must be in its destination workspace's region. The
+// stream's columns are exactly internal/sentinel.Columns (internal/infra
+// checks it); the data flow writes them unchanged (transformKql source) into
+// the table.
+resource alertsIngestionRule 'Microsoft.Insights/dataCollectionRules@2024-03-11' = if (sentinelEnabled) {
+  name: 'dcr-tokenpivot-${nameSuffix}'
+  location: sentinelEnabled ? sentinelWorkspace.location : location
+  tags: tags
+  kind: 'Direct'
+  properties: {
+    description: 'tokenpivot alert revisions to TokenPivotAlerts_CL (Microsoft Sentinel).'
+    streamDeclarations: {
+      'Custom-TokenPivotAlerts': {
+        columns: [
+          { name: 'TimeGenerated', type: 'datetime' }
+          { name: 'AlertId', type: 'string' }
+          { name: 'Revision', type: 'int' }
+          { name: 'IncidentId', type: 'string' }
+          { name: 'AlertName', type: 'string' }
+          { name: 'Description', type: 'string' }
+          { name: 'Severity', type: 'string' }
+          { name: 'Tactics', type: 'string' }
+          { name: 'Techniques', type: 'dynamic' }
+          { name: 'UserPrincipalName', type: 'string' }
+          { name: 'NIIPAddress', type: 'string' }
+          { name: 'NICountry', type: 'string' }
+          { name: 'InteractiveIP', type: 'string' }
+          { name: 'InteractiveCountry', type: 'string' }
+          { name: 'AppDisplayName', type: 'string' }
+          { name: 'StartTime', type: 'datetime' }
+          { name: 'EndTime', type: 'datetime' }
+          { name: 'ResultCount', type: 'int' }
+          { name: 'Results', type: 'dynamic' }
+          { name: 'ResultsTruncated', type: 'boolean' }
+          { name: 'RuleId', type: 'string' }
+          { name: 'RuleVersion', type: 'string' }
+        ]
+      }
+    }
+    destinations: {
+      logAnalytics: [
+        {
+          name: 'sentinelWorkspace'
+          workspaceResourceId: sentinelWorkspaceId
+        }
+      ]
+    }
+    dataFlows: [
+      {
+        streams: [
+          'Custom-TokenPivotAlerts'
+        ]
+        destinations: [
+          'sentinelWorkspace'
+        ]
+        transformKql: 'source'
+        outputStream: 'Custom-TokenPivotAlerts_CL'
+      }
+    ]
+  }
+  // A data flow can only name a table that exists.
+  dependsOn: [
+    sentinel
+  ]
+}
+
+// The function sends with its identity: the Logs Ingestion API needs this
+// role on the rule, nothing on the workspace.
+resource ingestionPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (sentinelEnabled) {
+  name: guid(alertsIngestionRule.id, functionIdentity.id, roles.monitoringMetricsPublisher)
+  scope: alertsIngestionRule
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: functionIdentity.properties.principalId
     principalType: 'ServicePrincipal'
   }
 }

@@ -31,3 +31,7 @@ param systemTopicExists = bool(readEnvironmentVariable('TOKENPIVOT_SYSTEM_TOPIC_
 // (TOKENPIVOT_EVENTGRID_KEY=$(infra/scripts/eventgrid-key.sh <rg> <app>)).
 param subscribeEvents = bool(readEnvironmentVariable('SUBSCRIBE_EVENTS', 'false'))
 param eventGridExtensionKey = readEnvironmentVariable('TOKENPIVOT_EVENTGRID_KEY', '')
+
+// Microsoft Sentinel: the resource id of the SOC's Log Analytics workspace
+// (onboarded to Sentinel) in TOKENPIVOT_SENTINEL_WORKSPACE_ID; empty = off.
+param sentinelWorkspaceId = readEnvironmentVariable('TOKENPIVOT_SENTINEL_WORKSPACE_ID', '')

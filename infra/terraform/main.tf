@@ -60,6 +60,11 @@ locals {
     TOKENPIVOT_EXPORT_STUCK_AFTER        = "6h"
     TOKENPIVOT_EXPORT_MAX_ATTEMPTS       = "3"
     TOKENPIVOT_EXPORT_MAX_ACTIVE         = "4"
+    # Microsoft Sentinel, from the data collection rule (sentinel.tf); empty
+    # (left out) without var.sentinel_workspace_id.
+    TOKENPIVOT_LOGS_INGESTION_ENDPOINT = local.sentinel_enabled ? azapi_resource.alerts_ingestion_rule[0].output.properties.endpoints.logsIngestion : ""
+    TOKENPIVOT_LOGS_INGESTION_RULE_ID  = local.sentinel_enabled ? azapi_resource.alerts_ingestion_rule[0].output.properties.immutableId : ""
+    TOKENPIVOT_LOGS_INGESTION_STREAM   = local.sentinel_enabled ? azapi_resource.alerts_ingestion_rule[0].body.properties.dataFlows[0].streams[0] : ""
     # The Go heap's soft limit: 11/16 of the instance, the rest left to the
     # Functions host; serve sizes its budget of blobs in flight from it.
     GOMEMLIMIT = "${floor(var.instance_memory_mb * 11 / 16)}MiB"

@@ -227,3 +227,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "sentinel_workspace_id" {
+  description = "Microsoft Sentinel: resource id of the SOC's existing Log Analytics workspace, onboarded to Sentinel (/subscriptions/.../resourceGroups/.../providers/Microsoft.OperationalInsights/workspaces/...). Alerts are then sent to its table TokenPivotAlerts_CL and an NRT analytics rule raises Sentinel incidents. Empty = no Sentinel integration."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.sentinel_workspace_id == "" || can(regex("(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\\.OperationalInsights/workspaces/[^/]+$", var.sentinel_workspace_id))
+    error_message = "sentinel_workspace_id must be a Log Analytics workspace resource id: /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.OperationalInsights/workspaces/<name>."
+  }
+}

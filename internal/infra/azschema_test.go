@@ -376,8 +376,80 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+// openValues are values of open enums (a union of literals and any string)
+// that Azure documents but the REST spec does not list, by resource type and
+// property path: the strict union check would reject them. Both unions below
+// allow any string in the spec.
+var openValues = []struct{ typ, path, value, why string }{
+	{"Microsoft.Insights/dataCollectionRules", `kind`, `Direct`,
+		"a DCR for the Logs Ingestion API with its own endpoints, no DCE (learn.microsoft.com/azure/azure-monitor/essentials/data-collection-rule-structure)"},
+	{"Microsoft.Insights/dataCollectionRules", `properties\.dataFlows\[\d+\]\.streams\[\d+\]`, `Custom-\w+`,
+		"a stream of the rule's own streamDeclarations"},
+}
+
+// standIns are type@api the copy cannot hold, checked against the nearest
+// definition it has. NRT analytics rules are only in preview API versions of
+// Microsoft.SecurityInsights, and the bicep-types source holds stable ones
+// only: an NRT rule is checked as the stable Scheduled kind, whose properties
+// are a superset of NRT's (what NRT lacks, the schedule, is optional there),
+// plus what NRT requires and Scheduled does not (NrtAlertRuleProperties of
+// bicep-types-az 2024-01-01-preview: query and severity).
+var standIns = map[string]struct {
+	typeAPI, kind, asKind string
+	require               [][]string
+}{
+	"microsoft.securityinsights/alertrules@2024-01-01-preview": {"Microsoft.SecurityInsights/alertRules@2025-09-01", "NRT", "Scheduled",
+		[][]string{{"properties", "query"}, {"properties", "severity"}}},
+}
+
 // checkResource checks one resource declaration "Type@api" with body v.
 func (x *typeIndex) checkResource(typeAPI string, v *value, at string) []finding {
+	if si, ok := standIns[strings.ToLower(typeAPI)]; ok {
+		k := v.get("kind")
+		if k == nil || k.kind != "string" || !k.known || k.str != si.kind {
+			return []finding{{at, fmt.Sprintf("%s is checked as %s only for kind %s", typeAPI, si.typeAPI, si.kind)}}
+		}
+		c := *v
+		c.fields = nil
+		for _, f := range v.fields {
+			if f.key == "kind" {
+				f.value = &value{kind: "string", known: true, str: si.asKind, line: f.line}
+			}
+			c.fields = append(c.fields, f)
+		}
+		out := x.checkResource(si.typeAPI, &c, at)
+		if v.known {
+			for _, req := range si.require {
+				p := v
+				for _, k := range req {
+					if p != nil {
+						p = p.get(k)
+					}
+				}
+				if p == nil {
+					out = append(out, finding{at, strings.Join(req, ".") + ": missing required property (kind " + si.kind + ")"})
+				}
+			}
+		}
+		return out
+	}
+	typ, _, _ := strings.Cut(typeAPI, "@")
+	var out []finding
+	for _, f := range x.checkDeclared(typeAPI, v, at) {
+		open := false
+		for _, o := range openValues {
+			if strings.EqualFold(o.typ, typ) && regexp.MustCompile(`^(?:`+o.path+`): "(?:`+o.value+`)" is not one of `).MatchString(f.msg) {
+				open = true
+			}
+		}
+		if !open {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (x *typeIndex) checkDeclared(typeAPI string, v *value, at string) []finding {
 	ref, ok := x.resources[strings.ToLower(typeAPI)]
 	if !ok {
 		typ, _, _ := strings.Cut(typeAPI, "@")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
@@ -29,6 +30,8 @@ var tfFunctions = map[string]function.Function{
 	"ceil":   stdlib.CeilFunc,
 	"floor":  stdlib.FloorFunc,
 	"concat": stdlib.ConcatFunc,
+	"regex":  stdlib.RegexFunc,
+	"can":    tryfunc.CanFunc,
 }
 
 // typeMap pairs each Azure resource type the Bicep declares with the azurerm
@@ -47,6 +50,9 @@ var typeMap = map[string]string{
 	"Microsoft.Insights/components":                             "azurerm_application_insights",
 	"Microsoft.EventGrid/systemTopics":                          "azurerm_eventgrid_system_topic",
 	"Microsoft.EventGrid/systemTopics/eventSubscriptions":       "azurerm_eventgrid_system_topic_event_subscription",
+	"Microsoft.OperationalInsights/workspaces/tables":           "azurerm_log_analytics_workspace_table_custom_log",
+	"Microsoft.Insights/dataCollectionRules":                    "azapi_resource", // kind Direct, which azurerm's kind does not accept
+	"Microsoft.SecurityInsights/alertRules":                     "azurerm_sentinel_alert_rule_nrt",
 	"Microsoft.Storage/storageAccounts/blobServices":            "", // existing parent only: no azurerm resource
 	"Microsoft.Storage/storageAccounts/queueServices":           "",
 }
@@ -92,6 +98,9 @@ var wantRoles = []roleAssignment{
 	{"Storage Table Data Contributor", "azurerm_storage_account.storage", "azurerm_user_assigned_identity.functionidentity"},
 	// Telemetry with Entra auth.
 	{"Monitoring Metrics Publisher", "azurerm_application_insights.appinsights", "azurerm_user_assigned_identity.functionidentity"},
+	// Microsoft Sentinel: send alerts through the Logs Ingestion API, to
+	// the data collection rule only (not the workspace).
+	{"Monitoring Metrics Publisher", "azapi_resource.alertsingestionrule", "azurerm_user_assigned_identity.functionidentity"},
 	// Event Grid's topic identity writes dead letters.
 	{"Storage Blob Data Contributor", "azurerm_storage_container.deadlettercontainer", "azurerm_eventgrid_system_topic.exporttopic"},
 	// Export jobs (optional, internal/exportjob), as Microsoft Learn's "Run
@@ -133,6 +142,11 @@ var wantSettings = map[string]string{
 	"TOKENPIVOT_EXPORT_MAX_ATTEMPTS":       "3",
 	"TOKENPIVOT_EXPORT_MAX_ACTIVE":         "4",
 	"AZURE_CLIENT_ID":                      computed,
+	// Microsoft Sentinel, from the data collection rule: empty (left out of
+	// the site) without the SOC's workspace.
+	"TOKENPIVOT_LOGS_INGESTION_ENDPOINT": computed,
+	"TOKENPIVOT_LOGS_INGESTION_RULE_ID":  computed,
+	"TOKENPIVOT_LOGS_INGESTION_STREAM":   computed,
 	// 11/16 of the default 2048 MB instance (infra/README.md, "Memory").
 	"GOMEMLIMIT": "1408MiB",
 }

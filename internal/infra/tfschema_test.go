@@ -412,6 +412,7 @@ func checkAzapi(cfg *tfConfig, x *typeIndex, key string, r tfBlock) []finding {
 var azapiDataArgs = map[string]bool{
 	"type": true, "resource_id": true, "name": true, "parent_id": true, "response_export_values": true,
 	"ignore_not_found": true, "headers": true, "query_parameters": true, "retry": true,
+	"read_headers": true, "read_query_parameters": true,
 }
 
 // checkAzapiData checks a data "azapi_resource": known arguments, a literal

@@ -42,6 +42,8 @@ var bicepTypes = map[string][]string{
 	"authorization/microsoft.authorization/2022-04-01":  {"Microsoft.Authorization/roleAssignments"},
 	"applicationinsights/microsoft.insights/2020-02-02": {"Microsoft.Insights/components"},
 	"monitor_1/microsoft.insights/2023-03-11":           {"Microsoft.Insights/dataCollectionRules", "Microsoft.Insights/dataCollectionEndpoints", "Microsoft.Insights/dataCollectionRuleAssociations"},
+	// Direct DCRs (Logs Ingestion API without a DCE) return properties.endpoints.logsIngestion.
+	"monitor_1/microsoft.insights/2024-03-11": {"Microsoft.Insights/dataCollectionRules"},
 	"operationalinsights/microsoft.operationalinsights/2023-09-01": {
 		"Microsoft.OperationalInsights/workspaces", "Microsoft.OperationalInsights/workspaces/tables", "Microsoft.OperationalInsights/workspaces/dataExports",
 	},
@@ -196,7 +198,9 @@ func trimBicepTypes(data []byte, keep []string) ([]byte, error) {
 		case map[string]any:
 			out := map[string]any{}
 			for k, x := range v {
-				if k == "description" {
+				// A description is a string; a property or attribute named
+				// description (a map) is kept.
+				if _, text := x.(string); text && k == "description" {
 					continue
 				}
 				if k == "$ref" {
@@ -304,7 +308,7 @@ func dropDescriptions(v any) any {
 	case map[string]any:
 		out := map[string]any{}
 		for k, x := range v {
-			if k == "description" || k == "description_kind" {
+			if _, text := x.(string); text && (k == "description" || k == "description_kind") {
 				continue
 			}
 			out[k] = dropDescriptions(x)
