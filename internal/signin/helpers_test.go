@@ -195,6 +195,13 @@ func appendValue(tb testing.TB, b array.Builder, v any) {
 }
 
 // scanAll scans data and returns every record (copied out of the batches).
+// noFormat drops Stats.Format, for comparisons of the counts:
+// TestScanReportsFormat checks the format.
+func noFormat(st Stats) Stats {
+	st.Format = ""
+	return st
+}
+
 func scanAll(name string, data []byte, t Table, opts Options) ([]Record, Stats, error) {
 	var out []Record
 	st, err := Scan(context.Background(), name, bytes.NewReader(data), int64(len(data)), t, opts, func(b []Record) error {
