@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
@@ -164,7 +163,7 @@ func (s *safeFlags) load() (*rule.Rule, *rule.SafeList, error) {
 		if r, err = rule.Load(s.ruleFile, data); err != nil {
 			return nil, nil, usageError{err.Error()}
 		}
-		if err := alert.Check(r); err != nil {
+		if err := detect.CheckColumns(r); err != nil {
 			return nil, nil, usageError{fmt.Sprintf("%s: %v", s.ruleFile, err)}
 		}
 	}
