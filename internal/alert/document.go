@@ -204,10 +204,12 @@ type ResultIds struct {
 }
 
 // documentJSON is Document's stored form: its fields plus Results as row
-// objects and their Ids.
+// objects and their Ids. UnmarshalJSON reads it; MarshalJSON writes the same
+// bytes in parts.
 type documentJSON struct {
 	documentFields
-	// Results are detect.AppendJSON objects.
+	// Results are detect.AppendJSON objects, read by
+	// detect.UnmarshalResultLenient.
 	Results   []json.RawMessage `json:"Results"`
 	ResultIds []ResultIds       `json:"ResultIds"`
 	// ResultKeys is Document.keys, only when ResultsTruncated.
@@ -219,20 +221,47 @@ type documentFields Document
 
 // MarshalJSON writes the document with its Results as objects.
 func (d Document) MarshalJSON() ([]byte, error) {
-	j := documentJSON{documentFields: documentFields(d), Results: make([]json.RawMessage, 0, len(d.Results)), ResultIds: make([]ResultIds, 0, len(d.Results))}
-	j.TimeGenerated, j.StartTime, j.EndTime = d.TimeGenerated.UTC(), d.StartTime.UTC(), d.EndTime.UTC()
+	// The bytes of documentJSON, written in three parts so that the rows'
+	// objects (detect.AppendJSON) are copied once, not re-scanned as
+	// json.RawMessage: the fields, then Results, then the Ids and keys.
+	f := documentFields(d)
+	f.TimeGenerated, f.StartTime, f.EndTime = d.TimeGenerated.UTC(), d.StartTime.UTC(), d.EndTime.UTC()
+	head, err := marshal(f, "")
+	if err != nil {
+		return nil, err
+	}
+	tail := documentTail{ResultIds: make([]ResultIds, 0, len(d.Results))}
 	for _, r := range d.Results {
-		j.Results = append(j.Results, detect.AppendJSON(nil, r))
-		j.ResultIds = append(j.ResultIds, ResultIds{r.InteractiveId, r.NonInteractiveId})
+		tail.ResultIds = append(tail.ResultIds, ResultIds{r.InteractiveId, r.NonInteractiveId})
 	}
 	if len(d.keys) > 0 {
 		raw := make([]byte, 0, len(d.keys)*len(rowHash{}))
 		for _, k := range d.keys {
 			raw = append(raw, k[:]...)
 		}
-		j.ResultKeys = base64.StdEncoding.EncodeToString(raw)
+		tail.ResultKeys = base64.StdEncoding.EncodeToString(raw)
 	}
-	return marshal(j, "")
+	rest, err := marshal(tail, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(head)+len(rest)+len(d.Results)*400+16)
+	out = append(out, head[:len(head)-1]...) // without its '}'
+	out = append(out, `,"Results":[`...)
+	for i, r := range d.Results {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = detect.AppendJSON(out, r)
+	}
+	out = append(out, "],"...)
+	return append(out, rest[1:]...), nil // without its '{'
+}
+
+// documentTail is documentJSON's fields after Results.
+type documentTail struct {
+	ResultIds  []ResultIds `json:"ResultIds"`
+	ResultKeys string      `json:"ResultKeys,omitempty"`
 }
 
 // marshal encodes v without escaping <, > and & (descriptions hold "ATT&CK"),

@@ -36,19 +36,58 @@ func AppendJSON(dst []byte, r Result) []byte {
 }
 
 // appendString appends s as a JSON string exactly as encoding/json does
-// with HTML escaping off.
+// with HTML escaping off: \" and \\, the short escapes \b \f \n \r \t,
+// \u00XX for other control characters, \ufffd for each invalid UTF-8 byte,
+// and \u2028 and \u2029 (TestAppendStringAsEncodingJSON holds it to that).
 func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
-			var b bytes.Buffer
-			enc := json.NewEncoder(&b)
-			enc.SetEscapeHTML(false)
-			_ = enc.Encode(s) // a string always encodes
-			return append(dst, bytes.TrimSuffix(b.Bytes(), []byte("\n"))...)
-		}
-	}
+	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
-	dst = append(dst, s...)
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
 
@@ -59,16 +98,7 @@ func MarshalResult(r Result) ([]byte, error) { return AppendJSON(nil, r), nil }
 // that is not a result column is an error naming it, and so is text after
 // the object (one row per line); the Ids stay empty.
 func UnmarshalResult(data []byte) (Result, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var m map[string]json.RawMessage
-	if err := dec.Decode(&m); err != nil {
-		return Result{}, fmt.Errorf("result row: %v", err)
-	}
-	// One row per line: a second object would otherwise be lost silently.
-	if _, err := dec.Token(); err != io.EOF {
-		return Result{}, fmt.Errorf("result row: text after the row's object (one object per line)")
-	}
-	r, err := fromObject(m, false)
+	r, err := decodeObject(data, false)
 	if err != nil {
 		return Result{}, fmt.Errorf("result row: %v", err)
 	}
@@ -78,60 +108,139 @@ func UnmarshalResult(data []byte) (Result, error) {
 // UnmarshalResultLenient decodes a row object as UnmarshalResult does, but
 // ignores keys that are not result columns: for rows stored inside other
 // documents, which a later version may extend.
-func UnmarshalResultLenient(data []byte) (Result, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return Result{}, err
-	}
-	return fromObject(m, true)
-}
+func UnmarshalResultLenient(data []byte) (Result, error) { return decodeObject(data, true) }
 
-// fromObject sets every column from its key in m; an absent key (or null)
-// reads as "", which only the string columns accept.
-func fromObject(m map[string]json.RawMessage, ignoreUnknown bool) (Result, error) {
-	if !ignoreUnknown && len(m) > 0 {
-		var unknown []string
-		for k := range m {
-			if _, ok := columnIndex[k]; !ok {
-				unknown = append(unknown, strconv.Quote(k))
+// decodeObject reads one JSON object of string values (or null) and sets
+// every column from its key; an absent key reads as "", which only the
+// string columns accept. It scans the bytes itself: a row is decoded for
+// every evidence row of every stored alert, and a general decoder into a
+// map costs three times as much.
+func decodeObject(data []byte, ignoreUnknown bool) (Result, error) {
+	var texts [len(columns)]string
+	var unknown []string
+	i := skipSpace(data, 0)
+	switch {
+	case bytes.HasPrefix(data[i:], []byte("null")):
+		i += len("null")
+	case i < len(data) && data[i] == '{':
+		i = skipSpace(data, i+1)
+		for first := true; ; first = false {
+			if i < len(data) && data[i] == '}' && first {
+				i++
+				break
 			}
+			raw, plain, next, err := scanString(data, i)
+			if err != nil {
+				return Result{}, fmt.Errorf("key: %v", err)
+			}
+			k, known := -1, false
+			if plain {
+				k, known = columnIndex[string(raw[1:len(raw)-1])] // no allocation
+			}
+			key := ""
+			if !known {
+				if key, err = stringOf(raw, plain); err != nil {
+					return Result{}, fmt.Errorf("key: %v", err)
+				}
+				k, known = columnIndex[key]
+			} else {
+				key = columns[k].name
+			}
+			i = skipSpace(data, next)
+			if i >= len(data) || data[i] != ':' {
+				return Result{}, fmt.Errorf("want ':' after key %q at offset %d", key, i)
+			}
+			i = skipSpace(data, i+1)
+			var v string
+			if bytes.HasPrefix(data[i:], []byte("null")) {
+				i += len("null")
+			} else {
+				if raw, plain, i, err = scanString(data, i); err == nil {
+					v, err = stringOf(raw, plain)
+				}
+				if err != nil {
+					return Result{}, fmt.Errorf("%s: want a string: %v", key, err)
+				}
+			}
+			if known {
+				texts[k] = v
+			} else if !ignoreUnknown {
+				unknown = append(unknown, strconv.Quote(key))
+			}
+			i = skipSpace(data, i)
+			if i < len(data) && data[i] == ',' {
+				i = skipSpace(data, i+1)
+				continue
+			}
+			if i < len(data) && data[i] == '}' {
+				i++
+				break
+			}
+			return Result{}, fmt.Errorf("want ',' or '}' at offset %d", i)
 		}
-		if len(unknown) > 0 {
-			slices.Sort(unknown)
-			return Result{}, fmt.Errorf("unknown %s %s (not a result column)", plural(len(unknown), "key", "keys"), strings.Join(unknown, ", "))
-		}
+	default:
+		return Result{}, fmt.Errorf("want an object of the result columns at offset %d", i)
+	}
+	// One row per line: a second object would otherwise be lost silently.
+	if skipSpace(data, i) != len(data) {
+		return Result{}, fmt.Errorf("text after the row's object (one object per line)")
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		unknown = slices.Compact(unknown)
+		return Result{}, fmt.Errorf("unknown %s %s (not a result column)", plural(len(unknown), "key", "keys"), strings.Join(unknown, ", "))
 	}
 	var r Result
-	for _, c := range columns {
-		s, err := unquote(m[c.name])
-		if err != nil {
-			return Result{}, fmt.Errorf("%s: want a string: %v", c.name, err)
-		}
-		if err := c.set(&r, s); err != nil {
+	for k, c := range columns {
+		if err := c.set(&r, texts[k]); err != nil {
 			return Result{}, fmt.Errorf("%s: %v", c.name, err)
 		}
 	}
 	return r, nil
 }
 
-// unquote reads a JSON string value ("" for none or null).
-func unquote(raw json.RawMessage) (string, error) {
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
-		simple := true
-		for _, c := range raw[1 : n-1] {
-			if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-				simple = false
-				break
-			}
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString finds the JSON string at data[i:] and returns it with its
+// quotes, whether it is plain (ASCII without escapes: its text is what is
+// between the quotes), and the offset after it.
+func scanString(data []byte, i int) (raw []byte, plain bool, next int, err error) {
+	if i >= len(data) {
+		return nil, false, i, fmt.Errorf("unexpected end of the object")
+	}
+	if data[i] != '"' {
+		return nil, false, i, fmt.Errorf("not a string at offset %d", i)
+	}
+	plain = true
+	for j := i + 1; j < len(data); j++ {
+		switch c := data[j]; {
+		case c == '"':
+			return data[i : j+1], plain, j + 1, nil
+		case c == '\\':
+			plain = false
+			j++
+		case c < 0x20:
+			return nil, false, i, fmt.Errorf("control character in a string at offset %d", j)
+		case c >= utf8.RuneSelf:
+			plain = false
 		}
-		if simple {
-			return string(raw[1 : n-1]), nil
-		}
+	}
+	return nil, false, i, fmt.Errorf("unterminated string at offset %d", i)
+}
+
+// stringOf is the text of a string scanString found. Plain text is sliced;
+// escapes and non-ASCII text go through encoding/json (which also replaces
+// invalid UTF-8, as it always has for these rows).
+func stringOf(raw []byte, plain bool) (string, error) {
+	if plain {
+		return string(raw[1 : len(raw)-1]), nil
 	}
 	var s string
-	if len(raw) == 0 {
-		return "", nil
-	}
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", err
 	}

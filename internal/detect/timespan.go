@@ -41,10 +41,17 @@ func FormatTimespan(d time.Duration) string {
 	return b.String()
 }
 
+// errBadTimespan is ParseTimespan's error for text s.
+type errBadTimespan string
+
+func (e errBadTimespan) Error() string {
+	return fmt.Sprintf("%q is not a timespan like 00:45:00 or 1.02:00:00.5000000", string(e))
+}
+
 // ParseTimespan reads FormatTimespan's text (and KQL's, which may have 1 to
 // 7 fractional digits).
 func ParseTimespan(s string) (time.Duration, error) {
-	bad := fmt.Errorf("%q is not a timespan like 00:45:00 or 1.02:00:00.5000000", s)
+	bad := errBadTimespan(s)
 	rest, neg := strings.CutPrefix(s, "-")
 	var days uint64
 	if i := strings.IndexByte(rest, '.'); i >= 0 && i < strings.IndexByte(rest, ':') {
