@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/gen"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -56,7 +57,7 @@ func TestDetectIPv6SafeNetworksOptIn(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	rows, err := alert.ReadJSONL("stdout", strings.NewReader(out))
+	rows, err := detect.ReadJSONL("stdout", strings.NewReader(out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func TestDetectFindsExactlyWhatGenPlanted(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	rows, err := alert.ReadJSONL("stdout", strings.NewReader(out))
+	rows, err := detect.ReadJSONL("stdout", strings.NewReader(out))
 	if err != nil {
 		t.Fatal(err)
 	}

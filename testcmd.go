@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 )
@@ -154,7 +153,7 @@ func runCase(ctx context.Context, dir string, s settings.Settings, stderr io.Wri
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	want, err := alert.ReadJSONL(filepath.Join(dir, caseExpected), bytes.NewReader(data))
+	want, err := detect.ReadJSONL(filepath.Join(dir, caseExpected), bytes.NewReader(data))
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -179,7 +178,7 @@ func nearestRule(dir string) string {
 // jsonLines renders rows as detect prints them, sorted.
 func jsonLines(rows []detect.Result) []string {
 	var b bytes.Buffer
-	alert.WriteJSONL(&b, rows)
+	detect.WriteJSONL(&b, rows)
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) == 1 && lines[0] == "" {
 		return nil

@@ -1,11 +1,16 @@
+// Package alert turns the rule's result rows into alert documents shaped like
+// Sentinel's SecurityAlert, groups alerts into incidents as the rule's
+// incidentConfiguration says, and stores both idempotently in blob storage.
+//
+// document.go is the alert document and its stored JSON form; grouping.go
+// builds alerts from rows (ids, row keys); render.go fills a document from
+// the rule (alertDetailsOverride, entities, custom details). The result
+// row's own codec is detect's.
 package alert
 
 import (
 	"bytes"
-	"cmp"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -14,8 +19,6 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
-	"github.com/tokenpivot/tokenpivot/internal/rule"
-	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
 // Fixed values of the documents tokenpivot writes.
@@ -82,16 +85,6 @@ type Document struct {
 // MaxEvidenceRows bounds the evidence rows an alert document keeps (see
 // Document.ResultsTruncated).
 const MaxEvidenceRows = 1000
-
-// rowHash is a 16-byte SHA-256 prefix of a rowKey.
-type rowHash [16]byte
-
-func hashRow(r detect.Result) rowHash {
-	sum := sha256.Sum256([]byte(rowKey(r)))
-	return rowHash(sum[:16])
-}
-
-func compareHash(a, b rowHash) int { return bytes.Compare(a[:], b[:]) }
 
 // Entity is one entity of an alert, as in SecurityAlert's Entities: "$id",
 // "Type" (lower case, e.g. "account", "ip") and the identifiers.
@@ -211,11 +204,14 @@ type ResultIds struct {
 }
 
 // documentJSON is Document's stored form: its fields plus Results as row
-// objects and their Ids.
+// objects and their Ids. UnmarshalJSON reads it; MarshalJSON writes the same
+// bytes in parts.
 type documentJSON struct {
 	documentFields
-	Results   []resultJSON `json:"Results"`
-	ResultIds []ResultIds  `json:"ResultIds"`
+	// Results are detect.AppendJSON objects, read by
+	// detect.UnmarshalResultLenient.
+	Results   []json.RawMessage `json:"Results"`
+	ResultIds []ResultIds       `json:"ResultIds"`
 	// ResultKeys is Document.keys, only when ResultsTruncated.
 	ResultKeys string `json:"ResultKeys,omitempty"`
 }
@@ -225,20 +221,47 @@ type documentFields Document
 
 // MarshalJSON writes the document with its Results as objects.
 func (d Document) MarshalJSON() ([]byte, error) {
-	j := documentJSON{documentFields: documentFields(d), Results: []resultJSON{}, ResultIds: []ResultIds{}}
-	j.TimeGenerated, j.StartTime, j.EndTime = d.TimeGenerated.UTC(), d.StartTime.UTC(), d.EndTime.UTC()
+	// The bytes of documentJSON, written in three parts so that the rows'
+	// objects (detect.AppendJSON) are copied once, not re-scanned as
+	// json.RawMessage: the fields, then Results, then the Ids and keys.
+	f := documentFields(d)
+	f.TimeGenerated, f.StartTime, f.EndTime = d.TimeGenerated.UTC(), d.StartTime.UTC(), d.EndTime.UTC()
+	head, err := marshal(f, "")
+	if err != nil {
+		return nil, err
+	}
+	tail := documentTail{ResultIds: make([]ResultIds, 0, len(d.Results))}
 	for _, r := range d.Results {
-		j.Results = append(j.Results, toJSON(r))
-		j.ResultIds = append(j.ResultIds, ResultIds{r.InteractiveId, r.NonInteractiveId})
+		tail.ResultIds = append(tail.ResultIds, ResultIds{r.InteractiveId, r.NonInteractiveId})
 	}
 	if len(d.keys) > 0 {
 		raw := make([]byte, 0, len(d.keys)*len(rowHash{}))
 		for _, k := range d.keys {
 			raw = append(raw, k[:]...)
 		}
-		j.ResultKeys = base64.StdEncoding.EncodeToString(raw)
+		tail.ResultKeys = base64.StdEncoding.EncodeToString(raw)
 	}
-	return marshal(j, "")
+	rest, err := marshal(tail, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(head)+len(rest)+len(d.Results)*400+16)
+	out = append(out, head[:len(head)-1]...) // without its '}'
+	out = append(out, `,"Results":[`...)
+	for i, r := range d.Results {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = detect.AppendJSON(out, r)
+	}
+	out = append(out, "],"...)
+	return append(out, rest[1:]...), nil // without its '{'
+}
+
+// documentTail is documentJSON's fields after Results.
+type documentTail struct {
+	ResultIds  []ResultIds `json:"ResultIds"`
+	ResultKeys string      `json:"ResultKeys,omitempty"`
 }
 
 // marshal encodes v without escaping <, > and & (descriptions hold "ATT&CK"),
@@ -268,7 +291,7 @@ func (d *Document) UnmarshalJSON(data []byte) error {
 	*d = Document(j.documentFields)
 	d.Results = nil
 	for i, rj := range j.Results {
-		r, err := rj.result()
+		r, err := detect.UnmarshalResultLenient(rj)
 		if err != nil {
 			return fmt.Errorf("alert %s: Results[%d]: %v", j.SystemAlertId, i, err)
 		}
@@ -303,177 +326,6 @@ func (d *Document) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// hashID formats the SHA-256 of the NUL-joined parts as a GUID (RFC 9562
-// version 8, the version for custom ids).
-func hashID(parts ...string) string {
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	b := sum[:16]
-	b[6] = b[6]&0x0f | 0x80
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-// interactiveKey identifies the interactive sign-in of a row: its Id, else
-// its time and IP.
-func interactiveKey(r detect.Result) string {
-	// A position id (a row without Id) is not part of the alert's identity:
-	// the same sign-in exported twice is one alert with both rows as evidence.
-	if r.InteractiveId != "" && !signin.IsPositionId(r.InteractiveId) {
-		return "id:" + r.InteractiveId
-	}
-	return "at:" + FormatTime(r.InteractiveTime) + "|" + r.InteractiveIP
-}
-
-// AlertID is the SystemAlertId of the alert covering row r by default:
-// hash(rule id, UPN, interactive row, NIIPAddress).
-func AlertID(ruleID string, r detect.Result) string {
-	return hashID(ruleID, r.UserPrincipalName, interactiveKey(r), r.NIIPAddress)
-}
-
-// rowKey dedups evidence: the two source rows' Ids, else the whole row.
-// A position id names a place in a blob, whose content a rewrite can
-// change, so with one the row's content is part of the key too.
-func rowKey(r detect.Result) string {
-	if r.InteractiveId != "" && r.NonInteractiveId != "" {
-		ids := "ids:" + r.InteractiveId + "\x00" + r.NonInteractiveId
-		if !signin.IsPositionId(r.InteractiveId) && !signin.IsPositionId(r.NonInteractiveId) {
-			return ids
-		}
-		return ids + "\x00" + rowContent(r)
-	}
-	return "row:" + rowContent(r)
-}
-
-func rowContent(r detect.Result) string {
-	j := toJSON(r)
-	return strings.Join([]string{j.NISignInTime, j.InteractiveTime, j.UserPrincipalName, j.AppDisplayName,
-		j.NIIPAddress, j.NICountry, j.InteractiveIP, j.InteractiveCountry, j.CorrelationId,
-		j.UniqueTokenIdentifier, j.TimeSinceInteractive}, "\x00")
-}
-
-// rowAlertID is the SystemAlertId of a one-row alert (AlertPerResult).
-func rowAlertID(ruleID string, r detect.Result) string {
-	return hashID(ruleID, "row", rowKey(r))
-}
-
-// Group builds the alerts of a set of result rows: by default one alert per
-// (UserPrincipalName, interactive sign-in, NIIPAddress) holding every
-// matching row as evidence; with perRow, one alert per row. Duplicate rows
-// (same source Ids, else identical) count once. Alerts come out in query
-// order of their first row. The cost is linear in the rows (plus one sort):
-// rows dedup through a set of row keys, never a scan of the evidence.
-func Group(r *rule.Rule, rows []detect.Result, perRow bool) []Document {
-	// Rows in query order first, so that each alert renders from its
-	// earliest row whatever order the rows came in, and its evidence is
-	// appended already sorted.
-	rows = slices.Clone(rows)
-	detect.Sort(rows)
-	type acc struct {
-		rows []detect.Result
-		keys []rowHash
-		seen map[rowHash]struct{}
-	}
-	byID := map[string]*acc{}
-	var order []string
-	for _, row := range rows {
-		id := AlertID(r.ID, row)
-		if perRow {
-			id = rowAlertID(r.ID, row)
-		}
-		a, ok := byID[id]
-		if !ok {
-			a = &acc{seen: map[rowHash]struct{}{}}
-			byID[id] = a
-			order = append(order, id)
-		}
-		k := hashRow(row)
-		if _, dup := a.seen[k]; dup {
-			continue
-		}
-		a.seen[k] = struct{}{}
-		a.rows = append(a.rows, row)
-		a.keys = append(a.keys, k)
-	}
-	out := make([]Document, 0, len(order))
-	for _, id := range order {
-		a := byID[id]
-		out = append(out, *newDocument(r, id, a.rows, a.keys))
-	}
-	slices.SortStableFunc(out, func(a, b Document) int {
-		return cmp.Or(detect.Compare(a.Results[0], b.Results[0]), strings.Compare(a.SystemAlertId, b.SystemAlertId))
-	})
-	return out
-}
-
-// newDocument builds alert id from its distinct evidence rows (in query
-// order, with their keys), rendering the rule's alertDetailsOverride from
-// the first row (as Sentinel renders from the first row).
-func newDocument(r *rule.Rule, id string, rows []detect.Result, keys []rowHash) *Document {
-	row := rows[0]
-	ao := r.AlertDetailsOverride
-	name := cmp.Or(Render(ao.AlertDisplayNameFormat, row), r.Name)
-	severity := r.Severity
-	if v, ok := Column(row, ao.AlertSeverityColumnName); ok && isSeverity(v) {
-		severity = v
-	}
-	tactics := strings.Join(r.Tactics, ",")
-	if v, ok := Column(row, ao.AlertTacticsColumnName); ok && v != "" {
-		tactics = v
-	}
-	d := &Document{
-		TimeGenerated:        row.NISignInTime.UTC(),
-		DisplayName:          name,
-		AlertName:            name,
-		AlertSeverity:        severity,
-		Description:          cmp.Or(Render(ao.AlertDescriptionFormat, row), strings.TrimSpace(r.Description)),
-		ProviderName:         ProviderName,
-		VendorName:           ProviderName,
-		ProductName:          ProductName,
-		ProductComponentName: ProductComponentName,
-		AlertType:            r.ID,
-		SystemAlertId:        id,
-		Status:               StatusNew,
-		Tactics:              tactics,
-		Techniques:           append([]string{}, r.Techniques...),
-		Entities:             []Entity{},
-		ExtendedProperties: ExtendedProperties{
-			AnalyticRuleIds:  []string{r.ID},
-			AnalyticRuleName: r.Name,
-			QueryPeriod:      FormatTimespan(r.QueryPeriod),
-			TriggerOperator:  r.TriggerOperator,
-			TriggerThreshold: r.TriggerThreshold,
-			EventGrouping:    r.EventGrouping,
-		},
-		StartTime:   row.InteractiveTime.UTC(),
-		EndTime:     row.NISignInTime.UTC(),
-		RuleId:      r.ID,
-		RuleVersion: r.Version,
-	}
-	ents := entitySet{}
-	values := make([][]string, len(r.CustomDetails))
-	for _, row := range rows {
-		d.widen(row.InteractiveTime, row.NISignInTime)
-		j := toJSON(row)
-		for _, e := range entitiesOf(r, j) {
-			d.addEntity(ents, e)
-		}
-		for i, kv := range r.CustomDetails {
-			if v, ok := j.column(kv.Value); ok {
-				values[i] = append(values[i], v)
-			}
-		}
-	}
-	for i, kv := range r.CustomDetails {
-		cd := CustomDetail{Key: kv.Key}
-		cd.addAll(values[i])
-		d.ExtendedProperties.CustomDetails = append(d.ExtendedProperties.CustomDetails, cd)
-	}
-	d.setEvidence(rows, keys)
-	return d
-}
-
-// widen extends the alert's times to cover an evidence row (or another
 // alert's StartTime and EndTime).
 func (d *Document) widen(start, end time.Time) bool {
 	changed := false
@@ -617,137 +469,4 @@ func (d *Document) Merge(other Document) bool {
 		changed = true
 	}
 	return changed
-}
-
-// entitiesOf maps a row to entities per the rule's entityMappings. An
-// entity whose mapped columns are all empty is left out. An Account's
-// FullName (a UPN) is also split into Name and UPNSuffix, as Sentinel does.
-func entitiesOf(r *rule.Rule, row resultJSON) []Entity {
-	var out []Entity
-	for _, m := range r.EntityMappings {
-		e := Entity{"Type": strings.ToLower(m.EntityType)}
-		empty := true
-		for _, fm := range m.FieldMappings {
-			v, _ := row.column(fm.ColumnName)
-			if v == "" {
-				continue
-			}
-			e[fm.Identifier] = v
-			empty = false
-		}
-		if empty {
-			continue
-		}
-		if strings.EqualFold(m.EntityType, "Account") {
-			if name, suffix, ok := strings.Cut(e["FullName"], "@"); ok && e["Name"] == "" {
-				e["Name"], e["UPNSuffix"] = name, suffix
-			}
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-// Column returns the value of the named result column as text (times in
-// RFC 3339, the timespan as KQL prints it); false for an unknown column.
-func Column(r detect.Result, name string) (string, bool) { return toJSON(r).column(name) }
-
-func (j resultJSON) column(name string) (string, bool) {
-	switch name {
-	case "NISignInTime":
-		return j.NISignInTime, true
-	case "InteractiveTime":
-		return j.InteractiveTime, true
-	case "UserPrincipalName":
-		return j.UserPrincipalName, true
-	case "AppDisplayName":
-		return j.AppDisplayName, true
-	case "NIIPAddress":
-		return j.NIIPAddress, true
-	case "NICountry":
-		return j.NICountry, true
-	case "InteractiveIP":
-		return j.InteractiveIP, true
-	case "InteractiveCountry":
-		return j.InteractiveCountry, true
-	case "CorrelationId":
-		return j.CorrelationId, true
-	case "UniqueTokenIdentifier":
-		return j.UniqueTokenIdentifier, true
-	case "TimeSinceInteractive":
-		return j.TimeSinceInteractive, true
-	}
-	return "", false
-}
-
-// Render fills the {{Column}} placeholders of format from row. A
-// placeholder naming no result column is left as written.
-func Render(format string, row detect.Result) string {
-	var b strings.Builder
-	for {
-		i := strings.Index(format, "{{")
-		if i < 0 {
-			break
-		}
-		j := strings.Index(format[i+2:], "}}")
-		if j < 0 {
-			break
-		}
-		b.WriteString(format[:i])
-		name := strings.TrimSpace(format[i+2 : i+2+j])
-		if v, ok := Column(row, name); ok {
-			b.WriteString(v)
-		} else {
-			b.WriteString(format[i : i+2+j+2])
-		}
-		format = format[i+2+j+2:]
-	}
-	b.WriteString(format)
-	return b.String()
-}
-
-// Check reports columns the rule refers to that the query does not return
-// (entity mappings, custom details, alert overrides and their placeholders),
-// so a rule that would render empty alerts fails at start-up.
-func Check(r *rule.Rule) error {
-	var bad []string
-	check := func(field, col string) {
-		if col == "" {
-			return
-		}
-		if _, ok := Column(detect.Result{}, col); !ok {
-			bad = append(bad, fmt.Sprintf("%s: %q", field, col))
-		}
-	}
-	for i, m := range r.EntityMappings {
-		for j, fm := range m.FieldMappings {
-			check(fmt.Sprintf("entityMappings[%d].fieldMappings[%d].columnName", i, j), fm.ColumnName)
-		}
-	}
-	for _, kv := range r.CustomDetails {
-		check("customDetails."+kv.Key, kv.Value)
-	}
-	ao := r.AlertDetailsOverride
-	check("alertDetailsOverride.alertSeverityColumnName", ao.AlertSeverityColumnName)
-	check("alertDetailsOverride.alertTacticsColumnName", ao.AlertTacticsColumnName)
-	for field, f := range map[string]string{"alertDisplayNameFormat": ao.AlertDisplayNameFormat, "alertDescriptionFormat": ao.AlertDescriptionFormat} {
-		for rest := f; ; {
-			i := strings.Index(rest, "{{")
-			j := strings.Index(rest[max(i, 0):], "}}")
-			if i < 0 || j < 0 {
-				break
-			}
-			check("alertDetailsOverride."+field, strings.TrimSpace(rest[i+2:i+j]))
-			rest = rest[i+j+2:]
-		}
-	}
-	if len(bad) > 0 {
-		slices.Sort(bad)
-		return fmt.Errorf("rule %s: not a result column (want one of %s): %s", r.File, strings.Join(detect.Columns, ", "), strings.Join(bad, "; "))
-	}
-	return nil
-}
-
-func isSeverity(s string) bool {
-	return slices.Contains([]string{"Informational", "Low", "Medium", "High"}, s)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 )
 
@@ -253,7 +254,7 @@ func (x incidentIndex) claim(ps []*pending, lookback time.Duration, cap int, rul
 				// A new incident. Its id also counts the earlier ones, so an
 				// incident started after a closed or full one at the same time
 				// differs.
-				parts := []string{ruleID, "incident", x.GroupingKey, FormatTime(t), strconv.Itoa(len(idx.Incidents))}
+				parts := []string{ruleID, "incident", x.GroupingKey, detect.FormatTime(t), strconv.Itoa(len(idx.Incidents))}
 				if x.Salt != "" {
 					parts = append(parts, x.Salt)
 				}

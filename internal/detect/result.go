@@ -1,8 +1,14 @@
 // Package detect is the rule itself: the candidate filters and the windowed
-// join of interactive and non-interactive sign-ins. It does no I/O.
+// join of interactive and non-interactive sign-ins. It does no I/O beyond
+// the result rows' codec (codec.go), which writes to and reads from the
+// io.Writer and io.Reader it is given.
 package detect
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Result is one row of the rule's final project, in the query's column order,
 // plus the two source rows' Ids (not output columns) for alert ids and dedup.
@@ -23,9 +29,127 @@ type Result struct {
 	NonInteractiveId string `json:"-"`
 }
 
+// column is one result column: its name, its value as text (times in
+// RFC 3339 UTC with as many fractional digits as they have, the timespan as
+// KQL prints it), how to set it from that text, and its shorter form in the
+// table printer.
+type column struct {
+	name  string
+	text  func(*Result) string
+	set   func(*Result, string) error
+	brief func(*Result) string
+}
+
+// columns is the one table of the result columns, in the query's final
+// `project` order (DESIGN.md section 1). JSON Lines, CSV, the table printer,
+// Column (templates, entities, custom details) and the content keys all
+// derive from it.
+var columns = [...]column{
+	timeColumn("NISignInTime", func(r *Result) *time.Time { return &r.NISignInTime }),
+	timeColumn("InteractiveTime", func(r *Result) *time.Time { return &r.InteractiveTime }),
+	stringColumn("UserPrincipalName", func(r *Result) *string { return &r.UserPrincipalName }),
+	stringColumn("AppDisplayName", func(r *Result) *string { return &r.AppDisplayName }),
+	stringColumn("NIIPAddress", func(r *Result) *string { return &r.NIIPAddress }),
+	stringColumn("NICountry", func(r *Result) *string { return &r.NICountry }),
+	stringColumn("InteractiveIP", func(r *Result) *string { return &r.InteractiveIP }),
+	stringColumn("InteractiveCountry", func(r *Result) *string { return &r.InteractiveCountry }),
+	stringColumn("CorrelationId", func(r *Result) *string { return &r.CorrelationId }),
+	stringColumn("UniqueTokenIdentifier", func(r *Result) *string { return &r.UniqueTokenIdentifier }),
+	timespanColumn("TimeSinceInteractive", func(r *Result) *time.Duration { return &r.TimeSinceInteractive }),
+}
+
+func stringColumn(name string, field func(*Result) *string) column {
+	text := func(r *Result) string { return *field(r) }
+	return column{
+		name:  name,
+		text:  text,
+		set:   func(r *Result, s string) error { *field(r) = s; return nil },
+		brief: text,
+	}
+}
+
+func timeColumn(name string, field func(*Result) *time.Time) column {
+	return column{
+		name: name,
+		text: func(r *Result) string { return FormatTime(*field(r)) },
+		set: func(r *Result, s string) error {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return fmt.Errorf("%q is not an RFC 3339 time", s)
+			}
+			*field(r) = t.UTC()
+			return nil
+		},
+		brief: func(r *Result) string { return field(r).UTC().Format(briefTime) },
+	}
+}
+
+// briefTime is the table printer's time layout (UTC, to the second).
+const briefTime = "2006-01-02 15:04:05"
+
+func timespanColumn(name string, field func(*Result) *time.Duration) column {
+	text := func(r *Result) string { return FormatTimespan(*field(r)) }
+	return column{
+		name: name,
+		text: text,
+		set: func(r *Result, s string) (err error) {
+			*field(r), err = ParseTimespan(s)
+			return err
+		},
+		brief: text,
+	}
+}
+
 // Columns are the result's column names in output order.
-var Columns = []string{
-	"NISignInTime", "InteractiveTime", "UserPrincipalName", "AppDisplayName",
-	"NIIPAddress", "NICountry", "InteractiveIP", "InteractiveCountry",
-	"CorrelationId", "UniqueTokenIdentifier", "TimeSinceInteractive",
+var Columns = columnNames()
+
+// columnIndex maps a column name to its place in columns.
+var columnIndex = func() map[string]int {
+	m := make(map[string]int, len(columns))
+	for i, c := range columns {
+		m[c.name] = i
+	}
+	return m
+}()
+
+func columnNames() []string {
+	out := make([]string, len(columns))
+	for i, c := range columns {
+		out[i] = c.name
+	}
+	return out
+}
+
+// Column returns the value of the named result column as text (times in
+// RFC 3339 UTC, the timespan as KQL prints it); false for an unknown column.
+func Column(r Result, name string) (string, bool) {
+	i, ok := columnIndex[name]
+	if !ok {
+		return "", false
+	}
+	return columns[i].text(&r), true
+}
+
+// Fields returns the texts of r's columns, in column order (as Column
+// gives each).
+func Fields(r Result) []string {
+	out := make([]string, len(columns))
+	for i, c := range columns {
+		out[i] = c.text(&r)
+	}
+	return out
+}
+
+// ContentKey identifies a row by the text of all its columns (not its
+// Ids): the columns' texts in order, NUL-joined. Alert documents store
+// hashes of it, so it must never change for a given row.
+func ContentKey(r Result) string {
+	var b strings.Builder
+	for i, c := range columns {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(c.text(&r))
+	}
+	return b.String()
 }

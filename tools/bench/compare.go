@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/detect"
 )
 
 // comparison is tokenpivot detect and DuckDB measured on the same files.
@@ -112,13 +112,13 @@ func canonicalRows(path string) ([]string, error) {
 		return nil, err
 	}
 	defer f.Close()
-	rows, err := alert.ReadJSONL(path, f)
+	rows, err := detect.ReadJSONL(path, f)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]string, len(rows))
 	for i, r := range rows {
-		b, err := alert.MarshalResult(r)
+		b, err := detect.MarshalResult(r)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}

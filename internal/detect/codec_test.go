@@ -1,65 +1,55 @@
-package alert
+package detect
 
 import (
 	"bytes"
 	"encoding/json"
-	"math"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
-func TestFormatTimespan(t *testing.T) {
-	tests := []struct {
-		d    time.Duration
-		want string
-	}{
-		{45 * time.Minute, "00:45:00"},
-		{time.Minute, "00:01:00"},
-		{2*time.Hour - 1000*time.Nanosecond, "01:59:59.9999990"},
-		{2*time.Hour - 1*time.Nanosecond, "01:59:59.9999999"}, // truncated to 100 ns ticks
-		{1500 * time.Millisecond, "00:00:01.5000000"},
-		{26 * time.Hour, "1.02:00:00"},
-		{3*24*time.Hour + 5*time.Second + 100*time.Nanosecond, "3.00:00:05.0000001"},
-		{0, "00:00:00"},
-		{-90 * time.Second, "-00:01:30"},
+func at(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		got := FormatTimespan(tt.d)
-		if got != tt.want {
-			t.Errorf("FormatTimespan(%v) = %q, want %q", tt.d, got, tt.want)
-		}
-		back, err := ParseTimespan(got)
-		if err != nil {
-			t.Errorf("ParseTimespan(%q): %v", got, err)
-		}
-		if want := tt.d.Truncate(tick); back != want {
-			t.Errorf("ParseTimespan(%q) = %v, want %v", got, back, want)
-		}
-	}
+	return v
 }
 
-func TestParseTimespan(t *testing.T) {
-	good := map[string]time.Duration{
-		"00:45:00":      45 * time.Minute,
-		"00:00:01.5":    1500 * time.Millisecond,
-		"1.00:00:00":    24 * time.Hour,
-		"10.23:59:59":   10*24*time.Hour + 23*time.Hour + 59*time.Minute + 59*time.Second,
-		"-1.00:00:00.1": -(24*time.Hour + 100*time.Millisecond),
+// sampleRows runs the rule over sign-ins of two users (as the alert tests'
+// sampleRecords): alice signs in single-factor from the US, then her token
+// is refreshed from two foreign IPs (one of them twice, and once exported
+// twice); bob's refresh comes exactly 1 minute after his sign-in. One
+// refresh comes from alice's own IP (no pair).
+func sampleRows(t *testing.T) []Result {
+	t.Helper()
+	interactive := []signin.Record{
+		{TimeGenerated: at(t, "2024-05-01T08:00:00Z"), UserPrincipalName: "alice@contoso.com", IPAddress: "203.0.113.10", Location: "US",
+			ResultType: "0", AuthenticationRequirement: "singleFactorAuthentication", AppDisplayName: "Office Home", Id: "i-alice-1"},
+		{TimeGenerated: at(t, "2024-05-01T10:00:00Z"), UserPrincipalName: "bob@fabrikam.com", IPAddress: "203.0.113.44", Location: "GB",
+			ResultType: "0", ConditionalAccessStatus: "notApplied", AppDisplayName: "Azure Portal", Id: "i-bob-1"},
 	}
-	for s, want := range good {
-		if got, err := ParseTimespan(s); err != nil || got != want {
-			t.Errorf("ParseTimespan(%q) = %v, %v; want %v", s, got, err, want)
-		}
+	ni := func(ts, upn, ip, loc, app, id string) signin.Record {
+		return signin.Record{TimeGenerated: at(t, ts), UserPrincipalName: upn, IPAddress: ip, Location: loc, ResultType: "0",
+			AppDisplayName: app, CorrelationId: "c-" + id, UniqueTokenIdentifier: "tok-" + id, Id: id}
 	}
-	for _, s := range []string{"", "45m", "00:45", "0:45:00", "00:60:00", "24:00:00", "00:00:00.", "00:00:00.12345678", "x.00:00:00", "00:00:0a", "1h"} {
-		if d, err := ParseTimespan(s); err == nil {
-			t.Errorf("ParseTimespan(%q) = %v, want an error", s, d)
-		}
+	noninteractive := []signin.Record{
+		ni("2024-05-01T08:10:00.1234567Z", "alice@contoso.com", "198.51.100.20", "RU", "Microsoft Office", "n1"),
+		ni("2024-05-01T08:40:00Z", "alice@contoso.com", "198.51.100.20", "RU", "Microsoft Teams", "n2"),
+		ni("2024-05-01T09:00:00Z", "alice@contoso.com", "192.0.2.77", "NG", "Microsoft Office", "n3"),
+		ni("2024-05-01T08:10:00.1234567Z", "alice@contoso.com", "198.51.100.20", "RU", "Microsoft Office", "n1"),
+		ni("2024-05-01T08:20:00Z", "alice@contoso.com", "203.0.113.10", "US", "Microsoft Office", "n4"),
+		ni("2024-05-01T10:01:00Z", "bob@fabrikam.com", "198.51.100.99", "FR", "Azure CLI", "n5"),
 	}
+	rows := Run(interactive, noninteractive, Filter{})
+	if len(rows) != 4 {
+		t.Fatalf("Run gave %d rows, want 4: %+v", len(rows), rows)
+	}
+	return rows
 }
 
 func TestMarshalResultColumns(t *testing.T) {
@@ -81,8 +71,8 @@ func TestMarshalResultColumns(t *testing.T) {
 			t.Errorf("column %s is %T, want a string", k, v)
 		}
 	}
-	if !reflect.DeepEqual(keys, detect.Columns) {
-		t.Errorf("keys = %q, want %q", keys, detect.Columns)
+	if !reflect.DeepEqual(keys, Columns) {
+		t.Errorf("keys = %q, want %q", keys, Columns)
 	}
 	var m map[string]string
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -134,38 +124,13 @@ func TestJSONLRoundTrip(t *testing.T) {
 	}
 }
 
-// FuzzTimespan: every duration formats to text that parses back to it (at
-// tick precision), and ParseTimespan never panics on arbitrary text.
-func FuzzTimespan(f *testing.F) {
-	f.Add(int64(45*time.Minute), "01:59:59.9999990")
-	f.Add(int64(-26*time.Hour), "1.02:00:00")
-	f.Add(int64(math.MinInt64), "-106751.23:47:16.8547758")
-	f.Fuzz(func(t *testing.T, n int64, s string) {
-		d := time.Duration(n)
-		text := FormatTimespan(d)
-		back, err := ParseTimespan(text)
-		if err != nil {
-			t.Fatalf("ParseTimespan(FormatTimespan(%d) = %q): %v", n, text, err)
-		}
-		if want := d.Truncate(tick); back != want {
-			t.Fatalf("%d -> %q -> %d, want %d", n, text, back, want)
-		}
-		if v, err := ParseTimespan(s); err == nil {
-			// Text that parses must mean the same as its canonical form.
-			if again, err := ParseTimespan(FormatTimespan(v)); err != nil || again != v {
-				t.Fatalf("%q -> %d -> %q -> %d, %v", s, v, FormatTimespan(v), again, err)
-			}
-		}
-	})
-}
-
 // Two objects on one line are an error, not one row with the other lost.
 func TestReadJSONLRejectsTwoObjectsOnALine(t *testing.T) {
 	var b strings.Builder
-	row := detect.Result{NISignInTime: time.Date(2026, 11, 20, 10, 45, 0, 0, time.UTC), InteractiveTime: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC),
+	row := Result{NISignInTime: time.Date(2026, 11, 20, 10, 45, 0, 0, time.UTC), InteractiveTime: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC),
 		UserPrincipalName: "pivot@contoso.com", NIIPAddress: "91.200.1.1", NICountry: "RU", InteractiveIP: "20.1.1.1", InteractiveCountry: "US",
 		TimeSinceInteractive: 45 * time.Minute}
-	if err := WriteJSONL(&b, []detect.Result{row, row}); err != nil {
+	if err := WriteJSONL(&b, []Result{row, row}); err != nil {
 		t.Fatal(err)
 	}
 	joined := strings.Replace(b.String(), "\n", "", 1)
