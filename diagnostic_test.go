@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/azurite"
+	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 // testdata/diagnostic holds the rule cases as a Microsoft Entra ID
@@ -112,5 +116,70 @@ func copyTree(t *testing.T, from, to string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestProcessDiagnosticArchiveAzurite: the same over an Azurite account
+// holding the archive as Azure Monitor writes it (append blobs under
+// tenantId=/y=/m=/d=/h=/m=00/PT1H.json).
+func TestProcessDiagnosticArchiveAzurite(t *testing.T) {
+	cs := azurite.Start(t)
+	la := t.TempDir()
+	copyFile(t, "testdata/cases/interactive.jsonl", filepath.Join(la, "am-signinlogs", "WorkspaceResourceId=/subscriptions/x/y=2026/m=11/d=20/h=10/m=00/PT05M.json"))
+	copyFile(t, "testdata/cases/noninteractive.jsonl", filepath.Join(la, "am-aadnoninteractiveusersigninlogs", "WorkspaceResourceId=/subscriptions/x/y=2026/m=11/d=20/h=10/m=00/PT05M.json"))
+	code, _, errs := runCLI(t, append([]string{"process", "--storage", la}, caseFlags...)...)
+	if code != 0 {
+		t.Fatalf("process %s: exit %d: %s", la, code, errs)
+	}
+	docs, _, err := alertsOf(t, la)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := alertKeys(docs)
+
+	ctx := context.Background()
+	s, err := store.NewAzureFromConnectionString(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic, nc := azurite.ContainerName("diag-i"), azurite.ContainerName("diag-n")
+	state, alerts, incidents := azurite.ContainerName("diag-state"), azurite.ContainerName("diag-alerts"), azurite.ContainerName("diag-inc")
+	for _, c := range []struct{ dir, container string }{
+		{diagInteractive, ic}, {diagNonInteractive, nc},
+	} {
+		if err := s.EnsureContainer(ctx, c.container); err != nil {
+			t.Fatal(err)
+		}
+		err := filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(c.dir, p)
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			_, err = s.Append(ctx, c.container, filepath.ToSlash(rel), data)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, errs = runCLI(t, append([]string{"process", "--storage", cs,
+		"--interactive-container", ic, "--noninteractive-container", nc,
+		"--state-container", state, "--alerts-container", alerts, "--incidents-container", incidents}, caseFlags...)...)
+	if code != 0 {
+		t.Fatalf("process (Azurite): exit %d: %s", code, errs)
+	}
+	got, _, err := alert.List(ctx, s, alerts, incidents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := alertKeys(got); len(want) == 0 || !slices.Equal(keys, want) {
+		t.Fatalf("Azurite diagnostic archive alerts\n%v\nLog Analytics form alerts\n%v", keys, want)
 	}
 }
