@@ -147,18 +147,32 @@ type diagProps struct {
 // (null, a string) leaves present false, which tells a record that is not
 // in the resource-log form.
 func (p *diagProps) UnmarshalJSON(b []byte) error {
-	*p = diagProps{}
+	p.present = false
 	if len(b) == 0 || b[0] != '{' {
 		return nil
 	}
-	type plain diagProps
-	var v plain
-	if err := json.Unmarshal(b, &v); err != nil {
+	type plain diagProps // without this method
+	if err := json.Unmarshal(b, (*plain)(p)); err != nil {
 		return err
 	}
-	*p = diagProps(v)
 	p.present = true
 	return nil
+}
+
+// reset empties d for the next line, keeping the buffers (encoding/json
+// appends a RawMessage into its old capacity), so a line costs no
+// allocation for the raw values.
+func (d *diagRow) reset() {
+	for _, m := range []*json.RawMessage{
+		&d.Time, &d.Category, &d.ResultType, &d.CallerIpAddress, &d.CorrelationId, &d.Location,
+		&d.Properties.Id, &d.Properties.CreatedDateTime, &d.Properties.UserPrincipalName,
+		&d.Properties.AppDisplayName, &d.Properties.IpAddress, &d.Properties.AuthenticationRequirement,
+		&d.Properties.ConditionalAccessStatus, &d.Properties.UniqueTokenIdentifier,
+		&d.Properties.CorrelationId, &d.Properties.Status.ErrorCode, &d.Properties.Location.CountryOrRegion,
+	} {
+		*m = (*m)[:0]
+	}
+	d.Properties.present = false
 }
 
 // diagColumns names, for errors, where each column comes from in the
@@ -199,7 +213,7 @@ func resourceLogCategory(category, properties json.RawMessage) string {
 // Log Analytics row.
 func (s *jsonlScan) parseResourceLog(buf []byte) error {
 	d := &s.diag
-	*d = diagRow{}
+	d.reset()
 	if err := json.Unmarshal(buf, d); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {

@@ -529,3 +529,22 @@ func TestResourceLogGrowingBlob(t *testing.T) {
 		t.Errorf("ids %q %q", got[0].Id, got[1].Id)
 	}
 }
+
+// BenchmarkScanForms reads the same sign-ins in both forms (Microsoft's
+// sample, 4096 lines): the resource-log form costs its larger records.
+func BenchmarkScanForms(b *testing.B) {
+	rl := msSample
+	la := exportLine(b, msSampleRecord, nil)
+	for _, f := range []struct{ name, line string }{{"log-analytics", la}, {"resource-log", rl}} {
+		data := []byte(strings.Repeat(f.line+"\n", 4096))
+		b.Run(f.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for range b.N {
+				if _, _, err := scanForm(b, "PT1H.json", data, Interactive, Options{Keep: func(*Record) bool { return false }}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
