@@ -35,6 +35,10 @@ type jsonRow struct {
 	CorrelationId             json.RawMessage
 	UniqueTokenIdentifier     json.RawMessage
 	Id                        json.RawMessage
+	// Category and Properties tell a record in the resource-log form
+	// (diagnostic.go); Log Analytics rows have no Properties column.
+	Category   json.RawMessage
+	Properties json.RawMessage
 }
 
 func (j *jsonRow) raw(f field) *json.RawMessage {
@@ -91,6 +95,9 @@ type jsonlScan struct {
 	batchSize int
 	fields    []field
 	required  [numFields]bool
+	table     Table
+	form      Form    // the form of the file's records, from the first (diagnostic.go)
+	diag      diagRow // a resource-log line's fields
 
 	src *ioErrReaderAt
 	zr  *gzip.Reader // nil for plain JSON Lines
@@ -109,7 +116,7 @@ type jsonlScan struct {
 func newJSONLScan(ctx context.Context, name string, r io.ReaderAt, size int64, gz bool, t Table, opts Options, fn func([]Record) error) *jsonlScan {
 	s := &jsonlScan{
 		ctx: ctx, name: name, size: size, gz: gz, complete: gz || opts.Final,
-		opts: opts, fn: fn, batchSize: opts.BatchSize, src: &ioErrReaderAt{r: r},
+		opts: opts, fn: fn, batchSize: opts.BatchSize, src: &ioErrReaderAt{r: r}, table: t,
 	}
 	if s.batchSize <= 0 {
 		s.batchSize = defaultBatchSize
@@ -268,11 +275,17 @@ func (s *jsonlScan) record(buf []byte, lineStart int64) error {
 	return nil
 }
 
-// parse decodes the line into s.row, the wanted columns' raw values.
+// parse decodes the line into s.row, the wanted columns' raw values. The
+// first record tells the file's form: Log Analytics' columns, or the
+// resource-log schema of a diagnostic-settings archive (diagnostic.go).
 func (s *jsonlScan) parse(buf []byte) error {
+	if s.form == ResourceLogForm {
+		return s.parseResourceLog(buf)
+	}
 	for _, f := range s.fields {
 		*s.row.raw(f) = (*s.row.raw(f))[:0]
 	}
+	s.row.Category, s.row.Properties = s.row.Category[:0], s.row.Properties[:0]
 	if err := json.Unmarshal(buf, &s.row); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
@@ -280,7 +293,23 @@ func (s *jsonlScan) parse(buf []byte) error {
 		}
 		return s.formatErr("", s.line, fmt.Errorf("invalid JSON: %w", err))
 	}
+	if cat := resourceLogCategory(s.row.Category, s.row.Properties); cat != "" {
+		if s.form == "" {
+			s.form = ResourceLogForm
+			return s.parseResourceLog(buf)
+		}
+		return s.formatErr("", s.line, fmt.Errorf("record is in the resource-log form (category %q, a properties object) but the file's first record has Log Analytics' columns: a file holds one form", cat))
+	}
+	s.form = LogAnalyticsForm
 	return nil
+}
+
+// column names column f in errors, as the file's form calls it.
+func (s *jsonlScan) column(f field) string {
+	if s.form == ResourceLogForm {
+		return diagColumns[f]
+	}
+	return fieldNames[f]
 }
 
 // lineCells are the unreadable cells of one line. One bad cell costs its
@@ -304,7 +333,7 @@ func (s *jsonlScan) cells(rec *Record) lineCells {
 		if err == nil {
 			continue
 		}
-		fe := &FormatError{File: s.name, Column: fieldNames[f], Row: s.line, Err: err}
+		fe := &FormatError{File: s.name, Column: s.column(f), Row: s.line, Err: err}
 		if !s.required[f] {
 			lc.blanked++
 			if lc.firstBlanked == nil {
@@ -346,6 +375,7 @@ func (s *jsonlScan) flush() error {
 // finish passes the last batch to fn and checks the file as a whole: some
 // row readable, every required column in some record.
 func (s *jsonlScan) finish() error {
+	s.st.Form = s.form
 	if err := s.flush(); err != nil {
 		return err
 	}
@@ -355,7 +385,7 @@ func (s *jsonlScan) finish() error {
 	if s.st.Read > 0 {
 		for _, f := range s.fields {
 			if s.required[f] && !s.seen[f] {
-				return s.formatErr(fieldNames[f], 0, fmt.Errorf("%w (no record has it)", errMissingColumn))
+				return s.formatErr(s.column(f), 0, fmt.Errorf("%w (no record has it)", errMissingColumn))
 			}
 		}
 	}

@@ -57,6 +57,10 @@ type Stats struct {
 	FirstSkipped *FormatError
 	// Format is what the content was ("" for an empty file).
 	Format Format
+	// Form is the shape of a JSON Lines file's records, told from the
+	// first: LogAnalyticsForm, or ResourceLogForm for a diagnostic-settings
+	// archive (diagnostic.go); "" for Parquet and files without records.
+	Form Form
 	// BlankedCells counts values of optional columns that could not be read
 	// and read as "" (the row is kept); FirstBlanked names the first.
 	BlankedCells int64

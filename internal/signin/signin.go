@@ -9,6 +9,10 @@
 //   - jsonlScan (jsonl.go) reads a line at a time (readLine), leaves the
 //     partial last line of a growing append blob for the next read (partial),
 //     decodes each line's cells (record, cells) and batches the records.
+//     Its first record tells the file's form (Stats.Form): Log Analytics'
+//     columns, or the Azure resource-log schema of an Entra ID
+//     diagnostic-settings archive, whose fields diagnostic.go maps onto
+//     the same columns (parseResourceLog).
 //   - pqScan (parquet.go) is a pipeline over slices of the row groups
 //     (pqSlicer): the filter columns of a slice are decoded in the background
 //     (pqDecoding), Keep selects its rows (selectRows), the other columns are
