@@ -374,7 +374,7 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 	}
 	done := o.now().UTC()
 	var goneOnce sync.Once
-	var delivered, retrying, failed atomic.Int64
+	var delivered, retrying, failed, markErrs atomic.Int64
 	var mu sync.Mutex
 	// Mark what was sent even if ctx ends now: an unmarked delivery is sent
 	// again once its lease expires.
@@ -399,8 +399,16 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 			e.LastError, e.NextAttempt = r.Err.Error(), done.Add(o.backoff(e.Attempts, r.RetryAfter))
 		}
 		ok, err := o.update(ctx, e)
-		if err != nil || !ok {
-			return err // lost the lease: whoever holds it now decides
+		if err != nil {
+			// Unmarked: sent again after the lease, under the same key.
+			// The other marks go on.
+			markErrs.Add(1)
+			o.logger().Warn("delivery not marked; it is sent again after its lease", slog.String("sink", s.Name()),
+				slog.String("key", e.Key), slog.String("error", err.Error()))
+			return nil
+		}
+		if !ok {
+			return nil // lost the lease: whoever holds it now decides
 		}
 		switch {
 		case e.State == Delivered:
@@ -418,6 +426,9 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 		return nil
 	})
 	sr.Delivered, sr.Retrying, sr.Failed = int(delivered.Load()), int(retrying.Load()), sr.Failed+int(failed.Load())
+	if err == nil && markErrs.Load() > 0 {
+		err = fmt.Errorf("outbox: %d deliveries to %s not marked (sent again after their lease)", markErrs.Load(), s.Name())
+	}
 	return err
 }
 
