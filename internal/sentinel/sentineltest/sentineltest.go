@@ -48,7 +48,12 @@ type Server struct {
 	t      testing.TB
 	Stream string
 
+	// FailFirstTry answers 500 to a call holding any record (by AlertId and
+	// Revision) not refused before: every record's first call fails once.
+	FailFirstTry bool
+
 	mu      sync.Mutex
+	failed  map[string]bool
 	fail    []int
 	calls   []Call
 	refused []string
@@ -160,6 +165,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tries++
+	if s.FailFirstTry {
+		fresh := false
+		for _, rec := range recs {
+			k := string(rec["AlertId"]) + "/" + string(rec["Revision"])
+			if !s.failed[k] {
+				if s.failed == nil {
+					s.failed = map[string]bool{}
+				}
+				s.failed[k], fresh = true, true
+			}
+		}
+		if fresh {
+			http.Error(w, `{"error":{"code":"TestFailure","message":"first try fails"}}`, http.StatusInternalServerError)
+			return
+		}
+	}
 	if len(s.fail) > 0 {
 		status := s.fail[0]
 		s.fail = s.fail[1:]
