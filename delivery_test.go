@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/azurite"
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/sentinel/sentineltest"
@@ -349,4 +350,129 @@ func TestDeliveryFaults(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "DELIVERY") || !strings.Contains(out, "sentinel") || !strings.Contains(out, "webhook") {
 		t.Errorf("alerts: %d\n%s%s", code, out, errs)
 	}
+}
+
+// TestServeDelivers runs `tokenpivot serve` on Azurite with both sinks on,
+// drives it through the real HTTP handler as the Functions host does
+// (OnExportCreated, ProcessExport, Sweep), and checks that every alert
+// revision reached Sentinel's endpoint and the webhook. It logs the numbers:
+// records and bytes per Logs Ingestion call, delivery latency per revision.
+func TestServeDelivers(t *testing.T) {
+	cs := azurite.Start(t)
+	rig := newSOCRig(t, false)
+	ic, nc := azurite.ContainerName("soc-i"), azurite.ContainerName("soc-n")
+	state, alerts, incidents := azurite.ContainerName("soc-state"), azurite.ContainerName("soc-alerts"), azurite.ContainerName("soc-inc")
+	for k, v := range map[string]string{
+		settings.StorageConnectionString: cs, settings.StorageAccountURL: "",
+		settings.InteractiveContainer: ic, settings.NonInteractiveContainer: nc,
+		settings.StateContainer: state, settings.AlertsContainer: alerts, settings.IncidentsContainer: incidents,
+		settings.SafeIPs: "203.0.113.50", settings.SafeNetworks: "198.51.100.0/24,2001:db8:ffff::/48",
+		settings.Rule: "", settings.AllowedLateness: "",
+	} {
+		t.Setenv(k, v)
+	}
+	port := freePort(t)
+	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", strconv.Itoa(port))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- runServe(ctx, nil, io.Discard, stderr) }()
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitReady(t, base, done)
+
+	s, err := store.NewAzureFromConnectionString(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{ic, nc} {
+		if err := s.EnsureContainer(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ib, nb := caseBlobs(t)
+	delivered := 0
+	for i, b := range []struct {
+		container string
+		data      []byte
+	}{{ic, ib}, {nc, nb[0]}, {nc, nb[1]}} {
+		name := fmt.Sprintf(exportName, 5*i)
+		if _, err := s.Write(ctx, b.container, name, b.data, store.Condition{}); err != nil {
+			t.Fatal(err)
+		}
+		event := map[string]any{
+			"id": fmt.Sprintf("831e1650-001e-001b-66ab-eeb76e06963%d", i), "eventType": "Microsoft.Storage.BlobCreated",
+			"subject": "/blobServices/default/containers/" + b.container + "/blobs/" + name, "eventTime": "2026-11-20T10:06:00Z",
+			"data":        map[string]any{"api": "PutBlockList", "blobType": "BlockBlob", "contentLength": len(b.data), "url": s.URL(b.container, name)},
+			"dataVersion": "", "metadataVersion": "1",
+		}
+		var queued struct{ Outputs map[string]string }
+		post(t, base+"/OnExportCreated", map[string]any{"Data": map[string]any{"event": event}, "Metadata": map[string]any{}}, http.StatusOK, &queued)
+		var out struct {
+			ReturnValue struct {
+				Status    string `json:"status"`
+				Delivered int    `json:"delivered"`
+			}
+		}
+		post(t, base+"/ProcessExport", map[string]any{"Data": map[string]any{"work": queued.Outputs["work"]}, "Metadata": map[string]any{"DequeueCount": 1}}, http.StatusOK, &out)
+		delivered += out.ReturnValue.Delivered
+	}
+	var sweep struct{ ReturnValue map[string]int }
+	post(t, base+"/Sweep", timerPayloadMain(), http.StatusOK, &sweep)
+	if sweep.ReturnValue["queued"] != 0 || sweep.ReturnValue["delivered"] != 0 {
+		t.Errorf("Sweep after delivery: %v, want nothing queued or left to deliver", sweep.ReturnValue)
+	}
+	docs, _, err := alert.List(ctx, s, alerts, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := rig.checkEveryRevision(t, docs)
+	if n == 0 || delivered != 2*n {
+		t.Errorf("%d revisions; ProcessExport delivered %d, want %d (two sinks)", n, delivered, 2*n)
+	}
+	// The numbers.
+	ob := &outbox.Outbox{Store: s, Container: state}
+	es, err := ob.Entries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lat := map[string][]time.Duration{}
+	for _, e := range es {
+		if e.State != outbox.Delivered {
+			t.Errorf("entry %s/%s is %s", e.Sink, e.Key, e.State)
+		}
+		lat[e.Sink] = append(lat[e.Sink], e.Delivered.Sub(e.Created))
+	}
+	for sink, ds := range lat {
+		slices.Sort(ds)
+		t.Logf("%s: %d revisions, delivery latency (outbox record to delivered) min %s, median %s, max %s", sink, len(ds),
+			ds[0].Round(time.Millisecond), ds[len(ds)/2].Round(time.Millisecond), ds[len(ds)-1].Round(time.Millisecond))
+	}
+	for i, c := range rig.ing.Calls() {
+		t.Logf("logs ingestion call %d: %d records, %d bytes, %d gzipped", i+1, len(c.Records), c.Bytes, c.Gzipped)
+	}
+	t.Logf("webhook: %d deliveries", len(rig.hook.deliveries()))
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve after cancellation: %v", err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("serve did not stop after cancellation")
+	}
+	logs := stderr.String()
+	for _, want := range []string{`"msg":"alert delivery on","sink":"sentinel"`, `"msg":"alert delivery on","sink":"webhook"`, `"msg":"logs ingestion call"`, `"msg":"webhook delivered"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("stderr lacks %s", want)
+		}
+	}
+	if strings.Contains(logs, strings.TrimPrefix(testWebhookSecret, "whsec_")) {
+		t.Error("serve logged the webhook secret")
+	}
+}
+
+func timerPayloadMain() map[string]any {
+	return map[string]any{"Data": map[string]any{"timer": map[string]any{"Schedule": map[string]any{"AdjustForDST": true},
+		"ScheduleStatus": nil, "IsPastDue": false}}, "Metadata": map[string]any{}}
 }
