@@ -339,11 +339,18 @@ func (w *Writer) setAside(ctx context.Context, container, name, etag string, per
 // load reads p's stored alert and merges p's evidence into it.
 func (w *Writer) load(ctx context.Context, p *pending) error {
 	name := BlobName(p.in)
+	rebuilt := false
 	for range maxAttempts {
 		data, props, err := w.read(ctx, w.AlertsContainer, name)
 		switch {
 		case errors.Is(err, store.ErrNotExist):
 			p.doc, p.etag, p.changed, p.rev, p.raw = p.in, "", true, 0, nil
+			if rebuilt {
+				// The set-aside alert had revisions whose number is lost:
+				// continue above any it can have had, so no revision
+				// number is reused for other content.
+				p.rev = int(time.Now().Unix())
+			}
 			return nil
 		case err != nil:
 			return err
@@ -353,6 +360,7 @@ func (w *Writer) load(ctx context.Context, p *pending) error {
 			if err := w.setAside(ctx, w.AlertsContainer, name, props.ETag, fmt.Errorf("alert %s: %v", w.Store.URL(w.AlertsContainer, name), perr)); err != nil {
 				return err
 			}
+			rebuilt = true
 			continue // gone now (or replaced by another writer): read again
 		}
 		p.rev, p.raw = stored.Revision, data

@@ -380,11 +380,17 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 	// again once its lease expires.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
+	callerDone := ctx.Err
 	err = each(mctx, len(sent), func(ctx context.Context, i int) error {
 		e, r := sent[i], results[i]
 		switch {
 		case r.Err == nil:
 			e.State, e.Delivered, e.LastError, e.NextAttempt = Delivered, done, "", time.Time{}
+		case callerDone() != nil && (errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded)):
+			// Cut short by the caller's time bound, not the sink's fault:
+			// due again at once, the attempt not counted.
+			e.Attempts--
+			e.LastError, e.NextAttempt = r.Err.Error(), done
 		case r.Gone:
 			goneOnce.Do(func() {
 				o.logger().Error("sink target answered 410 Gone: delivery to it stops until another is configured",
