@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +41,7 @@ type hookReceiver struct {
 	t         testing.TB
 	failFirst bool
 	mu        sync.Mutex
+	status    int // answer this to everything when not 0
 	seen      map[string]int // webhook-id -> requests
 	got       []hookDelivery
 	*httptest.Server
@@ -91,6 +93,10 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen[id]++
+	if h.status != 0 {
+		http.Error(w, "refused", h.status)
+		return
+	}
 	if h.failFirst && h.seen[id] == 1 {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "try again", http.StatusServiceUnavailable)
@@ -475,4 +481,56 @@ func TestServeDelivers(t *testing.T) {
 func timerPayloadMain() map[string]any {
 	return map[string]any{"Data": map[string]any{"timer": map[string]any{"Schedule": map[string]any{"AdjustForDST": true},
 		"ScheduleStatus": nil, "IsPastDue": false}}, "Metadata": map[string]any{}}
+}
+
+// TestProcessDeliversAndRedeliver: `process` delivers after processing; a
+// receiver that refuses (404) fails the webhook entries at once without
+// holding Sentinel's; `alerts` shows it, and `alerts --redeliver` delivers
+// them once the receiver is fixed.
+func TestProcessDeliversAndRedeliver(t *testing.T) {
+	rig := newSOCRig(t, false)
+	rig.hook.status = http.StatusNotFound
+	dir := t.TempDir()
+	ib, nb := caseBlobs(t)
+	for c, data := range map[string][]byte{"am-signinlogs": ib, "am-aadnoninteractiveusersigninlogs": nb[0]} {
+		path := filepath.Join(dir, c, filepath.FromSlash(fmt.Sprintf(exportName, 0)))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, errs := runCLI(t, append([]string{"process", "--storage", dir}, caseFlags...)...)
+	if code != 0 || !strings.Contains(errs, "delivered 12 alert revisions to sentinel") || !strings.Contains(errs, "delivered 0 alert revisions to webhook; 0 to retry, 12 failed") {
+		t.Fatalf("process: %d\n%s", code, errs)
+	}
+	code, out, errs := runCLI(t, "alerts", "--storage", dir)
+	if code != 0 || !regexpMatch(`webhook\s+0\s+0\s+12`, out) || !regexpMatch(`sentinel\s+12\s+0\s+0`, out) || !strings.Contains(out, "HTTP 404") {
+		t.Fatalf("alerts: %d\n%s%s", code, out, errs)
+	}
+	rig.hook.mu.Lock()
+	rig.hook.status = 0
+	rig.hook.mu.Unlock()
+	code, out, errs = runCLI(t, "alerts", "--storage", dir, "--redeliver")
+	if code != 0 || !strings.Contains(errs, "12 failed deliveries made pending again") || !regexpMatch(`webhook\s+12\s+0\s+0`, out) {
+		t.Fatalf("alerts --redeliver: %d\n%s%s", code, out, errs)
+	}
+	docs, _, err := alert.List(context.Background(), mustLocal(t, dir), settings.Defaults().AlertsContainer, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rig.checkEveryRevision(t, docs); n != 12 {
+		t.Errorf("%d revisions, want 12", n)
+	}
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
+
+func mustLocal(t *testing.T, dir string) store.Store {
+	s, err := store.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
