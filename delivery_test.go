@@ -41,7 +41,7 @@ type hookReceiver struct {
 	t         testing.TB
 	failFirst bool
 	mu        sync.Mutex
-	status    int // answer this to everything when not 0
+	status    int            // answer this to everything when not 0
 	seen      map[string]int // webhook-id -> requests
 	got       []hookDelivery
 	*httptest.Server
