@@ -629,14 +629,12 @@ func each(ctx context.Context, n int, fn func(ctx context.Context, i int) error)
 
 var _ alert.RevisionLog = (*Outbox)(nil)
 
-// compact is used by sinks that want a document without indentation.
-func compact(doc []byte) []byte {
+// Compact returns doc as compact JSON (the stored documents are indented);
+// doc itself if it does not parse.
+func Compact(doc []byte) []byte {
 	var b bytes.Buffer
 	if json.Compact(&b, doc) != nil {
 		return doc
 	}
 	return b.Bytes()
 }
-
-// Compact returns doc as compact JSON (the stored documents are indented).
-func Compact(doc []byte) []byte { return compact(doc) }
