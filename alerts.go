@@ -6,16 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNECTION-STRING [--format table|json]")
-	sf := settings.Register(fs, join(storageSettings, outputSettings)...)
+	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNECTION-STRING [--format table|json] [--redeliver]")
+	sf := settings.Register(fs, join(storageSettings, outputSettings, []string{settings.StateContainer}, deliverySettings)...)
 	format := fs.String("format", "table", "output `format`: table, or json (one alert document per line)")
+	redeliver := fs.Bool("redeliver", false, "make every failed delivery pending again and, when sinks are configured, deliver now")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -31,6 +34,24 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	_, state, err := openStores(ctx, s)
 	if err != nil {
 		return err
+	}
+	// The outbox's entries, whatever sinks this run configures.
+	ob := &outbox.Outbox{Store: state, Container: s.StateContainer}
+	if *redeliver {
+		n, err := ob.Redeliver(ctx)
+		if err != nil {
+			return fmt.Errorf("redeliver: %w", err)
+		}
+		fmt.Fprintf(stderr, "%d failed deliveries made pending again\n", n)
+		configured, err := newOutbox(state, s, slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			return err
+		}
+		if configured != nil {
+			deliverAll(ctx, configured, stderr, slog.New(slog.DiscardHandler))
+		} else {
+			fmt.Fprintln(stderr, "no sink configured here: the next Sweep delivers them")
+		}
 	}
 	docs, incs, err := alert.List(ctx, state, s.AlertsContainer, s.IncidentsContainer)
 	if errors.Is(err, store.ErrNotExist) {
@@ -49,5 +70,16 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
-	return alert.WriteTable(stdout, docs, incs)
+	if err := alert.WriteTable(stdout, docs, incs); err != nil {
+		return err
+	}
+	entries, err := ob.Entries(ctx)
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	fmt.Fprintln(stdout)
+	return outbox.WriteStatus(stdout, entries)
 }

@@ -15,13 +15,14 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 )
 
 func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr, "--storage DIR|URL|CONNECTION-STRING [flags]")
-	sf := settings.Register(fs, join(storageSettings, exportSettings, stateSettings, outputSettings, ruleSettings)...)
+	sf := settings.Register(fs, join(storageSettings, exportSettings, stateSettings, outputSettings, ruleSettings, deliverySettings)...)
 	lateness := fs.Duration("lateness", 0, "skip export blobs last modified longer ago than this `duration` (counted and reported); 0, the default, takes every blob, as a backfill needs")
 	workers := fs.Int("workers", runtime.NumCPU(), "blobs processed at once")
 	verbose := fs.Bool("v", false, "log every blob (JSON lines on stderr)")
@@ -43,7 +44,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	p, w, _, err := newPipeline(ctx, s, logger)
+	p, w, _, ob, err := newPipeline(ctx, s, logger)
 	if err != nil {
 		return err
 	}
@@ -97,6 +98,9 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stderr, "processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed\n",
 		r.done, time.Since(start).Round(time.Millisecond), r.tot.RowsRead, r.tot.Candidates, rows, len(found), r.tot.Alerts, len(r.rejected), len(r.failed))
+	if ob != nil && ctx.Err() == nil {
+		deliverAll(ctx, ob, stderr, logger)
+	}
 	for _, o := range r.partial {
 		fmt.Fprintf(stderr, "skipped rows: %s: %d rows could not be read (first: %s); the rest of the blob counts\n", o.Work, o.SkippedRows, o.FirstSkipped)
 	}
@@ -209,4 +213,43 @@ func warnUnreadable(stderr io.Writer, err error) error {
 		fmt.Fprintf(stderr, "warning: unreadable, skipped: %v\n", p)
 	}
 	return nil
+}
+
+// processDeliveryTime bounds the delivery that follows a process run; what
+// is left stays pending for the next run or the Sweep.
+const processDeliveryTime = 2 * time.Minute
+
+// deliverAll delivers what the outbox holds due, in rounds of at most
+// outbox.MaxPerCall per sink, for at most processDeliveryTime, and says
+// what it did per sink on stderr. Delivery failures are reported, never an
+// error: the revisions stay in the outbox.
+func deliverAll(ctx context.Context, ob *outbox.Outbox, stderr io.Writer, logger *slog.Logger) {
+	dctx, cancel := context.WithTimeout(ctx, processDeliveryTime)
+	defer cancel()
+	type total struct{ delivered, retrying, failed, skipped int }
+	tot := map[string]*total{}
+	for _, sk := range ob.Sinks {
+		tot[sk.Name()] = &total{}
+	}
+	for dctx.Err() == nil {
+		rep, _ := ob.Deliver(dctx)
+		rep.Log(logger)
+		more := false
+		for _, sr := range rep.Sinks {
+			t := tot[sr.Sink]
+			t.delivered, t.retrying, t.failed, t.skipped = t.delivered+sr.Delivered, t.retrying+sr.Retrying, t.failed+sr.Failed, t.skipped+sr.Skipped
+			if sr.Err != nil {
+				fmt.Fprintf(stderr, "delivery to %s: %v\n", sr.Sink, sr.Err)
+			}
+			more = more || (sr.Delivered > 0 && sr.Due >= cmp.Or(ob.MaxPerCall, outbox.DefaultMaxPerCall))
+		}
+		if !more {
+			break
+		}
+	}
+	for _, sk := range ob.Sinks {
+		t := tot[sk.Name()]
+		fmt.Fprintf(stderr, "delivered %d alert revisions to %s; %d to retry, %d failed, %d held (`tokenpivot alerts` shows each)\n",
+			t.delivered, sk.Name(), t.retrying, t.failed, t.skipped)
+	}
 }

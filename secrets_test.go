@@ -14,6 +14,11 @@ func TestNoCommandPrintsASecret(t *testing.T) {
 	t.Setenv("TOKENPIVOT_STORAGE_CONNECTION_STRING",
 		"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="+key+";BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;")
 	t.Setenv("TOKENPIVOT_STATE_STORAGE_ACCOUNT_URL", "https://state.blob.core.windows.net/?sv=2024-08-04&sig="+sig)
+	// The webhook's signing secret, and a URL that carries a credential
+	// (as Teams Workflows and Slack URLs do).
+	const whKey, whSig = "V2ViaG9va1NlY3JldEZvclRlc3Rz", "V2ViaG9va1VSTFNpZw"
+	t.Setenv("TOKENPIVOT_WEBHOOK_SECRET", "whsec_"+whKey)
+	t.Setenv("TOKENPIVOT_WEBHOOK_URL", "https://prod.example.com/workflows/x/triggers/manual/paths/invoke?sp=%2Ftriggers&sig="+whSig)
 	dir := t.TempDir()
 	var runs [][]string
 	for _, c := range commands() {
@@ -27,10 +32,13 @@ func TestNoCommandPrintsASecret(t *testing.T) {
 		[]string{"alerts", "--storage", "https://x.blob.core.windows.net/?sv=1&sig=" + sig},
 		[]string{"detect", "--interactive", dir, "--noninteractive", "AccountKey=" + key},
 		[]string{"test", "AccountKey=" + key},
+		[]string{"process", "--storage", dir, "-v", "--webhook-url", "https://x.example.com/h?sig=" + whSig},
+		[]string{"process", "--storage", dir, "--webhook-url", "http://example.com/h?sig=" + whSig},
+		[]string{"alerts", "--storage", dir, "--redeliver"},
 	)
 	for _, args := range runs {
 		_, out, errs := runCLI(t, args...)
-		for _, secret := range []string{key, sig} {
+		for _, secret := range []string{key, sig, whKey, whSig} {
 			if strings.Contains(out+errs, secret) {
 				t.Errorf("tokenpivot %s printed a secret:\n%s%s", strings.Join(args, " "), out, errs)
 			}

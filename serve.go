@@ -77,7 +77,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err}
 	}
-	p, _, exports, err := newPipeline(ctx, s, logger)
+	p, _, exports, ob, err := newPipeline(ctx, s, logger)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if serviceURL == "" {
 		logger.Warn("export storage is a local directory: every event will be refused; ProcessExport and Sweep still work")
 	}
-	h, err := function.New(function.Config{Pipeline: p, Exports: exports, ServiceURL: serviceURL, Logger: logger})
+	cfg := function.Config{Pipeline: p, Exports: exports, ServiceURL: serviceURL, Logger: logger}
+	if ob != nil {
+		cfg.Delivery = ob
+		for _, sk := range ob.Sinks {
+			logger.Info("alert delivery on", slog.String("sink", sk.Name()))
+		}
+	}
+	h, err := function.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -7,12 +7,17 @@ import (
 	"os"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
+	"github.com/tokenpivot/tokenpivot/internal/sentinel"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/store"
+	"github.com/tokenpivot/tokenpivot/internal/webhook"
 )
 
 // The settings each command reads: only these are parsed, so a bad value of
@@ -23,6 +28,9 @@ var (
 	exportSettings  = []string{settings.InteractiveContainer, settings.NonInteractiveContainer}
 	outputSettings  = []string{settings.AlertsContainer, settings.IncidentsContainer}
 	stateSettings   = []string{settings.StateContainer, settings.AllowedLateness, settings.MaxExpansion}
+	// deliverySettings configure the sinks alert revisions go to.
+	deliverySettings = []string{settings.LogsIngestionEndpoint, settings.LogsIngestionRuleID, settings.LogsIngestionStream,
+		settings.WebhookURL, settings.WebhookSecret, settings.WebhookFormat}
 )
 
 func join(lists ...[]string) []string {
@@ -101,18 +109,65 @@ func newAlertWriter(state store.Store, s settings.Settings, r *rule.Rule, logger
 		PerRow: r.EventGrouping == rule.AlertPerResult}
 }
 
-// newPipeline builds the event pipeline the settings describe. It creates
-// no containers (see pipeline.EnsureContainers).
-func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) (*pipeline.Pipeline, *alert.Writer, store.Store, error) {
+// deliveryTransport is the HTTP transport of the Logs Ingestion client and
+// its credential; nil is azcore's default. Tests set it to trust their
+// local endpoint's certificate, and nothing else differs.
+var deliveryTransport policy.Transporter
+
+// newOutbox is the outbox in the state container with the sinks the
+// settings turn on: Sentinel when the Logs Ingestion endpoint is set, the
+// webhook when its URL is. nil when neither is.
+func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*outbox.Outbox, error) {
+	var sinks []outbox.Sink
+	if s.LogsIngestionEndpoint != "" {
+		if s.LogsIngestionRuleID == "" {
+			return nil, usagef("%s is set but %s (the data collection rule's immutable id) is not", settings.LogsIngestionEndpoint, settings.LogsIngestionRuleID)
+		}
+		cred, err := sentinel.NewCredential(deliveryTransport)
+		if err != nil {
+			return nil, fmt.Errorf("logs ingestion credential: %w", err)
+		}
+		sk, err := sentinel.New(sentinel.Config{Endpoint: s.LogsIngestionEndpoint, RuleID: s.LogsIngestionRuleID, Stream: s.LogsIngestionStream,
+			Credential: cred, Transport: deliveryTransport, Logger: logger.With(slog.String("sink", "sentinel"))})
+		if err != nil {
+			return nil, usageError{err}
+		}
+		sinks = append(sinks, sk)
+	}
+	if s.WebhookURL != "" {
+		wh, err := webhook.New(webhook.Config{URL: s.WebhookURL, Secret: s.WebhookSecret, Format: s.WebhookFormat,
+			Logger: logger.With(slog.String("sink", "webhook"))})
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s/%s: %w", settings.WebhookURL, settings.WebhookSecret, err)}
+		}
+		sinks = append(sinks, wh)
+	}
+	if len(sinks) == 0 {
+		return nil, nil
+	}
+	return &outbox.Outbox{Store: state, Container: s.StateContainer, Sinks: sinks, Logger: logger}, nil
+}
+
+// newPipeline builds the event pipeline the settings describe, and the
+// outbox its alert writer records revisions to (nil without sinks). It
+// creates no containers (see pipeline.EnsureContainers).
+func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) (*pipeline.Pipeline, *alert.Writer, store.Store, *outbox.Outbox, error) {
 	r, f, err := loadFilter(s)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	exports, state, err := openStores(ctx, s)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	w := newAlertWriter(state, s, r, logger)
+	ob, err := newOutbox(state, s, logger)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if ob != nil {
+		w.Revisions = ob
+	}
 	p, err := pipeline.New(pipeline.Config{
 		Exports: exports, State: state,
 		InteractiveContainer: s.InteractiveContainer, NonInteractiveContainer: s.NonInteractiveContainer,
@@ -124,7 +179,7 @@ func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) 
 		Logger:          logger,
 	})
 	if err != nil {
-		return nil, nil, nil, usageError{err}
+		return nil, nil, nil, nil, usageError{err}
 	}
-	return p, w, exports, nil
+	return p, w, exports, ob, nil
 }

@@ -61,6 +61,9 @@ type Document struct {
 	RuleVersion string    `json:"RuleVersion"`
 	// IncidentId is the incident the alert was attached to ("" before).
 	IncidentId string `json:"IncidentId,omitempty"`
+	// Revision counts the stored versions of the alert: 1 when created, one
+	// more each time the stored document changes (Writer sets it).
+	Revision int `json:"Revision"`
 	// ResultsTruncated is set once the alert has more than MaxEvidenceRows
 	// distinct evidence rows: Results then keeps the first and the last
 	// MaxEvidenceRows/2 in query order, and ResultsOmitted counts the rest

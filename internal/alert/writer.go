@@ -61,6 +61,27 @@ type Writer struct {
 	// index that did not parse and was moved aside (store.MoveAside) and
 	// rebuilt; nil means slog.Default().
 	Logger *slog.Logger
+	// Revisions, when set, is told of every alert revision (an outbox, see
+	// RevisionLog): nil records nothing.
+	Revisions RevisionLog
+}
+
+// Revision is one stored version of an alert: its id, its Revision number
+// and the document exactly as stored.
+type Revision struct {
+	AlertId  string
+	Revision int
+	Doc      []byte
+}
+
+// RevisionLog records alert revisions for delivery, idempotently by
+// (AlertId, Revision): recording one twice is a no-op. WriteStored records
+// the current revision of every alert of a call before it returns (so before
+// the pipeline marks the blob done), and, before it replaces a stored
+// revision, that revision: a revision whose own Record was lost to a crash
+// is recorded by the writer that supersedes it, so none is skipped.
+type RevisionLog interface {
+	Record(ctx context.Context, revs []Revision) error
 }
 
 // pending is one alert of a Write call on its way to storage.
@@ -69,6 +90,10 @@ type pending struct {
 	doc     Document // in merged into the stored alert
 	etag    string   // of the stored alert; "" when absent
 	changed bool     // doc differs from the stored alert
+	// rev and raw are the stored alert's Revision and bytes (0, nil when
+	// absent); after store, the revision and bytes left in storage.
+	rev int
+	raw []byte
 }
 
 // batch is the state of one Write call shared by its steps.
@@ -145,6 +170,8 @@ type Stored struct {
 	// ResultCount is the stored alert's evidence count, this call's rows
 	// merged with what was there.
 	ResultCount int
+	// Revision is the stored alert's Revision (see Document.Revision).
+	Revision int
 }
 
 // WriteStored is Write, also returning each alert as stored (one per
@@ -202,10 +229,21 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 			return nil, int(n.Load()), err
 		}
 	}
+	// 5. The revisions, for delivery: each alert's current one, written now
+	// or before (a crash may have come between 3 and here).
+	if w.Revisions != nil {
+		revs := make([]Revision, 0, len(ps))
+		for _, p := range ps {
+			revs = append(revs, Revision{p.doc.SystemAlertId, p.rev, p.raw})
+		}
+		if err := w.Revisions.Record(ctx, revs); err != nil {
+			return nil, int(n.Load()), fmt.Errorf("alert revisions: %w", err)
+		}
+	}
 	stored = make([]Stored, len(ps))
 	for i, p := range ps {
 		d := &p.doc
-		stored[i] = Stored{d.SystemAlertId, BlobName(*d), d.IncidentId, d.StartTime, d.ExtendedProperties.ResultCount}
+		stored[i] = Stored{d.SystemAlertId, BlobName(*d), d.IncidentId, d.StartTime, d.ExtendedProperties.ResultCount, p.rev}
 	}
 	return stored, int(n.Load()), nil
 }
@@ -301,11 +339,18 @@ func (w *Writer) setAside(ctx context.Context, container, name, etag string, per
 // load reads p's stored alert and merges p's evidence into it.
 func (w *Writer) load(ctx context.Context, p *pending) error {
 	name := BlobName(p.in)
+	rebuilt := false
 	for range maxAttempts {
 		data, props, err := w.read(ctx, w.AlertsContainer, name)
 		switch {
 		case errors.Is(err, store.ErrNotExist):
-			p.doc, p.etag, p.changed = p.in, "", true
+			p.doc, p.etag, p.changed, p.rev, p.raw = p.in, "", true, 0, nil
+			if rebuilt {
+				// The set-aside alert had revisions whose number is lost:
+				// continue above any it can have had, so no revision
+				// number is reused for other content.
+				p.rev = int(time.Now().Unix())
+			}
 			return nil
 		case err != nil:
 			return err
@@ -315,8 +360,10 @@ func (w *Writer) load(ctx context.Context, p *pending) error {
 			if err := w.setAside(ctx, w.AlertsContainer, name, props.ETag, fmt.Errorf("alert %s: %v", w.Store.URL(w.AlertsContainer, name), perr)); err != nil {
 				return err
 			}
+			rebuilt = true
 			continue // gone now (or replaced by another writer): read again
 		}
+		p.rev, p.raw = stored.Revision, data
 		p.changed = stored.Merge(p.in)
 		p.doc, p.etag = stored, props.ETag
 		return nil
@@ -335,9 +382,25 @@ func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
 		cond := store.Condition{IfNoneMatch: "*"}
 		if p.etag != "" {
 			cond = store.Condition{IfMatch: p.etag}
+			// The stored revision is about to be replaced: make sure it
+			// is recorded (its writer may have crashed before doing so).
+			if w.Revisions != nil {
+				if err := w.Revisions.Record(ctx, []Revision{{p.doc.SystemAlertId, p.rev, p.raw}}); err != nil {
+					return false, fmt.Errorf("alert revision %d: %w", p.rev, err)
+				}
+			}
 		}
-		err := w.write(ctx, w.AlertsContainer, name, p.doc, cond)
+		p.doc.Revision = p.rev + 1
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		data, err := marshal(p.doc, "  ")
+		if err != nil {
+			return false, err
+		}
+		_, err = w.Store.Write(ctx, w.AlertsContainer, name, data, cond)
 		if err == nil {
+			p.rev, p.raw, p.changed = p.doc.Revision, data, false
 			return true, nil
 		}
 		if !errors.Is(err, store.ErrConditionNotMet) {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
@@ -80,7 +81,26 @@ type Config struct {
 	MemoryBudget int64
 	// ExportJobs builds the ScheduleExports scheduler (ExportsFromEnv if nil).
 	ExportJobs ExportScheduler
+	// Delivery, when set, delivers alert revisions to the sinks (an
+	// *outbox.Outbox): the revisions a ProcessExport wrote, right after it
+	// (within DeliveryTimeout), and everything pending at each Sweep
+	// (within SweepDeliveryTimeout). A delivery failure never fails the
+	// invocation: the outbox keeps the revision pending.
+	Delivery                           Delivery
+	DeliveryTimeout, SweepDeliveryTime time.Duration
 }
+
+// Delivery sends alert revisions recorded in the outbox.
+type Delivery interface {
+	DeliverRefs(ctx context.Context, refs []outbox.Ref) (outbox.Report, error)
+	Deliver(ctx context.Context) (outbox.Report, error)
+}
+
+// Default delivery bounds: after one blob, and in a Sweep.
+const (
+	DefaultDeliveryTimeout      = 20 * time.Second
+	DefaultSweepDeliveryTimeout = 2 * time.Minute
+)
 
 // Handler is the custom handler's http.Handler.
 type Handler struct {
@@ -103,6 +123,12 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.MaxSweep <= 0 {
 		cfg.MaxSweep = DefaultMaxSweep
+	}
+	if cfg.DeliveryTimeout <= 0 {
+		cfg.DeliveryTimeout = DefaultDeliveryTimeout
+	}
+	if cfg.SweepDeliveryTime <= 0 {
+		cfg.SweepDeliveryTime = DefaultSweepDeliveryTimeout
 	}
 	loc, err := newLocator(cfg.ServiceURL, func(c string) bool {
 		_, ok := cfg.Pipeline.Table(c)
@@ -345,6 +371,9 @@ type summary struct {
 	Rejected   string `json:"rejected,omitempty"`
 	Error      string `json:"error,omitempty"`
 	DurationMS int64  `json:"duration_ms"`
+	// Delivered counts the revisions delivered to sinks after processing
+	// (one per revision and sink).
+	Delivered int `json:"delivered,omitempty"`
 }
 
 func (h *Handler) process(ctx context.Context, inv *invocation, w pipeline.Work) int {
@@ -362,20 +391,49 @@ func (h *Handler) process(ctx context.Context, inv *invocation, w pipeline.Work)
 	if err != nil {
 		s.Error = err.Error()
 	}
-	inv.resp.ReturnValue = s
 	// The pipeline has logged the blob to stderr already: this line is for
 	// the host's invocation log.
 	o.Log(inv.only, err)
 	if err != nil {
+		inv.resp.ReturnValue = s
 		return http.StatusInternalServerError
 	}
+	if h.cfg.Delivery != nil && len(o.Stored) > 0 {
+		refs := make([]outbox.Ref, len(o.Stored))
+		for i, a := range o.Stored {
+			refs[i] = outbox.Ref{AlertId: a.SystemAlertId, Revision: a.Revision}
+		}
+		s.Delivered = h.deliver(ctx, inv, h.cfg.DeliveryTimeout, refs)
+	}
+	inv.resp.ReturnValue = s
 	return http.StatusOK
+}
+
+// deliver runs the outbox within timeout (the named revisions, or all
+// when refs is nil) and logs what it did; it returns the deliveries made.
+func (h *Handler) deliver(ctx context.Context, inv *invocation, timeout time.Duration, refs []outbox.Ref) int {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rep outbox.Report
+	if refs != nil {
+		rep, _ = h.cfg.Delivery.DeliverRefs(dctx, refs)
+	} else {
+		rep, _ = h.cfg.Delivery.Deliver(dctx)
+	}
+	rep.Log(inv.log)
+	return rep.Delivered()
 }
 
 // onSweep enqueues every pending export blob, at most MaxSweep per run.
 func (h *Handler) onSweep(ctx context.Context, inv *invocation) int {
 	start := time.Now()
 	pending, err := h.cfg.Pipeline.Pending(ctx)
+	delivered := -1
+	if h.cfg.Delivery != nil {
+		// What is pending in the outbox: revisions whose delivery failed or
+		// was cut short, and those a crash left undelivered.
+		delivered = h.deliver(ctx, inv, h.cfg.SweepDeliveryTime, nil)
+	}
 	if err != nil {
 		inv.log.Error("sweep failed", slog.String("error", err.Error()))
 		inv.resp.ReturnValue = map[string]string{"error": err.Error()}
@@ -402,5 +460,8 @@ func (h *Handler) onSweep(ctx context.Context, inv *invocation) int {
 	}
 	inv.log.Info("sweep done", slog.Int("queued", len(msgs)), slog.Duration("duration", time.Since(start)))
 	inv.resp.ReturnValue = map[string]int{"queued": len(msgs)}
+	if delivered >= 0 {
+		inv.resp.ReturnValue = map[string]int{"queued": len(msgs), "delivered": delivered}
+	}
 	return http.StatusOK
 }

@@ -154,6 +154,11 @@ var wantSettings = map[string]string{
 // notSet are names the code reads that infra leaves unset on purpose.
 var notSet = map[string]string{
 	"TOKENPIVOT_STORAGE_CONNECTION_STRING": "Azurite/dev only; Azure uses the identity",
+	// Secrets (a Teams/Slack URL carries its credential) the SOC sets on
+	// the app after deployment, not kept in templates or state.
+	"TOKENPIVOT_WEBHOOK_URL":               "set by the SOC after deployment (a secret)",
+	"TOKENPIVOT_WEBHOOK_SECRET":            "set by the SOC after deployment (a secret)",
+	"TOKENPIVOT_WEBHOOK_FORMAT":            "set with the webhook URL",
 	"TOKENPIVOT_AZURITE_CONNECTION_STRING": "test harness only (internal/azurite)",
 	"TOKENPIVOT_REQUIRE_AZURITE":           "test harness only (internal/azurite)",
 	"TOKENPIVOT_EXPORT_ENDPOINT":           "the public cloud's Log Analytics endpoint is the code's default",

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -17,7 +18,9 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+	"github.com/tokenpivot/tokenpivot/internal/sentinel"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
+	"github.com/tokenpivot/tokenpivot/internal/webhook"
 )
 
 // The app settings.
@@ -36,7 +39,16 @@ const (
 	IPv6SafeNetworks        = "TOKENPIVOT_IPV6_SAFE_NETWORKS"
 	AllowedLateness         = "TOKENPIVOT_ALLOWED_LATENESS"
 	MaxExpansion            = "TOKENPIVOT_MAX_EXPANSION"
+	LogsIngestionEndpoint   = "TOKENPIVOT_LOGS_INGESTION_ENDPOINT"
+	LogsIngestionRuleID     = "TOKENPIVOT_LOGS_INGESTION_RULE_ID"
+	LogsIngestionStream     = "TOKENPIVOT_LOGS_INGESTION_STREAM"
+	WebhookURL              = "TOKENPIVOT_WEBHOOK_URL"
+	WebhookSecret           = "TOKENPIVOT_WEBHOOK_SECRET"
+	WebhookFormat           = "TOKENPIVOT_WEBHOOK_FORMAT"
 )
+
+// DefaultLogsIngestionStream is the data collection rule's input stream.
+const DefaultLogsIngestionStream = sentinel.DefaultStream
 
 // DefaultAllowedLateness is the pipeline's.
 const DefaultAllowedLateness = pipeline.DefaultAllowedLateness
@@ -71,6 +83,18 @@ type Settings struct {
 	IPv6SafeNetworks bool
 	AllowedLateness  time.Duration
 	MaxExpansion     int
+
+	// LogsIngestionEndpoint turns the Sentinel sink on: alert revisions go
+	// to the data collection rule LogsIngestionRuleID (its immutable id),
+	// stream LogsIngestionStream, through the Logs Ingestion API.
+	LogsIngestionEndpoint string
+	LogsIngestionRuleID   string
+	LogsIngestionStream   string
+	// WebhookURL turns the webhook sink on; WebhookSecret (whsec_<base64>)
+	// signs; WebhookFormat is standard, teams or slack.
+	WebhookURL    string
+	WebhookSecret string
+	WebhookFormat string
 }
 
 // Setting is one row of the table.
@@ -130,6 +154,46 @@ var table = []Setting{
 			}
 			s.MaxExpansion = n
 			return nil
+		}},
+	{Env: LogsIngestionEndpoint, Flag: "logs-ingestion-endpoint", Usage: "send alert revisions to Microsoft Sentinel: the data collection rule's logs ingestion `https-URL` (off when empty)",
+		set: func(s *Settings, v string) error {
+			if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Host == "" {
+				return errors.New("want an https:// URL")
+			}
+			s.LogsIngestionEndpoint = v
+			return nil
+		}},
+	{Env: LogsIngestionRuleID, Flag: "logs-ingestion-rule-id", Usage: "the data collection rule's immutable `id` (dcr-...)",
+		set: func(s *Settings, v string) error { s.LogsIngestionRuleID = v; return nil }},
+	{Env: LogsIngestionStream, Flag: "logs-ingestion-stream", Default: DefaultLogsIngestionStream, Usage: "the data collection rule's input `stream`",
+		set: func(s *Settings, v string) error { s.LogsIngestionStream = v; return nil }},
+	{Env: WebhookURL, Flag: "webhook-url", Usage: "send alert revisions to this webhook `URL` (https; http only to loopback); off when empty",
+		Secret: true, NotInInfra: "the SOC's own receiver, set after deployment (Teams and Slack URLs carry credentials)",
+		set: func(s *Settings, v string) error {
+			if err := webhook.CheckURL(v); err != nil {
+				return err
+			}
+			s.WebhookURL = v
+			return nil
+		}},
+	{Env: WebhookSecret, Usage: "the webhook signing secret, whsec_<base64> (Standard Webhooks)",
+		Secret: true, NotInInfra: "the SOC's receiver's secret, set after deployment (a Key Vault reference)",
+		set: func(s *Settings, v string) error {
+			if _, err := webhook.ParseSecret(v); err != nil {
+				return err
+			}
+			s.WebhookSecret = v
+			return nil
+		}},
+	{Env: WebhookFormat, Flag: "webhook-format", Default: webhook.Standard, Usage: "webhook body: standard (the alert document, signed), teams (an Adaptive Card for a Teams Workflows webhook) or slack",
+		NotInInfra: "set with the webhook URL",
+		set: func(s *Settings, v string) error {
+			switch v {
+			case webhook.Standard, webhook.Teams, webhook.Slack:
+				s.WebhookFormat = v
+				return nil
+			}
+			return errors.New("want standard, teams or slack")
 		}},
 }
 
