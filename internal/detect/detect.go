@@ -1,3 +1,7 @@
+// Package detect is the rule itself: the candidate filters and the windowed
+// join of interactive and non-interactive sign-ins. It does no I/O beyond
+// the result rows' codec (codec.go), which writes to and reads from the
+// io.Writer and io.Reader it is given.
 package detect
 
 import (
