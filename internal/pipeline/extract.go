@@ -92,7 +92,9 @@ type extractWriter struct {
 	rows int
 	n    int // rows in rb
 	vals []string
-	recs []signin.Record
+	// recs are the candidates in chunks of extractBatchRows: no regrowth
+	// copies of a large slice.
+	recs [][]signin.Record
 }
 
 func newExtractWriter(t signin.Table) (*extractWriter, error) {
@@ -113,7 +115,11 @@ func (w *extractWriter) add(r *signin.Record) error {
 	for i, v := range w.vals {
 		w.rb.Field(i + 1).(*array.StringBuilder).Append(v)
 	}
-	w.recs = append(w.recs, *r)
+	if len(w.recs) == 0 || len(w.recs[len(w.recs)-1]) == extractBatchRows {
+		w.recs = append(w.recs, make([]signin.Record, 0, extractBatchRows))
+	}
+	last := &w.recs[len(w.recs)-1]
+	*last = append(*last, *r)
 	w.rows++
 	if w.n++; w.n >= extractBatchRows {
 		return w.flush()

@@ -62,21 +62,19 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 	own := func(opts signin.Options, fn func([]signin.Record) error) error {
 		var batch []signin.Record
 		for _, h := range ext.hours() {
-			recs := ext.byHour[h].recs
-			if opts.Keep == nil {
+			for _, recs := range ext.byHour[h].recs {
+				if opts.Keep != nil {
+					batch = batch[:0]
+					for k := range recs {
+						if opts.Keep(&recs[k]) {
+							batch = append(batch, recs[k])
+						}
+					}
+					recs = batch
+				}
 				if err := fn(recs); err != nil {
 					return err
 				}
-				continue
-			}
-			batch = batch[:0]
-			for k := range recs {
-				if opts.Keep(&recs[k]) {
-					batch = append(batch, recs[k])
-				}
-			}
-			if err := fn(batch); err != nil {
-				return err
 			}
 		}
 		return nil
