@@ -108,7 +108,7 @@ type Options struct {
 	// TimeOrdered writes each table-hour's rows sorted by TimeGenerated, as
 	// export jobs do, instead of grouped by user: every file and row group
 	// then holds most of the hour's active users. It buffers the hour's rows
-	// in memory (about 250 bytes a row).
+	// in memory: the benchmark hour (2.2M rows) peaks at about 2.3 GB.
 	TimeOrdered bool
 	// RoamRate is the share of background rows (both tables, users without
 	// a planted scenario) sent from another home country through an address
