@@ -25,7 +25,10 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&o.RowsPerFile, "rows-per-file", o.RowsPerFile, "rows per file before a table-hour spills to the next file")
 	fs.StringVar(&o.Compression, "compression", o.Compression, "Parquet compression: snappy, zstd, gzip, brotli, lz4_raw or none")
 	fs.BoolVar(&o.Narrow, "narrow", false, "write only the rule's 11 columns instead of the full export schema")
-	bench := fs.Bool("benchmark", false, "write the performance benchmark's hour: 100k users, ~200k interactive and ~2M non-interactive rows")
+	fs.BoolVar(&o.TimeOrdered, "time-ordered", false, "order each table-hour's rows by time, as exports are (each file holds most active users)")
+	fs.Float64Var(&o.RoamRate, "roam-rate", 0, "share of background rows sent from another country (they can match: detect's output is then the oracle)")
+	bench := fs.Bool("benchmark", false, "write the performance benchmark's hour: 100k users, ~200k interactive and ~2M non-interactive rows, time-ordered, 2% roaming")
+	sparse := fs.Bool("benchmark-sparse", false, "write the benchmark hour's earlier shape: rows grouped by user (about 5k users a file), no roaming")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,8 +40,14 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--start %q: not an RFC 3339 time", *start)
 	}
 	o.Start = t.UTC()
-	if *bench {
+	if *bench && *sparse {
+		return usagef("--benchmark and --benchmark-sparse exclude each other")
+	}
+	if *bench || *sparse {
 		b := gen.BenchmarkOptions(o.Out)
+		if *sparse {
+			b = gen.BenchmarkSparseOptions(o.Out)
+		}
 		b.Seed, b.Start = o.Seed, o.Start
 		o = b
 	}

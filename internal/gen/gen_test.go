@@ -707,3 +707,66 @@ func BenchmarkGen(b *testing.B) {
 		b.ReportMetric(float64(rows), "rows")
 	}
 }
+
+// TestTimeOrderedRoaming: the benchmark's shape, scaled down: each file's
+// rows are in time order and a file holds most of the hour's active users,
+// as in real exports; roaming rows come from another country than the
+// user's home; the sparse shape keeps rows grouped by user.
+func TestTimeOrderedRoaming(t *testing.T) {
+	dir := t.TempDir()
+	o := gen.BenchmarkOptions(dir)
+	o.Users, o.InteractivePerHour, o.RowsPerFile, o.RowGroupRows, o.DuplicateRate = 500, 1000, 2500, 2500, 0
+	s := run(t, o)
+	_, rows := readAll(t, dir, s)
+	home := map[string]map[string]int{} // user -> location -> rows
+	byFile := map[string][]signInRow{}
+	for _, r := range rows {
+		byFile[r.file] = append(byFile[r.file], r)
+		if home[r.upn] == nil {
+			home[r.upn] = map[string]int{}
+		}
+		home[r.upn][r.loc]++
+	}
+	users := map[string]bool{}
+	for _, r := range rows {
+		if r.table == signin.NonInteractive {
+			users[r.upn] = true
+		}
+	}
+	for f, rs := range byFile {
+		if !slices.IsSortedFunc(rs, func(a, b signInRow) int { return a.time.Compare(b.time) }) {
+			t.Errorf("%s: rows not in time order", f)
+		}
+		if rs[0].table != signin.NonInteractive || len(rs) < o.RowsPerFile {
+			continue
+		}
+		in := map[string]bool{}
+		for _, r := range rs {
+			in[r.upn] = true
+		}
+		// 2,500 of ~10,000 rows, ~20 rows a user: most users are in.
+		if len(in) < len(users)/2 {
+			t.Errorf("%s: %d of %d users, want most", f, len(in), len(users))
+		}
+	}
+	roaming, total := 0, 0
+	for _, locs := range home {
+		best := 0
+		for _, n := range locs {
+			best = max(best, n)
+			total += n
+		}
+		for _, n := range locs {
+			roaming += n
+		}
+		roaming -= best
+	}
+	if share := float64(roaming) / float64(total); share < gen.DefaultRoamRate/2 || share > gen.DefaultRoamRate*2 {
+		t.Errorf("%.3f of rows away from home, want about %v", share, gen.DefaultRoamRate)
+	}
+
+	sparse := gen.BenchmarkSparseOptions(t.TempDir())
+	if sparse.TimeOrdered || sparse.RoamRate != 0 {
+		t.Errorf("sparse benchmark: time-ordered %v, roam rate %v", sparse.TimeOrdered, sparse.RoamRate)
+	}
+}

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -276,6 +277,26 @@ func (w *world) nonInteractiveRow(r *rand.Rand, u *user, micros int64, session g
 	}
 }
 
+// pendingRow is a row buffered for a time-ordered hour.
+type pendingRow struct {
+	r       row
+	planted bool
+}
+
+// roam makes r, a background row, roam with probability o.RoamRate: sent
+// from another home country, through an address of an ISP there.
+func roam(r *rand.Rand, o Options, dst *row) {
+	if dst.u.scenario || r.Float64() >= o.RoamRate {
+		return
+	}
+	var c *country
+	for c == nil || c == dst.u.country {
+		c = countries[homeCountries[r.IntN(len(homeCountries))]]
+	}
+	dst.country, dst.city = c, &c.cities[r.IntN(len(c.cities))]
+	dst.ip = randomAddr(r, c.isp[r.IntN(len(c.isp))]).String()
+}
+
 // sessionAt is an interactive success that started a session.
 type sessionAt struct {
 	micros int64
@@ -318,6 +339,7 @@ func (w *world) generate(ctx context.Context, o Options, tables [2]*tableWriter,
 		times    []int64
 		sessions []sessionAt
 		retry    [2][]row
+		pending  [2][]pendingRow // the hour's rows, when TimeOrdered
 	)
 	// add appends r to table i's batch; planted rows are repeated only when
 	// they ask for it, so Planted.Duplicated is exact.
@@ -331,6 +353,14 @@ func (w *world) generate(ctx context.Context, o Options, tables [2]*tableWriter,
 			return send(i, hour, false)
 		}
 		return nil
+	}
+	// emit hands r on: to add, or, time-ordered, to the hour's buffer.
+	emit := func(hr *rand.Rand, i int, r *row, hour time.Time, planted bool) error {
+		if o.TimeOrdered {
+			pending[i] = append(pending[i], pendingRow{*r, planted})
+			return nil
+		}
+		return add(hr, i, r, hour, planted)
 	}
 	for h := range o.Hours {
 		if err := ctx.Err(); err != nil {
@@ -356,7 +386,10 @@ func (w *world) generate(ctx context.Context, o Options, tables [2]*tableWriter,
 				if r.res == successOutcome {
 					sessions = append(sessions, sessionAt{t, r.session, u.sessionIP})
 				}
-				if err := add(hr, 0, &r, hour, false); err != nil {
+				if o.RoamRate > 0 {
+					roam(hr, o, &r)
+				}
+				if err := emit(hr, 0, &r, hour, false); err != nil {
 					return err
 				}
 			}
@@ -373,17 +406,31 @@ func (w *world) generate(ctx context.Context, o Options, tables [2]*tableWriter,
 					}
 				}
 				w.nonInteractiveRow(hr, u, t, s, sip, &r)
-				if err := add(hr, 1, &r, hour, false); err != nil {
+				if o.RoamRate > 0 {
+					roam(hr, o, &r)
+				}
+				if err := emit(hr, 1, &r, hour, false); err != nil {
 					return err
 				}
 			}
 			for _, pr := range w.planted[ui] {
 				if pr.micros >= base && pr.micros < base+hourMicros {
-					if err := add(hr, int(pr.table), pr, hour, true); err != nil {
+					if err := emit(hr, int(pr.table), pr, hour, true); err != nil {
 						return err
 					}
 				}
 			}
+		}
+		for i := range pending {
+			// Stable: rows of one microsecond keep the generation order.
+			slices.SortStableFunc(pending[i], func(a, b pendingRow) int { return cmp.Compare(a.r.micros, b.r.micros) })
+			for k := range pending[i] {
+				if err := add(hr, i, &pending[i][k].r, hour, pending[i][k].planted); err != nil {
+					return err
+				}
+			}
+			clear(pending[i])
+			pending[i] = pending[i][:0]
 		}
 		for i := range batches {
 			if batches[i].n > 0 {

@@ -21,25 +21,59 @@ import (
 // An extract is Parquet with the export's own column names, so signin.Scan
 // reads it like any export (and fast). TimeGenerated keeps nanoseconds:
 // the window bounds are exact to KQL's 100 ns ticks.
-var extractSchema = arrow.NewSchema([]arrow.Field{
-	{Name: signin.ColTimeGenerated, Type: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}},
-	{Name: signin.ColUserPrincipalName, Type: arrow.BinaryTypes.String},
-	{Name: signin.ColIPAddress, Type: arrow.BinaryTypes.String},
-	{Name: signin.ColLocation, Type: arrow.BinaryTypes.String},
-	{Name: signin.ColResultType, Type: arrow.BinaryTypes.String},
-	{Name: signin.ColAuthenticationRequirement, Type: arrow.BinaryTypes.String},
-	{Name: signin.ColConditionalAccessStatus, Type: arrow.BinaryTypes.String},
-	{Name: signin.ColAppDisplayName, Type: arrow.BinaryTypes.String},
-	{Name: signin.ColCorrelationId, Type: arrow.BinaryTypes.String},
-	{Name: signin.ColUniqueTokenIdentifier, Type: arrow.BinaryTypes.String},
-	{Name: signin.ColId, Type: arrow.BinaryTypes.String},
-}, nil)
+//
+// It holds only what the join and the result rows read of that table
+// (detect.Pair): the interactive side's time, user, IP, location and Id;
+// the non-interactive side's also AppDisplayName, CorrelationId and
+// UniqueTokenIdentifier. The table's required columns (signin.RequiredColumns)
+// are written too, so the extract is an export signin.Scan accepts: the
+// rows are candidates, so these hold one or two values each and cost a few
+// bytes a row group as dictionaries. Extracts written before, with all 11
+// columns, read the same.
+var extractSchemas = [...]*arrow.Schema{
+	signin.Interactive: arrow.NewSchema([]arrow.Field{
+		{Name: signin.ColTimeGenerated, Type: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}},
+		{Name: signin.ColUserPrincipalName, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColIPAddress, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColLocation, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColResultType, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColAuthenticationRequirement, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColConditionalAccessStatus, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColId, Type: arrow.BinaryTypes.String},
+	}, nil),
+	signin.NonInteractive: arrow.NewSchema([]arrow.Field{
+		{Name: signin.ColTimeGenerated, Type: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}},
+		{Name: signin.ColUserPrincipalName, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColIPAddress, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColLocation, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColResultType, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColAppDisplayName, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColCorrelationId, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColUniqueTokenIdentifier, Type: arrow.BinaryTypes.String},
+		{Name: signin.ColId, Type: arrow.BinaryTypes.String},
+	}, nil),
+}
+
+// extractValues returns r's values of the string columns of t's extract
+// schema, in order, appended to dst.
+func extractValues(dst []string, t signin.Table, r *signin.Record) []string {
+	if t == signin.Interactive {
+		return append(dst, r.UserPrincipalName, r.IPAddress, r.Location, r.ResultType,
+			r.AuthenticationRequirement, r.ConditionalAccessStatus, r.Id)
+	}
+	return append(dst, r.UserPrincipalName, r.IPAddress, r.Location, r.ResultType,
+		r.AppDisplayName, r.CorrelationId, r.UniqueTokenIdentifier, r.Id)
+}
 
 // extractBatchRows bounds the rows buffered before they are encoded.
 const extractBatchRows = 8 << 10
 
+// extractProps: zstd at its fastest level (the extract is written once per
+// blob and read a few times; a higher level costs more CPU than it saves
+// in bytes of random identifiers).
 var extractProps = parquet.NewWriterProperties(
 	parquet.WithCompression(compress.Codecs.Zstd),
+	parquet.WithCompressionLevel(1),
 	parquet.WithMaxRowGroupLength(extractBatchRows),
 	parquet.WithCreatedBy("tokenpivot pipeline"),
 	// Unique per row: dictionaries would only cost.
@@ -48,18 +82,25 @@ var extractProps = parquet.NewWriterProperties(
 	parquet.WithDictionaryFor(signin.ColId, false),
 )
 
-// extractWriter encodes one hour's candidates of one blob.
+// extractWriter encodes one hour's candidates of one blob, and keeps them
+// (recs) for this blob's own join, so the extract is never read back here.
 type extractWriter struct {
+	t    signin.Table
 	buf  bytes.Buffer
 	rb   *array.RecordBuilder
 	fw   *pqarrow.FileWriter
 	rows int
 	n    int // rows in rb
+	vals []string
+	// recs are the candidates in chunks of extractBatchRows: no regrowth
+	// copies of a large slice.
+	recs [][]signin.Record
 }
 
-func newExtractWriter() (*extractWriter, error) {
-	w := &extractWriter{rb: array.NewRecordBuilder(memory.DefaultAllocator, extractSchema)}
-	fw, err := pqarrow.NewFileWriter(extractSchema, &w.buf, extractProps, pqarrow.DefaultWriterProps())
+func newExtractWriter(t signin.Table) (*extractWriter, error) {
+	schema := extractSchemas[t]
+	w := &extractWriter{t: t, rb: array.NewRecordBuilder(memory.DefaultAllocator, schema)}
+	fw, err := pqarrow.NewFileWriter(schema, &w.buf, extractProps, pqarrow.DefaultWriterProps())
 	if err != nil {
 		w.rb.Release()
 		return nil, fmt.Errorf("extract writer: %w", err)
@@ -70,11 +111,15 @@ func newExtractWriter() (*extractWriter, error) {
 
 func (w *extractWriter) add(r *signin.Record) error {
 	w.rb.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(r.TimeGenerated.UnixNano()))
-	for i, v := range []string{r.UserPrincipalName, r.IPAddress, r.Location, r.ResultType,
-		r.AuthenticationRequirement, r.ConditionalAccessStatus, r.AppDisplayName,
-		r.CorrelationId, r.UniqueTokenIdentifier, r.Id} {
+	w.vals = extractValues(w.vals[:0], w.t, r)
+	for i, v := range w.vals {
 		w.rb.Field(i + 1).(*array.StringBuilder).Append(v)
 	}
+	if len(w.recs) == 0 || len(w.recs[len(w.recs)-1]) == extractBatchRows {
+		w.recs = append(w.recs, make([]signin.Record, 0, extractBatchRows))
+	}
+	last := &w.recs[len(w.recs)-1]
+	*last = append(*last, *r)
 	w.rows++
 	if w.n++; w.n >= extractBatchRows {
 		return w.flush()
@@ -102,6 +147,10 @@ func (w *extractWriter) close() error {
 }
 
 func (w *extractWriter) bytes() []byte { return w.buf.Bytes() }
+
+// published drops the encoded bytes once they are in the state container:
+// the join reads recs.
+func (w *extractWriter) published() { w.buf = bytes.Buffer{} }
 
 // Extracts live in the state container at
 // candidates/<table>/<yyyy>/<MM>/<dd>/<HH>/<container>/<blob>/g<gen>-<from>-<to>.parquet:

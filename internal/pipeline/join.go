@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,12 +53,28 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 	}
 	slices.SortFunc(hours, time.Time.Compare)
 
+	// This blob's own candidates are in memory (extractWriter.recs): its
+	// extract, published, is not read back. The batches keep the order of
+	// the bytes an extract would give, hour by hour.
+	for _, w := range ext.byHour {
+		w.published()
+	}
 	own := func(opts signin.Options, fn func([]signin.Record) error) error {
+		var batch []signin.Record
 		for _, h := range ext.hours() {
-			b := ext.byHour[h].bytes()
-			opts.Final = true
-			if _, err := signin.Scan(ctx, "extract", bytes.NewReader(b), int64(len(b)), t, opts, fn); err != nil {
-				return err
+			for _, recs := range ext.byHour[h].recs {
+				if opts.Keep != nil {
+					batch = batch[:0]
+					for k := range recs {
+						if opts.Keep(&recs[k]) {
+							batch = append(batch, recs[k])
+						}
+					}
+					recs = batch
+				}
+				if err := fn(recs); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

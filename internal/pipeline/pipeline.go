@@ -302,6 +302,7 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 // extracted holds one blob part's candidates by event hour (extract.go).
 type extracted struct {
 	byHour map[time.Time]*extractWriter
+	table  signin.Table
 	plain  bool // the export is plain JSON Lines (appendable)
 }
 
@@ -310,7 +311,7 @@ func (e *extracted) add(r *signin.Record) error {
 	w := e.byHour[h]
 	if w == nil {
 		var err error
-		if w, err = newExtractWriter(); err != nil {
+		if w, err = newExtractWriter(e.table); err != nil {
 			return err
 		}
 		e.byHour[h] = w
@@ -338,7 +339,7 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	if from > 0 {
 		r = io.NewSectionReader(ra, from, props.Size-from)
 	}
-	ext := &extracted{byHour: map[time.Time]*extractWriter{}}
+	ext := &extracted{byHour: map[time.Time]*extractWriter{}, table: t}
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
 		Keep:         keep,

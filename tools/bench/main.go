@@ -96,7 +96,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "## Machine\n\n%s\n", m)
-	fmt.Fprintf(out, "## Data\n\n`tokenpivot gen --benchmark --seed %d`: %s\n\n", c.seed, rows)
+	fmt.Fprintf(out, "## Data\n\n`tokenpivot gen --benchmark-sparse --seed %d`: %s\n\n", c.seed, rows)
 
 	cmp, err := compare(ctx, c, bin, hour, "hour", c.runs)
 	if err != nil {
@@ -124,7 +124,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 
 // benchmarkGen is the generator command of the benchmark hour.
 func benchmarkGen(c config) []string {
-	return []string{"gen", "--benchmark", "--seed", strconv.FormatUint(c.seed, 10)}
+	return []string{"gen", "--benchmark-sparse", "--seed", strconv.FormatUint(c.seed, 10)}
 }
 
 // repoRoot is the module root, where `go build .` builds the CLI and bench/
