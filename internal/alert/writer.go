@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/store"
@@ -272,33 +274,19 @@ func (w *Writer) logger() *slog.Logger {
 // stops the others (through their ctx) and is returned; when ctx is done,
 // no new call starts and ctx.Err() is returned.
 func (w *Writer) each(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
-	par := min(cmp.Or(w.Parallelism, DefaultParallelism), n)
-	inner, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next atomic.Int64
-	var once sync.Once
-	var first error
-	var wg sync.WaitGroup
-	for range par {
-		wg.Go(func() {
-			for inner.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(inner, i); err != nil {
-					once.Do(func() { first = err })
-					cancel()
-					return
-				}
-			}
-		})
+	g, inner := errgroup.WithContext(ctx)
+	g.SetLimit(max(cmp.Or(w.Parallelism, DefaultParallelism), 1))
+	for i := range n {
+		if inner.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(inner, i) })
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	return first
+	return err
 }
 
 // read and write are the Store's, refusing to start once ctx is done.

@@ -38,6 +38,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -599,32 +601,19 @@ func (o *Outbox) Redeliver(ctx context.Context) (int, error) {
 
 // each runs fn(0..n-1) on a few goroutines; the first error stops the rest.
 func each(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
-	inner, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var next atomic.Int64
-	var once sync.Once
-	var first error
-	var wg sync.WaitGroup
-	for range min(parallelism, n) {
-		wg.Go(func() {
-			for inner.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(inner, i); err != nil {
-					once.Do(func() { first = err })
-					cancel()
-					return
-				}
-			}
-		})
+	g, inner := errgroup.WithContext(ctx)
+	g.SetLimit(max(parallelism, 1))
+	for i := range n {
+		if inner.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(inner, i) })
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	return first
+	return err
 }
 
 var _ alert.RevisionLog = (*Outbox)(nil)

@@ -209,12 +209,15 @@ func TestGoneHoldsTheTarget(t *testing.T) {
 type failMarks struct {
 	store.Store
 	on bool
+	mu sync.Mutex // entries are marked in parallel
 	n  int
 }
 
 func (f *failMarks) Write(ctx context.Context, c, name string, data []byte, cond store.Condition) (store.Properties, error) {
 	if f.on && cond.IfMatch != "" && strings.Contains(string(data), `"Attempts":1`) && strings.Contains(string(data), `"delivered"`) {
+		f.mu.Lock()
 		f.n++
+		f.mu.Unlock()
 		return store.Properties{}, errors.New("crash")
 	}
 	return f.Store.Write(ctx, c, name, data, cond)
