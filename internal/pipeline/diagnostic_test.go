@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokenpivot/tokenpivot/internal/alert"
-	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
@@ -27,22 +25,7 @@ var (
 
 func newDiagnosticPipeline(t *testing.T, s store.Store, safe *rule.SafeList) *Pipeline {
 	t.Helper()
-	w := &alert.Writer{Store: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents", Rule: rule.Default()}
-	p, err := New(Config{Exports: s, State: s, InteractiveContainer: dic, NonInteractiveContainer: dnc,
-		StateContainer: "tokenpivot-state", Filter: detect.Filter{Safe: safe}, Alerts: w})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for _, c := range []string{dic, dnc} {
-		if err := s.EnsureContainer(ctx, c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := p.EnsureContainers(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return newPipelineOn(t, s, safe, dic, dnc)
 }
 
 // diagnosticBlobs reads testdata/diagnostic: the rule cases as the archive

@@ -67,14 +67,20 @@ func oracle(t *testing.T, blobs map[Work][]byte, safe *rule.SafeList) []detect.R
 
 func newTestPipeline(t *testing.T, s store.Store, safe *rule.SafeList) *Pipeline {
 	t.Helper()
+	return newPipelineOn(t, s, safe, ic, nc)
+}
+
+// newPipelineOn is a test pipeline over the export containers i and n.
+func newPipelineOn(t *testing.T, s store.Store, safe *rule.SafeList, i, n string) *Pipeline {
+	t.Helper()
 	w := &alert.Writer{Store: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents", Rule: rule.Default()}
-	p, err := New(Config{Exports: s, State: s, InteractiveContainer: ic, NonInteractiveContainer: nc,
+	p, err := New(Config{Exports: s, State: s, InteractiveContainer: i, NonInteractiveContainer: n,
 		StateContainer: "tokenpivot-state", Filter: detect.Filter{Safe: safe}, Alerts: w})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, c := range []string{ic, nc} {
+	for _, c := range []string{i, n} {
 		if err := s.EnsureContainer(ctx, c); err != nil {
 			t.Fatal(err)
 		}
