@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
-	"github.com/tokenpivot/tokenpivot/internal/azurite"
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/sentinel/sentineltest"
@@ -364,21 +363,8 @@ func TestDeliveryFaults(t *testing.T) {
 // revision reached Sentinel's endpoint and the webhook. It logs the numbers:
 // records and bytes per Logs Ingestion call, delivery latency per revision.
 func TestServeDelivers(t *testing.T) {
-	cs := azurite.Start(t)
 	rig := newSOCRig(t, false)
-	ic, nc := azurite.ContainerName("soc-i"), azurite.ContainerName("soc-n")
-	state, alerts, incidents := azurite.ContainerName("soc-state"), azurite.ContainerName("soc-alerts"), azurite.ContainerName("soc-inc")
-	for k, v := range map[string]string{
-		settings.StorageConnectionString: cs, settings.StorageAccountURL: "",
-		settings.InteractiveContainer: ic, settings.NonInteractiveContainer: nc,
-		settings.StateContainer: state, settings.AlertsContainer: alerts, settings.IncidentsContainer: incidents,
-		settings.SafeIPs: "203.0.113.50", settings.SafeNetworks: "198.51.100.0/24,2001:db8:ffff::/48",
-		settings.Rule: "", settings.AllowedLateness: "",
-	} {
-		t.Setenv(k, v)
-	}
-	port := freePort(t)
-	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", strconv.Itoa(port))
+	cs, ic, nc, state, alerts, _, port := serveEnv(t, "soc")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stderr := &lockedBuffer{}

@@ -45,20 +45,7 @@ const runMainEnv = "TOKENPIVOT_TEST_RUN_MAIN"
 // account. It must create its containers, answer GET /, turn an event into a
 // queue message, process it, and stop cleanly on cancellation (SIGTERM).
 func TestServe(t *testing.T) {
-	cs := azurite.Start(t)
-	ic, nc := azurite.ContainerName("serve-i"), azurite.ContainerName("serve-n")
-	state, alerts, incidents := azurite.ContainerName("serve-state"), azurite.ContainerName("serve-alerts"), azurite.ContainerName("serve-inc")
-	for k, v := range map[string]string{
-		settings.StorageConnectionString: cs, settings.StorageAccountURL: "",
-		settings.InteractiveContainer: ic, settings.NonInteractiveContainer: nc,
-		settings.StateContainer: state, settings.AlertsContainer: alerts, settings.IncidentsContainer: incidents,
-		settings.SafeIPs: "203.0.113.50", settings.SafeNetworks: "198.51.100.0/24,2001:db8:ffff::/48",
-		settings.Rule: "", settings.AllowedLateness: "",
-	} {
-		t.Setenv(k, v)
-	}
-	port := freePort(t)
-	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", strconv.Itoa(port))
+	cs, ic, nc, state, alerts, incidents, port := serveEnv(t, "serve")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -508,4 +495,26 @@ func TestServeShutdownCancelsInFlight(t *testing.T) {
 	if _, _, err := data.Read(context.Background(), d.StateContainer, "ledger/"+d.InteractiveContainer+"/"+name+".json"); err != nil {
 		t.Fatalf("no ledger entry after the redelivery: %v", err)
 	}
+}
+
+// serveEnv is the app settings of `serve` on a fresh Azurite with the rule
+// cases' safe lists: containers named after prefix, the handler's port free.
+// It returns the connection string, the containers and the port.
+func serveEnv(t *testing.T, prefix string) (cs, ic, nc, state, alerts, incidents string, port int) {
+	t.Helper()
+	cs = azurite.Start(t)
+	ic, nc = azurite.ContainerName(prefix+"-i"), azurite.ContainerName(prefix+"-n")
+	state, alerts, incidents = azurite.ContainerName(prefix+"-state"), azurite.ContainerName(prefix+"-alerts"), azurite.ContainerName(prefix+"-inc")
+	for k, v := range map[string]string{
+		settings.StorageConnectionString: cs, settings.StorageAccountURL: "",
+		settings.InteractiveContainer: ic, settings.NonInteractiveContainer: nc,
+		settings.StateContainer: state, settings.AlertsContainer: alerts, settings.IncidentsContainer: incidents,
+		settings.SafeIPs: "203.0.113.50", settings.SafeNetworks: "198.51.100.0/24,2001:db8:ffff::/48",
+		settings.Rule: "", settings.AllowedLateness: "",
+	} {
+		t.Setenv(k, v)
+	}
+	port = freePort(t)
+	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", strconv.Itoa(port))
+	return cs, ic, nc, state, alerts, incidents, port
 }
