@@ -301,6 +301,7 @@ func (w *Writer) write(ctx context.Context, container, name string, v any, cond 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Incidents stay indented: analysts read and edit them by hand.
 	data, err := marshal(v, "  ")
 	if err != nil {
 		return err
@@ -382,7 +383,10 @@ func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		data, err := marshal(p.doc, "  ")
+		// Compact, straight from MarshalJSON: encoding/json would validate,
+		// compact and indent the bytes again (a third of a noisy hour's
+		// alert-writing CPU).
+		data, err := p.doc.MarshalJSON()
 		if err != nil {
 			return false, err
 		}
@@ -492,7 +496,7 @@ func (w *Writer) assignKey(ctx context.Context, b *batch, key string, ps []*pend
 				break
 			}
 		}
-		out, err := marshal(idx, "  ")
+		out, err := marshal(idx, "")
 		if err != nil {
 			return err
 		}
