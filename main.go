@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/tokenpivot/tokenpivot/internal/memlimit"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
@@ -53,7 +54,21 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
+// Shares of the cgroup's memory limit given to the Go heap when GOMEMLIMIT is
+// not set: serve shares its instance with the Functions host (as infra's
+// GOMEMLIMIT of 11/16 of the instance does); the CLI has it to itself, less
+// what is not heap (stacks, binary, page cache).
+const (
+	serveMemoryShare = 11.0 / 16
+	cliMemoryShare   = 0.9
+)
+
 func main() {
+	share := cliMemoryShare
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		share = serveMemoryShare
+	}
+	memlimit.Apply(share)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -3,15 +3,12 @@ package function
 import (
 	"context"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
-	"runtime/debug"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sync/semaphore"
 
+	"github.com/tokenpivot/tokenpivot/internal/memlimit"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 )
 
@@ -35,25 +32,20 @@ const (
 	cgroupShare  = 0.5
 )
 
-// cgroupMemoryMax is the cgroup v2 memory limit of this process's cgroup.
-const cgroupMemoryMax = "/sys/fs/cgroup/memory.max"
-
 // InstanceMemory returns the memory budget for blobs in flight and where it
-// comes from: a share of GOMEMLIMIT when set, else of the cgroup v2 limit,
-// else of DefaultInstanceMemory.
+// comes from: a share of the Go memory limit when one is set (GOMEMLIMIT, or
+// memlimit.Apply from the cgroup), else of the cgroup limit, else of
+// DefaultInstanceMemory.
 func InstanceMemory() (int64, string) {
-	return instanceMemory(debug.SetMemoryLimit(-1), func() ([]byte, error) { return os.ReadFile(cgroupMemoryMax) })
+	return instanceMemory(memlimit.Current(), func() (int64, string, bool) { return memlimit.Cgroup(os.DirFS("/")) })
 }
 
-func instanceMemory(goLimit int64, cgroup func() ([]byte, error)) (int64, string) {
-	if goLimit > 0 && goLimit < math.MaxInt64 {
-		return int64(float64(goLimit) * goLimitShare), "GOMEMLIMIT"
+func instanceMemory(goLimit memlimit.Limit, cgroup func() (int64, string, bool)) (int64, string) {
+	if goLimit.Bytes > 0 {
+		return int64(float64(goLimit.Bytes) * goLimitShare), goLimit.Source
 	}
-	if data, err := cgroup(); err == nil {
-		if n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil && n > 0 {
-			return int64(float64(n) * cgroupShare), cgroupMemoryMax
-		}
-		// "max": no limit, fall through.
+	if n, file, ok := cgroup(); ok {
+		return int64(float64(n) * cgroupShare), file
 	}
 	return int64(float64(DefaultInstanceMemory) * cgroupShare), "default"
 }

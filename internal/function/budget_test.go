@@ -3,34 +3,33 @@ package function
 import (
 	"context"
 	"errors"
-	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/memlimit"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 func TestInstanceMemory(t *testing.T) {
-	file := func(s string) func() ([]byte, error) { return func() ([]byte, error) { return []byte(s), nil } }
-	missing := func() ([]byte, error) { return nil, os.ErrNotExist }
+	cgroup := func(n int64) func() (int64, string, bool) {
+		return func() (int64, string, bool) { return n, "/sys/fs/cgroup/memory.max", n > 0 }
+	}
 	for _, tc := range []struct {
 		name       string
-		goLimit    int64
-		cgroup     func() ([]byte, error)
+		goLimit    memlimit.Limit
+		cgroup     func() (int64, string, bool)
 		want       int64
 		wantSource string
 	}{
-		{"GOMEMLIMIT wins", 350 << 20, file("536870912\n"), int64(float64(350<<20) * goLimitShare), "GOMEMLIMIT"},
-		{"cgroup v2 limit", math.MaxInt64, file("536870912\n"), 256 << 20, cgroupMemoryMax},
-		{"cgroup without a limit", math.MaxInt64, file("max\n"), DefaultInstanceMemory / 2, "default"},
-		{"no cgroup v2", math.MaxInt64, missing, DefaultInstanceMemory / 2, "default"},
-		{"unreadable cgroup value", math.MaxInt64, file("lots"), DefaultInstanceMemory / 2, "default"},
+		{"GOMEMLIMIT wins", memlimit.Limit{Bytes: 350 << 20, Source: "GOMEMLIMIT"}, cgroup(512 << 20), int64(float64(350<<20) * goLimitShare), "GOMEMLIMIT"},
+		{"Go limit from the cgroup", memlimit.Limit{Bytes: 360 << 20, Source: "/sys/fs/cgroup/memory.max"}, cgroup(512 << 20), 288 << 20, "/sys/fs/cgroup/memory.max"},
+		{"cgroup limit, no Go limit", memlimit.Limit{}, cgroup(512 << 20), 256 << 20, "/sys/fs/cgroup/memory.max"},
+		{"no limit anywhere", memlimit.Limit{}, cgroup(0), DefaultInstanceMemory / 2, "default"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, source := instanceMemory(tc.goLimit, tc.cgroup)
