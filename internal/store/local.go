@@ -335,18 +335,23 @@ func (l *Local) replace(container, name, p string, data []byte) (Properties, err
 }
 
 // create makes the blob only if it does not exist, without taking its
-// lock: link(2) of a synced temporary file is atomic and fails if the name
-// exists. Most writes are creates (alerts, extracts, ledger entries), so
-// this spares them the lock file and the flock. errNoLink means the file
-// system has no hard links: the caller takes the locked path.
+// lock: link(2) of a synced file is atomic and fails if the name exists.
+// Most writes are creates (alerts, extracts, ledger entries), so this
+// spares them the lock file and the flock. errNoLink means the file system
+// has no hard links: the caller takes the locked path.
 func (l *Local) create(container, name, p string, data []byte) (Properties, error) {
-	f, err := l.writeTemp(p, data, false)
+	f, named, err := l.stage(p, data)
 	if err != nil {
 		return Properties{}, err
 	}
-	tmp := f.Name()
-	err = intoFolder(p, func() error { return os.Link(tmp, p) })
-	os.Remove(tmp)
+	link := func() error { return linkUnnamed(f, p) }
+	if named {
+		link = func() error { return os.Link(f.Name(), p) }
+	}
+	err = intoFolder(p, link)
+	if named {
+		os.Remove(f.Name())
+	}
 	switch {
 	case err == nil:
 		return l.written(container, name, p, f, data)
@@ -359,6 +364,33 @@ func (l *Local) create(container, name, p string, data []byte) (Properties, erro
 	}
 	f.Close()
 	return Properties{}, errNoLink
+}
+
+// stage writes data, synced, for create to link: an unnamed file in the
+// staging folder where the file system has them (Linux O_TMPFILE), else a
+// named temporary file, which the caller removes once linked.
+func (l *Local) stage(p string, data []byte) (f *os.File, named bool, err error) {
+	dir := filepath.Join(l.root, stageDir)
+	for range 5 {
+		f, ok, err := writeUnnamed(dir, data)
+		switch {
+		case !ok:
+		case errors.Is(err, fs.ErrNotExist):
+			// The staging folder is made on first use (and a concurrent
+			// Delete of an empty tree may remove it).
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, false, fmt.Errorf("store: write %s: %w", p, err)
+			}
+			continue
+		case err != nil:
+			return nil, false, fmt.Errorf("store: write %s: %w", p, err)
+		default:
+			return f, false, nil
+		}
+		break
+	}
+	f, err = l.writeTemp(p, data, false)
+	return f, true, err
 }
 
 var errNoLink = errors.New("store: no hard links here")
