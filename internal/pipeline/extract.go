@@ -46,7 +46,7 @@ import (
 //     reads the wide columns of just the matched rows from that immutable
 //     export version (join.go, probeStored).
 type interactiveRow struct {
-	TimeGenerated             int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc)"`
+	TimeGenerated             int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc),delta"`
 	UserPrincipalName         string `parquet:"UserPrincipalName,dict"`
 	IPAddress                 string `parquet:"IPAddress,dict"`
 	Location                  string `parquet:"Location,dict"`
@@ -58,7 +58,7 @@ type interactiveRow struct {
 }
 
 type nonInteractiveRow struct {
-	TimeGenerated         int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc)"`
+	TimeGenerated         int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc),delta"`
 	UserPrincipalName     string `parquet:"UserPrincipalName,dict"`
 	IPAddress             string `parquet:"IPAddress,dict"`
 	Location              string `parquet:"Location,dict"`
@@ -70,7 +70,7 @@ type nonInteractiveRow struct {
 }
 
 type compactRow struct {
-	TimeGenerated     int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc)"`
+	TimeGenerated     int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc),delta"`
 	UserPrincipalName string `parquet:"UserPrincipalName,dict"`
 	IPAddress         string `parquet:"IPAddress,dict"`
 	Location          string `parquet:"Location,dict"`
@@ -91,11 +91,17 @@ const (
 // Parquet writer.
 const extractBatchRows = 8 << 10
 
-// extractRowGroupRows: one dictionary per 64k rows (an NI blob's hour is
-// about 100k candidates); signin.Scan decodes at most 64k rows at once
-// anyway.
-const extractRowGroupRows = 64 << 10
+// extractRowGroupRows: an export blob's hour (about 100k NI candidates)
+// in one row group, so one dictionary per column (measured on the realistic
+// hour: 16% smaller than 64k-row groups, with delta-coded TimeGenerated).
+// Bounded, because the writer holds a row group until it is flushed;
+// signin.Scan decodes at most 64k rows at once whatever the group.
+const extractRowGroupRows = 256 << 10
 
+// TimeGenerated is DELTA_BINARY_PACKED: exports come about in time order,
+// so the deltas are small, where zstd over plain int64 nanoseconds keeps
+// 4-8 bytes a row.
+//
 // extractWriterOptions: zstd at its fastest level (an extract is written
 // once per blob and read a few times; a higher level costs more CPU than it
 // saves on random identifiers).
