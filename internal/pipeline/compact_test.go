@@ -18,10 +18,14 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 
+	"github.com/tokenpivot/tokenpivot/internal/azurite"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
+
+// TestMain stops the Azurite that tests started, when they end.
+func TestMain(m *testing.M) { azurite.Main(m) }
 
 // TestExtractShapesRoundTrip: every extract shape written with parquet-go
 // reads back through signin.Scan as the records it was made from (to the
@@ -340,18 +344,12 @@ func TestExportGoneOrChangedAfterExtract(t *testing.T) {
 	if victim == (Work{}) {
 		t.Fatal("no NI blob pairs alone")
 	}
-	blank := func(rs []detect.Result) []detect.Result {
-		out := slices.Clone(rs)
-		for k := range out {
-			out[k].AppDisplayName, out[k].CorrelationId, out[k].UniqueTokenIdentifier, out[k].NonInteractiveId = "", "", "", ""
-		}
-		return out
-	}
-	for _, tc := range []struct {
+	type change struct {
 		name   string
 		change func(s store.Store) error
 		why    string
-	}{
+	}
+	changes := []change{
 		{"deleted", func(s store.Store) error {
 			return s.Delete(context.Background(), victim.Container, victim.Name, store.Condition{})
 		}, "deleted"},
@@ -362,68 +360,122 @@ func TestExportGoneOrChangedAfterExtract(t *testing.T) {
 			_, err := s.Write(context.Background(), victim.Container, victim.Name, gzipped(t, data, gzip.BestCompression), store.Condition{})
 			return err
 		}, "rewritten"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			s := newLocal(t)
-			p := newTestPipeline(t, s, safe)
-			writeBlobs(t, s, blobs)
-			runIn(t, p, nw, 1)
-			nonInteractiveExtracts(t, s)
-			if err := tc.change(s); err != nil {
+	}
+	// Both stores: Azure's ETags and conditional reads (Azurite) as well as
+	// the local directory's.
+	stores := []struct {
+		name string
+		open func(t *testing.T) store.Store
+	}{
+		{"local", func(t *testing.T) store.Store { return newLocal(t) }},
+		{"azurite", freshAzurite},
+	}
+	for _, st := range stores {
+		for _, tc := range changes {
+			t.Run(st.name+"/"+tc.name, func(t *testing.T) {
+				testExportChanged(t, st.open(t), tc.change, tc.why, blobs, victim, victimRows, otherRows)
+			})
+		}
+	}
+}
+
+// testExportChanged processes the NI blobs of blobs, applies change to the
+// victim export, then processes the interactive blobs and checks what
+// TestExportGoneOrChangedAfterExtract says.
+func testExportChanged(t *testing.T, s store.Store, change func(store.Store) error, why string,
+	blobs map[Work][]byte, victim Work, victimRows, otherRows []detect.Result) {
+	safe := caseSafeList(t)
+	iw, nw := byTable(blobs)
+	blank := func(rs []detect.Result) []detect.Result {
+		out := slices.Clone(rs)
+		for k := range out {
+			out[k].AppDisplayName, out[k].CorrelationId, out[k].UniqueTokenIdentifier, out[k].NonInteractiveId = "", "", "", ""
+		}
+		return out
+	}
+	ctx := context.Background()
+	p := newTestPipeline(t, s, safe)
+	writeBlobs(t, s, blobs)
+	runIn(t, p, nw, 1)
+	nonInteractiveExtracts(t, s)
+	if err := change(s); err != nil {
+		t.Fatal(err)
+	}
+	var reported []string
+	for _, o := range runIn(t, p, iw, 1) {
+		reported = append(reported, o.FromExtract...)
+	}
+	if len(reported) == 0 {
+		t.Fatal("pairs of a changed export were not reported")
+	}
+	for _, r := range reported {
+		if !strings.Contains(r, victim.Name) || !strings.Contains(r, why) {
+			t.Errorf("report %q should name %s and say %q", r, victim.Name, why)
+		}
+	}
+	got := alertRows(t, s)
+	// The other blobs' rows exactly; the victim's with its wide
+	// columns blank, identified by position in the extract.
+	var mine, theirs []detect.Result
+	for _, r := range got {
+		if strings.HasPrefix(r.NonInteractiveId, signin.PositionIdPrefix+"tokenpivot-state/candidates/") {
+			mine = append(mine, r)
+		} else {
+			theirs = append(theirs, r)
+		}
+	}
+	if !slices.Equal(theirs, otherRows) {
+		t.Errorf("other blobs' rows: %d, want %d\n got %+v\nwant %+v", len(theirs), len(otherRows), theirs, otherRows)
+	}
+	wantMine := blank(victimRows)
+	detect.Sort(wantMine)
+	if gotMine := blank(mine); !slices.Equal(gotMine, wantMine) {
+		t.Errorf("changed blob's rows from its extract:\n got %+v\nwant %+v", gotMine, wantMine)
+	}
+	// A redo of the interactive side counts nothing twice.
+	count := func() int {
+		n := 0
+		for _, d := range alertDocs(t, s) {
+			n += d.ExtendedProperties.ResultCount
+		}
+		return n
+	}
+	before := count()
+	for _, w := range iw {
+		if err := p.forget(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runIn(t, p, iw, 1)
+	if after := count(); after != before || before != len(otherRows)+len(victimRows) {
+		t.Errorf("evidence count %d, after a redo %d; want %d", before, after, len(otherRows)+len(victimRows))
+	}
+}
+
+// freshAzurite returns a store on the test binary's Azurite with the
+// containers the test pipeline uses emptied (their names are fixed).
+func freshAzurite(t *testing.T) store.Store {
+	t.Helper()
+	s, err := store.NewAzureFromConnectionString(azurite.Start(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []string{ic, nc, "tokenpivot-state", "tokenpivot-alerts", "tokenpivot-incidents"} {
+		if err := s.EnsureContainer(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		if err := s.List(ctx, c, "", func(p store.Properties) error { names = append(names, p.Name); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			if err := s.Delete(ctx, c, n, store.Condition{}); err != nil {
 				t.Fatal(err)
 			}
-			var reported []string
-			for _, o := range runIn(t, p, iw, 1) {
-				reported = append(reported, o.FromExtract...)
-			}
-			if len(reported) == 0 {
-				t.Fatal("pairs of a changed export were not reported")
-			}
-			for _, r := range reported {
-				if !strings.Contains(r, victim.Name) || !strings.Contains(r, tc.why) {
-					t.Errorf("report %q should name %s and say %q", r, victim.Name, tc.why)
-				}
-			}
-			got := alertRows(t, s)
-			// The other blobs' rows exactly; the victim's with its wide
-			// columns blank, identified by position in the extract.
-			var mine, theirs []detect.Result
-			for _, r := range got {
-				if strings.HasPrefix(r.NonInteractiveId, signin.PositionIdPrefix+"tokenpivot-state/candidates/") {
-					mine = append(mine, r)
-				} else {
-					theirs = append(theirs, r)
-				}
-			}
-			if !slices.Equal(theirs, otherRows) {
-				t.Errorf("other blobs' rows: %d, want %d\n got %+v\nwant %+v", len(theirs), len(otherRows), theirs, otherRows)
-			}
-			wantMine := blank(victimRows)
-			detect.Sort(wantMine)
-			if gotMine := blank(mine); !slices.Equal(gotMine, wantMine) {
-				t.Errorf("changed blob's rows from its extract:\n got %+v\nwant %+v", gotMine, wantMine)
-			}
-			// A redo of the interactive side counts nothing twice.
-			count := func() int {
-				n := 0
-				for _, d := range alertDocs(t, s) {
-					n += d.ExtendedProperties.ResultCount
-				}
-				return n
-			}
-			before := count()
-			for _, w := range iw {
-				if err := p.forget(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-			}
-			runIn(t, p, iw, 1)
-			if after := count(); after != before || before != len(otherRows)+len(victimRows) {
-				t.Errorf("evidence count %d, after a redo %d; want %d", before, after, len(otherRows)+len(victimRows))
-			}
-		})
+		}
 	}
+	return s
 }
 
 // TestArrowExtractsStillRead: extracts written before this version (by

@@ -236,9 +236,12 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 	})
 	switch {
 	case err == nil:
-	case errors.Is(err, store.ErrNotExist):
-		return nil, errors.New("deleted since its extract was published"), nil
-	case errors.Is(err, store.ErrConditionNotMet):
+	case errors.Is(err, store.ErrNotExist) || errors.Is(err, store.ErrConditionNotMet):
+		// A read conditional on the ETag of a deleted blob fails as a
+		// changed one on Azure: Stat tells them apart (for the report).
+		if _, serr := p.cfg.Exports.Stat(ctx, m.props.Container, m.props.Name); errors.Is(serr, store.ErrNotExist) {
+			return nil, errors.New("deleted since its extract was published"), nil
+		}
 		return nil, fmt.Errorf("rewritten since its extract was published (ETag %s then)", m.props.ETag), nil
 	case signin.IsFormatError(err):
 		return nil, err, nil
