@@ -53,8 +53,12 @@ type interactiveRow struct {
 	ResultType                string `parquet:"ResultType,dict"`
 	AuthenticationRequirement string `parquet:"AuthenticationRequirement,dict"`
 	ConditionalAccessStatus   string `parquet:"ConditionalAccessStatus,dict"`
-	// Unique per row: a dictionary would only cost.
-	Id string `parquet:"Id"`
+	// Unique per row: a dictionary would only cost. zstd at its default
+	// level, not the fastest: GUID text comes out 26% smaller (measured on
+	// the realistic hour, 2.2 -> 1.65 MB for a 40k-row extract) for no
+	// CPU that shows on these few rows, and every NI blob of the hours
+	// reached reads the interactive extracts again.
+	Id string `parquet:"Id,zstd"`
 }
 
 type nonInteractiveRow struct {
