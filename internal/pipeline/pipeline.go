@@ -314,7 +314,6 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 // extracted holds one blob part's candidates by event hour (extract.go).
 type extracted struct {
 	byHour map[time.Time]*extractWriter
-	table  signin.Table
 	plain  bool // the export is plain JSON Lines (appendable)
 }
 
@@ -348,7 +347,7 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	if from > 0 {
 		r = io.NewSectionReader(ra, from, props.Size-from)
 	}
-	ext := &extracted{byHour: map[time.Time]*extractWriter{}, table: t}
+	ext := &extracted{byHour: map[time.Time]*extractWriter{}}
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
 		Keep:         keep,
