@@ -478,18 +478,19 @@ func freshAzurite(t *testing.T) store.Store {
 	return s
 }
 
-// TestArrowExtractsStillRead: extracts written before this version (by
-// arrow-go, all nine NI columns, named g<gen>-<from>-<to>) still join. The
-// testdata are the three hours' extracts of testdata/cases/noninteractive.jsonl
-// as one blob, from tokenpivot before compact extracts.
-func TestArrowExtractsStillRead(t *testing.T) {
+// TestOldExtractsStillRead: extracts written before compact ones (by the
+// previous Parquet library, all nine NI columns, named g<gen>-<from>-<to>)
+// still join. The testdata are the three hours' extracts of
+// testdata/cases/noninteractive.jsonl as one blob, written by tokenpivot
+// at ad89721.
+func TestOldExtractsStillRead(t *testing.T) {
 	safe := caseSafeList(t)
 	ctx := context.Background()
 	s := newLocal(t)
 	p := newTestPipeline(t, s, safe)
 	src := Work{nc, "y=2026/m=11/d=20/h=10/m=00/PT05M.json"}
 	for _, h := range []int{10, 11, 12} {
-		data, err := os.ReadFile(filepath.Join("testdata", "arrow-extracts", fmt.Sprintf("%d.parquet", h)))
+		data, err := os.ReadFile(filepath.Join("testdata", "old-extracts", fmt.Sprintf("%d.parquet", h)))
 		if err != nil {
 			t.Fatal(err)
 		}
