@@ -545,3 +545,35 @@ func TestCompactNames(t *testing.T) {
 		t.Error("a name past the limit was made")
 	}
 }
+
+// TestExportGoneCountsDuplicatesOnce: a row exported twice in one blob
+// (the rule cases' "dup") counts once even when its pairs come from the
+// compact extract, which has no Id to dedup by, after the export went.
+func TestExportGoneCountsDuplicatesOnce(t *testing.T) {
+	safe := caseSafeList(t)
+	ctx := context.Background()
+	iData := bytes.Join(caseLines(t, "interactive.jsonl"), nil)
+	nData := bytes.Join(caseLines(t, "noninteractive.jsonl"), nil)
+	iw, nw := Work{ic, "h/i.json"}, Work{nc, "h/n.json.gz"}
+	want := oracle(t, map[Work][]byte{iw: iData, nw: nData}, safe)
+	s := newLocal(t)
+	p := newTestPipeline(t, s, safe)
+	writeBlobs(t, s, map[Work][]byte{nw: gzipped(t, nData, gzip.DefaultCompression)})
+	runIn(t, p, []Work{nw}, 1)
+	nonInteractiveExtracts(t, s)
+	if err := s.Delete(ctx, nw.Container, nw.Name, store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	writeBlobs(t, s, map[Work][]byte{iw: iData})
+	outs := runIn(t, p, []Work{iw}, 1)
+	if len(outs[0].FromExtract) != 1 {
+		t.Fatalf("reported %v, want %s once", outs[0].FromExtract, nw)
+	}
+	n := 0
+	for _, d := range alertDocs(t, s) {
+		n += d.ExtendedProperties.ResultCount
+	}
+	if n != len(want) {
+		t.Fatalf("alerts count %d evidence rows, the batch rule %d", n, len(want))
+	}
+}

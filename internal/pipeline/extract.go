@@ -141,17 +141,32 @@ func (w *extractWriter) encode(shape extractShape) ([]byte, error) {
 	var err error
 	switch shape {
 	case shapeInteractive:
-		err = writeRows(&buf, w.recs, func(r *signin.Record) interactiveRow {
+		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) interactiveRow {
 			return interactiveRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
 				r.ResultType, r.AuthenticationRequirement, r.ConditionalAccessStatus, r.Id}
 		})
 	case shapeFull:
-		err = writeRows(&buf, w.recs, func(r *signin.Record) nonInteractiveRow {
+		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) nonInteractiveRow {
 			return nonInteractiveRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
 				r.ResultType, r.AppDisplayName, r.CorrelationId, r.UniqueTokenIdentifier, r.Id}
 		})
 	case shapeCompact:
-		err = writeRows(&buf, w.recs, func(r *signin.Record) compactRow {
+		// Without its Id, a row exported twice in this blob could not be
+		// told from two rows if the export went and the pairs came from
+		// the extract (join.go): it is written once (DESIGN.md 4.1, dedup
+		// by Id). The export itself, read again, gives the same rows.
+		seen := make(map[string]struct{}, w.rows)
+		dup := func(r *signin.Record) bool {
+			if r.Id == "" {
+				return false
+			}
+			if _, ok := seen[r.Id]; ok {
+				return true
+			}
+			seen[r.Id] = struct{}{}
+			return false
+		}
+		err = writeRows(&buf, w.recs, dup, func(r *signin.Record) compactRow {
 			return compactRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location, r.ResultType}
 		})
 	}
@@ -161,14 +176,17 @@ func (w *extractWriter) encode(shape extractShape) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeRows writes recs, converted by row, as one Parquet file to buf.
-func writeRows[T any](buf *bytes.Buffer, recs [][]signin.Record, row func(*signin.Record) T) error {
+// writeRows writes recs but those skip returns true for (skip may be nil),
+// converted by row, as one Parquet file to buf.
+func writeRows[T any](buf *bytes.Buffer, recs [][]signin.Record, skip func(*signin.Record) bool, row func(*signin.Record) T) error {
 	pw := parquet.NewGenericWriter[T](buf, extractWriterOptions()...)
 	batch := make([]T, 0, extractBatchRows)
 	for _, chunk := range recs {
 		batch = batch[:0]
 		for k := range chunk {
-			batch = append(batch, row(&chunk[k]))
+			if skip == nil || !skip(&chunk[k]) {
+				batch = append(batch, row(&chunk[k]))
+			}
 		}
 		if _, err := pw.Write(batch); err != nil {
 			return err
