@@ -3,154 +3,200 @@ package pipeline
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/tokenpivot/tokenpivot/internal/signin"
+	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 // An extract is Parquet with the export's own column names, so signin.Scan
-// reads it like any export (and fast). TimeGenerated keeps nanoseconds:
-// the window bounds are exact to KQL's 100 ns ticks.
+// reads it like any export (and fast). TimeGenerated is INT64
+// TIMESTAMP(NANOS, UTC): the window bounds are exact to KQL's 100 ns ticks.
+// The table's required columns (signin.RequiredColumns) are always written,
+// so the extract is an export signin.Scan accepts: the rows are candidates,
+// so ResultType (and the interactive side's two filter columns) hold one or
+// two values and cost a few bytes a row group as dictionaries.
 //
-// It holds only what the join and the result rows read of that table
-// (detect.Pair): the interactive side's time, user, IP, location and Id;
-// the non-interactive side's also AppDisplayName, CorrelationId and
-// UniqueTokenIdentifier. The table's required columns (signin.RequiredColumns)
-// are written too, so the extract is an export signin.Scan accepts: the
-// rows are candidates, so these hold one or two values each and cost a few
-// bytes a row group as dictionaries. Extracts written before, with all 11
-// columns, read the same.
-var extractSchemas = [...]*arrow.Schema{
-	signin.Interactive: arrow.NewSchema([]arrow.Field{
-		{Name: signin.ColTimeGenerated, Type: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}},
-		{Name: signin.ColUserPrincipalName, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColIPAddress, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColLocation, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColResultType, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColAuthenticationRequirement, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColConditionalAccessStatus, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColId, Type: arrow.BinaryTypes.String},
-	}, nil),
-	signin.NonInteractive: arrow.NewSchema([]arrow.Field{
-		{Name: signin.ColTimeGenerated, Type: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}},
-		{Name: signin.ColUserPrincipalName, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColIPAddress, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColLocation, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColResultType, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColAppDisplayName, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColCorrelationId, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColUniqueTokenIdentifier, Type: arrow.BinaryTypes.String},
-		{Name: signin.ColId, Type: arrow.BinaryTypes.String},
-	}, nil),
+// Three shapes, all read by the same Scan:
+//
+//   - interactive: what the join and the result rows read of an interactive
+//     row (detect.Pair): time, user, IP, location and Id. Interactive
+//     candidates are few (a few MB an hour), and an NI blob that arrives
+//     late reads them all, so they stay whole.
+//   - non-interactive, full (nonInteractiveRow): also AppDisplayName,
+//     CorrelationId, UniqueTokenIdentifier and Id. Written only for an
+//     export that may still grow (plain JSON Lines append blobs, whose ETag
+//     moves on with every append, so the version an extract was made from
+//     cannot be read again), or whose name is too long to name its source.
+//     Extracts written before compact ones existed have this shape.
+//   - non-interactive, compact (compactRow): only the join columns. The
+//     three per-row unique columns were most of the state's bytes (issue
+//     12: 154 MB of 640 MB of exports an hour, and a fifth of the NI
+//     step's CPU to write), yet a result row needs them only for the few NI
+//     rows that pair. The extract's name records the export blob, its
+//     ETag and size (compactName); an interactive blob that finds a match
+//     reads the wide columns of just the matched rows from that immutable
+//     export version (join.go, probeStored).
+type interactiveRow struct {
+	TimeGenerated             int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc),delta"`
+	UserPrincipalName         string `parquet:"UserPrincipalName,dict"`
+	IPAddress                 string `parquet:"IPAddress,dict"`
+	Location                  string `parquet:"Location,dict"`
+	ResultType                string `parquet:"ResultType,dict"`
+	AuthenticationRequirement string `parquet:"AuthenticationRequirement,dict"`
+	ConditionalAccessStatus   string `parquet:"ConditionalAccessStatus,dict"`
+	// Unique per row: a dictionary would only cost. zstd at its default
+	// level, not the fastest: GUID text comes out 26% smaller (measured on
+	// the realistic hour, 2.2 -> 1.65 MB for a 40k-row extract) for no
+	// CPU that shows on these few rows, and every NI blob of the hours
+	// reached reads the interactive extracts again.
+	Id string `parquet:"Id,zstd"`
 }
 
-// extractValues returns r's values of the string columns of t's extract
-// schema, in order, appended to dst.
-func extractValues(dst []string, t signin.Table, r *signin.Record) []string {
-	if t == signin.Interactive {
-		return append(dst, r.UserPrincipalName, r.IPAddress, r.Location, r.ResultType,
-			r.AuthenticationRequirement, r.ConditionalAccessStatus, r.Id)
-	}
-	return append(dst, r.UserPrincipalName, r.IPAddress, r.Location, r.ResultType,
-		r.AppDisplayName, r.CorrelationId, r.UniqueTokenIdentifier, r.Id)
+type nonInteractiveRow struct {
+	TimeGenerated         int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc),delta"`
+	UserPrincipalName     string `parquet:"UserPrincipalName,dict"`
+	IPAddress             string `parquet:"IPAddress,dict"`
+	Location              string `parquet:"Location,dict"`
+	ResultType            string `parquet:"ResultType,dict"`
+	AppDisplayName        string `parquet:"AppDisplayName,dict"`
+	CorrelationId         string `parquet:"CorrelationId"`
+	UniqueTokenIdentifier string `parquet:"UniqueTokenIdentifier"`
+	Id                    string `parquet:"Id"`
 }
 
-// extractBatchRows bounds the rows buffered before they are encoded.
-const extractBatchRows = 8 << 10
+type compactRow struct {
+	TimeGenerated     int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc),delta"`
+	UserPrincipalName string `parquet:"UserPrincipalName,dict"`
+	IPAddress         string `parquet:"IPAddress,dict"`
+	Location          string `parquet:"Location,dict"`
+	ResultType        string `parquet:"ResultType,dict"`
+}
 
-// extractProps: zstd at its fastest level (the extract is written once per
-// blob and read a few times; a higher level costs more CPU than it saves
-// in bytes of random identifiers).
-var extractProps = parquet.NewWriterProperties(
-	parquet.WithCompression(compress.Codecs.Zstd),
-	parquet.WithCompressionLevel(1),
-	parquet.WithMaxRowGroupLength(extractBatchRows),
-	parquet.WithCreatedBy("tokenpivot pipeline"),
-	// Unique per row: dictionaries would only cost.
-	parquet.WithDictionaryFor(signin.ColCorrelationId, false),
-	parquet.WithDictionaryFor(signin.ColUniqueTokenIdentifier, false),
-	parquet.WithDictionaryFor(signin.ColId, false),
+// extractShape says which of the row types above an extract is written as.
+type extractShape int
+
+const (
+	shapeInteractive extractShape = iota
+	shapeFull
+	shapeCompact
 )
 
-// extractWriter encodes one hour's candidates of one blob, and keeps them
-// (recs) for this blob's own join, so the extract is never read back here.
+// extractBatchRows is the size of the chunks candidates are kept in (no
+// regrowth copies of a large slice) and of the batches handed to the
+// Parquet writer.
+const extractBatchRows = 8 << 10
+
+// extractRowGroupRows: an export blob's hour (about 100k NI candidates)
+// in one row group, so one dictionary per column (measured on the realistic
+// hour: 16% smaller than 64k-row groups, with delta-coded TimeGenerated).
+// Bounded, because the writer holds a row group until it is flushed;
+// signin.Scan decodes at most 64k rows at once whatever the group.
+const extractRowGroupRows = 256 << 10
+
+// TimeGenerated is DELTA_BINARY_PACKED: exports come about in time order,
+// so the deltas are small, where zstd over plain int64 nanoseconds keeps
+// 4-8 bytes a row.
+//
+// extractWriterOptions: zstd at its fastest level (an extract is written
+// once per blob and read a few times; a higher level costs more CPU than it
+// saves on random identifiers).
+func extractWriterOptions() []parquet.WriterOption {
+	return []parquet.WriterOption{
+		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
+		parquet.MaxRowsPerRowGroup(extractRowGroupRows),
+		parquet.CreatedBy("tokenpivot pipeline", "", ""),
+	}
+}
+
+// extractWriter keeps one hour's candidates of one blob (recs), for this
+// blob's own join (the extract is never read back here) and to encode the
+// extract from when it is published.
 type extractWriter struct {
-	t    signin.Table
-	buf  bytes.Buffer
-	rb   *array.RecordBuilder
-	fw   *pqarrow.FileWriter
 	rows int
-	n    int // rows in rb
-	vals []string
-	// recs are the candidates in chunks of extractBatchRows: no regrowth
-	// copies of a large slice.
+	// recs are the candidates in chunks of extractBatchRows.
 	recs [][]signin.Record
 }
 
-func newExtractWriter(t signin.Table) (*extractWriter, error) {
-	schema := extractSchemas[t]
-	w := &extractWriter{t: t, rb: array.NewRecordBuilder(memory.DefaultAllocator, schema)}
-	fw, err := pqarrow.NewFileWriter(schema, &w.buf, extractProps, pqarrow.DefaultWriterProps())
-	if err != nil {
-		w.rb.Release()
-		return nil, fmt.Errorf("extract writer: %w", err)
-	}
-	w.fw = fw
-	return w, nil
-}
-
-func (w *extractWriter) add(r *signin.Record) error {
-	w.rb.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(r.TimeGenerated.UnixNano()))
-	w.vals = extractValues(w.vals[:0], w.t, r)
-	for i, v := range w.vals {
-		w.rb.Field(i + 1).(*array.StringBuilder).Append(v)
-	}
+func (w *extractWriter) add(r *signin.Record) {
 	if len(w.recs) == 0 || len(w.recs[len(w.recs)-1]) == extractBatchRows {
 		w.recs = append(w.recs, make([]signin.Record, 0, extractBatchRows))
 	}
 	last := &w.recs[len(w.recs)-1]
 	*last = append(*last, *r)
 	w.rows++
-	if w.n++; w.n >= extractBatchRows {
-		return w.flush()
-	}
-	return nil
 }
 
-func (w *extractWriter) flush() error {
-	if w.n == 0 {
-		return nil
+// encode returns the extract of the kept candidates in the given shape.
+func (w *extractWriter) encode(shape extractShape) ([]byte, error) {
+	var buf bytes.Buffer
+	var err error
+	switch shape {
+	case shapeInteractive:
+		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) interactiveRow {
+			return interactiveRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
+				r.ResultType, r.AuthenticationRequirement, r.ConditionalAccessStatus, r.Id}
+		})
+	case shapeFull:
+		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) nonInteractiveRow {
+			return nonInteractiveRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
+				r.ResultType, r.AppDisplayName, r.CorrelationId, r.UniqueTokenIdentifier, r.Id}
+		})
+	case shapeCompact:
+		// Without its Id, a row exported twice in this blob could not be
+		// told from two rows if the export went and the pairs came from
+		// the extract (join.go): it is written once (DESIGN.md 4.1, dedup
+		// by Id). The export itself, read again, gives the same rows.
+		seen := make(map[string]struct{}, w.rows)
+		dup := func(r *signin.Record) bool {
+			if r.Id == "" {
+				return false
+			}
+			if _, ok := seen[r.Id]; ok {
+				return true
+			}
+			seen[r.Id] = struct{}{}
+			return false
+		}
+		err = writeRows(&buf, w.recs, dup, func(r *signin.Record) compactRow {
+			return compactRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location, r.ResultType}
+		})
 	}
-	rec := w.rb.NewRecordBatch()
-	defer rec.Release()
-	w.n = 0
-	return w.fw.Write(rec)
+	if err != nil {
+		return nil, fmt.Errorf("extract writer: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
-// close finishes the file; bytes() is then the extract.
-func (w *extractWriter) close() error {
-	defer w.rb.Release()
-	if err := w.flush(); err != nil {
-		return err
+// writeRows writes recs but those skip returns true for (skip may be nil),
+// converted by row, as one Parquet file to buf.
+func writeRows[T any](buf *bytes.Buffer, recs [][]signin.Record, skip func(*signin.Record) bool, row func(*signin.Record) T) error {
+	pw := parquet.NewGenericWriter[T](buf, extractWriterOptions()...)
+	batch := make([]T, 0, extractBatchRows)
+	for _, chunk := range recs {
+		batch = batch[:0]
+		for k := range chunk {
+			if skip == nil || !skip(&chunk[k]) {
+				batch = append(batch, row(&chunk[k]))
+			}
+		}
+		if _, err := pw.Write(batch); err != nil {
+			return err
+		}
 	}
-	return w.fw.Close()
+	return pw.Close()
 }
 
-func (w *extractWriter) bytes() []byte { return w.buf.Bytes() }
-
-// published drops the encoded bytes once they are in the state container:
-// the join reads recs.
-func (w *extractWriter) published() { w.buf = bytes.Buffer{} }
+// release drops the kept candidates.
+func (w *extractWriter) release() { w.recs = nil }
 
 // Extracts live in the state container at
 // candidates/<table>/<yyyy>/<MM>/<dd>/<HH>/<container>/<blob>/g<gen>-<from>-<to>.parquet:
@@ -176,6 +222,39 @@ func extractName(t signin.Table, hour time.Time, w Work, gen int, from, to int64
 
 const maxBlobName = 1024
 
+// A compact extract (non-interactive, join columns only) is named
+// .../<container>/<blob>/c<gen>-<size>-<etag>.parquet: the name, which
+// signin.Scan does not need to read, carries the export blob version it was
+// made from (<etag> in unpadded base64url: ETags hold quotes), so the wide
+// columns can be read from exactly that version. A name that does not fit
+// is not made (ok false): the blob then gets a full extract.
+func compactName(hour time.Time, w Work, gen int, props store.Properties) (string, bool) {
+	name := fmt.Sprintf("%s%s/%s/c%d-%d-%s%s", extractPrefix(signin.NonInteractive, hour), w.Container, w.Name,
+		gen, props.Size, base64.RawURLEncoding.EncodeToString([]byte(props.ETag)), extractSuffix)
+	return name, len(name) <= maxBlobName
+}
+
+// compactSource returns the export blob version a compact extract was made
+// from (container, name, size and ETag), if name is one.
+func compactSource(name string) (store.Properties, bool) {
+	src, ok := extractSource(name)
+	last := name[strings.LastIndexByte(name, '/')+1:]
+	if !ok || !strings.HasPrefix(last, "c") {
+		return store.Properties{}, false
+	}
+	// c<gen>-<size>-<etag>: base64url may hold '-', so it is split off last.
+	parts := strings.SplitN(strings.TrimSuffix(last[1:], extractSuffix), "-", 3)
+	if len(parts) != 3 {
+		return store.Properties{}, false
+	}
+	size, err1 := strconv.ParseInt(parts[1], 10, 64)
+	etag, err2 := base64.RawURLEncoding.DecodeString(parts[2])
+	if _, err := strconv.Atoi(parts[0]); err != nil || err1 != nil || err2 != nil || size <= 0 {
+		return store.Properties{}, false
+	}
+	return store.Properties{Container: src.Container, Name: src.Name, Size: size, ETag: string(etag)}, true
+}
+
 // extractSource returns the export blob an extract was read from, if its
 // name says.
 func extractSource(name string) (Work, bool) {
@@ -185,7 +264,7 @@ func extractSource(name string) (Work, bool) {
 		return Work{}, false
 	}
 	last := parts[len(parts)-1]
-	if !strings.HasPrefix(last, "g") || !strings.HasSuffix(last, extractSuffix) {
+	if !(strings.HasPrefix(last, "g") || strings.HasPrefix(last, "c")) || !strings.HasSuffix(last, extractSuffix) {
 		return Work{}, false
 	}
 	return Work{Container: parts[6], Name: strings.Join(parts[7:len(parts)-1], "/")}, true

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,10 +28,6 @@ func reach(t signin.Table, h time.Time) []time.Time {
 	return hs
 }
 
-// rows is a source of candidate records: this blob's extract, or the other
-// table's published ones.
-type rows func(opts signin.Options, fn func([]signin.Record) error) error
-
 // join pairs this blob's candidates with the other table's published ones:
 // the interactive side is indexed, the non-interactive side probes it.
 func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out *Outcome) ([]detect.Result, error) {
@@ -56,60 +53,205 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 	// This blob's own candidates are in memory (extractWriter.recs): its
 	// extract, published, is not read back. The batches keep the order of
 	// the bytes an extract would give, hour by hour.
-	for _, w := range ext.byHour {
-		w.published()
-	}
-	own := func(opts signin.Options, fn func([]signin.Record) error) error {
-		var batch []signin.Record
+	own := func(keep func(*signin.Record) bool, fn func(*signin.Record)) {
 		for _, h := range ext.hours() {
 			for _, recs := range ext.byHour[h].recs {
-				if opts.Keep != nil {
-					batch = batch[:0]
-					for k := range recs {
-						if opts.Keep(&recs[k]) {
-							batch = append(batch, recs[k])
-						}
+				for k := range recs {
+					if keep == nil || keep(&recs[k]) {
+						fn(&recs[k])
 					}
-					recs = batch
-				}
-				if err := fn(recs); err != nil {
-					return err
 				}
 			}
 		}
-		return nil
 	}
-	stored := func(opts signin.Options, fn func([]signin.Record) error) error {
-		return p.eachExtract(ctx, other, hours, out, func(props store.Properties) error {
-			opts.Final = true
-			_, err := signin.Scan(ctx, props.Name, store.NewReaderAt(ctx, p.cfg.State, props), props.Size, other, opts, fn)
+	x := detect.NewIndex()
+	if t == signin.NonInteractive {
+		err := p.eachExtract(ctx, other, hours, out, func(props store.Properties) error {
+			_, err := signin.Scan(ctx, props.Name, store.NewReaderAt(ctx, p.cfg.State, props), props.Size, other,
+				signin.Options{Final: true}, func(rs []signin.Record) error {
+					for _, r := range rs {
+						x.Add(r)
+					}
+					return nil
+				})
 			return err
 		})
-	}
-	interactive, nonInteractive := rows(own), rows(stored)
-	if t == signin.NonInteractive {
-		interactive, nonInteractive = stored, own
-	}
-
-	x := detect.NewIndex()
-	err := interactive(signin.Options{}, func(rs []signin.Record) error {
-		for _, r := range rs {
-			x.Add(r)
+		if err != nil || x.Len() == 0 {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil || x.Len() == 0 {
-		return nil, err
+		var results []detect.Result
+		own(func(r *signin.Record) bool { return x.HasUser(r.UserPrincipalName) },
+			func(r *signin.Record) { results = x.Probe(results, r) })
+		return results, nil
 	}
-	var results []detect.Result
+	own(nil, func(r *signin.Record) { x.Add(*r) })
+	if x.Len() == 0 {
+		return nil, nil
+	}
+	return p.probeStored(ctx, x, hours, out)
+}
+
+// matchKey is what pass 2 of probeStored finds a matched row again by: the
+// filter columns the join reads (signin.Options.Keep sees them before the
+// wide columns are decoded).
+type matchKey struct {
+	upn, ip string
+	t       int64
+}
+
+func keyOf(r *signin.Record) matchKey {
+	return matchKey{r.UserPrincipalName, r.IPAddress, r.TimeGenerated.UnixNano()}
+}
+
+// matchedSource is one export blob version whose compact extracts hold rows
+// that pair with the index.
+type matchedSource struct {
+	props store.Properties
+	keys  map[matchKey]struct{}
+	// recs are the matched compact rows, their Ids positions in their
+	// extract: the result rows if the export cannot be read again.
+	recs []signin.Record
+}
+
+// probeStored probes index x (this interactive blob's candidates) with the
+// non-interactive extracts of hours.
+//
+// Full extracts probe directly. Compact extracts (extract.go) hold only the
+// join columns, so it takes two passes. Pass 1 probes with the compact rows
+// and notes, per source export blob version, the keys of the rows that
+// matched. Pass 2 reads each such export once, conditional on the ETag the
+// extract was made from (exports are immutable; a version is what was
+// extracted), through the candidate path of extraction (same filter, same
+// position ids for rows without an Id), keeping only rows with a matched
+// key, so the wide columns are decoded for those rows alone; their full
+// records probe x as the extract's rows used to: the same result rows.
+//
+// An export that is gone or changed since (deleted, rewritten inside the
+// lateness window) can no longer give its wide columns: its pairs come from
+// the compact rows, wide NI columns blank and the NI row identified by its
+// position in the extract (stable on redo), and the blob is named in
+// Outcome.FromExtract. A pair is never dropped because its export went.
+func (p *Pipeline) probeStored(ctx context.Context, x *detect.Index, hours []time.Time, out *Outcome) ([]detect.Result, error) {
+	var results, scratch []detect.Result
 	keepUser := func(r *signin.Record) bool { return x.HasUser(r.UserPrincipalName) }
-	err = nonInteractive(signin.Options{Keep: keepUser}, func(rs []signin.Record) error {
+	probe := func(rs []signin.Record) error {
 		for k := range rs {
 			results = x.Probe(results, &rs[k])
 		}
 		return nil
+	}
+	sources := map[store.Properties]*matchedSource{}
+	err := p.eachExtract(ctx, signin.NonInteractive, hours, out, func(props store.Properties) error {
+		reader := store.NewReaderAt(ctx, p.cfg.State, props)
+		src, compact := compactSource(props.Name)
+		if !compact {
+			_, err := signin.Scan(ctx, props.Name, reader, props.Size, signin.NonInteractive,
+				signin.Options{Final: true, Keep: keepUser}, probe)
+			return err
+		}
+		// Pass 1. Matches are noted only once the extract read whole: a
+		// failed read is set aside and its source redone (eachExtract).
+		var matched []signin.Record
+		opts := signin.Options{Final: true, Keep: keepUser,
+			PositionIds: signin.PositionIdPrefix + p.cfg.StateContainer + "/" + props.Name + "#"}
+		_, err := signin.Scan(ctx, props.Name, reader, props.Size, signin.NonInteractive, opts, func(rs []signin.Record) error {
+			for k := range rs {
+				// Without its Id, so this look leaves x's Id dedup alone.
+				r := rs[k]
+				r.Id = ""
+				if scratch = x.Probe(scratch[:0], &r); len(scratch) > 0 {
+					matched = append(matched, rs[k])
+				}
+			}
+			return nil
+		})
+		if err != nil || len(matched) == 0 {
+			return err
+		}
+		m := sources[src]
+		if m == nil {
+			m = &matchedSource{props: src, keys: map[matchKey]struct{}{}}
+			sources[src] = m
+		}
+		for k := range matched {
+			m.keys[keyOf(&matched[k])] = struct{}{}
+		}
+		m.recs = append(m.recs, matched...)
+		return nil
 	})
-	return results, err
+	if err != nil {
+		return nil, err
+	}
+	// Pass 2, in a fixed order.
+	srcs := make([]*matchedSource, 0, len(sources))
+	for _, m := range sources {
+		srcs = append(srcs, m)
+	}
+	slices.SortFunc(srcs, func(a, b *matchedSource) int {
+		return cmp.Or(strings.Compare(a.props.Container, b.props.Container), strings.Compare(a.props.Name, b.props.Name),
+			strings.Compare(a.props.ETag, b.props.ETag), cmp.Compare(a.props.Size, b.props.Size))
+	})
+	for _, m := range srcs {
+		rows, why, err := p.reprobe(ctx, x, m)
+		if err != nil {
+			return nil, err
+		}
+		if why != nil {
+			for k := range m.recs {
+				results = x.Probe(results, &m.recs[k])
+			}
+			out.FromExtract = append(out.FromExtract, fmt.Sprintf("%s: %v", p.cfg.Exports.URL(m.props.Container, m.props.Name), why))
+			p.cfg.Logger.Warn("export blob gone or changed since its extract: pairs written from the extract, NI columns AppDisplayName, CorrelationId, UniqueTokenIdentifier blank",
+				"blob", p.cfg.Exports.URL(m.props.Container, m.props.Name), "etag", m.props.ETag, "error", why.Error())
+			continue
+		}
+		results = append(results, rows...)
+	}
+	return results, nil
+}
+
+// reprobe reads the export version of m again for the rows with a matched
+// key and probes x with them. why is set (and the result rows nil) when
+// that version cannot be read any more; err when a retry may help.
+func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSource) (rows []detect.Result, why, err error) {
+	name := m.props.Container + "/" + m.props.Name
+	opts := signin.Options{
+		Keep: func(r *signin.Record) bool {
+			if _, ok := m.keys[keyOf(r)]; !ok {
+				return false
+			}
+			return p.cfg.Filter.NonInteractive(r)
+		},
+		MaxExpansion: p.cfg.MaxExpansion,
+		// Only a version read whole gets a compact extract.
+		Final:       true,
+		PositionIds: signin.PositionIdPrefix + name + "#",
+	}
+	ra := store.NewReaderAt(ctx, p.cfg.Exports, m.props)
+	// x's Id dedup must not see rows of a read that fails midway.
+	var batch []signin.Record
+	_, err = signin.Scan(ctx, name, ra, m.props.Size, signin.NonInteractive, opts, func(rs []signin.Record) error {
+		batch = append(batch, rs...)
+		return nil
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotExist) || errors.Is(err, store.ErrConditionNotMet):
+		// A read conditional on the ETag of a deleted blob fails as a
+		// changed one on Azure: Stat tells them apart (for the report).
+		if _, serr := p.cfg.Exports.Stat(ctx, m.props.Container, m.props.Name); errors.Is(serr, store.ErrNotExist) {
+			return nil, errors.New("deleted since its extract was published"), nil
+		}
+		return nil, fmt.Errorf("rewritten since its extract was published (ETag %s then)", m.props.ETag), nil
+	case signin.IsFormatError(err):
+		return nil, err, nil
+	default:
+		return nil, nil, fmt.Errorf("read %s: %w", p.cfg.Exports.URL(m.props.Container, m.props.Name), err)
+	}
+	for k := range batch {
+		rows = x.Probe(rows, &batch[k])
+	}
+	return rows, nil, nil
 }
 
 // eachExtract calls fn for every published extract of table t in hours,

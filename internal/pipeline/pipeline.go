@@ -134,6 +134,12 @@ type Outcome struct {
 	// now pending again.
 	SetAside []string
 	Redo     []Work
+	// FromExtract names the export blobs (URL: why) whose rows paired but
+	// which were deleted or rewritten after their compact extract was
+	// published: those pairs were written from the extract, with the
+	// non-interactive AppDisplayName, CorrelationId and
+	// UniqueTokenIdentifier blank (join.go, probeStored).
+	FromExtract []string
 	// Reason says why a blob was Rejected (a *signin.FormatError): it is
 	// recorded in the ledger and not retried until the blob changes.
 	Reason   error
@@ -183,6 +189,9 @@ func (o Outcome) Log(l *slog.Logger, err error) {
 	if len(o.SetAside) > 0 {
 		attrs = append(attrs, slog.Any("set_aside", o.SetAside))
 	}
+	if len(o.FromExtract) > 0 {
+		attrs = append(attrs, slog.Any("pairs_from_extract", o.FromExtract))
+	}
 	switch {
 	case err != nil:
 		l.Error("blob failed, will retry", append(attrs, slog.String("error", err.Error()))...)
@@ -190,6 +199,8 @@ func (o Outcome) Log(l *slog.Logger, err error) {
 		l.Error("blob rejected", append(attrs, slog.String("error", o.Reason.Error()))...)
 	case o.SkippedRows > 0:
 		l.Warn("blob processed, some rows unreadable", attrs...)
+	case len(o.FromExtract) > 0:
+		l.Warn("blob processed, some pairs written from extracts of export blobs gone or changed", attrs...)
 	case o.Status != Processed:
 		l.Info("blob skipped", attrs...)
 	default:
@@ -264,7 +275,8 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 		return out, err
 	}
 	// 2. Publish first, so a concurrent blob of the other table sees ours.
-	names, err := p.publish(ctx, t, w, pl.gen, pl.from, out.Consumed, ext)
+	appendable := (pl.from > 0 || ext.plain) && !props.Sealed
+	names, err := p.publish(ctx, t, w, pl.gen, pl.from, out.Consumed, appendable, props, ext)
 	if err != nil {
 		return out, err
 	}
@@ -287,7 +299,7 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 	// 5. Last, the ledger: only a done entry makes a redelivery a no-op.
 	e := ledgerEntry{
 		Status: statusDone, ETag: props.ETag, Size: props.Size, Offset: out.Consumed,
-		Appendable: (pl.from > 0 || ext.plain) && !props.Sealed, Generation: pl.gen,
+		Appendable: appendable, Generation: pl.gen,
 		SkippedRows: out.SkippedRows, FirstSkipped: out.FirstSkipped,
 		Extracts: append(kept, names...),
 	}
@@ -302,21 +314,17 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 // extracted holds one blob part's candidates by event hour (extract.go).
 type extracted struct {
 	byHour map[time.Time]*extractWriter
-	table  signin.Table
 	plain  bool // the export is plain JSON Lines (appendable)
 }
 
-func (e *extracted) add(r *signin.Record) error {
+func (e *extracted) add(r *signin.Record) {
 	h := r.TimeGenerated.UTC().Truncate(time.Hour)
 	w := e.byHour[h]
 	if w == nil {
-		var err error
-		if w, err = newExtractWriter(e.table); err != nil {
-			return err
-		}
+		w = &extractWriter{}
 		e.byHour[h] = w
 	}
-	return w.add(r)
+	w.add(r)
 }
 
 func (e *extracted) hours() []time.Time {
@@ -339,7 +347,7 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	if from > 0 {
 		r = io.NewSectionReader(ra, from, props.Size-from)
 	}
-	ext := &extracted{byHour: map[time.Time]*extractWriter{}, table: t}
+	ext := &extracted{byHour: map[time.Time]*extractWriter{}}
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
 		Keep:         keep,
@@ -351,9 +359,7 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	}
 	st, err := signin.Scan(ctx, name, r, props.Size-from, t, opts, func(rs []signin.Record) error {
 		for k := range rs {
-			if err := ext.add(&rs[k]); err != nil {
-				return err
-			}
+			ext.add(&rs[k])
 		}
 		return nil
 	})
@@ -362,9 +368,6 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 		return nil, err
 	}
 	for _, b := range ext.byHour {
-		if err := b.close(); err != nil {
-			return nil, err
-		}
 		out.Candidates += int64(b.rows)
 	}
 	ext.plain = st.Format == signin.JSONLines
@@ -375,18 +378,32 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	return ext, nil
 }
 
-// release frees the builders of an extraction that failed midway.
+// release drops the candidates of an extraction that failed midway.
 func (e *extracted) release() {
 	for _, w := range e.byHour {
-		w.rb.Release()
+		w.release()
 	}
 }
 
-func (p *Pipeline) publish(ctx context.Context, t signin.Table, w Work, gen int, from, to int64, ext *extracted) ([]string, error) {
+// publish writes the extracts of ext, one per event hour. A non-interactive
+// blob version that is read whole and never grows (Parquet, gzip, a sealed
+// block blob: its ETag stays while its content does) gets compact extracts,
+// naming that version; a growing one gets full extracts (extract.go).
+func (p *Pipeline) publish(ctx context.Context, t signin.Table, w Work, gen int, from, to int64, appendable bool, props store.Properties, ext *extracted) ([]string, error) {
 	var names []string
 	for _, h := range ext.hours() {
-		name := extractName(t, h, w, gen, from, to)
-		_, err := p.cfg.State.Write(ctx, p.cfg.StateContainer, name, ext.byHour[h].bytes(), store.Condition{IfNoneMatch: "*"})
+		name, shape := extractName(t, h, w, gen, from, to), shapeInteractive
+		if t == signin.NonInteractive {
+			shape = shapeFull
+			if cn, ok := compactName(h, w, gen, props); ok && !appendable && from == 0 && to == props.Size {
+				name, shape = cn, shapeCompact
+			}
+		}
+		data, err := ext.byHour[h].encode(shape)
+		if err != nil {
+			return nil, err
+		}
+		_, err = p.cfg.State.Write(ctx, p.cfg.StateContainer, name, data, store.Condition{IfNoneMatch: "*"})
 		// Already there: an earlier attempt published the same range.
 		if err != nil && !errors.Is(err, store.ErrConditionNotMet) {
 			return nil, fmt.Errorf("publish %s: %w", name, err)
