@@ -5,9 +5,9 @@
 BENCH_FLAGS ?=
 
 .PHONY: bench bench-go
-# bench: tokenpivot detect vs DuckDB on one generated heavy hour of exports,
-# the pipeline's peak memory, and (with BENCH_FLAGS=-scaling) the scaling
-# table. Needs Go, Node 20 and npm; caches data under $TMPDIR/tokenpivot-bench.
+# bench: tokenpivot detect vs DuckDB on the generated realistic hour of
+# exports, then the sparse one (BENCH_FLAGS=-sparse=false skips it), the
+# pipeline's peak memory, and (with BENCH_FLAGS=-scaling) the scaling table. Needs Go, Node 20 and npm; caches data under $TMPDIR/tokenpivot-bench.
 bench:
 	go run ./tools/bench $(BENCH_FLAGS)
 

@@ -256,3 +256,57 @@ func TestMayMatchIsNecessary(t *testing.T) {
 		}
 	}
 }
+
+// MayMatch and Probe agree with their definitions (every pair, exactly) for
+// a user with many candidates and distinct IPs, and for times far from now
+// or with a monotonic reading, which a faster index would have to treat apart.
+func TestIndexExactOnEdges(t *testing.T) {
+	base := []time.Time{t0, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for seed := uint64(0); seed < 200; seed++ {
+		r := rand.New(rand.NewPCG(seed, 13))
+		nips := []int{3, 17, 60}[r.IntN(3)] // users with few and with many distinct IPs
+		extremes := seed%3 == 0             // else only times near t0
+		at := func() time.Time {
+			b := base[0]
+			if extremes && r.IntN(4) == 0 {
+				b = base[r.IntN(len(base))]
+			}
+			return b.Add(time.Duration(r.IntN(300)) * time.Minute)
+		}
+		ip := func() string { return fmt.Sprintf("10.0.%d.%d", r.IntN(2), r.IntN(nips)) }
+		x := NewIndex()
+		var I []signin.Record
+		for k := 0; k < 1+r.IntN(120); k++ {
+			i := ir("a@x.com", ip(), []string{"US", "DE"}[r.IntN(2)], 0, func(rec *signin.Record) { rec.Id = fmt.Sprint("i", k) })
+			i.TimeGenerated = at()
+			if seed%10 == 0 && k == 0 {
+				i.TimeGenerated = time.Now() // a monotonic reading
+			}
+			x.Add(i)
+			I = append(I, i)
+		}
+		x.Seal()
+		for k := 0; k < 100; k++ {
+			n := nr("a@x.com", ip(), []string{"US", "DE", ""}[r.IntN(3)], 0, func(rec *signin.Record) { rec.Id = "" })
+			n.TimeGenerated = at()
+			var want bool
+			var pairs []Result
+			for _, i := range I {
+				d := n.TimeGenerated.Sub(i.TimeGenerated)
+				want = want || (i.IPAddress != n.IPAddress && d >= MinGap && d <= MaxGap)
+				if Match(&i, &n) {
+					pairs = append(pairs, Pair(&i, &n))
+				}
+			}
+			if got := x.MayMatch(&n); got != want {
+				t.Fatalf("seed %d: MayMatch(%v %s) = %v, want %v", seed, n.TimeGenerated, n.IPAddress, got, want)
+			}
+			got := x.Probe(nil, &n)
+			Sort(got)
+			Sort(pairs)
+			if !slices.Equal(got, pairs) {
+				t.Fatalf("seed %d: Probe gave %d rows, want %d", seed, len(got), len(pairs))
+			}
+		}
+	}
+}

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
+	"reflect"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/encoding"
 
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
@@ -223,104 +225,147 @@ func tableColumns(t signin.Table, narrow bool) []column {
 	return cols
 }
 
-var timestampType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+// columnNode is a column's Parquet type. Every column is optional, as in
+// Log Analytics exports, and dictionary encoded but booleans and the nearly
+// unique strings (plain, as gen wrote them before it moved to parquet-go).
+func columnNode(c column) parquet.Node {
+	var n parquet.Node
+	switch c.kind {
+	case kString:
+		n = parquet.String()
+	case kTime:
+		n = parquet.Timestamp(parquet.Microsecond)
+	case kInt64:
+		n = parquet.Int(64)
+	case kBool:
+		return parquet.Optional(parquet.Leaf(parquet.BooleanType))
+	}
+	if slices.Contains(highCardinality, c.name) {
+		n = parquet.Encoded(n, &parquet.Plain)
+	} else {
+		n = parquet.Encoded(n, &parquet.RLEDictionary)
+	}
+	return parquet.Optional(n)
+}
 
-func arrowSchema(cols []column) *arrow.Schema {
-	fields := make([]arrow.Field, len(cols))
+func exportSchema(cols []column) *parquet.Schema {
+	g := make(orderedGroup, len(cols))
 	for i, c := range cols {
-		var dt arrow.DataType
-		switch c.kind {
-		case kString:
-			dt = arrow.BinaryTypes.String
-		case kTime:
-			dt = timestampType
-		case kInt64:
-			dt = arrow.PrimitiveTypes.Int64
-		case kBool:
-			dt = arrow.FixedWidthTypes.Boolean
-		}
-		fields[i] = arrow.Field{Name: c.name, Type: dt, Nullable: true}
+		g[i] = &namedField{Node: columnNode(c), name: c.name}
 	}
-	return arrow.NewSchema(fields, nil)
+	return parquet.NewSchema("schema", g)
 }
 
-// batch accumulates rows into Arrow builders.
+// orderedGroup is a group node that keeps its fields in the order given:
+// parquet.Group sorts them by name, and exports list columns in table order.
+type orderedGroup []parquet.Field
+
+func (g orderedGroup) ID() int                     { return 0 }
+func (g orderedGroup) String() string              { return g.group().String() }
+func (g orderedGroup) Type() parquet.Type          { return parquet.Group{}.Type() }
+func (g orderedGroup) Optional() bool              { return false }
+func (g orderedGroup) Repeated() bool              { return false }
+func (g orderedGroup) Required() bool              { return true }
+func (g orderedGroup) Leaf() bool                  { return false }
+func (g orderedGroup) Fields() []parquet.Field     { return g }
+func (g orderedGroup) Encoding() encoding.Encoding { return nil }
+func (g orderedGroup) Compression() compress.Codec { return nil }
+func (g orderedGroup) GoType() reflect.Type        { return g.group().GoType() }
+func (g orderedGroup) group() parquet.Group {
+	m := parquet.Group{}
+	for _, f := range g {
+		m[f.Name()] = f
+	}
+	return m
+}
+
+type namedField struct {
+	parquet.Node
+	name string
+}
+
+func (f *namedField) Name() string { return f.name }
+
+// Value is only used when writing Go values by reflection, which gen does not.
+func (f *namedField) Value(base reflect.Value) reflect.Value {
+	return base.FieldByName(f.name)
+}
+
+// colRows is a batch of rows as Parquet values, column by column; string
+// values point into data, one arena per column.
+type colRows struct {
+	vals [][]parquet.Value
+	data [][]byte
+	n    int
+}
+
+func newColRows(ncols int) *colRows {
+	return &colRows{vals: make([][]parquet.Value, ncols), data: make([][]byte, ncols)}
+}
+
+// batch accumulates rows for one table writer.
 type batch struct {
-	w       *world
-	cols    []column
-	rb      *array.RecordBuilder
-	str     []*array.BinaryBuilder
-	ts      []*array.TimestampBuilder
-	i64     []*array.Int64Builder
-	bl      []*array.BooleanBuilder
-	n       int
-	scratch []byte
+	w    *world
+	cols []column
+	cur  *colRows
+	free chan *colRows // batches the writer is done with
+	n    int
 }
 
-func newBatch(w *world, cols []column, schema *arrow.Schema) *batch {
-	b := &batch{w: w, cols: cols, rb: array.NewRecordBuilder(memory.DefaultAllocator, schema),
-		str: make([]*array.BinaryBuilder, len(cols)), ts: make([]*array.TimestampBuilder, len(cols)),
-		i64: make([]*array.Int64Builder, len(cols)), bl: make([]*array.BooleanBuilder, len(cols))}
-	for i, f := range b.rb.Fields() {
-		switch fb := f.(type) {
-		case *array.StringBuilder:
-			b.str[i] = fb.BinaryBuilder
-		case *array.TimestampBuilder:
-			b.ts[i] = fb
-		case *array.Int64Builder:
-			b.i64[i] = fb
-		case *array.BooleanBuilder:
-			b.bl[i] = fb
-		}
-	}
-	return b
+func newBatch(w *world, cols []column, free chan *colRows) *batch {
+	return &batch{w: w, cols: cols, cur: newColRows(len(cols)), free: free}
 }
 
 func (b *batch) add(r *row) {
+	cr := b.cur
 	for i, c := range b.cols {
+		var v parquet.Value
 		switch c.kind {
 		case kString:
-			b.scratch = c.str(b.scratch[:0], b.w, r)
-			if len(b.scratch) == 0 {
-				b.str[i].AppendNull()
+			start := len(cr.data[i])
+			cr.data[i] = c.str(cr.data[i], b.w, r)
+			if len(cr.data[i]) == start {
+				v = parquet.NullValue().Level(0, 0, i)
 			} else {
-				b.str[i].Append(b.scratch)
+				v = parquet.ByteArrayValue(cr.data[i][start:]).Level(0, 1, i)
 			}
-		case kTime:
-			b.ts[i].Append(arrow.Timestamp(c.num(r)))
-		case kInt64:
-			b.i64[i].Append(c.num(r))
+		case kTime, kInt64:
+			v = parquet.Int64Value(c.num(r)).Level(0, 1, i)
 		case kBool:
-			b.bl[i].Append(c.flag(r))
+			v = parquet.BooleanValue(c.flag(r)).Level(0, 1, i)
 		}
+		cr.vals[i] = append(cr.vals[i], v)
 	}
+	cr.n++
 	b.n++
 }
 
-// take returns the rows added so far as a record and resets the batch,
-// reserving room for a batch like this one so builders do not regrow.
-func (b *batch) take() arrow.RecordBatch {
-	n := b.n
+// take returns the rows added so far and resets the batch, reusing a batch
+// the writer has finished with, or reserving room for one like this one so
+// the columns do not regrow. A string arena that grew while the batch filled
+// left earlier values in its old array, which stays valid.
+func (b *batch) take() *colRows {
+	rec := b.cur
 	b.n = 0
-	data := make([]int, len(b.cols))
-	for i, sb := range b.str {
-		if sb != nil {
-			data[i] = sb.DataLen()
+	select {
+	case next := <-b.free:
+		for i := range next.vals {
+			next.vals[i], next.data[i] = next.vals[i][:0], next.data[i][:0]
 		}
-	}
-	rec := b.rb.NewRecordBatch()
-	if n > 0 {
-		b.rb.Reserve(batchRows)
-		for i, sb := range b.str {
-			if sb != nil {
-				sb.ReserveData(data[i] * batchRows / n * 9 / 8)
+		next.n = 0
+		b.cur = next
+	default:
+		next := newColRows(len(b.cols))
+		if rec.n > 0 {
+			for i := range next.vals {
+				next.vals[i] = make([]parquet.Value, 0, batchRows)
+				next.data[i] = make([]byte, 0, len(rec.data[i])*batchRows/rec.n*9/8)
 			}
 		}
+		b.cur = next
 	}
 	return rec
 }
-
-func (b *batch) release() { b.rb.Release() }
 
 // authStep is one AuthenticationDetails step, but its time.
 type authStep struct {

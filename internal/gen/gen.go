@@ -46,7 +46,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
@@ -286,8 +287,8 @@ func (s *Summary) WriteText(w io.Writer) error {
 }
 
 // resolve validates o and fills the defaults of zero sizing fields.
-func (o Options) resolve() (Options, compress.Compression, error) {
-	var codec compress.Compression
+func (o Options) resolve() (Options, compress.Codec, error) {
+	var codec compress.Codec
 	if o.Out == "" {
 		return o, codec, errors.New("gen: no output directory")
 	}
@@ -348,17 +349,21 @@ func (o Options) resolve() (Options, compress.Compression, error) {
 	if o.Compression == "" {
 		o.Compression = DefaultCompression
 	}
-	name := strings.ToUpper(o.Compression)
-	if name == "NONE" {
-		name = "UNCOMPRESSED"
-	}
-	if err := codec.UnmarshalText([]byte(name)); err != nil || codec == compress.Codecs.Lzo || codec == compress.Codecs.Lz4 {
+	codec, ok := codecs[strings.ToLower(o.Compression)]
+	if !ok {
 		return o, codec, fmt.Errorf("gen: unknown compression %q (snappy, zstd, gzip, brotli, lz4_raw, none)", o.Compression)
 	}
 	if need := scenarioUsers(o); need > o.Users {
 		return o, codec, fmt.Errorf("gen: %d attacks and %d look-alike sets need %d users of their own, only %d users", o.Attacks, o.LookalikeSets, need, o.Users)
 	}
 	return o, codec, nil
+}
+
+// codecs are the compressions gen writes, by the names Options takes.
+var codecs = map[string]compress.Codec{
+	"snappy": &parquet.Snappy, "zstd": &parquet.Zstd, "gzip": &parquet.Gzip,
+	"brotli": &parquet.Brotli, "lz4_raw": &parquet.Lz4Raw, "none": &parquet.Uncompressed,
+	"uncompressed": &parquet.Uncompressed,
 }
 
 // Stream ids for the PCG generators: each stream is independent, so adding

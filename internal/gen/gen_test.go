@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"maps"
 	"math"
@@ -17,71 +18,86 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/tokenpivot/tokenpivot/internal/gen"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
-// parquetFile is an export file read back with arrow-go, independent of the
-// project's own reader.
+// parquetFile is an export file read back with parquet-go's row reader,
+// independent of the project's own reader.
 type parquetFile struct {
 	path      string
-	schema    *arrow.Schema
+	fields    []parquet.Field
 	rowGroups []int64
+	codec     string           // of the first column chunk, lower case
 	cols      map[string][]any // string (nil for null), time.Time, int64, bool
 	n         int
 }
 
+// Column types as parquet-go prints them, for the columns that are not strings.
+const (
+	typeTimestamp = "TIMESTAMP(isAdjustedToUTC=true,unit=MICROS)"
+	typeString    = "STRING"
+)
+
 func readParquet(t *testing.T, path string) *parquetFile {
 	t.Helper()
-	rdr, err := file.OpenParquetFile(path, false)
+	osf, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer osf.Close()
+	st, err := osf.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(osf, st.Size())
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
-	defer rdr.Close()
-	pf := &parquetFile{path: path, cols: map[string][]any{}}
-	for i := range rdr.NumRowGroups() {
-		pf.rowGroups = append(pf.rowGroups, rdr.RowGroup(i).NumRows())
+	pf := &parquetFile{path: path, fields: f.Schema().Fields(), cols: map[string][]any{}}
+	for _, rg := range f.RowGroups() {
+		pf.rowGroups = append(pf.rowGroups, rg.NumRows())
 	}
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{BatchSize: 4096}, memory.DefaultAllocator)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+	if md := f.Metadata(); len(md.RowGroups) > 0 && len(md.RowGroups[0].Columns) > 0 {
+		pf.codec = strings.ToLower(md.RowGroups[0].Columns[0].MetaData.Codec.String())
 	}
-	tbl, err := fr.ReadTable(context.Background())
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	defer tbl.Release()
-	pf.schema = tbl.Schema()
-	pf.n = int(tbl.NumRows())
-	for i, f := range pf.schema.Fields() {
-		var vals []any
-		for _, chunk := range tbl.Column(i).Data().Chunks() {
-			for j := range chunk.Len() {
-				if chunk.IsNull(j) {
-					vals = append(vals, nil)
-					continue
-				}
-				switch a := chunk.(type) {
-				case *array.String:
-					vals = append(vals, a.Value(j))
-				case *array.Timestamp:
-					vals = append(vals, a.Value(j).ToTime(arrow.Microsecond).UTC())
-				case *array.Int64:
-					vals = append(vals, a.Value(j))
-				case *array.Boolean:
-					vals = append(vals, a.Value(j))
+	r := parquet.NewReader(f)
+	defer r.Close()
+	buf := make([]parquet.Row, 256)
+	for {
+		n, err := r.ReadRows(buf)
+		for _, row := range buf[:n] {
+			if len(row) != len(pf.fields) {
+				t.Fatalf("%s: row of %d values, %d columns", path, len(row), len(pf.fields))
+			}
+			for _, v := range row {
+				fld := pf.fields[v.Column()]
+				var val any
+				switch typ := fld.Type(); {
+				case v.IsNull():
+				case typ.String() == typeTimestamp:
+					val = time.UnixMicro(v.Int64()).UTC()
+				case typ.Kind() == parquet.Int64:
+					val = v.Int64()
+				case typ.Kind() == parquet.Boolean:
+					val = v.Boolean()
+				case typ.String() == typeString:
+					val = string(v.ByteArray())
 				default:
-					t.Fatalf("%s: column %s: unexpected type %s", path, f.Name, chunk.DataType())
+					t.Fatalf("%s: column %s: unexpected type %s", path, fld.Name(), typ)
 				}
+				pf.cols[fld.Name()] = append(pf.cols[fld.Name()], val)
 			}
 		}
-		pf.cols[f.Name] = vals
+		pf.n += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", path, err)
+		}
 	}
 	return pf
 }
@@ -186,9 +202,9 @@ func TestLayoutAndColumns(t *testing.T) {
 	}
 
 	files, _ := readAll(t, dir, s)
-	wantTypes := map[string]arrow.DataType{
-		"TimeGenerated": &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, "CreatedDateTime": &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"},
-		"DurationMs": arrow.PrimitiveTypes.Int64, "IsInteractive": arrow.FixedWidthTypes.Boolean,
+	wantTypes := map[string]string{
+		"TimeGenerated": typeTimestamp, "CreatedDateTime": typeTimestamp,
+		"DurationMs": "INT(64,true)", "IsInteractive": "BOOLEAN",
 	}
 	var rowsByTable [2]int64
 	hoursSeen := map[string]bool{}
@@ -219,16 +235,28 @@ func TestLayoutAndColumns(t *testing.T) {
 				t.Errorf("%s: row group of %d rows, more than %d", f.Path, rg, o.RowGroupRows)
 			}
 		}
-		if n := len(pf.schema.Fields()); n < 35 {
+		// Columns keep the export order: SigninLogs' own, alphabetical
+		// (case-insensitive) for the non-interactive table.
+		var names []string
+		for _, fld := range pf.fields {
+			names = append(names, fld.Name())
+		}
+		if f.Table == signin.Interactive && !slices.Equal(names[:3], []string{"TenantId", "SourceSystem", "TimeGenerated"}) {
+			t.Errorf("%s: columns start %v, want SigninLogs' order", f.Path, names[:3])
+		}
+		if f.Table == signin.NonInteractive && !slices.IsSortedFunc(names, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) }) {
+			t.Errorf("%s: columns %v, want them alphabetical", f.Path, names)
+		}
+		if n := len(pf.fields); n < 35 {
 			t.Errorf("%s: %d columns, want the wide set (>= 35)", f.Path, n)
 		}
-		for _, fld := range pf.schema.Fields() {
-			want, ok := wantTypes[fld.Name]
+		for _, fld := range pf.fields {
+			want, ok := wantTypes[fld.Name()]
 			if !ok {
-				want = arrow.BinaryTypes.String
+				want = typeString
 			}
-			if !arrow.TypeEqual(fld.Type, want) {
-				t.Errorf("%s: column %s is %s, want %s", f.Path, fld.Name, fld.Type, want)
+			if got := fld.Type().String(); got != want || !fld.Optional() {
+				t.Errorf("%s: column %s is %s (optional %v), want optional %s", f.Path, fld.Name(), got, fld.Optional(), want)
 			}
 		}
 		for i := range pf.n {
@@ -568,8 +596,8 @@ func TestNarrowHasTheRuleColumns(t *testing.T) {
 	for _, f := range s.Files[:2] {
 		pf := readParquet(t, filepath.Join(dir, f.Path))
 		var got []string
-		for _, fld := range pf.schema.Fields() {
-			got = append(got, fld.Name)
+		for _, fld := range pf.fields {
+			got = append(got, fld.Name())
 		}
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
@@ -585,16 +613,7 @@ func TestCompressionAndBenchmarkShape(t *testing.T) {
 		o.Users, o.Hours, o.Compression = 100, 1, codec
 		o.Attacks, o.LookalikeSets = 1, 0
 		s := run(t, o)
-		rdr, err := file.OpenParquetFile(filepath.Join(dir, s.Files[0].Path), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cc, err := rdr.MetaData().RowGroup(0).ColumnChunk(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := strings.ToLower(cc.Compression().String())
-		rdr.Close()
+		got := readParquet(t, filepath.Join(dir, s.Files[0].Path)).codec
 		if want := map[string]string{"none": "uncompressed"}[codec]; (want == "" && got != codec) || (want != "" && got != want) {
 			t.Errorf("compression %s wrote %s", codec, got)
 		}

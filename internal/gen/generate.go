@@ -309,15 +309,13 @@ type sessionAt struct {
 func (w *world) generate(ctx context.Context, o Options, tables [2]*tableWriter, progress func(Progress)) error {
 	batches := [2]*batch{}
 	for i, tw := range tables {
-		batches[i] = newBatch(w, tw.cols, tw.schema)
-		defer batches[i].release()
+		batches[i] = newBatch(w, tw.cols, tw.free)
 	}
 	send := func(i int, hour time.Time, retry bool) error {
 		rec := batches[i].take()
 		select {
 		case tables[i].in <- msg{hour: hour, rec: rec, retry: retry}:
 		case <-ctx.Done():
-			rec.Release()
 			return ctx.Err()
 		}
 		if progress != nil {

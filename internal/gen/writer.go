@@ -10,10 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
@@ -22,7 +20,7 @@ import (
 // hour (retry: in a file of its own), or the end of that hour.
 type msg struct {
 	hour  time.Time
-	rec   arrow.RecordBatch
+	rec   *colRows
 	retry bool
 	end   bool
 }
@@ -35,12 +33,14 @@ type tableWriter struct {
 	container   string
 	out, dir    string
 	cols        []column
-	schema      *arrow.Schema
-	props       *parquet.WriterProperties
+	schema      *parquet.Schema
+	opts        []parquet.WriterOption
 	rowsPerFile int64
+	rgRows      int
 	rng         *rand.Rand // file names
 	in          chan msg
-	done        atomic.Int64 // files completed, read by the generator
+	free        chan *colRows // written batches, for the generator to reuse
+	done        atomic.Int64  // files completed, read by the generator
 	cur         *openFile
 	rows, dups  int64
 	bytes       int64
@@ -51,26 +51,29 @@ type openFile struct {
 	hour       time.Time
 	f          *os.File
 	bw         *bufio.Writer
-	fw         *pqarrow.FileWriter
+	pw         *parquet.Writer
 	tmp, final string
 	rows       int64
+	rgRows     int // rows in the row group being written
 	retry      bool
 }
 
-func newTableWriter(o Options, t signin.Table, container string, codec compress.Compression, rng *rand.Rand) *tableWriter {
+func newTableWriter(o Options, t signin.Table, container string, codec compress.Codec, rng *rand.Rand) *tableWriter {
 	cols := tableColumns(t, o.Narrow)
-	popts := []parquet.WriterProperty{
-		parquet.WithCompression(codec),
-		parquet.WithMaxRowGroupLength(int64(o.RowGroupRows)),
-		parquet.WithCreatedBy("tokenpivot gen"),
-	}
-	for _, name := range highCardinality {
-		popts = append(popts, parquet.WithDictionaryFor(name, false))
+	schema := exportSchema(cols)
+	opts := []parquet.WriterOption{
+		schema,
+		parquet.Compression(codec),
+		&parquet.WriterConfig{CreatedBy: "tokenpivot gen"}, // CreatedBy would add " version (build )"
+		// Version 1 pages and a 1 MiB dictionary limit (then plain), the
+		// defaults of the Arrow writer gen used before.
+		parquet.DataPageVersion(1),
+		parquet.DictionaryMaxBytes(1 << 20),
 	}
 	return &tableWriter{
 		table: t, container: container, out: o.Out, dir: filepath.Join(o.Out, container),
-		cols: cols, schema: arrowSchema(cols), props: parquet.NewWriterProperties(popts...),
-		rowsPerFile: int64(o.RowsPerFile), rng: rng, in: make(chan msg, 1),
+		cols: cols, schema: schema, opts: opts, rgRows: o.RowGroupRows,
+		rowsPerFile: int64(o.RowsPerFile), rng: rng, in: make(chan msg, 1), free: make(chan *colRows, 2),
 	}
 }
 
@@ -82,25 +85,21 @@ func (tw *tableWriter) run(ctx context.Context, cancel context.CancelFunc) (err 
 				tw.cur.abort()
 			}
 		}
-		for m := range tw.in { // let the generator finish sending
-			if m.rec != nil {
-				m.rec.Release()
-			}
+		for range tw.in { // let the generator finish sending
 		}
 	}()
 	for m := range tw.in {
 		if err := ctx.Err(); err != nil {
-			if m.rec != nil {
-				m.rec.Release()
-			}
 			return err
 		}
-		err := tw.handle(m)
-		if m.rec != nil {
-			m.rec.Release()
-		}
-		if err != nil {
+		if err := tw.handle(m); err != nil {
 			return fmt.Errorf("gen: %s: %w", tw.table, err)
+		}
+		if m.rec != nil {
+			select {
+			case tw.free <- m.rec:
+			default:
+			}
 		}
 	}
 	// The input ends with a file open only when the generator stopped early.
@@ -125,7 +124,7 @@ func (tw *tableWriter) handle(m msg) error {
 		if err := tw.openFile(m.hour, true); err != nil {
 			return err
 		}
-		if err := tw.write(m.rec); err != nil {
+		if err := tw.write(m.rec, 0, m.rec.n); err != nil {
 			return err
 		}
 		return tw.closeFile()
@@ -136,7 +135,7 @@ func (tw *tableWriter) handle(m msg) error {
 		}
 	}
 	rec := m.rec
-	for off := int64(0); off < rec.NumRows(); {
+	for off := 0; off < rec.n; {
 		if tw.cur != nil && tw.cur.rows >= tw.rowsPerFile {
 			if err := tw.closeFile(); err != nil {
 				return err
@@ -147,16 +146,8 @@ func (tw *tableWriter) handle(m msg) error {
 				return err
 			}
 		}
-		n := min(rec.NumRows()-off, tw.rowsPerFile-tw.cur.rows)
-		part := rec
-		if off > 0 || n < rec.NumRows() {
-			part = rec.NewSlice(off, off+n)
-		}
-		err := tw.write(part)
-		if part != rec {
-			part.Release()
-		}
-		if err != nil {
+		n := min(rec.n-off, int(tw.rowsPerFile-tw.cur.rows))
+		if err := tw.write(rec, off, off+n); err != nil {
 			return err
 		}
 		off += n
@@ -164,11 +155,30 @@ func (tw *tableWriter) handle(m msg) error {
 	return nil
 }
 
-func (tw *tableWriter) write(rec arrow.RecordBatch) error {
-	if err := tw.cur.fw.WriteBuffered(rec); err != nil {
-		return fmt.Errorf("write %s: %w", tw.cur.tmp, err)
+// pageRows bounds the rows given a column writer at once: it flushes a page
+// only after a write, so this keeps pages near the page buffer size.
+const pageRows = 512
+
+// write writes rows [lo, hi) of rec, column by column, ending a row group
+// every RowGroupRows rows.
+func (tw *tableWriter) write(rec *colRows, lo, hi int) error {
+	of := tw.cur
+	for lo < hi {
+		n := min(hi-lo, tw.rgRows-of.rgRows, pageRows)
+		for i, cw := range of.pw.ColumnWriters() {
+			if _, err := cw.WriteRowValues(rec.vals[i][lo : lo+n]); err != nil {
+				return fmt.Errorf("write %s: %w", of.tmp, err)
+			}
+		}
+		lo += n
+		of.rows += int64(n)
+		if of.rgRows += n; of.rgRows == tw.rgRows {
+			if err := of.pw.Flush(); err != nil {
+				return fmt.Errorf("write %s: %w", of.tmp, err)
+			}
+			of.rgRows = 0
+		}
 	}
-	tw.cur.rows += rec.NumRows()
 	return nil
 }
 
@@ -186,12 +196,7 @@ func (tw *tableWriter) openFile(hour time.Time, retry bool) error {
 		return err
 	}
 	of.f, of.bw = f, bufio.NewWriterSize(f, 1<<20)
-	of.fw, err = pqarrow.NewFileWriter(tw.schema, of.bw, tw.props, pqarrow.DefaultWriterProps())
-	if err != nil {
-		f.Close()
-		os.Remove(of.tmp)
-		return fmt.Errorf("create %s: %w", of.tmp, err)
-	}
+	of.pw = parquet.NewWriter(of.bw, tw.opts...)
 	tw.cur = of
 	return nil
 }
@@ -203,7 +208,7 @@ func (tw *tableWriter) closeFile() error {
 		return nil
 	}
 	tw.cur = nil
-	err := of.fw.Close()
+	err := of.pw.Close()
 	if err == nil {
 		err = of.bw.Flush()
 	}
@@ -232,7 +237,6 @@ func (tw *tableWriter) closeFile() error {
 }
 
 func (of *openFile) abort() {
-	of.fw.Close()
 	of.f.Close()
 	os.Remove(of.tmp)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -19,8 +20,11 @@ import (
 // from a small LRU of blocks fetched whole, so neighbouring small reads cost
 // one request. Blocks are aligned to the end of the blob so that the footer
 // reads share one. Reads over a quarter block go straight to the store:
-// fetching a whole block for them would multiply the bytes read. It is safe
-// for concurrent use.
+// fetching a whole block for them would multiply the bytes read. So does a
+// small read that starts where a direct one ended: a buffered page reader
+// (parquet-go's) reads a column chunk larger than its buffer as a full
+// buffer and then the short rest, and a block for that rest would fetch up
+// to 512 KiB for a few. It is safe for concurrent use.
 type ReaderAt struct {
 	ctx      context.Context
 	s        Store
@@ -29,7 +33,9 @@ type ReaderAt struct {
 	bytes    atomic.Int64
 
 	mu     sync.Mutex
-	blocks []cachedBlock // most recently used last
+	blocks []cachedBlock     // most recently used last
+	ends   [readBlocks]int64 // where recent direct reads ended, a ring
+	nends  int
 }
 
 type cachedBlock struct {
@@ -73,11 +79,17 @@ func (r *ReaderAt) ReadAt(b []byte, off int64) (int, error) {
 		want = rest
 	}
 	var n int
-	if want >= readDirect {
+	if want >= readDirect || r.continues(off) {
 		var err error
 		n, err = r.fetch(b[:want], off)
 		if err != nil {
 			return n, err
+		}
+		if want >= readDirect {
+			r.mu.Lock()
+			r.ends[r.nends%len(r.ends)] = off + want
+			r.nends++
+			r.mu.Unlock()
 		}
 	} else {
 		for int64(n) < want {
@@ -93,6 +105,16 @@ func (r *ReaderAt) ReadAt(b []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// continues reports whether a read at off follows a recent direct read.
+func (r *ReaderAt) continues(off int64) bool {
+	if off == 0 {
+		return false // the zero ring entries are no direct read
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Contains(r.ends[:], off)
 }
 
 // fetch reads exactly len(b) bytes, which lie within the pinned size.

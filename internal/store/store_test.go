@@ -519,7 +519,16 @@ func TestReaderAt(t *testing.T) {
 		if got := r.Requests(); got != 7 {
 			t.Errorf("Requests = %d, want 7", got)
 		}
-		// Concurrent readers, as arrow-go's parallel column reads.
+		// The short rest after a direct read is fetched as it is, not as a block.
+		fetched := r.BytesFetched()
+		rest := make([]byte, 5000)
+		if n, err := r.ReadAt(rest, 100+2<<20); err != nil || !bytes.Equal(rest[:n], data[100+2<<20:100+2<<20+5000]) {
+			t.Errorf("ReadAt after a direct read = %d, %v", n, err)
+		}
+		if got, bytes := r.Requests(), r.BytesFetched()-fetched; got != 8 || bytes != 5000 {
+			t.Errorf("the rest after a direct read: %d requests, %d bytes fetched; want 8, 5000", got, bytes)
+		}
+		// Concurrent readers, as a Parquet reader's parallel column reads.
 		var wg sync.WaitGroup
 		for g := range 4 {
 			wg.Go(func() {

@@ -6,9 +6,14 @@
 // pipeline's peak RSS on the hour's non-interactive blobs and, with -scaling,
 // how detect grows with the non-interactive row count.
 //
+// The headline hour is the realistic one (`gen --benchmark`: time-ordered,
+// so each row group holds most users, 2% roaming, ~40k result rows); the
+// sparse hour (`gen --benchmark-sparse`: rows grouped by user, only the
+// planted pivots match) follows as a second case unless -sparse=false.
+//
 // Run it from the repository root:
 //
-//	go run ./tools/bench [-data DIR] [-runs N] [-scaling] [-pipeline=false]
+//	go run ./tools/bench [-data DIR] [-runs N] [-sparse=false] [-scaling] [-pipeline=false]
 package main
 
 import (
@@ -39,6 +44,7 @@ type config struct {
 	runs     int
 	threads  int // DuckDB threads
 	scaling  bool
+	sparse   bool // also the sparse hour, after the realistic one
 	pipeline bool
 	seed     uint64
 	repo     string // repository root
@@ -49,7 +55,8 @@ func main() {
 	flag.StringVar(&c.data, "data", filepath.Join(os.TempDir(), "tokenpivot-bench"), "`dir`ectory caching the generated exports, the binary and outputs")
 	flag.IntVar(&c.runs, "runs", 3, "measured runs of each tool, after one warm-up")
 	flag.IntVar(&c.threads, "duckdb-threads", 2, "DuckDB threads (the target machine has 2 cores)")
-	flag.BoolVar(&c.scaling, "scaling", false, "also measure 0.5M, 1M, 2M and 4M non-interactive rows")
+	flag.BoolVar(&c.scaling, "scaling", false, "also measure 0.5M, 1M, 2M and 4M non-interactive rows (realistic layout)")
+	flag.BoolVar(&c.sparse, "sparse", true, "also measure the sparse hour (gen --benchmark-sparse) after the realistic one")
 	flag.BoolVar(&c.pipeline, "pipeline", true, "also measure `tokenpivot process` on the hour's non-interactive blobs")
 	flag.Uint64Var(&c.seed, "seed", 1, "generator seed")
 	flag.Parse()
@@ -83,36 +90,43 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		return err
 	}
 
-	hour := filepath.Join(c.data, "hour")
-	if err := ensureData(ctx, bin, hour, benchmarkGen(c)); err != nil {
-		return err
-	}
-	rows, err := countRows(hour)
-	if err != nil {
-		return err
-	}
 	m, err := describeMachine(ctx, repo)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "## Machine\n\n%s\n", m)
-	fmt.Fprintf(out, "## Data\n\n`tokenpivot gen --benchmark-sparse --seed %d`: %s\n\n", c.seed, rows)
 
-	cmp, err := compare(ctx, c, bin, hour, "hour", c.runs)
-	if err != nil {
-		return err
+	cases := []benchCase{realistic}
+	if c.sparse {
+		cases = append(cases, sparse)
 	}
-	fmt.Fprintf(out, "## tokenpivot detect vs DuckDB (%d runs each, after a warm-up; median, min-max)\n\n", c.runs)
-	cmp.writeTable(out)
-	fmt.Fprintf(out, "\nBoth returned the same %d result rows.\n\n", cmp.rows)
-
-	if c.pipeline {
-		p, err := measurePipeline(ctx, c, bin, hour)
+	for _, bc := range cases {
+		hour := filepath.Join(c.data, bc.dir)
+		if err := ensureData(ctx, bin, hour, bc.gen(c)); err != nil {
+			return err
+		}
+		rows, err := countRows(hour)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "## Pipeline: `tokenpivot process` on the hour's non-interactive blobs, interactive state present\n\n")
-		p.write(out)
+		fmt.Fprintf(out, "## %s hour\n\n`tokenpivot %s`: %s\n\n%s\n\n", bc.title, strings.Join(bc.gen(c), " "), rows, bc.about)
+
+		cmp, err := compare(ctx, c, bin, hour, bc.dir, c.runs)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "### tokenpivot detect vs DuckDB (%d runs each, after a warm-up; median, min-max)\n\n", c.runs)
+		cmp.writeTable(out)
+		fmt.Fprintf(out, "\nBoth returned the same %d result rows.\n\n", cmp.rows)
+
+		if c.pipeline {
+			p, err := measurePipeline(ctx, c, bin, hour)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "### Pipeline: `tokenpivot process` on the hour's non-interactive blobs, interactive state present\n\n")
+			p.write(out)
+		}
 	}
 	if c.scaling {
 		if err := scaling(ctx, c, bin, out); err != nil {
@@ -122,9 +136,22 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	return nil
 }
 
-// benchmarkGen is the generator command of the benchmark hour.
-func benchmarkGen(c config) []string {
-	return []string{"gen", "--benchmark-sparse", "--seed", strconv.FormatUint(c.seed, 10)}
+// benchCase is one benchmark hour: its cache folder and generator flags.
+type benchCase struct {
+	dir, title, about string
+	flag              string // gen's benchmark flag
+}
+
+var (
+	realistic = benchCase{dir: "hour-realistic", title: "Realistic", flag: "--benchmark",
+		about: "Time-ordered like real exports: each row group holds most of the tenant's active users, and 2% roaming rows make thousands of pairs match."}
+	sparse = benchCase{dir: "hour-sparse", title: "Sparse", flag: "--benchmark-sparse",
+		about: "The benchmark's earlier shape: rows grouped by user (about 5k users a file), no roaming, so only the planted pivots match."}
+)
+
+// gen is the generator command of the case's hour.
+func (bc benchCase) gen(c config) []string {
+	return []string{"gen", bc.flag, "--seed", strconv.FormatUint(c.seed, 10)}
 }
 
 // repoRoot is the module root, where `go build .` builds the CLI and bench/

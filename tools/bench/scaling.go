@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+
+	"github.com/tokenpivot/tokenpivot/internal/gen"
 )
 
 // scaleSizes are the scaling table's non-interactive row counts, as
@@ -21,9 +23,9 @@ var scaleSizes = []struct {
 	{"4M", 4, "20"},
 }
 
-// scaling measures detect (and DuckDB, for reference) on hours that differ
-// only in the number of non-interactive rows: time should grow linearly and
-// tokenpivot's peak RSS stay flat.
+// scaling measures detect (and DuckDB, for reference) on realistic hours
+// that differ only in the number of non-interactive rows: time should grow
+// linearly and tokenpivot's peak RSS stay flat.
 func scaling(ctx context.Context, c config, bin string, w io.Writer) error {
 	type row struct {
 		label string
@@ -37,10 +39,11 @@ func scaling(ctx context.Context, c config, bin string, w io.Writer) error {
 		args := []string{"gen", "--users", "100000", "--hours", "1",
 			"--interactive-per-hour", "200000", "--ni-per-interactive", s.ratio,
 			"--rows-per-file", "100000", "--attacks", "2", "--lookalikes", "0",
+			"--time-ordered", "--roam-rate", strconv.FormatFloat(gen.DefaultRoamRate, 'g', -1, 64),
 			"--seed", strconv.FormatUint(c.seed, 10)}
 		if s.ratio == "10" {
 			// That is `gen --benchmark`'s hour: reuse it.
-			dir, args = filepath.Join(c.data, "hour"), benchmarkGen(c)
+			dir, args = filepath.Join(c.data, realistic.dir), realistic.gen(c)
 		}
 		if err := ensureData(ctx, bin, dir, args); err != nil {
 			return err
@@ -51,7 +54,7 @@ func scaling(ctx context.Context, c config, bin string, w io.Writer) error {
 		}
 		rows = append(rows, row{s.label, s.rows, cmp})
 	}
-	fmt.Fprintln(w, "## Scaling: 200k interactive rows, growing non-interactive rows (1 run each, after a warm-up)")
+	fmt.Fprintln(w, "## Scaling: realistic hours of 200k interactive rows, growing non-interactive rows (1 run each, after a warm-up)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| NI rows | tokenpivot wall | tokenpivot CPU | CPU s per 1M NI rows | tokenpivot peak RSS | DuckDB wall | DuckDB CPU | DuckDB peak RSS | wall ratio | RSS ratio |")
 	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -17,12 +17,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
 )
 
 func main() {
@@ -53,26 +49,26 @@ func run(in, out string) error {
 	}
 	sort.Strings(names)
 
-	fields := make([]arrow.Field, len(names))
-	for i, n := range names {
-		typ := arrow.DataType(arrow.BinaryTypes.String)
-		if n == "TimeGenerated" || n == "CreatedDateTime" {
-			typ = &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"}
+	// parquet.Group orders its columns by name, as names already are.
+	g := parquet.Group{}
+	for _, n := range names {
+		node := parquet.String()
+		if isTime(n) {
+			node = parquet.Leaf(parquet.Int96Type)
 		}
-		fields[i] = arrow.Field{Name: n, Type: typ, Nullable: true}
+		g[n] = parquet.Optional(node)
 	}
-	schema := arrow.NewSchema(fields, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
+	schema := parquet.NewSchema("schema", g)
+	out2 := make([]parquet.Row, 0, len(rows))
 	for line, r := range rows {
+		row := make(parquet.Row, len(names))
 		for i, n := range names {
 			raw, ok := r[n]
 			if !ok || string(raw) == "null" {
-				b.Field(i).AppendNull()
+				row[i] = parquet.NullValue().Level(0, 0, i)
 				continue
 			}
-			switch fb := b.Field(i).(type) {
-			case *array.TimestampBuilder:
+			if isTime(n) {
 				var s string
 				if err := json.Unmarshal(raw, &s); err != nil {
 					return fmt.Errorf("%s:%d: %s: %w", in, line+1, n, err)
@@ -81,35 +77,50 @@ func run(in, out string) error {
 				if err != nil {
 					return fmt.Errorf("%s:%d: %s: %w", in, line+1, n, err)
 				}
-				fb.Append(arrow.Timestamp(t.UnixNano()))
-			case *array.StringBuilder:
-				var s string
-				if json.Unmarshal(raw, &s) != nil {
-					s = string(raw) // objects, arrays, numbers, booleans as JSON text
-				}
-				fb.Append(s)
+				row[i] = parquet.Int96Value(int96(t)).Level(0, 1, i)
+				continue
 			}
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				s = string(raw) // objects, arrays, numbers, booleans as JSON text
+			}
+			row[i] = parquet.ByteArrayValue([]byte(s)).Level(0, 1, i)
 		}
+		out2 = append(out2, row)
 	}
-	rec := b.NewRecordBatch()
-	defer rec.Release()
 
 	f, err := os.Create(out)
 	if err != nil {
 		return err
 	}
-	w, err := pqarrow.NewFileWriter(schema, f,
-		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithCreatedBy("tokenpivot mkint96")),
-		pqarrow.NewArrowWriterProperties(pqarrow.WithDeprecatedInt96Timestamps(true)))
-	if err != nil {
+	w := parquet.NewWriter(f, schema, parquet.Compression(&parquet.Snappy),
+		&parquet.WriterConfig{CreatedBy: "tokenpivot mkint96"})
+	if _, err := w.WriteRows(out2); err != nil {
 		f.Close()
 		return err
 	}
-	if err := w.Write(rec); err != nil {
-		w.Close()
+	if err := w.Close(); err != nil {
+		f.Close()
 		return err
 	}
-	return w.Close() // closes f too
+	return f.Close()
+}
+
+func isTime(name string) bool { return name == "TimeGenerated" || name == "CreatedDateTime" }
+
+// julianUnixEpoch is the Julian day number of 1970-01-01.
+const julianUnixEpoch = 2440588
+
+// int96 encodes t as Impala/Spark do: nanoseconds of the day in the first
+// 8 bytes (little endian), then the Julian day.
+func int96(t time.Time) deprecated.Int96 {
+	ns := t.UnixNano()
+	day := ns / int64(24*time.Hour)
+	if ns%int64(24*time.Hour) < 0 {
+		day--
+	}
+	nod := uint64(ns - day*int64(24*time.Hour))
+	return deprecated.Int96{uint32(nod), uint32(nod >> 32), uint32(day + julianUnixEpoch)}
 }
 
 func readLines(path string) ([]map[string]json.RawMessage, error) {
