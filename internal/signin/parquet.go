@@ -13,23 +13,32 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/apache/arrow-go/v18/parquet/file"
+	pq "github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // parquetReadRows is the most rows of a row group decoded at once: it bounds
 // the memory of a large row group (or of a corrupt footer's row count).
 const parquetReadRows = 65536
 
+// pqReadBuffer is the read buffer of each column chunk's page reader.
+const pqReadBuffer = 256 << 10
+
 // ioErrReaderAt remembers the first read error of the underlying ReaderAt
 // other than EOF, so that an I/O failure (worth a retry) is not mistaken for
 // corrupt content when arrow-go reports it as a decoding error.
 type ioErrReaderAt struct {
-	r   io.ReaderAt
-	mu  sync.Mutex
-	err error
+	r    io.ReaderAt
+	size int64
+	mu   sync.Mutex
+	err  error
 }
 
 func (e *ioErrReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || off > e.size {
+		// A corrupt footer's offset: the content's fault, not the source's.
+		return 0, errOutsideFile
+	}
 	n, err := e.r.ReadAt(p, off)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		e.mu.Lock()
@@ -40,6 +49,8 @@ func (e *ioErrReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, err
 }
+
+var errOutsideFile = fmt.Errorf("read outside the file: %w", io.ErrUnexpectedEOF)
 
 func (e *ioErrReaderAt) failed() error {
 	e.mu.Lock()
@@ -68,12 +79,12 @@ func (e *ioErrReaderAt) failed() error {
 // decoded values of the slices in flight live in buffer rings (pqRing).
 func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, opts Options, fn func([]Record) error) (st Stats, err error) {
 	s := newPQScan(ctx, name, r, t, opts, fn)
+	s.src.size = size
 	defer s.recoverCorrupt(&st, &err)
-	pf, err := file.NewParquetReader(io.NewSectionReader(s.src, 0, size), file.WithReadProps(readProps))
+	pf, err := pq.OpenFile(s.src, size, pq.SkipPageIndex(true), pq.SkipBloomFilters(true), pq.ReadBufferSize(pqReadBuffer))
 	if err != nil {
 		return s.st, s.classify("", 0, fmt.Errorf("not a readable parquet file: %w", err))
 	}
-	defer pf.Close()
 	defer s.release()
 	if err := s.setup(pf); err != nil {
 		return s.st, err
@@ -177,8 +188,8 @@ func (s *pqScan) recoverCorrupt(st *Stats, err *error) {
 
 // setup finds the wanted columns of pf and gives each a pooled reader, in
 // the step that decodes it (first or rest).
-func (s *pqScan) setup(pf *file.Reader) error {
-	metas, cerr := resolveColumns(pf.MetaData().Schema, s.t)
+func (s *pqScan) setup(pf *pq.File) error {
+	metas, cerr := resolveColumns(pf.Metadata().Schema, s.t)
 	if cerr != nil {
 		return s.formatErr(fieldNames[cerr.f], 0, cerr.err)
 	}
@@ -212,11 +223,10 @@ func (s *pqScan) setup(pf *file.Reader) error {
 			}
 		}
 	}
-	if pf.NumRowGroups() > 0 {
+	if rgs := pf.Metadata().RowGroups; len(rgs) > 0 {
 		// Big columns first, so that the last one to finish is a small one.
-		sizes := pf.RowGroup(0)
-		sortBySize(s.first, sizes)
-		sortBySize(s.rest, sizes)
+		sortBySize(s.first, &rgs[0])
+		sortBySize(s.rest, &rgs[0])
 	}
 	return nil
 }
@@ -324,7 +334,7 @@ func (n pqRing) slot(seq int) int { return seq % int(n) }
 // group's row count before its first slice.
 type pqSlicer struct {
 	file string
-	pf   *file.Reader
+	pf   *pq.File
 	// unread are the wanted columns when every one is Null-typed, so never
 	// read: a short column is otherwise found when read, but for these the
 	// footer's row count is checked against their chunks', so that a huge
@@ -335,13 +345,13 @@ type pqSlicer struct {
 	rgNext  int64 // its next row to slice
 	rgSlice int64 // rows per slice of it
 	rowBase int64 // rows of the file before it
-	rgr     *file.RowGroupReader
+	rgr     pq.RowGroup
 	seq     int
 }
 
 // next returns the next slice, nil after the last.
 func (p *pqSlicer) next() (*pqSlice, error) {
-	for p.rg < p.pf.NumRowGroups() {
+	for p.rg < len(p.pf.Metadata().RowGroups) {
 		if p.rgRows < 0 {
 			if err := p.enter(); err != nil {
 				return nil, err
@@ -349,7 +359,11 @@ func (p *pqSlicer) next() (*pqSlice, error) {
 		}
 		if p.rgNext < p.rgRows {
 			if p.rgr == nil {
-				p.rgr = p.pf.RowGroup(p.rg)
+				rgs := p.pf.RowGroups()
+				if p.rg >= len(rgs) {
+					return nil, &FormatError{File: p.file, Err: fmt.Errorf("row group %d is missing", p.rg)}
+				}
+				p.rgr = rgs[p.rg]
 			}
 			sl := &pqSlice{rg: p.rg, rgr: p.rgr, rowBase: p.rowBase, start: p.rgNext, count: min(p.rgSlice, p.rgRows-p.rgNext), seq: p.seq}
 			p.rgNext += sl.count
@@ -366,7 +380,8 @@ func (p *pqSlicer) next() (*pqSlice, error) {
 // enter reads the row count of row group p.rg and cuts it into slices.
 func (p *pqSlicer) enter() error {
 	rgIdx := p.rg
-	p.rgRows = p.pf.MetaData().RowGroup(rgIdx).NumRows()
+	rgMeta := &p.pf.Metadata().RowGroups[rgIdx]
+	p.rgRows = rgMeta.NumRows
 	if p.rgRows < 0 {
 		return &FormatError{File: p.file, Err: fmt.Errorf("row group %d: negative row count %d", rgIdx, p.rgRows)}
 	}
@@ -381,7 +396,7 @@ func (p *pqSlicer) enter() error {
 	}
 	// A column chunk holds one value (or null) per row.
 	for _, m := range p.unread {
-		if cc, err := p.pf.MetaData().RowGroup(rgIdx).ColumnChunk(m.leaf); err != nil || cc.NumValues() != p.rgRows {
+		if m.leaf >= len(rgMeta.Columns) || rgMeta.Columns[m.leaf].MetaData.NumValues != p.rgRows {
 			return &FormatError{File: p.file, Column: fieldNames[m.f], Err: fmt.Errorf("row group %d has %d rows but the column chunk does not", rgIdx, p.rgRows)}
 		}
 	}
@@ -651,19 +666,18 @@ func (s *pqScan) flush() error {
 
 // sortBySize orders cs by the uncompressed size of their chunks in rg,
 // largest first (stable).
-func sortBySize(cs []*pqReader, rg *file.RowGroupReader) {
+func sortBySize(cs []*pqReader, rg *format.RowGroup) {
 	slices.SortStableFunc(cs, func(a, b *pqReader) int {
 		return cmp.Compare(chunkSize(rg, b.meta.leaf), chunkSize(rg, a.meta.leaf))
 	})
 }
 
 // chunkSize is the uncompressed size of a column chunk, 0 when unknown.
-func chunkSize(rg *file.RowGroupReader, leaf int) int64 {
-	cc, err := rg.MetaData().ColumnChunk(leaf)
-	if err != nil {
+func chunkSize(rg *format.RowGroup, leaf int) int64 {
+	if leaf >= len(rg.Columns) {
 		return 0
 	}
-	return cc.TotalUncompressedSize()
+	return rg.Columns[leaf].MetaData.TotalUncompressedSize
 }
 
 // runColumns runs task for each column, on up to par goroutines. A panic in

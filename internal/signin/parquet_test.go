@@ -299,54 +299,29 @@ func TestScanParquetCallbackPanics(t *testing.T) {
 	}
 }
 
-// The page buffers come from a pool shared by all scans: memory handed out
-// again must read as zeros (as Go's own allocations do), growing must keep
-// the content, and slices the pool does not own must not enter it.
-func TestPoolAllocator(t *testing.T) {
-	a := &poolAllocator{}
-	for _, tc := range []struct {
-		name       string
-		size, grow int
-	}{
-		{"tiny", 1, 100},
-		{"page header", 1024, 5000},
-		{"exact class", 4096, 8192},
-		{"odd size", 70_001, 300_000},
-		{"grown past the classes", 1 << 20, 1<<(poolMinShift+poolClasses-1) + 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for round := range 3 { // later rounds get the buffers freed before
-				b := a.Allocate(tc.size)
-				if len(b) != tc.size {
-					t.Fatalf("round %d: Allocate(%d) has length %d", round, tc.size, len(b))
-				}
-				if n := bytes.Count(b, []byte{0}); n != len(b) {
-					t.Fatalf("round %d: Allocate(%d) not zeroed", round, tc.size)
-				}
-				for i := range b {
-					b[i] = byte(i%251 + 1)
-				}
-				g := a.Reallocate(tc.grow, b)
-				if len(g) != tc.grow {
-					t.Fatalf("round %d: Reallocate(%d) has length %d", round, tc.grow, len(g))
-				}
-				for i := range tc.size {
-					if g[i] != byte(i%251+1) {
-						t.Fatalf("round %d: Reallocate lost byte %d", round, i)
-					}
-				}
-				if n := bytes.Count(g[tc.size:], []byte{0}); n != tc.grow-tc.size {
-					t.Fatalf("round %d: grown part not zeroed", round)
-				}
-				g[0], g[len(g)-1] = 0xff, 0xff // dirty, for the next round to find
-				a.Free(g)
-			}
-		})
+// Text is copied out of the page buffers into shared blocks: a copy must
+// not alias its source (a page buffer reused for the next page) and must
+// survive the copies after it, in the same block or a new one.
+func TestTextBlock(t *testing.T) {
+	var tb textBlock
+	src := []byte("user0000@contoso.com")
+	var got []string
+	var want []string
+	for i := range 3 * textBlockSize / len(src) {
+		copy(src[4:8], fmt.Sprintf("%04d", i%10000))
+		got = append(got, tb.clone(string(src)))
+		want = append(want, string(src))
 	}
-	// A slice the pool did not hand out (capacity not a class) is dropped.
-	a.Free(make([]byte, 5000, 5000))
-	if b := a.Allocate(5000); cap(b) != 8192 {
-		t.Errorf("Allocate(5000) has capacity %d, want the 8 KiB class", cap(b))
+	big := strings.Repeat("x", textBlockSize/2)
+	got, want = append(got, tb.clone(big)), append(want, big)
+	src[0] = 'X' // the source buffer is reused
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("copy %d is %q, want %q", i, got[i], want[i])
+		}
+	}
+	if len(tb.buf) > textBlockSize || cap(tb.buf) != textBlockSize {
+		t.Errorf("block of length %d, capacity %d, want at most %d", len(tb.buf), cap(tb.buf), textBlockSize)
 	}
 }
 
