@@ -120,6 +120,7 @@ type pqScan struct {
 	rest   []*pqReader          // with Keep: decoded for the kept rows only
 	slices pqSlicer
 	batch  []Record
+	blob   textBlock // copies of the kept rows' text that aliased pages
 
 	cur     *pqDecoding // decoding the filter columns of the slice after the one being selected
 	prev    *pqReady    // the slice selected before, waiting to be emitted
@@ -206,6 +207,9 @@ func (s *pqScan) setup(pf *pq.File) error {
 		s.cols[f] = c
 		anyData = anyData || m.kind != kindNull
 		if s.keep == nil || field(f).filter() || field(f) == fTimeGenerated {
+			// Under Keep, text reaches fn for kept rows only: it is
+			// copied then, not as decoded.
+			c.zeroCopy = s.keep != nil
 			s.first = append(s.first, c)
 		} else {
 			s.rest = append(s.rest, c)
@@ -642,8 +646,8 @@ func (s *pqScan) fill(out *Record, fb, rb, j, k int) {
 		var v string
 		if s.keep != nil && !f.filter() {
 			v = c.out[rb].strs[k]
-		} else {
-			v = c.out[fb].strs[j]
+		} else if v = c.out[fb].strs[j]; c.out[fb].transient {
+			v = s.blob.clone(v) // it aliases a page
 		}
 		if v != "" {
 			out.setString(f, v)

@@ -414,11 +414,21 @@ type pqReader struct {
 
 	// The current chunk's dictionary, each entry converted once on first
 	// use: dictionary entries repeat across rows, so a converted entry costs
-	// rows nothing but an index.
+	// rows nothing but an index. Entry k is converted when dictGen[k] is
+	// gen, so a new dictionary need not clear the tables.
 	dict     pq.Dictionary
 	dictVals rawValues
 	dictLen  int
-	dictOut  []dictEntry
+	gen      uint32
+	dictGen  []uint32
+	dictStr  []string
+	dictTime []time.Time
+	dictBad  map[int32]error
+
+	// zeroCopy lets text of PLAIN pages alias the page (retained by the
+	// slot until the slot is reused): set for the filter columns under
+	// Keep, whose values reach fn only for kept rows, copied then.
+	zeroCopy bool
 
 	// out holds the decoded values of the slices in flight, a ring (pqRing).
 	out [filterRing]pqValues
@@ -428,14 +438,6 @@ type pqReader struct {
 	// one allocation per block.
 	blob textBlock
 	num  []byte
-}
-
-// dictEntry is one dictionary entry, converted.
-type dictEntry struct {
-	done bool
-	s    string
-	t    time.Time
-	err  error
 }
 
 // rawValues are a page's (or dictionary's) plain values, by physical type.
@@ -501,10 +503,15 @@ type pqValues struct {
 	// bad lists the values that could not be read: they read as zero, and
 	// the scan skips their rows or counts them blanked.
 	bad []badCell
+	// pages are the pages strs alias (zeroCopy), retained until the slot
+	// is reset; transient says strs must be copied to outlive that.
+	pages     []pq.Page
+	transient bool
 }
 
 // reset empties v for n values of a time column (isTime) or a text one.
 func (v *pqValues) reset(isTime bool, n int) {
+	v.releasePages()
 	v.bad = v.bad[:0]
 	clear(v.strs)
 	v.strs, v.times = v.strs[:0], v.times[:0]
@@ -515,15 +522,25 @@ func (v *pqValues) reset(isTime bool, n int) {
 	}
 }
 
+func (v *pqValues) releasePages() {
+	for _, p := range v.pages {
+		pq.Release(p)
+	}
+	clear(v.pages)
+	v.pages, v.transient = v.pages[:0], false
+}
+
 // badAt lists the value at output index j as unreadable.
 func (v *pqValues) badAt(j int, err error) { v.bad = append(v.bad, badCell{j, err}) }
 
 // reset forgets the strings and pages of the previous scan.
 func (c *pqReader) reset(m *pqMeta) {
 	c.close()
-	c.meta = m
+	c.meta, c.zeroCopy = m, false
 	c.blob = textBlock{}
+	clear(c.dictStr)
 	for b := range c.out {
+		c.out[b].releasePages()
 		clear(c.out[b].strs)
 		c.out[b].strs = c.out[b].strs[:0]
 	}
@@ -537,7 +554,6 @@ func (c *pqReader) close() {
 		c.pages = nil
 	}
 	c.dict, c.dictVals = nil, rawValues{}
-	clear(c.dictOut)
 }
 
 func (c *pqReader) releasePage() {
@@ -639,11 +655,21 @@ func (c *pqReader) setDict(d pq.Dictionary) error {
 		return err
 	}
 	c.dict, c.dictVals, c.dictLen = d, v, min(d.Len(), v.n)
-	clear(c.dictOut)
-	if cap(c.dictOut) < c.dictLen {
-		c.dictOut = make([]dictEntry, c.dictLen)
+	c.gen++
+	if c.gen == 0 { // wrapped: entries of an old dictionary could match
+		clear(c.dictGen)
+		c.gen = 1
 	}
-	c.dictOut = c.dictOut[:c.dictLen]
+	c.dictBad = nil
+	if len(c.dictGen) < c.dictLen {
+		c.dictGen = slices.Grow(c.dictGen[:0], c.dictLen)[:c.dictLen]
+		clear(c.dictGen)
+		if c.meta.f == fTimeGenerated {
+			c.dictTime = make([]time.Time, c.dictLen)
+		} else {
+			c.dictStr = make([]string, c.dictLen)
+		}
+	}
 	return nil
 }
 
@@ -694,17 +720,77 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 		}
 		c.rg = sl.rg
 	}
+	if sel == nil {
+		return c.decodeRun(o, sl.start, n)
+	}
 	for j := range n {
-		row := sl.start + int64(j)
-		if sel != nil {
-			row = sl.start + int64(sel[j])
-		}
-		if err := c.seek(row); err != nil {
+		if err := c.seek(sl.start + int64(sel[j])); err != nil {
 			return err
 		}
 		c.cell(o, j)
 	}
 	return nil
+}
+
+// decodeRun decodes the n rows from row (of the row group) on into o.
+func (c *pqReader) decodeRun(o *pqValues, row int64, n int) error {
+	for j := 0; j < n; {
+		if err := c.seek(row + int64(j)); err != nil {
+			return err
+		}
+		m := min(n-j, int(c.pageRows-c.at))
+		switch {
+		case c.idx != nil && c.meta.f == fTimeGenerated:
+			c.dictTimes(o, j, m)
+		case c.idx != nil:
+			c.dictTexts(o, j, m)
+		default:
+			for k := range m {
+				c.cell(o, j+k)
+			}
+		}
+		j += m
+	}
+	return nil
+}
+
+// dictTimes decodes the m rows from the cursor of a dictionary-encoded
+// TimeGenerated into o, at output index j on.
+func (c *pqReader) dictTimes(o *pqValues, j, m int) {
+	for k := range m {
+		if c.defs != nil && c.defs[c.at] != c.meta.maxDef {
+			o.times = append(o.times, time.Time{})
+			c.at++
+			continue
+		}
+		x := c.idx[c.vi]
+		if uint(x) < uint(c.dictLen) && c.dictGen[x] == c.gen && c.dictBad == nil {
+			o.times = append(o.times, c.dictTime[x])
+			c.at++
+			c.vi++
+			continue
+		}
+		c.cell(o, j+k)
+	}
+}
+
+// dictTexts is dictTimes for text.
+func (c *pqReader) dictTexts(o *pqValues, j, m int) {
+	for k := range m {
+		if c.defs != nil && c.defs[c.at] != c.meta.maxDef {
+			o.strs = append(o.strs, "")
+			c.at++
+			continue
+		}
+		x := c.idx[c.vi]
+		if uint(x) < uint(c.dictLen) && c.dictGen[x] == c.gen && c.dictBad == nil {
+			o.strs = append(o.strs, c.dictStr[x])
+			c.at++
+			c.vi++
+			continue
+		}
+		c.cell(o, j+k)
+	}
 }
 
 // seek moves the cursor to row (of the row group, at or after the cursor).
@@ -728,7 +814,8 @@ func (c *pqReader) seek(row int64) error {
 	return nil
 }
 
-// cell appends the value at the cursor to o, at output index j.
+// cell appends the value at the cursor to o, at output index j, and moves
+// the cursor to the next row.
 func (c *pqReader) cell(o *pqValues, j int) {
 	isTime := c.meta.f == fTimeGenerated
 	if c.defs != nil && c.defs[c.at] != c.meta.maxDef {
@@ -737,26 +824,26 @@ func (c *pqReader) cell(o *pqValues, j int) {
 		} else {
 			o.strs = append(o.strs, "")
 		}
+		c.at++
 		return
 	}
 	var s string
 	var tm time.Time
 	var err error
 	if c.idx != nil {
-		k := c.idx[c.vi]
-		if k < 0 || int(k) >= c.dictLen {
-			err = fmt.Errorf("dictionary index %d out of range", k)
-		} else {
-			e := &c.dictOut[k]
-			if !e.done {
-				e.s, e.t, e.err = c.convert(&c.dictVals, int(k))
-				e.done = true
-			}
-			s, tm, err = e.s, e.t, e.err
+		s, tm, err = c.dictValue(c.idx[c.vi])
+	} else if c.zeroCopy && c.meta.kind == kindBytes && c.meta.f.text() {
+		b := c.vals.bytes(c.vi)
+		s = unsafe.String(unsafe.SliceData(b), len(b))
+		if !o.transient || o.pages[len(o.pages)-1] != c.page {
+			pq.Retain(c.page)
+			o.pages, o.transient = append(o.pages, c.page), true
 		}
 	} else {
 		s, tm, err = c.convert(&c.vals, c.vi)
 	}
+	c.at++
+	c.vi++
 	if err != nil {
 		o.badAt(j, err)
 		s, tm = "", time.Time{}
@@ -766,6 +853,35 @@ func (c *pqReader) cell(o *pqValues, j int) {
 	} else {
 		o.strs = append(o.strs, s)
 	}
+}
+
+// dictValue is dictionary entry x, converted on first use.
+func (c *pqReader) dictValue(x int32) (string, time.Time, error) {
+	if x < 0 || int(x) >= c.dictLen {
+		return "", time.Time{}, fmt.Errorf("dictionary index %d out of range", x)
+	}
+	if c.dictGen[x] != c.gen {
+		s, tm, err := c.convert(&c.dictVals, int(x))
+		if err != nil {
+			if c.dictBad == nil {
+				c.dictBad = map[int32]error{}
+			}
+			c.dictBad[x] = err
+		}
+		if c.meta.f == fTimeGenerated {
+			c.dictTime[x] = tm
+		} else {
+			c.dictStr[x] = s
+		}
+		c.dictGen[x] = c.gen
+	}
+	if err := c.dictBad[x]; err != nil {
+		return "", time.Time{}, err
+	}
+	if c.meta.f == fTimeGenerated {
+		return "", c.dictTime[x], nil
+	}
+	return c.dictStr[x], time.Time{}, nil
 }
 
 // convert reads value i of v as the column's text (or, for TimeGenerated,

@@ -65,10 +65,21 @@ func TestScanParquetSlicesAndParallelism(t *testing.T) {
 
 // Records outlive the scan: their strings must not alias buffers that the
 // next batch or the next scan reuses.
+// Both with dictionary pages and with PLAIN ones (whose text the filter
+// stage reads in place, in pages released after the slice is emitted).
 func TestScanParquetRecordsOutliveScan(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("plain %v", plain), func(t *testing.T) { testRecordsOutliveScan(t, plain) })
+	}
+}
+
+func testRecordsOutliveScan(t *testing.T, plain bool) {
 	recs := truncTime(benchRecords(20_000), time.Microsecond)
-	data := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), recs,
-		[]parquet.WriterProperty{parquet.WithMaxRowGroupLength(3_000)})
+	props := []parquet.WriterProperty{parquet.WithMaxRowGroupLength(3_000)}
+	if plain {
+		props = append(props, parquet.WithDictionaryDefault(false), parquet.WithDataPageSize(4<<10))
+	}
+	data := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), recs, props)
 	var kept []Record
 	_, err := Scan(context.Background(), "a.parquet", bytes.NewReader(data), int64(len(data)), Interactive,
 		Options{BatchSize: 700, Keep: func(r *Record) bool { return r.ResultType == "0" }}, func(b []Record) error {
