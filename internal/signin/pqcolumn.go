@@ -504,7 +504,8 @@ type pqValues struct {
 	// the scan skips their rows or counts them blanked.
 	bad []badCell
 	// pages are the pages strs alias (zeroCopy), retained until the slot
-	// is reset; transient says strs must be copied to outlive that.
+	// is reset; transient says strs alias pages or a dictionary and must
+	// be copied to be kept.
 	pages     []pq.Page
 	transient bool
 }
@@ -720,6 +721,7 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 		}
 		c.rg = sl.rg
 	}
+	o.transient = c.inPlace()
 	if sel == nil {
 		return c.decodeRun(o, sl.start, n)
 	}
@@ -793,6 +795,12 @@ func (c *pqReader) dictTexts(o *pqValues, j, m int) {
 	}
 }
 
+// inPlace tells text read without a copy, aliasing the page or dictionary
+// (zeroCopy): the slot's values are then transient.
+func (c *pqReader) inPlace() bool {
+	return c.zeroCopy && c.meta.kind == kindBytes && c.meta.f.text()
+}
+
 // seek moves the cursor to row (of the row group, at or after the cursor).
 func (c *pqReader) seek(row int64) error {
 	for c.page == nil || row >= c.pageStart+c.pageRows {
@@ -832,12 +840,12 @@ func (c *pqReader) cell(o *pqValues, j int) {
 	var err error
 	if c.idx != nil {
 		s, tm, err = c.dictValue(c.idx[c.vi])
-	} else if c.zeroCopy && c.meta.kind == kindBytes && c.meta.f.text() {
+	} else if c.inPlace() {
 		b := c.vals.bytes(c.vi)
 		s = unsafe.String(unsafe.SliceData(b), len(b))
-		if !o.transient || o.pages[len(o.pages)-1] != c.page {
+		if len(o.pages) == 0 || o.pages[len(o.pages)-1] != c.page {
 			pq.Retain(c.page)
-			o.pages, o.transient = append(o.pages, c.page), true
+			o.pages = append(o.pages, c.page)
 		}
 	} else {
 		s, tm, err = c.convert(&c.vals, c.vi)
@@ -861,7 +869,17 @@ func (c *pqReader) dictValue(x int32) (string, time.Time, error) {
 		return "", time.Time{}, fmt.Errorf("dictionary index %d out of range", x)
 	}
 	if c.dictGen[x] != c.gen {
-		s, tm, err := c.convert(&c.dictVals, int(x))
+		var s string
+		var tm time.Time
+		var err error
+		if c.inPlace() {
+			// The dictionary is garbage collected, not pooled: text
+			// aliasing it stays valid.
+			b := c.dictVals.bytes(int(x))
+			s = unsafe.String(unsafe.SliceData(b), len(b))
+		} else {
+			s, tm, err = c.convert(&c.dictVals, int(x))
+		}
 		if err != nil {
 			if c.dictBad == nil {
 				c.dictBad = map[int32]error{}
