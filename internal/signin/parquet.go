@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	pq "github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
@@ -120,7 +121,6 @@ type pqScan struct {
 	rest   []*pqReader          // with Keep: decoded for the kept rows only
 	slices pqSlicer
 	batch  []Record
-	blob   textBlock // copies of the kept rows' text that aliased pages
 
 	cur     *pqDecoding // decoding the filter columns of the slice after the one being selected
 	prev    *pqReady    // the slice selected before, waiting to be emitted
@@ -207,9 +207,6 @@ func (s *pqScan) setup(pf *pq.File) error {
 		s.cols[f] = c
 		anyData = anyData || m.kind != kindNull
 		if s.keep == nil || field(f).filter() || field(f) == fTimeGenerated {
-			// Under Keep, text reaches fn for kept rows only: it is
-			// copied then, not as decoded.
-			c.zeroCopy = s.keep != nil
 			s.first = append(s.first, c)
 		} else {
 			s.rest = append(s.rest, c)
@@ -636,22 +633,42 @@ func (s *pqScan) emit(r *pqReady) error {
 
 // fill sets the text fields of out: a filter column's value of row j of
 // slot fb, another column's of kept row k of slot rb (decoded for the kept
-// rows only).
+// rows only). Text that aliases pages or dictionaries (pqValues.transient)
+// is copied into one allocation for the record.
 func (s *pqScan) fill(out *Record, fb, rb, j, k int) {
+	var vals [numFields]string
+	var copied [numFields]bool
+	n := 0
 	for f := range numFields {
 		c := s.cols[f]
 		if c == nil || f == fTimeGenerated {
 			continue
 		}
-		var v string
+		o, i := &c.out[fb], j
 		if s.keep != nil && !f.filter() {
-			v = c.out[rb].strs[k]
-		} else if v = c.out[fb].strs[j]; c.out[fb].transient {
-			v = s.blob.clone(v) // it aliases a page
+			o, i = &c.out[rb], k
 		}
-		if v != "" {
-			out.setString(f, v)
+		if v := o.strs[i]; v != "" {
+			vals[f], copied[f] = v, o.transient
+			if o.transient {
+				n += len(v)
+			}
 		}
+	}
+	var buf []byte
+	if n > 0 {
+		buf = make([]byte, 0, n)
+	}
+	for f, v := range vals {
+		if v == "" {
+			continue
+		}
+		if copied[f] {
+			start := len(buf)
+			buf = append(buf, v...)
+			v = unsafe.String(&buf[start], len(v))
+		}
+		out.setString(field(f), v)
 	}
 }
 

@@ -425,11 +425,6 @@ type pqReader struct {
 	dictTime []time.Time
 	dictBad  map[int32]error
 
-	// zeroCopy lets text of PLAIN pages alias the page (retained by the
-	// slot until the slot is reused): set for the filter columns under
-	// Keep, whose values reach fn only for kept rows, copied then.
-	zeroCopy bool
-
 	// out holds the decoded values of the slices in flight, a ring (pqRing).
 	out [filterRing]pqValues
 
@@ -503,7 +498,7 @@ type pqValues struct {
 	// bad lists the values that could not be read: they read as zero, and
 	// the scan skips their rows or counts them blanked.
 	bad []badCell
-	// pages are the pages strs alias (zeroCopy), retained until the slot
+	// pages are the pages strs alias (inPlace), retained until the slot
 	// is reset; transient says strs alias pages or a dictionary and must
 	// be copied to be kept.
 	pages     []pq.Page
@@ -537,7 +532,7 @@ func (v *pqValues) badAt(j int, err error) { v.bad = append(v.bad, badCell{j, er
 // reset forgets the strings and pages of the previous scan.
 func (c *pqReader) reset(m *pqMeta) {
 	c.close()
-	c.meta, c.zeroCopy = m, false
+	c.meta = m
 	c.blob = textBlock{}
 	clear(c.dictStr)
 	for b := range c.out {
@@ -795,10 +790,25 @@ func (c *pqReader) dictTexts(o *pqValues, j, m int) {
 	}
 }
 
-// inPlace tells text read without a copy, aliasing the page or dictionary
-// (zeroCopy): the slot's values are then transient.
+// inPlace tells text read without a copy, aliasing the page (retained by
+// the slot until the slot is reused) or the dictionary: the slot's values
+// are then transient, and emit copies each record's into one allocation of
+// its own. A shared block would be pinned by any record a caller keeps, and
+// callers keep few of the rows they are given.
 func (c *pqReader) inPlace() bool {
-	return c.zeroCopy && c.meta.kind == kindBytes && c.meta.f.text()
+	return c.meta.kind == kindBytes && c.meta.f != fTimeGenerated
+}
+
+// inPlaceText is the text of b, aliasing it: a ResultType's numeric text
+// normalised to its integer is a copy.
+func (c *pqReader) inPlaceText(b []byte) string {
+	s := unsafe.String(unsafe.SliceData(b), len(b))
+	if c.meta.f == fResultType && len(s) > 0 && !canonicalInt(s) {
+		if n, ok := numericInt(s); ok {
+			return c.intTextString(n)
+		}
+	}
+	return s
 }
 
 // seek moves the cursor to row (of the row group, at or after the cursor).
@@ -841,8 +851,7 @@ func (c *pqReader) cell(o *pqValues, j int) {
 	if c.idx != nil {
 		s, tm, err = c.dictValue(c.idx[c.vi])
 	} else if c.inPlace() {
-		b := c.vals.bytes(c.vi)
-		s = unsafe.String(unsafe.SliceData(b), len(b))
+		s = c.inPlaceText(c.vals.bytes(c.vi))
 		if len(o.pages) == 0 || o.pages[len(o.pages)-1] != c.page {
 			pq.Retain(c.page)
 			o.pages = append(o.pages, c.page)
@@ -875,8 +884,7 @@ func (c *pqReader) dictValue(x int32) (string, time.Time, error) {
 		if c.inPlace() {
 			// The dictionary is garbage collected, not pooled: text
 			// aliasing it stays valid.
-			b := c.dictVals.bytes(int(x))
-			s = unsafe.String(unsafe.SliceData(b), len(b))
+			s = c.inPlaceText(c.dictVals.bytes(int(x)))
 		} else {
 			s, tm, err = c.convert(&c.dictVals, int(x))
 		}
@@ -1087,6 +1095,16 @@ var smallInts = func() (s [256]string) {
 	}
 	return
 }()
+
+// intTextString is the integer text n (as numericInt writes it).
+func (c *pqReader) intTextString(n string) string {
+	if len(n) <= 3 {
+		if v, err := strconv.Atoi(n); err == nil && v >= 0 && v < len(smallInts) {
+			return smallInts[v]
+		}
+	}
+	return c.text(n)
+}
 
 func (c *pqReader) intText(v int64) string {
 	if v >= 0 && v < int64(len(smallInts)) {
