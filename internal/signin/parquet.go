@@ -30,13 +30,13 @@ const pqReadBuffer = 256 << 10
 // corrupt content when arrow-go reports it as a decoding error.
 type ioErrReaderAt struct {
 	r    io.ReaderAt
-	size int64
+	size int64 // when > 0, a read past it is the content's fault (a corrupt offset)
 	mu   sync.Mutex
 	err  error
 }
 
 func (e *ioErrReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 || off > e.size {
+	if off < 0 || e.size > 0 && off > e.size {
 		// A corrupt footer's offset: the content's fault, not the source's.
 		return 0, errOutsideFile
 	}
