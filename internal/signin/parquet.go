@@ -27,7 +27,7 @@ const pqReadBuffer = 256 << 10
 
 // ioErrReaderAt remembers the first read error of the underlying ReaderAt
 // other than EOF, so that an I/O failure (worth a retry) is not mistaken for
-// corrupt content when arrow-go reports it as a decoding error.
+// corrupt content when parquet-go reports it as a decoding error.
 type ioErrReaderAt struct {
 	r    io.ReaderAt
 	size int64 // when > 0, a read past it is the content's fault (a corrupt offset)
@@ -59,21 +59,20 @@ func (e *ioErrReaderAt) failed() error {
 	return e.err
 }
 
-// scanParquet reads the file with arrow-go's column chunk readers (no Arrow
-// arrays), one slice of at most parquetReadRows rows of a row group at a
-// time (pqSlicer), through the stages of a pqScan:
+// scanParquet reads the file from parquet-go's raw pages (pqReader), one
+// slice of at most parquetReadRows rows of a row group at a time
+// (pqSlicer), through the stages of a pqScan:
 //
 //  1. the filter columns (all wanted columns without Keep) are decoded, each
-//     column on its own goroutine (up to Options.Parallelism at once); text
-//     is interned as it is decoded, so a dictionary-encoded value costs an
-//     address lookup, not a string (pqDecoding, pqReader.decode);
+//     column on its own goroutine (up to Options.Parallelism at once); a
+//     dictionary entry is converted once per column chunk, and text is read
+//     in place (pqDecoding, pqReader.decode);
 //  2. Keep selects rows on the calling goroutine (pqScan.selectRows);
 //  3. the other columns are decoded for the kept rows only: long runs of
 //     rejected rows are skipped, and a column chunk is not even read when no
-//     row of its row group is kept; unique text (Id, CorrelationId, ...) is
-//     copied into shared blocks, not one allocation per value (pqDecoding);
+//     row of its row group is kept (pqDecoding);
 //  4. the kept rows go to fn in batches, in file order, from the calling
-//     goroutine (pqScan.emit).
+//     goroutine, each record's text copied into one allocation (pqScan.emit).
 //
 // The steps overlap: while fn takes slice s, step 3 runs for s+1 and step 1
 // for s+2, so Keep may see rows before fn has seen the earlier ones. The
@@ -168,7 +167,7 @@ func (s *pqScan) colErr(e *colError) error {
 	return s.classify(fieldNames[e.f], e.row+1, e.err)
 }
 
-// recoverCorrupt, deferred, turns a panic of arrow-go on corrupt data into a
+// recoverCorrupt, deferred, turns a panic of parquet-go on corrupt data into a
 // FormatError (or the read error behind it): it is still just a bad file.
 // Panics of the caller's fn and Keep are not ours to hide: they are re-raised.
 func (s *pqScan) recoverCorrupt(st *Stats, err *error) {
@@ -702,7 +701,7 @@ func chunkSize(rg *format.RowGroup, leaf int) int64 {
 }
 
 // runColumns runs task for each column, on up to par goroutines. A panic in
-// a task (arrow-go on corrupt data) is that column's error. The error of the
+// a task (parquet-go on corrupt data) is that column's error. The error of the
 // first column in cols order wins, so that errors do not depend on timing.
 func runColumns(cols []*pqReader, par int, task func(*pqReader) *colError) *colError {
 	safe := func(c *pqReader) (e *colError) {

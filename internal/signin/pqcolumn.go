@@ -60,7 +60,7 @@ type pqMeta struct {
 }
 
 // logical is a column's logical type, from its LogicalType annotation or, in
-// files of older writers, its ConvertedType (as arrow-go reads them).
+// files of older writers, its ConvertedType.
 type logical struct {
 	kind     logicalKind
 	scale    int32
@@ -428,9 +428,8 @@ type pqReader struct {
 	// out holds the decoded values of the slices in flight, a ring (pqRing).
 	out [filterRing]pqValues
 
-	// Text is copied out of the page buffers as it is decoded, on the
-	// decoding goroutine, into shared blocks: strings safe to keep for
-	// one allocation per block.
+	// blob holds text made by conversion (normalised numbers, UUIDs),
+	// which aliases no page: one allocation per block, not per value.
 	blob textBlock
 	num  []byte
 }

@@ -18,8 +18,18 @@
 //     (pqDecoding), Keep selects its rows (selectRows), the other columns are
 //     decoded for the kept rows only, and emit batches the records in file
 //     order. The slices in flight keep their values in buffer rings (pqRing).
-//     A pqReader (pqcolumn.go) decodes one column; alloc.go recycles
-//     arrow-go's page buffers and copies unique text into shared blocks.
+//     A pqReader (pqcolumn.go) decodes one column from parquet-go's raw
+//     pages (page values, definition levels, dictionary indexes), never
+//     rows: a dictionary entry is converted once per column chunk, text is
+//     read in place (aliasing the page, held by its ring slot, or the
+//     dictionary), and emit copies each record's text into one allocation
+//     of its own, so that the few records a caller keeps pin nothing else.
+//
+// Measured on a realistic hour (/tmp/cost/real: 2.2M rows, 63k users per
+// 100k-row row group, 40,613 results) on a loaded 2-core machine, farm-bench
+// medians of `tokenpivot detect`: arrow-go 5.2 s wall / 5.9 CPU-s / 269 MiB;
+// parquet-go 3.5 s / 3.6 CPU-s / 233 MiB, identical rows. What remains is
+// mostly snappy, the detect index's lookups and the heap detect keeps.
 //
 // Unreadable content is a *FormatError naming the file, column and row; one
 // bad cell costs its row (a required column) or its value (an optional one),
