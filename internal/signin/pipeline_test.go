@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/parquet"
 	pq "github.com/parquet-go/parquet-go"
 )
 
 // The slicer numbers the slices of every row group in file order, with the
 // file row of each slice's first row.
 func TestPQSlicer(t *testing.T) {
-	data := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), sampleRecords,
-		[]parquet.WriterProperty{parquet.WithMaxRowGroupLength(2)})
+	data := writeParquet(t, stdCols(tsCol(pq.Microsecond, true), strResultType), sampleRecords,
+		[]pqOpt{withRowGroup(2)})
 	pf, err := pq.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)

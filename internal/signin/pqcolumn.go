@@ -254,7 +254,7 @@ func (m *pqMeta) setKind(e *format.SchemaElement, lt logical) bool {
 	phys := e.Type.V
 	if lt.kind == ltDecimal && f == fResultType && lt.scale >= 0 &&
 		(phys == format.ByteArray || phys == format.FixedLenByteArray) {
-		// A DECIMAL holding integers, as arrow-go and Spark write them.
+		// A DECIMAL holding integers, as Arrow and Spark writers store them.
 		m.kind = kindDecimalFixed
 		if phys == format.ByteArray {
 			m.kind = kindDecimalBytes

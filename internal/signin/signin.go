@@ -27,7 +27,7 @@
 //
 // Measured on a realistic hour (/tmp/cost/real: 2.2M rows, 63k users per
 // 100k-row row group, 40,613 results) on a loaded 2-core machine, farm-bench
-// medians of `tokenpivot detect`: arrow-go 5.2 s wall / 5.9 CPU-s / 269 MiB;
+// medians of `tokenpivot detect`: the Arrow reader before 5.2 s wall / 5.9 CPU-s / 269 MiB;
 // parquet-go 3.5 s / 3.6 CPU-s / 233 MiB, identical rows. What remains is
 // mostly snappy, the detect index's lookups and the heap detect keeps.
 //
