@@ -3,6 +3,7 @@ package signin
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,9 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	s := newPQScan(ctx, name, r, t, opts, fn)
 	s.src.size = size
 	defer s.recoverCorrupt(&st, &err)
+	if err := checkFooter(s.src, size); err != nil {
+		return s.st, s.classify("", 0, fmt.Errorf("not a readable parquet file: %w", err))
+	}
 	pf, err := pq.OpenFile(s.src, size, pq.SkipPageIndex(true), pq.SkipBloomFilters(true), pq.ReadBufferSize(pqReadBuffer))
 	if err != nil {
 		return s.st, s.classify("", 0, fmt.Errorf("not a readable parquet file: %w", err))
@@ -94,6 +98,25 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	}
 	s.st.Consumed = size
 	return s.st, nil
+}
+
+// checkFooter checks the footer's length against the file before parquet-go
+// allocates that much for it: a corrupt length could ask for gigabytes.
+func checkFooter(r io.ReaderAt, size int64) error {
+	if size < 12 {
+		return fmt.Errorf("%d bytes: too short", size)
+	}
+	var tail [8]byte
+	if _, err := r.ReadAt(tail[:], size-8); err != nil {
+		return err
+	}
+	if string(tail[4:]) != parquetMagic {
+		return errors.New("no PAR1 at the end")
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-12 {
+		return fmt.Errorf("footer of %d bytes in a file of %d", n, size)
+	}
+	return nil
 }
 
 // pqScan is one Scan of a Parquet file. It owns the column readers and

@@ -146,6 +146,12 @@ func TestScanParquetErrors(t *testing.T) {
 		{name: "truncated footer", data: good[:len(good)-10], message: "not a readable parquet file"},
 		{name: "cut in half", data: good[:len(good)/2], message: "not a readable parquet file"},
 		{name: "magic only", data: []byte("PAR1"), message: "not a readable parquet file"},
+		// A footer length past the file is not allocated (it was 2 GiB here).
+		{name: "footer length past the file", data: func() []byte {
+			d := bytes.Clone(good)
+			d[len(d)-5] = 0x80
+			return d
+		}(), message: "footer of 2147"},
 		{name: "garbage between magics", data: []byte("PAR1 this is not a parquet file PAR1"), message: "parquet"},
 		{name: "UPN as INT64", column: ColUserPrincipalName, message: "unsupported type int64",
 			data: writeParquet(t, replace(ColUserPrincipalName, pqCol{ColUserPrincipalName, tInt64,
