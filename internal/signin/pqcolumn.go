@@ -498,8 +498,8 @@ type pqValues struct {
 	// the scan skips their rows or counts them blanked.
 	bad []badCell
 	// pages are the pages strs alias (inPlace), retained until the slot
-	// is reset; transient says strs alias pages or a dictionary and must
-	// be copied to be kept.
+	// is reset; transient says strs alias pages, a dictionary or shared
+	// blocks, and are copied into each record's own allocation.
 	pages     []pq.Page
 	transient bool
 }
@@ -715,7 +715,9 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 		}
 		c.rg = sl.rg
 	}
-	o.transient = c.inPlace()
+	// Converted text (blob) is copied per record too: a block pinned by a
+	// kept record would hold the text of thousands of dropped ones.
+	o.transient = c.meta.f != fTimeGenerated
 	if sel == nil {
 		return c.decodeRun(o, sl.start, n)
 	}
