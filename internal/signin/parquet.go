@@ -266,6 +266,9 @@ func (s *pqScan) release() {
 	}
 	clear(s.batch)
 	s.bufs.batch = s.batch[:0]
+	for b := range s.bufs.recs {
+		clear(s.bufs.recs[b]) // the strings of this scan
+	}
 	for _, c := range s.cols {
 		if c != nil {
 			c.close()
@@ -284,7 +287,7 @@ func (s *pqScan) run() error {
 		return err
 	}
 	if sl != nil {
-		s.cur = s.startDecoding(s.first, sl, nil, sl.filterSlot())
+		s.cur = s.startDecoding(s.first, sl, nil, sl.filterSlot(), nil)
 	}
 	for sl != nil {
 		if e := s.cur.wait(); e != nil {
@@ -298,7 +301,7 @@ func (s *pqScan) run() error {
 			return err
 		}
 		if next != nil {
-			s.cur = s.startDecoding(s.first, next, nil, next.filterSlot())
+			s.cur = s.startDecoding(s.first, next, nil, next.filterSlot(), nil)
 		}
 		r, err := s.selectRows(sl)
 		if err != nil {
@@ -332,8 +335,9 @@ func (s *pqScan) run() error {
 
 // pqRing is the rotation of the pipeline's per-slice buffers, documented
 // here once. A stage that keeps output per slice holds a ring of buffers
-// (pqReader.out for the decoded values, pqBuffers.kept for the rows to emit),
-// and slice seq writes slot seq % depth of its ring.
+// (pqReader.out for the decoded values, pqBuffers.kept and .recs for the rows
+// to emit and their records), and slice seq writes slot seq % depth of its
+// ring.
 //
 // Reuse is safe because of what is in flight while slice s is selected: s-1
 // (selected, to be emitted), s, and s+1 (its filter columns decoding). The
@@ -438,12 +442,17 @@ type pqDecoding struct {
 }
 
 // startDecoding decodes the rows of sl (with sel, only those) of columns cs
-// into slot b, in the background.
-func (s *pqScan) startDecoding(cs []*pqReader, sl *pqSlice, sel []int32, b int) *pqDecoding {
+// into slot b, in the background;
+// then, when set, runs on the same goroutine once the columns are decoded.
+func (s *pqScan) startDecoding(cs []*pqReader, sl *pqSlice, sel []int32, b int, then func()) *pqDecoding {
 	d := &pqDecoding{done: make(chan *colError, 1), waiting: true}
 	par := s.par
 	go func() {
-		d.done <- runColumns(cs, par, func(c *pqReader) *colError { return decodeColumn(c, sl, sel, b) })
+		e := runColumns(cs, par, func(c *pqReader) *colError { return decodeColumn(c, sl, sel, b) })
+		if e == nil && then != nil {
+			then()
+		}
+		d.done <- e
 	}()
 	return d
 }
@@ -500,9 +509,32 @@ func (s *pqScan) selectRows(sl *pqSlice) (*pqReady, error) {
 		}
 	}
 	if len(r.rows) > 0 && len(s.rest) > 0 {
-		r.rest = s.startDecoding(s.rest, sl, r.rows, sl.restSlot())
+		rows := r.rows
+		r.rest = s.startDecoding(s.rest, sl, rows, sl.restSlot(), func() { s.assemble(sl, rows) })
 	}
 	return r, nil
+}
+
+// assemble builds the records of the kept rows of sl, in the background
+// once their other columns are decoded (emit's work would otherwise be on
+// the calling goroutine, the pipeline's slowest stage), into sl's slot of
+// pqBuffers.recs. It only reads the slots of sl.
+func (s *pqScan) assemble(sl *pqSlice, rows []int32) {
+	fb, rb := sl.filterSlot(), sl.restSlot()
+	var times []time.Time
+	if c := s.cols[fTimeGenerated]; c != nil {
+		times = c.out[fb].times
+	}
+	recs := s.bufs.recs[rb]
+	clear(recs)
+	recs = slices.Grow(recs[:0], len(rows))[:len(rows)]
+	for k, j := range rows {
+		if times != nil {
+			recs[k].TimeGenerated = times[j]
+		}
+		s.fill(&recs[k], fb, rb, int(j), k)
+	}
+	s.bufs.recs[rb] = recs
 }
 
 // readableRows lists the rows of sl not in skip, into its slot of the
@@ -634,12 +666,18 @@ func (s *pqScan) emit(r *pqReady) error {
 		if r.sel {
 			j = int(r.rows[k])
 		}
-		s.batch = append(s.batch, Record{})
-		out := &s.batch[len(s.batch)-1]
-		if times != nil {
-			out.TimeGenerated = times[j]
+		if r.rest != nil {
+			s.batch = append(s.batch, s.bufs.recs[rb][k])
+		} else {
+			s.batch = append(s.batch, Record{})
 		}
-		s.fill(out, fb, rb, j, k)
+		out := &s.batch[len(s.batch)-1]
+		if r.rest == nil {
+			if times != nil {
+				out.TimeGenerated = times[j]
+			}
+			s.fill(out, fb, rb, j, k)
+		}
 		if s.positionIds != "" && out.Id == "" {
 			out.Id = s.positionIds + strconv.FormatInt(base+int64(j), 10)
 		}
@@ -770,7 +808,8 @@ func runColumns(cols []*pqReader, par int, task func(*pqReader) *colError) *colE
 type pqBuffers struct {
 	cols  [numFields]pqReader
 	batch []Record
-	kept  [restRing][]int32 // rows to emit, a ring (pqRing)
+	kept  [restRing][]int32  // rows to emit, a ring (pqRing)
+	recs  [restRing][]Record // with Keep: their records (pqScan.assemble)
 }
 
 var pqPool = sync.Pool{New: func() any { return new(pqBuffers) }}
