@@ -492,7 +492,7 @@ func (r *rawValues) int64(i int) int64 {
 // by output index (the row's offset in the slice, or its index in the
 // selection).
 type pqValues struct {
-	strs  []string    // text (ResultType as text), safe to keep
+	strs  []string    // text (ResultType as text), valid until the slot is reset
 	times []time.Time // TimeGenerated
 	// bad lists the values that could not be read: they read as zero, and
 	// the scan skips their rows or counts them blanked.
@@ -691,7 +691,8 @@ func (sl *pqSlice) restSlot() int { return restRing.slot(sl.seq) }
 // as zero and is listed in c.out[b].bad with its output index; an error
 // means the column chunk itself cannot be read. This is the contract the
 // pipeline relies on, whatever does the decoding: it runs on a goroutine of
-// a pqDecoding, touches only c and slot b, and returns text safe to keep.
+// a pqDecoding, touches only c and slot b, and returns text valid until slot
+// b is reset (the pages it aliases are retained by the slot).
 func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 	n := int(sl.count)
 	if sel != nil {
@@ -912,29 +913,20 @@ func (c *pqReader) dictValue(x int32) (string, time.Time, error) {
 }
 
 // convert reads value i of v as the column's text (or, for TimeGenerated,
-// time); err is a value of no clear meaning. Text is safe to keep.
+// time); err is a value of no clear meaning. Text may alias v.
 func (c *pqReader) convert(v *rawValues, i int) (string, time.Time, error) {
 	m := c.meta
 	switch m.kind {
 	case kindBytes:
 		b := v.bytes(i)
-		switch m.f {
-		case fTimeGenerated:
-			if len(b) == 0 {
-				return "", time.Time{}, nil
-			}
-			tm, err := parseTime(unsafe.String(unsafe.SliceData(b), len(b)))
-			return "", tm, err
-		case fResultType:
-			s := unsafe.String(unsafe.SliceData(b), len(b))
-			if len(s) > 0 && !canonicalInt(s) {
-				if n, ok := numericInt(s); ok {
-					return c.text(n), time.Time{}, nil
-				}
-			}
-			return c.text(s), time.Time{}, nil
+		if m.f != fTimeGenerated {
+			return c.inPlaceText(b), time.Time{}, nil
 		}
-		return c.text(unsafe.String(unsafe.SliceData(b), len(b))), time.Time{}, nil
+		if len(b) == 0 {
+			return "", time.Time{}, nil
+		}
+		tm, err := parseTime(unsafe.String(unsafe.SliceData(b), len(b)))
+		return "", tm, err
 	case kindInt32:
 		s, err := c.resultInt(int64(v.int32(i)), 32)
 		return s, time.Time{}, err
