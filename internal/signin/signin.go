@@ -25,7 +25,7 @@
 //     dictionary), and emit copies each record's text into one allocation
 //     of its own, so that the few records a caller keeps pin nothing else.
 //
-// Measured against the arrow-go reader it replaced, on a realistic hour
+// Measured against the Arrow reader it replaced, on a realistic hour
 // (/tmp/cost/real: 2.2M rows, 63k users per 100k-row row group, 40,613
 // results, identical output) on a shared 2-core machine: `tokenpivot
 // detect` takes 0.57x the CPU (3.6 vs 6.1 s), 0.62x the wall time and 0.94x
