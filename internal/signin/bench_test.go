@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	pq "github.com/parquet-go/parquet-go"
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
 )
 
 // benchRecords generates n sign-ins with the cardinality of a real tenant
@@ -43,8 +40,8 @@ func benchRecords(n int) []Record {
 
 func BenchmarkScanParquet(b *testing.B) {
 	const n = 200_000
-	data := writeParquet(b, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), benchRecords(n),
-		[]parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(122_880)})
+	data := writeParquet(b, stdCols(tsCol(pq.Microsecond, true), strResultType), benchRecords(n),
+		[]pqOpt{withCodec(&pq.Snappy), withRowGroup(122_880)})
 	for _, bc := range []struct {
 		name string
 		keep func(*Record) bool

@@ -9,7 +9,7 @@ import (
 
 // The committed files under testdata/readers were written by other writers:
 // testdata/duckdb/write.mjs (the JSON Lines, then DuckDB's Parquet) and
-// tools/mkint96 (arrow-go with legacy INT96). These are the rows in them, at
+// tools/mkint96 (Apache Arrow's Go writer, legacy INT96). These are the rows in them, at
 // the 100 ns precision of the JSON Lines export.
 var (
 	fixtureSignins = []Record{

@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	pq "github.com/parquet-go/parquet-go"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
 // checkScan asserts what must hold for any input: no panic (the fuzzer
@@ -59,15 +55,15 @@ func FuzzScanParquet(f *testing.F) {
 	for _, data := range readerFixtures(f, ".parquet") {
 		f.Add(data, false)
 	}
-	micros := tsCol(arrow.Microsecond, "UTC")
+	micros := tsCol(pq.Microsecond, true)
 	f.Add(writeParquet(f, stdCols(micros, strResultType), sampleRecords, nil), false)
-	f.Add(writeParquet(f, stdCols(micros, intResultType(arrow.PrimitiveTypes.Int64)), sampleRecords,
-		[]parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(1)}), true)
-	f.Add(writeParquet(f, stdCols(tsCol(arrow.Nanosecond, "UTC"), strResultType), sampleRecords,
-		[]parquet.WriterProperty{parquet.WithDictionaryDefault(false), parquet.WithCompression(compress.Codecs.Gzip)},
-		pqarrow.WithDeprecatedInt96Timestamps(true)), false)
+	f.Add(writeParquet(f, stdCols(micros, intResultType(tInt64)), sampleRecords,
+		[]pqOpt{withCodec(&pq.Zstd), withRowGroup(1)}), true)
+	f.Add(writeParquet(f, stdCols(tsCol(pq.Nanosecond, true), strResultType), sampleRecords,
+		[]pqOpt{withPlain(), withCodec(&pq.Gzip)},
+		withInt96()), false)
 	f.Add(writeParquet(f, stdCols(strTimeCol("2006-01-02T15:04:05.0000000Z"), strResultType), sampleRecords,
-		[]parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Uncompressed), parquet.WithDataPageVersion(parquet.DataPageV2)}), true)
+		[]pqOpt{withCodec(&pq.Uncompressed), withPageV2()}), true)
 	f.Fuzz(func(t *testing.T, data []byte, nonInteractive bool) {
 		table := Interactive
 		if nonInteractive {

@@ -207,3 +207,24 @@ func TestScanJSONLErrors(t *testing.T) {
 		t.Errorf("noninteractive without CA columns: %v", err)
 	}
 }
+
+// A file many read buffers long is read to its end: the reads past the
+// first are at later offsets of the same source.
+func TestScanJSONLinesManyReads(t *testing.T) {
+	recs := truncTime(benchRecords(20_000), 100*time.Nanosecond)
+	var b strings.Builder
+	for _, r := range recs {
+		b.WriteString(exportLine(t, r, nil) + "\n")
+	}
+	if b.Len() < 4*(256<<10) { // the reader's buffer
+		t.Fatalf("%d bytes: not several read buffers", b.Len())
+	}
+	got, st, err := scanAll("big.json", []byte(b.String()), Interactive, Options{Final: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(recs) || st.Read != int64(len(recs)) {
+		t.Fatalf("got %d records (stats %+v), want %d", len(got), st, len(recs))
+	}
+	diffRecords(t, got, recs)
+}

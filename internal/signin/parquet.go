@@ -3,6 +3,7 @@ package signin
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,24 +13,34 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
-	"github.com/apache/arrow-go/v18/parquet/file"
+	pq "github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // parquetReadRows is the most rows of a row group decoded at once: it bounds
 // the memory of a large row group (or of a corrupt footer's row count).
 const parquetReadRows = 65536
 
+// pqReadBuffer is the read buffer of each column chunk's page reader.
+const pqReadBuffer = 256 << 10
+
 // ioErrReaderAt remembers the first read error of the underlying ReaderAt
 // other than EOF, so that an I/O failure (worth a retry) is not mistaken for
-// corrupt content when arrow-go reports it as a decoding error.
+// corrupt content when parquet-go reports it as a decoding error.
 type ioErrReaderAt struct {
-	r   io.ReaderAt
-	mu  sync.Mutex
-	err error
+	r    io.ReaderAt
+	size int64 // when > 0, a read past it is the content's fault (a corrupt offset)
+	mu   sync.Mutex
+	err  error
 }
 
 func (e *ioErrReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || e.size > 0 && off > e.size {
+		// A corrupt footer's offset: the content's fault, not the source's.
+		return 0, errOutsideFile
+	}
 	n, err := e.r.ReadAt(p, off)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		e.mu.Lock()
@@ -41,39 +52,43 @@ func (e *ioErrReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+var errOutsideFile = fmt.Errorf("read outside the file: %w", io.ErrUnexpectedEOF)
+
 func (e *ioErrReaderAt) failed() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.err
 }
 
-// scanParquet reads the file with arrow-go's column chunk readers (no Arrow
-// arrays), one slice of at most parquetReadRows rows of a row group at a
-// time (pqSlicer), through the stages of a pqScan:
+// scanParquet reads the file from parquet-go's raw pages (pqReader), one
+// slice of at most parquetReadRows rows of a row group at a time
+// (pqSlicer), through the stages of a pqScan:
 //
 //  1. the filter columns (all wanted columns without Keep) are decoded, each
-//     column on its own goroutine (up to Options.Parallelism at once); text
-//     is interned as it is decoded, so a dictionary-encoded value costs an
-//     address lookup, not a string (pqDecoding, pqReader.decode);
+//     column on its own goroutine (up to Options.Parallelism at once); a
+//     dictionary entry is converted once per column chunk, and text is read
+//     in place (pqDecoding, pqReader.decode);
 //  2. Keep selects rows on the calling goroutine (pqScan.selectRows);
 //  3. the other columns are decoded for the kept rows only: long runs of
 //     rejected rows are skipped, and a column chunk is not even read when no
-//     row of its row group is kept; unique text (Id, CorrelationId, ...) is
-//     copied into shared blocks, not one allocation per value (pqDecoding);
+//     row of its row group is kept (pqDecoding);
 //  4. the kept rows go to fn in batches, in file order, from the calling
-//     goroutine (pqScan.emit).
+//     goroutine, each record's text copied into one allocation (pqScan.emit).
 //
 // The steps overlap: while fn takes slice s, step 3 runs for s+1 and step 1
 // for s+2, so Keep may see rows before fn has seen the earlier ones. The
 // decoded values of the slices in flight live in buffer rings (pqRing).
 func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, opts Options, fn func([]Record) error) (st Stats, err error) {
 	s := newPQScan(ctx, name, r, t, opts, fn)
+	s.src.size = size
 	defer s.recoverCorrupt(&st, &err)
-	pf, err := file.NewParquetReader(io.NewSectionReader(s.src, 0, size), file.WithReadProps(readProps))
+	if err := checkFooter(s.src, size); err != nil {
+		return s.st, s.classify("", 0, fmt.Errorf("not a readable parquet file: %w", err))
+	}
+	pf, err := pq.OpenFile(s.src, size, pq.SkipPageIndex(true), pq.SkipBloomFilters(true), pq.ReadBufferSize(pqReadBuffer))
 	if err != nil {
 		return s.st, s.classify("", 0, fmt.Errorf("not a readable parquet file: %w", err))
 	}
-	defer pf.Close()
 	defer s.release()
 	if err := s.setup(pf); err != nil {
 		return s.st, err
@@ -83,6 +98,25 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 	}
 	s.st.Consumed = size
 	return s.st, nil
+}
+
+// checkFooter checks the footer's length against the file before parquet-go
+// allocates that much for it: a corrupt length could ask for gigabytes.
+func checkFooter(r io.ReaderAt, size int64) error {
+	if size < 12 {
+		return fmt.Errorf("%d bytes: too short", size)
+	}
+	var tail [8]byte
+	if _, err := r.ReadAt(tail[:], size-8); err != nil {
+		return err
+	}
+	if string(tail[4:]) != parquetMagic {
+		return errors.New("no PAR1 at the end")
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-12 {
+		return fmt.Errorf("footer of %d bytes in a file of %d", n, size)
+	}
+	return nil
 }
 
 // pqScan is one Scan of a Parquet file. It owns the column readers and
@@ -156,7 +190,7 @@ func (s *pqScan) colErr(e *colError) error {
 	return s.classify(fieldNames[e.f], e.row+1, e.err)
 }
 
-// recoverCorrupt, deferred, turns a panic of arrow-go on corrupt data into a
+// recoverCorrupt, deferred, turns a panic of parquet-go on corrupt data into a
 // FormatError (or the read error behind it): it is still just a bad file.
 // Panics of the caller's fn and Keep are not ours to hide: they are re-raised.
 func (s *pqScan) recoverCorrupt(st *Stats, err *error) {
@@ -177,8 +211,8 @@ func (s *pqScan) recoverCorrupt(st *Stats, err *error) {
 
 // setup finds the wanted columns of pf and gives each a pooled reader, in
 // the step that decodes it (first or rest).
-func (s *pqScan) setup(pf *file.Reader) error {
-	metas, cerr := resolveColumns(pf.MetaData().Schema, s.t)
+func (s *pqScan) setup(pf *pq.File) error {
+	metas, cerr := resolveColumns(pf.Metadata().Schema, s.t)
 	if cerr != nil {
 		return s.formatErr(fieldNames[cerr.f], 0, cerr.err)
 	}
@@ -212,11 +246,10 @@ func (s *pqScan) setup(pf *file.Reader) error {
 			}
 		}
 	}
-	if pf.NumRowGroups() > 0 {
+	if rgs := pf.Metadata().RowGroups; len(rgs) > 0 {
 		// Big columns first, so that the last one to finish is a small one.
-		sizes := pf.RowGroup(0)
-		sortBySize(s.first, sizes)
-		sortBySize(s.rest, sizes)
+		sortBySize(s.first, &rgs[0])
+		sortBySize(s.rest, &rgs[0])
 	}
 	return nil
 }
@@ -233,6 +266,9 @@ func (s *pqScan) release() {
 	}
 	clear(s.batch)
 	s.bufs.batch = s.batch[:0]
+	for b := range s.bufs.recs {
+		clear(s.bufs.recs[b]) // the strings of this scan
+	}
 	for _, c := range s.cols {
 		if c != nil {
 			c.close()
@@ -251,7 +287,7 @@ func (s *pqScan) run() error {
 		return err
 	}
 	if sl != nil {
-		s.cur = s.startDecoding(s.first, sl, nil, sl.filterSlot())
+		s.cur = s.startDecoding(s.first, sl, nil, sl.filterSlot(), nil)
 	}
 	for sl != nil {
 		if e := s.cur.wait(); e != nil {
@@ -265,7 +301,7 @@ func (s *pqScan) run() error {
 			return err
 		}
 		if next != nil {
-			s.cur = s.startDecoding(s.first, next, nil, next.filterSlot())
+			s.cur = s.startDecoding(s.first, next, nil, next.filterSlot(), nil)
 		}
 		r, err := s.selectRows(sl)
 		if err != nil {
@@ -299,8 +335,9 @@ func (s *pqScan) run() error {
 
 // pqRing is the rotation of the pipeline's per-slice buffers, documented
 // here once. A stage that keeps output per slice holds a ring of buffers
-// (pqReader.out for the decoded values, pqBuffers.kept for the rows to emit),
-// and slice seq writes slot seq % depth of its ring.
+// (pqReader.out for the decoded values, pqBuffers.kept and .recs for the rows
+// to emit and their records), and slice seq writes slot seq % depth of its
+// ring.
 //
 // Reuse is safe because of what is in flight while slice s is selected: s-1
 // (selected, to be emitted), s, and s+1 (its filter columns decoding). The
@@ -324,7 +361,7 @@ func (n pqRing) slot(seq int) int { return seq % int(n) }
 // group's row count before its first slice.
 type pqSlicer struct {
 	file string
-	pf   *file.Reader
+	pf   *pq.File
 	// unread are the wanted columns when every one is Null-typed, so never
 	// read: a short column is otherwise found when read, but for these the
 	// footer's row count is checked against their chunks', so that a huge
@@ -335,13 +372,13 @@ type pqSlicer struct {
 	rgNext  int64 // its next row to slice
 	rgSlice int64 // rows per slice of it
 	rowBase int64 // rows of the file before it
-	rgr     *file.RowGroupReader
+	rgr     pq.RowGroup
 	seq     int
 }
 
 // next returns the next slice, nil after the last.
 func (p *pqSlicer) next() (*pqSlice, error) {
-	for p.rg < p.pf.NumRowGroups() {
+	for p.rg < len(p.pf.Metadata().RowGroups) {
 		if p.rgRows < 0 {
 			if err := p.enter(); err != nil {
 				return nil, err
@@ -349,7 +386,11 @@ func (p *pqSlicer) next() (*pqSlice, error) {
 		}
 		if p.rgNext < p.rgRows {
 			if p.rgr == nil {
-				p.rgr = p.pf.RowGroup(p.rg)
+				rgs := p.pf.RowGroups()
+				if p.rg >= len(rgs) {
+					return nil, &FormatError{File: p.file, Err: fmt.Errorf("row group %d is missing", p.rg)}
+				}
+				p.rgr = rgs[p.rg]
 			}
 			sl := &pqSlice{rg: p.rg, rgr: p.rgr, rowBase: p.rowBase, start: p.rgNext, count: min(p.rgSlice, p.rgRows-p.rgNext), seq: p.seq}
 			p.rgNext += sl.count
@@ -366,7 +407,8 @@ func (p *pqSlicer) next() (*pqSlice, error) {
 // enter reads the row count of row group p.rg and cuts it into slices.
 func (p *pqSlicer) enter() error {
 	rgIdx := p.rg
-	p.rgRows = p.pf.MetaData().RowGroup(rgIdx).NumRows()
+	rgMeta := &p.pf.Metadata().RowGroups[rgIdx]
+	p.rgRows = rgMeta.NumRows
 	if p.rgRows < 0 {
 		return &FormatError{File: p.file, Err: fmt.Errorf("row group %d: negative row count %d", rgIdx, p.rgRows)}
 	}
@@ -381,7 +423,7 @@ func (p *pqSlicer) enter() error {
 	}
 	// A column chunk holds one value (or null) per row.
 	for _, m := range p.unread {
-		if cc, err := p.pf.MetaData().RowGroup(rgIdx).ColumnChunk(m.leaf); err != nil || cc.NumValues() != p.rgRows {
+		if m.leaf >= len(rgMeta.Columns) || rgMeta.Columns[m.leaf].MetaData.NumValues != p.rgRows {
 			return &FormatError{File: p.file, Column: fieldNames[m.f], Err: fmt.Errorf("row group %d has %d rows but the column chunk does not", rgIdx, p.rgRows)}
 		}
 	}
@@ -400,12 +442,17 @@ type pqDecoding struct {
 }
 
 // startDecoding decodes the rows of sl (with sel, only those) of columns cs
-// into slot b, in the background.
-func (s *pqScan) startDecoding(cs []*pqReader, sl *pqSlice, sel []int32, b int) *pqDecoding {
+// into slot b, in the background;
+// then, when set, runs on the same goroutine once the columns are decoded.
+func (s *pqScan) startDecoding(cs []*pqReader, sl *pqSlice, sel []int32, b int, then func()) *pqDecoding {
 	d := &pqDecoding{done: make(chan *colError, 1), waiting: true}
 	par := s.par
 	go func() {
-		d.done <- runColumns(cs, par, func(c *pqReader) *colError { return decodeColumn(c, sl, sel, b) })
+		e := runColumns(cs, par, func(c *pqReader) *colError { return decodeColumn(c, sl, sel, b) })
+		if e == nil && then != nil {
+			then()
+		}
+		d.done <- e
 	}()
 	return d
 }
@@ -462,9 +509,32 @@ func (s *pqScan) selectRows(sl *pqSlice) (*pqReady, error) {
 		}
 	}
 	if len(r.rows) > 0 && len(s.rest) > 0 {
-		r.rest = s.startDecoding(s.rest, sl, r.rows, sl.restSlot())
+		rows := r.rows
+		r.rest = s.startDecoding(s.rest, sl, rows, sl.restSlot(), func() { s.assemble(sl, rows) })
 	}
 	return r, nil
+}
+
+// assemble builds the records of the kept rows of sl, in the background
+// once their other columns are decoded (emit's work would otherwise be on
+// the calling goroutine, the pipeline's slowest stage), into sl's slot of
+// pqBuffers.recs. It only reads the slots of sl.
+func (s *pqScan) assemble(sl *pqSlice, rows []int32) {
+	fb, rb := sl.filterSlot(), sl.restSlot()
+	var times []time.Time
+	if c := s.cols[fTimeGenerated]; c != nil {
+		times = c.out[fb].times
+	}
+	recs := s.bufs.recs[rb]
+	clear(recs)
+	recs = slices.Grow(recs[:0], len(rows))[:len(rows)]
+	for k, j := range rows {
+		if times != nil {
+			recs[k].TimeGenerated = times[j]
+		}
+		s.fill(&recs[k], fb, rb, int(j), k)
+	}
+	s.bufs.recs[rb] = recs
 }
 
 // readableRows lists the rows of sl not in skip, into its slot of the
@@ -596,12 +666,18 @@ func (s *pqScan) emit(r *pqReady) error {
 		if r.sel {
 			j = int(r.rows[k])
 		}
-		s.batch = append(s.batch, Record{})
-		out := &s.batch[len(s.batch)-1]
-		if times != nil {
-			out.TimeGenerated = times[j]
+		if r.rest != nil {
+			s.batch = append(s.batch, s.bufs.recs[rb][k])
+		} else {
+			s.batch = append(s.batch, Record{})
 		}
-		s.fill(out, fb, rb, j, k)
+		out := &s.batch[len(s.batch)-1]
+		if r.rest == nil {
+			if times != nil {
+				out.TimeGenerated = times[j]
+			}
+			s.fill(out, fb, rb, j, k)
+		}
 		if s.positionIds != "" && out.Id == "" {
 			out.Id = s.positionIds + strconv.FormatInt(base+int64(j), 10)
 		}
@@ -617,22 +693,42 @@ func (s *pqScan) emit(r *pqReady) error {
 
 // fill sets the text fields of out: a filter column's value of row j of
 // slot fb, another column's of kept row k of slot rb (decoded for the kept
-// rows only).
+// rows only). Text that aliases pages or dictionaries (pqValues.transient)
+// is copied into one allocation for the record.
 func (s *pqScan) fill(out *Record, fb, rb, j, k int) {
+	var vals [numFields]string
+	var copied [numFields]bool
+	n := 0
 	for f := range numFields {
 		c := s.cols[f]
 		if c == nil || f == fTimeGenerated {
 			continue
 		}
-		var v string
+		o, i := &c.out[fb], j
 		if s.keep != nil && !f.filter() {
-			v = c.out[rb].strs[k]
-		} else {
-			v = c.out[fb].strs[j]
+			o, i = &c.out[rb], k
 		}
-		if v != "" {
-			out.setString(f, v)
+		if v := o.strs[i]; v != "" {
+			vals[f], copied[f] = v, o.transient
+			if o.transient {
+				n += len(v)
+			}
 		}
+	}
+	var buf []byte
+	if n > 0 {
+		buf = make([]byte, 0, n)
+	}
+	for f, v := range vals {
+		if v == "" {
+			continue
+		}
+		if copied[f] {
+			start := len(buf)
+			buf = append(buf, v...)
+			v = unsafe.String(&buf[start], len(v))
+		}
+		out.setString(field(f), v)
 	}
 }
 
@@ -651,23 +747,22 @@ func (s *pqScan) flush() error {
 
 // sortBySize orders cs by the uncompressed size of their chunks in rg,
 // largest first (stable).
-func sortBySize(cs []*pqReader, rg *file.RowGroupReader) {
+func sortBySize(cs []*pqReader, rg *format.RowGroup) {
 	slices.SortStableFunc(cs, func(a, b *pqReader) int {
 		return cmp.Compare(chunkSize(rg, b.meta.leaf), chunkSize(rg, a.meta.leaf))
 	})
 }
 
 // chunkSize is the uncompressed size of a column chunk, 0 when unknown.
-func chunkSize(rg *file.RowGroupReader, leaf int) int64 {
-	cc, err := rg.MetaData().ColumnChunk(leaf)
-	if err != nil {
+func chunkSize(rg *format.RowGroup, leaf int) int64 {
+	if leaf >= len(rg.Columns) {
 		return 0
 	}
-	return cc.TotalUncompressedSize()
+	return rg.Columns[leaf].MetaData.TotalUncompressedSize
 }
 
 // runColumns runs task for each column, on up to par goroutines. A panic in
-// a task (arrow-go on corrupt data) is that column's error. The error of the
+// a task (parquet-go on corrupt data) is that column's error. The error of the
 // first column in cols order wins, so that errors do not depend on timing.
 func runColumns(cols []*pqReader, par int, task func(*pqReader) *colError) *colError {
 	safe := func(c *pqReader) (e *colError) {
@@ -713,7 +808,8 @@ func runColumns(cols []*pqReader, par int, task func(*pqReader) *colError) *colE
 type pqBuffers struct {
 	cols  [numFields]pqReader
 	batch []Record
-	kept  [restRing][]int32 // rows to emit, a ring (pqRing)
+	kept  [restRing][]int32  // rows to emit, a ring (pqRing)
+	recs  [restRing][]Record // with Keep: their records (pqScan.assemble)
 }
 
 var pqPool = sync.Pool{New: func() any { return new(pqBuffers) }}

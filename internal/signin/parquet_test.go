@@ -4,30 +4,23 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	pq "github.com/parquet-go/parquet-go"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
 func TestScanParquet(t *testing.T) {
-	micros := tsCol(arrow.Microsecond, "UTC")
+	micros := tsCol(pq.Microsecond, true)
 	extra := []pqCol{
-		{"LocationDetails", arrow.BinaryTypes.String, func(int, Record) any {
+		{"LocationDetails", tString, func(int, Record) any {
 			return `{"city":"Seattle","state":"Washington","countryOrRegion":"US","geoCoordinates":{"latitude":47.6,"longitude":-122.3}}`
 		}},
-		{"DurationMs", arrow.PrimitiveTypes.Int64, func(i int, _ Record) any { return int64(100 * i) }},
-		{"IsInteractive", arrow.FixedWidthTypes.Boolean, func(int, Record) any { return true }},
-		{"DeviceDetail", arrow.StructOf(
-			arrow.Field{Name: "browser", Type: arrow.BinaryTypes.String},
-			arrow.Field{Name: "operatingSystem", Type: arrow.BinaryTypes.String},
-		), func(int, Record) any { return []string{"Edge 120.0.0", "Windows10"} }},
+		{"DurationMs", tInt64, func(i int, _ Record) any { return int64(100 * i) }},
+		{"IsInteractive", tBool, func(int, Record) any { return true }},
+		{"DeviceDetail", tStruct("browser", "operatingSystem"), func(int, Record) any { return []string{"Edge 120.0.0", "Windows10"} }},
 	}
 	// The wide file puts the extra columns (one of them nested, which shifts
 	// leaf indices) between and before the wanted ones.
@@ -42,34 +35,34 @@ func TestScanParquet(t *testing.T) {
 	tests := []struct {
 		name   string
 		cols   []pqCol
-		props  []parquet.WriterProperty
-		arrow  []pqarrow.WriterOption
+		props  []pqOpt
+		arrow  []pqOpt
 		table  Table
 		opts   Options
 		want   []Record
 		wantSt Stats
 	}{
 		{name: "micros UTC snappy", cols: stdCols(micros, strResultType),
-			props: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Snappy)},
+			props: []pqOpt{withCodec(&pq.Snappy)},
 			want:  truncTime(sampleRecords, time.Microsecond)},
-		{name: "millis local", cols: stdCols(tsCol(arrow.Millisecond, ""), strResultType),
+		{name: "millis local", cols: stdCols(tsCol(pq.Millisecond, false), strResultType),
 			want: truncTime(sampleRecords, time.Millisecond)},
-		{name: "nanos zstd", cols: stdCols(tsCol(arrow.Nanosecond, "UTC"), strResultType),
-			props: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Zstd)},
+		{name: "nanos zstd", cols: stdCols(tsCol(pq.Nanosecond, true), strResultType),
+			props: []pqOpt{withCodec(&pq.Zstd)},
 			want:  sampleRecords},
-		{name: "int96 gzip", cols: stdCols(tsCol(arrow.Nanosecond, "UTC"), strResultType),
-			props: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Gzip)},
-			arrow: []pqarrow.WriterOption{pqarrow.WithDeprecatedInt96Timestamps(true)},
+		{name: "int96 gzip", cols: stdCols(tsCol(pq.Nanosecond, true), strResultType),
+			props: []pqOpt{withCodec(&pq.Gzip)},
+			arrow: []pqOpt{withInt96()},
 			want:  sampleRecords},
 		{name: "ISO string time, 7 digits", cols: stdCols(strTimeCol("2006-01-02T15:04:05.0000000Z"), strResultType),
 			want: truncTime(sampleRecords, 100*time.Nanosecond)},
-		{name: "int64 ResultType plain encoding", cols: stdCols(micros, intResultType(arrow.PrimitiveTypes.Int64)),
-			props: []parquet.WriterProperty{parquet.WithDictionaryDefault(false)},
+		{name: "int64 ResultType plain encoding", cols: stdCols(micros, intResultType(tInt64)),
+			props: []pqOpt{withPlain()},
 			want:  truncTime(sampleRecords, time.Microsecond)},
-		{name: "int32 ResultType uncompressed", cols: stdCols(micros, intResultType(arrow.PrimitiveTypes.Int32)),
-			props: []parquet.WriterProperty{parquet.WithCompression(compress.Codecs.Uncompressed)},
+		{name: "int32 ResultType uncompressed", cols: stdCols(micros, intResultType(tInt32)),
+			props: []pqOpt{withCodec(&pq.Uncompressed)},
 			want:  truncTime(sampleRecords, time.Microsecond)},
-		{name: "uint32 ResultType", cols: stdCols(micros, intResultType(arrow.PrimitiveTypes.Uint32)),
+		{name: "uint32 ResultType", cols: stdCols(micros, intResultType(tUint32)),
 			want: truncTime(sampleRecords, time.Microsecond)},
 		{name: "reversed column order", cols: reversed,
 			want: truncTime(sampleRecords, time.Microsecond)},
@@ -89,10 +82,10 @@ func TestScanParquet(t *testing.T) {
 			cols: append(stdCols(micros, strResultType)[:5], stdCols(micros, strResultType)[7:]...),
 			want: forTable(truncTime(sampleRecords, time.Microsecond), NonInteractive)},
 		{name: "row groups of 2, batches of 1", cols: stdCols(micros, strResultType),
-			props: []parquet.WriterProperty{parquet.WithMaxRowGroupLength(2)},
+			props: []pqOpt{withRowGroup(2)},
 			opts:  Options{BatchSize: 1},
 			want:  truncTime(sampleRecords, time.Microsecond)},
-		{name: "keep successes", cols: stdCols(micros, intResultType(arrow.PrimitiveTypes.Int64)),
+		{name: "keep successes", cols: stdCols(micros, intResultType(tInt64)),
 			opts: Options{Keep: func(r *Record) bool {
 				// Only the filter columns are promised here; Location and the
 				// optional columns are decoded for kept rows only.
@@ -123,7 +116,7 @@ func TestScanParquet(t *testing.T) {
 }
 
 func TestScanParquetErrors(t *testing.T) {
-	micros := tsCol(arrow.Microsecond, "UTC")
+	micros := tsCol(pq.Microsecond, true)
 	good := writeParquet(t, stdCols(micros, strResultType), sampleRecords, nil)
 	replace := func(name string, c pqCol) []pqCol {
 		cols := stdCols(micros, strResultType)
@@ -153,28 +146,33 @@ func TestScanParquetErrors(t *testing.T) {
 		{name: "truncated footer", data: good[:len(good)-10], message: "not a readable parquet file"},
 		{name: "cut in half", data: good[:len(good)/2], message: "not a readable parquet file"},
 		{name: "magic only", data: []byte("PAR1"), message: "not a readable parquet file"},
+		// A footer length past the file is not allocated (it was 2 GiB here).
+		{name: "footer length past the file", data: func() []byte {
+			d := bytes.Clone(good)
+			d[len(d)-5] = 0x80
+			return d
+		}(), message: "footer of 2147"},
 		{name: "garbage between magics", data: []byte("PAR1 this is not a parquet file PAR1"), message: "parquet"},
 		{name: "UPN as INT64", column: ColUserPrincipalName, message: "unsupported type int64",
-			data: writeParquet(t, replace(ColUserPrincipalName, pqCol{ColUserPrincipalName, arrow.PrimitiveTypes.Int64,
+			data: writeParquet(t, replace(ColUserPrincipalName, pqCol{ColUserPrincipalName, tInt64,
 				func(i int, _ Record) any { return int64(i) }}), sampleRecords, nil)},
 		{name: "ResultType as bool", column: ColResultType, message: "unsupported type bool",
-			data: writeParquet(t, replace(ColResultType, pqCol{ColResultType, arrow.FixedWidthTypes.Boolean,
+			data: writeParquet(t, replace(ColResultType, pqCol{ColResultType, tBool,
 				func(int, Record) any { return false }}), sampleRecords, nil)},
 		{name: "ResultType double fractions in every row", column: ColResultType, row: 1, message: "want an integer, got 0.5",
-			data: writeParquet(t, replace(ColResultType, pqCol{ColResultType, arrow.PrimitiveTypes.Float64,
+			data: writeParquet(t, replace(ColResultType, pqCol{ColResultType, tFloat64,
 				func(int, Record) any { return 0.5 }}), sampleRecords, nil)},
 		{name: "UPN as bool", column: ColUserPrincipalName, message: "unsupported type bool",
-			data: writeParquet(t, replace(ColUserPrincipalName, pqCol{ColUserPrincipalName, arrow.FixedWidthTypes.Boolean,
+			data: writeParquet(t, replace(ColUserPrincipalName, pqCol{ColUserPrincipalName, tBool,
 				func(int, Record) any { return true }}), sampleRecords, nil)},
 		{name: "TimeGenerated as INT64", column: ColTimeGenerated, message: "unsupported type int64",
-			data: writeParquet(t, replace(ColTimeGenerated, pqCol{ColTimeGenerated, arrow.PrimitiveTypes.Int64,
+			data: writeParquet(t, replace(ColTimeGenerated, pqCol{ColTimeGenerated, tInt64,
 				func(int, Record) any { return int64(1) }}), sampleRecords, nil)},
 		{name: "Location as struct", column: ColLocation, message: "unsupported type struct",
-			data: writeParquet(t, replace(ColLocation, pqCol{ColLocation, arrow.StructOf(
-				arrow.Field{Name: "city", Type: arrow.BinaryTypes.String}, arrow.Field{Name: "state", Type: arrow.BinaryTypes.String}),
+			data: writeParquet(t, replace(ColLocation, pqCol{ColLocation, tStruct("city", "state"),
 				func(int, Record) any { return []string{"Seattle", "Washington"} }}), sampleRecords, nil)},
 		{name: "bad ISO time in every row, row 1 named", column: ColTimeGenerated, row: 1, message: "invalid ISO 8601",
-			data: writeParquet(t, replace(ColTimeGenerated, pqCol{ColTimeGenerated, arrow.BinaryTypes.String,
+			data: writeParquet(t, replace(ColTimeGenerated, pqCol{ColTimeGenerated, tString,
 				func(i int, r Record) any { return r.TimeGenerated.Format("02/01/2006 15:04") }}), sampleRecords, nil)},
 		{name: "missing Location", column: ColLocation, message: "required column is missing",
 			data: writeParquet(t, without(ColLocation), sampleRecords, nil)},
@@ -207,8 +205,8 @@ func TestScanParquetErrors(t *testing.T) {
 // Every prefix of a valid file is either rejected as a FormatError or,
 // when empty, read as zero rows: never a panic or another kind of error.
 func TestScanParquetTruncations(t *testing.T) {
-	data := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), sampleRecords,
-		[]parquet.WriterProperty{parquet.WithMaxRowGroupLength(1)})
+	data := writeParquet(t, stdCols(tsCol(pq.Microsecond, true), strResultType), sampleRecords,
+		[]pqOpt{withRowGroup(1)})
 	for n := 1; n < len(data); n++ {
 		_, _, err := scanAll("cut.parquet", data[:n], Interactive, Options{})
 		if !IsFormatError(err) && !(err == nil && n < 4) {
@@ -220,27 +218,58 @@ func TestScanParquetTruncations(t *testing.T) {
 // The cases above rely on the writer producing the physical layouts they are
 // named for; check the ones a writer could silently change.
 func TestParquetFixtureLayouts(t *testing.T) {
-	physical := func(data []byte, col string) string {
-		pf, err := file.NewParquetReader(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pf.Close()
-		c := pf.MetaData().Schema.Column(pf.MetaData().Schema.ColumnIndexByName(col))
-		lt := ""
-		if c.LogicalType() != nil {
-			lt = " " + c.LogicalType().String()
-		}
-		return c.PhysicalType().String() + lt
-	}
-	int96 := writeParquet(t, stdCols(tsCol(arrow.Nanosecond, "UTC"), strResultType), sampleRecords, nil,
-		pqarrow.WithDeprecatedInt96Timestamps(true))
-	if got := physical(int96, ColTimeGenerated); got != "INT96 None" && got != "INT96" {
+	int96 := writeParquet(t, stdCols(tsCol(pq.Nanosecond, true), strResultType), sampleRecords, nil,
+		withInt96())
+	if got := physical(t, int96, ColTimeGenerated); got != "INT96" {
 		t.Errorf("int96 file: TimeGenerated is %s", got)
 	}
-	millis := writeParquet(t, stdCols(tsCol(arrow.Millisecond, ""), strResultType), sampleRecords, nil)
-	if got := physical(millis, ColTimeGenerated); !strings.Contains(got, "INT64") || !strings.Contains(got, "isAdjustedToUTC=false") || !strings.Contains(got, "milliseconds") {
+	millis := writeParquet(t, stdCols(tsCol(pq.Millisecond, false), strResultType), sampleRecords, nil)
+	if got := physical(t, millis, ColTimeGenerated); got != "INT64 TIMESTAMP(isAdjustedToUTC=false,unit=MILLIS)" {
 		t.Errorf("millis file: TimeGenerated is %s", got)
+	}
+}
+
+// The fixture writer's settings give the page layouts the tests rely on:
+// dictionary pages, PLAIN pages, a dictionary falling back to PLAIN (as
+// DuckDB's does for a column of many users), data pages v2, many pages.
+func TestParquetFixtureEncodings(t *testing.T) {
+	recs := truncTime(benchRecords(8_000), time.Microsecond)
+	for _, tc := range []struct {
+		name  string
+		opts  []pqOpt
+		pages string
+		many  bool
+	}{
+		{"default", nil, "DICTIONARY_PAGE PLAIN,DATA_PAGE RLE_DICTIONARY", false},
+		{"plain", []pqOpt{withPlain()}, "DATA_PAGE PLAIN", false},
+		{"fallback", []pqOpt{withPageBuffer(8 << 10), withDictMax(2 << 10)}, "DICTIONARY_PAGE PLAIN,DATA_PAGE RLE_DICTIONARY,DATA_PAGE PLAIN", true},
+		{"v2", []pqOpt{withPageV2()}, "DICTIONARY_PAGE PLAIN,DATA_PAGE_V2 RLE_DICTIONARY", false},
+		{"small pages", []pqOpt{withPlain(), withPageBuffer(4 << 10)}, "DATA_PAGE PLAIN", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := writeParquet(t, stdCols(tsCol(pq.Microsecond, true), strResultType), recs, tc.opts)
+			pf, err := pq.OpenFile(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range pf.Metadata().RowGroups[0].Columns {
+				if c.MetaData.PathInSchema[0] != ColUserPrincipalName {
+					continue
+				}
+				var kinds []string
+				pages := 0
+				for _, st := range c.MetaData.EncodingStats {
+					kinds = append(kinds, st.PageType.String()+" "+st.Encoding.String())
+					pages += int(st.Count)
+				}
+				slices.Sort(kinds)
+				want := strings.Split(tc.pages, ",")
+				slices.Sort(want)
+				if !slices.Equal(kinds, want) || tc.many != (pages > 3) {
+					t.Errorf("UserPrincipalName pages %v (%d), want %v (many: %v)", kinds, pages, want, tc.many)
+				}
+			}
+		})
 	}
 }
 
@@ -262,7 +291,7 @@ func (f failingReader) ReadAt(p []byte, off int64) (int, error) {
 
 // An I/O failure is worth a retry, so it must not be reported as bad content.
 func TestScanIOErrorIsNotFormatError(t *testing.T) {
-	pq := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), sampleRecords, nil)
+	pq := writeParquet(t, stdCols(tsCol(pq.Microsecond, true), strResultType), sampleRecords, nil)
 	jsonl := []byte(exportLine(t, sampleRecords[0], nil) + "\n" + exportLine(t, sampleRecords[1], nil) + "\n")
 	for _, tc := range []struct {
 		name string
@@ -286,7 +315,7 @@ func TestScanIOErrorIsNotFormatError(t *testing.T) {
 
 // The caller's panics are not mistaken for corrupt data.
 func TestScanParquetCallbackPanics(t *testing.T) {
-	data := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), sampleRecords, nil)
+	data := writeParquet(t, stdCols(tsCol(pq.Microsecond, true), strResultType), sampleRecords, nil)
 	for _, opts := range []Options{{}, {Keep: func(*Record) bool { panic("keep") }}} {
 		func() {
 			defer func() {
@@ -299,54 +328,29 @@ func TestScanParquetCallbackPanics(t *testing.T) {
 	}
 }
 
-// The page buffers come from a pool shared by all scans: memory handed out
-// again must read as zeros (as Go's own allocations do), growing must keep
-// the content, and slices the pool does not own must not enter it.
-func TestPoolAllocator(t *testing.T) {
-	a := &poolAllocator{}
-	for _, tc := range []struct {
-		name       string
-		size, grow int
-	}{
-		{"tiny", 1, 100},
-		{"page header", 1024, 5000},
-		{"exact class", 4096, 8192},
-		{"odd size", 70_001, 300_000},
-		{"grown past the classes", 1 << 20, 1<<(poolMinShift+poolClasses-1) + 1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			for round := range 3 { // later rounds get the buffers freed before
-				b := a.Allocate(tc.size)
-				if len(b) != tc.size {
-					t.Fatalf("round %d: Allocate(%d) has length %d", round, tc.size, len(b))
-				}
-				if n := bytes.Count(b, []byte{0}); n != len(b) {
-					t.Fatalf("round %d: Allocate(%d) not zeroed", round, tc.size)
-				}
-				for i := range b {
-					b[i] = byte(i%251 + 1)
-				}
-				g := a.Reallocate(tc.grow, b)
-				if len(g) != tc.grow {
-					t.Fatalf("round %d: Reallocate(%d) has length %d", round, tc.grow, len(g))
-				}
-				for i := range tc.size {
-					if g[i] != byte(i%251+1) {
-						t.Fatalf("round %d: Reallocate lost byte %d", round, i)
-					}
-				}
-				if n := bytes.Count(g[tc.size:], []byte{0}); n != tc.grow-tc.size {
-					t.Fatalf("round %d: grown part not zeroed", round)
-				}
-				g[0], g[len(g)-1] = 0xff, 0xff // dirty, for the next round to find
-				a.Free(g)
-			}
-		})
+// Text is copied out of the page buffers into shared blocks: a copy must
+// not alias its source (a page buffer reused for the next page) and must
+// survive the copies after it, in the same block or a new one.
+func TestTextBlock(t *testing.T) {
+	var tb textBlock
+	src := []byte("user0000@contoso.com")
+	var got []string
+	var want []string
+	for i := range 3 * textBlockSize / len(src) {
+		copy(src[4:8], fmt.Sprintf("%04d", i%10000))
+		got = append(got, tb.clone(string(src)))
+		want = append(want, string(src))
 	}
-	// A slice the pool did not hand out (capacity not a class) is dropped.
-	a.Free(make([]byte, 5000, 5000))
-	if b := a.Allocate(5000); cap(b) != 8192 {
-		t.Errorf("Allocate(5000) has capacity %d, want the 8 KiB class", cap(b))
+	big := strings.Repeat("x", textBlockSize/2)
+	got, want = append(got, tb.clone(big)), append(want, big)
+	src[0] = 'X' // the source buffer is reused
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("copy %d is %q, want %q", i, got[i], want[i])
+		}
+	}
+	if len(tb.buf) > textBlockSize || cap(tb.buf) != textBlockSize {
+		t.Errorf("block of length %d, capacity %d, want at most %d", len(tb.buf), cap(tb.buf), textBlockSize)
 	}
 }
 
@@ -359,16 +363,16 @@ func TestScanParquetConcurrentScansShareBuffers(t *testing.T) {
 		want []Record
 	}
 	var files []file
-	for i, props := range [][]parquet.WriterProperty{
-		{parquet.WithCompression(compress.Codecs.Snappy), parquet.WithDataPageSize(4 << 10), parquet.WithMaxRowGroupLength(3_000)},
-		{parquet.WithCompression(compress.Codecs.Zstd), parquet.WithDictionaryDefault(false), parquet.WithDataPageSize(16 << 10)},
-		{parquet.WithDataPageSize(64 << 10), parquet.WithDictionaryPageSizeLimit(2 << 10)},
+	for i, props := range [][]pqOpt{
+		{withCodec(&pq.Snappy), withPageBuffer(4 << 10), withRowGroup(3_000)},
+		{withCodec(&pq.Zstd), withPlain(), withPageBuffer(16 << 10)},
+		{withPageBuffer(8 << 10), withDictMax(2 << 10)},
 	} {
 		recs := truncTime(benchRecords(8_000+1_000*i), time.Microsecond)
 		for j := range recs {
 			recs[j].UserPrincipalName = fmt.Sprintf("f%d.%s", i, recs[j].UserPrincipalName)
 		}
-		files = append(files, file{writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), recs, props), recs})
+		files = append(files, file{writeParquet(t, stdCols(tsCol(pq.Microsecond, true), strResultType), recs, props), recs})
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 12)

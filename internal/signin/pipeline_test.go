@@ -4,21 +4,18 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/file"
+	pq "github.com/parquet-go/parquet-go"
 )
 
 // The slicer numbers the slices of every row group in file order, with the
 // file row of each slice's first row.
 func TestPQSlicer(t *testing.T) {
-	data := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), sampleRecords,
-		[]parquet.WriterProperty{parquet.WithMaxRowGroupLength(2)})
-	pf, err := file.NewParquetReader(bytes.NewReader(data))
+	data := writeParquet(t, stdCols(tsCol(pq.Microsecond, true), strResultType), sampleRecords,
+		[]pqOpt{withRowGroup(2)})
+	pf, err := pq.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pf.Close()
 	p := pqSlicer{file: "x.parquet", pf: pf, rgRows: -1}
 	type slice struct {
 		rg                 int

@@ -1,8 +1,10 @@
 package signin
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"slices"
@@ -10,9 +12,10 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/schema"
+	pq "github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
+	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // pqKind tells how the values of a Parquet column are decoded.
@@ -32,37 +35,146 @@ const (
 	kindDecimalBytes               // BYTE_ARRAY DECIMAL (ResultType holding integers)
 )
 
+// timeUnit is the unit of an INT64 TIMESTAMP.
+type timeUnit int
+
+const (
+	unitMillis timeUnit = iota
+	unitMicros
+	unitNanos
+)
+
 // pqMeta is one wanted column found in the file and how to read it.
 type pqMeta struct {
 	f        field
 	leaf     int // Parquet leaf column index
 	kind     pqKind
+	phys     format.Type
+	fixed    int // FIXED_LEN_BYTE_ARRAY value size
 	unsigned bool
 	bits     int8 // integer width of an Int logical type, 0 when none
-	unit     schema.TimeUnitType
-	maxDef   int16
+	unit     timeUnit
+	maxDef   byte
 	pow      int64    // 10^scale of a DECIMAL ResultType, 0 when none or past int64
 	bigPow   *big.Int // 10^scale of a DECIMAL ResultType held as bytes
 }
 
+// logical is a column's logical type, from its LogicalType annotation or, in
+// files of older writers, its ConvertedType.
+type logical struct {
+	kind     logicalKind
+	scale    int32
+	bits     int8
+	signed   bool
+	unit     timeUnit
+	unitOK   bool
+	adjusted bool
+	name     string // for errors
+}
+
+type logicalKind int
+
+const (
+	ltNone logicalKind = iota
+	ltString
+	ltTextual // ENUM, JSON, BSON: still text
+	ltDecimal
+	ltTimestamp
+	ltInt
+	ltNull
+	ltUUID
+	ltList
+	ltMap
+	ltOther // a type no column accepts (DATE, TIME, FLOAT16, ...)
+)
+
+func logicalOf(e *format.SchemaElement) logical {
+	switch v := e.LogicalType.Value.(type) {
+	case nil:
+	case *format.StringType:
+		return logical{kind: ltString, name: "String"}
+	case *format.EnumType, *format.JsonType, *format.BsonType:
+		return logical{kind: ltTextual, name: v.String()}
+	case *format.DecimalType:
+		return logical{kind: ltDecimal, scale: v.Scale, name: v.String()}
+	case *format.TimestampType:
+		l := logical{kind: ltTimestamp, adjusted: v.IsAdjustedToUTC, name: v.String(), unitOK: true}
+		switch v.Unit.Value.(type) {
+		case *format.MilliSeconds:
+			l.unit = unitMillis
+		case *format.MicroSeconds:
+			l.unit = unitMicros
+		case *format.NanoSeconds:
+			l.unit = unitNanos
+		default:
+			l.unitOK = false
+		}
+		return l
+	case *format.IntType:
+		return logical{kind: ltInt, bits: v.BitWidth, signed: v.IsSigned, name: v.String()}
+	case *format.NullType:
+		return logical{kind: ltNull, name: "Null"}
+	case *format.UUIDType:
+		return logical{kind: ltUUID, name: "UUID"}
+	case *format.ListType:
+		return logical{kind: ltList, name: "List"}
+	case *format.MapType:
+		return logical{kind: ltMap, name: "Map"}
+	default:
+		return logical{kind: ltOther, name: v.String()}
+	}
+	if !e.ConvertedType.Valid {
+		return logical{}
+	}
+	switch ct := e.ConvertedType.V; ct {
+	case deprecated.UTF8:
+		return logical{kind: ltString, name: "String"}
+	case deprecated.Enum, deprecated.Json, deprecated.Bson:
+		return logical{kind: ltTextual, name: convertedName(ct)}
+	case deprecated.Decimal:
+		return logical{kind: ltDecimal, scale: e.Scale.V, name: convertedName(ct)}
+	case deprecated.TimestampMillis:
+		return logical{kind: ltTimestamp, adjusted: true, unit: unitMillis, unitOK: true, name: convertedName(ct)}
+	case deprecated.TimestampMicros:
+		return logical{kind: ltTimestamp, adjusted: true, unit: unitMicros, unitOK: true, name: convertedName(ct)}
+	case deprecated.Int8, deprecated.Int16, deprecated.Int32, deprecated.Int64:
+		return logical{kind: ltInt, signed: true, bits: [...]int8{8, 16, 32, 64}[ct-deprecated.Int8], name: convertedName(ct)}
+	case deprecated.Uint8, deprecated.Uint16, deprecated.Uint32, deprecated.Uint64:
+		return logical{kind: ltInt, bits: [...]int8{8, 16, 32, 64}[ct-deprecated.Uint8], name: convertedName(ct)}
+	case deprecated.List:
+		return logical{kind: ltList, name: "List"}
+	case deprecated.Map, deprecated.MapKeyValue:
+		return logical{kind: ltMap, name: "Map"}
+	default:
+		return logical{kind: ltOther, name: convertedName(ct)}
+	}
+}
+
 // resolveColumns finds the columns of table t among the top-level fields of
-// sc, by exact name, and checks their types. Other columns are never looked
-// at, whatever their type.
-func resolveColumns(sc *schema.Schema, t Table) ([numFields]*pqMeta, *colError) {
+// the file's schema (its flattened elements, root first), by exact name, and
+// checks their types. Other columns are never looked at, whatever their type.
+func resolveColumns(elems []format.SchemaElement, t Table) ([numFields]*pqMeta, *colError) {
 	var out [numFields]*pqMeta
 	type top struct {
-		node schema.Node
+		elem int
 		leaf int
 	}
 	byName := map[string]top{}
-	root := sc.Root()
-	leaf := 0
-	for i := 0; i < root.NumFields(); i++ {
-		n := root.Field(i)
-		if _, dup := byName[n.Name()]; !dup {
-			byName[n.Name()] = top{n, leaf}
+	if len(elems) == 0 {
+		return out, &colError{f: fTimeGenerated, err: errors.New("corrupt schema: no root")}
+	}
+	leaf, next := 0, 1
+	for range elems[0].NumChildren.V {
+		if next >= len(elems) {
+			break
 		}
-		leaf += numLeaves(n)
+		n := elems[next].Name
+		if _, dup := byName[n]; !dup {
+			byName[n] = top{next, leaf}
+		}
+		var leaves int
+		next, leaves = skipElement(elems, next, 0)
+		leaf += leaves
 	}
 	fields, required := wanted(t)
 	for _, f := range fields {
@@ -73,7 +185,7 @@ func resolveColumns(sc *schema.Schema, t Table) ([numFields]*pqMeta, *colError) 
 			}
 			continue
 		}
-		m, err := columnMeta(f, tp.node, tp.leaf, sc)
+		m, err := columnMeta(f, elems, tp.elem, tp.leaf)
 		if err != nil {
 			return out, &colError{f: f, err: err}
 		}
@@ -82,80 +194,81 @@ func resolveColumns(sc *schema.Schema, t Table) ([numFields]*pqMeta, *colError) 
 	return out, nil
 }
 
-func numLeaves(n schema.Node) int {
-	g, ok := n.(*schema.GroupNode)
-	if !ok {
-		return 1
+// skipElement returns the index after element i and its descendants, and
+// their leaves. A corrupt child count cannot run past the list or recurse
+// without end.
+func skipElement(elems []format.SchemaElement, i, depth int) (next, leaves int) {
+	e := &elems[i]
+	if !e.NumChildren.Valid || e.NumChildren.V <= 0 || e.Type.Valid || depth > 64 {
+		return i + 1, 1
 	}
-	total := 0
-	for i := 0; i < g.NumFields(); i++ {
-		total += numLeaves(g.Field(i))
+	next = i + 1
+	for range e.NumChildren.V {
+		if next >= len(elems) {
+			break
+		}
+		var n int
+		next, n = skipElement(elems, next, depth+1)
+		leaves += n
 	}
-	return total
+	return next, leaves
 }
 
-// columnMeta checks that node (a top-level field whose first leaf is leaf)
-// can be read as field f: the same types the Arrow conversion accepted, text
-// for strings, integers for ResultType, timestamps or ISO text for
-// TimeGenerated.
-func columnMeta(f field, node schema.Node, leaf int, sc *schema.Schema) (*pqMeta, error) {
-	if node.Type() == schema.Group {
+// columnMeta checks that element i (a top-level field whose first leaf is
+// leaf) can be read as field f: text for strings, integers for ResultType,
+// timestamps or ISO text for TimeGenerated.
+func columnMeta(f field, elems []format.SchemaElement, i, leaf int) (*pqMeta, error) {
+	e := &elems[i]
+	lt := logicalOf(e)
+	if !e.Type.Valid {
 		name := "struct"
-		switch node.LogicalType().(type) {
-		case schema.ListLogicalType:
+		switch lt.kind {
+		case ltList:
 			name = "list"
-		case schema.MapLogicalType:
+		case ltMap:
 			name = "map"
 		}
 		return nil, fmt.Errorf("unsupported type %s", name)
 	}
-	if leaf < 0 || leaf >= sc.NumColumns() {
-		return nil, errors.New("corrupt schema")
+	if e.RepetitionType.Valid && e.RepetitionType.V == format.Repeated {
+		return nil, fmt.Errorf("unsupported type list<%s>", typeName(e, lt))
 	}
-	descr := sc.Column(leaf)
-	if node.RepetitionType() == parquet.Repetitions.Repeated || descr.MaxRepetitionLevel() > 0 {
-		return nil, fmt.Errorf("unsupported type list<%s>", typeName(descr))
+	m := &pqMeta{f: f, leaf: leaf, phys: e.Type.V, fixed: int(e.TypeLength.V)}
+	if !e.RepetitionType.Valid || e.RepetitionType.V == format.Optional {
+		m.maxDef = 1
 	}
-	m := &pqMeta{f: f, leaf: leaf, maxDef: descr.MaxDefinitionLevel()}
-	if descr.MaxDefinitionLevel() > 1 {
-		return nil, errors.New("corrupt schema: definition level above 1 for a top-level column")
-	}
-	lt := descr.LogicalType()
-	if lt == nil || !lt.IsValid() {
+	if lt.kind == ltNull {
 		m.kind = kindNull
 		return m, nil
 	}
-	if _, ok := lt.(schema.NullLogicalType); ok {
-		m.kind = kindNull
-		return m, nil
-	}
-	if !m.setKind(descr, lt) {
-		return nil, fmt.Errorf("unsupported type %s", typeName(descr))
+	if !m.setKind(e, lt) {
+		return nil, fmt.Errorf("unsupported type %s", typeName(e, lt))
 	}
 	return m, nil
 }
 
-// setKind sets how the values of m's column (of type descr, logical type lt)
+// setKind sets how the values of m's column (element e, logical type lt)
 // are decoded; false when they cannot be read as m.f.
-func (m *pqMeta) setKind(descr *schema.Column, lt schema.LogicalType) bool {
+func (m *pqMeta) setKind(e *format.SchemaElement, lt logical) bool {
 	f := m.f
-	if dec, ok := lt.(schema.DecimalLogicalType); ok && f == fResultType && dec.Scale() >= 0 &&
-		(descr.PhysicalType() == parquet.Types.ByteArray || descr.PhysicalType() == parquet.Types.FixedLenByteArray) {
-		// A DECIMAL holding integers, as arrow-go and Spark write them.
+	phys := e.Type.V
+	if lt.kind == ltDecimal && f == fResultType && lt.scale >= 0 &&
+		(phys == format.ByteArray || phys == format.FixedLenByteArray) {
+		// A DECIMAL holding integers, as Arrow and Spark writers store them.
 		m.kind = kindDecimalFixed
-		if descr.PhysicalType() == parquet.Types.ByteArray {
+		if phys == format.ByteArray {
 			m.kind = kindDecimalBytes
 		}
-		m.bigPow = new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(dec.Scale())), nil)
+		m.bigPow = new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(lt.scale)), nil)
 		if m.bigPow.IsInt64() {
 			m.pow = m.bigPow.Int64()
 		}
 		return true
 	}
-	switch descr.PhysicalType() {
-	case parquet.Types.ByteArray:
-		switch lt.(type) {
-		case schema.NoLogicalType, schema.StringLogicalType, schema.EnumLogicalType, schema.JSONLogicalType, schema.BSONLogicalType:
+	switch phys {
+	case format.ByteArray:
+		switch lt.kind {
+		case ltNone, ltString, ltTextual:
 		default:
 			return false
 		}
@@ -163,25 +276,25 @@ func (m *pqMeta) setKind(descr *schema.Column, lt schema.LogicalType) bool {
 			m.kind = kindBytes
 			return true
 		}
-	case parquet.Types.Int32, parquet.Types.Int64:
-		return m.setIntKind(descr, lt)
-	case parquet.Types.Int96:
-		if f == fTimeGenerated {
+	case format.Int32, format.Int64:
+		return m.setIntKind(phys, lt)
+	case format.Int96:
+		if f == fTimeGenerated && lt.kind == ltNone {
 			m.kind = kindInt96
 			return true
 		}
-	case parquet.Types.Float, parquet.Types.Double:
+	case format.Float, format.Double:
 		// A float writer's ResultType: integral values have one meaning
 		// (0.0 is success); a row holding a fraction is skipped.
-		if _, ok := lt.(schema.NoLogicalType); ok && f == fResultType {
+		if lt.kind == ltNone && f == fResultType {
 			m.kind = kindFloat64
-			if descr.PhysicalType() == parquet.Types.Float {
+			if phys == format.Float {
 				m.kind = kindFloat32
 			}
 			return true
 		}
-	case parquet.Types.FixedLenByteArray:
-		if _, ok := lt.(schema.UUIDLogicalType); ok && descr.TypeLength() == 16 && f.text() {
+	case format.FixedLenByteArray:
+		if lt.kind == ltUUID && e.TypeLength.V == 16 && f.text() {
 			m.kind = kindUUID
 			return true
 		}
@@ -191,41 +304,36 @@ func (m *pqMeta) setKind(descr *schema.Column, lt schema.LogicalType) bool {
 
 // setIntKind is setKind for an INT32 or INT64 column: a TIMESTAMP
 // TimeGenerated, or a ResultType integer (plain, Int or DECIMAL).
-func (m *pqMeta) setIntKind(descr *schema.Column, lt schema.LogicalType) bool {
+func (m *pqMeta) setIntKind(phys format.Type, lt logical) bool {
 	f := m.f
-	if ts, ok := lt.(schema.TimestampLogicalType); ok && descr.PhysicalType() == parquet.Types.Int64 {
-		if f != fTimeGenerated {
+	if lt.kind == ltTimestamp {
+		if f != fTimeGenerated || phys != format.Int64 || !lt.unitOK {
 			return false
 		}
-		switch ts.TimeUnit() {
-		case schema.TimeUnitMillis, schema.TimeUnitMicros, schema.TimeUnitNanos:
-		default:
-			return false
-		}
-		m.kind, m.unit = kindTimestamp, ts.TimeUnit()
+		m.kind, m.unit = kindTimestamp, lt.unit
 		return true
 	}
 	if f != fResultType {
 		return false
 	}
-	switch it := lt.(type) {
-	case schema.NoLogicalType:
-	case schema.IntLogicalType:
-		m.bits, m.unsigned = it.BitWidth(), !it.IsSigned()
-	case schema.DecimalLogicalType:
+	switch lt.kind {
+	case ltNone:
+	case ltInt:
+		m.bits, m.unsigned = lt.bits, !lt.signed
+	case ltDecimal:
 		// A DECIMAL(p, s) holding integers (DuckDB writes them as INT32/INT64).
-		if it.Scale() < 0 || it.Scale() > 18 {
+		if lt.scale < 0 || lt.scale > 18 {
 			return false
 		}
 		m.pow = 1
-		for range it.Scale() {
+		for range lt.scale {
 			m.pow *= 10
 		}
 	default:
 		return false
 	}
 	m.kind = kindInt64
-	if descr.PhysicalType() == parquet.Types.Int32 {
+	if phys == format.Int32 {
 		m.kind = kindInt32
 	}
 	return true
@@ -235,37 +343,36 @@ func (m *pqMeta) setIntKind(descr *schema.Column, lt schema.LogicalType) bool {
 func (f field) text() bool { return f != fTimeGenerated && f != fResultType }
 
 // typeName names a column's type for errors, in Arrow's words where one fits.
-func typeName(c *schema.Column) string {
-	lt := c.LogicalType()
-	if it, ok := lt.(schema.IntLogicalType); ok {
-		if it.IsSigned() {
-			return fmt.Sprintf("int%d", it.BitWidth())
+func typeName(e *format.SchemaElement, lt logical) string {
+	if lt.kind == ltInt {
+		if lt.signed {
+			return fmt.Sprintf("int%d", lt.bits)
 		}
-		return fmt.Sprintf("uint%d", it.BitWidth())
+		return fmt.Sprintf("uint%d", lt.bits)
 	}
 	var base string
-	switch c.PhysicalType() {
-	case parquet.Types.Boolean:
+	switch e.Type.V {
+	case format.Boolean:
 		base = "bool"
-	case parquet.Types.Int32:
+	case format.Int32:
 		base = "int32"
-	case parquet.Types.Int64:
+	case format.Int64:
 		base = "int64"
-	case parquet.Types.Int96:
+	case format.Int96:
 		base = "int96"
-	case parquet.Types.Float:
+	case format.Float:
 		base = "float32"
-	case parquet.Types.Double:
+	case format.Double:
 		base = "float64"
-	case parquet.Types.ByteArray:
+	case format.ByteArray:
 		base = "binary"
-	case parquet.Types.FixedLenByteArray:
-		base = fmt.Sprintf("fixed_size_binary[%d]", c.TypeLength())
+	case format.FixedLenByteArray:
+		base = fmt.Sprintf("fixed_size_binary[%d]", e.TypeLength.V)
 	default:
-		base = c.PhysicalType().String()
+		base = e.Type.V.String()
 	}
-	if lt != nil && lt.IsValid() && !lt.IsNone() {
-		base += " (" + lt.String() + ")"
+	if lt.kind != ltNone && lt.name != "" {
+		base += " (" + lt.name + ")"
 	}
 	return base
 }
@@ -284,55 +391,122 @@ type colError struct {
 	err error
 }
 
-// pqBatchRows is the most values asked of a column reader at once.
-const pqBatchRows = 4096
+// errShortColumn means a column chunk has fewer values than its row group rows.
+var errShortColumn = errors.New("column chunk has fewer values than the row group has rows")
 
-// pqSkipGap is the shortest run of unwanted rows skipped rather than decoded:
-// skipping costs a call into the reader, decoding a few values is cheaper.
-const pqSkipGap = 256
-
-// pqReader reads one wanted column of the current row group.
+// pqReader reads one wanted column of the current row group from parquet-go's
+// raw pages: the values of a page as decoded (no row reading), its
+// definition levels for nulls, and for a dictionary-encoded page the indexes
+// into its chunk's dictionary.
 type pqReader struct {
 	meta  *pqMeta
-	cr    file.ColumnChunkReader // nil until first needed in this row group
-	pos   int64                  // next row of the row group the reader is at
-	rows  int64                  // rows of the row group
-	defs  []int16
-	bytes []parquet.ByteArray
-	i32   []int32
-	i64   []int64
-	i96   []parquet.Int96
-	f32   []float32
-	f64   []float64
-	flba  []parquet.FixedLenByteArray
+	pages pq.Pages // nil until first needed in this row group
+	rg    int      // row group pages reads
 
-	rg int // row group cr reads
+	page      pq.Page // the current page, nil before the first
+	pageStart int64   // row of the row group the page starts at
+	pageRows  int64
+	defs      []byte // definition levels, nil for a required column
+	vals      rawValues
+	idx       []int32 // dictionary indexes of a dictionary-encoded page
+	at        int64   // row offset in the page of the cursor
+	vi        int     // value (or index) number at the cursor: nulls have none
+
+	// The current chunk's dictionary, each entry converted once on first
+	// use: dictionary entries repeat across rows, so a converted entry costs
+	// rows nothing but an index. Entry k is converted when dictGen[k] is
+	// gen, so a new dictionary need not clear the tables.
+	dict     pq.Dictionary
+	dictVals rawValues
+	dictLen  int
+	gen      uint32
+	dictGen  []uint32
+	dictStr  []string
+	dictTime []time.Time
+	dictBad  map[int32]error
+
 	// out holds the decoded values of the slices in flight, a ring (pqRing).
 	out [filterRing]pqValues
 
-	// Text is copied out of the reader's buffers as it is decoded, on the
-	// decoding goroutine: repeating values through an interner (a cache by
-	// address first: a dictionary-encoded value keeps its address for the
-	// whole column chunk), unique ones into shared blocks.
-	in    interner
-	cache *[internCache]cachedText
-	blob  textBlock
-	num   []byte
+	// blob holds text made by conversion (normalised numbers, UUIDs),
+	// which aliases no page: one allocation per block, not per value.
+	blob textBlock
+	num  []byte
+}
+
+// rawValues are a page's (or dictionary's) plain values, by physical type.
+type rawValues struct {
+	kind encoding.Kind
+	data []byte
+	offs []uint32 // BYTE_ARRAY: value i is data[offs[i]:offs[i+1]]
+	size int      // FIXED_LEN_BYTE_ARRAY value size
+	n    int      // number of values
+}
+
+func newRawValues(v encoding.Values, fixedSize int) (rawValues, error) {
+	r := rawValues{kind: v.Kind()}
+	r.data, r.offs = v.Data()
+	switch r.kind {
+	case encoding.ByteArray:
+		r.n = max(len(r.offs)-1, 0)
+		for i := 1; i < len(r.offs); i++ {
+			if r.offs[i] < r.offs[i-1] || int(r.offs[i]) > len(r.data) {
+				return r, errors.New("corrupt byte array offsets")
+			}
+		}
+	case encoding.FixedLenByteArray:
+		r.size = fixedSize
+		if fixedSize <= 0 {
+			return r, errors.New("fixed-length values of no length")
+		}
+		r.n = len(r.data) / fixedSize
+	case encoding.Int32, encoding.Float:
+		r.n = len(r.data) / 4
+	case encoding.Int64, encoding.Double:
+		r.n = len(r.data) / 8
+	case encoding.Int96:
+		r.n = len(r.data) / 12
+	default:
+		return r, fmt.Errorf("unexpected %s values", r.kind)
+	}
+	return r, nil
+}
+
+// bytes is value i of a BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY column.
+func (r *rawValues) bytes(i int) []byte {
+	if r.kind == encoding.ByteArray {
+		return r.data[r.offs[i]:r.offs[i+1]]
+	}
+	return r.data[i*r.size : (i+1)*r.size]
+}
+
+func (r *rawValues) int32(i int) int32 {
+	return int32(binary.LittleEndian.Uint32(r.data[4*i:]))
+}
+
+func (r *rawValues) int64(i int) int64 {
+	return int64(binary.LittleEndian.Uint64(r.data[8*i:]))
 }
 
 // pqValues is one slot of a column's ring: the values decoded for one slice,
 // by output index (the row's offset in the slice, or its index in the
 // selection).
 type pqValues struct {
-	strs  []string    // text (ResultType as text), safe to keep
+	strs  []string    // text (ResultType as text), valid until the slot is reset
 	times []time.Time // TimeGenerated
 	// bad lists the values that could not be read: they read as zero, and
 	// the scan skips their rows or counts them blanked.
 	bad []badCell
+	// pages are the pages strs alias (inPlace), retained until the slot
+	// is reset; transient says strs alias pages, a dictionary or shared
+	// blocks, and are copied into each record's own allocation.
+	pages     []pq.Page
+	transient bool
 }
 
 // reset empties v for n values of a time column (isTime) or a text one.
 func (v *pqValues) reset(isTime bool, n int) {
+	v.releasePages()
 	v.bad = v.bad[:0]
 	clear(v.strs)
 	v.strs, v.times = v.strs[:0], v.times[:0]
@@ -343,166 +517,161 @@ func (v *pqValues) reset(isTime bool, n int) {
 	}
 }
 
+func (v *pqValues) releasePages() {
+	for _, p := range v.pages {
+		pq.Release(p)
+	}
+	clear(v.pages)
+	v.pages, v.transient = v.pages[:0], false
+}
+
 // badAt lists the value at output index j as unreadable.
 func (v *pqValues) badAt(j int, err error) { v.bad = append(v.bad, badCell{j, err}) }
 
-const internCache = 8192
-
-type cachedText struct {
-	p *byte
-	s string
-}
-
-// reset forgets the strings of the previous scan.
+// reset forgets the strings and pages of the previous scan.
 func (c *pqReader) reset(m *pqMeta) {
+	c.close()
 	c.meta = m
-	c.in = interner{}
 	c.blob = textBlock{}
-	if c.cache != nil {
-		clear(c.cache[:])
-	}
+	clear(c.dictStr)
 	for b := range c.out {
+		c.out[b].releasePages()
 		clear(c.out[b].strs)
 		c.out[b].strs = c.out[b].strs[:0]
 	}
 }
 
-// text returns b (aliasing the reader's buffers) as a string safe to keep.
-func (c *pqReader) text(b []byte) string {
-	if len(b) == 0 {
-		return ""
+// close releases the current page and the chunk's page reader.
+func (c *pqReader) close() {
+	c.releasePage()
+	if c.pages != nil {
+		c.pages.Close()
+		c.pages = nil
 	}
-	if !c.meta.f.interned() {
-		return c.blob.clone(unsafe.String(unsafe.SliceData(b), len(b)))
-	}
-	if c.cache == nil {
-		c.cache = new([internCache]cachedText)
-	}
-	p := unsafe.SliceData(b)
-	e := &c.cache[(uint64(uintptr(unsafe.Pointer(p)))*0x9E3779B97F4A7C15)>>(64-13)]
-	// The address alone is not enough: a page buffer is reused for the next
-	// page's values.
-	if e.p == p && e.s == unsafe.String(p, len(b)) {
-		return e.s
-	}
-	s := c.in.getBytes(b)
-	e.p, e.s = p, s
-	return s
+	c.dict, c.dictVals = nil, rawValues{}
 }
 
-type batchReader[T any] interface {
-	ReadBatchInPage(batchSize int64, values []T, defLvls, repLvls []int16) (int64, int, error)
-	Skip(int64) (int64, error)
+func (c *pqReader) releasePage() {
+	if c.page != nil {
+		pq.Release(c.page)
+		c.page = nil
+	}
+	c.defs, c.idx, c.vals = nil, nil, rawValues{}
 }
 
-// errShortColumn means a column chunk has fewer values than its row group rows.
-var errShortColumn = errors.New("column chunk has fewer values than the row group has rows")
+// open starts reading the column chunk of c in row group rg.
+func (c *pqReader) open(rg pq.RowGroup) error {
+	chunks := rg.ColumnChunks()
+	if c.meta.leaf >= len(chunks) {
+		return errors.New("row group has no such column chunk")
+	}
+	c.pages = chunks[c.meta.leaf].Pages()
+	c.pageStart, c.pageRows = 0, 0
+	return nil
+}
 
-// readRows decodes rows [start, start+count) of the row group, or with sel
-// only rows start+sel[k], calling visit with the output index (the row's
-// offset from start, or k) and the value (ok false for a null). The value
-// may alias the reader's page buffer: it is valid during the call only.
-func readRows[T any](c *pqReader, r batchReader[T], buf []T, start, count int64, sel []int32, visit func(j int, v T, ok bool) error) error {
-	if c.pos < start {
-		if _, err := r.Skip(start - c.pos); err != nil {
-			return err
-		}
-		c.pos = start
-	}
-	end := start + count
-	k := 0
-	var defs []int16
-	if c.meta.maxDef > 0 {
-		defs = c.defs
-	}
+// nextPage moves to the page after the current one.
+func (c *pqReader) nextPage() error {
+	c.pageStart += c.pageRows
+	c.releasePage()
 	for {
-		want := end - c.pos
-		if sel != nil {
-			if k == len(sel) {
-				return nil
-			}
-			next := start + int64(sel[k])
-			if gap := next - c.pos; gap >= pqSkipGap {
-				if _, err := r.Skip(gap); err != nil {
-					return err
-				}
-				c.pos = next
-			}
-			// Read on through the selected rows that follow closely.
-			m := k
-			for m+1 < len(sel) && sel[m+1]-sel[m] < pqSkipGap && start+int64(sel[m+1])-c.pos < int64(len(buf)) {
-				m++
-			}
-			want = start + int64(sel[m]) + 1 - c.pos
+		p, err := c.pages.ReadPage()
+		if err == io.EOF {
+			return errShortColumn
 		}
-		if want <= 0 {
-			return nil
-		}
-		want = min(want, int64(len(buf)))
-		var dl []int16
-		if defs != nil {
-			dl = defs[:want]
-		}
-		lv, nv, err := r.ReadBatchInPage(want, buf[:want], dl, nil)
 		if err != nil {
 			return err
 		}
-		if lv <= 0 || lv > want {
-			return errShortColumn
+		if err := c.setPage(p); err != nil {
+			pq.Release(p)
+			return err
 		}
-		vi := 0
-		var zero T
-		for t := int64(0); t < lv; t++ {
-			ok := defs == nil || defs[t] == c.meta.maxDef
-			v := zero
-			if ok {
-				if vi >= nv {
-					return errors.New("fewer values than definition levels")
-				}
-				v = buf[vi]
-				vi++
-			}
-			j := -1
-			if sel == nil {
-				j = int(c.pos + t - start)
-			} else if k < len(sel) && c.pos+t == start+int64(sel[k]) {
-				j = k
-				k++
-			}
-			if j >= 0 {
-				if err := visit(j, v, ok); err != nil {
-					return err
-				}
-			}
+		c.page = p
+		if c.pageRows > 0 {
+			return nil
 		}
-		c.pos += lv
+		c.releasePage()
 	}
 }
 
-// open prepares the reader of c in row group rg.
-func (c *pqReader) open(rg *file.RowGroupReader) error {
-	cr, err := rg.Column(c.meta.leaf)
-	if err != nil {
-		return err
+// setPage checks page p and points the cursor at its first row.
+func (c *pqReader) setPage(p pq.Page) error {
+	c.pageRows, c.at, c.vi = p.NumRows(), 0, 0
+	nonNull := int(c.pageRows)
+	if c.meta.maxDef > 0 {
+		c.defs = p.DefinitionLevels()
+		if int64(len(c.defs)) != c.pageRows {
+			return errors.New("page has fewer definition levels than rows")
+		}
+		nonNull = 0
+		for _, d := range c.defs {
+			if d == c.meta.maxDef {
+				nonNull++
+			}
+		}
 	}
-	c.cr, c.pos, c.rows = cr, 0, rg.NumRows()
-	if c.meta.maxDef > 0 && len(c.defs) < pqBatchRows {
-		c.defs = make([]int16, pqBatchRows)
+	n := 0
+	if d := p.Dictionary(); d != nil {
+		v := p.Data()
+		if v.Kind() != encoding.Int32 {
+			return errors.New("dictionary page without indexes")
+		}
+		c.idx = v.Int32()
+		n = len(c.idx)
+		if d != c.dict {
+			if err := c.setDict(d); err != nil {
+				return err
+			}
+		}
+	} else {
+		var err error
+		if c.vals, err = newRawValues(p.Data(), c.fixedSize()); err != nil {
+			return err
+		}
+		n = c.vals.n
+	}
+	if n < nonNull {
+		return errors.New("fewer values than definition levels")
 	}
 	return nil
 }
 
-func (c *pqReader) close() {
-	if c.cr != nil {
-		c.cr.Close()
-		c.cr = nil
+func (c *pqReader) fixedSize() int {
+	if c.meta.kind == kindUUID {
+		return 16
 	}
+	return c.meta.fixed
+}
+
+// setDict makes d the dictionary of the pages that follow.
+func (c *pqReader) setDict(d pq.Dictionary) error {
+	v, err := newRawValues(d.Page().Data(), c.fixedSize())
+	if err != nil {
+		return err
+	}
+	c.dict, c.dictVals, c.dictLen = d, v, min(d.Len(), v.n)
+	c.gen++
+	if c.gen == 0 { // wrapped: entries of an old dictionary could match
+		clear(c.dictGen)
+		c.gen = 1
+	}
+	c.dictBad = nil
+	if len(c.dictGen) < c.dictLen {
+		c.dictGen = slices.Grow(c.dictGen[:0], c.dictLen)[:c.dictLen]
+		clear(c.dictGen)
+		if c.meta.f == fTimeGenerated {
+			c.dictTime = make([]time.Time, c.dictLen)
+		} else {
+			c.dictStr = make([]string, c.dictLen)
+		}
+	}
+	return nil
 }
 
 // pqSlice is a run of rows of one row group, decoded at once.
 type pqSlice struct {
 	rg           int
-	rgr          *file.RowGroupReader
+	rgr          pq.RowGroup
 	rowBase      int64 // rows of the file before the row group
 	start, count int64 // rows of the row group
 	seq          int   // slices of the file before this one
@@ -522,7 +691,8 @@ func (sl *pqSlice) restSlot() int { return restRing.slot(sl.seq) }
 // as zero and is listed in c.out[b].bad with its output index; an error
 // means the column chunk itself cannot be read. This is the contract the
 // pipeline relies on, whatever does the decoding: it runs on a goroutine of
-// a pqDecoding, touches only c and slot b, and returns text safe to keep.
+// a pqDecoding, touches only c and slot b, and returns text valid until slot
+// b is reset (the pages it aliases are retained by the slot).
 func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 	n := int(sl.count)
 	if sel != nil {
@@ -539,283 +709,352 @@ func (c *pqReader) decode(sl *pqSlice, sel []int32, b int) error {
 		}
 		return nil
 	}
-	if c.cr == nil || c.rg != sl.rg {
+	if c.pages == nil || c.rg != sl.rg {
 		c.close()
 		if err := c.open(sl.rgr); err != nil {
 			return err
 		}
 		c.rg = sl.rg
 	}
-	switch c.meta.kind {
-	case kindBytes:
-		return c.decodeBytes(o, sl, sel)
-	case kindInt32:
-		return c.decodeInt32(o, sl, sel)
-	case kindInt64:
-		return c.decodeInt64(o, sl, sel)
-	case kindTimestamp:
-		return c.decodeTimestamp(o, sl, sel)
-	case kindInt96:
-		return c.decodeInt96(o, sl, sel)
-	case kindFloat32:
-		return c.decodeFloat32(o, sl, sel)
-	case kindFloat64:
-		return c.decodeFloat64(o, sl, sel)
-	case kindDecimalFixed:
-		return c.decodeDecimalFixed(o, sl, sel)
-	case kindDecimalBytes:
-		return c.decodeDecimalBytes(o, sl, sel)
-	case kindUUID:
-		return c.decodeUUID(o, sl, sel)
+	// Converted text (blob) is copied per record too: a block pinned by a
+	// kept record would hold the text of thousands of dropped ones.
+	o.transient = c.meta.f != fTimeGenerated
+	if sel == nil {
+		return c.decodeRun(o, sl.start, n)
 	}
-	return fmt.Errorf("unexpected column kind %d", c.meta.kind)
-}
-
-// chunkReader is c's column chunk reader as the reader type R of its kind.
-func chunkReader[R file.ColumnChunkReader](c *pqReader) (R, error) {
-	r, ok := c.cr.(R)
-	if !ok {
-		return r, fmt.Errorf("unexpected reader %T", c.cr)
-	}
-	return r, nil
-}
-
-// batchBuf returns the value buffer *buf, made on first use.
-func batchBuf[T any](buf *[]T) []T {
-	if *buf == nil {
-		*buf = make([]T, pqBatchRows)
-	}
-	return *buf
-}
-
-// decodeBytes decodes BYTE_ARRAY text: ISO 8601 text for TimeGenerated,
-// numeric text read as its integer for ResultType ("0.0" is success too).
-func (c *pqReader) decodeBytes(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.ByteArrayColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	buf := batchBuf(&c.bytes)
-	switch c.meta.f {
-	case fTimeGenerated:
-		return readRows(c, r, buf, sl.start, sl.count, sel, func(j int, v parquet.ByteArray, ok bool) error {
-			var tm time.Time
-			if ok && len(v) > 0 {
-				var err error
-				if tm, err = parseTime(unsafe.String(unsafe.SliceData(v), len(v))); err != nil {
-					o.badAt(j, err)
-				}
-			}
-			o.times = append(o.times, tm)
-			return nil
-		})
-	case fResultType:
-		return readRows(c, r, buf, sl.start, sl.count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
-			if len(v) > 0 && !canonicalInt(unsafe.String(unsafe.SliceData(v), len(v))) {
-				if n, ok := numericInt(string(v)); ok {
-					o.strs = append(o.strs, c.in.get(n))
-					return nil
-				}
-			}
-			o.strs = append(o.strs, c.text(v))
-			return nil
-		})
-	}
-	return readRows(c, r, buf, sl.start, sl.count, sel, func(_ int, v parquet.ByteArray, ok bool) error {
-		o.strs = append(o.strs, c.text(v))
-		return nil
-	})
-}
-
-// decodeInt32 decodes an INT32 ResultType.
-func (c *pqReader) decodeInt32(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.Int32ColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	return readRows(c, r, batchBuf(&c.i32), sl.start, sl.count, sel, func(j int, v int32, ok bool) error {
-		o.strs = append(o.strs, c.resultInt(o, j, int64(v), ok, 32))
-		return nil
-	})
-}
-
-// decodeInt64 decodes an INT64 ResultType.
-func (c *pqReader) decodeInt64(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.Int64ColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	return readRows(c, r, batchBuf(&c.i64), sl.start, sl.count, sel, func(j int, v int64, ok bool) error {
-		o.strs = append(o.strs, c.resultInt(o, j, v, ok, 64))
-		return nil
-	})
-}
-
-// resultInt is the text of an integer ResultType value v at output index j
-// (ok false for a null), stored physical bits wide.
-func (c *pqReader) resultInt(o *pqValues, j int, v int64, ok bool, physical int8) string {
-	switch {
-	case !ok:
-		return ""
-	case c.meta.pow > 0:
-		return c.decimalText(o, j, v)
-	case c.meta.unsigned:
-		return c.uintText(truncUint(v, c.meta.bits, physical))
-	}
-	return c.intText(truncInt(v, c.meta.bits))
-}
-
-// decodeTimestamp decodes an INT64 TIMESTAMP TimeGenerated. Local (not
-// UTC-adjusted) wall-clock times are taken as UTC, as Kusto does.
-func (c *pqReader) decodeTimestamp(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.Int64ColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	unit := c.meta.unit
-	return readRows(c, r, batchBuf(&c.i64), sl.start, sl.count, sel, func(_ int, v int64, ok bool) error {
-		var tm time.Time
-		if ok {
-			switch unit {
-			case schema.TimeUnitMillis:
-				tm = time.UnixMilli(v).UTC()
-			case schema.TimeUnitMicros:
-				tm = time.UnixMicro(v).UTC()
-			default:
-				tm = time.Unix(0, v).UTC()
-			}
+	for j := range n {
+		if err := c.seek(sl.start + int64(sel[j])); err != nil {
+			return err
 		}
-		o.times = append(o.times, tm)
-		return nil
-	})
+		c.cell(o, j)
+	}
+	return nil
 }
 
-// decodeInt96 decodes an INT96 TimeGenerated.
-func (c *pqReader) decodeInt96(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.Int96ColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	return readRows(c, r, batchBuf(&c.i96), sl.start, sl.count, sel, func(j int, v parquet.Int96, ok bool) error {
-		var tm time.Time
-		if ok {
-			if ts, err := v.ToTimestamp(); err != nil {
-				o.badAt(j, err)
-			} else {
-				tm = time.Unix(0, int64(ts)).UTC()
-			}
+// decodeRun decodes the n rows from row (of the row group) on into o.
+func (c *pqReader) decodeRun(o *pqValues, row int64, n int) error {
+	for j := 0; j < n; {
+		if err := c.seek(row + int64(j)); err != nil {
+			return err
 		}
-		o.times = append(o.times, tm)
-		return nil
-	})
-}
-
-// decodeFloat32 decodes a FLOAT ResultType holding integers.
-func (c *pqReader) decodeFloat32(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.Float32ColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	return readRows(c, r, batchBuf(&c.f32), sl.start, sl.count, sel, func(j int, v float32, ok bool) error {
-		o.strs = append(o.strs, c.floatText(o, j, float64(v), ok))
-		return nil
-	})
-}
-
-// decodeFloat64 decodes a DOUBLE ResultType holding integers.
-func (c *pqReader) decodeFloat64(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.Float64ColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	return readRows(c, r, batchBuf(&c.f64), sl.start, sl.count, sel, func(j int, v float64, ok bool) error {
-		o.strs = append(o.strs, c.floatText(o, j, v, ok))
-		return nil
-	})
-}
-
-// decodeDecimalFixed decodes a FIXED_LEN_BYTE_ARRAY DECIMAL ResultType.
-func (c *pqReader) decodeDecimalFixed(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.FixedLenByteArrayColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	return readRows(c, r, batchBuf(&c.flba), sl.start, sl.count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
-		o.strs = append(o.strs, c.decimalBytesText(o, j, v, ok))
-		return nil
-	})
-}
-
-// decodeDecimalBytes decodes a BYTE_ARRAY DECIMAL ResultType.
-func (c *pqReader) decodeDecimalBytes(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.ByteArrayColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	return readRows(c, r, batchBuf(&c.bytes), sl.start, sl.count, sel, func(j int, v parquet.ByteArray, ok bool) error {
-		o.strs = append(o.strs, c.decimalBytesText(o, j, v, ok))
-		return nil
-	})
-}
-
-// decodeUUID decodes a FIXED_LEN_BYTE_ARRAY(16) UUID as its text.
-func (c *pqReader) decodeUUID(o *pqValues, sl *pqSlice, sel []int32) error {
-	r, err := chunkReader[*file.FixedLenByteArrayColumnChunkReader](c)
-	if err != nil {
-		return err
-	}
-	return readRows(c, r, batchBuf(&c.flba), sl.start, sl.count, sel, func(j int, v parquet.FixedLenByteArray, ok bool) error {
+		m := min(n-j, int(c.pageRows-c.at))
 		switch {
-		case !ok:
-			o.strs = append(o.strs, "")
-		case len(v) != 16:
-			o.badAt(j, fmt.Errorf("UUID of %d bytes", len(v)))
-			o.strs = append(o.strs, "")
+		case c.idx != nil && c.meta.f == fTimeGenerated:
+			c.dictTimes(o, j, m)
+		case c.idx != nil:
+			c.dictTexts(o, j, m)
 		default:
-			c.num = uuidText(c.num[:0], v)
-			o.strs = append(o.strs, c.text(c.num))
+			for k := range m {
+				c.cell(o, j+k)
+			}
 		}
-		return nil
-	})
+		j += m
+	}
+	return nil
+}
+
+// dictTimes decodes the m rows from the cursor of a dictionary-encoded
+// TimeGenerated into o, at output index j on.
+func (c *pqReader) dictTimes(o *pqValues, j, m int) {
+	for k := range m {
+		if c.defs != nil && c.defs[c.at] != c.meta.maxDef {
+			o.times = append(o.times, time.Time{})
+			c.at++
+			continue
+		}
+		x := c.idx[c.vi]
+		if uint(x) < uint(c.dictLen) && c.dictGen[x] == c.gen && c.dictBad == nil {
+			o.times = append(o.times, c.dictTime[x])
+			c.at++
+			c.vi++
+			continue
+		}
+		c.cell(o, j+k)
+	}
+}
+
+// dictTexts is dictTimes for text.
+func (c *pqReader) dictTexts(o *pqValues, j, m int) {
+	for k := range m {
+		if c.defs != nil && c.defs[c.at] != c.meta.maxDef {
+			o.strs = append(o.strs, "")
+			c.at++
+			continue
+		}
+		x := c.idx[c.vi]
+		if uint(x) < uint(c.dictLen) && c.dictGen[x] == c.gen && c.dictBad == nil {
+			o.strs = append(o.strs, c.dictStr[x])
+			c.at++
+			c.vi++
+			continue
+		}
+		c.cell(o, j+k)
+	}
+}
+
+// inPlace tells text read without a copy, aliasing the page (retained by
+// the slot until the slot is reused) or the dictionary: the slot's values
+// are then transient, and emit copies each record's into one allocation of
+// its own. A shared block would be pinned by any record a caller keeps, and
+// callers keep few of the rows they are given.
+func (c *pqReader) inPlace() bool {
+	return c.meta.kind == kindBytes && c.meta.f != fTimeGenerated
+}
+
+// inPlaceText is the text of b, aliasing it: a ResultType's numeric text
+// normalised to its integer is a copy.
+func (c *pqReader) inPlaceText(b []byte) string {
+	s := unsafe.String(unsafe.SliceData(b), len(b))
+	if c.meta.f == fResultType && len(s) > 0 && !canonicalInt(s) {
+		if n, ok := numericInt(s); ok {
+			return c.intTextString(n)
+		}
+	}
+	return s
+}
+
+// seek moves the cursor to row (of the row group, at or after the cursor).
+func (c *pqReader) seek(row int64) error {
+	for c.page == nil || row >= c.pageStart+c.pageRows {
+		if err := c.nextPage(); err != nil {
+			return err
+		}
+	}
+	at := row - c.pageStart
+	if c.defs == nil {
+		c.vi += int(at - c.at)
+	} else {
+		for _, d := range c.defs[c.at:at] {
+			if d == c.meta.maxDef {
+				c.vi++
+			}
+		}
+	}
+	c.at = at
+	return nil
+}
+
+// cell appends the value at the cursor to o, at output index j, and moves
+// the cursor to the next row.
+func (c *pqReader) cell(o *pqValues, j int) {
+	isTime := c.meta.f == fTimeGenerated
+	if c.defs != nil && c.defs[c.at] != c.meta.maxDef {
+		if isTime {
+			o.times = append(o.times, time.Time{})
+		} else {
+			o.strs = append(o.strs, "")
+		}
+		c.at++
+		return
+	}
+	var s string
+	var tm time.Time
+	var err error
+	if c.idx != nil {
+		s, tm, err = c.dictValue(c.idx[c.vi])
+	} else if c.inPlace() {
+		s = c.inPlaceText(c.vals.bytes(c.vi))
+		if len(o.pages) == 0 || o.pages[len(o.pages)-1] != c.page {
+			pq.Retain(c.page)
+			o.pages = append(o.pages, c.page)
+		}
+	} else {
+		s, tm, err = c.convert(&c.vals, c.vi)
+	}
+	c.at++
+	c.vi++
+	if err != nil {
+		o.badAt(j, err)
+		s, tm = "", time.Time{}
+	}
+	if isTime {
+		o.times = append(o.times, tm)
+	} else {
+		o.strs = append(o.strs, s)
+	}
+}
+
+// dictValue is dictionary entry x, converted on first use.
+func (c *pqReader) dictValue(x int32) (string, time.Time, error) {
+	if x < 0 || int(x) >= c.dictLen {
+		return "", time.Time{}, fmt.Errorf("dictionary index %d out of range", x)
+	}
+	if c.dictGen[x] != c.gen {
+		var s string
+		var tm time.Time
+		var err error
+		if c.inPlace() {
+			// The dictionary is garbage collected, not pooled: text
+			// aliasing it stays valid.
+			s = c.inPlaceText(c.dictVals.bytes(int(x)))
+		} else {
+			s, tm, err = c.convert(&c.dictVals, int(x))
+		}
+		if err != nil {
+			if c.dictBad == nil {
+				c.dictBad = map[int32]error{}
+			}
+			c.dictBad[x] = err
+		}
+		if c.meta.f == fTimeGenerated {
+			c.dictTime[x] = tm
+		} else {
+			c.dictStr[x] = s
+		}
+		c.dictGen[x] = c.gen
+	}
+	if err := c.dictBad[x]; err != nil {
+		return "", time.Time{}, err
+	}
+	if c.meta.f == fTimeGenerated {
+		return "", c.dictTime[x], nil
+	}
+	return c.dictStr[x], time.Time{}, nil
+}
+
+// convert reads value i of v as the column's text (or, for TimeGenerated,
+// time); err is a value of no clear meaning. Text may alias v.
+func (c *pqReader) convert(v *rawValues, i int) (string, time.Time, error) {
+	m := c.meta
+	switch m.kind {
+	case kindBytes:
+		b := v.bytes(i)
+		if m.f != fTimeGenerated {
+			return c.inPlaceText(b), time.Time{}, nil
+		}
+		if len(b) == 0 {
+			return "", time.Time{}, nil
+		}
+		tm, err := parseTime(unsafe.String(unsafe.SliceData(b), len(b)))
+		return "", tm, err
+	case kindInt32:
+		s, err := c.resultInt(int64(v.int32(i)), 32)
+		return s, time.Time{}, err
+	case kindInt64:
+		s, err := c.resultInt(v.int64(i), 64)
+		return s, time.Time{}, err
+	case kindTimestamp:
+		// Local (not UTC-adjusted) wall-clock times are taken as UTC, as
+		// Kusto does.
+		x := v.int64(i)
+		switch m.unit {
+		case unitMillis:
+			return "", time.UnixMilli(x).UTC(), nil
+		case unitMicros:
+			return "", time.UnixMicro(x).UTC(), nil
+		}
+		return "", time.Unix(0, x).UTC(), nil
+	case kindInt96:
+		ns, err := int96Nanos(v.data[12*i : 12*i+12])
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		return "", time.Unix(0, ns).UTC(), nil
+	case kindFloat32:
+		s, err := c.floatText(float64(math.Float32frombits(binary.LittleEndian.Uint32(v.data[4*i:]))))
+		return s, time.Time{}, err
+	case kindFloat64:
+		s, err := c.floatText(math.Float64frombits(binary.LittleEndian.Uint64(v.data[8*i:])))
+		return s, time.Time{}, err
+	case kindDecimalFixed, kindDecimalBytes:
+		s, err := c.decimalBytesText(v.bytes(i))
+		return s, time.Time{}, err
+	case kindUUID:
+		b := v.bytes(i)
+		if len(b) != 16 {
+			return "", time.Time{}, fmt.Errorf("UUID of %d bytes", len(b))
+		}
+		c.num = uuidText(c.num[:0], b)
+		return c.textBytes(c.num), time.Time{}, nil
+	}
+	return "", time.Time{}, fmt.Errorf("unexpected column kind %d", m.kind)
+}
+
+// text copies s (which may alias a page buffer) into the shared blocks.
+func (c *pqReader) text(s string) string {
+	if s == "" {
+		return ""
+	}
+	return c.blob.clone(s)
+}
+
+func (c *pqReader) textBytes(b []byte) string {
+	return c.text(unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+const nanosPerDay = 86400 * 1_000_000_000
+
+// julianUnixEpoch is the Julian day of 1970-01-01.
+const julianUnixEpoch = 2440588
+
+// int96Nanos reads a legacy INT96 timestamp (nanoseconds of the day, then
+// the Julian day, little-endian) as nanoseconds since the Unix epoch; an
+// error past the range of int64 nanoseconds.
+func int96Nanos(b []byte) (int64, error) {
+	nanosOfDay := binary.LittleEndian.Uint64(b[:8])
+	if nanosOfDay >= nanosPerDay {
+		return 0, fmt.Errorf("invalid INT96 nanoseconds of day: %d", nanosOfDay)
+	}
+	days := int64(binary.LittleEndian.Uint32(b[8:])) - julianUnixEpoch
+	ns := int64(nanosOfDay)
+	const maxDays = math.MaxInt64 / nanosPerDay
+	if days > maxDays || days == maxDays && ns > math.MaxInt64%nanosPerDay {
+		return 0, errors.New("INT96 timestamp is outside the nanosecond range")
+	}
+	const minDays = math.MinInt64 / nanosPerDay
+	if days < minDays {
+		// Division truncates toward zero: the earliest time falls on the
+		// day before minDays.
+		minNanos := int64(nanosPerDay + math.MinInt64%nanosPerDay)
+		if days != minDays-1 || ns < minNanos {
+			return 0, errors.New("INT96 timestamp is outside the nanosecond range")
+		}
+		return math.MinInt64 + ns - minNanos, nil
+	}
+	return days*nanosPerDay + ns, nil
+}
+
+// resultInt is the text of an integer ResultType value v, stored physical
+// bits wide.
+func (c *pqReader) resultInt(v int64, physical int8) (string, error) {
+	switch {
+	case c.meta.pow > 0:
+		return c.decimalText(v)
+	case c.meta.unsigned:
+		return c.uintText(truncUint(v, c.meta.bits, physical)), nil
+	}
+	return c.intText(truncInt(v, c.meta.bits)), nil
 }
 
 // floatText reads an integral float as its integer text; a fraction (or NaN,
 // or an infinity) has no clear ResultType meaning.
-func (c *pqReader) floatText(o *pqValues, j int, v float64, ok bool) string {
-	if !ok {
-		return ""
-	}
+func (c *pqReader) floatText(v float64) (string, error) {
 	if v != math.Trunc(v) || math.Abs(v) > 1<<53 {
-		o.badAt(j, fmt.Errorf("want an integer, got %v", v))
-		return ""
+		return "", fmt.Errorf("want an integer, got %v", v)
 	}
-	return c.intText(int64(v))
+	return c.intText(int64(v)), nil
 }
 
 // decimalText reads the unscaled DECIMAL value v as its integer text.
-func (c *pqReader) decimalText(o *pqValues, j int, v int64) string {
+func (c *pqReader) decimalText(v int64) (string, error) {
 	if v%c.meta.pow != 0 {
-		o.badAt(j, fmt.Errorf("want an integer, got %s", strconv.FormatFloat(float64(v)/float64(c.meta.pow), 'f', -1, 64)))
-		return ""
+		return "", fmt.Errorf("want an integer, got %s", strconv.FormatFloat(float64(v)/float64(c.meta.pow), 'f', -1, 64))
 	}
-	return c.intText(v / c.meta.pow)
+	return c.intText(v / c.meta.pow), nil
 }
 
 // decimalBytesText reads a DECIMAL's unscaled big-endian two's complement
 // bytes as its integer text.
-func (c *pqReader) decimalBytesText(o *pqValues, j int, v []byte, ok bool) string {
+func (c *pqReader) decimalBytesText(v []byte) (string, error) {
 	switch {
-	case !ok:
-		return ""
 	case len(v) == 0:
-		o.badAt(j, errors.New("empty DECIMAL value"))
-		return ""
+		return "", errors.New("empty DECIMAL value")
 	case len(v) <= 8 && c.meta.pow > 0:
 		x := int64(int8(v[0]))
 		for _, b := range v[1:] {
 			x = x<<8 | int64(b)
 		}
-		return c.decimalText(o, j, x)
+		return c.decimalText(x)
 	}
 	n := new(big.Int).SetBytes(v)
 	if v[0]&0x80 != 0 {
@@ -823,10 +1062,9 @@ func (c *pqReader) decimalBytesText(o *pqValues, j int, v []byte, ok bool) strin
 	}
 	q, r := new(big.Int).QuoRem(n, c.meta.bigPow, new(big.Int))
 	if r.Sign() != 0 {
-		o.badAt(j, fmt.Errorf("want an integer, got %s", new(big.Rat).SetFrac(n, c.meta.bigPow).FloatString(len(c.meta.bigPow.String())-1)))
-		return ""
+		return "", fmt.Errorf("want an integer, got %s", new(big.Rat).SetFrac(n, c.meta.bigPow).FloatString(len(c.meta.bigPow.String())-1))
 	}
-	return c.in.get(q.String())
+	return c.text(q.String()), nil
 }
 
 // uuidText appends the canonical 8-4-4-4-12 lowercase text of a 16-byte UUID.
@@ -842,14 +1080,39 @@ func uuidText(dst []byte, u []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// smallInts are the texts of the common small ResultType codes (0 is
+// success), so that a plain integer column does not copy them per row.
+var smallInts = func() (s [256]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return
+}()
+
+// intTextString is the integer text n (as numericInt writes it).
+func (c *pqReader) intTextString(n string) string {
+	if len(n) <= 3 {
+		if v, err := strconv.Atoi(n); err == nil && v >= 0 && v < len(smallInts) {
+			return smallInts[v]
+		}
+	}
+	return c.text(n)
+}
+
 func (c *pqReader) intText(v int64) string {
+	if v >= 0 && v < int64(len(smallInts)) {
+		return smallInts[v]
+	}
 	c.num = strconv.AppendInt(c.num[:0], v, 10)
-	return c.in.getBytes(c.num)
+	return c.textBytes(c.num)
 }
 
 func (c *pqReader) uintText(v uint64) string {
+	if v < uint64(len(smallInts)) {
+		return smallInts[v]
+	}
 	c.num = strconv.AppendUint(c.num[:0], v, 10)
-	return c.in.getBytes(c.num)
+	return c.textBytes(c.num)
 }
 
 // truncInt narrows v to a signed Int logical type of the given width, as
@@ -881,4 +1144,15 @@ func truncUint(v int64, bits int8, physical int8) uint64 {
 		return uint64(uint32(v))
 	}
 	return uint64(v)
+}
+
+var convertedNames = [...]string{"UTF8", "MAP", "MAP_KEY_VALUE", "LIST", "ENUM", "DECIMAL", "DATE", "TIME_MILLIS",
+	"TIME_MICROS", "TIMESTAMP_MILLIS", "TIMESTAMP_MICROS", "UINT_8", "UINT_16", "UINT_32", "UINT_64", "INT_8",
+	"INT_16", "INT_32", "INT_64", "JSON", "BSON", "INTERVAL"}
+
+func convertedName(ct deprecated.ConvertedType) string {
+	if ct >= 0 && int(ct) < len(convertedNames) {
+		return convertedNames[ct]
+	}
+	return fmt.Sprintf("ConvertedType(%d)", int(ct))
 }

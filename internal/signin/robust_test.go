@@ -1,18 +1,13 @@
 package signin
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
+	pq "github.com/parquet-go/parquet-go"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/extensions"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/file"
 )
 
 // withoutIds returns recs with every Id cleared.
@@ -121,7 +116,7 @@ func TestScanPositionIdsParquet(t *testing.T) {
 	for range 4 {
 		many = append(many, recs...)
 	}
-	data := writeParquet(t, stdCols(tsCol(arrow.Microsecond, "UTC"), strResultType), many, []parquet.WriterProperty{parquet.WithMaxRowGroupLength(5)})
+	data := writeParquet(t, stdCols(tsCol(pq.Microsecond, true), strResultType), many, []pqOpt{withRowGroup(5)})
 	want := append([]Record(nil), many...)
 	for i := range want {
 		if want[i].Id == "" {
@@ -232,7 +227,7 @@ func TestScanJSONLLenientCells(t *testing.T) {
 func TestScanParquetLenientCells(t *testing.T) {
 	const name = "insights-logs/SigninLogs/timestamp=2026-11-20T10/0f8e.gz.parquet"
 	recs := truncTime(sampleRecords, time.Microsecond) // ResultType "0", "50126", "0"
-	micros := tsCol(arrow.Microsecond, "UTC")
+	micros := tsCol(pq.Microsecond, true)
 	replace := func(c pqCol) []pqCol {
 		cols := stdCols(micros, strResultType)
 		for i := range cols {
@@ -245,35 +240,35 @@ func TestScanParquetLenientCells(t *testing.T) {
 	// values gives row i the value vs[i] (nil: null).
 	values := func(vs ...any) func(int, Record) any { return func(i int, _ Record) any { return vs[i] } }
 	uuidCol := func(col string, get func(Record) string) pqCol {
-		return pqCol{col, extensions.NewUUIDType(), func(_ int, r Record) any {
+		return pqCol{col, tUUID, func(_ int, r Record) any {
 			if v := get(r); v != "" {
 				return strings.ToUpper(v) // parsed to bytes: the case is lost
 			}
 			return nil
 		}}
 	}
-	offsets := pqCol{ColTimeGenerated, arrow.BinaryTypes.String, values(
+	offsets := pqCol{ColTimeGenerated, tString, values(
 		"2026-11-20 10:15:30.123456+00", "2026-11-20T12:47:02.5+0200", "2026-11-20T11:02:59.999999+00:00")}
 	tests := []struct {
 		name  string
 		cols  []pqCol
-		props []parquet.WriterProperty
+		props []pqOpt
 		keep  bool
 		skip  int    // 1-based row skipped, 0 for none
 		col   string // its column
 		msg   string
 		want  []string // the ResultTypes read, when not recs'
 	}{
-		{name: "double ResultType", cols: replace(pqCol{ColResultType, arrow.PrimitiveTypes.Float64, values(0.0, 50126.0, 0.0)})},
-		{name: "float ResultType, -0", cols: replace(pqCol{ColResultType, arrow.PrimitiveTypes.Float32, values(-0.0, 50126.0, 0.0)})},
-		{name: "decimal(10,2) ResultType as INT64", cols: replace(pqCol{ColResultType, &arrow.Decimal128Type{Precision: 10, Scale: 2}, values(int64(0), int64(5012600), int64(0))}),
-			props: []parquet.WriterProperty{parquet.WithStoreDecimalAsInteger(true)}},
-		{name: "decimal(10,2) ResultType as FIXED_LEN_BYTE_ARRAY", cols: replace(pqCol{ColResultType, &arrow.Decimal128Type{Precision: 10, Scale: 2}, values(int64(0), int64(5012600), int64(-0))})},
-		{name: "decimal(38,20) ResultType, fraction in row 3", cols: replace(pqCol{ColResultType, &arrow.Decimal128Type{Precision: 38, Scale: 20}, values(int64(0), int64(0), int64(5))}),
+		{name: "double ResultType", cols: replace(pqCol{ColResultType, tFloat64, values(0.0, 50126.0, 0.0)})},
+		{name: "float ResultType, -0", cols: replace(pqCol{ColResultType, tFloat32, values(-0.0, 50126.0, 0.0)})},
+		{name: "decimal(10,2) ResultType as INT64", cols: replace(pqCol{ColResultType, tDecimal(10, 2), values(int64(0), int64(5012600), int64(0))}),
+			props: []pqOpt{withDecimalInt()}},
+		{name: "decimal(10,2) ResultType as FIXED_LEN_BYTE_ARRAY", cols: replace(pqCol{ColResultType, tDecimal(10, 2), values(int64(0), int64(5012600), int64(-0))})},
+		{name: "decimal(38,20) ResultType, fraction in row 3", cols: replace(pqCol{ColResultType, tDecimal(38, 20), values(int64(0), int64(0), int64(5))}),
 			want: []string{"0", "0"}, skip: 3, col: ColResultType, msg: "want an integer, got 0.00000000000000000005"},
-		{name: "negative decimal(38,0) ResultType", cols: replace(pqCol{ColResultType, &arrow.Decimal128Type{Precision: 38, Scale: 0}, values(int64(-1), int64(50126), int64(0))}),
+		{name: "negative decimal(38,0) ResultType", cols: replace(pqCol{ColResultType, tDecimal(38, 0), values(int64(-1), int64(50126), int64(0))}),
 			want: []string{"-1", "50126", "0"}},
-		{name: "numeric text ResultType", cols: replace(pqCol{ColResultType, arrow.BinaryTypes.String, values("0.0", "50126.0", "0e0")})},
+		{name: "numeric text ResultType", cols: replace(pqCol{ColResultType, tString, values("0.0", "50126.0", "0e0")})},
 		{name: "UUID CorrelationId and Id", cols: func() []pqCol {
 			cols := replace(uuidCol(ColCorrelationId, func(r Record) string { return r.CorrelationId }))
 			for i := range cols {
@@ -284,15 +279,15 @@ func TestScanParquetLenientCells(t *testing.T) {
 			return cols
 		}()},
 		{name: "text times with offsets", cols: replace(offsets)},
-		{name: "double ResultType fraction in row 2", cols: replace(pqCol{ColResultType, arrow.PrimitiveTypes.Float64, values(0.0, 0.25, 0.0)}),
+		{name: "double ResultType fraction in row 2", cols: replace(pqCol{ColResultType, tFloat64, values(0.0, 0.25, 0.0)}),
 			skip: 2, col: ColResultType, msg: "want an integer, got 0.25"},
-		{name: "fraction in row 2, Keep, row groups of 1", cols: replace(pqCol{ColResultType, arrow.PrimitiveTypes.Float64, values(0.0, 0.25, 0.0)}),
-			props: []parquet.WriterProperty{parquet.WithMaxRowGroupLength(1)}, keep: true, skip: 2, col: ColResultType, msg: "got 0.25"},
-		{name: "decimal fraction in row 3", cols: replace(pqCol{ColResultType, &arrow.Decimal128Type{Precision: 10, Scale: 2}, values(int64(0), int64(5012600), int64(50))}),
-			props: []parquet.WriterProperty{parquet.WithStoreDecimalAsInteger(true)}, skip: 3, col: ColResultType, msg: "got 0.5"},
-		{name: "bad ISO time in row 2", cols: replace(pqCol{ColTimeGenerated, arrow.BinaryTypes.String, values("2026-11-20T10:15:30.123456Z", "20/11/2026 10:47", "2026-11-20T11:02:59.999999Z")}),
+		{name: "fraction in row 2, Keep, row groups of 1", cols: replace(pqCol{ColResultType, tFloat64, values(0.0, 0.25, 0.0)}),
+			props: []pqOpt{withRowGroup(1)}, keep: true, skip: 2, col: ColResultType, msg: "got 0.25"},
+		{name: "decimal fraction in row 3", cols: replace(pqCol{ColResultType, tDecimal(10, 2), values(int64(0), int64(5012600), int64(50))}),
+			props: []pqOpt{withDecimalInt()}, skip: 3, col: ColResultType, msg: "got 0.5"},
+		{name: "bad ISO time in row 2", cols: replace(pqCol{ColTimeGenerated, tString, values("2026-11-20T10:15:30.123456Z", "20/11/2026 10:47", "2026-11-20T11:02:59.999999Z")}),
 			skip: 2, col: ColTimeGenerated, msg: "invalid ISO 8601"},
-		{name: "bad ISO time in row 1, Keep", cols: replace(pqCol{ColTimeGenerated, arrow.BinaryTypes.String, values("yesterday", "2026-11-20T10:47:02.5Z", "2026-11-20T11:02:59.999999Z")}),
+		{name: "bad ISO time in row 1, Keep", cols: replace(pqCol{ColTimeGenerated, tString, values("yesterday", "2026-11-20T10:47:02.5Z", "2026-11-20T11:02:59.999999Z")}),
 			keep: true, skip: 1, col: ColTimeGenerated, msg: "invalid ISO 8601"},
 	}
 	for _, tc := range tests {
@@ -336,31 +331,18 @@ func TestScanParquetLenientCells(t *testing.T) {
 // The UUID and DECIMAL cases above rely on the writer's physical layouts.
 func TestParquetLenientFixtureLayouts(t *testing.T) {
 	recs := sampleRecords
-	cols := stdCols(tsCol(arrow.Microsecond, "UTC"), pqCol{ColResultType, &arrow.Decimal128Type{Precision: 10, Scale: 2}, func(int, Record) any { return int64(0) }})
-	cols[8] = pqCol{ColCorrelationId, extensions.NewUUIDType(), func(_ int, r Record) any { return r.CorrelationId }}
-	data := writeParquet(t, cols, recs, []parquet.WriterProperty{parquet.WithStoreDecimalAsInteger(true)})
-	pf, err := file.NewParquetReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
-	sc := pf.MetaData().Schema
-	want := map[string]string{ColCorrelationId: "FIXED_LEN_BYTE_ARRAY UUID", ColResultType: "INT64 Decimal(precision=10, scale=2)"}
+	cols := stdCols(tsCol(pq.Microsecond, true), pqCol{ColResultType, tDecimal(10, 2), func(int, Record) any { return int64(0) }})
+	cols[8] = pqCol{ColCorrelationId, tUUID, func(_ int, r Record) any { return r.CorrelationId }}
+	data := writeParquet(t, cols, recs, []pqOpt{withDecimalInt()})
+	want := map[string]string{ColCorrelationId: "FIXED_LEN_BYTE_ARRAY[16] UUID", ColResultType: "INT64 DECIMAL(10,2)"}
 	for col, want := range want {
-		c := sc.Column(sc.ColumnIndexByName(col))
-		if got := c.PhysicalType().String() + " " + c.LogicalType().String(); got != want {
+		if got := physical(t, data, col); got != want {
 			t.Errorf("%s is %s, want %s", col, got, want)
 		}
 	}
-	cols[4].typ = &arrow.Decimal128Type{Precision: 38, Scale: 20}
-	pf, err = file.NewParquetReader(bytes.NewReader(writeParquet(t, cols, recs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
-	sc = pf.MetaData().Schema
-	if c := sc.Column(sc.ColumnIndexByName(ColResultType)); c.PhysicalType() != parquet.Types.FixedLenByteArray || c.TypeLength() != 16 {
-		t.Errorf("decimal(38,20) is %s[%d], want FIXED_LEN_BYTE_ARRAY[16]", c.PhysicalType(), c.TypeLength())
+	cols[4].typ = tDecimal(38, 20)
+	if got := physical(t, writeParquet(t, cols, recs, nil), ColResultType); got != "FIXED_LEN_BYTE_ARRAY[16] DECIMAL(38,20)" {
+		t.Errorf("decimal(38,20) is %s, want FIXED_LEN_BYTE_ARRAY[16]", got)
 	}
 }
 

@@ -18,8 +18,21 @@
 //     (pqDecoding), Keep selects its rows (selectRows), the other columns are
 //     decoded for the kept rows only, and emit batches the records in file
 //     order. The slices in flight keep their values in buffer rings (pqRing).
-//     A pqReader (pqcolumn.go) decodes one column; alloc.go recycles
-//     arrow-go's page buffers and copies unique text into shared blocks.
+//     A pqReader (pqcolumn.go) decodes one column from parquet-go's raw
+//     pages (page values, definition levels, dictionary indexes), never
+//     rows: a dictionary entry is converted once per column chunk, text is
+//     read in place (aliasing the page, held by its ring slot, or the
+//     dictionary), and emit copies each record's text into one allocation
+//     of its own, so that the few records a caller keeps pin nothing else.
+//
+// Measured against the Arrow reader it replaced, on a realistic hour
+// (/tmp/cost/real: 2.2M rows, 63k users per 100k-row row group, 40,613
+// results, identical output) on a shared 2-core machine: `tokenpivot
+// detect` takes 0.57x the CPU (3.6 vs 6.1 s), 0.62x the wall time and 0.94x
+// the peak RSS (241 vs 256 MiB), farm-bench paired medians; BenchmarkHour's
+// noninteractive-scan-all 2.6 s -> 0.4 s a run, 739 -> 89 MB allocated.
+// What remains is snappy, Keep and fn on the calling goroutine (detect's
+// index lookups, ~45% of the CPU) and the heap detect keeps.
 //
 // Unreadable content is a *FormatError naming the file, column and row; one
 // bad cell costs its row (a required column) or its value (an optional one),
