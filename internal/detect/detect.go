@@ -134,9 +134,9 @@ func (x *Index) HasUser(upn string) bool {
 func (x *Index) Seal() { x.sort() }
 
 // MayMatch reports whether n could pair with a candidate: same user, an
-// interactive time in n's window, a different IP. It does not look at
-// Location, so readers can call it before decoding the wide columns. The
-// index must be sealed.
+// interactive time in n's window, a different IP and country. It reads only
+// the reader's filter columns (signin.Options.Keep), so readers can call it
+// before decoding the wide ones. The index must be sealed.
 func (x *Index) MayMatch(n *signin.Record) bool {
 	rs := x.byUser[n.UserPrincipalName]
 	if len(rs) == 0 {
@@ -144,7 +144,7 @@ func (x *Index) MayMatch(n *signin.Record) bool {
 	}
 	lo, _ := slices.BinarySearchFunc(rs, n.TimeGenerated.Add(-MaxGap), func(r signin.Record, t time.Time) int { return r.TimeGenerated.Compare(t) })
 	for k := lo; k < len(rs) && n.TimeGenerated.Sub(rs[k].TimeGenerated) >= MinGap; k++ {
-		if rs[k].IPAddress != n.IPAddress {
+		if rs[k].IPAddress != n.IPAddress && rs[k].Location != n.Location {
 			return true
 		}
 	}

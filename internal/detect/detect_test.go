@@ -293,10 +293,13 @@ func TestIndexExactOnEdges(t *testing.T) {
 			var pairs []Result
 			for _, i := range I {
 				d := n.TimeGenerated.Sub(i.TimeGenerated)
-				want = want || (i.IPAddress != n.IPAddress && d >= MinGap && d <= MaxGap)
+				want = want || (i.IPAddress != n.IPAddress && i.Location != n.Location && d >= MinGap && d <= MaxGap)
 				if Match(&i, &n) {
 					pairs = append(pairs, Pair(&i, &n))
 				}
+			}
+			if want != (len(pairs) > 0) {
+				t.Fatalf("seed %d: the MayMatch definition and Match disagree", seed)
 			}
 			if got := x.MayMatch(&n); got != want {
 				t.Fatalf("seed %d: MayMatch(%v %s) = %v, want %v", seed, n.TimeGenerated, n.IPAddress, got, want)

@@ -43,11 +43,13 @@ var fieldNames = [numFields]string{
 }
 
 // filter tells the columns Options.Keep may look at (with TimeGenerated,
-// always decoded first); the others are
-// decoded only for kept rows.
+// always decoded first); the others are decoded only for kept rows.
+// Location is one: the join needs a different country as well as a
+// different IP, and a country column is a small dictionary, so testing it
+// before the wide columns keeps roaming-free rows from being decoded.
 func (f field) filter() bool {
 	switch f {
-	case fResultType, fAuthenticationRequirement, fConditionalAccessStatus, fIPAddress, fUserPrincipalName:
+	case fResultType, fAuthenticationRequirement, fConditionalAccessStatus, fIPAddress, fUserPrincipalName, fLocation:
 		return true
 	}
 	return false

@@ -87,10 +87,12 @@ func TestScanParquet(t *testing.T) {
 			want:  truncTime(sampleRecords, time.Microsecond)},
 		{name: "keep successes", cols: stdCols(micros, intResultType(tInt64)),
 			opts: Options{Keep: func(r *Record) bool {
-				// Only the filter columns are promised here; Location and the
-				// optional columns are decoded for kept rows only.
+				// Only the filter columns are promised here; the optional
+				// columns are decoded for kept rows only.
+				// Location is one of them (the third row's is null).
+				wantLoc := map[string]string{"203.0.113.7": "US", "198.51.100.23": ""}[r.IPAddress]
 				return r.ResultType == "0" && r.UserPrincipalName != "" && r.IPAddress != "" &&
-					!r.TimeGenerated.IsZero() && r.Location == "" && r.Id == ""
+					r.Location == wantLoc && !r.TimeGenerated.IsZero() && r.Id == ""
 			}},
 			want:   []Record{truncTime(sampleRecords, time.Microsecond)[0], truncTime(sampleRecords, time.Microsecond)[2]},
 			wantSt: Stats{Rows: 2, Read: 3}},

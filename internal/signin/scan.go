@@ -72,7 +72,8 @@ type Options struct {
 	// Keep, when set, is called for each row; rows for which it returns false
 	// are dropped before reaching the callback. Readers may call it with only
 	// the filter columns filled (TimeGenerated, UserPrincipalName, ResultType,
-	// AuthenticationRequirement, ConditionalAccessStatus, IPAddress) and
+	// AuthenticationRequirement, ConditionalAccessStatus, IPAddress,
+	// Location) and
 	// decode the rest only for kept rows. The record is valid during the
 	// call only. Keep is called from one goroutine at a time, never at the
 	// same time as fn, but it may run ahead: rows can be offered to Keep
