@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/tokenpivot/tokenpivot/internal/memlimit"
@@ -69,10 +70,48 @@ func main() {
 		share = serveMemoryShare
 	}
 	memlimit.Apply(share)
+	stopProfiles := startProfiles(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	stopProfiles()
 	os.Exit(code)
+}
+
+// startProfiles writes Go profiles for developers measuring a command (see
+// docs/performance.md): TOKENPIVOT_CPUPROFILE=FILE for the whole run, and
+// TOKENPIVOT_MEMPROFILE=FILE for the heap's allocations at exit.
+func startProfiles(stderr io.Writer) (stop func()) {
+	cpu, mem := os.Getenv("TOKENPIVOT_CPUPROFILE"), os.Getenv("TOKENPIVOT_MEMPROFILE")
+	var cpuFile *os.File
+	if cpu != "" {
+		f, err := os.Create(cpu)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "tokenpivot: TOKENPIVOT_CPUPROFILE: %v\n", err)
+		} else {
+			cpuFile = f
+		}
+	}
+	return func() {
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			cpuFile.Close()
+		}
+		if mem == "" {
+			return
+		}
+		f, err := os.Create(mem)
+		if err == nil {
+			err = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "tokenpivot: TOKENPIVOT_MEMPROFILE: %v\n", err)
+		}
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
