@@ -51,7 +51,7 @@ func inline(b []byte, s string, seed maphash.Seed) {
 		return
 	}
 	b[0] = long
-	h := maphash.String(seed, s)
+	h := maphash.String(seed, s) & longMask
 	for k := 1; k < len(b); k++ {
 		b[k] = byte(h)
 		h >>= 8
@@ -133,7 +133,13 @@ func (x *Index) seal() *sealed {
 	return s
 }
 
-func tag(h uint64) uint32 { return uint32(h>>32) | 1 }
+// longMask is all ones; tests clear it so that all long strings collide.
+var longMask = ^uint64(0)
+
+// tagMask is all ones; tests clear it so that every user shares one tag.
+var tagMask = ^uint32(0)
+
+func tag(h uint64) uint32 { return uint32(h>>32)&tagMask | 1 }
 
 // mayMatch is Index.MayMatch for a probed time nt in Unix nanoseconds.
 // Every slot whose tag matches is tried: two indexed users may share a tag,
