@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math/bits"
 	"time"
@@ -16,33 +17,43 @@ import (
 // may be kept: MayMatch is a pushdown, and Probe stays exact.
 type sealed struct {
 	seed maphash.Seed
-	// slots is open addressing with linear probing, at most half full. A
-	// slot is tag<<32 | user, 0 when empty; tag is the high half of the
-	// user's hash with the low bit set, so it is never 0.
-	slots []uint64
+	// slots is open addressing with linear probing, at most half full.
+	slots []slot
 	mask  uint64
-	spans []uint32 // user u's entries are entries[spans[u]:spans[u+1]]
 	ents  []entry
 	// recs[k] is the record of ents[k], kept only when some IP or Location
 	// is too long to hold inline and must be compared from the original.
 	recs []*signin.Record
 }
 
-// entry is one candidate: its time in Unix nanoseconds and its IP and
-// Location as inline strings (see inline).
-type entry struct {
-	t   int64
-	ip  [16]byte
-	loc [8]byte
+// slot is one indexed user.
+type slot struct {
+	tag        uint32 // the high half of the user's hash, low bit set; 0 when empty
+	start, end uint32 // the user's entries are ents[start:end]
+	// loc is the Location all the user's candidates share, inline in 4
+	// bytes, or long when they differ or it does not fit: a row from that
+	// same country cannot pair, and is rejected without reading ents.
+	loc uint32
 }
 
+// entry is one candidate: its time in Unix nanoseconds and its IP and
+// Location inline (see inline).
+type entry struct {
+	t   int64
+	ip  ip16
+	loc uint64
+}
+
+// ip16 is an IP inline in 16 bytes, compared as two words.
+type ip16 struct{ a, b uint64 }
+
 // long marks an inline field whose string did not fit: the remaining bytes
-// hold a hash of it, so different arrays still prove different strings.
+// hold a hash of it, so different forms still prove different strings.
 const long = 0xff
 
 // inline writes s into b as its length and bytes when it fits, else as long
-// and a hash. Equal arrays of short strings mean equal strings; different
-// arrays always mean different strings; equal long arrays prove nothing.
+// and a hash. Equal forms of short strings mean equal strings; different
+// forms always mean different strings; equal long forms prove nothing.
 func inline(b []byte, s string, seed maphash.Seed) {
 	clear(b)
 	if len(s) < len(b) {
@@ -57,6 +68,27 @@ func inline(b []byte, s string, seed maphash.Seed) {
 		h >>= 8
 	}
 }
+
+func inlineIP(s string, seed maphash.Seed) ip16 {
+	var b [16]byte
+	inline(b[:], s, seed)
+	return ip16{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+}
+
+func inline8(s string, seed maphash.Seed) uint64 {
+	var b [8]byte
+	inline(b[:], s, seed)
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+func inline4(s string, seed maphash.Seed) uint32 {
+	var b [4]byte
+	inline(b[:], s, seed)
+	return binary.LittleEndian.Uint32(b[:])
+}
+
+// isLong reports whether an inline form (its first byte) is long.
+func isLong[T uint32 | uint64](v T) bool { return byte(v) == long }
 
 // fastMin and fastMax bound the Unix seconds where UnixNano is defined
 // (1678..2262) with years to spare, so entry times and the window ends
@@ -81,24 +113,23 @@ func unixNano(t time.Time) (int64, bool) {
 // of range, or a monotonic clock reading, which time.Sub would prefer to
 // the wall clock when the probed time has one too.
 func (x *Index) seal() *sealed {
-	s := &sealed{seed: maphash.MakeSeed(), spans: make([]uint32, 0, len(x.byUser)+1)}
+	s := &sealed{seed: maphash.MakeSeed()}
 	n := 0
 	for _, rs := range x.byUser {
 		n += len(rs)
 	}
-	if uint64(n) >= 1<<32 || uint64(len(x.byUser)) >= 1<<31 {
+	if uint64(n) >= 1<<32 {
 		return nil
 	}
 	size := 1 << bits.Len(uint(2*len(x.byUser)))
-	s.slots = make([]uint64, size)
+	s.slots = make([]slot, size)
 	s.mask = uint64(size - 1)
 	s.ents = make([]entry, 0, n)
-	users := make([][]signin.Record, 0, len(x.byUser)) // in span order, for recs
+	users := make([][]signin.Record, 0, len(x.byUser)) // in ents order, for recs
 	hasLong := false
 	for upn, rs := range x.byUser {
-		u := uint64(len(users))
 		users = append(users, rs)
-		s.spans = append(s.spans, uint32(len(s.ents)))
+		sl := slot{start: uint32(len(s.ents)), loc: inline4(rs[0].Location, s.seed)}
 		for k := range rs {
 			r := &rs[k]
 			if r.TimeGenerated != r.TimeGenerated.Round(0) { // Round(0) strips only a monotonic reading
@@ -108,20 +139,22 @@ func (x *Index) seal() *sealed {
 			if !ok {
 				return nil
 			}
-			e := entry{t: t}
-			inline(e.ip[:], r.IPAddress, s.seed)
-			inline(e.loc[:], r.Location, s.seed)
-			hasLong = hasLong || e.ip[0] == long || e.loc[0] == long
+			e := entry{t: t, ip: inlineIP(r.IPAddress, s.seed), loc: inline8(r.Location, s.seed)}
+			hasLong = hasLong || isLong(e.ip.a) || isLong(e.loc)
 			s.ents = append(s.ents, e)
+			if r.Location != rs[0].Location {
+				sl.loc = long
+			}
 		}
+		sl.end = uint32(len(s.ents))
 		h := maphash.String(s.seed, upn)
+		sl.tag = tag(h)
 		i := h & s.mask
-		for s.slots[i] != 0 {
+		for s.slots[i].tag != 0 {
 			i = (i + 1) & s.mask
 		}
-		s.slots[i] = uint64(tag(h))<<32 | u
+		s.slots[i] = sl
 	}
-	s.spans = append(s.spans, uint32(len(s.ents)))
 	if hasLong {
 		s.recs = make([]*signin.Record, 0, n)
 		for _, rs := range users {
@@ -147,33 +180,37 @@ func tag(h uint64) uint32 { return uint32(h>>32)&tagMask | 1 }
 func (s *sealed) mayMatch(n *signin.Record, nt int64) bool {
 	h := maphash.String(s.seed, n.UserPrincipalName)
 	want := tag(h)
-	var ip [16]byte
-	var loc [8]byte
+	var loc4 uint32
 	encoded := false
 	for i := h & s.mask; ; i = (i + 1) & s.mask {
-		v := s.slots[i]
-		if v == 0 {
+		sl := &s.slots[i]
+		if sl.tag == 0 {
 			return false
 		}
-		if uint32(v>>32) != want {
+		if sl.tag != want {
 			continue
 		}
 		if !encoded {
-			inline(ip[:], n.IPAddress, s.seed)
-			inline(loc[:], n.Location, s.seed)
+			loc4 = inline4(n.Location, s.seed)
 			encoded = true
 		}
-		if s.spanMayMatch(uint32(v), n, nt, &ip, &loc) {
+		// A short shared form equal to n's proves the same country for
+		// every candidate.
+		if sl.loc == loc4 && !isLong(loc4) {
+			continue
+		}
+		if s.spanMayMatch(sl, n, nt) {
 			return true
 		}
 	}
 }
 
-// spanMayMatch reports whether user u has a candidate in [nt-MaxGap,
-// nt-MinGap] with an IP other than n's and a Location other than n's.
-func (s *sealed) spanMayMatch(u uint32, n *signin.Record, nt int64, ip *[16]byte, loc *[8]byte) bool {
+// spanMayMatch reports whether the user of sl has a candidate in
+// [nt-MaxGap, nt-MinGap] with an IP other than n's and a Location other
+// than n's.
+func (s *sealed) spanMayMatch(sl *slot, n *signin.Record, nt int64) bool {
 	lo, hi := nt-int64(MaxGap), nt-int64(MinGap)
-	a, b := int(s.spans[u]), int(s.spans[u+1])
+	a, b := int(sl.start), int(sl.end)
 	for a < b { // the first entry at or after lo
 		m := int(uint(a+b) >> 1)
 		if s.ents[m].t < lo {
@@ -182,13 +219,17 @@ func (s *sealed) spanMayMatch(u uint32, n *signin.Record, nt int64, ip *[16]byte
 			b = m
 		}
 	}
-	end := int(s.spans[u+1])
+	end := int(sl.end)
+	if a == end || s.ents[a].t > hi {
+		return false
+	}
+	ip, loc := inlineIP(n.IPAddress, s.seed), inline8(n.Location, s.seed)
 	for k := a; k < end && s.ents[k].t <= hi; k++ {
 		e := &s.ents[k]
 		// Different inline forms prove different strings; equal ones do
 		// too unless the strings were long, then the originals decide.
-		ipDiffers := e.ip != *ip || (e.ip[0] == long && s.recs[k].IPAddress != n.IPAddress)
-		if ipDiffers && (e.loc != *loc || (e.loc[0] == long && s.recs[k].Location != n.Location)) {
+		ipDiffers := e.ip != ip || (isLong(ip.a) && s.recs[k].IPAddress != n.IPAddress)
+		if ipDiffers && (e.loc != loc || (isLong(loc) && s.recs[k].Location != n.Location)) {
 			return true
 		}
 	}
