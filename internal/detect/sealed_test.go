@@ -164,3 +164,54 @@ func TestMayMatchSharedTags(t *testing.T) {
 		}
 	}
 }
+
+// Probed times the sealed layout cannot hold (far from now, at its range
+// ends, with a monotonic reading) against an index it does hold.
+func TestMayMatchProbedTimes(t *testing.T) {
+	now := time.Now() // a monotonic reading
+	edges := []time.Time{
+		time.Unix(fastMin, 0).UTC(), time.Unix(fastMin, 0).Add(-time.Nanosecond), time.Unix(fastMax, 0).UTC(), time.Unix(fastMax, 0).Add(time.Hour),
+		now.Round(0), time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	const u = "a@x.com"
+	x := NewIndex()
+	var I []signin.Record
+	for k, base := range edges {
+		for j, d := range []time.Duration{-119 * time.Minute, -30 * time.Minute, 0, 30 * time.Minute, 119 * time.Minute} {
+			if _, ok := unixNano(base.Add(d)); !ok {
+				continue // the index itself stays inside the range
+			}
+			i := ir(u, fmt.Sprint("10.0.0.", j), "US", 0, func(rec *signin.Record) { rec.Id = fmt.Sprint("i", k, j) })
+			i.TimeGenerated = base.Add(d)
+			x.Add(i)
+			I = append(I, i)
+		}
+	}
+	x.Seal()
+	if x.fast == nil {
+		t.Fatal("the index should use the sealed layout")
+	}
+	// 2^64 ns later, where UnixNano wraps onto the indexed times.
+	third := 6148914691 * time.Second
+	alias := now.Round(0).Add(third).Add(third).Add(third + 709551616)
+	if alias.UnixNano() != now.UnixNano() {
+		t.Fatal("the alias should wrap")
+	}
+	checked := 0
+	for _, base := range append(edges, now, alias) {
+		for d := -3 * time.Hour; d <= 5*time.Hour; d += 7 * time.Minute {
+			n := nr(u, "10.0.0.1", "DE", 0)
+			n.TimeGenerated = base.Add(d)
+			want := mayMatchDefinition(I, &n)
+			if got := x.MayMatch(&n); got != want {
+				t.Fatalf("MayMatch(%v) = %v, want %v", n.TimeGenerated, got, want)
+			}
+			if want {
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no probe may match: the test checks nothing")
+	}
+}
