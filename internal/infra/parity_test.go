@@ -163,6 +163,8 @@ var notSet = map[string]string{
 	"TOKENPIVOT_REQUIRE_AZURITE":           "test harness only (internal/azurite)",
 	"TOKENPIVOT_EXPORT_ENDPOINT":           "the public cloud's Log Analytics endpoint is the code's default",
 	"TOKENPIVOT_EXPORT_FIRST_HOUR":         "empty by default (the lookback alone bounds the window); set by hand",
+	"TOKENPIVOT_CPUPROFILE":                "a developer's profiling switch (docs/performance.md), never deployed",
+	"TOKENPIVOT_MEMPROFILE":                "a developer's profiling switch (docs/performance.md), never deployed",
 }
 
 // tfOnlySettings are set only by Terraform, each for a provider quirk. None
