@@ -93,6 +93,22 @@ type Index struct {
 	// a record exported twice counts once. Only matching records are kept,
 	// so memory is bounded by the results, not by the rows read.
 	probed map[string]struct{}
+	// shared is set on an index Fork has shared, and on its forks: their
+	// candidates are read-only.
+	shared bool
+}
+
+// Fork returns an index that probes x's candidates, shared read-only, with
+// a Probe dedup of its own, so one sealed index serves many blobs that
+// probe it, each as if it had its own (and from several goroutines, once
+// the first Fork, which seals x, has returned). Neither x nor a fork may
+// Add afterwards.
+func (x *Index) Fork() *Index {
+	if !x.shared {
+		x.Seal()
+		x.shared = true
+	}
+	return &Index{byUser: x.byUser, sorted: true, fast: x.fast, seen: x.seen, probed: make(map[string]struct{}), shared: true}
 }
 
 // NewIndex returns an empty index.
@@ -103,6 +119,9 @@ func NewIndex() *Index {
 // Add adds an interactive candidate. A record whose non-empty Id was added
 // before is ignored: exports may repeat records.
 func (x *Index) Add(r signin.Record) {
+	if x.shared {
+		panic("detect: Add to an index shared by Fork")
+	}
 	if r.Id != "" {
 		if _, dup := x.seen[r.Id]; dup {
 			return

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -311,5 +312,39 @@ func TestIndexExactOnEdges(t *testing.T) {
 				t.Fatalf("seed %d: Probe gave %d rows, want %d", seed, len(got), len(pairs))
 			}
 		}
+	}
+}
+
+// Forks of one index probe its candidates each with a dedup of its own, at
+// once from several goroutines, and the shared candidates cannot change.
+func TestIndexFork(t *testing.T) {
+	x := NewIndex()
+	x.Add(ir("a@x.com", "1.1.1.1", "US", 0, func(r *signin.Record) { r.Id = "i1" }))
+	n := nr("a@x.com", "2.2.2.2", "RU", 30*time.Minute, func(r *signin.Record) { r.Id = "n1" })
+	var wg sync.WaitGroup
+	for range 4 {
+		f := x.Fork()
+		wg.Go(func() {
+			if got := f.Probe(nil, &n); len(got) != 1 {
+				t.Errorf("fork's first probe: %d rows, want 1", len(got))
+			}
+			if got := f.Probe(nil, &n); len(got) != 0 {
+				t.Errorf("fork's second probe of the same row: %d rows, want 0", len(got))
+			}
+			if !f.MayMatch(&n) {
+				t.Errorf("fork's MayMatch = false")
+			}
+		})
+	}
+	wg.Wait()
+	for _, idx := range []*Index{x, x.Fork()} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Add to a shared index did not panic")
+				}
+			}()
+			idx.Add(ir("b@x.com", "1.1.1.1", "US", 0))
+		}()
 	}
 }

@@ -34,10 +34,6 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 	if len(ext.byHour) == 0 {
 		return nil, nil
 	}
-	other := signin.Interactive
-	if t == signin.Interactive {
-		other = signin.NonInteractive
-	}
 	hourSet := map[time.Time]bool{}
 	for h := range ext.byHour {
 		for _, oh := range reach(t, h) {
@@ -64,26 +60,16 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 			}
 		}
 	}
-	x := detect.NewIndex()
 	if t == signin.NonInteractive {
-		err := p.eachExtract(ctx, other, hours, out, func(props store.Properties) error {
-			_, err := signin.Scan(ctx, props.Name, store.NewReaderAt(ctx, p.cfg.State, props), props.Size, other,
-				signin.Options{Final: true}, func(rs []signin.Record) error {
-					for _, r := range rs {
-						x.Add(r)
-					}
-					return nil
-				})
-			return err
-		})
+		x, err := p.interactiveIndex(ctx, hours, out)
 		if err != nil || x.Len() == 0 {
 			return nil, err
 		}
 		var results []detect.Result
-		own(func(r *signin.Record) bool { return x.HasUser(r.UserPrincipalName) },
-			func(r *signin.Record) { results = x.Probe(results, r) })
+		own(x.MayMatch, func(r *signin.Record) { results = x.Probe(results, r) })
 		return results, nil
 	}
+	x := detect.NewIndex()
 	own(nil, func(r *signin.Record) { x.Add(*r) })
 	if x.Len() == 0 {
 		return nil, nil

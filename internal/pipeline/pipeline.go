@@ -62,7 +62,8 @@ type AlertSink interface {
 // Pipeline processes export blobs. It is safe for concurrent use, across
 // goroutines and processes sharing the same storage.
 type Pipeline struct {
-	cfg Config
+	cfg     Config
+	indexes indexCache
 }
 
 // New checks cfg and returns a Pipeline.

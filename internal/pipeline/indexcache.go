@@ -1,0 +1,123 @@
+package pipeline
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+	"github.com/tokenpivot/tokenpivot/internal/store"
+)
+
+// indexCache keeps the last interactive index a non-interactive blob built
+// from the published extracts, keyed by exactly the extracts it was built
+// from (name, ETag, size). An extract's name says which blob version and
+// byte range it holds, so the same key is the same rows: the next blob
+// whose window reaches the same extracts probes a fork of the index instead
+// of reading and indexing them again (an hour's 21 non-interactive blobs
+// share its few interactive extracts; measured in BenchmarkProcessHour).
+// One entry: a new extract (or one aged out) makes a new key.
+type indexCache struct {
+	mu           sync.Mutex
+	key          string
+	x            *detect.Index
+	hits, misses int // for tests
+}
+
+func (c *indexCache) get(key string) *detect.Index {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.x == nil || c.key != key {
+		c.misses++
+		return nil
+	}
+	c.hits++
+	return c.x.Fork()
+}
+
+// put stores x (sealed by Fork before anyone else sees it) and returns a
+// fork for the caller.
+func (c *indexCache) put(key string, x *detect.Index) *detect.Index {
+	f := x.Fork()
+	c.mu.Lock()
+	c.key, c.x = key, x
+	c.mu.Unlock()
+	return f
+}
+
+// extractsKey names a set of extracts by their properties, in listing order.
+func extractsKey(props []store.Properties) string {
+	var b strings.Builder
+	for _, p := range props {
+		b.WriteString(p.Name)
+		b.WriteByte(0)
+		b.WriteString(p.ETag)
+		b.WriteByte(0)
+		b.WriteString(strconv.FormatInt(p.Size, 10))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// interactiveIndex returns the index of the interactive extracts of hours,
+// from the cache when the listing matches the extracts it was built from.
+// An index is cached only when every extract it lists was read whole: one
+// set aside or gone since its listing leaves it out.
+func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out *Outcome) (*detect.Index, error) {
+	listed, err := p.listExtracts(ctx, signin.Interactive, hours)
+	if err != nil {
+		return nil, err
+	}
+	if x := p.indexes.get(extractsKey(listed)); x != nil {
+		return x, nil
+	}
+	x := detect.NewIndex()
+	var read []store.Properties
+	complete := true
+	setAside := len(out.SetAside)
+	err = p.eachExtract(ctx, signin.Interactive, hours, out, func(props store.Properties) error {
+		_, err := signin.Scan(ctx, props.Name, store.NewReaderAt(ctx, p.cfg.State, props), props.Size, signin.Interactive,
+			signin.Options{Final: true}, func(rs []signin.Record) error {
+				for _, r := range rs {
+					x.Add(r)
+				}
+				return nil
+			})
+		if err == nil {
+			read = append(read, props)
+		} else {
+			complete = false
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !complete || len(out.SetAside) != setAside {
+		x.Seal()
+		return x, nil
+	}
+	return p.indexes.put(extractsKey(read), x), nil
+}
+
+// listExtracts returns the extracts of table t in hours that eachExtract
+// would read, in its order.
+func (p *Pipeline) listExtracts(ctx context.Context, t signin.Table, hours []time.Time) ([]store.Properties, error) {
+	oldest := p.cfg.Now().Add(-p.cfg.AllowedLateness)
+	var out []store.Properties
+	for _, h := range hours {
+		err := p.cfg.State.List(ctx, p.cfg.StateContainer, extractPrefix(t, h), func(props store.Properties) error {
+			if !props.LastModified.Before(oldest) && strings.HasSuffix(props.Name, extractSuffix) {
+				out = append(out, props)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
