@@ -119,7 +119,10 @@ type matchedSource struct {
 // Outcome.FromExtract. A pair is never dropped because its export went.
 func (p *Pipeline) probeStored(ctx context.Context, x *detect.Index, hours []time.Time, out *Outcome) ([]detect.Result, error) {
 	var results, scratch []detect.Result
-	keepUser := func(r *signin.Record) bool { return x.HasUser(r.UserPrincipalName) }
+	// The reader tests MayMatch on the cheap columns (user, IP, country,
+	// time) before it builds a record: most extract rows never become one.
+	x.Seal()
+	keepUser := x.MayMatch
 	probe := func(rs []signin.Record) error {
 		for k := range rs {
 			results = x.Probe(results, &rs[k])
