@@ -19,7 +19,10 @@ import (
 // whose window reaches the same extracts probes a fork of the index instead
 // of reading and indexing them again (an hour's 21 non-interactive blobs
 // share its few interactive extracts; measured in BenchmarkProcessHour).
-// One entry: a new extract (or one aged out) makes a new key.
+// One entry: a new extract (or one aged out) makes a new key. The entry
+// keeps one index alive between blobs (about 40 MB of live heap for the
+// realistic hour's 81k interactive candidates), shared by the blobs in
+// flight instead of one index each.
 type indexCache struct {
 	mu           sync.Mutex
 	key          string
@@ -31,6 +34,9 @@ func (c *indexCache) get(key string) *detect.Index {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.x == nil || c.key != key {
+		// Dropped now, not when the new one is put: two indexes never
+		// live at once on its account.
+		c.key, c.x = "", nil
 		c.misses++
 		return nil
 	}
