@@ -70,8 +70,8 @@ func extractsKey(props []store.Properties) string {
 
 // interactiveIndex returns the index of the interactive extracts of hours,
 // from the cache when the listing matches the extracts it was built from.
-// An index is cached only when every extract it lists was read whole: one
-// set aside or gone since its listing leaves it out.
+// An index is cached only when every extract listed was read whole: one set
+// aside or gone since the listing leaves it out.
 func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out *Outcome) (*detect.Index, error) {
 	listed, err := p.listExtracts(ctx, signin.Interactive, hours)
 	if err != nil {
@@ -81,10 +81,9 @@ func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out 
 		return x, nil
 	}
 	x := detect.NewIndex()
-	var read []store.Properties
 	complete := true
 	setAside := len(out.SetAside)
-	err = p.eachExtract(ctx, signin.Interactive, hours, out, func(props store.Properties) error {
+	err = p.readExtracts(ctx, listed, out, func(props store.Properties) error {
 		_, err := signin.Scan(ctx, props.Name, store.NewReaderAt(ctx, p.cfg.State, props), props.Size, signin.Interactive,
 			signin.Options{Final: true}, func(rs []signin.Record) error {
 				for _, r := range rs {
@@ -92,9 +91,7 @@ func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out 
 				}
 				return nil
 			})
-		if err == nil {
-			read = append(read, props)
-		} else {
+		if err != nil {
 			complete = false
 		}
 		return err
@@ -106,11 +103,11 @@ func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out 
 		x.Seal()
 		return x, nil
 	}
-	return p.indexes.put(extractsKey(read), x), nil
+	return p.indexes.put(extractsKey(listed), x), nil
 }
 
-// listExtracts returns the extracts of table t in hours that eachExtract
-// would read, in its order.
+// listExtracts returns the extracts of table t in hours that are not older
+// than the allowed lateness, hour by hour in listing order.
 func (p *Pipeline) listExtracts(ctx context.Context, t signin.Table, hours []time.Time) ([]store.Properties, error) {
 	oldest := p.cfg.Now().Add(-p.cfg.AllowedLateness)
 	var out []store.Properties

@@ -252,23 +252,26 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 // it; this blob goes on with the others. When the redone blob looks, it
 // finds this blob's extract, so no pair is lost.
 func (p *Pipeline) eachExtract(ctx context.Context, t signin.Table, hours []time.Time, out *Outcome, fn func(store.Properties) error) error {
-	oldest := p.cfg.Now().Add(-p.cfg.AllowedLateness)
-	for _, h := range hours {
-		err := p.cfg.State.List(ctx, p.cfg.StateContainer, extractPrefix(t, h), func(props store.Properties) error {
-			if props.LastModified.Before(oldest) || !strings.HasSuffix(props.Name, extractSuffix) {
-				return nil
+	listed, err := p.listExtracts(ctx, t, hours)
+	if err != nil {
+		return err
+	}
+	return p.readExtracts(ctx, listed, out, fn)
+}
+
+// readExtracts calls fn for each of the listed extracts, as eachExtract.
+func (p *Pipeline) readExtracts(ctx context.Context, listed []store.Properties, out *Outcome, fn func(store.Properties) error) error {
+	for _, props := range listed {
+		err := fn(props)
+		switch {
+		case err == nil, errors.Is(err, store.ErrNotExist):
+			// or deleted by lifecycle since the listing
+		case signin.IsFormatError(err):
+			if err := p.repairExtract(ctx, props, err, out); err != nil {
+				return err
 			}
-			err := fn(props)
-			switch {
-			case err == nil, errors.Is(err, store.ErrNotExist):
-				return nil // or deleted by lifecycle since the listing
-			case signin.IsFormatError(err):
-				return p.repairExtract(ctx, props, err, out)
-			}
+		default:
 			return fmt.Errorf("read extract %s: %w", props.Name, err)
-		})
-		if err != nil {
-			return err
 		}
 	}
 	return nil
