@@ -199,10 +199,15 @@ func launch(bin string) (string, error) {
 			return "", fmt.Errorf("%s exited before answering (%v): %s", bin, waitErr, out.String())
 		case <-time.After(100 * time.Millisecond):
 		}
-		// Any HTTP answer (an auth error included) means it is serving.
+		// Any answer from Azurite (an auth error included) means it is
+		// serving. Another test's server may have taken the port between
+		// freePort and Azurite's bind: its answers do not count, and
+		// Azurite then exits, so the caller tries another port.
 		if resp, err := client.Get("http://" + addr + "/" + Account + "?comp=list"); err == nil {
 			resp.Body.Close()
-			return addr, nil
+			if strings.HasPrefix(resp.Header.Get("Server"), "Azurite") {
+				return addr, nil
+			}
 		}
 	}
 	Stop()
