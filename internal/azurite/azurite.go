@@ -203,15 +203,23 @@ func launch(bin string) (string, error) {
 		// serving. Another test's server may have taken the port between
 		// freePort and Azurite's bind: its answers do not count, and
 		// Azurite then exits, so the caller tries another port.
-		if resp, err := client.Get("http://" + addr + "/" + Account + "?comp=list"); err == nil {
-			resp.Body.Close()
-			if strings.HasPrefix(resp.Header.Get("Server"), "Azurite") {
-				return addr, nil
-			}
+		if answers(client, addr) {
+			return addr, nil
 		}
 	}
 	Stop()
 	return "", fmt.Errorf("%s did not answer on %s within 60s: %s", bin, addr, out.String())
+}
+
+// answers reports whether Azurite answers at addr: any answer (an auth
+// error included) with its Server header.
+func answers(client *http.Client, addr string) bool {
+	resp, err := client.Get("http://" + addr + "/" + Account + "?comp=list")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return strings.HasPrefix(resp.Header.Get("Server"), "Azurite")
 }
 
 func freePort() (int, error) {
