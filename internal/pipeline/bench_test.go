@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
-	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/gen"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/store"
@@ -38,24 +37,8 @@ func BenchmarkProcessNonInteractiveBlob(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	safe, err := rule.Default().SafeList(nil, nil, rule.SafeListOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	w := &alert.Writer{Store: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents", Rule: rule.Default()}
-	p, err := New(Config{Exports: s, State: s, InteractiveContainer: ic, NonInteractiveContainer: nc,
-		StateContainer: "tokenpivot-state", Filter: detect.Filter{Safe: safe}, Alerts: w})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, c := range []string{ic, nc} {
-		if err := s.EnsureContainer(ctx, c); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := p.EnsureContainers(ctx); err != nil {
-		b.Fatal(err)
-	}
+	p := benchPipeline(b, s, w)
 	process := func(container, name string, data []byte) Outcome {
 		if _, err := s.Write(ctx, container, name, data, store.Condition{}); err != nil {
 			b.Fatal(err)

@@ -47,7 +47,12 @@ func BenchmarkProcessHour(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				root := b.TempDir()
-				s, sink, p := hourPipeline(b, root)
+				s, err := store.NewLocal(root)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sink := &countingSink{}
+				p := benchPipeline(b, s, sink)
 				for _, c := range order {
 					for k, data := range blobs[c] {
 						if _, err := s.Write(context.Background(), c, fmt.Sprintf("hour/%02d.parquet", k), data, store.Condition{}); err != nil {
@@ -73,19 +78,16 @@ func BenchmarkProcessHour(b *testing.B) {
 	}
 }
 
-func hourPipeline(b *testing.B, root string) (*store.Local, *countingSink, *Pipeline) {
+// benchPipeline returns a pipeline over local store s (exports and state)
+// with its containers made, writing alerts to alerts.
+func benchPipeline(b *testing.B, s *store.Local, alerts AlertSink) *Pipeline {
 	ctx := context.Background()
-	s, err := store.NewLocal(root)
-	if err != nil {
-		b.Fatal(err)
-	}
 	safe, err := rule.Default().SafeList(nil, nil, rule.SafeListOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	sink := &countingSink{}
 	p, err := New(Config{Exports: s, State: s, InteractiveContainer: ic, NonInteractiveContainer: nc,
-		StateContainer: "tokenpivot-state", Filter: detect.Filter{Safe: safe}, Alerts: sink})
+		StateContainer: "tokenpivot-state", Filter: detect.Filter{Safe: safe}, Alerts: alerts})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func hourPipeline(b *testing.B, root string) (*store.Local, *countingSink, *Pipe
 	if err := p.EnsureContainers(ctx); err != nil {
 		b.Fatal(err)
 	}
-	return s, sink, p
+	return p
 }
 
 // processAll processes container's n blobs two at a time.
