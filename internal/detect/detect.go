@@ -86,6 +86,7 @@ func Pair(i, n *signin.Record) Result {
 // non-interactive candidate is probed against only its window.
 type Index struct {
 	byUser map[string][]signin.Record
+	n      int // candidates held
 	sorted bool
 	fast   *sealed             // built by Seal for MayMatch; nil when unsealed or not applicable
 	seen   map[string]struct{} // non-empty Ids already added
@@ -108,7 +109,7 @@ func (x *Index) Fork() *Index {
 		x.Seal()
 		x.shared = true
 	}
-	return &Index{byUser: x.byUser, sorted: true, fast: x.fast, seen: x.seen, probed: make(map[string]struct{}), shared: true}
+	return &Index{byUser: x.byUser, n: x.n, sorted: true, fast: x.fast, seen: x.seen, probed: make(map[string]struct{}), shared: true}
 }
 
 // NewIndex returns an empty index.
@@ -129,18 +130,13 @@ func (x *Index) Add(r signin.Record) {
 		x.seen[r.Id] = struct{}{}
 	}
 	x.byUser[r.UserPrincipalName] = append(x.byUser[r.UserPrincipalName], r)
+	x.n++
 	x.sorted = false
 	x.fast = nil
 }
 
 // Len returns the number of candidates held.
-func (x *Index) Len() int {
-	n := 0
-	for _, rs := range x.byUser {
-		n += len(rs)
-	}
-	return n
-}
+func (x *Index) Len() int { return x.n }
 
 // HasUser reports whether upn has any interactive candidate; readers use it
 // to skip non-interactive rows early.
