@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -52,11 +53,11 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var skipped skippedNames
 	ifiles, err := exportFiles(ipaths, &skipped)
 	if err != nil {
-		return err
+		return flagError("--interactive", err)
 	}
 	nfiles, err := exportFiles(npaths, &skipped)
 	if err != nil {
-		return err
+		return flagError("--noninteractive", err)
 	}
 	if skipped.n > 0 {
 		// Backfills never drop blobs silently (DESIGN.md 7).
@@ -71,6 +72,15 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	prog.Finish()
 	return out(stdout, rows)
+}
+
+// flagError puts the flag a usage error is about in front of its message.
+func flagError(flag string, err error) error {
+	var u usageError
+	if errors.As(err, &u) {
+		return usagef("%s %w", flag, u.err)
+	}
+	return err
 }
 
 // fileReader reads local export files: with the gzip bound, and a warning
@@ -167,6 +177,9 @@ func exportFiles(paths []string, skipped *skippedNames) ([]exportFile, error) {
 	var out []exportFile
 	for _, p := range paths {
 		info, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, usagef("%s: no such file or folder", p)
+		}
 		if err != nil {
 			return nil, usageError{err}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/gen"
@@ -35,6 +36,9 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if o.Out == "" {
 		return usagef("--out is required")
 	}
+	if err := checkGenFlags(o); err != nil {
+		return err
+	}
 	t, err := time.Parse(time.RFC3339, *start)
 	if err != nil {
 		return usagef("--start %q: not an RFC 3339 time", *start)
@@ -63,4 +67,32 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", o.Out)
 	return sum.WriteText(stdout)
+}
+
+// checkGenFlags names the flag of a value gen cannot use, so that bad usage
+// exits 2 with the flag in the message (gen's own checks speak of options).
+func checkGenFlags(o gen.Options) error {
+	for _, c := range []struct {
+		bad  bool
+		flag string
+		want string
+	}{
+		{o.Users < 1, "--users", "at least 1"},
+		{o.Hours < 1, "--hours", "at least 1"},
+		{o.Attacks < 0, "--attacks", "0 or more"},
+		{o.LookalikeSets < 0, "--lookalikes", "0 or more"},
+		{o.InteractivePerHour < 0, "--interactive-per-hour", "0 or more"},
+		{o.NIPerInteractive < 0 || math.IsNaN(o.NIPerInteractive), "--ni-per-interactive", "0 or more"},
+		{o.RowGroupRows < 0, "--row-group-rows", "0 or more"},
+		{o.RowsPerFile < 0, "--rows-per-file", "0 or more"},
+		{o.RoamRate < 0 || o.RoamRate > 0.5 || math.IsNaN(o.RoamRate), "--roam-rate", "between 0 and 0.5"},
+	} {
+		if c.bad {
+			return usagef("%s: want %s", c.flag, c.want)
+		}
+	}
+	if err := o.Check(); err != nil {
+		return usageError{err}
+	}
+	return nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -77,7 +79,7 @@ func loadFilter(s settings.Settings) (*rule.Rule, detect.Filter, error) {
 	}
 	safe, err := r.SafeList(s.SafeIPs, s.SafeNetworks, rule.SafeListOptions{HonorIPv6Networks: s.IPv6SafeNetworks})
 	if err != nil {
-		return nil, detect.Filter{}, usageError{fmt.Errorf("safe lists (%s, %s): %w", settings.SafeIPs, settings.SafeNetworks, err)}
+		return nil, detect.Filter{}, usageError{fmt.Errorf("safe lists: %w", err)}
 	}
 	return r, detect.Filter{Safe: safe}, nil
 }
@@ -89,6 +91,9 @@ func openStores(ctx context.Context, s settings.Settings) (exports, state store.
 	if s.Storage() == "" {
 		return nil, nil, usagef("no storage: give --storage or set %s", settings.StorageAccountURL)
 	}
+	if err := checkLocal(s.Storage(), "--storage"); err != nil {
+		return nil, nil, err
+	}
 	if exports, err = store.Open(ctx, s.Storage()); err != nil {
 		return nil, nil, usageError{fmt.Errorf("export storage: %w", err)}
 	}
@@ -99,6 +104,22 @@ func openStores(ctx context.Context, s settings.Settings) (exports, state store.
 		}
 	}
 	return exports, state, nil
+}
+
+// checkLocal refuses a storage spec that names a local folder that is not
+// there, in words (the store's own error is a stat's).
+func checkLocal(spec, flag string) error {
+	if strings.Contains(spec, "://") || strings.Contains(spec, "=") {
+		return nil
+	}
+	info, err := os.Stat(spec)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return usagef("%s %s: no such folder (want a folder laid out like a storage account, an https://ACCOUNT.blob.core.windows.net URL or a connection string)", flag, spec)
+	case err == nil && !info.IsDir():
+		return usagef("%s %s: not a folder", flag, spec)
+	}
+	return nil
 }
 
 // newAlertWriter is the alert writer over the state store.

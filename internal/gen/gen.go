@@ -286,6 +286,12 @@ func (s *Summary) WriteText(w io.Writer) error {
 	return err
 }
 
+// Check reports the first option Run would refuse.
+func (o Options) Check() error {
+	_, _, err := o.resolve()
+	return err
+}
+
 // resolve validates o and fills the defaults of zero sizing fields.
 func (o Options) resolve() (Options, compress.Codec, error) {
 	var codec compress.Codec
