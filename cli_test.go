@@ -3,8 +3,11 @@ package main
 import (
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tokenpivot/tokenpivot/internal/detect"
 )
 
 func TestVersion(t *testing.T) {
@@ -96,6 +99,36 @@ func TestBadUsage(t *testing.T) {
 		}
 		if out != "" {
 			t.Errorf("%q: stdout %q, want nothing", tc.args, out)
+		}
+	}
+}
+
+// detect --now T keeps T-3h < TimeGenerated <= T: the rule cases' pairs
+// whose non-interactive row is after 11:00 are not seen by a run at 11:00
+// (ipv6@'s, at 11:00:00 exactly, is), and a run in 2020 sees nothing.
+func TestDetectNowUpperBound(t *testing.T) {
+	for _, tc := range []struct {
+		now   string
+		users []string
+	}{
+		{"2026-11-20T11:00:00Z", []string{"bound1m", "dup", "emptyloc", "ipv6", "mfaca", "multi", "multi", "pivot"}},
+		{"2020-01-01T00:00:00Z", nil},
+	} {
+		code, out, errs := runCLI(t, append([]string{"detect", "--interactive", "testdata/cases/interactive.jsonl",
+			"--noninteractive", "testdata/cases/noninteractive.jsonl", "--now", tc.now}, caseFlags...)...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errs)
+		}
+		rows, err := detect.ReadJSONL("stdout", strings.NewReader(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var users []string
+		for _, r := range rows {
+			users = append(users, strings.TrimSuffix(r.UserPrincipalName, "@contoso.com"))
+		}
+		if !slices.Equal(users, tc.users) {
+			t.Errorf("--now %s: users %q, want %q", tc.now, users, tc.users)
 		}
 	}
 }

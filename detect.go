@@ -23,7 +23,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&ipaths, "interactive", "SigninLogs export `PATH`: a file or a folder read recursively (repeatable)")
 	fs.Var(&npaths, "noninteractive", "AADNonInteractiveUserSignInLogs export `PATH` (repeatable)")
 	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion})...)
-	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with TimeGenerated > now-3h")
+	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with now-3h < TimeGenerated <= now")
 	format := fs.String("format", "jsonl", "output `format`: jsonl, csv or table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -48,7 +48,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return usagef("--now %q: not an RFC 3339 time", *now)
 		}
-		f.After = t.Add(-detect.Lookback)
+		f.After, f.Until = t.Add(-detect.Lookback), t
 	}
 	var skipped skippedNames
 	ifiles, err := exportFiles(ipaths, &skipped)

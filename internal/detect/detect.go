@@ -32,6 +32,9 @@ type Filter struct {
 	// After, when not zero, keeps only rows with TimeGenerated > After,
 	// emulating one scheduled run's `TimeGenerated > ago(3h)`.
 	After time.Time
+	// Until, when not zero, keeps only rows with TimeGenerated <= Until:
+	// a run at T cannot see rows after T (DESIGN.md 6, `--now`).
+	Until time.Time
 }
 
 // Interactive reports whether a SigninLogs row is a candidate: a success,
@@ -50,7 +53,8 @@ func (f Filter) NonInteractive(r *signin.Record) bool {
 }
 
 func (f Filter) inPeriod(r *signin.Record) bool {
-	return f.After.IsZero() || r.TimeGenerated.After(f.After)
+	return (f.After.IsZero() || r.TimeGenerated.After(f.After)) &&
+		(f.Until.IsZero() || !r.TimeGenerated.After(f.Until))
 }
 
 // Match reports whether a non-interactive candidate n pairs with an

@@ -348,3 +348,31 @@ func TestIndexFork(t *testing.T) {
 		}()
 	}
 }
+
+// A run at T sees T-3h < TimeGenerated <= T on both sides: rows after T are
+// in the future for it, and a run long before the rows sees none of them.
+func TestNowBoundsBothEnds(t *testing.T) {
+	const u = "alice@contoso.com"
+	I := []signin.Record{ir(u, "1.1.1.1", "US", time.Hour)}                                                        // 11:00
+	N := []signin.Record{nr(u, "2.2.2.2", "RU", 2*time.Hour), nr(u, "2.2.2.3", "RU", 2*time.Hour+time.Nanosecond)} // 12:00, just after
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		nis  []string
+	}{
+		{"at the NI row: inclusive", t0.Add(2 * time.Hour), []string{"2.2.2.2"}},
+		{"a nanosecond later", t0.Add(2*time.Hour + time.Nanosecond), []string{"2.2.2.2", "2.2.2.3"}},
+		{"before the NI rows", t0.Add(2*time.Hour - time.Nanosecond), nil},
+		{"years before", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), nil},
+		{"the interactive row just out of the lookback", t0.Add(time.Hour + Lookback), nil},
+	} {
+		got := Run(I, N, Filter{After: tc.now.Add(-Lookback), Until: tc.now})
+		var nis []string
+		for _, r := range got {
+			nis = append(nis, r.NIIPAddress)
+		}
+		if !slices.Equal(nis, tc.nis) {
+			t.Errorf("%s: NI rows %q, want %q", tc.name, nis, tc.nis)
+		}
+	}
+}
