@@ -57,6 +57,10 @@ func (r *RedactingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Unwrap returns the writer r writes to: a caller asking whether output
+// goes to a terminal asks it, not the redaction in between.
+func (r *RedactingWriter) Unwrap() io.Writer { return r.w }
+
 // Close writes what is left.
 func (r *RedactingWriter) Close() error {
 	r.mu.Lock()
