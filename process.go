@@ -18,6 +18,7 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
+	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -44,8 +45,11 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	p, w, _, ob, err := newPipeline(ctx, s, logger)
+	p, w, exports, ob, err := newPipeline(ctx, s, logger)
 	if err != nil {
+		return err
+	}
+	if err := checkAccounts(ctx, exports, w.Store, s); err != nil {
 		return err
 	}
 	if err := p.EnsureContainers(ctx); err != nil {
@@ -122,6 +126,93 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return badInputError{fmt.Errorf("%d blobs could not be read (recorded in the ledger; fix or replace them)", len(r.rejected))}
 	}
 	return nil
+}
+
+// checkAccounts refuses, before anything is created, a run that cannot be
+// what was meant: an export storage holding neither export container (a
+// wrong folder, or exports under other container names), and state about to
+// be created in an Azure export account that was named alone (state
+// defaults to the export storage, and an export account is no place for
+// containers of ours unless --state says so).
+func checkAccounts(ctx context.Context, exports, state store.Store, s settings.Settings) error {
+	want := []string{s.InteractiveContainer, s.NonInteractiveContainer}
+	var have []string
+	for _, c := range want {
+		ok, err := containerExists(ctx, exports, c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			have = append(have, c)
+		}
+	}
+	where := cmp.Or(exports.ServiceURL(), s.Storage()) // a URL without its SAS, or a folder
+	if len(have) == 0 {
+		msg := fmt.Sprintf("--storage %s holds neither export container: looked for %s and %s (--interactive-container, --noninteractive-container)",
+			where, want[0], want[1])
+		if l, ok := exports.(store.ContainerLister); ok {
+			found, err := l.Containers(ctx)
+			switch {
+			case err != nil:
+				msg += fmt.Sprintf("; could not list what it holds: %v", err)
+			case len(found) == 0:
+				msg += "; it holds no containers"
+			default:
+				msg += "; found " + strings.Join(found, ", ")
+				if i, n := archiveContainers(found); i != "" && n != "" {
+					msg += fmt.Sprintf(". A diagnostic-setting archive: use --interactive-container %s --noninteractive-container %s", i, n)
+				}
+			}
+		}
+		return usagef("%s", msg)
+	}
+	if s.StateStorageAccountURL != "" || s.StorageConnectionString != "" || !strings.HasPrefix(s.StorageAccountURL, "https://") {
+		return nil
+	}
+	var missing []string
+	for _, c := range []string{s.StateContainer, s.AlertsContainer, s.IncidentsContainer} {
+		ok, err := containerExists(ctx, state, c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return usagef("--storage %s is an export account, and state, alerts and incidents default to it: process would create %s there. "+
+			"Give --state https://ACCOUNT.blob.core.windows.net for them (the function's own account keeps them when deployed), "+
+			"or --state %s to create them in the export account", where, strings.Join(missing, ", "), where)
+	}
+	return nil
+}
+
+// containerExists reports whether container exists, by listing at most one
+// blob (which the export containers' Reader role allows).
+func containerExists(ctx context.Context, st store.Store, container string) (bool, error) {
+	errFound := errors.New("found")
+	err := st.List(ctx, container, "", func(store.Properties) error { return errFound })
+	switch {
+	case err == nil, errors.Is(err, errFound):
+		return true, nil
+	case errors.Is(err, store.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("container %s: %w", container, err)
+}
+
+// archiveContainers picks the two tables' containers of an Entra ID
+// diagnostic setting's archive from a list of containers.
+func archiveContainers(found []string) (interactive, noninteractive string) {
+	for _, c := range found {
+		switch c {
+		case "insights-logs-signinlogs":
+			interactive = c
+		case "insights-logs-noninteractiveusersigninlogs":
+			noninteractive = c
+		}
+	}
+	return interactive, noninteractive
 }
 
 // maxShown bounds the alerts process prints: a storm's thousands are for

@@ -118,7 +118,7 @@ var table = []Setting{
 	{Env: StorageConnectionString, Usage: "Azurite/development connection string; wins over the account URL", Secret: true,
 		NotInInfra: "Azurite/dev only; Azure uses the identity",
 		set:        func(s *Settings, v string) error { s.StorageConnectionString = v; return nil }},
-	{Env: StateStorageAccountURL, Flag: "state", Usage: "storage for state, alerts and incidents (default: the export storage)",
+	{Env: StateStorageAccountURL, Flag: "state", Usage: "storage for state, alerts and incidents (default: the export storage; process will not create them in an https:// export account unless this is given)",
 		set: func(s *Settings, v string) error { s.StateStorageAccountURL = v; return nil }},
 	{Env: InteractiveContainer, Flag: "interactive-container", Default: "am-signinlogs", Usage: "SigninLogs export container",
 		set: container(func(s *Settings) *string { return &s.InteractiveContainer })},
