@@ -142,9 +142,11 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Lo
 		BaseContext:       func(net.Listener) context.Context { return work },
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// ln is bound already: say so before serving, so that whoever waits for
+	// an answer (the host, a test) finds the line written once it has one.
+	logger.Info("custom handler listening", slog.String("addr", ln.Addr().String()))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	logger.Info("custom handler listening", slog.String("addr", ln.Addr().String()))
 	select {
 	case err := <-done:
 		return fmt.Errorf("serve: %w", err)
