@@ -45,6 +45,7 @@ func commands() []command {
 		{"alerts", "list the alerts and incidents in a storage account or folder", runAlerts},
 		{"serve", "run the Azure Functions custom handler", runServe},
 		{"exports", "request and list Log Analytics export jobs (schedule --from --to, status)", runExports},
+		{"upload", "copy a folder laid out like an account (gen's output) into one, e.g. Azurite", runUpload},
 	}
 }
 

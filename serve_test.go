@@ -535,8 +535,8 @@ func (g *gateLog) note(s string) {
 	g.order = append(g.order, s)
 }
 func (g *gateLog) Enabled(context.Context, slog.Level) bool { return true }
-func (g *gateLog) WithAttrs([]slog.Attr) slog.Handler      { return g }
-func (g *gateLog) WithGroup(string) slog.Handler           { return g }
+func (g *gateLog) WithAttrs([]slog.Attr) slog.Handler       { return g }
+func (g *gateLog) WithGroup(string) slog.Handler            { return g }
 func (g *gateLog) Handle(_ context.Context, r slog.Record) error {
 	if r.Message == "custom handler listening" {
 		select {
