@@ -15,9 +15,10 @@ import (
 )
 
 func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNECTION-STRING [--format table|json] [--redeliver]")
+	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNECTION-STRING [--format table|json] [--wide] [--redeliver]")
 	sf := settings.Register(fs, join(storageSettings, outputSettings, []string{settings.StateContainer}, deliverySettings)...)
 	format := fs.String("format", "table", "output `format`: table, or json (one alert document per line)")
+	wide := fs.Bool("wide", false, "print every column and full ids (wider than 120 columns)")
 	redeliver := fs.Bool("redeliver", false, "make every failed delivery pending again and, when sinks are configured, deliver now")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -70,7 +71,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
-	if err := alert.WriteTable(stdout, docs, incs); err != nil {
+	if err := writeAlertTable(stdout, docs, incs, *wide); err != nil {
 		return err
 	}
 	entries, err := ob.Entries(ctx)

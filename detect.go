@@ -25,13 +25,14 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion})...)
 	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with now-3h < TimeGenerated <= now")
 	format := fs.String("format", "jsonl", "output `format`: jsonl, csv or table")
+	wide := fs.Bool("wide", false, "with --format table: every column (the NI time, the app), wider than 120 columns")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if len(ipaths) == 0 || len(npaths) == 0 {
 		return usagef("--interactive and --noninteractive are both required")
 	}
-	out, err := resultWriter(*format)
+	out, err := resultWriter(*format, *wide)
 	if err != nil {
 		return err
 	}

@@ -29,9 +29,10 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "schedule requests one Log Analytics export job per table and hour of [--from, --to),")
 		fmt.Fprintln(stderr, "each hour once (state in the state container, shared with the ScheduleExports timer);")
-		fmt.Fprintln(stderr, "status lists that state. Settings: "+exportjob.EnvWorkspace+" and the rest of exportjob.Settings (README: export jobs).")
+		fmt.Fprintln(stderr, "status lists that state. Settings: "+exportjob.EnvWorkspace+" and the others")
+		fmt.Fprintln(stderr, "'tokenpivot help serve' lists (README: \"Operating export jobs\").")
 		if len(args) == 0 {
-			return usagef("exports: want schedule or status")
+			return usagef("want a subcommand: schedule or status")
 		}
 		return nil
 	}
@@ -41,7 +42,7 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "status":
 		return runExportsStatus(ctx, args[1:], stdout, stderr)
 	}
-	return usagef("exports: unknown subcommand %q: want schedule or status", args[0])
+	return usagef("unknown subcommand %q: want schedule or status", args[0])
 }
 
 // exportsFlags are the flags both subcommands share: the state storage

@@ -269,9 +269,36 @@ func newFlagSet(name string, stderr io.Writer, synopsis string) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tokenpivot %s %s\n\n", name, synopsis)
-		fs.PrintDefaults()
+		printFlags(fs, stderr)
 	}
 	return fs
+}
+
+// printFlags is flag.PrintDefaults wrapped to 80 columns: the flag and its
+// argument on a line, the usage indented under it.
+func printFlags(fs *flag.FlagSet, w io.Writer) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if arg != "" {
+			head += " " + arg
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w, head)
+		line := "     "
+		for _, word := range strings.Fields(usage) {
+			if len(line)+1+len(word) > 80 && strings.TrimSpace(line) != "" {
+				fmt.Fprintln(w, line)
+				line = "     "
+			}
+			line += " " + word
+		}
+		if strings.TrimSpace(line) != "" {
+			fmt.Fprintln(w, line)
+		}
+	})
 }
 
 // parseFlags parses args, turning flag errors into usage errors.

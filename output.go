@@ -12,15 +12,19 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 )
 
-// resultWriter returns the writer for a --format value.
-func resultWriter(format string) (func(io.Writer, []detect.Result) error, error) {
+// resultWriter returns the writer for a --format value; wide chooses the
+// table with every column over the one that fits a terminal.
+func resultWriter(format string, wide bool) (func(io.Writer, []detect.Result) error, error) {
 	switch format {
 	case "jsonl":
 		return detect.WriteJSONL, nil
 	case "csv":
 		return detect.WriteCSV, nil
 	case "table":
-		return detect.WriteTable, nil
+		if wide {
+			return detect.WriteTable, nil
+		}
+		return detect.WriteTableNarrow, nil
 	}
 	return nil, usagef("--format %q: want jsonl, csv or table", format)
 }

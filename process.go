@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,8 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	lateness := fs.Duration("lateness", 0, "skip export blobs last modified longer ago than this `duration` (counted and reported); 0, the default, takes every blob, as a backfill needs")
 	workers := fs.Int("workers", runtime.NumCPU(), "blobs processed at once")
 	verbose := fs.Bool("v", false, "log every blob (JSON lines on stderr)")
+	wide := fs.Bool("wide", false, "print the alerts with every column and full ids (wider than 120 columns)")
+	format := fs.String("format", "table", "output `format`: table, or json (the run's summary and its alerts, one object)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -39,6 +42,9 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *lateness < 0 {
 		return usagef("--lateness must not be negative")
+	}
+	if *format != "table" && *format != "json" {
+		return usagef("--format %q: want table or json", *format)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -86,7 +92,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var names []string
 	for i, a := range found {
 		rows += a.ResultCount
-		if i < maxShown {
+		if i < maxShown || *format == "json" {
 			names = append(names, a.Blob)
 		}
 	}
@@ -94,14 +100,33 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
-	if err := alert.WriteTable(stdout, docs, incs); err != nil {
-		return err
-	}
-	if len(found) > len(docs) {
-		fmt.Fprintf(stdout, "\n... %d alerts in all: `tokenpivot alerts` lists every one\n", len(found))
-	}
-	fmt.Fprintf(stderr, "processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed\n",
+	summary := fmt.Sprintf("processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed",
 		r.done, time.Since(start).Round(time.Millisecond), r.tot.RowsRead, r.tot.Candidates, rows, len(found), r.tot.Alerts, len(r.rejected), len(r.failed))
+	switch {
+	case *format == "json":
+		if err := writeRunJSON(stdout, &r, rows, found, docs); err != nil {
+			return err
+		}
+	case len(found) == 0:
+		// Empty tables say nothing: say what there is.
+		stored, err := countAlerts(ctx, w)
+		if err != nil {
+			return err
+		}
+		what := "nothing new"
+		if r.done > 0 {
+			what = fmt.Sprintf("no new alerts from %d %s", r.done, plural(r.done, "blob", "blobs"))
+		}
+		fmt.Fprintf(stdout, "%s; %d %s stored (`tokenpivot alerts` lists them)\n", what, stored, plural(stored, "alert", "alerts"))
+	default:
+		if err := writeAlertTable(stdout, docs, incs, *wide); err != nil {
+			return err
+		}
+		if len(found) > len(docs) {
+			fmt.Fprintf(stdout, "\n... %d alerts in all: `tokenpivot alerts` lists every one\n", len(found))
+		}
+	}
+	fmt.Fprintln(stderr, summary)
 	if ob != nil && ctx.Err() == nil {
 		deliverAll(ctx, ob, stderr, logger)
 	}
@@ -213,6 +238,67 @@ func archiveContainers(found []string) (interactive, noninteractive string) {
 		}
 	}
 	return interactive, noninteractive
+}
+
+// runJSON is `process --format json`: the run's totals and the alert
+// documents it found evidence for, for CI and scripts.
+type runJSON struct {
+	Blobs             int               `json:"blobs"`
+	RowsRead          int64             `json:"rowsRead"`
+	Candidates        int64             `json:"candidates"`
+	ResultRows        int               `json:"resultRows"`
+	AlertCount        int               `json:"alertCount"`
+	AlertBlobsWritten int               `json:"alertBlobsWritten"`
+	Rejected          []string          `json:"rejected"`
+	Failed            []string          `json:"failed"`
+	SkippedRows       []skippedRowsJSON `json:"skippedRows"`
+	Alerts            []json.RawMessage `json:"alerts"`
+}
+
+type skippedRowsJSON struct {
+	Blob  string `json:"blob"`
+	Rows  int64  `json:"rows"`
+	First string `json:"first"`
+}
+
+func writeRunJSON(w io.Writer, r *runResult, rows int, found []alert.Stored, docs []alert.Document) error {
+	out := runJSON{Blobs: r.done, RowsRead: r.tot.RowsRead, Candidates: r.tot.Candidates, ResultRows: rows,
+		AlertCount: len(found), AlertBlobsWritten: r.tot.Alerts,
+		Rejected: []string{}, Failed: []string{}, SkippedRows: []skippedRowsJSON{}, Alerts: []json.RawMessage{}}
+	for _, e := range r.rejected {
+		out.Rejected = append(out.Rejected, e.Error())
+	}
+	for _, e := range r.failed {
+		out.Failed = append(out.Failed, e.Error())
+	}
+	for _, o := range r.partial {
+		out.SkippedRows = append(out.SkippedRows, skippedRowsJSON{o.Work.String(), o.SkippedRows, o.FirstSkipped})
+	}
+	for _, d := range docs {
+		b, err := d.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		out.Alerts = append(out.Alerts, b)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// countAlerts counts the alert documents stored (names only, no reads).
+func countAlerts(ctx context.Context, w *alert.Writer) (int, error) {
+	n := 0
+	err := w.Store.List(ctx, w.AlertsContainer, "", func(p store.Properties) error {
+		if !strings.HasPrefix(p.Name, "quarantine/") && strings.HasSuffix(p.Name, ".json") {
+			n++
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotExist) {
+		return 0, nil
+	}
+	return n, err
 }
 
 // maxShown bounds the alerts process prints: a storm's thousands are for
