@@ -376,3 +376,33 @@ func TestNowBoundsBothEnds(t *testing.T) {
 		}
 	}
 }
+
+// Dedup by Id is exact: a record repeated whole (an export retry) counts
+// once, but the same Id with other content is another row, as KQL's join
+// counts it (real SigninLogs repeat an Id with two AuthenticationRequirement
+// values).
+func TestDedupByIdIsExact(t *testing.T) {
+	const u = "alice@contoso.com"
+	id := func(s string) func(*signin.Record) { return func(r *signin.Record) { r.Id = s } }
+	ca := func(r *signin.Record) {
+		r.AuthenticationRequirement, r.ConditionalAccessStatus = "multiFactorAuthentication", "notApplied"
+	}
+	i1 := ir(u, "1.1.1.1", "US", 0, id("I"))
+	i1ca := ir(u, "1.1.1.1", "US", 0, id("I"), ca) // same Id, other content
+	n1 := nr(u, "2.2.2.2", "RU", 30*time.Minute, id("N"))
+	n1ip := nr(u, "2.2.2.3", "RU", 30*time.Minute, id("N")) // same Id, other IP
+	for _, tc := range []struct {
+		name string
+		I, N []signin.Record
+		rows int
+	}{
+		{"retried records count once", []signin.Record{i1, i1}, []signin.Record{n1, n1}, 1},
+		{"same interactive Id, other requirement", []signin.Record{i1, i1ca}, []signin.Record{n1}, 2},
+		{"same non-interactive Id, other IP", []signin.Record{i1}, []signin.Record{n1, n1ip}, 2},
+		{"both, and a retry of each", []signin.Record{i1, i1ca, i1ca}, []signin.Record{n1, n1ip, n1}, 4},
+	} {
+		if got := Run(tc.I, tc.N, Filter{}); len(got) != tc.rows {
+			t.Errorf("%s: %d rows, want %d", tc.name, len(got), tc.rows)
+		}
+	}
+}

@@ -160,15 +160,17 @@ func (w *extractWriter) encode(shape extractShape) ([]byte, error) {
 		// told from two rows if the export went and the pairs came from
 		// the extract (join.go): it is written once (DESIGN.md 4.1, dedup
 		// by Id). The export itself, read again, gives the same rows.
-		seen := make(map[string]struct{}, w.rows)
+		// Exact, as detect's: the same Id with other content is another row.
+		seen := make(map[signin.Key]struct{}, w.rows)
 		dup := func(r *signin.Record) bool {
-			if r.Id == "" {
+			k, ok := r.Key()
+			if !ok {
 				return false
 			}
-			if _, ok := seen[r.Id]; ok {
+			if _, ok := seen[k]; ok {
 				return true
 			}
-			seen[r.Id] = struct{}{}
+			seen[k] = struct{}{}
 			return false
 		}
 		err = writeRows(&buf, w.recs, dup, func(r *signin.Record) compactRow {
