@@ -1,6 +1,9 @@
 package main
 
 import (
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -130,5 +133,81 @@ func TestDetectNowUpperBound(t *testing.T) {
 		if !slices.Equal(users, tc.users) {
 			t.Errorf("--now %s: users %q, want %q", tc.now, users, tc.users)
 		}
+	}
+}
+
+// One file that can never be read does not hide the others' rows: detect
+// prints them, names the file and what it is, and exits 2. A 0-byte file is
+// said to be empty; a file of the other table is refused by its content.
+func TestDetectReportsBadFilesAndKeepsTheRest(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "signin.parquet")
+	os.WriteFile(csv, []byte("TimeGenerated,UserPrincipalName,IPAddress\n2026-11-20T10:00:00Z,a@b.c,1.1.1.1\n"), 0o644)
+	empty := filepath.Join(dir, "empty.json")
+	os.WriteFile(empty, nil, 0o644)
+	code, out, errs := runCLI(t, append([]string{"detect", "--interactive", csv, "--interactive", empty, "--interactive", "testdata/cases/interactive.jsonl",
+		"--noninteractive", "testdata/cases/noninteractive.jsonl"}, caseFlags...)...)
+	want, _ := os.ReadFile("testdata/cases/expected.jsonl")
+	if code != 2 || out != string(want) {
+		t.Fatalf("exit %d, want 2 with the good files' rows:\n%s\n%s", code, out, errs)
+	}
+	for _, w := range []string{csv + ": row 1: invalid JSON: the file is CSV text", "not Parquet, as its name says", empty + ": empty (0 bytes)"} {
+		if !strings.Contains(errs, w) {
+			t.Errorf("stderr does not say %q:\n%s", w, errs)
+		}
+	}
+	code, out, errs = runCLI(t, "detect", "--interactive", "testdata/cases/noninteractive.jsonl", "--noninteractive", "testdata/cases/interactive.jsonl")
+	if code != 2 || out != "" || !strings.Contains(errs, `testdata/cases/noninteractive.jsonl: column Type: row 1: Type "AADNonInteractiveUserSignInLogs"`) ||
+		!strings.Contains(errs, `testdata/cases/interactive.jsonl: column Type: row 1: Type "SigninLogs"`) {
+		t.Errorf("swapped tables: exit %d, stdout %q, stderr:\n%s", code, out, errs)
+	}
+}
+
+// A diagnostic archive with the off-spec time seen in the field reads at
+// properties.createdDateTime, with a warning naming the first such record.
+func TestDetectArchiveTimeFallback(t *testing.T) {
+	dir := t.TempDir()
+	for _, table := range []string{"insights-logs-signinlogs", "insights-logs-noninteractiveusersigninlogs"} {
+		err := filepath.WalkDir(filepath.Join("testdata", "diagnostic", table), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			// Every record's time in the off-spec US form, createdDateTime kept.
+			data = regexp.MustCompile(`"time":"[^"]*"`).ReplaceAll(data, []byte(`"time":"11/14/2025 1:48:53 AM"`))
+			out := filepath.Join(dir, table, strings.NewReplacer("/", "_", "=", "").Replace(filepath.ToSlash(p))+".json")
+			os.MkdirAll(filepath.Dir(out), 0o755)
+			return os.WriteFile(out, data, 0o644)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errs := runCLI(t, append([]string{"detect", "--interactive", filepath.Join(dir, "insights-logs-signinlogs"),
+		"--noninteractive", filepath.Join(dir, "insights-logs-noninteractiveusersigninlogs")}, caseFlags...)...)
+	want, _ := os.ReadFile("testdata/cases/expected.jsonl")
+	if code != 0 || out != string(want) {
+		t.Fatalf("exit %d, want the rule cases' rows:\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "their properties.createdDateTime was used; first:") || !strings.Contains(errs, "11/14/2025 1:48:53 AM") {
+		t.Errorf("stderr does not warn about the fallback:\n%s", errs)
+	}
+}
+
+// Times keep the precision the input has: in JSON Lines, a pair 59.9999999 s
+// apart is not 1 minute apart, and the rule does not report it.
+func TestDetectKeepsSevenDigits(t *testing.T) {
+	dir := t.TempDir()
+	i := `{"TimeGenerated":"2026-11-20T10:00:00.0000000Z","UserPrincipalName":"p@contoso.com","IPAddress":"20.1.1.1","Location":"US","ResultType":"0","AuthenticationRequirement":"singleFactorAuthentication","ConditionalAccessStatus":"success","Id":"i1"}` + "\n"
+	n := `{"TimeGenerated":"2026-11-20T10:00:59.9999999Z","UserPrincipalName":"p@contoso.com","IPAddress":"91.1.1.1","Location":"RU","ResultType":"0","Id":"n1"}` + "\n" +
+		`{"TimeGenerated":"2026-11-20T10:01:00.0000000Z","UserPrincipalName":"p@contoso.com","IPAddress":"91.1.1.2","Location":"RU","ResultType":"0","Id":"n2"}` + "\n"
+	os.WriteFile(filepath.Join(dir, "i.jsonl"), []byte(i), 0o644)
+	os.WriteFile(filepath.Join(dir, "n.jsonl"), []byte(n), 0o644)
+	code, out, errs := runCLI(t, "detect", "--interactive", filepath.Join(dir, "i.jsonl"), "--noninteractive", filepath.Join(dir, "n.jsonl"))
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "91.1.1.2") {
+		t.Fatalf("exit %d: want only the pair exactly 1m apart:\n%s%s", code, out, errs)
 	}
 }

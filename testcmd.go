@@ -230,9 +230,12 @@ func runCase(ctx context.Context, dir string, s settings.Settings, stderr io.Wri
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	rows, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"test", s.MaxExpansion, stderr}, &progress{})
+	rows, rejected, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"test", s.MaxExpansion, stderr}, &progress{})
 	if err != nil {
 		return nil, nil, 0, err
+	}
+	if len(rejected) > 0 {
+		return nil, nil, 0, errors.Join(rejected...)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, caseExpected))
 	if err != nil {
