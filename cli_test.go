@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -209,5 +211,52 @@ func TestDetectKeepsSevenDigits(t *testing.T) {
 	code, out, errs := runCLI(t, "detect", "--interactive", filepath.Join(dir, "i.jsonl"), "--noninteractive", filepath.Join(dir, "n.jsonl"))
 	if code != 0 || strings.Count(out, "\n") != 1 || !strings.Contains(out, "91.1.1.2") {
 		t.Fatalf("exit %d: want only the pair exactly 1m apart:\n%s%s", code, out, errs)
+	}
+}
+
+// The pipeline counts the same Id with other content as another row, as
+// detect does, whichever table's blob comes first: two non-interactive rows
+// sharing an Id but not an IP are two result rows (in two alerts), and a
+// retried copy of one adds nothing.
+func TestProcessExactDedupById(t *testing.T) {
+	for _, order := range []string{"interactive first", "non-interactive first"} {
+		dir := t.TempDir()
+		i := `{"TimeGenerated":"2026-11-20T10:00:00Z","UserPrincipalName":"p@contoso.com","IPAddress":"20.1.1.1","Location":"US","ResultType":"0","AuthenticationRequirement":"singleFactorAuthentication","ConditionalAccessStatus":"success","Id":"i1"}` + "\n"
+		n1 := `{"TimeGenerated":"2026-11-20T10:30:00Z","UserPrincipalName":"p@contoso.com","IPAddress":"91.1.1.1","Location":"RU","ResultType":"0","Id":"n1"}` + "\n"
+		n2 := strings.Replace(n1, "91.1.1.1", "91.1.1.2", 1) // same Id, other IP
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		zw.Write([]byte(n1 + n2 + n1)) // gzip: the compact extract path
+		zw.Close()
+		files := map[string][]byte{"am-signinlogs/h=10/i.json": []byte(i), "am-aadnoninteractiveusersigninlogs/h=10/n.json.gz": gz.Bytes()}
+		for name, data := range files {
+			os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+			os.WriteFile(filepath.Join(dir, name), data, 0o644)
+		}
+		// The one processed second sees the other's extract.
+		first, second := "am-signinlogs", "am-aadnoninteractiveusersigninlogs"
+		if order != "interactive first" {
+			first, second = second, first
+		}
+		os.Rename(filepath.Join(dir, second), filepath.Join(dir, second+".later"))
+		if code, _, errs := runCLI(t, "process", "--storage", dir, "--interactive-container", "am-signinlogs", "--workers", "1"); code != 0 && first == "am-signinlogs" {
+			t.Fatalf("%s: exit %d: %s", order, code, errs)
+		}
+		os.Rename(filepath.Join(dir, second+".later"), filepath.Join(dir, second))
+		code, out, errs := runCLI(t, "process", "--storage", dir, "--format", "json")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", order, code, errs)
+		}
+		docs, _, err := alertsOf(t, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := 0
+		for _, d := range docs {
+			rows += d.ExtendedProperties.ResultCount
+		}
+		if rows != 2 || len(docs) != 2 {
+			t.Errorf("%s: %d alerts holding %d rows, want 2 and 2:\n%s", order, len(docs), rows, out)
+		}
 	}
 }

@@ -95,3 +95,14 @@ func TestCSVIsNamed(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRecordKey: the cost of the exact dedup key, per record.
+func BenchmarkRecordKey(b *testing.B) {
+	r := sampleRecords[0]
+	var sink uint64
+	for b.Loop() {
+		k, _ := r.Key()
+		sink += k.Sum
+	}
+	_ = sink
+}
