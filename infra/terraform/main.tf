@@ -30,25 +30,35 @@ locals {
   # is for Azurite/dev only and deliberately not set. Settings whose value is
   # empty are left out of the site (see azapi_resource.function_app).
   app_settings = {
+    # Host storage by identity. The service URIs are what the host uses (it
+    # reads them before the account name, and they hold the cloud's real
+    # endpoints: sovereign clouds, custom DNS); the account name stays for
+    # tools that only know that form.
+    AzureWebJobsStorage__blobServiceUri       = azurerm_storage_account.storage.primary_blob_endpoint
+    AzureWebJobsStorage__queueServiceUri      = azurerm_storage_account.storage.primary_queue_endpoint
+    AzureWebJobsStorage__tableServiceUri      = azurerm_storage_account.storage.primary_table_endpoint
     AzureWebJobsStorage__accountName          = azurerm_storage_account.storage.name
     AzureWebJobsStorage__credential           = "managedidentity"
     AzureWebJobsStorage__clientId             = azurerm_user_assigned_identity.function_identity.client_id
     APPLICATIONINSIGHTS_CONNECTION_STRING     = azurerm_application_insights.app_insights.connection_string
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "ClientId=${azurerm_user_assigned_identity.function_identity.client_id};Authorization=AAD"
     AZURE_CLIENT_ID                           = azurerm_user_assigned_identity.function_identity.client_id
-    TOKENPIVOT_STORAGE_ACCOUNT_URL            = local.export_blob_endpoint
-    TOKENPIVOT_STATE_STORAGE_ACCOUNT_URL      = azurerm_storage_account.storage.primary_blob_endpoint
-    TOKENPIVOT_INTERACTIVE_CONTAINER          = var.interactive_container_name
-    TOKENPIVOT_NONINTERACTIVE_CONTAINER       = var.non_interactive_container_name
-    TOKENPIVOT_STATE_CONTAINER                = var.state_container_name
-    TOKENPIVOT_ALERTS_CONTAINER               = var.alerts_container_name
-    TOKENPIVOT_INCIDENTS_CONTAINER            = var.incidents_container_name
-    TOKENPIVOT_RULE                           = var.rule
-    TOKENPIVOT_SAFE_IPS                       = var.safe_ips
-    TOKENPIVOT_SAFE_NETWORKS                  = var.safe_networks
-    TOKENPIVOT_IPV6_SAFE_NETWORKS             = var.ipv6_safe_networks
-    TOKENPIVOT_ALLOWED_LATENESS               = "${var.allowed_lateness_hours}h"
-    TOKENPIVOT_MAX_EXPANSION                  = "${var.max_expansion}"
+    # The export account's blob endpoint as Azure reports it (Bicep reads
+    # the same primary blob endpoint).
+    TOKENPIVOT_STORAGE_ACCOUNT_URL       = local.export_blob_endpoint
+    TOKENPIVOT_STORAGE_CONNECTION_STRING = var.storage_connection_string
+    TOKENPIVOT_STATE_STORAGE_ACCOUNT_URL = azurerm_storage_account.storage.primary_blob_endpoint
+    TOKENPIVOT_INTERACTIVE_CONTAINER     = var.interactive_container_name
+    TOKENPIVOT_NONINTERACTIVE_CONTAINER  = var.non_interactive_container_name
+    TOKENPIVOT_STATE_CONTAINER           = var.state_container_name
+    TOKENPIVOT_ALERTS_CONTAINER          = var.alerts_container_name
+    TOKENPIVOT_INCIDENTS_CONTAINER       = var.incidents_container_name
+    TOKENPIVOT_RULE                      = var.rule
+    TOKENPIVOT_SAFE_IPS                  = var.safe_ips
+    TOKENPIVOT_SAFE_NETWORKS             = var.safe_networks
+    TOKENPIVOT_IPV6_SAFE_NETWORKS        = var.ipv6_safe_networks
+    TOKENPIVOT_ALLOWED_LATENESS          = "${var.allowed_lateness_hours}h"
+    TOKENPIVOT_MAX_EXPANSION             = "${var.max_expansion}"
     # Export jobs (ScheduleExports, internal/exportjob): off while the
     # workspace is empty. The schedule is always set: function.json names it.
     TOKENPIVOT_EXPORT_WORKSPACE_ID       = var.export_workspace_id
@@ -60,6 +70,12 @@ locals {
     TOKENPIVOT_EXPORT_STUCK_AFTER        = "6h"
     TOKENPIVOT_EXPORT_MAX_ATTEMPTS       = "3"
     TOKENPIVOT_EXPORT_MAX_ACTIVE         = "4"
+    TOKENPIVOT_EXPORT_ENDPOINT           = var.export_endpoint
+    TOKENPIVOT_EXPORT_FIRST_HOUR         = var.export_first_hour
+    # The webhook sink (the SOC's receiver); empty = off.
+    TOKENPIVOT_WEBHOOK_URL    = var.webhook_url
+    TOKENPIVOT_WEBHOOK_FORMAT = var.webhook_format
+    TOKENPIVOT_WEBHOOK_SECRET = var.webhook_secret
     # Microsoft Sentinel, from the data collection rule (sentinel.tf); empty
     # (left out) without var.sentinel_workspace_id.
     TOKENPIVOT_LOGS_INGESTION_ENDPOINT = local.sentinel_enabled ? azapi_resource.alerts_ingestion_rule[0].output.properties.endpoints.logsIngestion : ""
@@ -79,7 +95,10 @@ resource "azurerm_log_analytics_workspace" "log_analytics" {
   location            = local.location
   sku                 = "PerGB2018"
   retention_in_days   = var.log_retention_days
-  tags                = var.tags
+  # Ingestion only with Entra ID (App Insights, with local auth off below),
+  # never with the workspace's shared keys.
+  local_authentication_enabled = false
+  tags                         = var.tags
 }
 
 resource "azurerm_application_insights" "app_insights" {
@@ -239,6 +258,9 @@ resource "azapi_resource" "function_app" {
     properties = {
       serverFarmId = azurerm_service_plan.plan.id
       httpsOnly    = true
+      # Key Vault references in app settings (@Microsoft.KeyVault(...)) are
+      # resolved with the user-assigned identity, the app's only one.
+      keyVaultReferenceIdentity = azurerm_user_assigned_identity.function_identity.id
       siteConfig = {
         minTlsVersion = "1.2"
         appSettings   = [for name, value in local.app_settings : { name = name, value = value } if value != ""]

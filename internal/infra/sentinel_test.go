@@ -23,8 +23,11 @@ import (
 )
 
 // sentinelQuery is the NRT rule's query, whitespace collapsed: one row per
-// alert, its latest revision.
-const sentinelQuery = "TokenPivotAlerts_CL | summarize arg_max(TimeGenerated, *) by AlertId"
+// alert, its highest revision (the rows of one Logs Ingestion call share one
+// TimeGenerated, so arg_max(TimeGenerated, *) would pick one at random), and
+// only the columns the rule maps, AlertName and Description cut to what
+// Sentinel keeps (TestSentinelQueryProjectsMappedColumns).
+const sentinelQuery = "TokenPivotAlerts_CL | summarize arg_max(Revision, *) by AlertId | project AlertId, IncidentId, AlertName = substring(AlertName, 0, 256), Description = substring(Description, 0, 5000), Severity, UserPrincipalName, NIIPAddress, InteractiveIP, InteractiveCountry, NICountry, AppDisplayName, RuleVersion"
 
 // tableType is a Logs Ingestion column type as the tables API spells it.
 func tableType(t string) string {
@@ -123,12 +126,12 @@ func checkColumns(t *testing.T, where string, got []sentinel.Column, table bool)
 }
 
 type sentinelInfra struct {
-	bicepMain, bicepModule *bicepFile
-	bicepDCR, bicepTable   *value
-	bicepRule              *value
-	cfg                    *tfConfig
-	tfDCR                  *value
-	tfTable, tfRule        tfBlock
+	bicepMain, bicepModule, bicepIngestion *bicepFile
+	bicepDCR, bicepTable                   *value
+	bicepRule                              *value
+	cfg                                    *tfConfig
+	tfDCR                                  *value
+	tfTable, tfRule                        tfBlock
 }
 
 func loadSentinelInfra(t *testing.T) *sentinelInfra {
@@ -151,7 +154,11 @@ func loadSentinelInfra(t *testing.T) *sentinelInfra {
 		}
 		return v
 	}
-	s.bicepDCR = parse(s.bicepMain, "alertsIngestionRule")
+	s.bicepIngestion = files[filepath.Join(bicepDir, "modules", "alerts-ingestion.bicep")]
+	if s.bicepIngestion == nil {
+		t.Fatal("main.bicep does not use modules/alerts-ingestion.bicep")
+	}
+	s.bicepDCR = parse(s.bicepIngestion, "alertsIngestionRule")
 	s.bicepTable = parse(s.bicepModule, "alertsTable")
 	s.bicepRule = parse(s.bicepModule, "alertRule")
 
@@ -535,19 +542,26 @@ func TestSentinelIsOptional(t *testing.T) {
 	if got := main.vars["sentinelEnabled"]; got != "!empty(sentinelWorkspaceId)" {
 		t.Errorf("main.bicep: sentinelEnabled = %q, want !empty(sentinelWorkspaceId)", got)
 	}
-	for _, sym := range []string{"sentinelWorkspace", "alertsIngestionRule", "ingestionPublisher"} {
-		if !regexp.MustCompile(`(?m)^resource\s+` + sym + `\s+'[^']+'\s+(existing\s+)?=\s*if \(sentinelEnabled\) \{`).MatchString(main.text) {
-			t.Errorf("main.bicep: %s is not conditional on sentinelEnabled", sym)
+	if !regexp.MustCompile(`(?m)^resource\s+sentinelWorkspace\s+'[^']+'\s+(existing\s+)?=\s*if \(sentinelEnabled\) \{`).MatchString(main.text) {
+		t.Error("main.bicep: sentinelWorkspace is not conditional on sentinelEnabled")
+	}
+	for _, mod := range []string{"sentinel\\s+'modules/sentinel\\.bicep'", "alertsIngestion\\s+'modules/alerts-ingestion\\.bicep'"} {
+		if !regexp.MustCompile(`(?m)^module\s+` + mod + `\s*=\s*if \(sentinelEnabled\) \{`).MatchString(main.text) {
+			t.Errorf("main.bicep: module %s is not conditional on sentinelEnabled", mod)
 		}
 	}
-	if !regexp.MustCompile(`(?m)^module\s+sentinel\s+'modules/sentinel\.bicep'\s*=\s*if \(sentinelEnabled\) \{`).MatchString(main.text) {
-		t.Error("main.bicep: module sentinel is not conditional on sentinelEnabled")
+	// The rule and the function's role on it are in the module, which is
+	// deployed only with sentinelEnabled.
+	for _, sym := range []string{"alertsIngestionRule", "ingestionPublisher"} {
+		if _, ok := s.bicepIngestion.resources[sym]; !ok {
+			t.Errorf("modules/alerts-ingestion.bicep: no resource %s", sym)
+		}
 	}
 	settings := props(main.vars["appSettings"])
 	for name, out := range map[string]string{
-		"TOKENPIVOT_LOGS_INGESTION_ENDPOINT": "alertsIngestionRule.properties.endpoints.logsIngestion",
-		"TOKENPIVOT_LOGS_INGESTION_RULE_ID":  "alertsIngestionRule.properties.immutableId",
-		"TOKENPIVOT_LOGS_INGESTION_STREAM":   "alertsIngestionRule.properties.dataFlows[0].streams[0]",
+		"TOKENPIVOT_LOGS_INGESTION_ENDPOINT": "alertsIngestion.outputs.logsIngestionEndpoint",
+		"TOKENPIVOT_LOGS_INGESTION_RULE_ID":  "alertsIngestion.outputs.immutableId",
+		"TOKENPIVOT_LOGS_INGESTION_STREAM":   "alertsIngestion.outputs.stream",
 	} {
 		if got, want := settings[name], "sentinelEnabled ? "+out+" : ''"; got != want {
 			t.Errorf("main.bicep: %s: %s, want %s", name, got, want)
