@@ -1,0 +1,220 @@
+package infra
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"go.yaml.in/yaml/v3"
+)
+
+// TestEverySettingDeployable: every provision (Bicep, azd, Terraform)
+// replaces the site's whole app-settings set, so a setting an operator adds
+// by hand is deleted by the next deployment and, for the webhook, delivery
+// stops without a word. The rendered app settings of both languages must
+// therefore hold every TOKENPIVOT_* setting the code reads, each from a value
+// a deployment can give (not a literal empty one), except the two profiling
+// switches (a developer's, never deployed) and the test harness's own
+// variables (internal/azurite, not settings of the app).
+func TestEverySettingDeployable(t *testing.T) {
+	harnessOnly := func(where []string) bool {
+		for _, w := range where {
+			if !strings.Contains(filepath.ToSlash(w), "internal/azurite/") {
+				return false
+			}
+		}
+		return true
+	}
+	profiling := []string{"TOKENPIVOT_CPUPROFILE", "TOKENPIVOT_MEMPROFILE"}
+
+	files := map[string]*bicepFile{}
+	main := loadBicep(t, filepath.Join(bicepDir, "main.bicep"), files)
+	bicep := props(main.vars["appSettings"])
+	cfg := loadTerraform(t, terraformDir)
+	obj, ok := cfg.locals["app_settings"].(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		t.Fatal("terraform: local.app_settings is not an object")
+	}
+	tf := map[string]hclsyntax.Expression{}
+	for _, item := range obj.Items {
+		tf[hcl.ExprAsKeyword(item.KeyExpr)] = item.ValueExpr
+	}
+
+	read := goSettingNames(t)
+	checked := 0
+	for _, name := range sortedKeys(read) {
+		if slices.Contains(profiling, name) || harnessOnly(read[name]) {
+			continue
+		}
+		checked++
+		switch expr, ok := bicep[name]; {
+		case !ok:
+			t.Errorf("Bicep: %s (read at %s) is not in the app settings: a redeploy deletes it", name, read[name][0])
+		case expr == "''":
+			t.Errorf("Bicep: %s is a literal empty value: no deployment can set it", name)
+		}
+		switch expr, ok := tf[name]; {
+		case !ok:
+			t.Errorf("Terraform: %s (read at %s) is not in the app settings: an apply deletes it", name, read[name][0])
+		case len(expr.Variables()) == 0:
+			if v, diags := expr.Value(nil); !diags.HasErrors() && v.Type() == cty.String && v.AsString() == "" {
+				t.Errorf("Terraform: %s is a literal empty value: no apply can set it", name)
+			}
+		}
+	}
+	if checked < 30 {
+		t.Errorf("only %d settings checked: the scan of the code probably missed some", checked)
+	}
+	// Secrets are secure parameters / sensitive variables: never in
+	// deployment logs or plan output.
+	for _, p := range []string{"webhookUrl", "webhookSecret", "storageConnectionString"} {
+		if !regexp.MustCompile(`@secure\(\)\nparam ` + p + ` string`).MatchString(main.text) {
+			t.Errorf("main.bicep: param %s is not @secure()", p)
+		}
+	}
+	for _, v := range []string{"webhook_url", "webhook_secret", "storage_connection_string"} {
+		body, ok := cfg.variables[v]
+		if !ok {
+			t.Errorf("terraform: no variable %s", v)
+			continue
+		}
+		if s, ok := body.Attributes["sensitive"]; !ok {
+			t.Errorf("terraform: variable %s is not sensitive", v)
+		} else if val, _ := s.Expr.Value(nil); val != cty.True {
+			t.Errorf("terraform: variable %s is not sensitive", v)
+		}
+	}
+	// Key Vault references resolve with the app's only identity.
+	if !strings.Contains(main.resources["functionApp"].body, "keyVaultReferenceIdentity: functionIdentity.id") {
+		t.Error("main.bicep: functionApp does not resolve Key Vault references with functionIdentity (keyVaultReferenceIdentity)")
+	}
+	app := cfg.resources["azapi_resource.function_app"]
+	if !strings.Contains(string(app.body.SrcRange.SliceBytes(cfg.files[app.file])), "keyVaultReferenceIdentity = azurerm_user_assigned_identity.function_identity.id") {
+		t.Error("terraform: function_app does not resolve Key Vault references with function_identity (keyVaultReferenceIdentity)")
+	}
+}
+
+// TestSameExportURLBothLanguages: TOKENPIVOT_STORAGE_ACCOUNT_URL is the export
+// account's blob endpoint as Azure reports it in both languages (a URL built
+// from the public suffix would differ in sovereign clouds and with custom
+// DNS), and the host's storage is addressed by its service URIs.
+func TestSameExportURLBothLanguages(t *testing.T) {
+	files := map[string]*bicepFile{}
+	main := loadBicep(t, filepath.Join(bicepDir, "main.bicep"), files)
+	bicep := props(main.vars["appSettings"])
+	if got := bicep["TOKENPIVOT_STORAGE_ACCOUNT_URL"]; got != "exportBlobEndpoint" {
+		t.Errorf("main.bicep: TOKENPIVOT_STORAGE_ACCOUNT_URL = %s, want exportBlobEndpoint", got)
+	}
+	if got := main.vars["exportBlobEndpoint"]; got != "createExportStorageAccount ? exportAccount.outputs.blobEndpoint : existingExportAccount.properties.primaryEndpoints.blob" {
+		t.Errorf("main.bicep: exportBlobEndpoint = %s, want the primary blob endpoint of the created or existing account", got)
+	}
+	cfg := loadTerraform(t, terraformDir)
+	src, err := os.ReadFile(filepath.Join(terraformDir, "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`TOKENPIVOT_STORAGE_ACCOUNT_URL\s+= local\.export_blob_endpoint\n`).Match(src) {
+		t.Error("terraform: TOKENPIVOT_STORAGE_ACCOUNT_URL is not local.export_blob_endpoint")
+	}
+	export, err := os.ReadFile(filepath.Join(terraformDir, "export.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(export), "export_blob_endpoint    = one(concat(azurerm_storage_account.export_account[*].primary_blob_endpoint, data.azurerm_storage_account.existing_export_account[*].primary_blob_endpoint))") {
+		t.Error("terraform: local.export_blob_endpoint is not the primary blob endpoint of the created or existing account")
+	}
+	_ = cfg
+	for _, svc := range []string{"blob", "queue", "table"} {
+		name := "AzureWebJobsStorage__" + svc + "ServiceUri"
+		if got, want := bicep[name], "storage.properties.primaryEndpoints."+svc; got != want {
+			t.Errorf("main.bicep: %s = %s, want %s", name, got, want)
+		}
+		if !regexp.MustCompile(name + `\s+= azurerm_storage_account\.storage\.primary_` + svc + `_endpoint\n`).Match(src) {
+			t.Errorf("terraform: %s is not azurerm_storage_account.storage.primary_%s_endpoint", name, svc)
+		}
+	}
+}
+
+// TestHooksEveryPlatform: azd rejects a hook without a form for the
+// platform it runs on, so each hook has a POSIX and a Windows (pwsh) form,
+// and the scripts they run exist.
+func TestHooksEveryPlatform(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "azure.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Hooks map[string]map[string]struct {
+			Shell string `yaml:"shell"`
+			Run   string `yaml:"run"`
+		} `yaml:"hooks"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Hooks) == 0 {
+		t.Fatal("azure.yaml: no hooks")
+	}
+	for name, forms := range doc.Hooks {
+		for platform, shell := range map[string]string{"posix": "sh", "windows": "pwsh"} {
+			h, ok := forms[platform]
+			switch {
+			case !ok:
+				t.Errorf("azure.yaml: hook %s has no %s form", name, platform)
+				continue
+			case h.Shell != shell:
+				t.Errorf("azure.yaml: hook %s.%s runs with %q, want %s", name, platform, h.Shell, shell)
+			}
+			if _, err := os.Stat(filepath.Join(repoRoot, h.Run)); err != nil {
+				t.Errorf("azure.yaml: hook %s.%s: %v", name, platform, err)
+			}
+		}
+	}
+}
+
+// TestScriptsNameTheSubscription: every az call of the scripts names the
+// subscription (AZURE_SUBSCRIPTION_ID, which azd sets in hooks): with another
+// default in the CLI, they would look for the app in the wrong subscription.
+func TestScriptsNameTheSubscription(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join(repoRoot, "infra", "scripts", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reAz := regexp.MustCompile(`(^|[\s$(&|;=])az\s+[a-z]`)
+	calls := 0
+	for _, p := range paths {
+		if !strings.HasSuffix(p, ".sh") && !strings.HasSuffix(p, ".ps1") {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(data), "\n")
+		for i, line := range lines {
+			code := strings.TrimSpace(line)
+			// `az account ...` is about the CLI's own login, not a resource.
+			if strings.HasPrefix(code, "#") || !reAz.MatchString(strings.ReplaceAll(code, "az account", "")) {
+				continue
+			}
+			calls++
+			// A call may continue on the next line (\ or `).
+			call := code
+			for j := i; j+1 < len(lines) && (strings.HasSuffix(strings.TrimSpace(lines[j]), "\\") || strings.HasSuffix(strings.TrimSpace(lines[j]), "`")); j++ {
+				call += " " + strings.TrimSpace(lines[j+1])
+			}
+			if !strings.Contains(call, "--subscription") {
+				t.Errorf("%s:%d: az call without --subscription: %s", filepath.Base(p), i+1, code)
+			}
+		}
+	}
+	if calls < 4 {
+		t.Errorf("found %d az calls in infra/scripts; the scan probably missed some", calls)
+	}
+}
