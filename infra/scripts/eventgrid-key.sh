@@ -17,7 +17,7 @@ if [ $# -ne 2 ]; then
 fi
 rg=$1
 app=$2
-sub=${AZURE_SUBSCRIPTION_ID:?set AZURE_SUBSCRIPTION_ID to the app's subscription (az account show --query id -o tsv)}
+sub=${AZURE_SUBSCRIPTION_ID:?set AZURE_SUBSCRIPTION_ID to the subscription of the app, e.g. from: az account show --query id -o tsv}
 # Listing keys wakes the host.
 tries=0
 until key=$(az functionapp keys list --subscription "$sub" --resource-group "$rg" --name "$app" \

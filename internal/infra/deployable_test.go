@@ -1,7 +1,9 @@
 package infra
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -216,5 +218,80 @@ func TestScriptsNameTheSubscription(t *testing.T) {
 	}
 	if calls < 4 {
 		t.Errorf("found %d az calls in infra/scripts; the scan probably missed some", calls)
+	}
+}
+
+// TestDownKeepsTheSOCsData: `azd down` deletes the app's resource group; the
+// predown hook refuses while the export account (the exported sign-in logs)
+// or the Sentinel workspace (TokenPivotAlerts_CL) is in it. Run with a fake
+// az on PATH that answers "the account exists".
+func TestDownKeepsTheSOCsData(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	fake := t.TempDir()
+	if err := os.WriteFile(filepath.Join(fake, "az"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const ws = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/%s/providers/Microsoft.OperationalInsights/workspaces/law-soc"
+	tests := []struct {
+		name    string
+		env     []string
+		refused string
+	}{
+		{"export account in the app's group (the default)", []string{"TOKENPIVOT_EXPORT_ACCOUNT=stlaexport"}, "the export storage account stlaexport"},
+		{"export account in the app's group, named", []string{"TOKENPIVOT_EXPORT_ACCOUNT=stlaexport", "TOKENPIVOT_EXPORT_RESOURCE_GROUP=RG-TokenPivot"}, "the export storage account stlaexport"},
+		{"export account elsewhere", []string{"TOKENPIVOT_EXPORT_ACCOUNT=stlaexport", "TOKENPIVOT_EXPORT_RESOURCE_GROUP=rg-soc"}, ""},
+		{"Sentinel workspace in the app's group", []string{"TOKENPIVOT_EXPORT_ACCOUNT=stlaexport", "TOKENPIVOT_EXPORT_RESOURCE_GROUP=rg-soc",
+			"TOKENPIVOT_SENTINEL_WORKSPACE_ID=" + fmt.Sprintf(ws, "rg-tokenpivot")}, "the Sentinel workspace"},
+		{"Sentinel workspace elsewhere", []string{"TOKENPIVOT_EXPORT_ACCOUNT=stlaexport", "TOKENPIVOT_EXPORT_RESOURCE_GROUP=rg-soc",
+			"TOKENPIVOT_SENTINEL_WORKSPACE_ID=" + fmt.Sprintf(ws, "rg-soc")}, ""},
+		{"deleting it is meant", []string{"TOKENPIVOT_EXPORT_ACCOUNT=stlaexport", "TOKENPIVOT_DOWN_DELETES_EXPORT=true"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("sh", filepath.Join(repoRoot, "infra", "scripts", "azd-predown.sh"))
+			cmd.Env = append([]string{"PATH=" + fake + string(os.PathListSeparator) + os.Getenv("PATH"),
+				"AZURE_SUBSCRIPTION_ID=00000000-0000-0000-0000-000000000000", "AZURE_RESOURCE_GROUP=rg-tokenpivot"}, tt.env...)
+			out, err := cmd.CombinedOutput()
+			switch {
+			case tt.refused == "" && err != nil:
+				t.Errorf("refused: %v\n%s", err, out)
+			case tt.refused != "" && err == nil:
+				t.Errorf("azd down allowed; want it refused for %s", tt.refused)
+			case tt.refused != "" && (!strings.Contains(string(out), "REFUSED") || !strings.Contains(string(out), tt.refused)):
+				t.Errorf("message does not name %q:\n%s", tt.refused, out)
+			}
+		})
+	}
+}
+
+// TestTerraformKeepsTheSOCsData: a destroy (or a change that replaces them)
+// never deletes the export containers or TokenPivotAlerts_CL.
+func TestTerraformKeepsTheSOCsData(t *testing.T) {
+	cfg := loadTerraform(t, terraformDir)
+	for _, key := range []string{
+		"azurerm_storage_container.interactive_container",
+		"azurerm_storage_container.non_interactive_container",
+		"azurerm_log_analytics_workspace_table_custom_log.alerts_table",
+	} {
+		r, ok := cfg.resources[key]
+		if !ok {
+			t.Errorf("terraform: no %s", key)
+			continue
+		}
+		kept := false
+		for _, b := range r.body.Blocks {
+			if b.Type != "lifecycle" {
+				continue
+			}
+			if a, ok := b.Body.Attributes["prevent_destroy"]; ok {
+				v, _ := a.Expr.Value(nil)
+				kept = v == cty.True
+			}
+		}
+		if !kept {
+			t.Errorf("terraform: %s has no lifecycle { prevent_destroy = true }", key)
+		}
 	}
 }
