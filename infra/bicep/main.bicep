@@ -139,6 +139,9 @@ param exportEndpoint string = ''
 @description('TOKENPIVOT_EXPORT_FIRST_HOUR: the first hour export jobs request (RFC 3339, e.g. 2026-12-01T00:00:00Z); empty = only the lookback bounds it.')
 param exportFirstHour string = ''
 
+@description('Resource id of an action group (e-mail, Teams, ITSM...) notified by the operability alerts (dead letters, poison messages, failed runs); empty = the alerts only show in Azure Monitor.')
+param alertActionGroupId string = ''
+
 @description('Microsoft Sentinel: resource id of the SOC\'s existing Log Analytics workspace, onboarded to Sentinel (/subscriptions/.../resourceGroups/.../providers/Microsoft.OperationalInsights/workspaces/...). Alerts are then sent to its table TokenPivotAlerts_CL and an NRT analytics rule raises Sentinel incidents. Empty = no Sentinel integration.')
 param sentinelWorkspaceId string = ''
 
@@ -699,6 +702,132 @@ module alertsIngestion 'modules/alerts-ingestion.bicep' = if (sentinelEnabled) {
   dependsOn: [
     sentinel
   ]
+}
+
+// -------------------------------------------------------------- operability
+// Three ways work can be lost without a word, each an Azure Monitor alert
+// (notifying alertActionGroupId when set):
+//   - Event Grid gave up on an event (30 attempts over 24 h) and wrote it to
+//     the dead-letter container: that export blob was never processed;
+//   - the Functions host moved a work item to the poison queue
+//     (tokenpivot-work-poison) after its last dequeue;
+//   - function executions failed.
+var alertActions = empty(alertActionGroupId) ? [] : [
+  {
+    actionGroupId: alertActionGroupId
+  }
+]
+
+var exportTopicId = resourceId(subscription().subscriptionId, exportResourceGroup, 'Microsoft.EventGrid/systemTopics', systemTopicName)
+
+resource deadLetterAlert 'Microsoft.Insights/metricAlerts@2026-01-01' = {
+  name: 'alert-tokenpivot-deadletter-${nameSuffix}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Event Grid dead-lettered a BlobCreated event of the export containers into ${deadLetterContainerName}: that export blob was not processed. Requeue it (infra/README.md, Operability).'
+    severity: 1
+    enabled: true
+    scopes: [
+      exportTopicId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT1H'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'DeadLettered'
+          metricNamespace: 'Microsoft.EventGrid/systemTopics'
+          metricName: 'DeadLetteredCount'
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Total'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: alertActions
+  }
+  // The topic exists once exportAccess has deployed (created or adopted).
+  dependsOn: [
+    exportAccess
+  ]
+}
+
+resource poisonQueueAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-tokenpivot-poison-${nameSuffix}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'tokenpivot: work item moved to the poison queue'
+    description: 'The Functions host moved a ${workQueueName} message to ${workQueueName}-poison after its last attempt: that export blob was not processed. Requeue it (infra/README.md, Operability).'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces\n| where message has "${workQueueName}-poison"'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: empty(alertActionGroupId) ? [] : [
+        alertActionGroupId
+      ]
+    }
+  }
+}
+
+resource functionFailuresAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-tokenpivot-failures-${nameSuffix}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'tokenpivot: function executions failed'
+    description: 'Executions of the tokenpivot functions failed in the last hour (Application Insights requests with success false); the work queue retries them, the poison-queue alert says when it gives up.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: 'requests\n| where success == false'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: empty(alertActionGroupId) ? [] : [
+        alertActionGroupId
+      ]
+    }
+  }
 }
 
 // ------------------------------------------------------------------- outputs

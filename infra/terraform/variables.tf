@@ -286,6 +286,12 @@ variable "tags" {
   default     = {}
 }
 
+variable "alert_action_group_id" {
+  description = "Resource id of an action group (e-mail, Teams, ITSM...) notified by the operability alerts (dead letters, poison messages, failed runs); empty = the alerts only show in Azure Monitor."
+  type        = string
+  default     = ""
+}
+
 variable "sentinel_workspace_id" {
   description = "Microsoft Sentinel: resource id of the SOC's existing Log Analytics workspace, onboarded to Sentinel (/subscriptions/.../resourceGroups/.../providers/Microsoft.OperationalInsights/workspaces/...). Alerts are then sent to its table TokenPivotAlerts_CL and an NRT analytics rule raises Sentinel incidents. Empty = no Sentinel integration."
   type        = string

@@ -295,3 +295,48 @@ func TestTerraformKeepsTheSOCsData(t *testing.T) {
 		}
 	}
 }
+
+// TestOperability: what loses work without a word raises an alert in both
+// languages (TestParityResources keeps the two sets equal): a dead-lettered
+// event (an export blob never processed), a poison message, failed runs. And
+// the function's own Log Analytics workspace takes no shared-key ingestion.
+func TestOperability(t *testing.T) {
+	files := map[string]*bicepFile{}
+	main := loadBicep(t, filepath.Join(bicepDir, "main.bicep"), files)
+	for sym, want := range map[string][]string{
+		"deadLetterAlert":       {"metricName: 'DeadLetteredCount'", "metricNamespace: 'Microsoft.EventGrid/systemTopics'", "exportTopicId"},
+		"poisonQueueAlert":      {`message has "${workQueueName}-poison"`, "appInsights.id"},
+		"functionFailuresAlert": {"requests\\n| where success == false", "appInsights.id"},
+		"logAnalytics":          {"disableLocalAuth: true"},
+	} {
+		r, ok := main.resources[sym]
+		if !ok {
+			t.Errorf("main.bicep: no resource %s", sym)
+			continue
+		}
+		for _, w := range want {
+			if !strings.Contains(r.body, w) {
+				t.Errorf("main.bicep: %s lacks %q", sym, w)
+			}
+		}
+	}
+	cfg := loadTerraform(t, terraformDir)
+	for key, want := range map[string][]string{
+		"azurerm_monitor_metric_alert.dead_letter_alert":                         {`metric_name      = "DeadLetteredCount"`, "scopes              = [local.export_topic_id]"},
+		"azurerm_monitor_scheduled_query_rules_alert_v2.poison_queue_alert":      {`message has \"${local.work_queue_name}-poison\"`},
+		"azurerm_monitor_scheduled_query_rules_alert_v2.function_failures_alert": {`requests\n| where success == false`},
+		"azurerm_log_analytics_workspace.log_analytics":                          {"local_authentication_enabled = false"},
+	} {
+		r, ok := cfg.resources[key]
+		if !ok {
+			t.Errorf("terraform: no %s", key)
+			continue
+		}
+		src := string(r.body.SrcRange.SliceBytes(cfg.files[r.file]))
+		for _, w := range want {
+			if !strings.Contains(src, w) {
+				t.Errorf("terraform: %s lacks %q", key, w)
+			}
+		}
+	}
+}

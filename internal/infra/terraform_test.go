@@ -324,6 +324,25 @@ func TestTerraformSyntaxAndFormat(t *testing.T) {
 func TestTerraformReferences(t *testing.T) {
 	cfg := loadTerraform(t, terraformDir)
 	used := map[string]bool{}
+	// The iterators of dynamic blocks (their label, or `iterator`): x.key and
+	// x.value inside their content.
+	iterators := map[string]bool{}
+	var findDynamic func(b *hclsyntax.Body)
+	findDynamic = func(b *hclsyntax.Body) {
+		for _, nested := range b.Blocks {
+			if nested.Type == "dynamic" && len(nested.Labels) == 1 {
+				name := nested.Labels[0]
+				if it, ok := nested.Body.Attributes["iterator"]; ok {
+					name = hcl.ExprAsKeyword(it.Expr)
+				}
+				iterators[name] = true
+			}
+			findDynamic(nested.Body)
+		}
+	}
+	for _, body := range cfg.bodies {
+		findDynamic(body)
+	}
 	check := func(where string, e hclsyntax.Expression) {
 		for _, tr := range e.Variables() {
 			r := tr.SourceRange()
@@ -353,6 +372,9 @@ func TestTerraformReferences(t *testing.T) {
 				}
 			case "each", "count", "path", "terraform", "self":
 			default:
+				if iterators[root] && (attr(1) == "value" || attr(1) == "key") {
+					continue
+				}
 				if _, ok := cfg.resources[root+"."+attr(1)]; !ok {
 					t.Errorf("%s: %s.%s is not declared", at, root, attr(1))
 				}
