@@ -139,6 +139,12 @@ param exportEndpoint string = ''
 @description('TOKENPIVOT_EXPORT_FIRST_HOUR: the first hour export jobs request (RFC 3339, e.g. 2026-12-01T00:00:00Z); empty = only the lookback bounds it.')
 param exportFirstHour string = ''
 
+@description('Private networking, as Microsoft\'s Flex Consumption samples have it (vnetEnabled): the app joins appSubnetId (VNet integration; a subnet delegated to Microsoft.App/environments) and the function\'s own storage account turns public network access off, so it is reached only through private endpoints for blob, queue and table in that virtual network, with their privatelink DNS zones. The network and the endpoints are the network team\'s (infra/README.md, Private networking): the offline checks of this repository have no Microsoft.Network definitions to check them against.')
+param vnetEnabled bool = false
+
+@description('With vnetEnabled: resource id of the subnet the app integrates with (delegated to Microsoft.App/environments).')
+param appSubnetId string = ''
+
 @description('Resource id of an action group (e-mail, Teams, ITSM...) notified by the operability alerts (dead letters, poison messages, failed runs); empty = the alerts only show in Azure Monitor.')
 param alertActionGroupId string = ''
 
@@ -182,6 +188,7 @@ var sentinelResourceGroup = sentinelEnabled ? checkedSentinelWorkspaceIdParts[4]
 var sentinelWorkspaceName = sentinelEnabled ? checkedSentinelWorkspaceIdParts[8] : 'none'
 
 // Contradictory inputs stop the deployment before anything is changed.
+var checkedAppSubnetId = vnetEnabled && empty(appSubnetId) ? fail('vnetEnabled needs appSubnetId: the subnet the app integrates with (infra/README.md, Private networking).') : appSubnetId
 var checkedSystemTopicExists = createExportStorageAccount && systemTopicExists ? fail('createExportStorageAccount and systemTopicExists cannot both be true: a storage account created by this deployment has no system topic yet.') : systemTopicExists
 
 // Step 2 needs the key; an empty one would subscribe a webhook that rejects
@@ -246,7 +253,9 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    // With vnetEnabled, only through the private endpoints in the app's
+    // virtual network (Microsoft's Flex Consumption samples).
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
   }
 }
 
@@ -457,6 +466,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // VNet integration (vnetEnabled): outbound calls, host storage included,
+    // go through the subnet, where the storage's private endpoints are.
+    // (null leaves the property out; any() as in the Azure Verified Modules.)
+    virtualNetworkSubnetId: vnetEnabled ? checkedAppSubnetId : any(null)
     // Key Vault references in app settings (@Microsoft.KeyVault(...)) are
     // resolved with the user-assigned identity, the app's only one.
     keyVaultReferenceIdentity: functionIdentity.id

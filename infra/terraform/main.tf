@@ -137,8 +137,10 @@ resource "azurerm_storage_account" "storage" {
   default_to_oauth_authentication = true
   min_tls_version                 = "TLS1_2"
   https_traffic_only_enabled      = true
-  public_network_access_enabled   = true
-  tags                            = var.tags
+  # With vnet_enabled, only through the private endpoints in the app's
+  # virtual network (Microsoft's Flex Consumption samples).
+  public_network_access_enabled = !var.vnet_enabled
+  tags                          = var.tags
 }
 
 resource "azurerm_storage_container" "deployment_container" {
@@ -258,6 +260,10 @@ resource "azapi_resource" "function_app" {
     properties = {
       serverFarmId = azurerm_service_plan.plan.id
       httpsOnly    = true
+      # VNet integration (vnet_enabled): outbound calls, host storage
+      # included, go through the subnet, where the storage's private
+      # endpoints are.
+      virtualNetworkSubnetId = var.vnet_enabled ? var.app_subnet_id : null
       # Key Vault references in app settings (@Microsoft.KeyVault(...)) are
       # resolved with the user-assigned identity, the app's only one.
       keyVaultReferenceIdentity = azurerm_user_assigned_identity.function_identity.id

@@ -286,6 +286,23 @@ variable "tags" {
   default     = {}
 }
 
+variable "vnet_enabled" {
+  description = "Private networking, as Microsoft's Flex Consumption samples have it: the app joins app_subnet_id (VNet integration; a subnet delegated to Microsoft.App/environments) and the function's own storage account turns public network access off, so it is reached only through private endpoints for blob, queue and table in that virtual network (the network team's, infra/README.md)."
+  type        = bool
+  default     = false
+}
+
+variable "app_subnet_id" {
+  description = "With vnet_enabled: resource id of the subnet the app integrates with (delegated to Microsoft.App/environments)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = !var.vnet_enabled || var.app_subnet_id != ""
+    error_message = "vnet_enabled needs app_subnet_id: the subnet the app integrates with (infra/README.md, Private networking)."
+  }
+}
+
 variable "alert_action_group_id" {
   description = "Resource id of an action group (e-mail, Teams, ITSM...) notified by the operability alerts (dead letters, poison messages, failed runs); empty = the alerts only show in Azure Monitor."
   type        = string

@@ -340,3 +340,46 @@ func TestOperability(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivateNetworking: vnetEnabled / vnet_enabled joins the app to a subnet
+// and closes the function's storage to public networks, in both languages,
+// and a switch without a subnet stops before anything changes.
+func TestPrivateNetworking(t *testing.T) {
+	files := map[string]*bicepFile{}
+	main := loadBicep(t, filepath.Join(bicepDir, "main.bicep"), files)
+	if !regexp.MustCompile(`^vnetEnabled && empty\(appSubnetId\) \? fail\('[^']+'\) : appSubnetId$`).MatchString(main.vars["checkedAppSubnetId"]) {
+		t.Errorf("main.bicep: checkedAppSubnetId = %q, want a fail() without appSubnetId", main.vars["checkedAppSubnetId"])
+	}
+	for sym, want := range map[string]string{
+		"storage":     "publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'",
+		"functionApp": "virtualNetworkSubnetId: vnetEnabled ? checkedAppSubnetId : any(null)",
+	} {
+		if !strings.Contains(main.resources[sym].body, want) {
+			t.Errorf("main.bicep: %s lacks %q", sym, want)
+		}
+	}
+	cfg := loadTerraform(t, terraformDir)
+	src := func(key string) string {
+		r := cfg.resources[key]
+		return string(r.body.SrcRange.SliceBytes(cfg.files[r.file]))
+	}
+	if !strings.Contains(src("azurerm_storage_account.storage"), "public_network_access_enabled = !var.vnet_enabled") {
+		t.Error("terraform: storage does not close public network access with vnet_enabled")
+	}
+	if !strings.Contains(src("azapi_resource.function_app"), "virtualNetworkSubnetId = var.vnet_enabled ? var.app_subnet_id : null") {
+		t.Error("terraform: function_app does not join app_subnet_id with vnet_enabled")
+	}
+	vars := cfg.varDefaults(t).AsValueMap()
+	cond := cfg.variables["app_subnet_id"].Blocks[0].Body.Attributes["condition"].Expr
+	for _, tt := range []struct {
+		enabled bool
+		subnet  string
+		ok      bool
+	}{{false, "", true}, {true, "", false}, {true, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/app", true}} {
+		vars["vnet_enabled"], vars["app_subnet_id"] = cty.BoolVal(tt.enabled), cty.StringVal(tt.subnet)
+		v, known := cfg.evalStatic(t, cond, vars)
+		if !known || v.True() != tt.ok {
+			t.Errorf("terraform: vnet_enabled=%v app_subnet_id=%q accepted = %v, want %v", tt.enabled, tt.subnet, known && v.True(), tt.ok)
+		}
+	}
+}
