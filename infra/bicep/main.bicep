@@ -253,9 +253,16 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
     // With vnetEnabled, only through the private endpoints in the app's
-    // virtual network (Microsoft's Flex Consumption samples).
-    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+    // virtual network (Microsoft's Flex Consumption samples), and trusted
+    // Azure services: Event Grid writes dead letters here with its topic's
+    // identity, which a closed account (publicNetworkAccess Disabled, as in
+    // the samples) would refuse.
+    networkAcls: {
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
+      bypass: 'AzureServices'
+    }
   }
 }
 

@@ -137,10 +137,17 @@ resource "azurerm_storage_account" "storage" {
   default_to_oauth_authentication = true
   min_tls_version                 = "TLS1_2"
   https_traffic_only_enabled      = true
+  public_network_access_enabled   = true
+  tags                            = var.tags
+
   # With vnet_enabled, only through the private endpoints in the app's
-  # virtual network (Microsoft's Flex Consumption samples).
-  public_network_access_enabled = !var.vnet_enabled
-  tags                          = var.tags
+  # virtual network (Microsoft's Flex Consumption samples), and trusted Azure
+  # services: Event Grid writes dead letters here with its topic's identity,
+  # which a closed account (public access off, as in the samples) would refuse.
+  network_rules {
+    default_action = var.vnet_enabled ? "Deny" : "Allow"
+    bypass         = ["AzureServices"]
+  }
 }
 
 resource "azurerm_storage_container" "deployment_container" {

@@ -342,7 +342,8 @@ func TestOperability(t *testing.T) {
 }
 
 // TestPrivateNetworking: vnetEnabled / vnet_enabled joins the app to a subnet
-// and closes the function's storage to public networks, in both languages,
+// and closes the function's storage to public networks (trusted Azure
+// services still write dead letters), in both languages,
 // and a switch without a subnet stops before anything changes.
 func TestPrivateNetworking(t *testing.T) {
 	files := map[string]*bicepFile{}
@@ -351,7 +352,7 @@ func TestPrivateNetworking(t *testing.T) {
 		t.Errorf("main.bicep: checkedAppSubnetId = %q, want a fail() without appSubnetId", main.vars["checkedAppSubnetId"])
 	}
 	for sym, want := range map[string]string{
-		"storage":     "publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'",
+		"storage":     "defaultAction: vnetEnabled ? 'Deny' : 'Allow'\n      bypass: 'AzureServices'",
 		"functionApp": "virtualNetworkSubnetId: vnetEnabled ? checkedAppSubnetId : any(null)",
 	} {
 		if !strings.Contains(main.resources[sym].body, want) {
@@ -363,8 +364,8 @@ func TestPrivateNetworking(t *testing.T) {
 		r := cfg.resources[key]
 		return string(r.body.SrcRange.SliceBytes(cfg.files[r.file]))
 	}
-	if !strings.Contains(src("azurerm_storage_account.storage"), "public_network_access_enabled = !var.vnet_enabled") {
-		t.Error("terraform: storage does not close public network access with vnet_enabled")
+	if !strings.Contains(src("azurerm_storage_account.storage"), "default_action = var.vnet_enabled ? \"Deny\" : \"Allow\"\n    bypass         = [\"AzureServices\"]") {
+		t.Error("terraform: storage does not deny public networks (but trusted services) with vnet_enabled")
 	}
 	if !strings.Contains(src("azapi_resource.function_app"), "virtualNetworkSubnetId = var.vnet_enabled ? var.app_subnet_id : null") {
 		t.Error("terraform: function_app does not join app_subnet_id with vnet_enabled")
