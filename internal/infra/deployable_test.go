@@ -384,3 +384,42 @@ func TestPrivateNetworking(t *testing.T) {
 		}
 	}
 }
+
+// TestTerraformSubscriptionExplicit: azurerm 4.x stops without a
+// subscription id and no longer takes the Azure CLI's default; the
+// configuration names it (a required variable) for both providers.
+func TestTerraformSubscriptionExplicit(t *testing.T) {
+	cfg := loadTerraform(t, terraformDir)
+	v, ok := cfg.variables["subscription_id"]
+	if !ok {
+		t.Fatal("terraform: no variable subscription_id")
+	}
+	if _, ok := v.Attributes["default"]; ok {
+		t.Error("terraform: subscription_id has a default; it must be given")
+	}
+	vars := cfg.varDefaults(t).AsValueMap()
+	cond := v.Blocks[0].Body.Attributes["condition"].Expr
+	for value, want := range map[string]bool{"0b1f6471-1bf0-4dda-aec3-cb9272f09590": true, "": false, "my-subscription": false} {
+		vars["subscription_id"] = cty.StringVal(value)
+		if got, known := cfg.evalStatic(t, cond, vars); !known || got.True() != want {
+			t.Errorf("terraform: subscription_id = %q accepted = %v, want %v", value, known && got.True(), want)
+		}
+	}
+	src, err := os.ReadFile(filepath.Join(terraformDir, "versions.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, provider := range []string{"azurerm", "azapi"} {
+		re := regexp.MustCompile(`(?s)provider "` + provider + `" \{.*?\n  subscription_id = var\.subscription_id\n`)
+		if !re.Match(src) {
+			t.Errorf("terraform: provider %s does not take subscription_id = var.subscription_id", provider)
+		}
+	}
+	example, err := os.ReadFile(filepath.Join(terraformDir, "terraform.tfvars.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^subscription_id\s+=`).Match(example) {
+		t.Error("terraform.tfvars.example does not set subscription_id")
+	}
+}

@@ -645,3 +645,56 @@ func TestSentinelIsOptional(t *testing.T) {
 		}
 	}
 }
+
+// TestSentinelQueryProjectsMappedColumns: the NRT rule keeps one row per
+// AlertId by its highest Revision (the rows of one Logs Ingestion call share
+// one TimeGenerated, so arg_max(TimeGenerated, *) picks a revision at random)
+// and projects exactly the columns the rule maps (entities, the alert's
+// name, description and severity, custom details: NRT alerts are
+// size-limited), with AlertName and Description cut to Sentinel's 256 and
+// 5,000 characters.
+func TestSentinelQueryProjectsMappedColumns(t *testing.T) {
+	s := loadSentinelInfra(t)
+	p := func(keys ...any) *value { return s.bicepRule.path(append([]any{"properties"}, keys...)...) }
+	query := collapse(p("query").text())
+	if tf := collapse(tfText(s.tfRule.body, "query")); tf != query {
+		t.Fatalf("queries differ: Bicep %q, Terraform %q", query, tf)
+	}
+	stages := strings.Split(query, " | ")
+	if len(stages) != 3 || stages[0] != sentinel.Table || stages[1] != "summarize arg_max(Revision, *) by AlertId" || !strings.HasPrefix(stages[2], "project ") {
+		t.Fatalf("query %q: want %s | summarize arg_max(Revision, *) by AlertId | project ...", query, sentinel.Table)
+	}
+	mapped := map[string]bool{}
+	for _, em := range p("entityMappings").items {
+		for _, fm := range em.get("fieldMappings").items {
+			mapped[fm.get("columnName").text()] = true
+		}
+	}
+	for _, k := range []string{"alertDisplayNameFormat", "alertDescriptionFormat"} {
+		mapped[strings.Trim(p("alertDetailsOverride", k).text(), "{}")] = true
+	}
+	mapped[p("alertDetailsOverride", "alertSeverityColumnName").text()] = true
+	for _, f := range p("customDetails").fields {
+		mapped[f.value.text()] = true
+	}
+	projected := map[string]string{}
+	for _, item := range splitArgs(strings.TrimPrefix(stages[2], "project ")) {
+		name, expr, _ := strings.Cut(strings.TrimSpace(item), " = ")
+		projected[name] = expr
+	}
+	for col := range mapped {
+		if _, ok := projected[col]; !ok {
+			t.Errorf("the rule maps %s, which the query does not project", col)
+		}
+	}
+	for col := range projected {
+		if !mapped[col] {
+			t.Errorf("the query projects %s, which the rule does not map", col)
+		}
+	}
+	for col, limit := range map[string]int{"AlertName": 256, "Description": 5000} {
+		if got, want := projected[col], fmt.Sprintf("substring(%s, 0, %d)", col, limit); got != want {
+			t.Errorf("the query projects %s as %q, want %q", col, got, want)
+		}
+	}
+}
