@@ -15,7 +15,9 @@
 locals {
   export_jobs = var.export_workspace_id != ""
   # The workspace's resource group: the custom role's assignable scope.
-  export_workspace_resource_group_id = join("/", slice(split("/", var.export_workspace_id), 0, 5))
+  # (Guarded: slice() fails on an empty id, and locals are evaluated even
+  # when export jobs are off.)
+  export_workspace_resource_group_id = local.export_jobs ? join("/", slice(split("/", var.export_workspace_id), 0, 5)) : ""
 }
 
 data "azapi_resource" "export_workspace" {

@@ -32,6 +32,9 @@ var tfFunctions = map[string]function.Function{
 	"concat": stdlib.ConcatFunc,
 	"regex":  stdlib.RegexFunc,
 	"can":    tryfunc.CanFunc,
+	"join":   stdlib.JoinFunc,
+	"split":  stdlib.SplitFunc,
+	"slice":  stdlib.SliceFunc,
 }
 
 // typeMap pairs each Azure resource type the Bicep declares with the azurerm
