@@ -139,7 +139,7 @@ param exportEndpoint string = ''
 @description('TOKENPIVOT_EXPORT_FIRST_HOUR: the first hour export jobs request (RFC 3339, e.g. 2026-12-01T00:00:00Z); empty = only the lookback bounds it.')
 param exportFirstHour string = ''
 
-@description('Private networking, as Microsoft\'s Flex Consumption samples have it (vnetEnabled): the app joins appSubnetId (VNet integration; a subnet delegated to Microsoft.App/environments) and the function\'s own storage account turns public network access off, so it is reached only through private endpoints for blob, queue and table in that virtual network, with their privatelink DNS zones. The network and the endpoints are the network team\'s (infra/README.md, Private networking): the offline checks of this repository have no Microsoft.Network definitions to check them against.')
+@description('Private networking, as Microsoft\'s Flex Consumption samples have it (vnetEnabled): the app joins appSubnetId (VNet integration; a subnet delegated to Microsoft.App/environments) and the function\'s own storage account denies public networks (trusted Azure services still write the dead letters), so the app reaches it through private endpoints for blob, queue and table in that virtual network, with their privatelink DNS zones. The network and the endpoints are the network team\'s (infra/README.md, Private networking): the offline checks of this repository have no Microsoft.Network definitions to check them against.')
 param vnetEnabled bool = false
 
 @description('With vnetEnabled: resource id of the subnet the app integrates with (delegated to Microsoft.App/environments).')
@@ -400,8 +400,11 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 // Every setting the code reads. The same names and defaults are in
-// infra/terraform/main.tf (local.app_settings). TOKENPIVOT_STORAGE_CONNECTION_STRING
-// is for Azurite/dev only and deliberately not set.
+// infra/terraform/main.tf (local.app_settings). Every provision replaces the
+// whole set, so each setting the code reads is here, fed by a parameter where
+// the operator chooses it (internal/infra: TestEverySettingDeployable).
+// TOKENPIVOT_STORAGE_CONNECTION_STRING stays empty (left out) unless given:
+// the identity reads the export account.
 var appSettings = {
   // Host storage by identity. The service URIs are what the host uses (it
   // reads them before the account name, and they hold the cloud's real

@@ -26,9 +26,12 @@ locals {
   state_retention_days = ceil(var.allowed_lateness_hours / 24) + var.state_retention_margin_days
 
   # Every setting the code reads. The same names and defaults are in
-  # infra/bicep/main.bicep (var appSettings). TOKENPIVOT_STORAGE_CONNECTION_STRING
-  # is for Azurite/dev only and deliberately not set. Settings whose value is
-  # empty are left out of the site (see azapi_resource.function_app).
+  # infra/bicep/main.bicep (var appSettings). Every apply replaces the whole
+  # set, so each setting the code reads is here, fed by a variable where the
+  # operator chooses it (internal/infra: TestEverySettingDeployable).
+  # TOKENPIVOT_STORAGE_CONNECTION_STRING stays empty unless given: the
+  # identity reads the export account. Settings whose value is empty are left
+  # out of the site (see azapi_resource.function_app).
   app_settings = {
     # Host storage by identity. The service URIs are what the host uses (it
     # reads them before the account name, and they hold the cloud's real

@@ -287,7 +287,7 @@ variable "tags" {
 }
 
 variable "vnet_enabled" {
-  description = "Private networking, as Microsoft's Flex Consumption samples have it: the app joins app_subnet_id (VNet integration; a subnet delegated to Microsoft.App/environments) and the function's own storage account turns public network access off, so it is reached only through private endpoints for blob, queue and table in that virtual network (the network team's, infra/README.md)."
+  description = "Private networking, as Microsoft's Flex Consumption samples have it: the app joins app_subnet_id (VNet integration; a subnet delegated to Microsoft.App/environments) and the function's own storage account denies public networks (trusted Azure services still write the dead letters), so the app reaches it through private endpoints for blob, queue and table in that virtual network (the network team's, infra/README.md)."
   type        = bool
   default     = false
 }
