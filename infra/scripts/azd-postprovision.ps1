@@ -8,10 +8,10 @@ if ($env:TOKENPIVOT_NESTED_PROVISION -eq '1') {
     exit 0
 }
 Set-Location (Join-Path $PSScriptRoot '../..')
-& infra/scripts/deploy-package.ps1 $env:AZURE_RESOURCE_GROUP $env:AZURE_FUNCTION_APP_NAME
+& (Join-Path $PSScriptRoot 'deploy-package.ps1') $env:AZURE_RESOURCE_GROUP $env:AZURE_FUNCTION_APP_NAME
 if ($LASTEXITCODE -ne 0) { exit 1 }
 if ($env:SUBSCRIBE_EVENTS -ne 'true') {
-    $key = & infra/scripts/eventgrid-key.ps1 $env:AZURE_RESOURCE_GROUP $env:AZURE_FUNCTION_APP_NAME
+    $key = & (Join-Path $PSScriptRoot 'eventgrid-key.ps1') $env:AZURE_RESOURCE_GROUP $env:AZURE_FUNCTION_APP_NAME
     if ($LASTEXITCODE -ne 0) { exit 1 }
     # Kept in the azd environment (.azure/<env>/.env, local and not committed)
     # so that later `azd provision` runs keep the subscriptions.

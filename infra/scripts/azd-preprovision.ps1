@@ -6,7 +6,7 @@ if ($env:SUBSCRIBE_EVENTS -ne 'true' -or -not $env:AZURE_FUNCTION_APP_NAME) {
     exit 0
 }
 Set-Location (Join-Path $PSScriptRoot '../..')
-$key = & infra/scripts/eventgrid-key.ps1 $env:AZURE_RESOURCE_GROUP $env:AZURE_FUNCTION_APP_NAME
+$key = & (Join-Path $PSScriptRoot 'eventgrid-key.ps1') $env:AZURE_RESOURCE_GROUP $env:AZURE_FUNCTION_APP_NAME
 if ($LASTEXITCODE -ne 0) { exit 1 }
 azd env set TOKENPIVOT_EVENTGRID_KEY $key
 if ($LASTEXITCODE -ne 0) { exit 1 }
