@@ -57,7 +57,7 @@ func TestHelpOnStdout(t *testing.T) {
 // it is about (the variable only when the value came from the environment),
 // and shows no Go internals.
 func TestBadUsage(t *testing.T) {
-	internals := regexp.MustCompile(`netip\.|strconv\.|ParseAddr|ParsePrefix|\*[a-z]+\.[A-Z]|\bstat /|invalid syntax`)
+	internals := regexp.MustCompile(`netip\.|strconv\.|ParseAddr|ParsePrefix|\*[a-z]+\.[A-Z]|\bstat /|\bopen /|invalid syntax|store: store:|storage: store:`)
 	for _, tc := range []struct {
 		args []string
 		env  map[string]string
@@ -82,6 +82,9 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"exports", "schedule", "--from", "x"}, nil, "--from"},
 		{[]string{"serve", "extra"}, nil, "extra"},
 		{[]string{"nosuch"}, nil, "nosuch"},
+		{[]string{"process", "--storage", "http://x"}, nil, "--storage"},
+		{[]string{"detect", "--interactive", "a", "--noninteractive", "b", "--rule", "/nonexist.yaml"}, nil, "/nonexist.yaml: no such file"},
+		{[]string{"process", "--storage", "x"}, map[string]string{"TOKENPIVOT_ALLOWED_LATENESS": "5q"}, "TOKENPIVOT_ALLOWED_LATENESS"},
 	} {
 		for k, v := range tc.env {
 			t.Setenv(k, v)

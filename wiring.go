@@ -58,6 +58,9 @@ func loadRule(v string) (*rule.Rule, error) {
 		}
 	default:
 		data, err := os.ReadFile(v)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("rule %s: no such file (--rule, %s: a file or the YAML text)", v, settings.Rule)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("rule: %w", err)
 		}
@@ -95,12 +98,12 @@ func openStores(ctx context.Context, s settings.Settings) (exports, state store.
 		return nil, nil, err
 	}
 	if exports, err = store.Open(ctx, s.Storage()); err != nil {
-		return nil, nil, usageError{fmt.Errorf("export storage: %w", err)}
+		return nil, nil, usageError{fmt.Errorf("export storage (--storage): %s", strings.TrimPrefix(err.Error(), "store: "))}
 	}
 	state = exports
 	if spec := s.StateStorage(); spec != s.Storage() {
 		if state, err = store.Open(ctx, spec); err != nil {
-			return nil, nil, usageError{fmt.Errorf("state storage (%s): %w", settings.StateStorageAccountURL, err)}
+			return nil, nil, usageError{fmt.Errorf("state storage (--state, %s): %s", settings.StateStorageAccountURL, strings.TrimPrefix(err.Error(), "store: "))}
 		}
 	}
 	return exports, state, nil
