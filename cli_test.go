@@ -200,6 +200,12 @@ func TestDetectArchiveTimeFallback(t *testing.T) {
 	if !strings.Contains(errs, "their properties.createdDateTime was used; first:") || !strings.Contains(errs, "11/14/2025 1:48:53 AM") {
 		t.Errorf("stderr does not warn about the fallback:\n%s", errs)
 	}
+	// The pipeline over the same archive: the same rows, the fallback said.
+	code, _, errs = runCLI(t, append([]string{"process", "--storage", dir, "--interactive-container", "insights-logs-signinlogs",
+		"--noninteractive-container", "insights-logs-noninteractiveusersigninlogs"}, caseFlags...)...)
+	if code != 0 || !strings.Contains(errs, "time fallback: insights-logs-signinlogs/") || !strings.Contains(errs, "12 result rows") {
+		t.Errorf("process: exit %d, want the 12 rows and the fallback said:\n%s", code, errs)
+	}
 }
 
 // Times keep the precision the input has: in JSON Lines, a pair 59.9999999 s

@@ -133,6 +133,9 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, o := range r.partial {
 		fmt.Fprintf(stderr, "skipped rows: %s: %d rows could not be read (first: %s); the rest of the blob counts\n", o.Work, o.SkippedRows, o.FirstSkipped)
 	}
+	for _, o := range r.timeFallbacks {
+		fmt.Fprintf(stderr, "time fallback: %s: %d records have an unreadable time; their properties.createdDateTime was used (first: %s)\n", o.Work, o.TimeFallbacks, o.FirstTimeFallback)
+	}
 	for _, name := range r.setAside {
 		fmt.Fprintf(stderr, "set aside: %s could not be read; moved to the quarantine and rebuilt\n", name)
 	}
@@ -307,14 +310,16 @@ const maxShown = 50
 
 // runResult adds up the outcomes of a process run.
 type runResult struct {
-	mu       sync.Mutex
-	tot      pipeline.Outcome
-	touched  map[string]alert.Stored // alerts this run found evidence for, as last stored
-	done     int
-	partial  []pipeline.Outcome // blobs with rows that could not be read
-	setAside []string
-	rejected []error
-	failed   []error
+	mu      sync.Mutex
+	tot     pipeline.Outcome
+	touched map[string]alert.Stored // alerts this run found evidence for, as last stored
+	done    int
+	partial []pipeline.Outcome // blobs with rows that could not be read
+	// blobs with archive records read at createdDateTime (an off-spec time)
+	timeFallbacks []pipeline.Outcome
+	setAside      []string
+	rejected      []error
+	failed        []error
 }
 
 // process runs work on workers goroutines and returns the blobs to redo
@@ -352,6 +357,9 @@ func (r *runResult) process(ctx context.Context, p *pipeline.Pipeline, work []pi
 					r.rejected = append(r.rejected, o.Reason)
 				case o.SkippedRows > 0:
 					r.partial = append(r.partial, o)
+				}
+				if err == nil && o.TimeFallbacks > 0 {
+					r.timeFallbacks = append(r.timeFallbacks, o)
 				}
 				r.mu.Unlock()
 				bar.Add(1)
