@@ -210,6 +210,7 @@ func runExportsStatus(ctx context.Context, args []string, stdout, stderr io.Writ
 	var f exportsFlags
 	f.register(fs)
 	format := fs.String("format", "table", "output `format`: table or json (one state per line)")
+	wide := fs.Bool("wide", false, "print every column, full job ids and errors (wider than 120 columns)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -246,14 +247,28 @@ func runExportsStatus(ctx context.Context, args []string, stdout, stderr io.Writ
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOUR\tTABLE\tPHASE\tJOB\tSTATUS\tPROGRESS\tRETRIES\tSTUCK\tERROR")
+	if *wide {
+		fmt.Fprintln(tw, "HOUR (UTC)\tTABLE\tPHASE\tJOB\tSTATUS\tPROGRESS\tRETRIES\tSTUCK SINCE (UTC)\tERROR")
+	} else {
+		fmt.Fprintln(tw, "HOUR (UTC)\tTABLE\tPHASE\tJOB\tSTATUS\tRETRIES\tSTUCK\tERROR")
+	}
 	for _, st := range states {
-		stuck := ""
-		if st.Stuck {
-			stuck = "since " + st.StuckSince.Format(time.RFC3339)
+		hour := st.Hour.UTC().Format("2006-01-02T15")
+		if *wide {
+			stuck := "-"
+			if st.Stuck {
+				stuck = utcStamp(st.StuckSince)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", hour, st.Table, st.Phase,
+				dash(st.JobID), dash(st.JobStatus), strconv.FormatFloat(st.Progress, 'f', 0, 64)+"%", st.Retries, stuck, dash(st.Error))
+			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", st.Hour.Format("2006-01-02T15"), st.Table, st.Phase,
-			st.JobID, st.JobStatus, strconv.FormatFloat(st.Progress, 'f', 0, 64)+"%", st.Retries, stuck, st.Error)
+		stuck := "-"
+		if st.Stuck {
+			stuck = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", hour, st.Table, st.Phase,
+			dash(shortID(st.JobID)), dash(st.JobStatus), st.Retries, stuck, dash(clip(st.Error, 24)))
 	}
 	fmt.Fprintf(tw, "%d states\n", len(states))
 	return tw.Flush()
