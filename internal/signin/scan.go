@@ -106,6 +106,10 @@ type Options struct {
 	// same bytes, so a row without an Id keeps one identity (DESIGN.md 7,
 	// evidence identity).
 	PositionIds string
+	// Extra reads the precision modes' columns (ExtraColumns) into
+	// Record.Extra of the records passed to the callback (not of the record
+	// Keep sees). Off, nothing more is decoded and Record.Extra is nil.
+	Extra bool
 	// PositionBase is added to JSON Lines positions: a caller that reads a
 	// grown append blob from byte from (through a SectionReader) passes
 	// from, so that positions are offsets in the whole blob.
