@@ -154,10 +154,10 @@ type jsonlScan struct {
 	zr  *gzip.Reader // nil for plain JSON Lines
 	br  *bufio.Reader
 
-	line    int64  // lines read
-	offset  int64  // bytes of plain input read so far
-	long    []byte // a line longer than br's buffer
-	row     jsonRowWide // the base columns always, Record.Extra's with Options.Extra
+	line    int64           // lines read
+	offset  int64           // bytes of plain input read so far
+	long    []byte          // a line longer than br's buffer
+	row     jsonRowWide     // the base columns always, Record.Extra's with Options.Extra
 	seen    [numFields]bool // columns some line has
 	interns [numFields]interner
 	batch   []Record
