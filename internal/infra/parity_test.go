@@ -156,15 +156,19 @@ var notSet = map[string]string{
 	"TOKENPIVOT_STORAGE_CONNECTION_STRING": "Azurite/dev only; Azure uses the identity",
 	// Secrets (a Teams/Slack URL carries its credential) the SOC sets on
 	// the app after deployment, not kept in templates or state.
-	"TOKENPIVOT_WEBHOOK_URL":               "set by the SOC after deployment (a secret)",
-	"TOKENPIVOT_WEBHOOK_SECRET":            "set by the SOC after deployment (a secret)",
-	"TOKENPIVOT_WEBHOOK_FORMAT":            "set with the webhook URL",
-	"TOKENPIVOT_AZURITE_CONNECTION_STRING": "test harness only (internal/azurite)",
-	"TOKENPIVOT_REQUIRE_AZURITE":           "test harness only (internal/azurite)",
-	"TOKENPIVOT_EXPORT_ENDPOINT":           "the public cloud's Log Analytics endpoint is the code's default",
-	"TOKENPIVOT_EXPORT_FIRST_HOUR":         "empty by default (the lookback alone bounds the window); set by hand",
-	"TOKENPIVOT_CPUPROFILE":                "a developer's profiling switch (docs/performance.md), never deployed",
-	"TOKENPIVOT_MEMPROFILE":                "a developer's profiling switch (docs/performance.md), never deployed",
+	"TOKENPIVOT_WEBHOOK_URL":                "set by the SOC after deployment (a secret)",
+	"TOKENPIVOT_WEBHOOK_SECRET":             "set by the SOC after deployment (a secret)",
+	"TOKENPIVOT_WEBHOOK_FORMAT":             "set with the webhook URL",
+	"TOKENPIVOT_AZURITE_CONNECTION_STRING":  "test harness only (internal/azurite)",
+	"TOKENPIVOT_REQUIRE_AZURITE":            "test harness only (internal/azurite)",
+	"TOKENPIVOT_EXPORT_ENDPOINT":            "the public cloud's Log Analytics endpoint is the code's default",
+	"TOKENPIVOT_EXPORT_FIRST_HOUR":          "empty by default (the lookback alone bounds the window); set by hand",
+	"TOKENPIVOT_CPUPROFILE":                 "a developer's profiling switch (docs/performance.md), never deployed",
+	"TOKENPIVOT_MEMPROFILE":                 "a developer's profiling switch (docs/performance.md), never deployed",
+	"TOKENPIVOT_PRECISION":                  "exact unless set: a precision mode is opted into after deployment",
+	"TOKENPIVOT_PRECISION_HOSTING_ASNS":     "the bundled list unless set",
+	"TOKENPIVOT_PRECISION_M365_RANGES":      "the bundled list unless set",
+	"TOKENPIVOT_PRECISION_FIRST_PARTY_APPS": "the bundled list unless set",
 }
 
 // tfOnlySettings are set only by Terraform, each for a provider quirk. None

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/precision"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+)
+
+// pairFilter applies a precision mode to the rows detect's index gives, in
+// the batch commands (detect, test): the interactive candidates' extra
+// columns are kept by row, and each non-interactive row's new result rows
+// are decided as it is probed. A nil *pairFilter is exact mode: nothing is
+// kept, read or removed.
+type pairFilter struct {
+	f           *precision.Filter
+	interactive map[interactiveKey]*signin.Extra
+	stats       precision.Stats
+}
+
+// interactiveKey names an interactive row as a result row does: its Id,
+// else (as detect's alert ids do) its user, time and IP.
+type interactiveKey struct {
+	id, upn, ip string
+	t           time.Time
+}
+
+func newPairFilter(f *precision.Filter) *pairFilter {
+	if f == nil {
+		return nil
+	}
+	return &pairFilter{f: f, interactive: map[interactiveKey]*signin.Extra{}, stats: precision.Stats{Mode: f.Mode}}
+}
+
+// options asks the reader for the extra columns when a mode is on.
+func (pf *pairFilter) options(o signin.Options) signin.Options {
+	o.Extra = pf != nil
+	return o
+}
+
+// addInteractive remembers an interactive candidate's extra columns; the
+// first of a repeated Id wins, as in detect.Index.
+func (pf *pairFilter) addInteractive(r *signin.Record) {
+	if pf == nil {
+		return
+	}
+	k := interactiveKey{id: r.Id}
+	if r.Id == "" {
+		k = interactiveKey{upn: r.UserPrincipalName, ip: r.IPAddress, t: r.TimeGenerated}
+	}
+	if _, ok := pf.interactive[k]; !ok {
+		pf.interactive[k] = r.Extra
+	}
+}
+
+// filter decides rows[from:], the result rows of non-interactive row n,
+// and returns rows without those the mode suppresses.
+func (pf *pairFilter) filter(rows []detect.Result, from int, n *signin.Record) []detect.Result {
+	if pf == nil {
+		return rows
+	}
+	out := rows[:from]
+	for _, r := range rows[from:] {
+		k := interactiveKey{id: r.InteractiveId}
+		if r.InteractiveId == "" {
+			k = interactiveKey{upn: r.UserPrincipalName, ip: r.InteractiveIP, t: r.InteractiveTime}
+		}
+		v := pf.f.Decide(&r, pf.interactive[k], n.Extra)
+		pf.stats.Add(v)
+		if v.Keep {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// report writes the mode's counts, one line, to w (stderr): what a SOC
+// needs to audit what the mode hid.
+func (pf *pairFilter) report(w io.Writer, command string) {
+	if pf == nil {
+		return
+	}
+	fmt.Fprintf(w, "%s: %s\n", command, pf.stats)
+}
