@@ -210,15 +210,16 @@ func otherSession(p *pair, m Mode) (bool, bool) {
 	return !p.nHosting, true
 }
 
-// plausibleVelocity (M7, Strict): one session, the non-interactive row on
-// a non-hosting network, and the move is under 500 km or slower than
-// 800 km/h (Elastic's and Panther's impossible-travel thresholds): a
-// commuter or a neighbouring country's geo-IP, not a replay abroad.
+// plausibleVelocity (M7, Strict): one session, both rows on non-hosting
+// networks, and the move is under 500 km or slower than 800 km/h
+// (Elastic's and Panther's impossible-travel thresholds): a commuter or a
+// neighbouring country's geo-IP, not a replay abroad. Its cost: a replay
+// through a residential proxy within plausible travel is dropped.
 func plausibleVelocity(p *pair, _ Mode) (bool, bool) {
-	if p.i.SessionId == "" || p.n.SessionId == "" || p.nASN == "" {
+	if p.i.SessionId == "" || p.n.SessionId == "" || p.nASN == "" || p.iASN == "" {
 		return false, false
 	}
-	if p.i.SessionId != p.n.SessionId || p.nHosting {
+	if p.i.SessionId != p.n.SessionId || p.nHosting || p.iHosting {
 		return false, true
 	}
 	ia, io, iok := coordinates(p.i.LocationDetails)
