@@ -80,11 +80,11 @@ type provider struct {
 }
 
 var providers = []provider{
-	{16276, 51, 0x20010041, []string{"FR", "DE", "GB", "PL", "US"}},     // OVH
-	{24940, 49, 0x2a0104f8, []string{"DE", "US"}},                       // Hetzner
-	{14061, 159, 0x2a030b00, []string{"NL", "GB", "US", "DE", "IN"}},    // DigitalOcean
+	{16276, 51, 0x20010041, []string{"FR", "DE", "GB", "PL", "US"}},      // OVH
+	{24940, 49, 0x2a0104f8, []string{"DE", "US"}},                        // Hetzner
+	{14061, 159, 0x2a030b00, []string{"NL", "GB", "US", "DE", "IN"}},     // DigitalOcean
 	{16509, 3, 0x2a050d00, []string{"US", "DE", "IE", "GB", "FR", "IN"}}, // AWS
-	{20473, 45, 0x20014860, []string{"NL", "US", "GB", "DE"}},           // Vultr
+	{20473, 45, 0x20014860, []string{"NL", "US", "GB", "DE"}},            // Vultr
 }
 
 var azure = provider{8075, 20, 0x2603c020, []string{"NL", "IE", "FR", "DE", "GB", "US", "CH", "IN"}}
