@@ -7,6 +7,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/precision"
+	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
@@ -84,4 +85,15 @@ func (pf *pairFilter) report(w io.Writer, command string) {
 		return
 	}
 	fmt.Fprintf(w, "%s: %s\n", command, pf.stats)
+}
+
+// pipelinePrecision refuses a precision mode in the event-driven pipeline
+// (process, serve), which does not carry the modes' columns in its
+// extracts yet: running exact while the setting says balanced would hide
+// nothing and claim to, so the command stops and says so.
+func pipelinePrecision(s settings.Settings) error {
+	if !s.Precision.On() {
+		return nil
+	}
+	return usagef("%s=%s: the precision modes run in detect and test only; process and serve (the pipeline) run exact until their extracts carry the modes' columns", settings.Precision, s.Precision)
 }

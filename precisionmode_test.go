@@ -136,3 +136,17 @@ func TestPrecisionCases(t *testing.T) {
 		t.Fatalf("code %d:\n%s", code, out)
 	}
 }
+
+// process and serve refuse a mode they cannot apply, naming the setting,
+// rather than run exact under a balanced setting.
+func TestPipelineRefusesPrecisionModes(t *testing.T) {
+	code, _, errs := runCLI(t, "process", "--storage", t.TempDir(), "--precision", "balanced")
+	if code != 2 || !strings.Contains(errs, "TOKENPIVOT_PRECISION=balanced: the precision modes run in detect and test only") {
+		t.Errorf("process --precision balanced: code %d, stderr %q", code, errs)
+	}
+	t.Setenv("TOKENPIVOT_PRECISION", "strict")
+	t.Setenv("TOKENPIVOT_STORAGE_ACCOUNT_URL", t.TempDir())
+	if code, _, errs := runCLI(t, "serve", "--addr", "127.0.0.1:0"); code != 2 || !strings.Contains(errs, "TOKENPIVOT_PRECISION=strict") {
+		t.Errorf("serve: code %d, stderr %q", code, errs)
+	}
+}
