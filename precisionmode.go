@@ -17,43 +17,49 @@ import (
 // are decided as it is probed. A nil *pairFilter is exact mode: nothing is
 // kept, read or removed.
 type pairFilter struct {
-	f           *precision.Filter
-	interactive map[interactiveKey]*signin.Extra
-	stats       precision.Stats
+	f *precision.Filter
+	// The interactive rows' extra columns, by Id, else (as detect's alert
+	// ids do) by user, time and IP.
+	byID  map[string]*signin.Extra
+	byAt  map[interactiveKey]*signin.Extra
+	stats precision.Stats
 }
 
-// interactiveKey names an interactive row as a result row does: its Id,
-// else (as detect's alert ids do) its user, time and IP.
 type interactiveKey struct {
-	id, upn, ip string
-	t           time.Time
+	upn, ip string
+	t       time.Time
 }
 
 func newPairFilter(f *precision.Filter) *pairFilter {
 	if f == nil {
 		return nil
 	}
-	return &pairFilter{f: f, interactive: map[interactiveKey]*signin.Extra{}, stats: precision.Stats{Mode: f.Mode}}
+	return &pairFilter{f: f, byID: map[string]*signin.Extra{}, byAt: map[interactiveKey]*signin.Extra{}, stats: precision.Stats{Mode: f.Mode}}
 }
 
-// options asks the reader for the extra columns when a mode is on.
+// options asks the reader for the mode's extra columns when one is on.
 func (pf *pairFilter) options(o signin.Options) signin.Options {
-	o.Extra = pf != nil
+	if pf != nil {
+		o.Extra = pf.f.Mode.Columns()
+	}
 	return o
 }
 
 // addInteractive remembers an interactive candidate's extra columns; the
 // first of a repeated Id wins, as in detect.Index.
 func (pf *pairFilter) addInteractive(r *signin.Record) {
-	if pf == nil {
+	if pf == nil || r.Extra == nil {
 		return
 	}
-	k := interactiveKey{id: r.Id}
-	if r.Id == "" {
-		k = interactiveKey{upn: r.UserPrincipalName, ip: r.IPAddress, t: r.TimeGenerated}
+	if r.Id != "" {
+		if _, ok := pf.byID[r.Id]; !ok {
+			pf.byID[r.Id] = r.Extra
+		}
+		return
 	}
-	if _, ok := pf.interactive[k]; !ok {
-		pf.interactive[k] = r.Extra
+	k := interactiveKey{upn: r.UserPrincipalName, ip: r.IPAddress, t: r.TimeGenerated}
+	if _, ok := pf.byAt[k]; !ok {
+		pf.byAt[k] = r.Extra
 	}
 }
 
@@ -65,11 +71,13 @@ func (pf *pairFilter) filter(rows []detect.Result, from int, n *signin.Record) [
 	}
 	out := rows[:from]
 	for _, r := range rows[from:] {
-		k := interactiveKey{id: r.InteractiveId}
-		if r.InteractiveId == "" {
-			k = interactiveKey{upn: r.UserPrincipalName, ip: r.InteractiveIP, t: r.InteractiveTime}
+		var ix *signin.Extra
+		if r.InteractiveId != "" {
+			ix = pf.byID[r.InteractiveId]
+		} else {
+			ix = pf.byAt[interactiveKey{upn: r.UserPrincipalName, ip: r.InteractiveIP, t: r.InteractiveTime}]
 		}
-		v := pf.f.Decide(&r, pf.interactive[k], n.Extra)
+		v := pf.f.Decide(&r, ix, n.Extra)
 		pf.stats.Add(v)
 		if v.Keep {
 			out = append(out, r)

@@ -61,6 +61,22 @@ func (m Mode) String() string {
 // On reports whether the mode filters (reads the extra columns).
 func (m Mode) On() bool { return m != Exact }
 
+// Columns returns the extra columns (signin.ExtraColumns) the mode's tests
+// read, for signin.Options.Extra: none for Exact; Strict adds the wide
+// LocationDetails and DeviceDetail its velocity and bound-token tests need.
+func (m Mode) Columns() []string {
+	switch m {
+	case Balanced:
+		return []string{signin.ColSessionId, signin.ColAutonomousSystemNumber, signin.ColNetworkLocationDetails,
+			signin.ColIsThroughGlobalSecureAccess, signin.ColAppId}
+	case Strict:
+		return []string{signin.ColSessionId, signin.ColAutonomousSystemNumber, signin.ColNetworkLocationDetails,
+			signin.ColIsThroughGlobalSecureAccess, signin.ColAppId, signin.ColLocationDetails, signin.ColDeviceDetail,
+			signin.ColTokenProtectionStatusDetails}
+	}
+	return nil
+}
+
 // ParseMode reads a mode name; "" is Exact.
 func ParseMode(s string) (Mode, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -94,8 +110,8 @@ const (
 	ReasonSameNetwork Reason = "same-network"
 	// ReasonSameIPv6Network (M4): both addresses in one IPv6 /64.
 	ReasonSameIPv6Network Reason = "same-ipv6-64"
-	// ReasonBoundToken (M8): the non-interactive token is bound to the
-	// interactive row's device.
+	// ReasonBoundToken (M8, Strict): the non-interactive token is bound to
+	// the interactive row's device.
 	ReasonBoundToken Reason = "bound-token-same-device"
 	// ReasonOtherSession (M2): the rows are two different sessions (another
 	// device of the user) and the non-interactive row is not from a

@@ -103,7 +103,7 @@ func modeCases() []modeCase {
 		{"bound token on the interactive row's device", h,
 			side{"193.1.1.1", "DE", signin.Extra{SessionId: "sid-laptop", AutonomousSystemNumber: "3320", DeviceDetail: `{"deviceId":"dev-laptop"}`,
 				TokenProtectionStatusDetails: `{"signInSessionStatus":"bound"}`}}, 30 * time.Minute,
-			[3]Reason{keep, ReasonBoundToken, ReasonBoundToken}},
+			[3]Reason{keep, keep, ReasonBoundToken}},
 		{"B9 commuter: office in Geneva, home in Lyon, same session", with(h, func(s *side) {
 			s.ip, s.country, s.x.AutonomousSystemNumber, s.x.LocationDetails = "85.1.2.3", "CH", "3303", geneva
 		}), h, 50 * time.Minute, [3]Reason{keep, keep, ReasonPlausibleVelocity}},

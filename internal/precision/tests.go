@@ -67,7 +67,7 @@ var tests = []test{
 	{ReasonEmptyCountry, false, emptyCountry},
 	{ReasonSameNetwork, false, sameNetwork},
 	{ReasonSameIPv6Network, false, sameIPv6Network},
-	{ReasonBoundToken, false, boundToken},
+	{ReasonBoundToken, true, boundToken},
 	{ReasonOtherSession, false, otherSession},
 	{ReasonPlausibleVelocity, true, plausibleVelocity},
 }
@@ -153,9 +153,11 @@ func sameIPv6Network(p *pair, _ Mode) (bool, bool) {
 	return a.Contains(p.nIP), true
 }
 
-// boundToken (M8): the non-interactive sign-in's session is bound (token
-// protection) to a device, the interactive row's own. deviceId alone is
-// never enough: a stolen PRT keeps it.
+// boundToken (M8, Strict): the non-interactive sign-in's session is bound
+// (token protection) to a device, the interactive row's own. deviceId
+// alone is never enough: a stolen PRT keeps it. Strict only: its columns
+// (DeviceDetail is wide) cost balanced more CPU than the pairs it removes
+// on the labeled tenant (docs/detection-quality.md).
 func boundToken(p *pair, _ Mode) (bool, bool) {
 	if p.n.TokenProtectionStatusDetails == "" {
 		return false, false

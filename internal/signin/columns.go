@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,8 +84,8 @@ func (f field) interned() bool {
 }
 
 // wanted returns the fields read for table t and whether each is required;
-// with extra, the fields of Record.Extra too.
-func wanted(t Table, extra bool) (fields []field, required [numFields]bool) {
+// with extra, those fields of Record.Extra too (unknown names are ignored).
+func wanted(t Table, extra []string) (fields []field, required [numFields]bool) {
 	for _, c := range RequiredColumns(t) {
 		f := fieldByName(c)
 		fields = append(fields, f)
@@ -93,8 +94,8 @@ func wanted(t Table, extra bool) (fields []field, required [numFields]bool) {
 	for _, c := range OptionalColumns(t) {
 		fields = append(fields, fieldByName(c))
 	}
-	if extra {
-		for _, c := range ExtraColumns() {
+	for _, c := range ExtraColumns() {
+		if slices.Contains(extra, c) {
 			fields = append(fields, fieldByName(c))
 		}
 	}

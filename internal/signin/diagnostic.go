@@ -281,7 +281,7 @@ func (s *jsonlScan) parseResourceLog(buf []byte) error {
 	r.CorrelationId = first(d.CorrelationId, p.CorrelationId)
 	r.UniqueTokenIdentifier = p.UniqueTokenIdentifier
 	r.Id = p.Id
-	if s.opts.Extra {
+	if len(s.opts.Extra) > 0 {
 		return s.parseResourceLogExtra(buf)
 	}
 	return nil

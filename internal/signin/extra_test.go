@@ -74,7 +74,7 @@ func TestExtraColumns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wide, _, err := scanAll(tc.name, data, tc.table, Options{Final: true, Extra: true})
+			wide, _, err := scanAll(tc.name, data, tc.table, Options{Final: true, Extra: ExtraColumns()})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -338,7 +338,7 @@ func (s *jsonlScan) parse(buf []byte) error {
 	}
 	s.row.Category, s.row.Properties = s.row.Category[:0], s.row.Properties[:0]
 	var target any = &s.row.jsonRow
-	if s.opts.Extra {
+	if len(s.opts.Extra) > 0 {
 		target = &s.row
 	}
 	if err := json.Unmarshal(buf, target); err != nil {

@@ -136,7 +136,7 @@ type pqScan struct {
 	batchSize   int
 	par         int
 	required    [numFields]bool
-	extra       bool // Options.Extra
+	extra       []string // Options.Extra
 
 	bufs   *pqBuffers           // nil until setup
 	cols   [numFields]*pqReader // nil: not in the file

@@ -157,7 +157,7 @@ func logicalOf(e *format.SchemaElement) logical {
 // With extra, the columns of Record.Extra are read too; one of a type it
 // cannot be read as is left unread (its values read as ""), not an error:
 // the precision modes keep a pair whose columns they cannot read.
-func resolveColumns(elems []format.SchemaElement, t Table, extra bool) ([numFields]*pqMeta, *colError) {
+func resolveColumns(elems []format.SchemaElement, t Table, extra []string) ([numFields]*pqMeta, *colError) {
 	var out [numFields]*pqMeta
 	type top struct {
 		elem int
