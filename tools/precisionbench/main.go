@@ -304,7 +304,7 @@ func score(u *gen.LabeledUser, rows []detect.Result, t *tally, seed int) {
 func report(w io.Writer, p gen.Profile, input string, userDays int, planted map[string]map[int]bool, total map[precision.Mode]*tally, cpu [3]time.Duration) {
 	fmt.Fprintf(w, "## profile %s, %s\n\n", p.Name, input)
 	per1k := func(n int) float64 { return float64(n) * 1000 / float64(userDays) }
-	fmt.Fprintf(w, "| mode | rows | subset | benign alerts /1k users/day | benign incidents /1k users/day | alerts cut | incidents cut | join+filter CPU |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| mode | rows | subset | benign alerts /1k users/day | benign incidents /1k users/day | alerts cut | incidents cut | join+filter wall time |\n|---|---|---|---|---|---|---|---|\n")
 	ex := total[precision.Exact]
 	sum := func(m map[string]int) int {
 		n := 0
