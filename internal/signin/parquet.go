@@ -571,7 +571,7 @@ func (s *pqScan) keepRows(sl *pqSlice, skip map[int]*FormatError) []int32 {
 		if times != nil {
 			scratch.TimeGenerated = times[j]
 		}
-		for f := range numFields {
+		for f := range firstExtra { // Record.Extra's columns are never filter columns
 			if c := s.cols[f]; c != nil && f != fTimeGenerated && f.filter() {
 				scratch.setString(f, c.out[fb].strs[j])
 			}
