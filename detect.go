@@ -22,7 +22,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var ipaths, npaths listFlag
 	fs.Var(&ipaths, "interactive", "SigninLogs export `PATH`: a file or a folder read recursively (repeatable)")
 	fs.Var(&npaths, "noninteractive", "AADNonInteractiveUserSignInLogs export `PATH` (repeatable)")
-	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion})...)
+	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion}, settings.PrecisionSettings)...)
 	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with now-3h < TimeGenerated <= now")
 	format := fs.String("format", "jsonl", "output `format`: jsonl, csv or table")
 	wide := fs.Bool("wide", false, "with --format table: every column (the NI time, the app), wider than 120 columns")
@@ -43,6 +43,10 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	_, f, err := loadFilter(s)
 	if err != nil {
 		return err
+	}
+	mode, err := s.PrecisionFilter()
+	if err != nil {
+		return usageError{err}
 	}
 	if *now != "" {
 		t, err := time.Parse(time.RFC3339Nano, *now)
@@ -67,11 +71,13 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	prog := newProgress(stderr, "reading exports", totalSize(ifiles)+totalSize(nfiles))
 	defer prog.Finish()
-	rows, rejected, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"detect", s.MaxExpansion, stderr}, prog)
+	pf := newPairFilter(mode)
+	rows, rejected, err := detectFiles(ctx, ifiles, nfiles, f, pf, fileReader{"detect", s.MaxExpansion, stderr}, prog)
 	if err != nil {
 		return err
 	}
 	prog.Finish()
+	pf.report(stderr, "detect")
 	if err := out(stdout, rows); err != nil {
 		return err
 	}
@@ -138,13 +144,14 @@ func (fr fileReader) read(ctx context.Context, file exportFile, t signin.Table, 
 // (few: single-factor successes) are held, and the much larger
 // non-interactive side streams past them. A file that can never be read
 // (a *signin.FormatError) is reported in rejected and its rows left out,
-// and the others still count: one bad file must not hide the rest.
-func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, fr fileReader, prog *progress) (rows []detect.Result, rejected []error, err error) {
+// and the others still count: one bad file must not hide the rest. A
+// precision mode (pf, nil for exact) removes rows as they are found.
+func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, pf *pairFilter, fr fileReader, prog *progress) (rows []detect.Result, rejected []error, err error) {
 	x := detect.NewIndex()
 	var held []signin.Record
 	for _, file := range ifiles {
 		held = held[:0]
-		err := fr.read(ctx, file, signin.Interactive, signin.Options{Keep: f.Interactive}, func(rs []signin.Record) error {
+		err := fr.read(ctx, file, signin.Interactive, pf.options(signin.Options{Keep: f.Interactive}), func(rs []signin.Record) error {
 			held = append(held, rs...)
 			return nil
 		})
@@ -156,8 +163,9 @@ func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filt
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, r := range held {
-			x.Add(r)
+		for k := range held {
+			x.Add(held[k])
+			pf.addInteractive(&held[k])
 		}
 	}
 	// Decide on the cheap columns whether a row can pair at all, so the
@@ -169,9 +177,11 @@ func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filt
 		// seen its records: the same records in another file then count
 		// once, from whichever file came first.)
 		before := len(rows)
-		err := fr.read(ctx, file, signin.NonInteractive, signin.Options{Keep: keepN}, func(rs []signin.Record) error {
+		err := fr.read(ctx, file, signin.NonInteractive, pf.options(signin.Options{Keep: keepN}), func(rs []signin.Record) error {
 			for k := range rs {
+				n := len(rows)
 				rows = x.Probe(rows, &rs[k])
+				rows = pf.filter(rows, n, &rs[k])
 			}
 			return nil
 		})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/precision"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 )
 
@@ -27,15 +28,40 @@ import (
 //	expected.jsonl   the result rows, as `detect --format jsonl` prints them
 //	rule.yaml        optional: the (tuned) rule for this case; else the
 //	                 nearest rule.yaml in a parent folder, else --rule
+//	expected.MODE.jsonl  optional: the rows of precision mode MODE
+//	                 (balanced, strict); the case runs once more in each
+//	                 such mode. expected.jsonl is --precision's (exact
+//	                 unless set).
 const (
 	caseExpected = "expected.jsonl"
 	caseRule     = "rule.yaml"
 )
 
+// caseModes returns the runs of case dir: expected.jsonl in mode m, then
+// each expected.MODE.jsonl in its mode.
+func caseModes(dir string, m precision.Mode) ([]caseRun, error) {
+	runs := []caseRun{{caseExpected, m}}
+	for _, mode := range precision.Modes {
+		name := "expected." + mode.String() + ".jsonl"
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			runs = append(runs, caseRun{name, mode})
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return runs, nil
+}
+
+// caseRun is one run of a case: its expected rows' file and the mode.
+type caseRun struct {
+	expected string
+	mode     precision.Mode
+}
+
 func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("test", stderr, "[--rule FILE] [--format text|junit] CASE-DIR...")
-	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion})...)
-	format := fs.String("format", "text", "output `format`: text (PASS/FAIL lines), or junit (JUnit XML, one test case per case folder, for CI)")
+	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion}, settings.PrecisionSettings)...)
+	format := fs.String("format", "text", "output `format`: text (PASS/FAIL lines), or junit (JUnit XML, one test case per case folder and mode, for CI)")
 	dirs, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -58,42 +84,29 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		cases = append(cases, found...)
 	}
-	passed, failed := 0, 0
-	var report junitSuite
-	report.Name = "tokenpivot rule tests"
+	passed, failed, total := 0, 0, 0
+	report := junitSuite{Name: "tokenpivot rule tests"}
 	text := stdout
 	if *format == "junit" {
 		text = io.Discard
 	}
 	for _, dir := range cases {
-		start := time.Now()
-		missing, extra, n, err := runCase(ctx, dir, s, stderr)
-		tc := junitCase{ClassName: "tokenpivot.rule", Name: dir, Time: seconds(time.Since(start))}
-		switch {
-		case err != nil:
-			failed++
-			fmt.Fprintf(text, "FAIL  %s: %v\n", dir, err)
-			tc.Error = &junitProblem{Message: err.Error(), Type: "CaseError"}
-		case len(missing)+len(extra) > 0:
-			failed++
-			fmt.Fprintf(text, "FAIL  %s: %d rows, %d missing, %d extra\n", dir, n, len(missing), len(extra))
-			var detail strings.Builder
-			for _, l := range missing {
-				fmt.Fprintf(text, "  - %s\n", l)
-				fmt.Fprintf(&detail, "- %s\n", l)
-			}
-			for _, l := range extra {
-				fmt.Fprintf(text, "  + %s\n", l)
-				fmt.Fprintf(&detail, "+ %s\n", l)
-			}
-			tc.Failure = &junitProblem{Message: fmt.Sprintf("%d rows, %d missing, %d extra", n, len(missing), len(extra)), Type: "RowsDiffer", Text: detail.String()}
-		default:
-			passed++
-			fmt.Fprintf(text, "PASS  %s (%d rows)\n", dir, n)
+		runs, err := caseModes(dir, s.Precision)
+		if err != nil {
+			return err
 		}
-		report.Cases = append(report.Cases, tc)
+		for _, run := range runs {
+			total++
+			ok, tc := runOne(ctx, dir, run, s, text, stderr)
+			if ok {
+				passed++
+			} else {
+				failed++
+			}
+			report.Cases = append(report.Cases, tc)
+		}
 	}
-	fmt.Fprintf(text, "%d cases: %d passed, %d failed\n", len(cases), passed, failed)
+	fmt.Fprintf(text, "%d cases: %d passed, %d failed\n", total, passed, failed)
 	if *format == "junit" {
 		if err := report.write(stdout); err != nil {
 			return err
@@ -103,6 +116,42 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return testFailed{failed}
 	}
 	return nil
+}
+
+// runOne runs one case in one mode and prints its PASS or FAIL line; the
+// mode is named when it is not exact. It returns the run as a JUnit test
+// case too.
+func runOne(ctx context.Context, dir string, run caseRun, s settings.Settings, stdout, stderr io.Writer) (bool, junitCase) {
+	name := dir
+	if run.mode.On() {
+		name += " [" + run.mode.String() + "]"
+	}
+	s.Precision = run.mode
+	start := time.Now()
+	missing, extra, n, err := runCase(ctx, dir, run.expected, s, stderr)
+	tc := junitCase{ClassName: "tokenpivot.rule", Name: name, Time: seconds(time.Since(start))}
+	switch {
+	case err != nil:
+		fmt.Fprintf(stdout, "FAIL  %s: %v\n", name, err)
+		tc.Error = &junitProblem{Message: err.Error(), Type: "CaseError"}
+		return false, tc
+	case len(missing)+len(extra) > 0:
+		fmt.Fprintf(stdout, "FAIL  %s: %d rows, %d missing, %d extra\n", name, n, len(missing), len(extra))
+		var detail strings.Builder
+		for _, l := range missing {
+			fmt.Fprintf(stdout, "  - %s\n", l)
+			fmt.Fprintf(&detail, "- %s\n", l)
+		}
+		for _, l := range extra {
+			fmt.Fprintf(stdout, "  + %s\n", l)
+			fmt.Fprintf(&detail, "+ %s\n", l)
+		}
+		tc.Failure = &junitProblem{Message: fmt.Sprintf("%d rows, %d missing, %d extra", n, len(missing), len(extra)), Type: "RowsDiffer", Text: detail.String()}
+		return false, tc
+	default:
+		fmt.Fprintf(stdout, "PASS  %s (%d rows)\n", name, n)
+		return true, tc
+	}
 }
 
 // JUnit XML, as CI systems read it (Jenkins, GitLab, Azure Pipelines'
@@ -197,7 +246,7 @@ func findCases(dir string) ([]string, error) {
 
 // runCase runs the rule over one case and returns the expected rows it did
 // not give and the rows it gave that were not expected, as JSON lines.
-func runCase(ctx context.Context, dir string, s settings.Settings, stderr io.Writer) (missing, extra []string, n int, err error) {
+func runCase(ctx context.Context, dir, expected string, s settings.Settings, stderr io.Writer) (missing, extra []string, n int, err error) {
 	var ipaths, npaths []string
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -230,18 +279,22 @@ func runCase(ctx context.Context, dir string, s settings.Settings, stderr io.Wri
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	rows, rejected, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"test", s.MaxExpansion, stderr}, &progress{})
+	mode, err := s.PrecisionFilter()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	rows, rejected, err := detectFiles(ctx, ifiles, nfiles, f, newPairFilter(mode), fileReader{"test", s.MaxExpansion, stderr}, &progress{})
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	if len(rejected) > 0 {
 		return nil, nil, 0, errors.Join(rejected...)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, caseExpected))
+	data, err := os.ReadFile(filepath.Join(dir, expected))
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	want, err := detect.ReadJSONL(filepath.Join(dir, caseExpected), bytes.NewReader(data))
+	want, err := detect.ReadJSONL(filepath.Join(dir, expected), bytes.NewReader(data))
 	if err != nil {
 		return nil, nil, 0, err
 	}

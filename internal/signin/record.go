@@ -57,6 +57,29 @@ type Record struct {
 	CorrelationId         string
 	UniqueTokenIdentifier string
 	Id                    string
+
+	// Extra holds the columns the precision modes read (internal/precision);
+	// nil unless the scan asked for them (Options.Extra), so exact mode
+	// carries one nil pointer per record and decodes nothing more.
+	Extra *Extra
+}
+
+// Extra is the columns of a sign-in that bind a non-interactive row to an
+// interactive one beyond the user (session, network, device), read only
+// when a precision mode is on. Each is the column's text as exported: ""
+// when absent or null; the dynamic ones (NetworkLocationDetails,
+// LocationDetails, DeviceDetail, TokenProtectionStatusDetails) as JSON
+// text; AutonomousSystemNumber as its decimal text, however it is typed;
+// IsThroughGlobalSecureAccess as "true" or "false".
+type Extra struct {
+	SessionId                    string
+	AutonomousSystemNumber       string
+	NetworkLocationDetails       string
+	IsThroughGlobalSecureAccess  string
+	AppId                        string
+	LocationDetails              string
+	DeviceDetail                 string
+	TokenProtectionStatusDetails string
 }
 
 // Column names, as in the Log Analytics tables.
@@ -72,6 +95,16 @@ const (
 	ColCorrelationId             = "CorrelationId"
 	ColUniqueTokenIdentifier     = "UniqueTokenIdentifier"
 	ColId                        = "Id"
+
+	// The precision modes' columns (Extra).
+	ColSessionId                    = "SessionId"
+	ColAutonomousSystemNumber       = "AutonomousSystemNumber"
+	ColNetworkLocationDetails       = "NetworkLocationDetails"
+	ColIsThroughGlobalSecureAccess  = "IsThroughGlobalSecureAccess"
+	ColAppId                        = "AppId"
+	ColLocationDetails              = "LocationDetails"
+	ColDeviceDetail                 = "DeviceDetail"
+	ColTokenProtectionStatusDetails = "TokenProtectionStatusDetails"
 )
 
 // RequiredColumns returns the columns an export of t must have.
@@ -119,4 +152,14 @@ func (r *Record) Key() (k Key, ok bool) {
 		h.WriteByte(0) // "ab","c" is not "a","bc"
 	}
 	return Key{r.Id, h.Sum64()}, true
+}
+
+// ExtraColumns returns the columns read into Record.Extra when
+// Options.Extra is set, when present; they are optional like
+// OptionalColumns, and a value of a type they cannot be read as (a
+// Parquet boolean IsThroughGlobalSecureAccess, say) reads as "": the
+// precision modes keep a pair whose columns they cannot read.
+func ExtraColumns() []string {
+	return []string{ColSessionId, ColAutonomousSystemNumber, ColNetworkLocationDetails, ColIsThroughGlobalSecureAccess,
+		ColAppId, ColLocationDetails, ColDeviceDetail, ColTokenProtectionStatusDetails}
 }
