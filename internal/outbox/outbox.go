@@ -6,7 +6,7 @@
 //	outbox/<sink>/pending/<batch>.json              the batch's delivery state for one sink: one Entry per revision
 //	outbox/<sink>/done/<batch>.json                 the same once no entry of it is pending
 //	outbox-sinks/<sink>.json                        the sinks ever configured, and since when
-//	outbox-targets/<sink>.json                      a target that answered 410 Gone: held, probed
+//	outbox/<sink>/pending/held                      a target that answered 410 Gone: held, probed
 //	outbox-pace/<sink>.json                         a paced sink's recent sends (see Pacer)
 //
 // Record writes one batch and one state per sink, unconditionally under a
@@ -289,7 +289,9 @@ func batchName(id string) string {
 
 func pendingName(sink, id string) string { return "outbox/" + sink + "/pending/" + id + ".json" }
 func doneName(sink, id string) string    { return "outbox/" + sink + "/done/" + id + ".json" }
-func targetName(sink string) string      { return "outbox-targets/" + sink + ".json" }
+// targetName is listed with the pending states: a Deliver learns of a hold
+// without a request of its own (nor a 404 when there is none).
+func targetName(sink string) string { return "outbox/" + sink + "/pending/held" }
 func rosterName(sink string) string      { return "outbox-sinks/" + sink + ".json" }
 func paceName(sink string) string        { return "outbox-pace/" + sink + ".json" }
 
@@ -579,7 +581,7 @@ type pick struct {
 }
 
 func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkReport) error {
-	states, err := o.pendingStates(ctx, s.Name())
+	states, isHeld, err := o.pendingStates(ctx, s.Name())
 	if err != nil {
 		return err
 	}
@@ -614,9 +616,11 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 	}
 	slices.SortFunc(due, byCreated)
 	slices.SortFunc(waiting, byCreated)
-	held, err := o.held(ctx, s)
-	if err != nil {
-		return err
+	var held *Hold
+	if isHeld {
+		if held, err = o.held(ctx, s); err != nil {
+			return err
+		}
 	}
 	probe := false
 	switch {
@@ -1050,20 +1054,26 @@ func (o *Outbox) rebuild(ctx context.Context, need []*Entry, out docSet) error {
 	})
 }
 
-// pendingStates reads the sink's pending states. One that does not parse
-// is moved aside and rebuilt from its batch (every revision pending).
-func (o *Outbox) pendingStates(ctx context.Context, sink string) ([]*sinkState, error) {
+// pendingStates reads the sink's pending states, and says whether its
+// target is held. A state that does not parse is moved aside and rebuilt
+// from its batch (every revision pending).
+func (o *Outbox) pendingStates(ctx context.Context, sink string) ([]*sinkState, bool, error) {
 	var names []string
+	held := false
 	err := o.Store.List(ctx, o.Container, "outbox/"+sink+"/pending/", func(p store.Properties) error {
-		if strings.HasSuffix(p.Name, ".json") {
+		switch {
+		case p.Name == targetName(sink):
+			held = true
+		case strings.HasSuffix(p.Name, ".json"):
 			names = append(names, p.Name)
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, store.ErrNotExist) {
-		return nil, fmt.Errorf("outbox: list %s: %w", sink, err)
+		return nil, false, fmt.Errorf("outbox: list %s: %w", sink, err)
 	}
-	return o.readStates(ctx, names, true)
+	states, err := o.readStates(ctx, names, true)
+	return states, held, err
 }
 
 // readStates reads states by name; absent ones are left out; garbled ones
@@ -1227,8 +1237,10 @@ func (o *Outbox) setHeld(ctx context.Context, s Sink, now time.Time, cause error
 // Holds lists the held targets, whatever the configured sinks.
 func (o *Outbox) Holds(ctx context.Context) ([]Hold, error) {
 	var names []string
-	err := o.Store.List(ctx, o.Container, "outbox-targets/", func(p store.Properties) error {
-		names = append(names, p.Name)
+	err := o.Store.List(ctx, o.Container, "outbox/", func(p store.Properties) error {
+		if strings.HasSuffix(p.Name, "/pending/held") && strings.Count(p.Name, "/") == 3 {
+			names = append(names, p.Name)
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, store.ErrNotExist) {
@@ -1246,7 +1258,7 @@ func (o *Outbox) Holds(ctx context.Context) ([]Hold, error) {
 		var h Hold
 		if json.Unmarshal(data, &h) == nil {
 			if h.Sink == "" {
-				h.Sink = strings.TrimSuffix(path.Base(n), ".json")
+				h.Sink = strings.Split(n, "/")[1]
 			}
 			out = append(out, h)
 		}
