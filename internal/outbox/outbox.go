@@ -289,11 +289,12 @@ func batchName(id string) string {
 
 func pendingName(sink, id string) string { return "outbox/" + sink + "/pending/" + id + ".json" }
 func doneName(sink, id string) string    { return "outbox/" + sink + "/done/" + id + ".json" }
+
 // targetName is listed with the pending states: a Deliver learns of a hold
 // without a request of its own (nor a 404 when there is none).
 func targetName(sink string) string { return "outbox/" + sink + "/pending/held" }
-func rosterName(sink string) string      { return "outbox-sinks/" + sink + ".json" }
-func paceName(sink string) string        { return "outbox-pace/" + sink + ".json" }
+func rosterName(sink string) string { return "outbox-sinks/" + sink + ".json" }
+func paceName(sink string) string   { return "outbox-pace/" + sink + ".json" }
 
 // idOf is the batch id of a state's name.
 func idOf(name string) string { return strings.TrimSuffix(path.Base(name), ".json") }
@@ -775,6 +776,18 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 			}
 		}
 	}
+	if anyOK {
+		// The sink takes deliveries again: the leased states' other
+		// waiting entries are due now too (resume does the rest).
+		for _, st := range leased {
+			for _, e := range st.Entries {
+				if e.State == Pending && e.LastAttempt.Before(now) && e.NextAttempt.After(done) && e.LastError != "" {
+					e.NextAttempt = done
+					sr.Resumed++
+				}
+			}
+		}
+	}
 	// Mark what was sent even if ctx ends now: an unmarked delivery is sent
 	// again once its lease expires.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
@@ -797,7 +810,7 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 	}
 	if anyOK && (probe || len(waiting) > 0) {
 		n, err := o.resume(mctx, states, leased, done)
-		sr.Resumed = n
+		sr.Resumed += n
 		if err != nil {
 			return err
 		}

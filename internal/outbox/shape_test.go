@@ -65,7 +65,9 @@ func (c *counting) List(ctx context.Context, ct, prefix string, fn func(store.Pr
 	return c.Store.List(ctx, ct, prefix, fn)
 }
 
-func (c *counting) total() int64 { return c.reads.Load() + c.writes.Load() + c.lists.Load() + c.del.Load() }
+func (c *counting) total() int64 {
+	return c.reads.Load() + c.writes.Load() + c.lists.Load() + c.del.Load()
+}
 func (c *counting) reset() {
 	c.reads.Store(0)
 	c.writes.Store(0)

@@ -55,7 +55,7 @@ type Config struct {
 	// AlertsPerMinute paces the sink: at most this many distinct AlertIds
 	// in any 60 s (DefaultAlertsPerMinute when 0; negative: unpaced).
 	AlertsPerMinute int
-	Now     func() time.Time
+	Now             func() time.Time
 }
 
 // NewCredential is the credential of the storage account's client:
