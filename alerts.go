@@ -19,7 +19,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNECTION-STRING [--format table|json] [--redeliver] [--backfill --since TIME]")
 	sf := settings.Register(fs, join(storageSettings, outputSettings, []string{settings.StateContainer}, deliverySettings)...)
 	format := fs.String("format", "table", "output `format`: table, or json (one alert document per line)")
-	redeliver := fs.Bool("redeliver", false, "make every failed delivery pending again, release held (410) targets and, when sinks are configured, deliver now")
+	redeliver := fs.Bool("redeliver", false, "make every failed or waiting delivery due now, release held (410) targets and, when sinks are configured, deliver now")
 	backfill := fs.Bool("backfill", false, "give the configured sinks every revision recorded since --since that they have not had (a sink added later starts from when it was configured)")
 	since := fs.String("since", "", "with --backfill: the RFC 3339 `time` to backfill from")
 	if err := parseFlags(fs, args); err != nil {
@@ -73,7 +73,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if err != nil {
 				return fmt.Errorf("redeliver: %w", err)
 			}
-			fmt.Fprintf(stderr, "%d failed deliveries made pending again\n", n)
+			fmt.Fprintf(stderr, "%d failed or waiting deliveries made due now\n", n)
 		}
 		if len(configured.Sinks) > 0 {
 			deliverAll(ctx, configured, stderr, slog.New(slog.DiscardHandler))

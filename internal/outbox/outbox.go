@@ -1410,8 +1410,9 @@ func (o *Outbox) allStates(ctx context.Context) ([]*sinkState, error) {
 }
 
 // Redeliver makes every failed entry pending again, due now, with its
-// attempts reset (its LastError kept until it is delivered), and releases
-// every held target. It returns how many entries it reset.
+// attempts reset (its LastError kept until it is delivered), makes every
+// entry waiting out a back-off due now, and releases every held target. It
+// returns how many entries it made due.
 func (o *Outbox) Redeliver(ctx context.Context) (int, error) {
 	states, err := o.allStates(ctx)
 	if err != nil {
@@ -1423,8 +1424,12 @@ func (o *Outbox) Redeliver(ctx context.Context) (int, error) {
 	err = each(ctx, len(states), func(ctx context.Context, i int) error {
 		st, k := states[i].clone(), 0
 		for _, e := range st.Entries {
-			if e.State == Failed {
+			switch {
+			case e.State == Failed:
 				e.State, e.Attempts, e.NextAttempt = Pending, 0, now
+				k++
+			case e.State == Pending && e.NextAttempt.After(now):
+				e.NextAttempt = now
 				k++
 			}
 		}
