@@ -180,6 +180,9 @@ type Outbox struct {
 	// MaxPerCall bounds the entries one Deliver sends per sink.
 	Schedule                 []time.Duration
 	ProbeInterval, GoneProbe time.Duration
+	// NewSinkWindow is how far back a sink configured for the first time
+	// gets the revisions recorded before it (DefaultNewSinkWindow when 0).
+	NewSinkWindow time.Duration
 	Lease                    time.Duration
 	MaxPerCall               int
 	Logger                   *slog.Logger
@@ -395,10 +398,17 @@ type rosterEntry struct {
 	Since time.Time `json:"Since"`
 }
 
+// DefaultNewSinkWindow is how far back a sink configured for the first time
+// is given the revisions recorded before it (see rosterSinks).
+const DefaultNewSinkWindow = 24 * time.Hour
+
 // rosterSinks is the names of the configured sinks and of every sink in the
-// roster; it registers the configured ones (Since: now, the defined start
-// of a sink added later: see Backfill for what came before).
-func (o *Outbox) rosterSinks(ctx context.Context) ([]string, error) {
+// roster. With register (a deliverer), it registers the configured ones not
+// in the roster: the defined start of a sink added later is the revisions
+// recorded in the NewSinkWindow before (24 h: alerts written while no sink
+// was configured, or before this one was, are delivered with no operator
+// action), and everything after; older ones with Backfill.
+func (o *Outbox) rosterSinks(ctx context.Context, register ...bool) ([]string, error) {
 	o.mu.Lock()
 	if !o.rosterAt.IsZero() && o.now().Sub(o.rosterAt) < rosterTTL {
 		r := o.roster
@@ -421,16 +431,40 @@ func (o *Outbox) rosterSinks(ctx context.Context) ([]string, error) {
 			}
 		}
 	})
+	var added []Sink
 	for _, s := range o.Sinks {
 		if known[s.Name()] {
 			continue
 		}
+		out = append(out, s.Name())
+		if len(register) == 0 || !register[0] {
+			continue
+		}
 		data, _ := json.Marshal(rosterEntry{Sink: s.Name(), Since: o.now().UTC()})
 		_, err := o.Store.Write(ctx, o.Container, rosterName(s.Name()), data, store.Condition{IfNoneMatch: "*"})
-		if err != nil && !errors.Is(err, store.ErrConditionNotMet) {
+		switch {
+		case err == nil:
+			added = append(added, s)
+		case !errors.Is(err, store.ErrConditionNotMet):
 			return nil, fmt.Errorf("outbox: register sink %s: %w", s.Name(), err)
 		}
-		out = append(out, s.Name())
+	}
+	if len(added) > 0 {
+		since := o.now().Add(-cmp.Or(o.NewSinkWindow, DefaultNewSinkWindow))
+		n, err := o.backfill(ctx, added, since)
+		if err != nil {
+			return nil, fmt.Errorf("outbox: backfill of a new sink: %w", err)
+		}
+		for _, s := range added {
+			o.logger().Info("new sink: it gets the revisions recorded since "+since.UTC().Format(time.RFC3339)+" and everything after (older: tokenpivot alerts --backfill --since)",
+				slog.String("sink", s.Name()), slog.Int("backfilled", n[s.Name()]))
+		}
+	}
+	if len(register) > 0 && register[0] && len(added) == 0 && len(o.Sinks) > 0 && slices.ContainsFunc(o.Sinks, func(s Sink) bool { return !known[s.Name()] }) {
+		// Registered by another deliverer meanwhile: trusted next time.
+		o.mu.Lock()
+		o.rosterAt = time.Time{}
+		o.mu.Unlock()
 	}
 	slices.Sort(out)
 	o.mu.Lock()
@@ -556,7 +590,7 @@ func (o *Outbox) deliver(ctx context.Context, refs []Ref) (Report, error) {
 	rep := Report{Sinks: make([]SinkReport, len(o.Sinks))}
 	if len(o.Sinks) > 0 {
 		// Register the sinks, so that every recorder writes their states.
-		if _, err := o.rosterSinks(ctx); err != nil {
+		if _, err := o.rosterSinks(ctx, true); err != nil {
 			for i, s := range o.Sinks {
 				rep.Sinks[i] = SinkReport{Sink: s.Name(), Err: err}
 			}
@@ -1476,21 +1510,32 @@ func (o *Outbox) Redeliver(ctx context.Context) (int, error) {
 // or while no sink was): every batch since then, pending and due now. It
 // returns how many revisions it queued per sink.
 func (o *Outbox) Backfill(ctx context.Context, since time.Time) (map[string]int, error) {
-	var batches []string
-	err := o.Store.List(ctx, o.Container, "outbox/revisions/", func(p store.Properties) error {
-		if t, ok := batchCreated(idOf(p.Name)); ok && !t.Before(since) {
-			batches = append(batches, p.Name)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, store.ErrNotExist) {
+	if _, err := o.rosterSinks(ctx, true); err != nil {
 		return nil, err
+	}
+	return o.backfill(ctx, o.Sinks, since)
+}
+
+func (o *Outbox) backfill(ctx context.Context, sinks []Sink, since time.Time) (map[string]int, error) {
+	// The batches since then: one listing per day (batch names are dated).
+	var batches []string
+	now := o.now().UTC()
+	for day := since.UTC().Truncate(24 * time.Hour); !day.After(now); day = day.Add(24 * time.Hour) {
+		err := o.Store.List(ctx, o.Container, "outbox/revisions/"+day.Format("2006/01/02/"), func(p store.Properties) error {
+			if t, ok := batchCreated(idOf(p.Name)); ok && !t.Before(since) {
+				batches = append(batches, p.Name)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrNotExist) {
+			return nil, err
+		}
 	}
 	out := map[string]int{}
-	if _, err := o.rosterSinks(ctx); err != nil {
-		return nil, err
+	if len(batches) == 0 {
+		return out, nil
 	}
-	for _, s := range o.Sinks {
+	for _, s := range sinks {
 		have := map[string]bool{}
 		err := o.Store.List(ctx, o.Container, "outbox/"+s.Name()+"/", func(p store.Properties) error {
 			have[idOf(p.Name)] = true

@@ -128,14 +128,18 @@ func TestSweepCostIsThePendingWork(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for {
-		rep, err := o.Deliver(ctx)
-		if err != nil {
-			t.Fatal(err)
+	// Delivered, as Deliver leaves them: every state retired to done/.
+	sts, _, err := o.pendingStates(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := each(ctx, len(sts), func(ctx context.Context, i int) error {
+		for _, e := range sts[i].Entries {
+			e.State, e.Delivered, e.Attempts = Delivered, c.now(), 1
 		}
-		if rep.Sinks[0].Delivered == 0 {
-			break
-		}
+		return o.retire(ctx, sts[i])
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if st := states(t, o); st["a"][Delivered] != 50_000 {
 		t.Fatalf("history: %v", st)
@@ -218,22 +222,27 @@ func TestPacedSink(t *testing.T) {
 }
 
 // TestNoSinkThenASink: revisions recorded while no sink is configured are
-// kept; a sink configured later starts from then, and a backfill --since
-// gives it the earlier ones; an operator's process without sink settings
-// records for the sinks the function has.
+// kept; a sink configured later gets those of the 24 hours before and
+// everything after with no operator action, and older ones by a backfill
+// --since; an operator's process without sink settings records for the
+// sinks the function has.
 func TestNoSinkThenASink(t *testing.T) {
 	ctx := context.Background()
 	local, _ := store.NewLocal(t.TempDir())
 	c := newClock()
 	bare := newOutbox(t, local, c)
+	if err := bare.Record(ctx, revsOf("old", 5, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.add(47 * time.Hour)
 	if err := bare.Record(ctx, revsOf("early", 3, 1)); err != nil {
 		t.Fatal(err)
 	}
 	c.add(time.Hour)
 	s := &fakeSink{name: "w", target: "w"}
 	o := newOutbox(t, local, c, s)
-	if rep, _ := o.Deliver(ctx); rep.Sinks[0].Due != 0 {
-		t.Errorf("a new sink starts from when it is configured: %+v", rep)
+	if rep, _ := o.Deliver(ctx); rep.Sinks[0].Delivered != 3 {
+		t.Errorf("a new sink gets the last 24 hours' revisions: %+v", rep)
 	}
 	if err := o.Record(ctx, revsOf("later", 2, 1)); err != nil {
 		t.Fatal(err)
@@ -245,16 +254,16 @@ func TestNoSinkThenASink(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.Deliver(ctx)
-	if len(s.sent) != 6 {
-		t.Errorf("%d delivered, want the 2 recorded with the sink and the 4 from the shell", len(s.sent))
+	if len(s.sent) != 9 {
+		t.Errorf("%d delivered, want the 3 of the last day, the 2 recorded with the sink and the 4 from the shell", len(s.sent))
 	}
-	n, err := o.Backfill(ctx, c.now().Add(-2*time.Hour))
-	if err != nil || n["w"] != 3 {
+	n, err := o.Backfill(ctx, c.now().Add(-72*time.Hour))
+	if err != nil || n["w"] != 5 {
 		t.Fatalf("backfill: %v, %v", n, err)
 	}
 	o.Deliver(ctx)
-	if len(s.sent) != 9 {
-		t.Errorf("%d delivered after the backfill, want 9", len(s.sent))
+	if len(s.sent) != 14 {
+		t.Errorf("%d delivered after the backfill, want 14", len(s.sent))
 	}
 	for k, d := range s.sent {
 		if len(d) != 1 {
