@@ -183,10 +183,10 @@ type Outbox struct {
 	// NewSinkWindow is how far back a sink configured for the first time
 	// gets the revisions recorded before it (DefaultNewSinkWindow when 0).
 	NewSinkWindow time.Duration
-	Lease                    time.Duration
-	MaxPerCall               int
-	Logger                   *slog.Logger
-	Now                      func() time.Time
+	Lease         time.Duration
+	MaxPerCall    int
+	Logger        *slog.Logger
+	Now           func() time.Time
 	// Sleep waits d or until ctx ends (a paced sink's wait); nil sleeps.
 	Sleep func(ctx context.Context, d time.Duration) error
 
