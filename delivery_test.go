@@ -41,6 +41,7 @@ type hookReceiver struct {
 	failFirst bool
 	mu        sync.Mutex
 	status    int            // answer this to everything when not 0
+	goneNext  int            // answer 410 Gone to this many requests first
 	seen      map[string]int // webhook-id -> requests
 	got       []hookDelivery
 	*httptest.Server
@@ -92,7 +93,15 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen[id]++
+	if h.goneNext > 0 {
+		h.goneNext--
+		http.Error(w, "gone", http.StatusGone)
+		return
+	}
 	if h.status != 0 {
+		if h.status >= 300 && h.status < 400 {
+			w.Header().Set("Location", "https://elsewhere.example/tokenpivot?code=SECRET")
+		}
 		http.Error(w, "refused", h.status)
 		return
 	}

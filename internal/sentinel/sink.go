@@ -3,6 +3,7 @@ package sentinel
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/tls"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,7 +113,7 @@ func New(cfg Config) (*Sink, error) {
 		cfg.Now = time.Now
 	}
 	client, err := azlogs.NewClient(cfg.Endpoint, cfg.Credential, &azlogs.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: cfg.Transport,
+		Transport: noRedirects(cfg.Transport),
 		// The outbox retries, honouring Retry-After, without holding the
 		// invocation: one try per call here.
 		Retry: policy.RetryOptions{MaxRetries: -1},
@@ -298,4 +299,22 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 		return max(t.Sub(now), 0)
 	}
 	return 0
+}
+
+// noRedirects is the transport with redirects not followed: a redirect
+// would carry the records (and, to the same host, the token) where the
+// configuration never said; its 3xx is reported as a configuration error.
+func noRedirects(t policy.Transporter) policy.Transporter {
+	stop := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	switch c := t.(type) {
+	case nil:
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		return &http.Client{Transport: tr, CheckRedirect: stop}
+	case *http.Client:
+		cc := *c
+		cc.CheckRedirect = stop
+		return &cc
+	}
+	return t
 }

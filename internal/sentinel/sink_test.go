@@ -220,3 +220,21 @@ func TestSplitOn413And400(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectIsAConfigurationError: a 3xx is not followed (the records
+// and token would go where the configuration never said) and is retried
+// as a configuration error, not failed.
+func TestRedirectIsAConfigurationError(t *testing.T) {
+	s, g, _ := newTestSink(t)
+	g.Lock()
+	g.Status = http.StatusFound
+	g.Unlock()
+	for _, r := range s.Send(context.Background(), docs(t, 2, 1)) {
+		if r.Err == nil || r.Permanent || !r.Config || !strings.Contains(r.Err.Error(), "302") {
+			t.Errorf("redirect: %+v", r)
+		}
+	}
+	if n := g.Tries(); n != 1 {
+		t.Errorf("%d calls reached the endpoint, want the one redirected (not followed)", n)
+	}
+}
