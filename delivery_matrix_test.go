@@ -286,10 +286,14 @@ func TestDeliveryFaultMatrix(t *testing.T) {
 		m.check(nil)
 	})
 	t.Run("no sink then a sink", func(t *testing.T) {
+		m := newMatrix(t)
 		for _, k := range []string{settings.LogsIngestionEndpoint, settings.WebhookURL} {
 			t.Setenv(k, "")
 		}
-		m := newMatrix(t)
+		m.build()
+		if len(m.ob.Sinks) != 0 {
+			t.Fatal("sinks configured")
+		}
 		m.process(0)
 		m.sweeps(time.Hour)
 		t.Setenv(settings.LogsIngestionEndpoint, m.rig.ing.URL)

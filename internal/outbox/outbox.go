@@ -191,7 +191,9 @@ type Outbox struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 
 	mu       sync.Mutex
-	recorded map[string]struct{} // keys this Outbox recorded
+	recorded map[string]struct{} // keys known to be in a batch
+	batches  map[string]bool     // batch ids read or written
+	learned  time.Time           // when learn last listed the batches
 	roster   []string
 	rosterAt time.Time
 }
@@ -310,25 +312,23 @@ func Fingerprint(parts ...string) string {
 
 // Record writes the revisions as one batch, and its state for every sink
 // of the roster (the configured ones and any other ever configured): one
-// write each, no read. A revision this Outbox recorded before is left out,
-// so the writer's re-recording of a revision (before replacing it, or of an
-// unchanged alert) costs nothing in the same process; another process's
-// re-recording is delivered again under the same key (at least once). It
-// is the alert.RevisionLog of the alert Writer: one call per Write.
+// write each, no read. A revision already in a batch is left out: those
+// this Outbox recorded, and those of the batches other processes wrote in
+// the last KnownWindow, which it learns by one listing (at most every
+// learnEvery) and one read per batch new to it. So the writer's recording
+// of a revision again (before replacing it, or of an unchanged alert) sends
+// nothing twice, while a revision whose own recording was lost to a crash
+// (in no batch) is recorded. It is the alert.RevisionLog of the alert
+// Writer: one call per Write.
 func (o *Outbox) Record(ctx context.Context, revs []alert.Revision) error {
-	o.mu.Lock()
-	var fresh []alert.Revision
-	seen := map[string]bool{}
-	for _, r := range revs {
-		k := Key(r.AlertId, r.Revision)
-		if _, ok := o.recorded[k]; ok || seen[k] {
-			continue
-		}
-		seen[k] = true
-		fresh = append(fresh, r)
-	}
-	o.mu.Unlock()
+	fresh := o.unrecorded(revs)
 	if len(fresh) == 0 {
+		return nil
+	}
+	if err := o.learn(ctx); err != nil {
+		return err
+	}
+	if fresh = o.unrecorded(fresh); len(fresh) == 0 {
 		return nil
 	}
 	now := o.now().UTC()
@@ -346,13 +346,8 @@ func (o *Outbox) Record(ctx context.Context, revs []alert.Revision) error {
 	if err != nil {
 		return err
 	}
-	data, err := json.Marshal(b)
-	if err != nil {
-		return err
-	}
-	if err := o.write(ctx, batchName(b.Id), data, store.Condition{}); err != nil {
-		return err
-	}
+	// The states first, then the batch: a batch (what other processes
+	// learn as recorded) always has its states.
 	if err := each(ctx, len(sinks), func(ctx context.Context, i int) error {
 		data, err := json.Marshal(newState(sinks[i], b))
 		if err != nil {
@@ -362,13 +357,110 @@ func (o *Outbox) Record(ctx context.Context, revs []alert.Revision) error {
 	}); err != nil {
 		return err
 	}
+	data, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	if err := o.write(ctx, batchName(b.Id), data, store.Condition{}); err != nil {
+		return err
+	}
 	o.mu.Lock()
-	if o.recorded == nil || len(o.recorded)+len(fresh) > recordedCap {
+	o.remember(b)
+	o.mu.Unlock()
+	return nil
+}
+
+// KnownWindow is how far back Record learns the batches of other
+// processes; learnEvery, how often it lists them at most.
+const (
+	KnownWindow = 24 * time.Hour
+	learnEvery  = 30 * time.Second
+)
+
+// unrecorded is revs without those known to be in a batch, once each.
+func (o *Outbox) unrecorded(revs []alert.Revision) []alert.Revision {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []alert.Revision
+	seen := map[string]bool{}
+	for _, r := range revs {
+		k := Key(r.AlertId, r.Revision)
+		if _, ok := o.recorded[k]; ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, r)
+	}
+	return out
+}
+
+// remember notes b's revisions as recorded (o.mu held).
+func (o *Outbox) remember(b batch) {
+	if o.recorded == nil || len(o.recorded)+len(b.Revisions) > recordedCap {
 		o.recorded = map[string]struct{}{}
 	}
-	for _, r := range fresh {
+	if o.batches == nil {
+		o.batches = map[string]bool{}
+	}
+	o.batches[b.Id] = true
+	for _, r := range b.Revisions {
 		o.recorded[Key(r.AlertId, r.Revision)] = struct{}{}
 	}
+}
+
+// learn reads the batches written since it last looked (the last
+// KnownWindow the first time) that this Outbox does not know.
+func (o *Outbox) learn(ctx context.Context) error {
+	now := o.now().UTC()
+	o.mu.Lock()
+	from := o.learned
+	if !from.IsZero() && now.Sub(from) < learnEvery {
+		o.mu.Unlock()
+		return nil
+	}
+	if from.IsZero() || now.Sub(from) > KnownWindow {
+		from = now.Add(-KnownWindow)
+	}
+	o.mu.Unlock()
+	var names []string
+	for day := from.Truncate(24 * time.Hour); !day.After(now); day = day.Add(24 * time.Hour) {
+		err := o.Store.List(ctx, o.Container, "outbox/revisions/"+day.Format("2006/01/02/"), func(p store.Properties) error {
+			id := idOf(p.Name)
+			o.mu.Lock()
+			known := o.batches[id]
+			o.mu.Unlock()
+			// A little before from: a batch is named when it is begun.
+			if t, ok := batchCreated(id); ok && !known && !t.Before(from.Add(-time.Minute)) {
+				names = append(names, p.Name)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrNotExist) {
+			return fmt.Errorf("outbox: list batches: %w", err)
+		}
+	}
+	if err := each(ctx, len(names), func(ctx context.Context, i int) error {
+		data, _, err := o.Store.Read(ctx, o.Container, names[i])
+		if errors.Is(err, store.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var b batch
+		if json.Unmarshal(data, &b) != nil {
+			return nil // garbled: its revisions are recorded again
+		}
+		b.Id = idOf(names[i])
+		o.mu.Lock()
+		o.remember(b)
+		o.mu.Unlock()
+		return nil
+	}); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	o.learned = now
 	o.mu.Unlock()
 	return nil
 }

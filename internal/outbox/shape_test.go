@@ -96,13 +96,21 @@ func TestRecordIsOneWritePerSink(t *testing.T) {
 	c := newClock()
 	o := newOutbox(t, cs, c, &fakeSink{name: "a", target: "a"}, &fakeSink{name: "b", target: "b"})
 	o.Deliver(ctx) // registers the sinks
+	if err := o.Record(ctx, revsOf("warm", 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.add(time.Minute)
 	cs.reset()
 	r := revsOf("x", 1000, 1)
 	if err := o.Record(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if got := cs.total(); got != 3 || cs.conflicts.Load() != 0 {
-		t.Errorf("Record of 1000 revisions: %d requests (%d answered 404/409), want 3 (a batch, a state per sink)", got, cs.conflicts.Load())
+	if got := cs.total(); got != 4 || cs.lists.Load() != 1 || cs.conflicts.Load() != 0 {
+		t.Errorf("Record of 1000 revisions: %d requests (%d answered 404/409), want 4 (a listing of new batches, a batch, a state per sink)", got, cs.conflicts.Load())
+	}
+	cs.reset()
+	if err := o.Record(ctx, revsOf("y", 1000, 1)); err != nil || cs.total() != 3 {
+		t.Errorf("Record within 30 s of the last listing: %v, %d requests, want 3", err, cs.total())
 	}
 	cs.reset()
 	if err := o.Record(ctx, r[:10]); err != nil || cs.total() != 0 {
@@ -397,5 +405,37 @@ func TestResumeAfterOutage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRecordLearnsOtherProcesses: a revision another process recorded (a
+// writer superseding it records it again, in case its recording was lost)
+// is not recorded twice; one in no batch (its recording lost to a crash) is.
+func TestRecordLearnsOtherProcesses(t *testing.T) {
+	ctx := context.Background()
+	local, _ := store.NewLocal(t.TempDir())
+	c := newClock()
+	s := &fakeSink{name: "a", target: "a"}
+	one := newOutbox(t, local, c, s)
+	if err := one.Record(ctx, revsOf("x", 3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c.add(5 * time.Minute)
+	two := newOutbox(t, local, c, s) // another instance
+	lost := alert.Revision{AlertId: "lost", Revision: 1, Doc: []byte(`{"SystemAlertId":"lost","Revision":1}`)}
+	if err := two.Record(ctx, append(revsOf("x", 3, 1), lost)); err != nil {
+		t.Fatal(err)
+	}
+	if err := two.Record(ctx, revsOf("x", 3, 2)); err != nil {
+		t.Fatal(err)
+	}
+	one.Deliver(ctx)
+	if len(s.sent) != 7 {
+		t.Errorf("%d keys delivered, want 7", len(s.sent))
+	}
+	for k, d := range s.sent {
+		if len(d) != 1 {
+			t.Errorf("%s delivered %d times", k, len(d))
+		}
 	}
 }
