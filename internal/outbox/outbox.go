@@ -624,6 +624,23 @@ type SinkReport struct {
 	// delivery.
 	Latency []time.Duration
 	Err     error // what kept the sink from delivering at all
+
+	paced int // due revisions left for the pace's next minute
+}
+
+// add adds r, a later round of the same sink, to sr.
+func (sr *SinkReport) add(r SinkReport) {
+	sr.Due += r.Due
+	sr.Delivered += r.Delivered
+	sr.Retrying += r.Retrying
+	sr.Failed += r.Failed
+	sr.Resumed += r.Resumed
+	sr.Latency = append(sr.Latency, r.Latency...)
+	sr.Held = r.Held
+	sr.ConfigErr = cmp.Or(r.ConfigErr, sr.ConfigErr)
+	sr.Err = r.Err
+	// Skipped counts what this Deliver left: the last round's.
+	sr.Skipped = r.Skipped
 }
 
 // Delivered counts the revisions delivered to all sinks.
@@ -693,7 +710,16 @@ func (o *Outbox) deliver(ctx context.Context, refs []Ref) (Report, error) {
 	for i, s := range o.Sinks {
 		wg.Go(func() {
 			sr := SinkReport{Sink: s.Name()}
-			sr.Err = o.deliverSink(ctx, s, refs, &sr)
+			// A paced sink takes its due revisions a minute's worth at a
+			// time: go on while time is left (pace waits for room).
+			for {
+				r := SinkReport{Sink: s.Name()}
+				r.Err = o.deliverSink(ctx, s, refs, &r)
+				sr.add(r)
+				if r.Err != nil || r.paced == 0 || r.Delivered == 0 || ctx.Err() != nil {
+					break
+				}
+			}
 			rep.Sinks[i] = sr
 		})
 	}
@@ -792,7 +818,8 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 		if keys, err = o.pace(ctx, s.Name(), pc.PerMinute(), keys, twins); err != nil {
 			return err
 		}
-		sr.Skipped += sr.Due - len(keys)
+		sr.paced = sr.Due - len(keys)
+		sr.Skipped += sr.paced
 		if len(keys) == 0 {
 			return nil
 		}
