@@ -339,8 +339,33 @@ func TestDeliveryFaultMatrix(t *testing.T) {
 		if len(states) == 0 || len(batches) == 0 {
 			t.Fatalf("states %v, batches %v", states, batches)
 		}
-		m.local.Write(ctx, m.s.StateContainer, states[0], []byte(`{"Sink":"webhook","Entries":[{"AlertId":`), store.Condition{})
-		m.local.Write(ctx, m.s.StateContainer, batches[len(batches)-1], []byte("\x00\x01garbled"), store.Condition{})
+		// One webhook state garbled, and another batch.
+		garbledBatch := batches[len(batches)-1]
+		state := states[0]
+		if filepath.Base(state) == filepath.Base(garbledBatch) {
+			state = states[len(states)-1]
+		}
+		m.local.Write(ctx, m.s.StateContainer, state, []byte(`{"Sink":"webhook","Entries":[{"AlertId":`), store.Condition{})
+		m.local.Write(ctx, m.s.StateContainer, garbledBatch, []byte("\x00\x01garbled"), store.Condition{})
+		m.sweeps(time.Hour)
+		m.check(nil)
+	})
+	t.Run("garbled entry and its batch", func(t *testing.T) {
+		m := newMatrix(t)
+		m.process(0)
+		m.process(1)
+		ctx := context.Background()
+		// The webhook state of the current revisions' batch, and the
+		// batch: rebuilt from Sentinel's state and the alerts.
+		var batch string
+		m.local.List(ctx, m.s.StateContainer, "outbox/revisions/", func(p store.Properties) error {
+			if data, _, err := m.local.Read(ctx, m.s.StateContainer, p.Name); err == nil && strings.Contains(string(data), `"Revision":2`) {
+				batch = p.Name
+			}
+			return nil
+		})
+		m.local.Write(ctx, m.s.StateContainer, "outbox/webhook/pending/"+filepath.Base(batch), []byte(`{"Sink":"web`), store.Condition{})
+		m.local.Write(ctx, m.s.StateContainer, batch, []byte(`{"Id":`), store.Condition{})
 		m.sweeps(time.Hour)
 		m.check(nil)
 	})

@@ -190,12 +190,13 @@ type Outbox struct {
 	// Sleep waits d or until ctx ends (a paced sink's wait); nil sleeps.
 	Sleep func(ctx context.Context, d time.Duration) error
 
-	mu       sync.Mutex
-	recorded map[string]struct{} // keys known to be in a batch
-	batches  map[string]bool     // batch ids read or written
-	learned  time.Time           // when learn last listed the batches
-	roster   []string
-	rosterAt time.Time
+	mu         sync.Mutex
+	recorded   map[string]struct{} // keys known to be in a batch
+	batches    map[string]bool     // batch ids read or written
+	learned    time.Time           // when learn last listed the batches
+	roster     []string
+	rosterAt   time.Time
+	registered bool // the configured sinks are in the roster
 }
 
 func (o *Outbox) now() time.Time {
@@ -501,8 +502,9 @@ const DefaultNewSinkWindow = 24 * time.Hour
 // was configured, or before this one was, are delivered with no operator
 // action), and everything after; older ones with Backfill.
 func (o *Outbox) rosterSinks(ctx context.Context, register ...bool) ([]string, error) {
+	reg := len(register) > 0 && register[0]
 	o.mu.Lock()
-	if !o.rosterAt.IsZero() && o.now().Sub(o.rosterAt) < rosterTTL {
+	if !o.rosterAt.IsZero() && o.now().Sub(o.rosterAt) < rosterTTL && (!reg || o.registered) {
 		r := o.roster
 		o.mu.Unlock()
 		return r, nil
@@ -561,6 +563,7 @@ func (o *Outbox) rosterSinks(ctx context.Context, register ...bool) ([]string, e
 	slices.Sort(out)
 	o.mu.Lock()
 	o.roster, o.rosterAt = out, o.now()
+	o.registered = o.registered || reg
 	o.mu.Unlock()
 	return out, nil
 }
@@ -1312,11 +1315,13 @@ func (o *Outbox) rebuildState(ctx context.Context, name string) error {
 		err = json.Unmarshal(data, &b)
 	}
 	if err != nil {
-		// The batch is lost too: nothing to rebuild from here; its
-		// revisions are recorded again by the alert's next writer.
-		o.logger().Error("outbox state and its batch are both unreadable: its revisions are not known here",
-			slog.String("state", o.Store.URL(o.Container, name)), slog.String("error", err.Error()))
-		return nil
+		// The batch is lost too: another sink's state of it names its
+		// revisions (their documents come from the alerts at delivery).
+		if b, err = o.siblingBatch(ctx, sink, id); err != nil {
+			o.logger().Error("outbox state and its batch are both unreadable, and no other sink's state names its revisions",
+				slog.String("state", o.Store.URL(o.Container, name)), slog.String("error", err.Error()))
+			return nil
+		}
 	}
 	b.Id = id
 	st := newState(sink, b)
@@ -1333,6 +1338,39 @@ func (o *Outbox) rebuildState(ctx context.Context, name string) error {
 		return nil
 	}
 	return err
+}
+
+// siblingBatch is batch id as another sink's state of it names it: the
+// revisions without their documents.
+func (o *Outbox) siblingBatch(ctx context.Context, sink, id string) (batch, error) {
+	roster, err := o.Roster(ctx)
+	if err != nil {
+		return batch{}, err
+	}
+	for _, s := range o.Sinks {
+		roster = append(roster, rosterEntry{Sink: s.Name()})
+	}
+	for _, r := range roster {
+		if r.Sink == sink {
+			continue
+		}
+		for _, name := range []string{pendingName(r.Sink, id), doneName(r.Sink, id)} {
+			data, _, err := o.Store.Read(ctx, o.Container, name)
+			if err != nil {
+				continue
+			}
+			var st sinkState
+			if json.Unmarshal(data, &st) != nil || slices.Contains(st.Entries, nil) {
+				continue
+			}
+			b := batch{Id: id, Created: st.Created}
+			for _, e := range st.Entries {
+				b.Revisions = append(b.Revisions, batchRev{AlertId: e.AlertId, Revision: e.Revision})
+			}
+			return b, nil
+		}
+	}
+	return batch{}, errors.New("no other sink's state of the batch")
 }
 
 // updateState writes st If-Match its ETag; false when another writer
