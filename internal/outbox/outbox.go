@@ -193,6 +193,7 @@ type Outbox struct {
 	mu         sync.Mutex
 	recorded   map[string]struct{} // keys known to be in a batch
 	batches    map[string]bool     // batch ids read or written
+	recording  map[string]bool     // keys a Record of this Outbox is writing
 	learned    time.Time           // when learn last listed the batches
 	roster     []string
 	rosterAt   time.Time
@@ -332,6 +333,12 @@ func (o *Outbox) Record(ctx context.Context, revs []alert.Revision) error {
 	if fresh = o.unrecorded(fresh); len(fresh) == 0 {
 		return nil
 	}
+	// A concurrent Record of the same revisions waits for nothing: it
+	// leaves them to this one, which returns its error to its own writer
+	// (whose blob is then not done, and redone). Two racing between
+	// unrecorded and reserve both record it: sent once (twins).
+	o.reserve(fresh)
+	defer o.release(fresh)
 	now := o.now().UTC()
 	b := batch{Id: newBatchID(now), Created: now}
 	for _, r := range fresh {
@@ -378,7 +385,8 @@ const (
 	learnEvery  = 30 * time.Second
 )
 
-// unrecorded is revs without those known to be in a batch, once each.
+// unrecorded is revs without those known to be in a batch, or being
+// recorded by a concurrent Record of this Outbox, once each.
 func (o *Outbox) unrecorded(revs []alert.Revision) []alert.Revision {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -386,13 +394,35 @@ func (o *Outbox) unrecorded(revs []alert.Revision) []alert.Revision {
 	seen := map[string]bool{}
 	for _, r := range revs {
 		k := Key(r.AlertId, r.Revision)
-		if _, ok := o.recorded[k]; ok || seen[k] {
+		if _, ok := o.recorded[k]; ok || seen[k] || o.recording[k] {
 			continue
 		}
 		seen[k] = true
 		out = append(out, r)
 	}
 	return out
+}
+
+// reserve marks revs as being recorded (until release), so a concurrent
+// Record of the same revision (two blobs finding one pair at once) leaves
+// it to this one.
+func (o *Outbox) reserve(revs []alert.Revision) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.recording == nil {
+		o.recording = map[string]bool{}
+	}
+	for _, r := range revs {
+		o.recording[Key(r.AlertId, r.Revision)] = true
+	}
+}
+
+func (o *Outbox) release(revs []alert.Revision) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range revs {
+		delete(o.recording, Key(r.AlertId, r.Revision))
+	}
 }
 
 // remember notes b's revisions as recorded (o.mu held).
@@ -898,6 +928,8 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 	var goneErr error
 	for n, it := range items {
 		r := results[n]
+		// Counted once per revision, whatever the entries (twins) it had.
+		before := *sr
 		for _, t := range sentTo[it.Key] {
 			e := t.st.Entries[t.i]
 			e.Config = false
@@ -931,6 +963,10 @@ func (o *Outbox) deliverSink(ctx context.Context, s Sink, refs []Ref, sr *SinkRe
 				}
 			}
 		}
+		sr.Delivered = min(sr.Delivered, before.Delivered+1)
+		sr.Retrying = min(sr.Retrying, before.Retrying+1)
+		sr.Failed = min(sr.Failed, before.Failed+1)
+		sr.Latency = sr.Latency[:min(len(sr.Latency), len(before.Latency)+1)]
 	}
 	if anyOK {
 		// The sink takes deliveries again: the leased states' other
