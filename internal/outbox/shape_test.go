@@ -131,6 +131,7 @@ func TestSweepCostIsThePendingWork(t *testing.T) {
 	c := newClock()
 	s := &fakeSink{name: "a", target: "a"}
 	o := newOutbox(t, cs, c, s)
+	o.Deliver(ctx) // registers the sink (a new sink's backfill is not a Sweep's cost)
 	for b := range 50 {
 		if err := o.Record(ctx, revsOf(fmt.Sprint("old", b), 1000, 1)); err != nil {
 			t.Fatal(err)
