@@ -426,7 +426,7 @@ func deliverAll(ctx context.Context, ob *outbox.Outbox, stderr io.Writer, logger
 			if sr.Err != nil {
 				fmt.Fprintf(stderr, "delivery to %s: %v\n", sr.Sink, sr.Err)
 			}
-			more = more || (sr.Delivered > 0 && sr.Due >= cmp.Or(ob.MaxPerCall, outbox.DefaultMaxPerCall))
+			more = more || (sr.Delivered > 0 && sr.Due >= cmp.Or(ob.MaxPerCall, outbox.DefaultMaxPerCall)) || sr.Resumed > 0
 		}
 		if !more {
 			break

@@ -206,16 +206,16 @@ var table = []Setting{
 			s.WebhookURL = v
 			return nil
 		}},
-	{Env: WebhookSecret, Usage: "the webhook signing secret, whsec_<base64> (Standard Webhooks)",
+	{Env: WebhookSecret, Usage: "the webhook signing secret, whsec_<base64 of 24-64 bytes> (Standard Webhooks); during a rotation the new and the old, space-separated",
 		Secret: true,
 		set: func(s *Settings, v string) error {
-			if _, err := webhook.ParseSecret(v); err != nil {
+			if _, err := webhook.ParseSecrets(v); err != nil {
 				return err
 			}
 			s.WebhookSecret = v
 			return nil
 		}},
-	{Env: WebhookFormat, Flag: "webhook-format", Default: webhook.Standard, Usage: "webhook body: standard (the alert document, signed), teams (an Adaptive Card for a Teams Workflows webhook) or slack",
+	{Env: WebhookFormat, Flag: "webhook-format", Default: webhook.Standard, Usage: "webhook body: standard (type, timestamp and the alert document as data, signed), teams (an Adaptive Card for a Teams Workflows webhook) or slack",
 		set: func(s *Settings, v string) error {
 			switch v {
 			case webhook.Standard, webhook.Teams, webhook.Slack:
