@@ -61,9 +61,14 @@ func TestOutputFitsAndSaysWhatItHas(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, want) {
 		t.Errorf("rerun: exit %d, stdout %q, want %q; stderr %s", code, out, want, errs)
 	}
-	code, out, _ = runCLI(t, "alerts", "--storage", o.Out)
+	if code, out, errs = runCLI(t, "alerts", "--storage", o.Out); code != 0 {
+		t.Fatalf("alerts: exit %d: %s", code, errs)
+	}
 	check("alerts", out)
-	code, wide, _ := runCLI(t, "alerts", "--storage", o.Out, "--wide")
+	code, wide, errs := runCLI(t, "alerts", "--storage", o.Out, "--wide")
+	if code != 0 {
+		t.Fatalf("alerts --wide: exit %d: %s", code, errs)
+	}
 	docs, _, err := alertsOf(t, o.Out)
 	if err != nil {
 		t.Fatal(err)
