@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -199,11 +200,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, inv.resp)
 }
 
+// writeJSON answers v as JSON with every secret redacted: the host writes
+// the answer's Logs and ReturnValue to its own logs, and an error from the
+// storage SDK quotes the request URL, SAS signature included. Redacting the
+// encoded answer covers every path into it.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		status, data = http.StatusInternalServerError, []byte(`{"error":"response not encodable"}`)
 	}
+	data = []byte(settings.Redact(string(data)))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(data, '\n'))

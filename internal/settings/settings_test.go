@@ -96,6 +96,13 @@ func TestRedact(t *testing.T) {
 		{`GET https://a.blob.core.windows.net/c/b?sv=2024-08-04&se=2026&sig=abc%2Bdef%3D&sp=r failed`,
 			`GET https://a.blob.core.windows.net/c/b?sv=2024-08-04&se=2026&sig=REDACTED&sp=r failed`},
 		{"secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw end", "secret whsec_REDACTED end"},
+		// JSON: a slog line quoting a url.Error, and the same line inside
+		// an encoding/json answer (& escaped as \u0026).
+		{`{"error":"Head \"http://a/c/b?se=2030&sig=abc%3D\": refused"}`,
+			`{"error":"Head \"http://a/c/b?se=2030&sig=REDACTED\": refused"}`},
+		{`"{\"error\":\"Get \\\"http://a/c?comp=list\u0026sig=abc%3D\u0026sp=r\\\": refused\"}"`,
+			`"{\"error\":\"Get \\\"http://a/c?comp=list\u0026sig=REDACTED\u0026sp=r\\\": refused\"}"`},
+		{`"BlobEndpoint=http://a;SharedAccessSignature=sv=1\u0026sig=abc\"`, `"BlobEndpoint=http://a;SharedAccessSignature=REDACTED\"`},
 		{"nothing secret: sign-in from 203.0.113.7", "nothing secret: sign-in from 203.0.113.7"},
 	} {
 		if got := Redact(tc.in); got != tc.want {
