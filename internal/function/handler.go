@@ -225,7 +225,13 @@ func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
 	if strings.EqualFold(name, OnExportCreated) {
 		events = &eventStream{h: h, inv: inv}
 	}
-	req, err := readRequest(body, events)
+	var src io.Reader = body
+	if events == nil {
+		// A blob trigger's content is read past, not held (see
+		// stringCutter); a batch of events may be a long JSON string.
+		src = &stringCutter{r: body, limit: maxValue}
+	}
+	req, err := readRequest(src, events)
 	if err != nil {
 		if ctxErr := r.Context().Err(); ctxErr != nil {
 			inv.log.Error("invocation aborted", slog.String("error", ctxErr.Error()))
