@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -232,7 +233,13 @@ func runExportsStatus(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	s := &exportjob.Scheduler{Store: st, Container: f.container}
 	states, err := s.States(ctx, from, to)
-	if err != nil {
+	var unreadable exportjob.UnreadableStates
+	if errors.As(err, &unreadable) {
+		// Show the rest: one garbled blob must not hide every hour.
+		for _, e := range unreadable {
+			fmt.Fprintf(stderr, "warning: unreadable, skipped: %v (delete it to have the hour requested afresh)\n", e)
+		}
+	} else if err != nil {
 		return err
 	}
 	if *format == "json" {

@@ -517,10 +517,24 @@ func (s *Scheduler) stale(err error) error {
 	return err
 }
 
+// UnreadableStates names the state blobs States could not parse: the
+// readable states are returned with it.
+type UnreadableStates []error
+
+func (u UnreadableStates) Error() string {
+	msgs := make([]string, len(u))
+	for i, err := range u {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
 // States lists the states whose hour is in [from, to] (zero: unbounded),
-// sorted by hour then table.
+// sorted by hour then table. A state blob that does not parse does not hide
+// the others: they are returned with an UnreadableStates error naming it.
 func (s *Scheduler) States(ctx context.Context, from, to time.Time) ([]State, error) {
 	var out []State
+	var unreadable UnreadableStates
 	err := s.Store.List(ctx, s.Container, StatePrefix, func(p store.Properties) error {
 		data, _, err := s.Store.Read(ctx, s.Container, p.Name)
 		if errors.Is(err, store.ErrNotExist) {
@@ -531,7 +545,8 @@ func (s *Scheduler) States(ctx context.Context, from, to time.Time) ([]State, er
 		}
 		var st State
 		if err := json.Unmarshal(data, &st); err != nil {
-			return fmt.Errorf("state %s is not JSON: %w", p.Name, err)
+			unreadable = append(unreadable, fmt.Errorf("state %s is not JSON: %w", p.Name, err))
+			return nil
 		}
 		if (!from.IsZero() && st.Hour.Before(from)) || (!to.IsZero() && st.Hour.After(to)) {
 			return nil
@@ -542,6 +557,9 @@ func (s *Scheduler) States(ctx context.Context, from, to time.Time) ([]State, er
 	slices.SortFunc(out, func(a, b State) int {
 		return cmp.Or(a.Hour.Compare(b.Hour), strings.Compare(a.Table, b.Table))
 	})
+	if err == nil && len(unreadable) > 0 {
+		err = unreadable
+	}
 	return out, err
 }
 
