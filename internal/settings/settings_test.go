@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +131,40 @@ func TestDefaultsAgree(t *testing.T) {
 	d := Defaults()
 	if d.AllowedLateness != DefaultAllowedLateness || d.MaxExpansion != DefaultMaxExpansion {
 		t.Errorf("Defaults() = %v, %d; want %v, %d", d.AllowedLateness, d.MaxExpansion, DefaultAllowedLateness, DefaultMaxExpansion)
+	}
+}
+
+// TestNoSecretOnTheCommandLine: a secret's flag names a file, never the
+// value (which /proc/PID/cmdline shows to every user of the machine), and
+// the file's content is the value.
+func TestNoSecretOnTheCommandLine(t *testing.T) {
+	for _, st := range table {
+		if st.Secret && st.Flag != "" && !st.FromFile {
+			t.Errorf("%s: --%s takes the secret itself on the command line", st.Env, st.Flag)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "webhook-url")
+	const url = "https://prod.example.com/workflows/x/triggers/manual/paths/invoke?sig=c2VjcmV0"
+	if err := os.WriteFile(file, []byte(url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f := Register(fs, WebhookURL)
+	if err := fs.Parse([]string{"--webhook-url-file", file}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.Load(func(string) string { return "" })
+	if err != nil || s.WebhookURL != url {
+		t.Errorf("--webhook-url-file: %q, %v", s.WebhookURL, err)
+	}
+	if err := os.WriteFile(file, []byte("ftp://example.com/?sig=c2VjcmV0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs = flag.NewFlagSet("test", flag.ContinueOnError)
+	f = Register(fs, WebhookURL)
+	fs.Parse([]string{"--webhook-url-file", file})
+	if _, err := f.Load(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), file) || strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Errorf("a bad URL in the file: %v", err)
 	}
 }
