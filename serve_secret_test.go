@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
@@ -91,4 +93,36 @@ func TestServeAnswersCarryNoSAS(t *testing.T) {
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestServeSlowBodyIs408: a body that stops mid-way is cut at the read
+// timeout and answered 408 (the request was too slow: the host may send it
+// again), not 503 as if the function had failed.
+func TestServeSlowBodyIs408(t *testing.T) {
+	p, _ := localPipeline(t, nil)
+	h, err := function.New(function.Config{Pipeline: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _, _ := serveHandler(t, h, testLimits())
+	for _, fn := range []string{"Sweep", "ProcessExport"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, "POST /"+fn+" HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"Data\":{\"work\":"); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: no answer to a body that stopped: %v", fn, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("%s: a body that stopped mid-way: %s, want 408: %s", fn, resp.Status, body)
+		}
+	}
 }

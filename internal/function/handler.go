@@ -233,10 +233,11 @@ func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
 	}
 	req, err := readRequest(src, events)
 	if err != nil {
-		if ctxErr := r.Context().Err(); ctxErr != nil {
-			inv.log.Error("invocation aborted", slog.String("error", ctxErr.Error()))
-			return http.StatusServiceUnavailable
-		}
+		// The events read before the body stopped are queued, however it
+		// stopped. A read timeout also cancels the request's context (the
+		// server does so on any read error of the connection), so it is
+		// told apart first: the answer is 408, not the 503 of an aborted
+		// invocation.
 		if events != nil && events.elements > 0 {
 			return events.finish(err)
 		}
@@ -244,6 +245,10 @@ func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
 			inv.log.Error("invocation refused: the request body did not arrive within the server's read timeout", slog.String("error", err.Error()))
 			inv.resp.ReturnValue = map[string]string{"refused": "request body too slow"}
 			return http.StatusRequestTimeout
+		}
+		if ctxErr := r.Context().Err(); ctxErr != nil {
+			inv.log.Error("invocation aborted", slog.String("error", ctxErr.Error()))
+			return http.StatusServiceUnavailable
 		}
 		if errors.As(err, new(*http.MaxBytesError)) {
 			inv.log.Error("invocation refused: payload too large, the Sweep will process the blob", slog.Int("limit_bytes", MaxBody))
