@@ -11,6 +11,8 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
+	"github.com/tokenpivot/tokenpivot/internal/settings"
+	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 // countingSink accepts every item and counts them.
@@ -78,5 +80,41 @@ func TestProcessDeliversSinksIndependently(t *testing.T) {
 	deliverAll(dctx, ob, io.Discard, slog.New(slog.DiscardHandler))
 	if got := sentinelSink.count(); got != len(revs) {
 		t.Errorf("Sentinel got %d of %d revisions while the webhook hung (%s)", got, len(revs), time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// skewedStore stamps Last-Modified from a clock skew ahead of this machine's.
+type skewedStore struct {
+	store.Store
+	skew time.Duration
+}
+
+func (s skewedStore) Write(ctx context.Context, c, name string, data []byte, cond store.Condition) (store.Properties, error) {
+	p, err := s.Store.Write(ctx, c, name, data, cond)
+	p.LastModified = time.Now().Add(s.skew).UTC().Truncate(time.Second)
+	return p, err
+}
+
+// TestOutboxRunsOnTheStoresClock: the outbox serve and process build
+// leases and schedules deliveries on the store's clock (3 minutes ahead of
+// this machine's here), so deliverers whose clocks disagree never take each
+// other's live leases (see outbox's TestLeaseOnTheStoresClock).
+func TestOutboxRunsOnTheStoresClock(t *testing.T) {
+	const skew = 3 * time.Minute
+	state := skewedStore{Store: mustLocal(t, t.TempDir()), skew: skew}
+	s := settings.Defaults()
+	s.WebhookURL, s.WebhookSecret = "http://127.0.0.1:1/hook", testWebhookSecret
+	ob, err := newOutbox(state, s, slog.New(slog.DiscardHandler))
+	if err != nil || ob == nil {
+		t.Fatalf("outbox: %v, %v", ob, err)
+	}
+	if err := state.EnsureContainer(context.Background(), s.StateContainer); err != nil {
+		t.Fatal(err)
+	}
+	if ob.Now == nil {
+		t.Fatal("the outbox runs on this machine's clock")
+	}
+	if d := ob.Now().Sub(time.Now().Add(skew)); d < -time.Second || d > time.Second {
+		t.Errorf("the outbox's clock is %s off the store's", d)
 	}
 }
