@@ -55,7 +55,7 @@ func readData(dec *json.Decoder, req *request, events *eventStream) error {
 		return nil
 	}
 	if tok != json.Delim('{') {
-		return fmt.Errorf("Data is %s, not an object", describeToken(tok))
+		return fmt.Errorf("the envelope's Data is %s, not an object", describeToken(tok))
 	}
 	req.Data = map[string]*value{}
 	for dec.More() {

@@ -33,7 +33,7 @@ func TestClockFollowsTheStore(t *testing.T) {
 			st := stamped{Store: s, clock: func() time.Time { mu.Lock(); writes++; mu.Unlock(); return time.Now() }}
 			c := &store.Clock{Store: st, Container: container, Local: func() time.Time { return time.Now().Add(skew) }}
 			for range 5 {
-				if d := c.Now().Sub(time.Now()); d < -time.Second || d > time.Second {
+				if d := time.Until(c.Now()); d < -time.Second || d > time.Second {
 					t.Errorf("skew %s: the clock is %s off the store's", skew, d)
 				}
 			}
@@ -45,7 +45,7 @@ func TestClockFollowsTheStore(t *testing.T) {
 	// The real stores' own Last-Modified: the local clock is the store's here.
 	backends(t, func(t *testing.T, s store.Store, container string) {
 		c := &store.Clock{Store: s, Container: container}
-		if d := c.Now().Sub(time.Now()); d < -time.Second || d > time.Second {
+		if d := time.Until(c.Now()); d < -time.Second || d > time.Second {
 			t.Errorf("the clock is %s off", d)
 		}
 	})
