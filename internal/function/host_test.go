@@ -331,21 +331,6 @@ func processMessage(base, msg string) (retries int, err error) {
 	return retries, fmt.Errorf("ProcessExport %s: still failing after 5 deliveries (poison)", msg)
 }
 
-// alertRows returns the union of every stored alert's Results, sorted.
-func alertRows(t *testing.T, s store.Store, c containers) []detect.Result {
-	t.Helper()
-	docs, _, err := alert.List(context.Background(), s, c.alerts, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []detect.Result
-	for _, d := range docs {
-		rows = append(rows, d.Results...)
-	}
-	detect.Sort(rows)
-	return rows
-}
-
 // faultStore fails one call: the failAt-th call to the store (1-based),
 // either before doing it or after (the request happened but its answer was
 // lost, as with a timeout).
