@@ -47,6 +47,11 @@ func TestPackageFixture(t *testing.T) {
 // TestPackageRoot packages the real tokenpivot main (module root, main.go)
 // and runs its `serve` from the extracted zip.
 func TestPackageRoot(t *testing.T) {
+	if testing.Short() {
+		// A cross-build of the whole command (tens of seconds on a cold
+		// cache); TestPackageFixture checks the packager itself.
+		t.Skip("-short: the full run packages the real main")
+	}
 	out := filepath.Join(t.TempDir(), "tokenpivot.zip")
 	if _, err := Build(Options{Root: repoRoot, Main: ".", Out: out}); err != nil {
 		t.Fatal(err)
@@ -329,4 +334,3 @@ func extract(t *testing.T, zipPath, dir string) {
 		}
 	}
 }
-
