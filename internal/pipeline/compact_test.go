@@ -257,7 +257,11 @@ func TestCompactExtractsEqualBatch(t *testing.T) {
 		"interactive first":     slices.Concat(iw, nw),
 		"non-interactive first": slices.Concat(nw, iw),
 	}
-	for seed := uint64(1); seed <= 6; seed++ {
+	seeds := uint64(6)
+	if testing.Short() {
+		seeds = 2 // and the two fixed orders
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
 		r := rand.New(rand.NewPCG(seed, 7))
 		q := slices.Concat(iw, nw)
 		for range len(q) / 2 {
