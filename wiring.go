@@ -167,7 +167,10 @@ func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*ou
 		}
 		sinks = append(sinks, wh)
 	}
-	return &outbox.Outbox{Store: state, Container: s.StateContainer, AlertsContainer: s.AlertsContainer, Sinks: sinks, Logger: logger}, nil
+	// Leases are judged by every deliverer (serve's instances, a `process`
+	// on an operator's machine): on the store's clock, not their own.
+	clock := &store.Clock{Store: state, Container: s.StateContainer}
+	return &outbox.Outbox{Store: state, Container: s.StateContainer, AlertsContainer: s.AlertsContainer, Sinks: sinks, Logger: logger, Now: clock.Now}, nil
 }
 
 // newPipeline builds the event pipeline the settings describe, and the

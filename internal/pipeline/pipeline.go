@@ -158,6 +158,9 @@ type Outcome struct {
 func (p *Pipeline) Process(ctx context.Context, w Work) (Outcome, error) {
 	start := time.Now()
 	out, err := p.process(ctx, w)
+	if p.recreate(ctx, err) {
+		out, err = p.process(ctx, w)
+	}
 	out.Work, out.Duration = w, time.Since(start)
 	p.log(out, err)
 	return out, err
