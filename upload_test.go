@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,7 +21,7 @@ import (
 // OnExportCreated, every ProcessExport request upload wrote, and the alerts
 // are gen's planted pivots.
 func TestUploadAndRunTheFunctionLocally(t *testing.T) {
-	cs, ic, nc, _, alerts, _, port := serveEnv(t, "local")
+	cs, ic, nc, _, alerts, _ := serveEnv(t, "local")
 	dir := t.TempDir()
 	o := gen.NewOptions(filepath.Join(dir, "tenant"))
 	o.Users, o.Hours, o.Attacks, o.LookalikeSets, o.Seed = 150, 4, 2, 1, 5
@@ -59,10 +57,7 @@ func TestUploadAndRunTheFunctionLocally(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, nil, io.Discard, io.Discard) }()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitReady(t, base, done)
+	base, _, done := startServe(t, ctx)
 
 	// The event for the first blob: its queue message is upload's request's.
 	var first struct {
