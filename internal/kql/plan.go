@@ -205,6 +205,7 @@ const (
 // pending safe-list tests, matched up in safeLists.
 type safeTest struct {
 	side Side
+	isIP bool     // an IP test, else a network test
 	ips  []string // not(IPAddress in (...)), or nil
 	nets []string // isempty(ipv4_lookup(...).network), or nil
 	node *Node
@@ -234,7 +235,7 @@ func (c *compiler) rowPred(p *Plan, n *Node, lookback map[Side]time.Duration, at
 		p.IAuthOrCA = true
 		return nil
 	case n.op == "not" && n.args[0].op == "in" && isCol(n.args[0].args[0], side, signin.ColIPAddress) && stringList(n.args[0].lit.List):
-		c.safe = append(c.safe, safeTest{side: side, ips: texts(n.args[0].lit.List), node: n})
+		c.safe = append(c.safe, safeTest{side: side, isIP: true, ips: texts(n.args[0].lit.List), node: n})
 		return nil
 	case n.op == "isempty" && n.args[0].op == "lookup" && isCol(n.args[0].args[0], side, signin.ColIPAddress):
 		c.safe = append(c.safe, safeTest{side: side, nets: texts(n.args[0].lit.List), node: n})
@@ -258,7 +259,7 @@ func stringList(vs []Value) bool {
 }
 
 func texts(vs []Value) []string {
-	out := make([]string, 0, len(vs))
+	var out []string
 	for _, v := range vs {
 		if s := strings.TrimSpace(v.Text()); s != "" {
 			out = append(out, s)
@@ -282,9 +283,9 @@ func (c *compiler) safeLists(p *Plan) error {
 		var ipT, netT *safeTest
 		for k := range per[side] {
 			t := &per[side][k]
-			if t.ips != nil && ipT == nil {
+			if t.isIP && ipT == nil {
 				ipT = t
-			} else if t.nets != nil && netT == nil {
+			} else if !t.isIP && netT == nil {
 				netT = t
 			}
 		}
