@@ -153,7 +153,11 @@ func runCase(ctx context.Context, dir string, s settings.Settings, stderr io.Wri
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	want, err := detect.ReadJSONL(filepath.Join(dir, caseExpected), bytes.NewReader(data))
+	var added []string // a tuned rule's added result columns
+	if f.Plan != nil {
+		added = f.Plan.ExtraNames()
+	}
+	want, err := detect.ReadJSONLExtra(filepath.Join(dir, caseExpected), bytes.NewReader(data), added)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -79,7 +79,11 @@ func loadFilter(s settings.Settings) (*rule.Rule, detect.Filter, error) {
 	if err != nil {
 		return nil, detect.Filter{}, usageError{fmt.Errorf("safe lists (%s, %s): %w", settings.SafeIPs, settings.SafeNetworks, err)}
 	}
-	return r, detect.Filter{Safe: safe}, nil
+	f := detect.Filter{Safe: safe}
+	if r.Plan != nil && !r.Plan.Default() {
+		f.Plan = r.Plan // a tuned rule: the engine runs its plan
+	}
+	return r, f, nil
 }
 
 // openStores opens the export store and the store of state, alerts and

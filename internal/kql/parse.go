@@ -163,7 +163,7 @@ type parser struct {
 	op   string // the operator being parsed, for errors
 }
 
-func (p *parser) peek() token       { return p.toks[p.pos] }
+func (p *parser) peek() token        { return p.toks[p.pos] }
 func (p *parser) peekAt(k int) token { return p.toks[min(p.pos+k, len(p.toks)-1)] }
 func (p *parser) next() token {
 	t := p.toks[p.pos]

@@ -105,7 +105,9 @@ var defaultOutput = []struct{ name, key string }{
 	{"TimeSinceInteractive", "(N.TimeGenerated - I.TimeGenerated)"},
 }
 
-func isCol(n *Node, side Side, col string) bool { return n.op == "col" && n.side == side && n.col == col }
+func isCol(n *Node, side Side, col string) bool {
+	return n.op == "col" && n.side == side && n.col == col
+}
 
 // plan turns the compiled query into the engine's shape, or refuses it.
 func (c *compiler) plan(r *rel, at Pos) (*Plan, error) {
