@@ -292,6 +292,9 @@ func (p *parser) value() (Expr, error) {
 		return nil, err
 	}
 	if p.isOp("|") {
+		if c, ok := e.(*Call); ok {
+			return nil, p.unsupported(p.toks[p.pos-1], c.Name, "%s(...) as a tabular source is not supported (a watchlist or function is not read by this engine)", c.Name)
+		}
 		id, ok := e.(*Ident)
 		if !ok {
 			return nil, p.syntax(p.peek(), "'|' after a value that is not a table")
