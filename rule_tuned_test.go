@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 )
 
@@ -83,6 +84,13 @@ func tunedVariants() []tunedVariant {
 		name:      "has_any on AppDisplayName",
 		edits:     []string{"  | order by UserPrincipalName asc", "  | where not(AppDisplayName has_any (\"teams\", \"PORTAL\"))\n  | order by UserPrincipalName asc"},
 		pairWhere: sqlWindow + ` AND n.ip <> i.ip AND n.loc <> i.loc AND NOT regexp_matches(lower(n.app), '(^|[^a-z0-9])(teams|portal)([^a-z0-9]|$)')`,
+	}, {
+		// Reads the interactive row's app (the pipeline's interactive
+		// extracts then carry it) and the non-interactive one's, which
+		// compact extracts lack (they are read again from the export).
+		name:      "a pair predicate on both apps, a positive test on the non-interactive app",
+		edits:     []string{"  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n", "  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n  | where AppDisplayName != AppDisplayName1 and AppDisplayName startswith \"microsoft\"\n"},
+		pairWhere: sqlWindow + ` AND n.ip <> i.ip AND n.loc <> i.loc AND n.app <> i.app AND starts_with(lower(n.app), 'microsoft')`,
 	}, {
 		name:   "matches regex, in~ and contains on the non-interactive side",
 		edits:  []string{"  | join kind=inner", "  | where not(UserPrincipalName matches regex @\"^svc[0-9]+@\") and Location in~ (\"us\", \"fr\", \"DE\", \"gb\", \"cn\") and not(AppDisplayName contains \"OUTLOOK\")\n  | join kind=inner"},
@@ -174,7 +182,7 @@ func writeTunedData(t *testing.T, dir string) (ifile, nfile string) {
 		}
 		return p
 	}
-	return write("interactive", 400, true), write("noninteractive", 2500, false)
+	return write("interactive", 200, true), write("noninteractive", 900, false)
 }
 
 // TestTunedRulesMatchDuckDB runs each tuned rule through `detect` and
@@ -189,6 +197,39 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ifile, nfile := writeTunedData(t, dir)
+	// The same rows as exports in their containers, for process: the
+	// non-interactive ones as Parquet (so the pipeline keeps compact
+	// extracts of them), written by DuckDB; the interactive ones as JSON
+	// Lines, added only for a second run, so that they probe the stored
+	// non-interactive extracts (the path a late interactive blob takes).
+	nExports, allExports := t.TempDir(), t.TempDir()
+	nDir := filepath.Join(nExports, "am-aadnoninteractiveusersigninlogs", "y=2026", "m=11", "d=20")
+	if err := os.MkdirAll(nDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	toParquet := fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {TimeGenerated: 'VARCHAR', UserPrincipalName: 'VARCHAR', IPAddress: 'VARCHAR',
+  Location: 'VARCHAR', ResultType: 'VARCHAR', AuthenticationRequirement: 'VARCHAR', ConditionalAccessStatus: 'VARCHAR',
+  AppDisplayName: 'VARCHAR', CorrelationId: 'VARCHAR', UniqueTokenIdentifier: 'VARCHAR', Id: 'VARCHAR'})) TO '%s' (FORMAT parquet)`,
+		nfile, filepath.Join(nDir, "part-0.parquet"))
+	runDuckDB(t, duck, toParquet)
+	iDir := filepath.Join(allExports, "am-signinlogs", "y=2026", "m=11", "d=20")
+	if err := os.MkdirAll(iDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(ifile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(iDir, "PT05M.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	iExports := t.TempDir()
+	if err := os.CopyFS(iExports, os.DirFS(allExports)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(allExports, os.DirFS(nExports)); err != nil {
+		t.Fatal(err)
+	}
 	for _, v := range tunedVariants() {
 		t.Run(v.name, func(t *testing.T) {
 			yaml := string(rule.DefaultYAML())
@@ -209,19 +250,7 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("detect: exit %d: %s", code, errs)
 			}
-			sqlFile := filepath.Join(t.TempDir(), "q.sql")
-			if err := os.WriteFile(sqlFile, []byte(tunedSQL(v, ifile, nfile)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			outFile := filepath.Join(t.TempDir(), "duck.jsonl")
-			abs, _ := filepath.Abs(filepath.Join(duck, "sql.mjs"))
-			if b, err := exec.Command("node", abs, sqlFile, outFile).CombinedOutput(); err != nil {
-				t.Fatalf("duckdb: %v\n%s", err, b)
-			}
-			want, err := os.ReadFile(outFile)
-			if err != nil {
-				t.Fatal(err)
-			}
+			want := runDuckDB(t, duck, tunedSQL(v, ifile, nfile))
 			got, exp := sortedLines(out), sortedLines(string(want))
 			if len(exp) == 0 {
 				t.Fatal("DuckDB found no rows: the data does not exercise this variant")
@@ -231,8 +260,72 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 				t.Errorf("%d rows, DuckDB %d; missing %d, extra %d\nmissing: %q\nextra: %q", len(got), len(exp), len(missing), len(extra), first(missing), first(extra))
 			}
 			t.Logf("%d rows", len(got))
+
+			// The same rule through the event pipeline (process): one alert
+			// per result row, whose evidence is the row's eleven columns.
+			y := yaml + "eventGroupingSettings:\n  aggregationKind: AlertPerResult\n"
+			if err := os.WriteFile(rf, []byte(y), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if testing.Short() {
+				return
+			}
+			// Either table first: the later one probes the stored extracts
+			// of the other.
+			for _, first := range []string{nExports, iExports} {
+				checkProcess(t, rf, []string{first, allExports}, exp)
+			}
 		})
 	}
+}
+
+// checkProcess runs process over each exports folder in turn, on one state,
+// and compares the alerts' evidence rows with exp (DuckDB's rows).
+func checkProcess(t *testing.T, rf string, runs []string, exp []string) {
+	t.Helper()
+	state := t.TempDir()
+	for _, exports := range runs {
+		if code, _, errs := runCLI(t, "process", "--storage", exports, "--state", state, "--rule", rf); code != 0 {
+			t.Fatalf("process: exit %d: %s", code, errs)
+		}
+	}
+	docs, _, err := alertsOf(t, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []detect.Result
+	for _, d := range docs {
+		rows = append(rows, d.Results...)
+	}
+	var b strings.Builder
+	if err := detect.WriteJSONL(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	gotP, expP := sortedLines(b.String()), elevenColumns(t, exp)
+	if !slices.Equal(gotP, expP) {
+		missing, extra := diffLines(expP, gotP)
+		t.Errorf("process (%s first): %d rows, DuckDB %d; missing %d, extra %d\nmissing: %q\nextra: %q", filepath.Base(runs[0]), len(gotP), len(expP), len(missing), len(extra), first(missing), first(extra))
+	}
+}
+
+// runDuckDB runs one SQL statement in DuckDB and returns its rows as JSON
+// Lines.
+func runDuckDB(t *testing.T, duck, sql string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	sqlFile, outFile := filepath.Join(dir, "q.sql"), filepath.Join(dir, "out.jsonl")
+	if err := os.WriteFile(sqlFile, []byte(sql), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(filepath.Join(duck, "sql.mjs"))
+	if b, err := exec.Command("node", abs, sqlFile, outFile).CombinedOutput(); err != nil {
+		t.Fatalf("duckdb: %v\n%s", err, b)
+	}
+	out, err := os.ReadFile(outFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func sortedLines(s string) []string {
@@ -242,6 +335,21 @@ func sortedLines(s string) []string {
 	}
 	slices.Sort(lines)
 	return lines
+}
+
+// elevenColumns keeps the bundled rule's columns of JSON rows (the alert
+// documents' evidence holds those), sorted.
+func elevenColumns(t *testing.T, lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		r, err := detect.UnmarshalResultLenient([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(detect.AppendJSON(nil, r)))
+	}
+	slices.Sort(out)
+	return out
 }
 
 func first(l []string) []string { return l[:min(3, len(l))] }

@@ -87,7 +87,7 @@ func (x *Index) match(i, n *signin.Record) bool {
 		return false
 	}
 	d := n.TimeGenerated.Sub(i.TimeGenerated)
-	return d >= p.MinGap && d <= p.MaxGap && p.PairOK(i, n)
+	return d >= p.MinGap && d <= p.MaxGap && (x.loose || p.PairOK(i, n))
 }
 
 // pair is Pair under the index's plan: its extra output columns too.
@@ -142,6 +142,23 @@ type Index struct {
 	plan           *kql.Plan
 	minGap, maxGap time.Duration
 	extraNames     *[]string // the plan's extra column names, shared by its rows
+	// loose skips the plan's non-interactive and pair predicates (Loose).
+	loose bool
+}
+
+// Loose returns a view of x (sharing its candidates and dedup) whose Probe
+// skips the plan's non-interactive row predicates and pair predicates: a
+// superset, for probing with rows that lack the wide columns those may
+// read (the pipeline's compact extracts), whose matches are then probed
+// again, exactly, with their full records. Without a plan it is x.
+func (x *Index) Loose() *Index {
+	if x.plan == nil || len(x.plan.NExtra) == 0 && len(x.plan.Residual) == 0 {
+		return x
+	}
+	x.sort()
+	y := *x
+	y.loose = true
+	return &y
 }
 
 // NewIndexFor returns an empty index for a compiled rule: nil (the bundled
@@ -263,7 +280,7 @@ func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 	if len(rs) == 0 {
 		return dst
 	}
-	if x.plan != nil && !x.plan.NRow(n) {
+	if x.plan != nil && !x.loose && !x.plan.NRow(n) {
 		return dst
 	}
 	x.sort()

@@ -72,6 +72,29 @@ func (p *Plan) ExtraValues(i, n *signin.Record) []string {
 	return out
 }
 
+// Reads reports whether the plan's pair predicates or added columns read
+// column col of the given side: the pipeline's extracts carry it then.
+func (p *Plan) Reads(side Side, col string) bool {
+	var walk func(n *Node) bool
+	walk = func(n *Node) bool {
+		if n.op == "col" && n.side == side && n.col == col {
+			return true
+		}
+		return slices.ContainsFunc(n.args, walk)
+	}
+	for _, n := range p.Residual {
+		if walk(n) {
+			return true
+		}
+	}
+	for _, c := range p.Extra {
+		if walk(c.Node) {
+			return true
+		}
+	}
+	return false
+}
+
 // ExtraNames are the extra output columns' names.
 func (p *Plan) ExtraNames() []string {
 	out := make([]string, len(p.Extra))

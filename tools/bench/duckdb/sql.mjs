@@ -10,4 +10,5 @@ const [file, out] = process.argv.slice(2);
 const db = await DuckDBInstance.create(':memory:', { threads: '1' });
 const conn = await db.connect();
 const rows = (await conn.runAndReadAll(readFileSync(file, 'utf8'))).getRowObjectsJS();
-writeFileSync(out, rows.map((r) => JSON.stringify(r) + '\n').join(''));
+// Every value as text (COPY answers with a BIGINT count).
+writeFileSync(out, rows.map((r) => JSON.stringify(r, (k, v) => (typeof v === 'bigint' ? String(v) : v)) + '\n').join(''));
