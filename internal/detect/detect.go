@@ -87,8 +87,25 @@ func (x *Index) match(i, n *signin.Record) bool {
 		return false
 	}
 	d := n.TimeGenerated.Sub(i.TimeGenerated)
-	return d >= p.MinGap && d <= p.MaxGap && (x.loose || p.PairOK(i, n))
+	return d >= p.MinGap && d <= p.MaxGap && (x.loose || pairOK(p, *i, *n))
 }
+
+// The plan's predicates are closures, so what they are given escapes to
+// the heap: they get copies, made only for a tuned rule, and the bundled
+// rule's records stay where they are (Add's and Probe's callers pass
+// records on their stack).
+
+//go:noinline
+func pairOK(p *kql.Plan, i, n signin.Record) bool { return p.PairOK(&i, &n) }
+
+//go:noinline
+func iRow(p *kql.Plan, r signin.Record) bool { return p.IRow(&r) }
+
+//go:noinline
+func nRow(p *kql.Plan, n signin.Record) bool { return p.NRow(&n) }
+
+//go:noinline
+func extraValues(p *kql.Plan, i, n signin.Record) []string { return p.ExtraValues(&i, &n) }
 
 // pair is Pair under the index's plan: its extra output columns too.
 func (x *Index) pair(i, n *signin.Record) Result {
@@ -98,7 +115,7 @@ func (x *Index) pair(i, n *signin.Record) Result {
 			names := x.plan.ExtraNames()
 			x.extraNames = &names
 		}
-		r.Extra = NewExtra(x.extraNames, x.plan.ExtraValues(i, n))
+		r.Extra = NewExtra(x.extraNames, extraValues(x.plan, *i, *n))
 	}
 	return r
 }
@@ -199,7 +216,7 @@ func (x *Index) Add(r signin.Record) {
 	if x.shared {
 		panic("detect: Add to an index shared by Fork")
 	}
-	if x.plan != nil && !x.plan.IRow(&r) {
+	if x.plan != nil && !iRow(x.plan, r) {
 		return
 	}
 	if r.Id != "" {
@@ -280,7 +297,7 @@ func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 	if len(rs) == 0 {
 		return dst
 	}
-	if x.plan != nil && !x.loose && !x.plan.NRow(n) {
+	if x.plan != nil && !x.loose && !nRow(x.plan, *n) {
 		return dst
 	}
 	x.sort()
@@ -349,6 +366,6 @@ func Compare(a, b Result) int {
 		cmp.Compare(a.UniqueTokenIdentifier, b.UniqueTokenIdentifier),
 		cmp.Compare(a.InteractiveId, b.InteractiveId),
 		cmp.Compare(a.NonInteractiveId, b.NonInteractiveId),
-		cmp.Compare(a.Extra.values, b.Extra.values),
+		slices.Compare(a.Extra.Values(), b.Extra.Values()),
 	)
 }

@@ -29,12 +29,15 @@ type Result struct {
 	Extra Extra `json:"-"`
 }
 
-// Extra are a row's added output columns. It is comparable, as Result
-// must be: the names are shared by every row of a rule, the values are one
-// NUL-joined string.
-type Extra struct {
-	names  *[]string
-	values string
+// Extra are a row's added output columns: one pointer, so that the bundled
+// rule's rows (which have none) grow by 8 bytes only, and Result stays
+// comparable (two rows with added columns compare equal only when they
+// share them; Compare and ContentKey compare the values).
+type Extra struct{ d *extraData }
+
+type extraData struct {
+	names  *[]string // shared by every row of a rule
+	values []string
 }
 
 // NewExtra returns added columns: names (shared, not copied) and values.
@@ -42,31 +45,31 @@ func NewExtra(names *[]string, values []string) Extra {
 	if names == nil || len(*names) == 0 {
 		return Extra{}
 	}
-	return Extra{names: names, values: strings.Join(values, "\x00")}
+	return Extra{&extraData{names, values}}
 }
 
 // Len is the number of added columns.
 func (e Extra) Len() int {
-	if e.names == nil {
+	if e.d == nil {
 		return 0
 	}
-	return len(*e.names)
+	return len(*e.d.names)
 }
 
 // Names are the added columns' names.
 func (e Extra) Names() []string {
-	if e.names == nil {
+	if e.d == nil {
 		return nil
 	}
-	return *e.names
+	return *e.d.names
 }
 
 // Values are the added columns' texts.
 func (e Extra) Values() []string {
-	if e.names == nil {
+	if e.d == nil {
 		return nil
 	}
-	return strings.Split(e.values, "\x00")
+	return e.d.values
 }
 
 // column is one result column: its name, its value as text (times in
@@ -197,9 +200,9 @@ func ContentKey(r Result) string {
 		}
 		b.WriteString(c.text(&r))
 	}
-	if r.Extra.Len() > 0 {
+	for _, v := range r.Extra.Values() {
 		b.WriteByte(0)
-		b.WriteString(r.Extra.values)
+		b.WriteString(v)
 	}
 	return b.String()
 }
