@@ -50,6 +50,7 @@ type Column struct {
 // aside): the engine's fast path with nothing added.
 func (p *Plan) Default() bool {
 	return p.ISuccess && p.NSuccess && p.IAuthOrCA && p.ISafe && p.NSafe && len(p.IExtra) == 0 && len(p.NExtra) == 0 &&
+		p.Lookback == 3*time.Hour &&
 		p.MinGap == time.Minute && p.MaxGap == 2*time.Hour && p.IPDiffers && p.LocationDiffers && len(p.Residual) == 0 && len(p.Extra) == 0
 }
 
@@ -261,6 +262,9 @@ func (c *compiler) rowPred(p *Plan, n *Node, lookback map[Side]time.Duration, at
 		return nil
 	case n.op == "not" && n.args[0].op == "in" && isCol(n.args[0].args[0], side, signin.ColIPAddress) && stringList(n.args[0].lit.List):
 		c.safe = append(c.safe, safeTest{side: side, isIP: true, ips: texts(n.args[0].lit.List), node: n})
+		return nil
+	case n.op == "!in" && isCol(n.args[0], side, signin.ColIPAddress) && stringList(n.lit.List):
+		c.safe = append(c.safe, safeTest{side: side, isIP: true, ips: texts(n.lit.List), node: n})
 		return nil
 	case n.op == "isempty" && n.args[0].op == "lookup" && isCol(n.args[0].args[0], side, signin.ColIPAddress):
 		c.safe = append(c.safe, safeTest{side: side, nets: texts(n.args[0].lit.List), node: n})
