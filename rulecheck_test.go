@@ -28,6 +28,10 @@ var ruleRefusals = []struct {
 	{"no time window", "  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n", "", "join", "  | join kind=inner", false},
 	{"unknown operator (syntax)", "  | order by UserPrincipalName asc, InteractiveTime asc", "  | orderby UserPrincipalName asc", "orderby", "orderby", true},
 	{"descending order", "  | order by UserPrincipalName asc, InteractiveTime asc", "  | order by UserPrincipalName, InteractiveTime asc", "order by", "  | order by", false},
+	{"union", "  AADNonInteractiveUserSignInLogs\n", "  union AADNonInteractiveUserSignInLogs, SigninLogs\n", "union", "  union AADNon", false},
+	{"join kind=leftanti", "join kind=inner InteractiveSessions", "join kind=leftanti InteractiveSessions", "join", "  | join kind=leftanti", false},
+	{"mv-expand", "  | order by UserPrincipalName asc", "  | mv-expand AppDisplayName\n  | order by UserPrincipalName asc", "mv-expand", "mv-expand", false},
+	{"todynamic", "  | where ResultType == 0\n  | where not", "  | where ResultType == 0\n  | extend D = todynamic(AppDisplayName)\n  | where not", "extend", "todynamic", false},
 	{"a column not read", "  | where ResultType == 0\n  | where not", "  | where ResultType == 0\n  | where ClientAppUsed != \"Browser\"\n  | where not", "where", "ClientAppUsed", false},
 }
 
