@@ -161,6 +161,9 @@ func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*ou
 // outbox its alert writer records revisions to (nil without sinks). It
 // creates no containers (see pipeline.EnsureContainers).
 func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) (*pipeline.Pipeline, *alert.Writer, store.Store, *outbox.Outbox, error) {
+	if err := pipelinePrecision(s); err != nil {
+		return nil, nil, nil, nil, err
+	}
 	r, f, err := loadFilter(s)
 	if err != nil {
 		return nil, nil, nil, nil, err
