@@ -53,7 +53,14 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return usagef("--now %q: not an RFC 3339 time", *now)
 		}
-		f.After, f.Until = t.Add(-detect.Lookback), t
+		lookback := detect.Lookback
+		if f.Plan != nil {
+			lookback = f.Plan.Lookback // 0: the query has no ago(): every row up to now
+		}
+		if lookback > 0 {
+			f.After = t.Add(-lookback)
+		}
+		f.Until = t // a run at T cannot see rows after T
 	}
 	var skipped skippedNames
 	ifiles, err := exportFiles(ipaths, &skipped)
@@ -147,7 +154,7 @@ func (fr fileReader) read(ctx context.Context, file exportFile, t signin.Table, 
 // and the others still count: one bad file must not hide the rest. A
 // precision mode (pf, nil for exact) removes rows as they are found.
 func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, pf *pairFilter, fr fileReader, prog *progress) (rows []detect.Result, rejected []error, err error) {
-	x := detect.NewIndex()
+	x := detect.NewIndexFor(f.Plan)
 	var held []signin.Record
 	for _, file := range ifiles {
 		held = held[:0]

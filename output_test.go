@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,7 +58,7 @@ func TestOutputFitsAndSaysWhatItHas(t *testing.T) {
 		t.Errorf("process: the tables' times do not say UTC:\n%s", out)
 	}
 	code, out, errs = runCLI(t, "process", "--storage", o.Out)
-	want := "nothing new; " + itoa(countPlannedAlerts(t, o.Out)) + " alerts stored"
+	want := fmt.Sprintf("nothing new; %d alerts stored", countPlannedAlerts(t, o.Out))
 	if code != 0 || !strings.HasPrefix(out, want) {
 		t.Errorf("rerun: exit %d, stdout %q, want %q; stderr %s", code, out, want, errs)
 	}
@@ -119,8 +120,6 @@ func TestOutputFitsAndSaysWhatItHas(t *testing.T) {
 		}
 	}
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func countPlannedAlerts(t *testing.T, dir string) int {
 	docs, _, err := alertsOf(t, dir)

@@ -68,7 +68,8 @@ func TestProcessDeliversSinksIndependently(t *testing.T) {
 	}
 	var revs []alert.Revision
 	for i := range 40 {
-		revs = append(revs, alert.Revision{AlertId: fmt.Sprintf("alert-%02d", i), Revision: 1, Doc: []byte(`{"SystemAlertId":"x"}`)})
+		id := fmt.Sprintf("alert-%02d", i)
+		revs = append(revs, alert.Revision{AlertId: id, Revision: 1, Doc: []byte(fmt.Sprintf(`{"SystemAlertId":%q,"Revision":1}`, id))})
 	}
 	if err := ob.Record(ctx, revs); err != nil {
 		t.Fatal(err)

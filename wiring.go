@@ -84,7 +84,16 @@ func loadFilter(s settings.Settings) (*rule.Rule, detect.Filter, error) {
 	if err != nil {
 		return nil, detect.Filter{}, usageError{fmt.Errorf("safe lists: %w", err)}
 	}
-	return r, detect.Filter{Safe: safe}, nil
+	f := detect.Filter{Safe: safe}
+	if r.Plan != nil && !r.Plan.ISafe && !r.Plan.NSafe && (len(s.SafeIPs) > 0 || len(s.SafeNetworks) > 0) {
+		// The extras join the rule's safe-list tests; without one they
+		// would silently do nothing.
+		return nil, detect.Filter{}, usagef("%s/%s are set, but rule %s has no safe-list test (not(IPAddress in (...)) and ipv4_lookup on both tables' IPAddress) to add them to", settings.SafeIPs, settings.SafeNetworks, r.Name)
+	}
+	if r.Plan != nil && !r.Plan.Default() {
+		f.Plan = r.Plan // a tuned rule: the engine runs its plan
+	}
+	return r, f, nil
 }
 
 // openStores opens the export store and the store of state, alerts and
