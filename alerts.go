@@ -16,7 +16,7 @@ import (
 )
 
 func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNECTION-STRING [--format table|json] [--wide] [--redeliver] [--backfill --since TIME]")
+	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNSTR [--format table|json] [--wide]\n       [--redeliver] [--backfill --since TIME]")
 	sf := settings.Register(fs, join(storageSettings, outputSettings, []string{settings.StateContainer}, deliverySettings)...)
 	format := fs.String("format", "table", "output `format`: table, or json (one alert document per line)")
 	wide := fs.Bool("wide", false, "print every column and full ids (wider than 120 columns)")
