@@ -66,6 +66,12 @@ type Writer struct {
 	// Revisions, when set, is told of every alert revision (an outbox, see
 	// RevisionLog): nil records nothing.
 	Revisions RevisionLog
+	// MaxKnownBytes bounds the alert documents the Writer keeps after
+	// writing them, to merge new evidence into without reading them back;
+	// 0 means DefaultMaxKnownBytes, negative keeps none.
+	MaxKnownBytes int
+
+	known *knownAlerts // see known.go; made on first use
 }
 
 // Revision is one stored version of an alert: its id, its Revision number
@@ -96,6 +102,9 @@ type pending struct {
 	// absent); after store, the revision and bytes left in storage.
 	rev int
 	raw []byte
+	// recorded: revision rev is known to be in the RevisionLog (this
+	// Writer recorded it), so it need not be recorded again.
+	recorded bool
 }
 
 // batch is the state of one Write call shared by its steps.
@@ -202,9 +211,15 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 		p.in.IncidentId = "" // the stored alert and the index decide
 	}
 	b := &batch{incs: map[string]readIncident{}}
-	// 1. Stored alerts.
+	known := w.directory()
+	// 1. Stored alerts: what this Writer knows of them (known.go), read only
+	// when it knows they exist but not their bytes. An alert it does not
+	// know of is new: it is created without being read first.
+	if err := known.listDates(ctx, w, ps); err != nil {
+		return nil, 0, err
+	}
 	if err := w.each(ctx, len(ps), func(ctx context.Context, i int) error {
-		return w.wrapAlert(ps[i].in, w.load(ctx, ps[i]))
+		return w.wrapAlert(ps[i].in, w.loadKnown(ctx, known, ps[i]))
 	}); err != nil {
 		return nil, 0, err
 	}
@@ -212,6 +227,27 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 	if w.incidents() {
 		if err := w.assign(ctx, b, ps); err != nil {
 			return nil, 0, err
+		}
+	}
+	// Stored revisions about to be replaced that this Writer did not record
+	// itself: their writer may have crashed before recording them. One
+	// call for all of them, before any is replaced.
+	if w.Revisions != nil {
+		var old []Revision
+		for _, p := range ps {
+			if p.changed && p.etag != "" && !p.recorded {
+				old = append(old, Revision{p.doc.SystemAlertId, p.rev, p.raw})
+			}
+		}
+		if len(old) > 0 {
+			if err := w.Revisions.Record(ctx, old); err != nil {
+				return nil, 0, fmt.Errorf("alert revisions: %w", err)
+			}
+			for _, p := range ps {
+				if p.changed && p.etag != "" {
+					p.recorded = true
+				}
+			}
 		}
 	}
 	// 3. Alerts, committing their incident ids.
@@ -232,15 +268,26 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 		}
 	}
 	// 5. The revisions, for delivery: each alert's current one, written now
-	// or before (a crash may have come between 3 and here).
+	// or before (a crash may have come between 3 and here), unless this
+	// Writer recorded it already.
 	if w.Revisions != nil {
 		revs := make([]Revision, 0, len(ps))
 		for _, p := range ps {
-			revs = append(revs, Revision{p.doc.SystemAlertId, p.rev, p.raw})
+			if !p.recorded {
+				revs = append(revs, Revision{p.doc.SystemAlertId, p.rev, p.raw})
+			}
 		}
-		if err := w.Revisions.Record(ctx, revs); err != nil {
-			return nil, int(n.Load()), fmt.Errorf("alert revisions: %w", err)
+		if len(revs) > 0 {
+			if err := w.Revisions.Record(ctx, revs); err != nil {
+				return nil, int(n.Load()), fmt.Errorf("alert revisions: %w", err)
+			}
 		}
+		for _, p := range ps {
+			p.recorded = true
+		}
+	}
+	for _, p := range ps {
+		known.remember(p, w.Revisions == nil)
 	}
 	stored = make([]Stored, len(ps))
 	for i, p := range ps {
@@ -333,7 +380,7 @@ func (w *Writer) load(ctx context.Context, p *pending) error {
 		data, props, err := w.read(ctx, w.AlertsContainer, name)
 		switch {
 		case errors.Is(err, store.ErrNotExist):
-			p.doc, p.etag, p.changed, p.rev, p.raw = p.in, "", true, 0, nil
+			p.doc, p.etag, p.changed, p.rev, p.raw, p.recorded = p.in, "", true, 0, nil, false
 			if rebuilt {
 				// The set-aside alert had revisions whose number is lost:
 				// continue above any it can have had, so no revision
@@ -352,7 +399,7 @@ func (w *Writer) load(ctx context.Context, p *pending) error {
 			rebuilt = true
 			continue // gone now (or replaced by another writer): read again
 		}
-		p.rev, p.raw = stored.Revision, data
+		p.rev, p.raw, p.recorded = stored.Revision, data, false
 		p.changed = stored.Merge(p.in)
 		p.doc, p.etag = stored, props.ETag
 		return nil
@@ -373,10 +420,13 @@ func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
 			cond = store.Condition{IfMatch: p.etag}
 			// The stored revision is about to be replaced: make sure it
 			// is recorded (its writer may have crashed before doing so).
-			if w.Revisions != nil {
+			// WriteStored recorded those it read beforehand; this is
+			// for a version read after a conflict.
+			if w.Revisions != nil && !p.recorded {
 				if err := w.Revisions.Record(ctx, []Revision{{p.doc.SystemAlertId, p.rev, p.raw}}); err != nil {
 					return false, fmt.Errorf("alert revision %d: %w", p.rev, err)
 				}
+				p.recorded = true
 			}
 		}
 		p.doc.Revision = p.rev + 1
@@ -390,9 +440,9 @@ func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		_, err = w.Store.Write(ctx, w.AlertsContainer, name, data, cond)
+		props, err := w.Store.Write(ctx, w.AlertsContainer, name, data, cond)
 		if err == nil {
-			p.rev, p.raw, p.changed = p.doc.Revision, data, false
+			p.rev, p.raw, p.changed, p.etag, p.recorded = p.doc.Revision, data, false, props.ETag, false
 			return true, nil
 		}
 		if !errors.Is(err, store.ErrConditionNotMet) {
@@ -510,6 +560,15 @@ func (w *Writer) assignKey(ctx context.Context, b *batch, key string, ps []*pend
 		for i, p := range ps {
 			p.doc.IncidentId, p.changed = ids[i], true
 		}
+		// The incidents this update opened do not exist yet: the update
+		// step creates them without reading first.
+		b.mu.Lock()
+		for _, e := range idx.Incidents[len(base.Incidents):] {
+			if _, ok := b.incs[e.IncidentId]; !ok {
+				b.incs[e.IncidentId] = readIncident{}
+			}
+		}
+		b.mu.Unlock()
 		return nil
 	}
 	return fmt.Errorf("incident index %s: gave up after %d conflicting updates", idxName, maxAttempts)

@@ -1,0 +1,196 @@
+package alert
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/tokenpivot/tokenpivot/internal/store"
+)
+
+// DefaultMaxKnownBytes is how many bytes of alert documents a Writer keeps
+// by default to merge new evidence into without reading them back: about
+// 10,000 alerts of a noisy hour (their documents are 2-3 KB).
+const DefaultMaxKnownBytes = 32 << 20
+
+// knownAlerts is what a Writer knows of the alerts container without
+// reading it, so that writing an alert revision costs one request in the
+// normal path instead of a read (404 for a new alert) and a write:
+//
+//   - which alerts exist, with their ETags: each date folder
+//     (<yyyy>/<mm>/<dd>/, see BlobName) is listed once, on the first alert of
+//     that date (5,000 alerts a request), and kept up to date with what the
+//     Writer writes. An alert absent from it is created (If-None-Match)
+//     without a read;
+//   - the documents it wrote last (up to MaxKnownBytes), so new evidence
+//     merges into them and is written with If-Match without a read;
+//   - whether it recorded their revision (RevisionLog), so a revision is
+//     recorded once, not again by the next writer of the alert.
+//
+// Nothing here is trusted beyond the conditions of the writes: another
+// writer (another instance) that created or changed an alert since makes
+// the write fail its condition, and the Writer then reads the alert and
+// merges into it as it always did (Writer.store). Knowledge only saves
+// requests; the documents are the same.
+type knownAlerts struct {
+	mu     sync.Mutex
+	listed map[string]*sync.Once // date folders listed (or being listed)
+	errs   map[string]error      // a failed listing, retried by the next Write
+	alerts map[string]knownAlert // by blob name
+	// docs lists the documents kept, oldest first, for eviction.
+	docs     []keptDoc
+	seq      uint64
+	docBytes int
+	maxBytes int
+}
+
+type knownAlert struct {
+	etag     string
+	rev      int
+	raw      []byte // the stored document, when this Writer wrote it and kept it
+	seq      uint64 // of raw, in docs
+	recorded bool   // rev is in the RevisionLog
+}
+
+type keptDoc struct {
+	name string
+	seq  uint64
+}
+
+// knownMu guards the lazy creation of Writer.known: a Writer is a struct
+// literal, and a copy made before its first Write (a second instance in a
+// test) gets its own.
+var knownMu sync.Mutex
+
+func (w *Writer) directory() *knownAlerts {
+	knownMu.Lock()
+	defer knownMu.Unlock()
+	if w.known == nil {
+		max := cmp.Or(w.MaxKnownBytes, DefaultMaxKnownBytes)
+		w.known = &knownAlerts{listed: map[string]*sync.Once{}, errs: map[string]error{}, alerts: map[string]knownAlert{}, maxBytes: max}
+	}
+	return w.known
+}
+
+// dateFolder is the listing prefix of an alert's blob name.
+func dateFolder(name string) string { return name[:strings.LastIndexByte(name, '/')+1] }
+
+// listDates lists the date folders of ps's alerts not listed yet, one
+// request per 5,000 alerts of the folder.
+func (k *knownAlerts) listDates(ctx context.Context, w *Writer, ps []*pending) error {
+	seen := map[string]bool{}
+	for _, p := range ps {
+		d := dateFolder(BlobName(p.in))
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		k.mu.Lock()
+		once := k.listed[d]
+		if once == nil {
+			once = new(sync.Once)
+			k.listed[d] = once
+		}
+		k.mu.Unlock()
+		once.Do(func() {
+			etags := map[string]string{}
+			err := w.Store.List(ctx, w.AlertsContainer, d, func(props store.Properties) error {
+				etags[props.Name] = props.ETag
+				return nil
+			})
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			if err != nil {
+				// Listed again by the next Write.
+				k.errs[d] = err
+				delete(k.listed, d)
+				return
+			}
+			for name, etag := range etags {
+				// What this Writer wrote since the listing began is newer.
+				if _, ok := k.alerts[name]; !ok {
+					k.alerts[name] = knownAlert{etag: etag}
+				}
+			}
+		})
+		k.mu.Lock()
+		err := k.errs[d]
+		delete(k.errs, d)
+		k.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("list alerts %s: %w", w.Store.URL(w.AlertsContainer, d), err)
+		}
+	}
+	return nil
+}
+
+// loadKnown is load (read and merge p's stored alert) from what the Writer
+// knows: an alert it knows nothing of is new, one whose document it kept is
+// merged into that; only an alert known by its listing alone is read.
+func (w *Writer) loadKnown(ctx context.Context, k *knownAlerts, p *pending) error {
+	name := BlobName(p.in)
+	k.mu.Lock()
+	ka, ok := k.alerts[name]
+	k.mu.Unlock()
+	switch {
+	case !ok:
+		p.doc, p.etag, p.changed, p.rev, p.raw, p.recorded = p.in, "", true, 0, nil, false
+		return nil
+	case ka.raw != nil:
+		var stored Document
+		if err := json.Unmarshal(ka.raw, &stored); err != nil {
+			break
+		}
+		changed := stored.Merge(p.in)
+		if !changed {
+			// Nothing to write (a redelivery): a write's condition would
+			// not tell whether the blob is still what this Writer left, so
+			// its properties do, for one request and no body. A changed
+			// blob (another writer, or one damaged) is read as before.
+			props, err := w.Store.Stat(ctx, w.AlertsContainer, name)
+			if err != nil || props.ETag != ka.etag {
+				break
+			}
+		}
+		p.rev, p.raw, p.recorded = ka.rev, ka.raw, ka.recorded
+		p.doc, p.etag, p.changed = stored, ka.etag, changed
+		return nil
+	}
+	return w.load(ctx, p)
+}
+
+// remember notes p's alert as Write left it. recorded says p's revision
+// is recorded whatever p says (the Writer has no RevisionLog).
+func (k *knownAlerts) remember(p *pending, recorded bool) {
+	if p.etag == "" {
+		return
+	}
+	name := BlobName(p.doc)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if old, ok := k.alerts[name]; ok && old.raw != nil {
+		k.docBytes -= len(old.raw)
+	}
+	ka := knownAlert{etag: p.etag, rev: p.rev, recorded: p.recorded || recorded}
+	if k.maxBytes > 0 && p.raw != nil {
+		k.seq++
+		ka.raw, ka.seq = p.raw, k.seq
+		k.docBytes += len(p.raw)
+		k.docs = append(k.docs, keptDoc{name, k.seq})
+	}
+	k.alerts[name] = ka
+	// Keep the newest documents: the oldest alerts are the least likely
+	// to get new evidence (their window has passed).
+	for k.docBytes > k.maxBytes && len(k.docs) > 0 {
+		oldest := k.docs[0]
+		k.docs = k.docs[1:]
+		if a := k.alerts[oldest.name]; a.raw != nil && a.seq == oldest.seq {
+			k.docBytes -= len(a.raw)
+			a.raw = nil
+			k.alerts[oldest.name] = a
+		}
+	}
+}
