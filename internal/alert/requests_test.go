@@ -1,0 +1,111 @@
+package alert
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/rule"
+	"github.com/tokenpivot/tokenpivot/internal/store"
+)
+
+// countingLog counts how often each revision is recorded.
+type countingLog struct {
+	mu    sync.Mutex
+	calls int
+	n     map[string]int // "<id>/<rev>"
+}
+
+func (l *countingLog) Record(_ context.Context, revs []Revision) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	if l.n == nil {
+		l.n = map[string]int{}
+	}
+	for _, r := range revs {
+		l.n[fmt.Sprintf("%s/%d", r.AlertId, r.Revision)]++
+	}
+	return nil
+}
+
+// TestWriteRequestsPerRevision guards the request pattern of the alert
+// writer (DESIGN.md 8): an hour's alerts arriving in blobs, each alert's
+// evidence spread over several of them, cost one request per alert
+// revision plus a few per blob (the date folder's listing, the incident
+// index, the incidents), and no request answers 404 or 409: a new alert is
+// created without a read, new evidence merges into the document the
+// Writer wrote, each revision is recorded once. A second Writer (another
+// instance, a restart) reads what it did not write, but still never asks
+// for an alert that is not there.
+func TestWriteRequestsPerRevision(t *testing.T) {
+	ctx := context.Background()
+	w := newWriter(t, rule.Default())
+	counted := store.NewCounting(w.Store)
+	w.Store = counted
+	log := &countingLog{}
+	w.Revisions = log
+	rows := stormRows(600, 0, 0)
+	const blobs = 4
+	parts := make([][]detect.Result, blobs)
+	for i, r := range rows {
+		parts[i%blobs] = append(parts[i%blobs], r)
+	}
+	revisions := 0
+	for _, part := range parts {
+		stored, _, err := w.WriteStored(ctx, Group(w.Rule, part, false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		revisions += len(stored) // each alert of a part is new or has new rows
+	}
+	if len(log.n) != revisions {
+		t.Errorf("%d revisions recorded, want %d", len(log.n), revisions)
+	}
+	for k, n := range log.n {
+		if n != 1 {
+			t.Errorf("revision %s recorded %d times", k, n)
+		}
+	}
+	if log.calls != blobs {
+		t.Errorf("%d Record calls for %d Writes, want one each", log.calls, blobs)
+	}
+	// The one request allowed to find nothing: the first blob ever of a
+	// grouping key reads its incident index, which does not exist yet.
+	notOK := func(r store.Request) bool { return r.Status != store.StatusOK }
+	if n := counted.Total(notOK); n != 1 || counted.Counts()[store.Request{Op: store.OpRead, Container: incidentsC, Area: "index", Status: store.StatusNotFound}] != 1 {
+		t.Errorf("%d requests answered 404/409/412:\n%s", n, counted.Report())
+	}
+	inAlerts := counted.Total(func(r store.Request) bool { return r.Container == alertsC })
+	total := counted.Total(nil)
+	// One write per revision, one listing; per blob the index (read,
+	// write) and the incidents the blob's alerts join (600 alerts: 4, read
+	// once to see whether an analyst closed them, and written).
+	if inAlerts > int64(revisions)+1 || total > int64(revisions)+1+blobs*(2+2*5) {
+		t.Errorf("%d requests (%d on alerts) for %d revisions in %d blobs:\n%s", total, inAlerts, revisions, blobs, counted.Report())
+	}
+	t.Logf("%d revisions in %d blobs: %d requests, %.3f per revision", revisions, blobs, total, float64(total)/float64(revisions))
+
+	// Another instance adds evidence: it reads the alerts it merges into
+	// (it did not write them), and nothing it asks for is absent.
+	counted.Reset()
+	w2 := &Writer{Store: counted, AlertsContainer: alertsC, IncidentsContainer: incidentsC, Rule: w.Rule, Revisions: log}
+	more := shifted(rows[:len(rows)/2], 0, "")
+	for i := range more {
+		more[i].NonInteractiveId += "-later"
+		more[i].UniqueTokenIdentifier += "-later"
+	}
+	stored, _, err := w2.WriteStored(ctx, Group(w.Rule, more, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.Total(notOK); n != 0 {
+		t.Errorf("second instance: %d requests answered 404/409/412:\n%s", n, counted.Report())
+	}
+	reads := counted.Total(func(r store.Request) bool { return r.Container == alertsC && r.Op == store.OpRead })
+	if reads != int64(len(stored)) {
+		t.Errorf("second instance read %d alerts to merge into %d", reads, len(stored))
+	}
+}
