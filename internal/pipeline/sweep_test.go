@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tokenpivot/tokenpivot/internal/store"
+)
+
+// TestPendingReadsOnlyNewLedgerEntries: finding pending export blobs costs
+// listings and the ledger index, not a read of every ledger entry
+// (DESIGN.md 8: a Sweep's cost grows with the pending work, not the
+// history). Entries written since the last look are read, and a blob
+// rewritten or not yet done is found whatever the index says.
+func TestPendingReadsOnlyNewLedgerEntries(t *testing.T) {
+	ctx := context.Background()
+	local := newLocal(t)
+	safe := caseSafeList(t)
+	s := store.NewCounting(local)
+	p := newTestPipeline(t, s, safe)
+	blobs := casesBlobs(t, 4)
+	writeBlobs(t, local, blobs)
+	runAll(t, p)
+	// History: many more export blobs, done long ago.
+	const history = 300
+	for i := range history {
+		name := fmt.Sprintf("y=2026/m=11/d=%02d/h=%02d/m=00/PT05M.json", 1+i/24, i%24)
+		props, err := local.Write(ctx, nc, name, []byte("{}\n"), store.Condition{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := json.Marshal(ledgerEntry{Status: statusDone, ETag: props.ETag, Size: props.Size, Offset: props.Size, Appendable: true})
+		if _, err := local.Write(ctx, "tokenpivot-state", ledgerName(Work{nc, name}), e, store.Condition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ledgerReads := func(r store.Request) bool { return r.Op == store.OpRead && r.Area == "ledger" }
+	pending := func() []Work {
+		t.Helper()
+		s.Reset()
+		w, err := p.Pending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	if w := pending(); len(w) != 0 {
+		t.Fatalf("pending: %v", w)
+	}
+	if n := s.Total(ledgerReads); n != history {
+		t.Errorf("first look read %d ledger entries, want the %d new ones", n, history)
+	}
+	// Nothing new: no ledger entry is read; per export container the index,
+	// the ledger's listing and the container's.
+	if w := pending(); len(w) != 0 {
+		t.Fatalf("pending: %v", w)
+	}
+	if n := s.Total(nil); n > 6 || s.Total(ledgerReads) != 0 {
+		t.Errorf("nothing new: %d requests:\n%s", n, s.Report())
+	}
+	// One export blob rewritten, one new, one ledger entry changed behind
+	// the index (set aside by hand): each is found.
+	var some Work
+	for some = range blobs {
+		break
+	}
+	if _, err := local.Write(ctx, some.Container, some.Name, append(blobs[some], '\n'), store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := Work{nc, "y=2026/m=11/d=20/h=11/m=00/PT05M.json"}
+	if _, err := local.Write(ctx, fresh.Container, fresh.Name, []byte("{}\n"), store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	old := Work{nc, "y=2026/m=11/d=01/h=00/m=00/PT05M.json"}
+	e, _ := json.Marshal(ledgerEntry{Status: statusDone, ETag: "0xOLD", Size: 1, Offset: 1})
+	if _, err := local.Write(ctx, "tokenpivot-state", ledgerName(old), e, store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	got := pending()
+	want := []Work{some, fresh, old}
+	byName := func(a, b Work) int { return strings.Compare(a.String(), b.String()) }
+	slices.SortFunc(got, byName)
+	slices.SortFunc(want, byName)
+	if !slices.Equal(got, want) {
+		t.Errorf("pending %v, want %v", got, want)
+	}
+	if n := s.Total(ledgerReads); n != 1 {
+		t.Errorf("read %d ledger entries, want the one changed", n)
+	}
+	// A lost or damaged index is rebuilt from the entries.
+	if _, err := local.Write(ctx, "tokenpivot-state", ledgerIndexName(nc), []byte("{"), store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := pending(); len(got) != 3 {
+		t.Errorf("with a damaged index: pending %v", got)
+	}
+	if n := s.Total(ledgerReads); n < history {
+		t.Errorf("with a damaged index: %d entries read", n)
+	}
+	if got := pending(); len(got) != 3 || s.Total(ledgerReads) != 0 {
+		t.Errorf("after the rebuild: pending %v, %d entries read", got, s.Total(ledgerReads))
+	}
+}
