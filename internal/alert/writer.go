@@ -33,7 +33,9 @@ const maxAttempts = 100
 const MaxAlertsPerIncident = 150
 
 // DefaultParallelism is how many alert documents a Writer writes at once.
-const DefaultParallelism = 8
+// Each write is one request waiting on storage latency (10-25 ms in a
+// region), so a blob's 1,500 alerts take 1.2 s at 32 and 4.7 s at 8.
+const DefaultParallelism = 32
 
 // BlobName is where an alert lives in the alerts container:
 // <yyyy>/<mm>/<dd>/<SystemAlertId>.json, dated by its StartTime (the
