@@ -40,6 +40,10 @@ type knownAlerts struct {
 	listed map[string]*sync.Once // date folders listed (or being listed)
 	errs   map[string]error      // a failed listing, retried by the next Write
 	alerts map[string]knownAlert // by blob name
+	// busy are the alerts (by id) a Write of this Writer is writing;
+	// released is closed (and replaced) whenever some are released.
+	busy     map[string]bool
+	released chan struct{}
 	// docs lists the documents kept, oldest first, for eviction.
 	docs     []keptDoc
 	seq      uint64
@@ -70,7 +74,8 @@ func (w *Writer) directory() *knownAlerts {
 	defer knownMu.Unlock()
 	if w.known == nil {
 		max := cmp.Or(w.MaxKnownBytes, DefaultMaxKnownBytes)
-		w.known = &knownAlerts{listed: map[string]*sync.Once{}, errs: map[string]error{}, alerts: map[string]knownAlert{}, maxBytes: max}
+		w.known = &knownAlerts{listed: map[string]*sync.Once{}, errs: map[string]error{}, alerts: map[string]knownAlert{},
+			busy: map[string]bool{}, released: make(chan struct{}), maxBytes: max}
 	}
 	return w.known
 }
@@ -193,4 +198,46 @@ func (k *knownAlerts) remember(p *pending, recorded bool) {
 			k.alerts[oldest.name] = a
 		}
 	}
+}
+
+// claim marks the alerts of ps that no other Write holds as held by the
+// caller (mine) and returns the others (busy). When every one is held it
+// waits until some are released. Waiting only while holding nothing, two
+// Writes can never wait for each other.
+func (k *knownAlerts) claim(ctx context.Context, ps []*pending) (mine, busy []*pending, err error) {
+	for {
+		k.mu.Lock()
+		mine, busy = nil, nil
+		for _, p := range ps {
+			if k.busy[p.in.SystemAlertId] {
+				busy = append(busy, p)
+			} else {
+				mine = append(mine, p)
+			}
+		}
+		for _, p := range mine {
+			k.busy[p.in.SystemAlertId] = true
+		}
+		released := k.released
+		k.mu.Unlock()
+		if len(mine) > 0 {
+			return mine, busy, nil
+		}
+		select {
+		case <-released:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// release ends the caller's hold on ps.
+func (k *knownAlerts) release(ps []*pending) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, p := range ps {
+		delete(k.busy, p.in.SystemAlertId)
+	}
+	close(k.released)
+	k.released = make(chan struct{})
 }

@@ -212,23 +212,52 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 	for _, p := range ps {
 		p.in.IncidentId = "" // the stored alert and the index decide
 	}
-	b := &batch{incs: map[string]readIncident{}}
 	known := w.directory()
-	// 1. Stored alerts: what this Writer knows of them (known.go), read only
-	// when it knows they exist but not their bytes. An alert it does not
-	// know of is new: it is created without being read first.
 	if err := known.listDates(ctx, w, ps); err != nil {
 		return nil, 0, err
 	}
+	// Alerts another Write of this Writer is writing (another blob in
+	// flight) wait for it to finish with them: they are then merged into
+	// what it stored and recorded, instead of both writes racing to a failed
+	// condition, a read and a second record of the loser's revision.
+	rest := ps
+	for len(rest) > 0 {
+		mine, busy, err := known.claim(ctx, rest)
+		if err != nil {
+			return nil, written, err
+		}
+		n, err := w.writeRound(ctx, known, mine)
+		known.release(mine)
+		written += n
+		if err != nil {
+			return nil, written, err
+		}
+		rest = busy
+	}
+	stored = make([]Stored, len(ps))
+	for i, p := range ps {
+		d := &p.doc
+		stored[i] = Stored{d.SystemAlertId, BlobName(*d), d.IncidentId, d.StartTime, d.ExtendedProperties.ResultCount, p.rev}
+	}
+	return stored, written, nil
+}
+
+// writeRound writes ps, alerts no other Write of this Writer holds, in the
+// steps Write describes, and returns how many it created or changed.
+func (w *Writer) writeRound(ctx context.Context, known *knownAlerts, ps []*pending) (int, error) {
+	b := &batch{incs: map[string]readIncident{}}
+	// 1. Stored alerts: what this Writer knows of them (known.go), read only
+	// when it knows they exist but not their bytes. An alert it does not
+	// know of is new: it is created without being read first.
 	if err := w.each(ctx, len(ps), func(ctx context.Context, i int) error {
 		return w.wrapAlert(ps[i].in, w.loadKnown(ctx, known, ps[i]))
 	}); err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	// 2. Incident ids.
 	if w.incidents() {
 		if err := w.assign(ctx, b, ps); err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 	}
 	// Stored revisions about to be replaced that this Writer did not record
@@ -243,7 +272,7 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 		}
 		if len(old) > 0 {
 			if err := w.Revisions.Record(ctx, old); err != nil {
-				return nil, 0, fmt.Errorf("alert revisions: %w", err)
+				return 0, fmt.Errorf("alert revisions: %w", err)
 			}
 			for _, p := range ps {
 				if p.changed && p.etag != "" {
@@ -261,12 +290,12 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 		}
 		return w.wrapAlert(ps[i].in, err)
 	}); err != nil {
-		return nil, int(n.Load()), err
+		return int(n.Load()), err
 	}
 	// 4. Incidents, once each.
 	if w.incidents() {
 		if err := w.updateIncidents(ctx, b, ps); err != nil {
-			return nil, int(n.Load()), err
+			return int(n.Load()), err
 		}
 	}
 	// 5. The revisions, for delivery: each alert's current one, written now
@@ -281,7 +310,7 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 		}
 		if len(revs) > 0 {
 			if err := w.Revisions.Record(ctx, revs); err != nil {
-				return nil, int(n.Load()), fmt.Errorf("alert revisions: %w", err)
+				return int(n.Load()), fmt.Errorf("alert revisions: %w", err)
 			}
 		}
 		for _, p := range ps {
@@ -291,12 +320,7 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 	for _, p := range ps {
 		known.remember(p, w.Revisions == nil)
 	}
-	stored = make([]Stored, len(ps))
-	for i, p := range ps {
-		d := &p.doc
-		stored[i] = Stored{d.SystemAlertId, BlobName(*d), d.IncidentId, d.StartTime, d.ExtendedProperties.ResultCount, p.rev}
-	}
-	return stored, int(n.Load()), nil
+	return int(n.Load()), nil
 }
 
 func (w *Writer) wrapAlert(d Document, err error) error {
