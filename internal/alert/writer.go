@@ -556,6 +556,20 @@ func (w *Writer) assignKey(ctx context.Context, b *batch, key string, ps []*pend
 			// and its alerts go elsewhere. Only incidents that existed
 			// before this claim can be closed.
 			retired := false
+			// The incidents to check, read in parallel: each read waits on
+			// storage latency, and a blob's alerts join dozens of them.
+			var check []string
+			for i, e := range idx.Incidents {
+				if i < len(base.Incidents) && !base.Incidents[i].Closed && len(e.Claims) > 0 {
+					check = append(check, e.IncidentId)
+				}
+			}
+			if err := w.each(ctx, len(check), func(ctx context.Context, i int) error {
+				_, err := w.cachedIncident(ctx, b, check[i])
+				return err
+			}); err != nil {
+				return err
+			}
 			for i, e := range idx.Incidents {
 				if i >= len(base.Incidents) || base.Incidents[i].Closed || len(e.Claims) == 0 {
 					continue
