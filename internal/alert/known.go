@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -13,22 +16,30 @@ import (
 
 // DefaultMaxKnownBytes is how many bytes of alert documents a Writer keeps
 // by default to merge new evidence into without reading them back: about
-// 10,000 alerts of a noisy hour (their documents are 2-3 KB).
-const DefaultMaxKnownBytes = 32 << 20
+// 5,000 alerts of a noisy hour (their documents are about 3.4 KB), the
+// alerts of the last three or four blobs, which is where new evidence goes.
+const DefaultMaxKnownBytes = 16 << 20
+
+// maxKnownDates bounds the date folders a Writer knows the alerts of: the
+// alerts of a blob start within hours of each other (the window is 2h), so
+// a few recent days serve the normal path, and a backfill moving through
+// old days lists each day as it gets there.
+const maxKnownDates = 4
 
 // knownAlerts is what a Writer knows of the alerts container without
 // reading it, so that writing an alert revision costs one request in the
 // normal path instead of a read (404 for a new alert) and a write:
 //
-//   - which alerts exist, with their ETags: each date folder
-//     (<yyyy>/<mm>/<dd>/, see BlobName) is listed once, on the first alert of
-//     that date (5,000 alerts a request), and kept up to date with what the
-//     Writer writes. An alert absent from it is created (If-None-Match)
-//     without a read;
-//   - the documents it wrote last (up to MaxKnownBytes), so new evidence
-//     merges into them and is written with If-Match without a read;
-//   - whether it recorded their revision (RevisionLog), so a revision is
-//     recorded once, not again by the next writer of the alert.
+//   - which alerts exist: each date folder (<yyyy>/<mm>/<dd>/, see BlobName)
+//     is listed once, on the first alert of that date (5,000 alerts a
+//     request), and kept up to date with what the Writer writes. An alert
+//     absent from it is created (If-None-Match) without a read. Names are
+//     kept as 64-bit hashes (a collision only costs a read), and only for
+//     the maxKnownDates most recent folders: about 20 bytes an alert;
+//   - the documents it wrote last (up to MaxKnownBytes) with their ETags,
+//     so new evidence merges into them and is written with If-Match without
+//     a read, and whether it recorded their revision (RevisionLog), so a
+//     revision is recorded once, not again by the next writer of the alert.
 //
 // Nothing here is trusted beyond the conditions of the writes: another
 // writer (another instance) that created or changed an alert since makes
@@ -37,25 +48,27 @@ const DefaultMaxKnownBytes = 32 << 20
 // requests; the documents are the same.
 type knownAlerts struct {
 	mu     sync.Mutex
-	listed map[string]*sync.Once // date folders listed (or being listed)
-	errs   map[string]error      // a failed listing, retried by the next Write
-	alerts map[string]knownAlert // by blob name
+	seed   maphash.Seed
+	listed map[string]*sync.Once          // date folders listed (or being listed)
+	errs   map[string]error               // a failed listing, retried by the next Write
+	exists map[string]map[uint64]struct{} // per date folder listed, the alerts in it
+	docs   map[string]knownDoc            // by blob name: the documents kept
 	// busy are the alerts (by id) a Write of this Writer is writing;
 	// released is closed (and replaced) whenever some are released.
 	busy     map[string]bool
 	released chan struct{}
-	// docs lists the documents kept, oldest first, for eviction.
-	docs     []keptDoc
+	// order lists the documents kept, oldest first, for eviction.
+	order    []keptDoc
 	seq      uint64
 	docBytes int
 	maxBytes int
 }
 
-type knownAlert struct {
+type knownDoc struct {
 	etag     string
 	rev      int
-	raw      []byte // the stored document, when this Writer wrote it and kept it
-	seq      uint64 // of raw, in docs
+	raw      []byte // the stored document
+	seq      uint64 // in order
 	recorded bool   // rev is in the RevisionLog
 }
 
@@ -73,15 +86,17 @@ func (w *Writer) directory() *knownAlerts {
 	knownMu.Lock()
 	defer knownMu.Unlock()
 	if w.known == nil {
-		max := cmp.Or(w.MaxKnownBytes, DefaultMaxKnownBytes)
-		w.known = &knownAlerts{listed: map[string]*sync.Once{}, errs: map[string]error{}, alerts: map[string]knownAlert{},
-			busy: map[string]bool{}, released: make(chan struct{}), maxBytes: max}
+		w.known = &knownAlerts{seed: maphash.MakeSeed(), listed: map[string]*sync.Once{}, errs: map[string]error{},
+			exists: map[string]map[uint64]struct{}{}, docs: map[string]knownDoc{},
+			busy: map[string]bool{}, released: make(chan struct{}), maxBytes: cmp.Or(w.MaxKnownBytes, DefaultMaxKnownBytes)}
 	}
 	return w.known
 }
 
 // dateFolder is the listing prefix of an alert's blob name.
 func dateFolder(name string) string { return name[:strings.LastIndexByte(name, '/')+1] }
+
+func (k *knownAlerts) hash(name string) uint64 { return maphash.String(k.seed, name) }
 
 // listDates lists the date folders of ps's alerts not listed yet, one
 // request per 5,000 alerts of the folder.
@@ -101,9 +116,9 @@ func (k *knownAlerts) listDates(ctx context.Context, w *Writer, ps []*pending) e
 		}
 		k.mu.Unlock()
 		once.Do(func() {
-			etags := map[string]string{}
+			set := map[uint64]struct{}{}
 			err := w.Store.List(ctx, w.AlertsContainer, d, func(props store.Properties) error {
-				etags[props.Name] = props.ETag
+				set[k.hash(props.Name)] = struct{}{}
 				return nil
 			})
 			k.mu.Lock()
@@ -114,10 +129,16 @@ func (k *knownAlerts) listDates(ctx context.Context, w *Writer, ps []*pending) e
 				delete(k.listed, d)
 				return
 			}
-			for name, etag := range etags {
-				// What this Writer wrote since the listing began is newer.
-				if _, ok := k.alerts[name]; !ok {
-					k.alerts[name] = knownAlert{etag: etag}
+			// What this Writer wrote since the listing began is in it too.
+			maps.Copy(set, k.exists[d])
+			k.exists[d] = set
+			// Forget the oldest folders beyond the bound (listed again if
+			// an alert of theirs comes).
+			if len(k.exists) > maxKnownDates {
+				dates := slices.Sorted(maps.Keys(k.exists))
+				for _, old := range dates[:len(dates)-maxKnownDates] {
+					delete(k.exists, old)
+					delete(k.listed, old)
 				}
 			}
 		})
@@ -134,19 +155,19 @@ func (k *knownAlerts) listDates(ctx context.Context, w *Writer, ps []*pending) e
 
 // loadKnown is load (read and merge p's stored alert) from what the Writer
 // knows: an alert it knows nothing of is new, one whose document it kept is
-// merged into that; only an alert known by its listing alone is read.
+// merged into that; only an alert known by its listing alone is read (and
+// one whose date folder it no longer knows, to be safe).
 func (w *Writer) loadKnown(ctx context.Context, k *knownAlerts, p *pending) error {
 	name := BlobName(p.in)
 	k.mu.Lock()
-	ka, ok := k.alerts[name]
+	kd, kept := k.docs[name]
+	set, listed := k.exists[dateFolder(name)]
+	_, exists := set[k.hash(name)]
 	k.mu.Unlock()
 	switch {
-	case !ok:
-		p.doc, p.etag, p.changed, p.rev, p.raw, p.recorded = p.in, "", true, 0, nil, false
-		return nil
-	case ka.raw != nil:
+	case kept:
 		var stored Document
-		if err := json.Unmarshal(ka.raw, &stored); err != nil {
+		if err := json.Unmarshal(kd.raw, &stored); err != nil {
 			break
 		}
 		changed := stored.Merge(p.in)
@@ -156,12 +177,15 @@ func (w *Writer) loadKnown(ctx context.Context, k *knownAlerts, p *pending) erro
 			// its properties do, for one request and no body. A changed
 			// blob (another writer, or one damaged) is read as before.
 			props, err := w.Store.Stat(ctx, w.AlertsContainer, name)
-			if err != nil || props.ETag != ka.etag {
+			if err != nil || props.ETag != kd.etag {
 				break
 			}
 		}
-		p.rev, p.raw, p.recorded = ka.rev, ka.raw, ka.recorded
-		p.doc, p.etag, p.changed = stored, ka.etag, changed
+		p.rev, p.raw, p.recorded = kd.rev, kd.raw, kd.recorded
+		p.doc, p.etag, p.changed = stored, kd.etag, changed
+		return nil
+	case listed && !exists:
+		p.doc, p.etag, p.changed, p.rev, p.raw, p.recorded = p.in, "", true, 0, nil, false
 		return nil
 	}
 	return w.load(ctx, p)
@@ -176,26 +200,28 @@ func (k *knownAlerts) remember(p *pending, recorded bool) {
 	name := BlobName(p.doc)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if old, ok := k.alerts[name]; ok && old.raw != nil {
+	if set := k.exists[dateFolder(name)]; set != nil {
+		set[k.hash(name)] = struct{}{}
+	}
+	if old, ok := k.docs[name]; ok {
 		k.docBytes -= len(old.raw)
+		delete(k.docs, name)
 	}
-	ka := knownAlert{etag: p.etag, rev: p.rev, recorded: p.recorded || recorded}
-	if k.maxBytes > 0 && p.raw != nil {
-		k.seq++
-		ka.raw, ka.seq = p.raw, k.seq
-		k.docBytes += len(p.raw)
-		k.docs = append(k.docs, keptDoc{name, k.seq})
+	if k.maxBytes <= 0 || p.raw == nil {
+		return
 	}
-	k.alerts[name] = ka
+	k.seq++
+	k.docs[name] = knownDoc{etag: p.etag, rev: p.rev, raw: p.raw, seq: k.seq, recorded: p.recorded || recorded}
+	k.docBytes += len(p.raw)
+	k.order = append(k.order, keptDoc{name, k.seq})
 	// Keep the newest documents: the oldest alerts are the least likely
 	// to get new evidence (their window has passed).
-	for k.docBytes > k.maxBytes && len(k.docs) > 0 {
-		oldest := k.docs[0]
-		k.docs = k.docs[1:]
-		if a := k.alerts[oldest.name]; a.raw != nil && a.seq == oldest.seq {
-			k.docBytes -= len(a.raw)
-			a.raw = nil
-			k.alerts[oldest.name] = a
+	for k.docBytes > k.maxBytes && len(k.order) > 0 {
+		oldest := k.order[0]
+		k.order = k.order[1:]
+		if d, ok := k.docs[oldest.name]; ok && d.seq == oldest.seq {
+			k.docBytes -= len(d.raw)
+			delete(k.docs, oldest.name)
 		}
 	}
 }

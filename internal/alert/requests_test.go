@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
@@ -162,6 +164,52 @@ func TestConcurrentWritesDoNotRace(t *testing.T) {
 	}
 	checkIncidents(t, docs, incs, MaxAlertsPerIncident)
 	if !reflect.DeepEqual(withoutIncidents(withoutRevisions(t, docs)), withoutIncidents(Group(w.Rule, rows, false))) {
+		t.Error("stored alerts differ from the alerts of all rows")
+	}
+}
+
+// TestKnownIsBounded: what a Writer keeps to save requests is bounded (the
+// documents by MaxKnownBytes, the alerts known to exist by a few date
+// folders) and losing it only costs reads: alerts over six days, merged
+// into after most of it was forgotten, are the alerts of all rows, and no
+// alert request finds nothing or fails a condition.
+func TestKnownIsBounded(t *testing.T) {
+	ctx := context.Background()
+	w := newWriter(t, rule.Default())
+	counted := store.NewCounting(w.Store)
+	w.Store = counted
+	w.MaxKnownBytes = 16 << 10
+	base := stormRows(60, 0, 0)
+	var all []detect.Result
+	for day := range 6 {
+		rows := shifted(base, time.Duration(day)*24*time.Hour, fmt.Sprintf("-d%d", day))
+		all = append(all, rows...)
+		if _, err := w.Write(ctx, Group(w.Rule, rows, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := w.directory()
+	if len(k.exists) > maxKnownDates || k.docBytes > w.MaxKnownBytes {
+		t.Errorf("knows %d date folders and %d bytes of documents", len(k.exists), k.docBytes)
+	}
+	// New evidence for every alert of every day.
+	more := slices.Clone(all)
+	for i := range more {
+		more[i].NonInteractiveId += "-more"
+		more[i].UniqueTokenIdentifier += "-more"
+	}
+	if _, err := w.Write(ctx, Group(w.Rule, more, false)); err != nil {
+		t.Fatal(err)
+	}
+	if n := counted.Total(func(r store.Request) bool { return r.Container == alertsC && r.Status != store.StatusOK }); n != 0 {
+		t.Errorf("%d alert requests found nothing or failed a condition:\n%s", n, counted.Report())
+	}
+	docs, _, err := List(ctx, w.Store, alertsC, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Group(w.Rule, append(slices.Clone(all), more...), false)
+	if !reflect.DeepEqual(withoutIncidents(withoutRevisions(t, docs)), withoutIncidents(want)) {
 		t.Error("stored alerts differ from the alerts of all rows")
 	}
 }
