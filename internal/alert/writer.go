@@ -129,14 +129,20 @@ type readIncident struct {
 //
 // The work is done per call, not per alert, in an order that a crash at
 // any point followed by a redelivery completes to the same documents:
-//  1. read and merge the stored alerts (in parallel);
+//  1. merge into the stored alerts, as far as possible from what the
+//     Writer knows without a read (known.go: an alert it does not know of
+//     is new, one it wrote is merged into the document it kept);
 //  2. for alerts without an incident, claim one in each grouping key's
 //     index: one read-modify-write per key, If-Match (see incidentIndex);
 //  3. write the alerts with their IncidentId (in parallel, create-if-absent
 //     or If-Match). This is the commit: a stored alert's IncidentId is
 //     never changed, so a writer that loses the race adopts the winner's;
 //  4. update each incident once with all its alerts of the call, including
-//     alerts that were already stored (a crash may have come between 3 and 4).
+//     alerts that were already stored (a crash may have come between 3 and 4);
+//  5. record the revisions (RevisionLog) in one call.
+//
+// Alerts that another Write of the same Writer is writing at the time are
+// done in a later round, once it is finished with them.
 //
 // A crash between 2 and 3 leaves a claim without its alert: the index
 // remembers the claims of its last update, so a redelivery claims the same
