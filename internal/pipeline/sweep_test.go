@@ -4,10 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -104,4 +110,70 @@ func TestPendingReadsOnlyNewLedgerEntries(t *testing.T) {
 	if got := pending(); len(got) != 3 || s.Total(ledgerReads) != 0 {
 		t.Errorf("after the rebuild: pending %v, %d entries read", got, s.Total(ledgerReads))
 	}
+}
+
+// BenchmarkPendingLedger5400 measures a Sweep's look for pending export
+// blobs over 5,400 ledger entries (25 blobs an hour kept 9 days) on real
+// storage: TOKENPIVOT_BENCH_SETUP_STORAGE is written directly (no latency),
+// TOKENPIVOT_BENCH_STORAGE is the same account through a latency proxy
+// (../shared/blobperf). The first look builds the ledger index; each
+// iteration is a look with nothing new.
+func BenchmarkPendingLedger5400(b *testing.B) {
+	setupSpec, spec := os.Getenv("TOKENPIVOT_BENCH_SETUP_STORAGE"), os.Getenv("TOKENPIVOT_BENCH_STORAGE")
+	if setupSpec == "" || spec == "" {
+		b.Skip("TOKENPIVOT_BENCH_SETUP_STORAGE and TOKENPIVOT_BENCH_STORAGE name the account (direct, and through the latency proxy)")
+	}
+	ctx := context.Background()
+	setup, err := store.Open(ctx, setupSpec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []string{ic, nc, "tokenpivot-state"} {
+		if err := setup.EnsureContainer(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const entries = 5400
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i := range entries {
+		g.Go(func() error {
+			c := []string{ic, nc}[i%2]
+			name := fmt.Sprintf("y=2026/m=11/d=%02d/h=%02d/m=%02d/PT05M.json", 1+i/600, i/25%24, i%25)
+			props, err := setup.Write(gctx, c, name, []byte("{}\n"), store.Condition{})
+			if err != nil {
+				return err
+			}
+			e, _ := json.Marshal(ledgerEntry{Status: statusDone, ETag: props.ETag, Size: props.Size, Offset: props.Size, Appendable: true})
+			_, err = setup.Write(gctx, "tokenpivot-state", ledgerName(Work{c, name}), e, store.Condition{})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	s, err := store.Open(ctx, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	counted := store.NewCounting(s)
+	w := &alert.Writer{Store: counted, AlertsContainer: "tokenpivot-alerts", Rule: rule.Default()}
+	p, err := New(Config{Exports: counted, State: counted, InteractiveContainer: ic, NonInteractiveContainer: nc,
+		StateContainer: "tokenpivot-state", Alerts: w, AllowedLateness: 100 * 365 * 24 * time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	if w, err := p.Pending(ctx); err != nil || len(w) != 0 {
+		b.Fatalf("first look: %d pending, %v", len(w), err)
+	}
+	b.Logf("first look (builds the index): %s, %d requests", time.Since(start).Round(time.Millisecond), counted.Total(nil))
+	b.ResetTimer()
+	for b.Loop() {
+		counted.Reset()
+		if w, err := p.Pending(ctx); err != nil || len(w) != 0 {
+			b.Fatalf("pending: %d, %v", len(w), err)
+		}
+	}
+	b.ReportMetric(float64(counted.Total(nil)), "requests/look")
 }
