@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -138,8 +139,8 @@ func (c *Counting) Stat(ctx context.Context, container, name string) (Properties
 func (c *Counting) ReadAt(ctx context.Context, container, name string, p []byte, off int64, etag string) (int, error) {
 	n, err := c.Store.ReadAt(ctx, container, name, p, off, etag)
 	rerr := err
-	if n > 0 {
-		rerr = nil // io.EOF after a short read is a successful request
+	if errors.Is(err, io.EOF) {
+		rerr = nil // a short read, or one at the end: the request was answered
 	}
 	c.add(OpReadRange, container, name, 1, rerr)
 	return n, err
