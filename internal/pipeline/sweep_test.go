@@ -177,3 +177,50 @@ func BenchmarkPendingLedger5400(b *testing.B) {
 	}
 	b.ReportMetric(float64(counted.Total(nil)), "requests/look")
 }
+
+// TestProcessRequestsPerRevision: processing export blobs writes each alert
+// revision with one request and asks for no alert that is not there; per
+// blob, beside its alerts, a bounded number of requests (its properties,
+// ledger, extract, the join's listings and reads, the incidents), and a
+// rerun with nothing new reads no ledger entry and no alert.
+func TestProcessRequestsPerRevision(t *testing.T) {
+	local := newLocal(t)
+	safe := caseSafeList(t)
+	s := store.NewCounting(local)
+	p := newTestPipeline(t, s, safe)
+	blobs := casesBlobs(t, 4)
+	writeBlobs(t, local, blobs)
+	s.Reset()
+	outs := runAll(t, p)
+	revisions := 0
+	for _, o := range outs {
+		revisions += o.Alerts
+	}
+	if revisions == 0 {
+		t.Fatal("no alerts: the test data must make some")
+	}
+	onAlerts := func(r store.Request) bool { return r.Container == "tokenpivot-alerts" }
+	if n := s.Total(func(r store.Request) bool { return onAlerts(r) && r.Status != store.StatusOK }); n != 0 {
+		t.Errorf("%d alert requests found nothing or failed a condition:\n%s", n, s.Report())
+	}
+	writes := s.Total(func(r store.Request) bool { return onAlerts(r) && strings.HasPrefix(r.Op, store.OpWrite) })
+	if writes != int64(revisions) {
+		t.Errorf("%d alert writes for %d revisions", writes, revisions)
+	}
+	// Per blob: properties, ledger read and write, extract, the join's
+	// listings (3 hours) and reads, the incident index and incidents.
+	const perBlob = 16 // 195 requests for 12 revisions in 13 blobs when written
+	total := s.Total(nil)
+	if total > int64(revisions)+int64(perBlob*len(outs)) {
+		t.Errorf("%d requests for %d revisions in %d blobs:\n%s", total, revisions, len(outs), s.Report())
+	}
+	t.Logf("%d requests for %d revisions in %d blobs:\n%s", total, revisions, len(outs), s.Report())
+	s.Reset()
+	b, err := p.Backlog(context.Background(), BacklogOptions{})
+	if err != nil || len(b.Work) != 0 {
+		t.Fatalf("rerun: %v, %v", b.Work, err)
+	}
+	if n := s.Total(nil); n > 6 {
+		t.Errorf("a look with nothing new: %d requests:\n%s", n, s.Report())
+	}
+}
