@@ -114,9 +114,8 @@ type Setting struct {
 var table = []Setting{
 	{Env: StorageAccountURL, Flag: "storage", Usage: "export storage: an https://ACCOUNT.blob.core.windows.net URL (the app's identity), a connection string, or for the CLI a `folder` laid out like the account",
 		set: func(s *Settings, v string) error { s.StorageAccountURL = v; return nil }},
-	{Env: StorageConnectionString, Usage: "Azurite/development connection string; wins over the account URL", Secret: true,
-		NotInInfra: "Azurite/dev only; Azure uses the identity",
-		set:        func(s *Settings, v string) error { s.StorageConnectionString = v; return nil }},
+	{Env: StorageConnectionString, Usage: "Azurite/development connection string; wins over the account URL (deployable, but Azure uses the identity)", Secret: true,
+		set: func(s *Settings, v string) error { s.StorageConnectionString = v; return nil }},
 	{Env: StateStorageAccountURL, Flag: "state", Usage: "storage for state, alerts and incidents (default: the export storage)",
 		set: func(s *Settings, v string) error { s.StateStorageAccountURL = v; return nil }},
 	{Env: InteractiveContainer, Flag: "interactive-container", Default: "am-signinlogs", Usage: "SigninLogs export container",
@@ -168,7 +167,7 @@ var table = []Setting{
 	{Env: LogsIngestionStream, Flag: "logs-ingestion-stream", Default: DefaultLogsIngestionStream, Usage: "the data collection rule's input `stream`",
 		set: func(s *Settings, v string) error { s.LogsIngestionStream = v; return nil }},
 	{Env: WebhookURL, Flag: "webhook-url", Usage: "send alert revisions to this webhook `URL` (https; http only to loopback); off when empty",
-		Secret: true, NotInInfra: "the SOC's own receiver, set after deployment (Teams and Slack URLs carry credentials)",
+		Secret: true,
 		set: func(s *Settings, v string) error {
 			if err := webhook.CheckURL(v); err != nil {
 				return err
@@ -177,7 +176,7 @@ var table = []Setting{
 			return nil
 		}},
 	{Env: WebhookSecret, Usage: "the webhook signing secret, whsec_<base64> (Standard Webhooks)",
-		Secret: true, NotInInfra: "the SOC's receiver's secret, set after deployment (a Key Vault reference)",
+		Secret: true,
 		set: func(s *Settings, v string) error {
 			if _, err := webhook.ParseSecret(v); err != nil {
 				return err
@@ -186,7 +185,6 @@ var table = []Setting{
 			return nil
 		}},
 	{Env: WebhookFormat, Flag: "webhook-format", Default: webhook.Standard, Usage: "webhook body: standard (the alert document, signed), teams (an Adaptive Card for a Teams Workflows webhook) or slack",
-		NotInInfra: "set with the webhook URL",
 		set: func(s *Settings, v string) error {
 			switch v {
 			case webhook.Standard, webhook.Teams, webhook.Slack:
