@@ -267,3 +267,120 @@ func (k *knownAlerts) release(ps []*pending) {
 	close(k.released)
 	k.released = make(chan struct{})
 }
+
+// DefaultMaxStateBytes bounds, per kind, the incident and incident index
+// documents a Writer keeps with their ETags, so that updating them costs a
+// write (If-Match) and no read in the normal path. A document changed by
+// someone else since (an analyst closing an incident, another instance)
+// fails the write's condition and is read again, as without the cache.
+// (Whether an incident was closed is always read fresh before alerts are
+// added to it: see assignKey.)
+const DefaultMaxStateBytes = 8 << 20
+
+// stateDocs keeps documents of one kind by blob name, newest first, up to
+// max bytes; for incident indexes also which exist (the folder is listed
+// once), so a new grouping key's index is created without a read.
+type stateDocs struct {
+	mu       sync.Mutex
+	seed     maphash.Seed
+	prefix   string // listed once for existence ("" : never)
+	listOnce sync.Once
+	listed   bool
+	exists   map[uint64]struct{}
+	docs     map[string]stateDoc
+	order    []keptDoc
+	seq      uint64
+	bytes    int
+	max      int
+}
+
+type stateDoc struct {
+	etag string
+	data []byte
+	seq  uint64
+}
+
+// stateCaches are a Writer's caches of incident indexes and incidents.
+type stateCaches struct {
+	indexes, incidents *stateDocs
+}
+
+func newStateDocs(prefix string, max int) *stateDocs {
+	return &stateDocs{seed: maphash.MakeSeed(), prefix: prefix, exists: map[uint64]struct{}{}, docs: map[string]stateDoc{}, max: max}
+}
+
+func (w *Writer) states() *stateCaches {
+	knownMu.Lock()
+	defer knownMu.Unlock()
+	if w.stateCache == nil {
+		w.stateCache = &stateCaches{indexes: newStateDocs("index/", DefaultMaxStateBytes), incidents: newStateDocs("", DefaultMaxStateBytes)}
+	}
+	return w.stateCache
+}
+
+// get returns name's kept document and ETag; absent reports that the
+// blob is known not to exist (its folder was listed and it is not in it).
+func (c *stateDocs) get(ctx context.Context, w *Writer, container, name string) (data []byte, etag string, absent, ok bool) {
+	if c.prefix != "" {
+		c.listOnce.Do(func() {
+			set := map[uint64]struct{}{}
+			err := w.Store.List(ctx, container, c.prefix, func(p store.Properties) error {
+				set[maphash.String(c.seed, p.Name)] = struct{}{}
+				return nil
+			})
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if err == nil {
+				maps.Copy(set, c.exists)
+				c.exists, c.listed = set, true
+			}
+		})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d, ok := c.docs[name]; ok {
+		return d.data, d.etag, false, true
+	}
+	if c.listed {
+		if _, ok := c.exists[maphash.String(c.seed, name)]; !ok {
+			return nil, "", true, true
+		}
+	}
+	return nil, "", false, false
+}
+
+// put keeps data as name's stored document with its ETag.
+func (c *stateDocs) put(name string, data []byte, etag string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.exists[maphash.String(c.seed, name)] = struct{}{}
+	if old, ok := c.docs[name]; ok {
+		c.bytes -= len(old.data)
+		delete(c.docs, name)
+	}
+	if len(data) > c.max {
+		return
+	}
+	c.seq++
+	c.docs[name] = stateDoc{etag, data, c.seq}
+	c.bytes += len(data)
+	c.order = append(c.order, keptDoc{name, c.seq})
+	for c.bytes > c.max && len(c.order) > 0 {
+		oldest := c.order[0]
+		c.order = c.order[1:]
+		if d, ok := c.docs[oldest.name]; ok && d.seq == oldest.seq {
+			c.bytes -= len(d.data)
+			delete(c.docs, oldest.name)
+		}
+	}
+}
+
+// drop forgets name's document (it changed behind the Writer's back).
+func (c *stateDocs) drop(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d, ok := c.docs[name]; ok {
+		c.bytes -= len(d.data)
+		delete(c.docs, name)
+	}
+}

@@ -73,7 +73,8 @@ type Writer struct {
 	// 0 means DefaultMaxKnownBytes, negative keeps none.
 	MaxKnownBytes int
 
-	known *knownAlerts // see known.go; made on first use
+	known      *knownAlerts // see known.go; made on first use
+	stateCache *stateCaches // incident indexes and incidents, likewise
 }
 
 // Revision is one stored version of an alert: its id, its Revision number
@@ -377,16 +378,22 @@ func (w *Writer) read(ctx context.Context, container, name string) ([]byte, stor
 }
 
 func (w *Writer) write(ctx context.Context, container, name string, v any, cond store.Condition) error {
+	_, _, err := w.writeDoc(ctx, container, name, v, cond)
+	return err
+}
+
+// writeDoc is write, returning what it wrote and the blob's new properties.
+func (w *Writer) writeDoc(ctx context.Context, container, name string, v any, cond store.Condition) ([]byte, store.Properties, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, store.Properties{}, err
 	}
 	// Incidents stay indented: analysts read and edit them by hand.
 	data, err := marshal(v, "  ")
 	if err != nil {
-		return err
+		return nil, store.Properties{}, err
 	}
-	_, err = w.Store.Write(ctx, container, name, data, cond)
-	return err
+	props, err := w.Store.Write(ctx, container, name, data, cond)
+	return data, props, err
 }
 
 // setAside moves an unparseable stored object out of the way so it can be
@@ -528,10 +535,23 @@ func (w *Writer) assignKey(ctx context.Context, b *batch, key string, ps []*pend
 		return cmp.Or(a.doc.StartTime.Compare(b.doc.StartTime), strings.Compare(a.doc.SystemAlertId, b.doc.SystemAlertId))
 	})
 	idxName := indexName(w.Rule.ID, key)
+	cache := w.states().indexes
+	fresh := false // after a conflict, read what the other writer left
 	for range maxAttempts {
 		base := incidentIndex{RuleId: w.Rule.ID, GroupingKey: key}
 		cond := store.Condition{IfNoneMatch: "*"}
-		data, props, err := w.read(ctx, w.IncidentsContainer, idxName)
+		var data []byte
+		var props store.Properties
+		var err error
+		if kept, etag, absent, ok := cache.get(ctx, w, w.IncidentsContainer, idxName); ok && !fresh {
+			data, props.ETag = kept, etag
+			if absent {
+				err = store.ErrNotExist
+			}
+		} else {
+			data, props, err = w.read(ctx, w.IncidentsContainer, idxName)
+		}
+		fresh = true
 		switch {
 		case errors.Is(err, store.ErrNotExist):
 		case err != nil:
@@ -597,11 +617,16 @@ func (w *Writer) assignKey(ctx context.Context, b *batch, key string, ps []*pend
 			return err
 		}
 		if !bytes.Equal(out, data) {
-			if err := w.write(ctx, w.IncidentsContainer, idxName, idx, cond); errors.Is(err, store.ErrConditionNotMet) {
+			written, props, err := w.writeDoc(ctx, w.IncidentsContainer, idxName, idx, cond)
+			if errors.Is(err, store.ErrConditionNotMet) {
+				cache.drop(idxName)
 				continue
 			} else if err != nil {
 				return fmt.Errorf("incident index %s: %w", w.Store.URL(w.IncidentsContainer, idxName), err)
 			}
+			cache.put(idxName, written, props.ETag)
+		} else if data != nil {
+			cache.put(idxName, data, props.ETag)
 		}
 		for i, p := range ps {
 			p.doc.IncidentId, p.changed = ids[i], true
@@ -682,6 +707,15 @@ func (w *Writer) updateIncident(ctx context.Context, b *batch, id string, alerts
 	b.mu.Lock()
 	c, cached := b.incs[id]
 	b.mu.Unlock()
+	cache := w.states().incidents
+	if !cached {
+		// An incident this Writer wrote: updated If-Match without a read.
+		if data, etag, _, ok := cache.get(ctx, w, w.IncidentsContainer, name); ok && data != nil {
+			if inc := new(Incident); json.Unmarshal(data, inc) == nil {
+				c, cached = readIncident{inc: inc, etag: etag}, true
+			}
+		}
+	}
 	for range maxAttempts {
 		if !cached {
 			c = readIncident{}
@@ -717,11 +751,14 @@ func (w *Writer) updateIncident(ctx context.Context, b *batch, id string, alerts
 		if !inc.addAll(alerts) && !reopened && cond.IfMatch != "" {
 			return nil
 		}
-		if err := w.write(ctx, w.IncidentsContainer, name, inc, cond); errors.Is(err, store.ErrConditionNotMet) {
+		written, props, err := w.writeDoc(ctx, w.IncidentsContainer, name, inc, cond)
+		if errors.Is(err, store.ErrConditionNotMet) {
+			cache.drop(name)
 			continue
 		} else if err != nil {
 			return fmt.Errorf("incident %s: %w", w.Store.URL(w.IncidentsContainer, name), err)
 		}
+		cache.put(name, written, props.ETag)
 		return nil
 	}
 	return fmt.Errorf("incident %s: gave up after %d conflicting updates", id, maxAttempts)
