@@ -79,7 +79,16 @@ func loadFilter(s settings.Settings) (*rule.Rule, detect.Filter, error) {
 	if err != nil {
 		return nil, detect.Filter{}, usageError{fmt.Errorf("safe lists (%s, %s): %w", settings.SafeIPs, settings.SafeNetworks, err)}
 	}
-	return r, detect.Filter{Safe: safe}, nil
+	f := detect.Filter{Safe: safe}
+	if r.Plan != nil && !r.Plan.ISafe && !r.Plan.NSafe && (len(s.SafeIPs) > 0 || len(s.SafeNetworks) > 0) {
+		// The extras join the rule's safe-list tests; without one they
+		// would silently do nothing.
+		return nil, detect.Filter{}, usagef("%s/%s are set, but rule %s has no safe-list test (not(IPAddress in (...)) and ipv4_lookup on both tables' IPAddress) to add them to", settings.SafeIPs, settings.SafeNetworks, r.Name)
+	}
+	if r.Plan != nil && !r.Plan.Default() {
+		f.Plan = r.Plan // a tuned rule: the engine runs its plan
+	}
+	return r, f, nil
 }
 
 // openStores opens the export store and the store of state, alerts and
@@ -116,7 +125,8 @@ var deliveryTransport policy.Transporter
 
 // newOutbox is the outbox in the state container with the sinks the
 // settings turn on: Sentinel when the Logs Ingestion endpoint is set, the
-// webhook when its URL is. nil when neither is.
+// webhook when its URL is. Without either it still records every revision
+// (for the sinks of the roster, and for a sink added later to backfill).
 func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*outbox.Outbox, error) {
 	var sinks []outbox.Sink
 	if s.LogsIngestionEndpoint != "" {
@@ -142,16 +152,19 @@ func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*ou
 		}
 		sinks = append(sinks, wh)
 	}
-	if len(sinks) == 0 {
-		return nil, nil
-	}
-	return &outbox.Outbox{Store: state, Container: s.StateContainer, Sinks: sinks, Logger: logger}, nil
+	// Leases are judged by every deliverer (serve's instances, a `process`
+	// on an operator's machine): on the store's clock, not their own.
+	clock := &store.Clock{Store: state, Container: s.StateContainer}
+	return &outbox.Outbox{Store: state, Container: s.StateContainer, AlertsContainer: s.AlertsContainer, Sinks: sinks, Logger: logger, Now: clock.Now}, nil
 }
 
 // newPipeline builds the event pipeline the settings describe, and the
 // outbox its alert writer records revisions to (nil without sinks). It
 // creates no containers (see pipeline.EnsureContainers).
 func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) (*pipeline.Pipeline, *alert.Writer, store.Store, *outbox.Outbox, error) {
+	if err := pipelinePrecision(s); err != nil {
+		return nil, nil, nil, nil, err
+	}
 	r, f, err := loadFilter(s)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -165,9 +178,7 @@ func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) 
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	if ob != nil {
-		w.Revisions = ob
-	}
+	w.Revisions = ob
 	p, err := pipeline.New(pipeline.Config{
 		Exports: exports, State: state,
 		InteractiveContainer: s.InteractiveContainer, NonInteractiveContainer: s.NonInteractiveContainer,

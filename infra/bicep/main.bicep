@@ -139,6 +139,19 @@ param exportEndpoint string = ''
 @description('TOKENPIVOT_EXPORT_FIRST_HOUR: the first hour export jobs request (RFC 3339, e.g. 2026-12-01T00:00:00Z); empty = only the lookback bounds it.')
 param exportFirstHour string = ''
 
+@description('TOKENPIVOT_PRECISION: the precision mode. Only exact deploys: the function refuses balanced and strict until the pipeline carries their columns (README, What the precision modes change).')
+@allowed(['exact'])
+param precision string = 'exact'
+
+@description('TOKENPIVOT_PRECISION_HOSTING_ASNS: a file replacing the precision modes\' bundled hosting/anonymizer ASN list; empty = the bundled list.')
+param precisionHostingAsns string = ''
+
+@description('TOKENPIVOT_PRECISION_M365_RANGES: a file replacing the bundled Microsoft 365 service ranges; empty = the bundled list.')
+param precisionM365Ranges string = ''
+
+@description('TOKENPIVOT_PRECISION_FIRST_PARTY_APPS: a file replacing the bundled first-party app ids; empty = the bundled list.')
+param precisionFirstPartyApps string = ''
+
 @description('Private networking, as Microsoft\'s Flex Consumption samples have it (vnetEnabled): the app joins appSubnetId (VNet integration; a subnet delegated to Microsoft.App/environments) and the function\'s own storage account denies public networks (trusted Azure services still write the dead letters), so the app reaches it through private endpoints for blob, queue and table in that virtual network, with their privatelink DNS zones. The network and the endpoints are the network team\'s (infra/README.md, Private networking): the offline checks of this repository have no Microsoft.Network definitions to check them against.')
 param vnetEnabled bool = false
 
@@ -448,6 +461,11 @@ var appSettings = {
   TOKENPIVOT_EXPORT_MAX_ACTIVE: '4'
   TOKENPIVOT_EXPORT_ENDPOINT: exportEndpoint
   TOKENPIVOT_EXPORT_FIRST_HOUR: exportFirstHour
+  // The precision mode (exact: the rule as Sentinel runs it) and its lists.
+  TOKENPIVOT_PRECISION: precision
+  TOKENPIVOT_PRECISION_HOSTING_ASNS: precisionHostingAsns
+  TOKENPIVOT_PRECISION_M365_RANGES: precisionM365Ranges
+  TOKENPIVOT_PRECISION_FIRST_PARTY_APPS: precisionFirstPartyApps
   // The webhook sink (the SOC's receiver); empty = off.
   TOKENPIVOT_WEBHOOK_URL: webhookUrl
   TOKENPIVOT_WEBHOOK_FORMAT: webhookFormat

@@ -75,6 +75,11 @@ locals {
     TOKENPIVOT_EXPORT_MAX_ACTIVE         = "4"
     TOKENPIVOT_EXPORT_ENDPOINT           = var.export_endpoint
     TOKENPIVOT_EXPORT_FIRST_HOUR         = var.export_first_hour
+    # The precision mode (exact: the rule as Sentinel runs it) and its lists.
+    TOKENPIVOT_PRECISION                  = var.precision
+    TOKENPIVOT_PRECISION_HOSTING_ASNS     = var.precision_hosting_asns
+    TOKENPIVOT_PRECISION_M365_RANGES      = var.precision_m365_ranges
+    TOKENPIVOT_PRECISION_FIRST_PARTY_APPS = var.precision_first_party_apps
     # The webhook sink (the SOC's receiver); empty = off.
     TOKENPIVOT_WEBHOOK_URL    = var.webhook_url
     TOKENPIVOT_WEBHOOK_FORMAT = var.webhook_format

@@ -280,6 +280,34 @@ variable "export_first_hour" {
   default     = ""
 }
 
+variable "precision" {
+  description = "TOKENPIVOT_PRECISION: the precision mode. Only exact deploys: the function refuses balanced and strict until the pipeline carries their columns (README, What the precision modes change)."
+  type        = string
+  default     = "exact"
+  validation {
+    condition     = var.precision == "exact"
+    error_message = "Only exact deploys: the function refuses balanced and strict until the pipeline carries their columns."
+  }
+}
+
+variable "precision_hosting_asns" {
+  description = "TOKENPIVOT_PRECISION_HOSTING_ASNS: a file replacing the precision modes' bundled hosting/anonymizer ASN list; empty = the bundled list."
+  type        = string
+  default     = ""
+}
+
+variable "precision_m365_ranges" {
+  description = "TOKENPIVOT_PRECISION_M365_RANGES: a file replacing the bundled Microsoft 365 service ranges; empty = the bundled list."
+  type        = string
+  default     = ""
+}
+
+variable "precision_first_party_apps" {
+  description = "TOKENPIVOT_PRECISION_FIRST_PARTY_APPS: a file replacing the bundled first-party app ids; empty = the bundled list."
+  type        = string
+  default     = ""
+}
+
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)

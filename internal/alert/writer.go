@@ -261,6 +261,19 @@ func (w *Writer) writeRound(ctx context.Context, known *knownAlerts, ps []*pendi
 	}); err != nil {
 		return 0, err
 	}
+	// 1b. Alerts new to the container number their revisions from its
+	// base, never reusing a revision the outbox holds (see RevisionFloor).
+	if _, ok := w.Revisions.(RevisionFloor); ok && slices.ContainsFunc(ps, func(p *pending) bool { return p.etag == "" }) {
+		base, err := w.revisionBase(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("alert %s: %w", w.Store.URL(w.AlertsContainer, RevisionBaseName), err)
+		}
+		for _, p := range ps {
+			if p.etag == "" {
+				p.rev = max(p.rev, base)
+			}
+		}
+	}
 	// 2. Incident ids.
 	if w.incidents() {
 		if err := w.assign(ctx, b, ps); err != nil {

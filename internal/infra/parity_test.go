@@ -156,6 +156,11 @@ var wantSettings = map[string]string{
 	"TOKENPIVOT_EXPORT_MAX_ACTIVE":         "4",
 	"TOKENPIVOT_EXPORT_ENDPOINT":           "",
 	"TOKENPIVOT_EXPORT_FIRST_HOUR":         "",
+	// The precision mode (only exact deploys) and its lists (bundled).
+	"TOKENPIVOT_PRECISION":                  "exact",
+	"TOKENPIVOT_PRECISION_HOSTING_ASNS":     "",
+	"TOKENPIVOT_PRECISION_M365_RANGES":      "",
+	"TOKENPIVOT_PRECISION_FIRST_PARTY_APPS": "",
 	// The SOC's settings (secure parameters / sensitive variables): every
 	// provision replaces the whole set, so what is not here is deleted.
 	"TOKENPIVOT_WEBHOOK_URL":               "",

@@ -80,7 +80,7 @@ func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out 
 	if x := p.indexes.get(extractsKey(listed)); x != nil {
 		return x, nil
 	}
-	x := detect.NewIndex()
+	x := detect.NewIndexFor(p.cfg.Filter.Plan)
 	complete := true
 	setAside := len(out.SetAside)
 	err = p.readExtracts(ctx, listed, out, func(props store.Properties) error {
