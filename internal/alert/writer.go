@@ -382,7 +382,7 @@ func (w *Writer) each(ctx context.Context, n int, fn func(ctx context.Context, i
 	return err
 }
 
-// read and write are the Store's, refusing to start once ctx is done.
+// read and writeDoc are the Store's, refusing to start once ctx is done.
 func (w *Writer) read(ctx context.Context, container, name string) ([]byte, store.Properties, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, store.Properties{}, err
@@ -390,12 +390,8 @@ func (w *Writer) read(ctx context.Context, container, name string) ([]byte, stor
 	return w.Store.Read(ctx, container, name)
 }
 
-func (w *Writer) write(ctx context.Context, container, name string, v any, cond store.Condition) error {
-	_, _, err := w.writeDoc(ctx, container, name, v, cond)
-	return err
-}
-
-// writeDoc is write, returning what it wrote and the blob's new properties.
+// writeDoc writes v as JSON, returning what it wrote and the blob's new
+// properties.
 func (w *Writer) writeDoc(ctx context.Context, container, name string, v any, cond store.Condition) ([]byte, store.Properties, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, store.Properties{}, err
