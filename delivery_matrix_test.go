@@ -315,6 +315,76 @@ func TestDeliveryFaultMatrix(t *testing.T) {
 		m.sweeps(time.Hour)
 		m.check(nil)
 	})
+	// One alert document deleted by hand (not its container): the alert
+	// recreated by new evidence must go out under a revision number never
+	// used for it, whether the writer that recreates it is the one that
+	// wrote it (it kept the document) or a restarted process (it knows
+	// nothing of it and creates it without a read).
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("alert document deleted (restart %v)", restart), func(t *testing.T) {
+			m := newMatrix(t)
+			m.process(0)
+			m.process(1)
+			m.sweeps(30 * time.Minute)
+			// An alert at revision 2: both exports brought evidence for it.
+			var id string
+			for k := range m.want {
+				i := strings.LastIndexByte(k, '-')
+				if a, rev := k[:i], k[i+1:]; rev == "2" && (id == "" || a < id) {
+					id = a
+				}
+			}
+			if id == "" {
+				t.Fatalf("no alert at revision 2 in %v", m.want)
+			}
+			docs, _, err := alert.List(context.Background(), m.local, m.s.AlertsContainer, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range docs {
+				if d.SystemAlertId == id {
+					if err := os.Remove(filepath.Join(m.root, m.s.AlertsContainer, filepath.FromSlash(alert.BlobName(d)))); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if restart {
+				m.build()
+			}
+			m.process(1) // its evidence again, in a new export blob
+			docs, _, err = alert.List(context.Background(), m.local, m.s.AlertsContainer, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var again *alert.Document
+			for i := range docs {
+				if docs[i].SystemAlertId == id {
+					again = &docs[i]
+				}
+			}
+			if again == nil {
+				t.Fatalf("alert %s was not recreated", id)
+			}
+			if again.Revision <= 2 {
+				t.Errorf("alert %s recreated at revision %d: revisions 1 and 2 are in the outbox already, so its new evidence is never sent", id, again.Revision)
+			}
+			m.sweeps(time.Hour)
+			key := outbox.Key(id, again.Revision)
+			sent := 0
+			for _, d := range m.rig.hook.deliveries() {
+				if d.id == key {
+					sent++
+					if d.doc.ExtendedProperties.ResultCount != again.ExtendedProperties.ResultCount {
+						t.Errorf("%s carried %d evidence rows, the recreated alert has %d", key, d.doc.ExtendedProperties.ResultCount, again.ExtendedProperties.ResultCount)
+					}
+				}
+			}
+			if sent != 1 {
+				t.Errorf("the recreated alert's revision %s reached the webhook %d times, want once", key, sent)
+			}
+			m.check(nil)
+		})
+	}
 	t.Run("garbled entry", func(t *testing.T) {
 		m := newMatrix(t)
 		m.process(0)
