@@ -24,6 +24,61 @@ type RevisionFloor interface {
 	MaxRevision(ctx context.Context) (int, error)
 }
 
+// RevisionHistory is a RevisionLog that knows, for some alerts, the
+// highest revision it holds of each (those it recorded or learned of
+// recently: see the outbox's LastRevisions). An alert whose document is
+// absent when the Writer writes it (new, or deleted by hand) is created
+// above it, so its new evidence goes out under a revision number never
+// used for it, instead of being taken for one already recorded. Alerts it
+// does not know are absent from the map (0: no floor).
+type RevisionHistory interface {
+	LastRevisions(ctx context.Context, alertIDs []string) (map[string]int, error)
+}
+
+// revisionFloors raises the revision of every alert of ps absent from the
+// container (etag "") above what the RevisionLog holds of it: the
+// container's base (RevisionFloor, one read per Write that creates alerts)
+// and the alert's own recorded revisions (RevisionHistory, no request of
+// the Writer's: see the outbox's LastRevisions).
+func (w *Writer) revisionFloors(ctx context.Context, ps []*pending) error {
+	var absent []*pending
+	for _, p := range ps {
+		if p.etag == "" {
+			absent = append(absent, p)
+		}
+	}
+	if len(absent) == 0 {
+		return nil
+	}
+	if _, ok := w.Revisions.(RevisionFloor); ok {
+		base, err := w.revisionBase(ctx)
+		if err != nil {
+			return fmt.Errorf("alert %s: %w", w.Store.URL(w.AlertsContainer, RevisionBaseName), err)
+		}
+		for _, p := range absent {
+			p.rev = max(p.rev, base)
+		}
+	}
+	if h, ok := w.Revisions.(RevisionHistory); ok {
+		ids := make([]string, len(absent))
+		for i, p := range absent {
+			ids[i] = p.in.SystemAlertId
+		}
+		last, err := h.LastRevisions(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("alert revisions: %w", err)
+		}
+		for _, p := range absent {
+			if top := last[p.in.SystemAlertId]; top > p.rev {
+				w.logger().Warn("an alert recorded before has no document (deleted?): created again above its recorded revisions",
+					"alert", w.Store.URL(w.AlertsContainer, BlobName(p.in)), "revision", top+1)
+				p.rev = top
+			}
+		}
+	}
+	return nil
+}
+
 type revisionBase struct {
 	Base int `json:"Base"`
 }

@@ -261,18 +261,10 @@ func (w *Writer) writeRound(ctx context.Context, known *knownAlerts, ps []*pendi
 	}); err != nil {
 		return 0, err
 	}
-	// 1b. Alerts new to the container number their revisions from its
-	// base, never reusing a revision the outbox holds (see RevisionFloor).
-	if _, ok := w.Revisions.(RevisionFloor); ok && slices.ContainsFunc(ps, func(p *pending) bool { return p.etag == "" }) {
-		base, err := w.revisionBase(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("alert %s: %w", w.Store.URL(w.AlertsContainer, RevisionBaseName), err)
-		}
-		for _, p := range ps {
-			if p.etag == "" {
-				p.rev = max(p.rev, base)
-			}
-		}
+	// 1b. Alerts absent from the container number their revisions above
+	// every revision the outbox holds of them (see revisionFloors).
+	if err := w.revisionFloors(ctx, ps); err != nil {
+		return 0, err
 	}
 	// 2. Incident ids.
 	if w.incidents() {
@@ -500,6 +492,13 @@ func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
 		mine := p.doc
 		if err := w.load(ctx, p); err != nil {
 			return false, err
+		}
+		if p.etag == "" {
+			// Gone since it was known (deleted by hand): created again
+			// above its recorded revisions, as in Write's step 1b.
+			if err := w.revisionFloors(ctx, []*pending{p}); err != nil {
+				return false, err
+			}
 		}
 		if p.doc.IncidentId == "" && mine.IncidentId != "" {
 			p.doc.IncidentId, p.changed = mine.IncidentId, true

@@ -192,6 +192,7 @@ type Outbox struct {
 
 	mu         sync.Mutex
 	recorded   map[string]struct{} // keys known to be in a batch
+	top        map[string]int      // per AlertId, the highest revision known to be in a batch
 	batches    map[string]bool     // batch ids read or written
 	recording  map[string]bool     // keys a Record of this Outbox is writing
 	learned    time.Time           // when learn last listed the batches
@@ -433,10 +434,38 @@ func (o *Outbox) remember(b batch) {
 	if o.batches == nil {
 		o.batches = map[string]bool{}
 	}
+	if o.top == nil || len(o.top)+len(b.Revisions) > recordedCap {
+		o.top = map[string]int{}
+	}
 	o.batches[b.Id] = true
 	for _, r := range b.Revisions {
 		o.recorded[Key(r.AlertId, r.Revision)] = struct{}{}
+		o.top[r.AlertId] = max(o.top[r.AlertId], r.Revision)
 	}
+}
+
+// LastRevisions is, for each of ids that the outbox knows, the highest
+// revision of it in a batch: those this Outbox recorded and those it
+// learned of (the batches of the last KnownWindow), at the cost of Record's
+// learning (one listing every learnEvery at most, one read per batch new to
+// it), which Record would do anyway. The alert Writer creates an absent
+// alert above it (alert.RevisionHistory): an alert document deleted by hand
+// is recreated under a new revision number, which Record does not take for
+// one already recorded. A revision older than that is not known: the alert
+// recreated then starts from the container's base (alert.RevisionFloor).
+func (o *Outbox) LastRevisions(ctx context.Context, ids []string) (map[string]int, error) {
+	if err := o.learn(ctx); err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[string]int{}
+	for _, id := range ids {
+		if top, ok := o.top[id]; ok {
+			out[id] = top
+		}
+	}
+	return out, nil
 }
 
 // learn reads the batches written since it last looked (the last
@@ -1871,7 +1900,11 @@ func mapsKeys(m map[*sinkState][]int) []*sinkState {
 	return out
 }
 
-var _ alert.RevisionLog = (*Outbox)(nil)
+var (
+	_ alert.RevisionLog     = (*Outbox)(nil)
+	_ alert.RevisionFloor   = (*Outbox)(nil)
+	_ alert.RevisionHistory = (*Outbox)(nil)
+)
 
 // Compact returns doc as compact JSON (the stored documents are indented);
 // doc itself if it does not parse.
