@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -439,5 +440,45 @@ func TestRecordLearnsOtherProcesses(t *testing.T) {
 		if len(d) != 1 {
 			t.Errorf("%s delivered %d times", k, len(d))
 		}
+	}
+}
+
+// TestLastRevisionsIsWhatRecordLearns: another process's highest revision
+// of an alert (its document deleted by hand since) is known from the
+// batches Record learns anyway: the lookup costs Record's listing and
+// batch reads once, and the Record that follows costs no request more.
+func TestLastRevisionsIsWhatRecordLearns(t *testing.T) {
+	ctx := context.Background()
+	local, _ := store.NewLocal(t.TempDir())
+	c := newClock()
+	a := newOutbox(t, local, c, &fakeSink{name: "a", target: "a"})
+	for rev := 1; rev <= 3; rev++ {
+		if err := a.Record(ctx, revsOf("x", 100, rev)); err != nil {
+			t.Fatal(err)
+		}
+		c.add(time.Minute)
+	}
+	cs := &counting{Store: local}
+	b := newOutbox(t, cs, c, &fakeSink{name: "a", target: "a"})
+	b.Deliver(ctx) // reads the roster
+	cs.reset()
+	got, err := b.LastRevisions(ctx, []string{"x-7", "x-99", "new-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"x-7": 3, "x-99": 3}; !maps.Equal(got, want) {
+		t.Errorf("LastRevisions = %v, want %v", got, want)
+	}
+	// The window's two day folders (24 h back from 10:03) and the 3 batches.
+	if cs.total() != 5 || cs.lists.Load() != 2 || cs.reads.Load() != 3 {
+		t.Errorf("LastRevisions: %d requests (%d listings, %d reads), want 5 (2 listings, the 3 batches)", cs.total(), cs.lists.Load(), cs.reads.Load())
+	}
+	cs.reset()
+	if err := b.Record(ctx, revsOf("x", 1, 4)); err != nil || cs.total() != 2 || cs.writes.Load() != 2 {
+		t.Errorf("Record after LastRevisions: %v, %d requests, want 2 writes (a batch, a state)", err, cs.total())
+	}
+	// What it recorded itself counts too.
+	if got, _ := b.LastRevisions(ctx, []string{"x-0"}); got["x-0"] != 4 {
+		t.Errorf("LastRevisions after recording revision 4: %v", got)
 	}
 }
