@@ -114,5 +114,5 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	fmt.Fprintln(stdout)
-	return outbox.WriteStatus(stdout, entries, holds...)
+	return outbox.WriteStatus(stdout, entries, *wide, holds...)
 }
