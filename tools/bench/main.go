@@ -48,6 +48,11 @@ type config struct {
 	pipeline bool
 	seed     uint64
 	repo     string // repository root
+	// blobsweep runs only the blob-size sweep (blobsweep.go); bin, when
+	// set, is the CLI to measure instead of one built from the repository
+	// (e.g. a baseline built from another commit).
+	blobsweep bool
+	bin       string
 }
 
 func main() {
@@ -59,6 +64,8 @@ func main() {
 	flag.BoolVar(&c.sparse, "sparse", true, "also measure the sparse hour (gen --benchmark-sparse) after the realistic one")
 	flag.BoolVar(&c.pipeline, "pipeline", true, "also measure `tokenpivot process` on the hour's non-interactive blobs")
 	flag.Uint64Var(&c.seed, "seed", 1, "generator seed")
+	flag.BoolVar(&c.blobsweep, "blobsweep", false, "measure only the blob-size sweep: one non-interactive blob of 0.1M-4M rows (Parquet) and 0.5M, 2M (JSON Lines) through `process --workers 1`")
+	flag.StringVar(&c.bin, "bin", "", "measure this tokenpivot binary instead of building the repository's")
 	flag.Parse()
 	if c.runs < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs must be at least 1")
@@ -82,9 +89,21 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		return err
 	}
 	bin := filepath.Join(c.data, "tokenpivot")
-	logf("building %s", bin)
-	if err := command(ctx, repo, "go", "build", "-o", bin, ".").Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+	if c.bin != "" {
+		bin = c.bin
+	} else {
+		logf("building %s", bin)
+		if err := command(ctx, repo, "go", "build", "-o", bin, ".").Run(); err != nil {
+			return fmt.Errorf("go build: %w", err)
+		}
+	}
+	if c.blobsweep {
+		m, err := describeMachine(ctx, repo)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "## Machine\n\n%s\n", m)
+		return blobSweep(ctx, c, bin, out)
 	}
 	if err := ensureNodeDeps(ctx, repo); err != nil {
 		return err
