@@ -98,7 +98,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		}
 	}
 	if c.blobsweep {
-		m, err := describeMachine(ctx, repo)
+		m, err := describeHost()
 		if err != nil {
 			return err
 		}
@@ -249,6 +249,16 @@ func countRows(dir string) (string, error) {
 
 // describeMachine returns the Markdown lines naming the machine and versions.
 func describeMachine(ctx context.Context, repo string) (string, error) {
+	b, err := describeHost()
+	if err != nil {
+		return "", err
+	}
+	return describeTools(ctx, repo, b)
+}
+
+// describeHost is the machine part of describeMachine: CPU, memory, load
+// and Go (the blob-size sweep needs no DuckDB).
+func describeHost() (string, error) {
 	var b strings.Builder
 	model := "unknown"
 	if cpu, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -268,6 +278,13 @@ func describeMachine(ctx context.Context, repo string) (string, error) {
 		fmt.Fprintf(&b, "- Load average at start: %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
 	}
 	fmt.Fprintf(&b, "- %s, %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return b.String(), nil
+}
+
+// describeTools adds Node's and DuckDB's versions to host.
+func describeTools(ctx context.Context, repo, host string) (string, error) {
+	var b strings.Builder
+	b.WriteString(host)
 	benchDir := filepath.Join(repo, "tools", "bench", "duckdb")
 	nodeV, err := command(ctx, benchDir, "node", "--version").Output()
 	if err != nil {
