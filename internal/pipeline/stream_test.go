@@ -1,0 +1,89 @@
+package pipeline
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/store"
+)
+
+// publishHook is a Store (not a Stager, so extracts go through Write) that
+// calls hook once, before the first non-interactive extract is written.
+type publishHook struct {
+	store.Store
+	once sync.Once
+	hook func()
+}
+
+func (h *publishHook) Write(ctx context.Context, container, name string, data []byte, cond store.Condition) (store.Properties, error) {
+	if strings.HasPrefix(name, "candidates/noninteractive/") {
+		h.once.Do(h.hook)
+	}
+	return h.Store.Write(ctx, container, name, data, cond)
+}
+
+// TestLookAfterPublishSeesConcurrentBlob: an interactive blob processed
+// while a non-interactive blob streams (after the non-interactive blob's
+// pre-look, before its extracts are committed) finds no non-interactive
+// extract yet; the non-interactive blob's look after publishing finds the
+// interactive extract its pre-look missed and pairs its own rows with it,
+// read back from its extracts (compact: the wide columns from the export;
+// full: from the extract). Rows exported twice (the rule cases' "dup")
+// count once, as in the batch rule.
+func TestLookAfterPublishSeesConcurrentBlob(t *testing.T) {
+	safe := caseSafeList(t)
+	iData := bytes.Join(caseLines(t, "interactive.jsonl"), nil)
+	nData := bytes.Join(caseLines(t, "noninteractive.jsonl"), nil)
+	if !bytes.Contains(nData, []byte("dup")) {
+		t.Fatal("the rule cases lost their duplicated rows")
+	}
+	for _, tc := range []struct {
+		name, blob string
+		data       []byte
+	}{
+		{"compact (gzip)", "h/n.json.gz", gzipped(t, nData, gzip.DefaultCompression)},
+		{"full (plain, appendable)", "h/n.json", nData},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iw, nw := Work{ic, "h/i.json"}, Work{nc, tc.blob}
+			want := oracle(t, map[Work][]byte{iw: iData, nw: nData}, safe)
+			if len(want) == 0 {
+				t.Fatal("the rule cases pair nothing")
+			}
+			s := newLocal(t)
+			hooked := &publishHook{Store: s}
+			p := newTestPipeline(t, hooked, safe)
+			pi := newTestPipeline(t, s, safe)
+			writeBlobs(t, s, map[Work][]byte{nw: tc.data})
+			var iOut Outcome
+			hooked.hook = func() {
+				writeBlobs(t, s, map[Work][]byte{iw: iData})
+				var err error
+				if iOut, err = pi.Process(context.Background(), iw); err != nil {
+					t.Error(err)
+				}
+			}
+			nOut, err := p.Process(context.Background(), nw)
+			if err != nil || nOut.Status != Processed {
+				t.Fatalf("%v %s", err, nOut.Status)
+			}
+			if iOut.Results != 0 {
+				t.Errorf("the interactive blob found %d pairs before any NI extract was published", iOut.Results)
+			}
+			if nOut.Results != len(want) {
+				t.Errorf("the NI blob found %d result rows after publishing, the batch rule %d", nOut.Results, len(want))
+			}
+			got := alertRows(t, s)
+			detect.Sort(want)
+			if !slices.EqualFunc(got, want, func(a, b detect.Result) bool { return detect.Compare(a, b) == 0 }) {
+				t.Errorf("alerts hold %d rows, the batch rule %d:\n got %v\nwant %v", len(got), len(want), got, want)
+			}
+		})
+	}
+}
