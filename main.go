@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 	"time"
 
@@ -235,7 +234,6 @@ func watchHeapPeak(file string, stderr io.Writer) (stop func()) {
 	go func() {
 		defer close(finished)
 		var peak uint64
-		n := 0
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -250,10 +248,6 @@ func watchHeapPeak(file string, stderr io.Writer) (stop func()) {
 				continue
 			}
 			peak = ms.HeapInuse
-			n++
-			if os.Getenv("TOKENPIVOT_HEAPPEAK_ALL") != "" {
-				file = fmt.Sprintf("%s.%d", strings.TrimSuffix(file, fmt.Sprintf(".%d", n-1)), n)
-			}
 			f, err := os.Create(file)
 			if err == nil {
 				err = pprof.Lookup("heap").WriteTo(f, 0)
