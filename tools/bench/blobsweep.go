@@ -120,7 +120,8 @@ func blobSweep(ctx context.Context, c config, bin string, w io.Writer) error {
 // interactive exports (not measured), then its one non-interactive blob
 // (measured, with env added).
 func sweepOne(ctx context.Context, c config, bin string, sc sweepCase, env []string) (sample, error) {
-	dir := filepath.Join(c.data, "sweep-run")
+	// One folder per sweep: two sweeps (before and after) may share the data.
+	dir := filepath.Join(c.data, fmt.Sprintf("sweep-run-%d", os.Getpid()))
 	if err := os.RemoveAll(dir); err != nil {
 		return sample{}, err
 	}
