@@ -107,6 +107,11 @@ func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store
 		return streamed{}, false, err
 	}
 	res := streamed{results: s.results}
+	if s.regrown {
+		// A row exported twice probed two indexes, each with its own Id
+		// dedup: its pairs count once.
+		res.results = mergeResults(nil, res.results)
+	}
 	for _, pr := range own {
 		res.names = append(res.names, pr.Name)
 	}
@@ -137,6 +142,7 @@ type stream struct {
 	// hours read so far; first holds, per event hour of this blob, the
 	// interactive extracts its first row was probed against.
 	x       *detect.Index
+	regrown bool // x was replaced by a larger index while reading
 	first   map[time.Time]map[string]bool
 	results []detect.Result
 	err     error // an error of keep (Scan's Keep cannot return one)
@@ -262,6 +268,7 @@ func (s *stream) prelook(h time.Time) error {
 	if err != nil {
 		return err
 	}
+	s.regrown = s.regrown || s.x != nil
 	s.x = x
 	s.first[h] = reachedBy(h, listed)
 	return nil

@@ -87,3 +87,53 @@ func TestLookAfterPublishSeesConcurrentBlob(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateAcrossRegrownIndexCountsOnce: a non-interactive row
+// exported twice, with a row of an earlier event hour between the copies
+// (which makes the stream load a larger interactive index), counts once,
+// as in the batch rule: each index dedups by Id on its own.
+func TestDuplicateAcrossRegrownIndexCountsOnce(t *testing.T) {
+	line := func(tm, upn, ip, loc, id string, interactive bool) string {
+		extra := ""
+		if interactive {
+			extra = `,"AuthenticationRequirement":"singleFactorAuthentication","ConditionalAccessStatus":"notApplied"`
+		}
+		return `{"TimeGenerated":"` + tm + `","UserPrincipalName":"` + upn + `","IPAddress":"` + ip + `","Location":"` + loc +
+			`","ResultType":"0","Id":"` + id + `","AppDisplayName":"Teams","CorrelationId":"c-` + id + `"` + extra + "}\n"
+	}
+	iData := line("2026-11-20T10:00:00Z", "u@contoso.com", "81.2.69.142", "US", "i1", true) +
+		line("2026-11-20T09:10:00Z", "v@contoso.com", "81.2.69.143", "US", "i0", true)
+	nData := line("2026-11-20T10:30:00Z", "u@contoso.com", "5.6.7.8", "FR", "n1", false) +
+		line("2026-11-20T09:59:00Z", "v@contoso.com", "5.6.7.9", "DE", "n0", false) +
+		line("2026-11-20T10:30:00Z", "u@contoso.com", "5.6.7.8", "FR", "n1", false)
+	safe := caseSafeList(t)
+	for _, blob := range []string{"h/n.json", "h/n.json.gz"} {
+		t.Run(blob, func(t *testing.T) {
+			iw, nw := Work{ic, "h/i.json"}, Work{nc, blob}
+			want := oracle(t, map[Work][]byte{iw: []byte(iData), nw: []byte(nData)}, safe)
+			if len(want) != 2 {
+				t.Fatalf("the batch rule gives %d rows, want 2 (one per user)", len(want))
+			}
+			data := []byte(nData)
+			if strings.HasSuffix(blob, ".gz") {
+				data = gzipped(t, data, gzip.DefaultCompression)
+			}
+			s := newLocal(t)
+			p := newTestPipeline(t, s, safe)
+			writeBlobs(t, s, map[Work][]byte{iw: []byte(iData), nw: data})
+			if _, err := p.Process(context.Background(), iw); err != nil {
+				t.Fatal(err)
+			}
+			out, err := p.Process(context.Background(), nw)
+			if err != nil || out.Status != Processed {
+				t.Fatalf("%v %s", err, out.Status)
+			}
+			if out.Results != len(want) {
+				t.Errorf("%d result rows, the batch rule %d", out.Results, len(want))
+			}
+			if got := alertRows(t, s); len(got) != len(want) {
+				t.Errorf("alerts hold %d rows, the batch rule %d", len(got), len(want))
+			}
+		})
+	}
+}
