@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -90,7 +91,8 @@ func TestLookAfterPublishSeesConcurrentBlob(t *testing.T) {
 
 // TestDuplicateAcrossRegrownIndexCountsOnce: a non-interactive row
 // exported twice, with a row of an earlier event hour between the copies
-// (which makes the stream load a larger interactive index), counts once,
+// (which makes the stream load a larger interactive index) and thousands
+// of rows (so the copies are probed in two batches), counts once,
 // as in the batch rule: each index dedups by Id on its own.
 func TestDuplicateAcrossRegrownIndexCountsOnce(t *testing.T) {
 	line := func(tm, upn, ip, loc, id string, interactive bool) string {
@@ -103,8 +105,15 @@ func TestDuplicateAcrossRegrownIndexCountsOnce(t *testing.T) {
 	}
 	iData := line("2026-11-20T10:00:00Z", "u@contoso.com", "81.2.69.142", "US", "i1", true) +
 		line("2026-11-20T09:10:00Z", "v@contoso.com", "81.2.69.143", "US", "i0", true)
-	nData := line("2026-11-20T10:30:00Z", "u@contoso.com", "5.6.7.8", "FR", "n1", false) +
-		line("2026-11-20T09:59:00Z", "v@contoso.com", "5.6.7.9", "DE", "n0", false) +
+	// Candidates of a user without interactive sign-ins between, more than
+	// a reader's batch (8192), so the copies reach the join in two batches
+	// with the larger index loaded between them.
+	var filler strings.Builder
+	for k := range 9000 {
+		filler.WriteString(line("2026-11-20T10:40:00Z", "w@contoso.com", "5.6.7.10", "FR", fmt.Sprintf("f%d", k), false))
+	}
+	nData := line("2026-11-20T10:30:00Z", "u@contoso.com", "5.6.7.8", "FR", "n1", false) + filler.String() +
+		line("2026-11-20T09:59:00Z", "v@contoso.com", "5.6.7.9", "DE", "n0", false) + filler.String() +
 		line("2026-11-20T10:30:00Z", "u@contoso.com", "5.6.7.8", "FR", "n1", false)
 	safe := caseSafeList(t)
 	for _, blob := range []string{"h/n.json", "h/n.json.gz"} {
