@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -90,6 +92,13 @@ func blobSweep(ctx context.Context, c config, bin string, w io.Writer) error {
 				cases = append(cases, sweepCase{name: "JSON Lines (" + form + ") " + s.label + "M", hour: dir, blob: out, dest: dest, rows: s.rows})
 			}
 		}
+	}
+	if c.sweepOnly != "" {
+		re, err := regexp.Compile(c.sweepOnly)
+		if err != nil {
+			return fmt.Errorf("-sweep-only: %w", err)
+		}
+		cases = slices.DeleteFunc(cases, func(sc sweepCase) bool { return !re.MatchString(sc.name) })
 	}
 	fmt.Fprintln(w, "## Blob-size sweep: one non-interactive blob through `process --workers 1`, interactive hour processed")
 	fmt.Fprintln(w)

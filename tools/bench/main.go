@@ -52,6 +52,7 @@ type config struct {
 	// set, is the CLI to measure instead of one built from the repository
 	// (e.g. a baseline built from another commit).
 	blobsweep bool
+	sweepOnly string // a regexp of the sweep's case names to run
 	bin       string
 }
 
@@ -65,6 +66,7 @@ func main() {
 	flag.BoolVar(&c.pipeline, "pipeline", true, "also measure `tokenpivot process` on the hour's non-interactive blobs")
 	flag.Uint64Var(&c.seed, "seed", 1, "generator seed")
 	flag.BoolVar(&c.blobsweep, "blobsweep", false, "measure only the blob-size sweep: one non-interactive blob of 0.1M-4M rows (Parquet) and 0.5M, 2M (JSON Lines) through `process --workers 1`")
+	flag.StringVar(&c.sweepOnly, "sweep-only", "", "run only the sweep cases whose name matches this `regexp` (e.g. 'Parquet|data export 2M')")
 	flag.StringVar(&c.bin, "bin", "", "measure this tokenpivot binary instead of building the repository's")
 	flag.Parse()
 	if c.runs < 1 {
