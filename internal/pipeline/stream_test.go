@@ -9,8 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+	"unsafe"
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -144,5 +147,57 @@ func TestDuplicateAcrossRegrownIndexCountsOnce(t *testing.T) {
 				t.Errorf("alerts hold %d rows, the batch rule %d", len(got), len(want))
 			}
 		})
+	}
+}
+
+// TestCompactRowsCopyKeepText: compactRows is fed records whose text is
+// valid during the call only (signin.Options.Keep's): a record reused and
+// overwritten for every row, over several batches and row groups, reads
+// back as the rows written.
+func TestCompactRowsCopyKeepText(t *testing.T) {
+	var buf bytes.Buffer
+	w := newCompactRows(&buf)
+	const n = 3*extractBatchRows + 123
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	scratch := make([]byte, 64)
+	want := make([]signin.Record, n)
+	for k := range n {
+		// The text lives in scratch, rewritten for the next row.
+		text := fmt.Appendf(scratch[:0], "user%06d@contoso.com|10.%d.%d.%d|C%d", k, k%251, k%241, k%239, k%7)
+		parts := strings.Split(string(text), "|")
+		alias := func(i int) string {
+			off := 0
+			for j := range i {
+				off += len(parts[j]) + 1
+			}
+			return unsafe.String(&scratch[off], len(parts[i]))
+		}
+		r := signin.Record{TimeGenerated: at.Add(time.Duration(k) * time.Millisecond), UserPrincipalName: alias(0),
+			IPAddress: alias(1), Location: alias(2), ResultType: "0"}
+		want[k] = signin.Record{TimeGenerated: r.TimeGenerated, UserPrincipalName: parts[0], IPAddress: parts[1], Location: parts[2], ResultType: "0"}
+		if err := w.add(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []signin.Record
+	_, err := signin.Scan(context.Background(), "compact", bytes.NewReader(buf.Bytes()), int64(buf.Len()), signin.NonInteractive,
+		signin.Options{Final: true}, func(rs []signin.Record) error {
+			got = append(got, rs...)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("read %d rows, wrote %d", len(got), n)
+	}
+	for k := range want {
+		if g := got[k]; g.UserPrincipalName != want[k].UserPrincipalName || g.IPAddress != want[k].IPAddress ||
+			g.Location != want[k].Location || !g.TimeGenerated.Equal(want[k].TimeGenerated) {
+			t.Fatalf("row %d: got %+v, want %+v", k, g, want[k])
+		}
 	}
 }
