@@ -26,8 +26,8 @@ import (
 // 200 MB higher; streaming holds the row groups in flight, the interactive
 // index and the results (which grow with the pairs, about 1% of the rows).
 func TestMemoryBoundedByRowGroup(t *testing.T) {
-	if testing.Short() {
-		t.Skip("generates and processes 0.5M rows")
+	if testing.Short() || raceEnabled {
+		t.Skip("generates and processes 0.5M rows; measures the heap (run it without -short and -race: go test ./internal/pipeline)")
 	}
 	peaks := map[int]uint64{}
 	for _, rows := range []int{100_000, 400_000} {
