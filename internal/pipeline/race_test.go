@@ -2,6 +2,6 @@
 
 package pipeline
 
-// raceEnabled skips the heap measurement under the race detector, which
-// makes it about ten times slower and changes what is allocated.
+// raceEnabled shrinks the heap test under the race detector, which makes
+// it about ten times slower.
 const raceEnabled = true
