@@ -24,10 +24,12 @@ const MemoryPerBlobByte = 10
 // pipeline streams it (its extracts written and its rows probed as they are
 // read), so its peak does not grow with its size, only with the row groups
 // in flight, the interactive index of its window and its results. A
-// non-interactive blob of any size, 0.1M to 4M rows, peaks at 190-230 MiB RSS
-// through `process --workers 1`, 15 MiB of it the idle process and part of
-// the rest garbage the collector has not yet taken (infra/README.md,
-// "Memory"; docs/performance.md, "Blob-size sweep").
+// non-interactive blob of 0.1M to 2M rows (28 MB of Parquet to a 5 GB
+// PT1H.json) peaks at 155-273 MiB RSS through `process --workers 1`, 353
+// MiB at 4M rows (its 85k result rows), 15 MiB of it the idle process and
+// about half of the rest garbage the collector has not yet taken: about 130
+// MB live (infra/README.md, "Memory"; docs/performance.md, "Blob-size
+// sweep").
 const MemoryPerStreamedBlob = 192 << 20
 
 // DefaultInstanceMemory is the memory assumed when neither GOMEMLIMIT nor a
