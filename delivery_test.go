@@ -41,6 +41,7 @@ type hookReceiver struct {
 	failFirst bool
 	mu        sync.Mutex
 	status    int            // answer this to everything when not 0
+	goneNext  int            // answer 410 Gone to this many requests first
 	seen      map[string]int // webhook-id -> requests
 	got       []hookDelivery
 	*httptest.Server
@@ -92,7 +93,15 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen[id]++
+	if h.goneNext > 0 {
+		h.goneNext--
+		http.Error(w, "gone", http.StatusGone)
+		return
+	}
 	if h.status != 0 {
+		if h.status >= 300 && h.status < 400 {
+			w.Header().Set("Location", "https://elsewhere.example/tokenpivot?code=SECRET")
+		}
 		http.Error(w, "refused", h.status)
 		return
 	}
@@ -101,10 +110,16 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "try again", http.StatusServiceUnavailable)
 		return
 	}
-	var d alert.Document
-	if err := json.Unmarshal(body, &d); err != nil {
-		h.t.Errorf("webhook body is not an alert document: %v", err)
+	// Standard Webhooks: {type, timestamp, data: the alert document}.
+	var env struct {
+		Type      string
+		Timestamp time.Time
+		Data      alert.Document
 	}
+	if err := json.Unmarshal(body, &env); err != nil || env.Type != "tokenpivot.alert" || env.Timestamp.IsZero() {
+		h.t.Errorf("webhook body is not {type, timestamp, data: an alert document}: %v", err)
+	}
+	d := env.Data
 	h.got = append(h.got, hookDelivery{id, d, time.Now()})
 }
 
@@ -470,9 +485,10 @@ func timerPayloadMain() map[string]any {
 }
 
 // TestProcessDeliversAndRedeliver: `process` delivers after processing; a
-// receiver that refuses (404) fails the webhook entries at once without
-// holding Sentinel's; `alerts` shows it, and `alerts --redeliver` delivers
-// them once the receiver is fixed.
+// receiver that refuses (404) keeps the webhook entries waiting (a
+// configuration error, retried: Standard Webhooks retries every non-2xx but
+// 410) without holding Sentinel's; `alerts` shows it, and `alerts
+// --redeliver` delivers them at once once the receiver is fixed.
 func TestProcessDeliversAndRedeliver(t *testing.T) {
 	rig := newSOCRig(t, false)
 	rig.hook.status = http.StatusNotFound
@@ -488,18 +504,19 @@ func TestProcessDeliversAndRedeliver(t *testing.T) {
 		}
 	}
 	code, _, errs := runCLI(t, append([]string{"process", "--storage", dir}, caseFlags...)...)
-	if code != 0 || !strings.Contains(errs, "delivered 12 alert revisions to sentinel") || !strings.Contains(errs, "delivered 0 alert revisions to webhook; 0 to retry, 12 failed") {
+	if code != 0 || !strings.Contains(errs, "delivered 12 alert revisions to sentinel") || !strings.Contains(errs, "delivered 0 alert revisions to webhook; 12 to retry, 0 failed") {
 		t.Fatalf("process: %d\n%s", code, errs)
 	}
 	code, out, errs := runCLI(t, "alerts", "--storage", dir)
-	if code != 0 || !regexpMatch(`webhook\s+0\s+0\s+12`, out) || !regexpMatch(`sentinel\s+12\s+0\s+0`, out) || !strings.Contains(out, "HTTP 404") {
+	if code != 0 || !regexpMatch(`webhook\s+0\s+12\s+0`, out) || !regexpMatch(`sentinel\s+12\s+0\s+0`, out) || !strings.Contains(out, "HTTP 404") ||
+		!strings.Contains(out, "configuration error: webhook") {
 		t.Fatalf("alerts: %d\n%s%s", code, out, errs)
 	}
 	rig.hook.mu.Lock()
 	rig.hook.status = 0
 	rig.hook.mu.Unlock()
 	code, out, errs = runCLI(t, "alerts", "--storage", dir, "--redeliver")
-	if code != 0 || !strings.Contains(errs, "12 failed deliveries made pending again") || !regexpMatch(`webhook\s+12\s+0\s+0`, out) {
+	if code != 0 || !strings.Contains(errs, "12 failed or waiting deliveries made due now") || !regexpMatch(`webhook\s+12\s+0\s+0`, out) {
 		t.Fatalf("alerts --redeliver: %d\n%s%s", code, out, errs)
 	}
 	docs, _, err := alert.List(context.Background(), mustLocal(t, dir), settings.Defaults().AlertsContainer, "")

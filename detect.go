@@ -21,7 +21,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var ipaths, npaths listFlag
 	fs.Var(&ipaths, "interactive", "SigninLogs export `PATH`: a file or a folder read recursively (repeatable)")
 	fs.Var(&npaths, "noninteractive", "AADNonInteractiveUserSignInLogs export `PATH` (repeatable)")
-	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion})...)
+	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion}, settings.PrecisionSettings)...)
 	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with TimeGenerated > now-3h")
 	format := fs.String("format", "jsonl", "output `format`: jsonl, csv or table")
 	if err := parseFlags(fs, args); err != nil {
@@ -41,6 +41,10 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	_, f, err := loadFilter(s)
 	if err != nil {
 		return err
+	}
+	mode, err := s.PrecisionFilter()
+	if err != nil {
+		return usageError{err}
 	}
 	if *now != "" {
 		t, err := time.Parse(time.RFC3339Nano, *now)
@@ -65,11 +69,13 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	prog := newProgress(stderr, "reading exports", totalSize(ifiles)+totalSize(nfiles))
 	defer prog.Finish()
-	rows, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"detect", s.MaxExpansion, stderr}, prog)
+	pf := newPairFilter(mode)
+	rows, err := detectFiles(ctx, ifiles, nfiles, f, pf, fileReader{"detect", s.MaxExpansion, stderr}, prog)
 	if err != nil {
 		return err
 	}
 	prog.Finish()
+	pf.report(stderr, "detect")
 	return out(stdout, rows)
 }
 
@@ -97,13 +103,15 @@ func (fr fileReader) read(ctx context.Context, file exportFile, t signin.Table, 
 
 // detectFiles runs the rule over export files: the interactive candidates
 // (few: single-factor successes) are held, and the much larger
-// non-interactive side streams past them.
-func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, fr fileReader, prog *progress) ([]detect.Result, error) {
+// non-interactive side streams past them. A precision mode (pf, nil for
+// exact) removes rows as they are found.
+func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, pf *pairFilter, fr fileReader, prog *progress) ([]detect.Result, error) {
 	x := detect.NewIndex()
 	for _, file := range ifiles {
-		err := fr.read(ctx, file, signin.Interactive, signin.Options{Keep: f.Interactive}, func(rs []signin.Record) error {
+		err := fr.read(ctx, file, signin.Interactive, pf.options(signin.Options{Keep: f.Interactive}), func(rs []signin.Record) error {
 			for _, r := range rs {
 				x.Add(r)
+				pf.addInteractive(&r)
 			}
 			return nil
 		})
@@ -118,9 +126,11 @@ func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filt
 	x.Seal()
 	keepN := func(r *signin.Record) bool { return x.MayMatch(r) && f.NonInteractive(r) }
 	for _, file := range nfiles {
-		err := fr.read(ctx, file, signin.NonInteractive, signin.Options{Keep: keepN}, func(rs []signin.Record) error {
+		err := fr.read(ctx, file, signin.NonInteractive, pf.options(signin.Options{Keep: keepN}), func(rs []signin.Record) error {
 			for k := range rs {
+				before := len(rows)
 				rows = x.Probe(rows, &rs[k])
+				rows = pf.filter(rows, before, &rs[k])
 			}
 			return nil
 		})

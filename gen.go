@@ -29,11 +29,17 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Float64Var(&o.RoamRate, "roam-rate", 0, "share of background rows sent from another country (they can match: detect's output is then the oracle)")
 	bench := fs.Bool("benchmark", false, "write the performance benchmark's hour: 100k users, ~200k interactive and ~2M non-interactive rows, time-ordered, 2% roaming")
 	sparse := fs.Bool("benchmark-sparse", false, "write the benchmark hour's earlier shape: rows grouped by user (about 5k users a file), no roaming")
+	labeled := fs.Bool("labeled", false, "write the labeled tenant of the precision benchmark instead: JSON Lines of both tables with every extra column, labels.csv (Id,label) and safe-networks.txt; --attacks is per variant")
+	days := fs.Int("days", 7, "with --labeled: days to generate")
+	profile := fs.String("profile", "weak45%/high", "with --labeled: the benign-rate profile (docs/detection-quality.md)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if o.Out == "" {
 		return usagef("--out is required")
+	}
+	if *labeled {
+		return runGenLabeled(o, *days, *profile, stdout)
 	}
 	t, err := time.Parse(time.RFC3339, *start)
 	if err != nil {
@@ -63,4 +69,29 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", o.Out)
 	return sum.WriteText(stdout)
+}
+
+// runGenLabeled writes the labeled tenant (gen --labeled).
+func runGenLabeled(o gen.Options, days int, profile string, stdout io.Writer) error {
+	lo := gen.LabeledOptions{Users: o.Users, Days: days, Seed: o.Seed, Start: o.Start, AttacksPerVariant: o.Attacks}
+	found := false
+	for _, p := range gen.Profiles() {
+		if p.Name == profile {
+			lo.Profile, found = p, true
+		}
+	}
+	if !found {
+		var names []string
+		for _, p := range gen.Profiles() {
+			names = append(names, p.Name)
+		}
+		return usagef("--profile %q: want one of %v", profile, names)
+	}
+	rows, err := gen.WriteLabeled(lo, o.Out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d rows of %d users over %d days, profile %s, %d instances per attack variant; labels in %s\n",
+		o.Out, rows, lo.Users, days, profile, lo.AttacksPerVariant, gen.LabeledLabels)
+	return nil
 }

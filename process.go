@@ -22,7 +22,7 @@ import (
 
 func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr, "--storage DIR|URL|CONNECTION-STRING [flags]")
-	sf := settings.Register(fs, join(storageSettings, exportSettings, stateSettings, outputSettings, ruleSettings, deliverySettings)...)
+	sf := settings.Register(fs, join(storageSettings, exportSettings, stateSettings, outputSettings, ruleSettings, deliverySettings, settings.PrecisionSettings)...)
 	lateness := fs.Duration("lateness", 0, "skip export blobs last modified longer ago than this `duration` (counted and reported); 0, the default, takes every blob, as a backfill needs")
 	workers := fs.Int("workers", runtime.NumCPU(), "blobs processed at once")
 	verbose := fs.Bool("v", false, "log every blob (JSON lines on stderr)")
@@ -241,7 +241,7 @@ func deliverAll(ctx context.Context, ob *outbox.Outbox, stderr io.Writer, logger
 			if sr.Err != nil {
 				fmt.Fprintf(stderr, "delivery to %s: %v\n", sr.Sink, sr.Err)
 			}
-			more = more || (sr.Delivered > 0 && sr.Due >= cmp.Or(ob.MaxPerCall, outbox.DefaultMaxPerCall))
+			more = more || (sr.Delivered > 0 && sr.Due >= cmp.Or(ob.MaxPerCall, outbox.DefaultMaxPerCall)) || sr.Resumed > 0
 		}
 		if !more {
 			break

@@ -89,7 +89,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		logger.Warn("export storage is a local directory: every event will be refused; ProcessExport and Sweep still work")
 	}
 	cfg := function.Config{Pipeline: p, Exports: exports, ServiceURL: serviceURL, Logger: logger}
-	if ob != nil {
+	if ob != nil && len(ob.Sinks) > 0 {
 		cfg.Delivery = ob
 		for _, sk := range ob.Sinks {
 			logger.Info("alert delivery on", slog.String("sink", sk.Name()))

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/precision"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 )
 
@@ -24,14 +25,39 @@ import (
 //	expected.jsonl   the result rows, as `detect --format jsonl` prints them
 //	rule.yaml        optional: the (tuned) rule for this case; else the
 //	                 nearest rule.yaml in a parent folder, else --rule
+//	expected.MODE.jsonl  optional: the rows of precision mode MODE
+//	                 (balanced, strict); the case runs once more in each
+//	                 such mode. expected.jsonl is --precision's (exact
+//	                 unless set).
 const (
 	caseExpected = "expected.jsonl"
 	caseRule     = "rule.yaml"
 )
 
+// caseModes returns the runs of case dir: expected.jsonl in mode m, then
+// each expected.MODE.jsonl in its mode.
+func caseModes(dir string, m precision.Mode) ([]caseRun, error) {
+	runs := []caseRun{{caseExpected, m}}
+	for _, mode := range precision.Modes {
+		name := "expected." + mode.String() + ".jsonl"
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			runs = append(runs, caseRun{name, mode})
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return runs, nil
+}
+
+// caseRun is one run of a case: its expected rows' file and the mode.
+type caseRun struct {
+	expected string
+	mode     precision.Mode
+}
+
 func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("test", stderr, "[--rule FILE] CASE-DIR...")
-	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion})...)
+	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion}, settings.PrecisionSettings)...)
 	dirs, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -51,32 +77,54 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		cases = append(cases, found...)
 	}
-	passed, failed := 0, 0
+	passed, failed, total := 0, 0, 0
 	for _, dir := range cases {
-		missing, extra, n, err := runCase(ctx, dir, s, stderr)
-		switch {
-		case err != nil:
-			failed++
-			fmt.Fprintf(stdout, "FAIL  %s: %v\n", dir, err)
-		case len(missing)+len(extra) > 0:
-			failed++
-			fmt.Fprintf(stdout, "FAIL  %s: %d rows, %d missing, %d extra\n", dir, n, len(missing), len(extra))
-			for _, l := range missing {
-				fmt.Fprintf(stdout, "  - %s\n", l)
+		runs, err := caseModes(dir, s.Precision)
+		if err != nil {
+			return err
+		}
+		for _, run := range runs {
+			total++
+			if runOne(ctx, dir, run, s, stdout, stderr) {
+				passed++
+			} else {
+				failed++
 			}
-			for _, l := range extra {
-				fmt.Fprintf(stdout, "  + %s\n", l)
-			}
-		default:
-			passed++
-			fmt.Fprintf(stdout, "PASS  %s (%d rows)\n", dir, n)
 		}
 	}
-	fmt.Fprintf(stdout, "%d cases: %d passed, %d failed\n", len(cases), passed, failed)
+	fmt.Fprintf(stdout, "%d cases: %d passed, %d failed\n", total, passed, failed)
 	if failed > 0 {
 		return testFailed{failed}
 	}
 	return nil
+}
+
+// runOne runs one case in one mode and prints its PASS or FAIL line; the
+// mode is named when it is not exact.
+func runOne(ctx context.Context, dir string, run caseRun, s settings.Settings, stdout, stderr io.Writer) bool {
+	name := dir
+	if run.mode.On() {
+		name += " [" + run.mode.String() + "]"
+	}
+	s.Precision = run.mode
+	missing, extra, n, err := runCase(ctx, dir, run.expected, s, stderr)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stdout, "FAIL  %s: %v\n", name, err)
+		return false
+	case len(missing)+len(extra) > 0:
+		fmt.Fprintf(stdout, "FAIL  %s: %d rows, %d missing, %d extra\n", name, n, len(missing), len(extra))
+		for _, l := range missing {
+			fmt.Fprintf(stdout, "  - %s\n", l)
+		}
+		for _, l := range extra {
+			fmt.Fprintf(stdout, "  + %s\n", l)
+		}
+		return false
+	default:
+		fmt.Fprintf(stdout, "PASS  %s (%d rows)\n", name, n)
+		return true
+	}
 }
 
 // testFailed is a failing rule test (exit 1): the rule ran, the rows differ.
@@ -112,7 +160,7 @@ func findCases(dir string) ([]string, error) {
 
 // runCase runs the rule over one case and returns the expected rows it did
 // not give and the rows it gave that were not expected, as JSON lines.
-func runCase(ctx context.Context, dir string, s settings.Settings, stderr io.Writer) (missing, extra []string, n int, err error) {
+func runCase(ctx context.Context, dir, expected string, s settings.Settings, stderr io.Writer) (missing, extra []string, n int, err error) {
 	var ipaths, npaths []string
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -145,15 +193,19 @@ func runCase(ctx context.Context, dir string, s settings.Settings, stderr io.Wri
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	rows, err := detectFiles(ctx, ifiles, nfiles, f, fileReader{"test", s.MaxExpansion, stderr}, &progress{})
+	mode, err := s.PrecisionFilter()
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	data, err := os.ReadFile(filepath.Join(dir, caseExpected))
+	rows, err := detectFiles(ctx, ifiles, nfiles, f, newPairFilter(mode), fileReader{"test", s.MaxExpansion, stderr}, &progress{})
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	want, err := detect.ReadJSONL(filepath.Join(dir, caseExpected), bytes.NewReader(data))
+	data, err := os.ReadFile(filepath.Join(dir, expected))
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	want, err := detect.ReadJSONL(filepath.Join(dir, expected), bytes.NewReader(data))
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -116,7 +116,8 @@ var deliveryTransport policy.Transporter
 
 // newOutbox is the outbox in the state container with the sinks the
 // settings turn on: Sentinel when the Logs Ingestion endpoint is set, the
-// webhook when its URL is. nil when neither is.
+// webhook when its URL is. Without either it still records every revision
+// (for the sinks of the roster, and for a sink added later to backfill).
 func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*outbox.Outbox, error) {
 	var sinks []outbox.Sink
 	if s.LogsIngestionEndpoint != "" {
@@ -142,16 +143,16 @@ func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*ou
 		}
 		sinks = append(sinks, wh)
 	}
-	if len(sinks) == 0 {
-		return nil, nil
-	}
-	return &outbox.Outbox{Store: state, Container: s.StateContainer, Sinks: sinks, Logger: logger}, nil
+	return &outbox.Outbox{Store: state, Container: s.StateContainer, AlertsContainer: s.AlertsContainer, Sinks: sinks, Logger: logger}, nil
 }
 
 // newPipeline builds the event pipeline the settings describe, and the
 // outbox its alert writer records revisions to (nil without sinks). It
 // creates no containers (see pipeline.EnsureContainers).
 func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) (*pipeline.Pipeline, *alert.Writer, store.Store, *outbox.Outbox, error) {
+	if err := pipelinePrecision(s); err != nil {
+		return nil, nil, nil, nil, err
+	}
 	r, f, err := loadFilter(s)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -165,9 +166,7 @@ func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) 
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	if ob != nil {
-		w.Revisions = ob
-	}
+	w.Revisions = ob
 	p, err := pipeline.New(pipeline.Config{
 		Exports: exports, State: state,
 		InteractiveContainer: s.InteractiveContainer, NonInteractiveContainer: s.NonInteractiveContainer,

@@ -113,6 +113,54 @@ param exportSchedule string = '0 5 * * * *'
 @description('Tags for every resource.')
 param tags object = {}
 
+// Settings that only the SOC knows. Every provision replaces the whole
+// app-settings set, so a setting added by hand after a deployment is deleted
+// by the next one: each setting the code reads is a parameter here.
+
+@description('TOKENPIVOT_WEBHOOK_URL: the SOC\'s webhook receiver (https). Teams and Slack URLs carry their credential, hence @secure; a Key Vault reference (@Microsoft.KeyVault(SecretUri=...)) is resolved with the function\'s identity (keyVaultReferenceIdentity). Empty = no webhook sink.')
+@secure()
+param webhookUrl string = ''
+
+@description('TOKENPIVOT_WEBHOOK_FORMAT: standard (signed alert document), teams or slack.')
+@allowed(['standard', 'teams', 'slack'])
+param webhookFormat string = 'standard'
+
+@description('TOKENPIVOT_WEBHOOK_SECRET: the Standard Webhooks signing secret (whsec_<base64>), or a Key Vault reference to it. Empty = unsigned.')
+@secure()
+param webhookSecret string = ''
+
+@description('TOKENPIVOT_STORAGE_CONNECTION_STRING: a connection string for the export storage, only where the identity cannot be used (it wins over the identity); a Key Vault reference is best. Empty (the default and the recommendation) = the identity.')
+@secure()
+param storageConnectionString string = ''
+
+@description('TOKENPIVOT_EXPORT_ENDPOINT: Log Analytics data-plane endpoint of export jobs in a sovereign cloud (e.g. https://api.loganalytics.us); empty = the public cloud\'s, the code\'s default.')
+param exportEndpoint string = ''
+
+@description('TOKENPIVOT_EXPORT_FIRST_HOUR: the first hour export jobs request (RFC 3339, e.g. 2026-12-01T00:00:00Z); empty = only the lookback bounds it.')
+param exportFirstHour string = ''
+
+@description('TOKENPIVOT_PRECISION: the precision mode. Only exact deploys: the function refuses balanced and strict until the pipeline carries their columns (README, What the precision modes change).')
+@allowed(['exact'])
+param precision string = 'exact'
+
+@description('TOKENPIVOT_PRECISION_HOSTING_ASNS: a file replacing the precision modes\' bundled hosting/anonymizer ASN list; empty = the bundled list.')
+param precisionHostingAsns string = ''
+
+@description('TOKENPIVOT_PRECISION_M365_RANGES: a file replacing the bundled Microsoft 365 service ranges; empty = the bundled list.')
+param precisionM365Ranges string = ''
+
+@description('TOKENPIVOT_PRECISION_FIRST_PARTY_APPS: a file replacing the bundled first-party app ids; empty = the bundled list.')
+param precisionFirstPartyApps string = ''
+
+@description('Private networking, as Microsoft\'s Flex Consumption samples have it (vnetEnabled): the app joins appSubnetId (VNet integration; a subnet delegated to Microsoft.App/environments) and the function\'s own storage account denies public networks (trusted Azure services still write the dead letters), so the app reaches it through private endpoints for blob, queue and table in that virtual network, with their privatelink DNS zones. The network and the endpoints are the network team\'s (infra/README.md, Private networking): the offline checks of this repository have no Microsoft.Network definitions to check them against.')
+param vnetEnabled bool = false
+
+@description('With vnetEnabled: resource id of the subnet the app integrates with (delegated to Microsoft.App/environments).')
+param appSubnetId string = ''
+
+@description('Resource id of an action group (e-mail, Teams, ITSM...) notified by the operability alerts (dead letters, poison messages, failed runs); empty = the alerts only show in Azure Monitor.')
+param alertActionGroupId string = ''
+
 @description('Microsoft Sentinel: resource id of the SOC\'s existing Log Analytics workspace, onboarded to Sentinel (/subscriptions/.../resourceGroups/.../providers/Microsoft.OperationalInsights/workspaces/...). Alerts are then sent to its table TokenPivotAlerts_CL and an NRT analytics rule raises Sentinel incidents. Empty = no Sentinel integration.')
 param sentinelWorkspaceId string = ''
 
@@ -153,11 +201,12 @@ var sentinelResourceGroup = sentinelEnabled ? checkedSentinelWorkspaceIdParts[4]
 var sentinelWorkspaceName = sentinelEnabled ? checkedSentinelWorkspaceIdParts[8] : 'none'
 
 // Contradictory inputs stop the deployment before anything is changed.
+var checkedAppSubnetId = vnetEnabled && empty(appSubnetId) ? fail('vnetEnabled needs appSubnetId: the subnet the app integrates with (infra/README.md, Private networking).') : appSubnetId
 var checkedSystemTopicExists = createExportStorageAccount && systemTopicExists ? fail('createExportStorageAccount and systemTopicExists cannot both be true: a storage account created by this deployment has no system topic yet.') : systemTopicExists
 
 // Step 2 needs the key; an empty one would subscribe a webhook that rejects
 // every event.
-var webhookUrl = !subscribeEvents ? '' : empty(eventGridExtensionKey) ? fail('subscribeEvents needs eventGridExtensionKey: run infra/scripts/eventgrid-key.sh <rg> <app> and pass its output (TOKENPIVOT_EVENTGRID_KEY with main.bicepparam).') : 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/eventgrid?functionName=OnExportCreated&code=${eventGridExtensionKey}'
+var eventGridWebhookUrl = !subscribeEvents ? '' : empty(eventGridExtensionKey) ? fail('subscribeEvents needs eventGridExtensionKey: run infra/scripts/eventgrid-key.sh <rg> <app> and pass its output (TOKENPIVOT_EVENTGRID_KEY with main.bicepparam).') : 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/eventgrid?functionName=OnExportCreated&code=${eventGridExtensionKey}'
 
 // ------------------------------------------------------------- observability
 
@@ -170,6 +219,11 @@ resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
       name: 'PerGB2018'
     }
     retentionInDays: logRetentionDays
+    features: {
+      // Ingestion only with Entra ID (App Insights, with DisableLocalAuth
+      // below), never with the workspace's shared keys.
+      disableLocalAuth: true
+    }
   }
 }
 
@@ -213,6 +267,15 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
     publicNetworkAccess: 'Enabled'
+    // With vnetEnabled, only through the private endpoints in the app's
+    // virtual network (Microsoft's Flex Consumption samples), and trusted
+    // Azure services: Event Grid writes dead letters here with its topic's
+    // identity, which a closed account (publicNetworkAccess Disabled, as in
+    // the samples) would refuse.
+    networkAcls: {
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
+      bypass: 'AzureServices'
+    }
   }
 }
 
@@ -350,16 +413,29 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 // Every setting the code reads. The same names and defaults are in
-// infra/terraform/main.tf (local.app_settings). TOKENPIVOT_STORAGE_CONNECTION_STRING
-// is for Azurite/dev only and deliberately not set.
+// infra/terraform/main.tf (local.app_settings). Every provision replaces the
+// whole set, so each setting the code reads is here, fed by a parameter where
+// the operator chooses it (internal/infra: TestEverySettingDeployable).
+// TOKENPIVOT_STORAGE_CONNECTION_STRING stays empty (left out) unless given:
+// the identity reads the export account.
 var appSettings = {
+  // Host storage by identity. The service URIs are what the host uses (it
+  // reads them before the account name, and they hold the cloud's real
+  // endpoints: sovereign clouds, custom DNS); the account name stays for
+  // tools that only know that form.
+  AzureWebJobsStorage__blobServiceUri: storage.properties.primaryEndpoints.blob
+  AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
+  AzureWebJobsStorage__tableServiceUri: storage.properties.primaryEndpoints.table
   AzureWebJobsStorage__accountName: storage.name
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: functionIdentity.properties.clientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${functionIdentity.properties.clientId};Authorization=AAD'
   AZURE_CLIENT_ID: functionIdentity.properties.clientId
-  TOKENPIVOT_STORAGE_ACCOUNT_URL: 'https://${exportStorageAccountName}.blob.${environment().suffixes.storage}/'
+  // The export account's blob endpoint as Azure reports it (Terraform reads
+  // the same primary blob endpoint).
+  TOKENPIVOT_STORAGE_ACCOUNT_URL: exportBlobEndpoint
+  TOKENPIVOT_STORAGE_CONNECTION_STRING: storageConnectionString
   TOKENPIVOT_STATE_STORAGE_ACCOUNT_URL: storage.properties.primaryEndpoints.blob
   TOKENPIVOT_INTERACTIVE_CONTAINER: interactiveContainerName
   TOKENPIVOT_NONINTERACTIVE_CONTAINER: nonInteractiveContainerName
@@ -383,11 +459,22 @@ var appSettings = {
   TOKENPIVOT_EXPORT_STUCK_AFTER: '6h'
   TOKENPIVOT_EXPORT_MAX_ATTEMPTS: '3'
   TOKENPIVOT_EXPORT_MAX_ACTIVE: '4'
+  TOKENPIVOT_EXPORT_ENDPOINT: exportEndpoint
+  TOKENPIVOT_EXPORT_FIRST_HOUR: exportFirstHour
+  // The precision mode (exact: the rule as Sentinel runs it) and its lists.
+  TOKENPIVOT_PRECISION: precision
+  TOKENPIVOT_PRECISION_HOSTING_ASNS: precisionHostingAsns
+  TOKENPIVOT_PRECISION_M365_RANGES: precisionM365Ranges
+  TOKENPIVOT_PRECISION_FIRST_PARTY_APPS: precisionFirstPartyApps
+  // The webhook sink (the SOC's receiver); empty = off.
+  TOKENPIVOT_WEBHOOK_URL: webhookUrl
+  TOKENPIVOT_WEBHOOK_FORMAT: webhookFormat
+  TOKENPIVOT_WEBHOOK_SECRET: webhookSecret
   // Microsoft Sentinel, from the data collection rule; empty (left out)
   // without sentinelWorkspaceId.
-  TOKENPIVOT_LOGS_INGESTION_ENDPOINT: sentinelEnabled ? alertsIngestionRule.properties.endpoints.logsIngestion : ''
-  TOKENPIVOT_LOGS_INGESTION_RULE_ID: sentinelEnabled ? alertsIngestionRule.properties.immutableId : ''
-  TOKENPIVOT_LOGS_INGESTION_STREAM: sentinelEnabled ? alertsIngestionRule.properties.dataFlows[0].streams[0] : ''
+  TOKENPIVOT_LOGS_INGESTION_ENDPOINT: sentinelEnabled ? alertsIngestion.outputs.logsIngestionEndpoint : ''
+  TOKENPIVOT_LOGS_INGESTION_RULE_ID: sentinelEnabled ? alertsIngestion.outputs.immutableId : ''
+  TOKENPIVOT_LOGS_INGESTION_STREAM: sentinelEnabled ? alertsIngestion.outputs.stream : ''
   // The Go heap's soft limit: 11/16 of the instance, the rest left to the
   // Functions host; serve sizes its budget of blobs in flight from it.
   GOMEMLIMIT: '${instanceMemoryMB * 11 / 16}MiB'
@@ -407,14 +494,24 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // VNet integration (vnetEnabled): outbound calls, host storage included,
+    // go through the subnet, where the storage's private endpoints are.
+    // (null leaves the property out; any() as in the Azure Verified Modules.)
+    virtualNetworkSubnetId: vnetEnabled ? checkedAppSubnetId : any(null)
+    // Key Vault references in app settings (@Microsoft.KeyVault(...)) are
+    // resolved with the user-assigned identity, the app's only one.
+    keyVaultReferenceIdentity: functionIdentity.id
     siteConfig: {
       minTlsVersion: '1.2'
       // Empty values are left out: an unset setting and its default behave
       // the same, and newer hosts map an empty value into the environment.
-      appSettings: [for setting in filter(items(appSettings), s => !empty(s.value)): {
-        name: setting.key
-        value: setting.value
-      }]
+      // map()/filter(), not a for-expression: a for-expression must be
+      // calculable at the start of the deployment (BCP178), and these values
+      // (the identity's client id, endpoints) are known only at its end.
+      appSettings: map(filter(items(appSettings), s => !empty(s.value)), s => {
+        name: s.key
+        value: s.value
+      })
     }
     functionAppConfig: {
       deployment: {
@@ -539,18 +636,32 @@ module exportAccount 'modules/export-account.bicep' = if (createExportStorageAcc
   }
 }
 
+// An export account that is already there, only read: its region (the
+// system topic's) and blob endpoint. A created one reports them as outputs.
+resource existingExportAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = if (!createExportStorageAccount) {
+  name: exportStorageAccountName
+  scope: resourceGroup(exportResourceGroup)
+}
+
+var exportAccountLocation = createExportStorageAccount ? exportAccount.outputs.location : existingExportAccount.location
+var exportBlobEndpoint = createExportStorageAccount ? exportAccount.outputs.blobEndpoint : existingExportAccount.properties.primaryEndpoints.blob
+
 module exportAccess 'modules/export-access.bicep' = {
   name: 'tokenpivot-export-access'
   scope: resourceGroup(exportResourceGroup)
   params: {
     exportStorageAccountName: exportStorageAccountName
+    // The system topic must be in the account's region. A module parameter
+    // may be known only during the deployment; a resource's location must be
+    // known at its start (BCP120), so the module cannot read it itself.
+    location: exportAccountLocation
     interactiveContainerName: interactiveContainerName
     nonInteractiveContainerName: nonInteractiveContainerName
     functionPrincipalId: functionIdentity.properties.principalId
     systemTopicName: systemTopicName
     systemTopicExists: checkedSystemTopicExists
     subscribeEvents: subscribeEvents
-    webhookUrl: webhookUrl
+    webhookUrl: eventGridWebhookUrl
     deadLetterStorageAccountId: storage.id
     deadLetterContainerName: deadLetterContainerName
     tags: tags
@@ -576,10 +687,13 @@ module exportJobsAccess 'modules/export-jobs.bicep' = if (exportJobs) {
   scope: resourceGroup(exportResourceGroup)
   params: {
     exportStorageAccountName: exportStorageAccountName
+    interactiveContainerName: interactiveContainerName
+    nonInteractiveContainerName: nonInteractiveContainerName
     exportWorkspaceResourceId: exportWorkspaceResourceId
   }
+  // The containers are created (or adopted) by exportAccess.
   dependsOn: [
-    exportAccount
+    exportAccess
   ]
 }
 
@@ -612,67 +726,18 @@ module sentinel 'modules/sentinel.bicep' = if (sentinelEnabled) {
   }
 }
 
-// The Logs Ingestion API's data collection rule, here beside the function.
-// Kind Direct: the rule has its own logsIngestion endpoint, no data collection
-// endpoint is needed. It must be in its destination workspace's region. The
-// stream's columns are exactly internal/sentinel.Columns (internal/infra
-// checks it); the data flow writes them unchanged (transformKql source) into
-// the table.
-resource alertsIngestionRule 'Microsoft.Insights/dataCollectionRules@2024-03-11' = if (sentinelEnabled) {
-  name: 'dcr-tokenpivot-${nameSuffix}'
-  location: sentinelEnabled ? sentinelWorkspace.location : location
-  tags: tags
-  kind: 'Direct'
-  properties: {
-    description: 'tokenpivot alert revisions to TokenPivotAlerts_CL (Microsoft Sentinel).'
-    streamDeclarations: {
-      'Custom-TokenPivotAlerts': {
-        columns: [
-          { name: 'TimeGenerated', type: 'datetime' }
-          { name: 'AlertId', type: 'string' }
-          { name: 'Revision', type: 'int' }
-          { name: 'IncidentId', type: 'string' }
-          { name: 'AlertName', type: 'string' }
-          { name: 'Description', type: 'string' }
-          { name: 'Severity', type: 'string' }
-          { name: 'Tactics', type: 'string' }
-          { name: 'Techniques', type: 'dynamic' }
-          { name: 'UserPrincipalName', type: 'string' }
-          { name: 'NIIPAddress', type: 'string' }
-          { name: 'NICountry', type: 'string' }
-          { name: 'InteractiveIP', type: 'string' }
-          { name: 'InteractiveCountry', type: 'string' }
-          { name: 'AppDisplayName', type: 'string' }
-          { name: 'StartTime', type: 'datetime' }
-          { name: 'EndTime', type: 'datetime' }
-          { name: 'ResultCount', type: 'int' }
-          { name: 'Results', type: 'dynamic' }
-          { name: 'ResultsTruncated', type: 'boolean' }
-          { name: 'RuleId', type: 'string' }
-          { name: 'RuleVersion', type: 'string' }
-        ]
-      }
-    }
-    destinations: {
-      logAnalytics: [
-        {
-          name: 'sentinelWorkspace'
-          workspaceResourceId: sentinelWorkspaceId
-        }
-      ]
-    }
-    dataFlows: [
-      {
-        streams: [
-          'Custom-TokenPivotAlerts'
-        ]
-        destinations: [
-          'sentinelWorkspace'
-        ]
-        transformKql: 'source'
-        outputStream: 'Custom-TokenPivotAlerts_CL'
-      }
-    ]
+// The Logs Ingestion API's data collection rule (modules/alerts-ingestion.bicep),
+// here beside the function, in the SOC workspace's region. The region is
+// passed in: a resource's location must be known at the start of the
+// deployment (BCP120), and an existing workspace's is read only during it.
+module alertsIngestion 'modules/alerts-ingestion.bicep' = if (sentinelEnabled) {
+  name: 'tokenpivot-alerts-ingestion'
+  params: {
+    name: 'dcr-tokenpivot-${nameSuffix}'
+    location: sentinelWorkspace.location
+    workspaceResourceId: sentinelWorkspaceId
+    functionPrincipalId: functionIdentity.properties.principalId
+    tags: tags
   }
   // A data flow can only name a table that exists.
   dependsOn: [
@@ -680,15 +745,129 @@ resource alertsIngestionRule 'Microsoft.Insights/dataCollectionRules@2024-03-11'
   ]
 }
 
-// The function sends with its identity: the Logs Ingestion API needs this
-// role on the rule, nothing on the workspace.
-resource ingestionPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (sentinelEnabled) {
-  name: guid(alertsIngestionRule.id, functionIdentity.id, roles.monitoringMetricsPublisher)
-  scope: alertsIngestionRule
+// -------------------------------------------------------------- operability
+// Three ways work can be lost without a word, each an Azure Monitor alert
+// (notifying alertActionGroupId when set):
+//   - Event Grid gave up on an event (30 attempts over 24 h) and wrote it to
+//     the dead-letter container: that export blob was never processed;
+//   - the Functions host moved a work item to the poison queue
+//     (tokenpivot-work-poison) after its last dequeue;
+//   - function executions failed.
+var alertActions = empty(alertActionGroupId) ? [] : [
+  {
+    actionGroupId: alertActionGroupId
+  }
+]
+
+var exportTopicId = resourceId(subscription().subscriptionId, exportResourceGroup, 'Microsoft.EventGrid/systemTopics', systemTopicName)
+
+resource deadLetterAlert 'Microsoft.Insights/metricAlerts@2026-01-01' = {
+  name: 'alert-tokenpivot-deadletter-${nameSuffix}'
+  location: 'global'
+  tags: tags
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
-    principalId: functionIdentity.properties.principalId
-    principalType: 'ServicePrincipal'
+    description: 'Event Grid dead-lettered a BlobCreated event of the export containers into ${deadLetterContainerName}: that export blob was not processed. Requeue it (infra/README.md, Operability).'
+    severity: 1
+    enabled: true
+    scopes: [
+      exportTopicId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT1H'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'DeadLettered'
+          metricNamespace: 'Microsoft.EventGrid/systemTopics'
+          metricName: 'DeadLetteredCount'
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Total'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: alertActions
+  }
+  // The topic exists once exportAccess has deployed (created or adopted).
+  dependsOn: [
+    exportAccess
+  ]
+}
+
+resource poisonQueueAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-tokenpivot-poison-${nameSuffix}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'tokenpivot: work item moved to the poison queue'
+    description: 'The Functions host moved a ${workQueueName} message to ${workQueueName}-poison after its last attempt: that export blob was not processed. Requeue it (infra/README.md, Operability).'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces\n| where message has "${workQueueName}-poison"'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: empty(alertActionGroupId) ? [] : [
+        alertActionGroupId
+      ]
+    }
+  }
+}
+
+resource functionFailuresAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-tokenpivot-failures-${nameSuffix}'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'tokenpivot: function executions failed'
+    description: 'Executions of the tokenpivot functions failed in the last hour (Application Insights requests with success false); the work queue retries them, the poison-queue alert says when it gives up.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: 'requests\n| where success == false'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: empty(alertActionGroupId) ? [] : [
+        alertActionGroupId
+      ]
+    }
   }
 }
 

@@ -35,3 +35,21 @@ param eventGridExtensionKey = readEnvironmentVariable('TOKENPIVOT_EVENTGRID_KEY'
 // Microsoft Sentinel: the resource id of the SOC's Log Analytics workspace
 // (onboarded to Sentinel) in TOKENPIVOT_SENTINEL_WORKSPACE_ID; empty = off.
 param sentinelWorkspaceId = readEnvironmentVariable('TOKENPIVOT_SENTINEL_WORKSPACE_ID', '')
+
+// Settings only the SOC knows, kept across provisions (every provision
+// replaces the whole app-settings set). With azd: azd env set NAME value.
+// Webhook sink: the URL and the secret are secure parameters; best, Key Vault
+// references (@Microsoft.KeyVault(SecretUri=...)), resolved with the
+// function's identity (infra/README.md, Webhooks).
+param webhookUrl = readEnvironmentVariable('TOKENPIVOT_WEBHOOK_URL', '')
+param webhookFormat = readEnvironmentVariable('TOKENPIVOT_WEBHOOK_FORMAT', 'standard')
+param webhookSecret = readEnvironmentVariable('TOKENPIVOT_WEBHOOK_SECRET', '')
+// Export jobs in a sovereign cloud (e.g. https://api.loganalytics.us), and
+// the first hour they request (RFC 3339); empty = the defaults.
+param exportEndpoint = readEnvironmentVariable('TOKENPIVOT_EXPORT_ENDPOINT', '')
+param exportFirstHour = readEnvironmentVariable('TOKENPIVOT_EXPORT_FIRST_HOUR', '')
+// The precision mode (only exact deploys today) and files replacing its lists.
+param precision = readEnvironmentVariable('TOKENPIVOT_PRECISION', 'exact')
+param precisionHostingAsns = readEnvironmentVariable('TOKENPIVOT_PRECISION_HOSTING_ASNS', '')
+param precisionM365Ranges = readEnvironmentVariable('TOKENPIVOT_PRECISION_M365_RANGES', '')
+param precisionFirstPartyApps = readEnvironmentVariable('TOKENPIVOT_PRECISION_FIRST_PARTY_APPS', '')

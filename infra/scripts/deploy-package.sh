@@ -10,6 +10,9 @@
 # Storage Blob Data Owner on the deployment container everywhere (role
 # assignments take minutes to propagate), and the deployment fails with 403:
 # it is retried every 30 s for up to TOKENPIVOT_DEPLOY_WAIT_SECONDS (600).
+#
+# AZURE_SUBSCRIPTION_ID names the subscription of every az call (azd sets it
+# in hooks): the CLI's default subscription may be another one.
 set -eu
 if [ $# -ne 2 ]; then
 	echo "usage: $0 <resource-group> <function-app>" >&2
@@ -17,6 +20,7 @@ if [ $# -ne 2 ]; then
 fi
 rg=$1
 app=$2
+sub=${AZURE_SUBSCRIPTION_ID:?set AZURE_SUBSCRIPTION_ID to the subscription of the app, e.g. from: az account show --query id -o tsv}
 wait_max=${TOKENPIVOT_DEPLOY_WAIT_SECONDS:-600}
 cd "$(dirname "$0")/../.."
 
@@ -25,7 +29,7 @@ go run ./tools/package -o dist/tokenpivot.zip
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 waited=0
-until az functionapp deploy --resource-group "$rg" --name "$app" \
+until az functionapp deploy --subscription "$sub" --resource-group "$rg" --name "$app" \
 	--src-path dist/tokenpivot.zip --type zip 2>"$log"; do
 	if ! grep -Eqi '403|forbidden|AuthorizationPermissionMismatch|AuthorizationFailure' "$log"; then
 		cat "$log" >&2
@@ -35,7 +39,7 @@ until az functionapp deploy --resource-group "$rg" --name "$app" \
 	if [ "$waited" -ge "$wait_max" ]; then
 		cat "$log" >&2
 		echo "$app: package deployment still refused (403) after ${waited}s. The app's identity needs Storage Blob Data Owner on the storage account that holds the app-package container: check with" >&2
-		echo "  az role assignment list --all --assignee <AZURE_FUNCTION_IDENTITY_CLIENT_ID> --output table" >&2
+		echo "  az role assignment list --subscription $sub --all --assignee <AZURE_FUNCTION_IDENTITY_CLIENT_ID> --output table" >&2
 		echo "and rerun this script (TOKENPIVOT_DEPLOY_WAIT_SECONDS waits longer)." >&2
 		exit 1
 	fi

@@ -62,12 +62,24 @@ resource "azurerm_storage_container" "interactive_container" {
   name                  = var.interactive_container_name
   storage_account_id    = local.export_account_id
   container_access_type = "private"
+
+  # The SOC's exported sign-in logs: never deleted by a destroy of this
+  # configuration (terraform state rm it first to let go of it).
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 resource "azurerm_storage_container" "non_interactive_container" {
   name                  = var.non_interactive_container_name
   storage_account_id    = local.export_account_id
   container_access_type = "private"
+
+  # The SOC's exported sign-in logs: never deleted by a destroy of this
+  # configuration (terraform state rm it first to let go of it).
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 # Read on the two export containers only: not the account, not other tables.

@@ -26,29 +26,42 @@ locals {
   state_retention_days = ceil(var.allowed_lateness_hours / 24) + var.state_retention_margin_days
 
   # Every setting the code reads. The same names and defaults are in
-  # infra/bicep/main.bicep (var appSettings). TOKENPIVOT_STORAGE_CONNECTION_STRING
-  # is for Azurite/dev only and deliberately not set. Settings whose value is
-  # empty are left out of the site (see azapi_resource.function_app).
+  # infra/bicep/main.bicep (var appSettings). Every apply replaces the whole
+  # set, so each setting the code reads is here, fed by a variable where the
+  # operator chooses it (internal/infra: TestEverySettingDeployable).
+  # TOKENPIVOT_STORAGE_CONNECTION_STRING stays empty unless given: the
+  # identity reads the export account. Settings whose value is empty are left
+  # out of the site (see azapi_resource.function_app).
   app_settings = {
+    # Host storage by identity. The service URIs are what the host uses (it
+    # reads them before the account name, and they hold the cloud's real
+    # endpoints: sovereign clouds, custom DNS); the account name stays for
+    # tools that only know that form.
+    AzureWebJobsStorage__blobServiceUri       = azurerm_storage_account.storage.primary_blob_endpoint
+    AzureWebJobsStorage__queueServiceUri      = azurerm_storage_account.storage.primary_queue_endpoint
+    AzureWebJobsStorage__tableServiceUri      = azurerm_storage_account.storage.primary_table_endpoint
     AzureWebJobsStorage__accountName          = azurerm_storage_account.storage.name
     AzureWebJobsStorage__credential           = "managedidentity"
     AzureWebJobsStorage__clientId             = azurerm_user_assigned_identity.function_identity.client_id
     APPLICATIONINSIGHTS_CONNECTION_STRING     = azurerm_application_insights.app_insights.connection_string
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "ClientId=${azurerm_user_assigned_identity.function_identity.client_id};Authorization=AAD"
     AZURE_CLIENT_ID                           = azurerm_user_assigned_identity.function_identity.client_id
-    TOKENPIVOT_STORAGE_ACCOUNT_URL            = local.export_blob_endpoint
-    TOKENPIVOT_STATE_STORAGE_ACCOUNT_URL      = azurerm_storage_account.storage.primary_blob_endpoint
-    TOKENPIVOT_INTERACTIVE_CONTAINER          = var.interactive_container_name
-    TOKENPIVOT_NONINTERACTIVE_CONTAINER       = var.non_interactive_container_name
-    TOKENPIVOT_STATE_CONTAINER                = var.state_container_name
-    TOKENPIVOT_ALERTS_CONTAINER               = var.alerts_container_name
-    TOKENPIVOT_INCIDENTS_CONTAINER            = var.incidents_container_name
-    TOKENPIVOT_RULE                           = var.rule
-    TOKENPIVOT_SAFE_IPS                       = var.safe_ips
-    TOKENPIVOT_SAFE_NETWORKS                  = var.safe_networks
-    TOKENPIVOT_IPV6_SAFE_NETWORKS             = var.ipv6_safe_networks
-    TOKENPIVOT_ALLOWED_LATENESS               = "${var.allowed_lateness_hours}h"
-    TOKENPIVOT_MAX_EXPANSION                  = "${var.max_expansion}"
+    # The export account's blob endpoint as Azure reports it (Bicep reads
+    # the same primary blob endpoint).
+    TOKENPIVOT_STORAGE_ACCOUNT_URL       = local.export_blob_endpoint
+    TOKENPIVOT_STORAGE_CONNECTION_STRING = var.storage_connection_string
+    TOKENPIVOT_STATE_STORAGE_ACCOUNT_URL = azurerm_storage_account.storage.primary_blob_endpoint
+    TOKENPIVOT_INTERACTIVE_CONTAINER     = var.interactive_container_name
+    TOKENPIVOT_NONINTERACTIVE_CONTAINER  = var.non_interactive_container_name
+    TOKENPIVOT_STATE_CONTAINER           = var.state_container_name
+    TOKENPIVOT_ALERTS_CONTAINER          = var.alerts_container_name
+    TOKENPIVOT_INCIDENTS_CONTAINER       = var.incidents_container_name
+    TOKENPIVOT_RULE                      = var.rule
+    TOKENPIVOT_SAFE_IPS                  = var.safe_ips
+    TOKENPIVOT_SAFE_NETWORKS             = var.safe_networks
+    TOKENPIVOT_IPV6_SAFE_NETWORKS        = var.ipv6_safe_networks
+    TOKENPIVOT_ALLOWED_LATENESS          = "${var.allowed_lateness_hours}h"
+    TOKENPIVOT_MAX_EXPANSION             = "${var.max_expansion}"
     # Export jobs (ScheduleExports, internal/exportjob): off while the
     # workspace is empty. The schedule is always set: function.json names it.
     TOKENPIVOT_EXPORT_WORKSPACE_ID       = var.export_workspace_id
@@ -60,6 +73,17 @@ locals {
     TOKENPIVOT_EXPORT_STUCK_AFTER        = "6h"
     TOKENPIVOT_EXPORT_MAX_ATTEMPTS       = "3"
     TOKENPIVOT_EXPORT_MAX_ACTIVE         = "4"
+    TOKENPIVOT_EXPORT_ENDPOINT           = var.export_endpoint
+    TOKENPIVOT_EXPORT_FIRST_HOUR         = var.export_first_hour
+    # The precision mode (exact: the rule as Sentinel runs it) and its lists.
+    TOKENPIVOT_PRECISION                  = var.precision
+    TOKENPIVOT_PRECISION_HOSTING_ASNS     = var.precision_hosting_asns
+    TOKENPIVOT_PRECISION_M365_RANGES      = var.precision_m365_ranges
+    TOKENPIVOT_PRECISION_FIRST_PARTY_APPS = var.precision_first_party_apps
+    # The webhook sink (the SOC's receiver); empty = off.
+    TOKENPIVOT_WEBHOOK_URL    = var.webhook_url
+    TOKENPIVOT_WEBHOOK_FORMAT = var.webhook_format
+    TOKENPIVOT_WEBHOOK_SECRET = var.webhook_secret
     # Microsoft Sentinel, from the data collection rule (sentinel.tf); empty
     # (left out) without var.sentinel_workspace_id.
     TOKENPIVOT_LOGS_INGESTION_ENDPOINT = local.sentinel_enabled ? azapi_resource.alerts_ingestion_rule[0].output.properties.endpoints.logsIngestion : ""
@@ -79,7 +103,10 @@ resource "azurerm_log_analytics_workspace" "log_analytics" {
   location            = local.location
   sku                 = "PerGB2018"
   retention_in_days   = var.log_retention_days
-  tags                = var.tags
+  # Ingestion only with Entra ID (App Insights, with local auth off below),
+  # never with the workspace's shared keys.
+  local_authentication_enabled = false
+  tags                         = var.tags
 }
 
 resource "azurerm_application_insights" "app_insights" {
@@ -120,6 +147,15 @@ resource "azurerm_storage_account" "storage" {
   https_traffic_only_enabled      = true
   public_network_access_enabled   = true
   tags                            = var.tags
+
+  # With vnet_enabled, only through the private endpoints in the app's
+  # virtual network (Microsoft's Flex Consumption samples), and trusted Azure
+  # services: Event Grid writes dead letters here with its topic's identity,
+  # which a closed account (public access off, as in the samples) would refuse.
+  network_rules {
+    default_action = var.vnet_enabled ? "Deny" : "Allow"
+    bypass         = ["AzureServices"]
+  }
 }
 
 resource "azurerm_storage_container" "deployment_container" {
@@ -239,6 +275,13 @@ resource "azapi_resource" "function_app" {
     properties = {
       serverFarmId = azurerm_service_plan.plan.id
       httpsOnly    = true
+      # VNet integration (vnet_enabled): outbound calls, host storage
+      # included, go through the subnet, where the storage's private
+      # endpoints are.
+      virtualNetworkSubnetId = var.vnet_enabled ? var.app_subnet_id : null
+      # Key Vault references in app settings (@Microsoft.KeyVault(...)) are
+      # resolved with the user-assigned identity, the app's only one.
+      keyVaultReferenceIdentity = azurerm_user_assigned_identity.function_identity.id
       siteConfig = {
         minTlsVersion = "1.2"
         appSettings   = [for name, value in local.app_settings : { name = name, value = value } if value != ""]

@@ -116,6 +116,12 @@ resource "azurerm_log_analytics_workspace_table_custom_log" "alerts_table" {
     name = "RuleVersion"
     type = "string"
   }
+
+  # The SOC's alert history: never deleted by a destroy of this
+  # configuration (terraform state rm it first to let go of it).
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 # The Logs Ingestion API's data collection rule, beside the function, with
@@ -207,9 +213,14 @@ resource "azurerm_role_assignment" "ingestion_publisher" {
 
 # Near-real-time: Sentinel runs the query about every minute over what was
 # ingested since the last run. Every send of an alert is a new revision row;
-# arg_max keeps one row per AlertId in a run, so a re-sent revision never
-# raises two alerts at once, and alerts of one account are grouped into one
-# incident (as the bundled rule's incidentConfiguration groups by Account).
+# arg_max keeps one row per AlertId in a run, the highest Revision (the rows
+# of one Logs Ingestion call share one TimeGenerated, so TimeGenerated cannot
+# order them), so a re-sent revision never raises two alerts at once. Only
+# the columns the rule maps are projected (NRT alerts are size-limited), with
+# AlertName cut to Sentinel's 256 characters and Description to 5,000.
+# Alerts of one account are grouped into one incident (Selected by Account:
+# the only matching method that honours groupByEntities; tokenpivot's own
+# incidents group the same way, internal/alert.GroupingKey).
 resource "azurerm_sentinel_alert_rule_nrt" "alert_rule" {
   count = local.sentinel_enabled ? 1 : 0
 
@@ -221,7 +232,7 @@ resource "azurerm_sentinel_alert_rule_nrt" "alert_rule" {
   description                = "Raises the alerts tokenpivot finds in the exported sign-in logs (table TokenPivotAlerts_CL, one row per alert revision), with their own name, description and severity."
   severity                   = "High"
   enabled                    = true
-  query                      = "TokenPivotAlerts_CL\n| summarize arg_max(TimeGenerated, *) by AlertId"
+  query                      = "TokenPivotAlerts_CL\n| summarize arg_max(Revision, *) by AlertId\n| project AlertId, IncidentId, AlertName = substring(AlertName, 0, 256), Description = substring(Description, 0, 5000), Severity, UserPrincipalName, NIIPAddress, InteractiveIP, InteractiveCountry, NICountry, AppDisplayName, RuleVersion"
   suppression_enabled        = false
   suppression_duration       = "PT5H"
   tactics                    = ["CredentialAccess", "LateralMovement", "DefenseEvasion"]

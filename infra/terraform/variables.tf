@@ -1,5 +1,15 @@
 # Same parameters and defaults as infra/bicep/main.bicep (snake_case here).
 
+variable "subscription_id" {
+  description = "Subscription of resource_group_name (az account show --query id -o tsv). azurerm 4.x requires one and no longer takes the Azure CLI's default; both providers use this, so plan never runs against another subscription than the one named here."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", var.subscription_id))
+    error_message = "subscription_id must be a subscription GUID (az account show --query id -o tsv)."
+  }
+}
+
 variable "resource_group_name" {
   description = "Existing resource group for the function app and its storage."
   type        = string
@@ -222,10 +232,109 @@ variable "export_schedule" {
   default     = "0 5 * * * *"
 }
 
+# Settings that only the SOC knows. Every apply replaces the whole
+# app-settings set of the site, so a setting added by hand after a deployment
+# is deleted by the next one: each setting the code reads is a variable here.
+
+variable "webhook_url" {
+  description = "TOKENPIVOT_WEBHOOK_URL: the SOC's webhook receiver (https). Teams and Slack URLs carry their credential, hence sensitive (it is still in the state: keep the state private), or a Key Vault reference (@Microsoft.KeyVault(SecretUri=...)) resolved with the function's identity. Empty = no webhook sink."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "webhook_format" {
+  description = "TOKENPIVOT_WEBHOOK_FORMAT: standard (signed alert document), teams or slack."
+  type        = string
+  default     = "standard"
+
+  validation {
+    condition     = contains(["standard", "teams", "slack"], var.webhook_format)
+    error_message = "webhook_format must be standard, teams or slack."
+  }
+}
+
+variable "webhook_secret" {
+  description = "TOKENPIVOT_WEBHOOK_SECRET: the Standard Webhooks signing secret (whsec_<base64>), or a Key Vault reference to it. Empty = unsigned."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "storage_connection_string" {
+  description = "TOKENPIVOT_STORAGE_CONNECTION_STRING: a connection string for the export storage, only where the identity cannot be used (it wins over the identity); a Key Vault reference is best. Empty (the default and the recommendation) = the identity."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "export_endpoint" {
+  description = "TOKENPIVOT_EXPORT_ENDPOINT: Log Analytics data-plane endpoint of export jobs in a sovereign cloud (e.g. https://api.loganalytics.us); empty = the public cloud's, the code's default."
+  type        = string
+  default     = ""
+}
+
+variable "export_first_hour" {
+  description = "TOKENPIVOT_EXPORT_FIRST_HOUR: the first hour export jobs request (RFC 3339, e.g. 2026-12-01T00:00:00Z); empty = only the lookback bounds it."
+  type        = string
+  default     = ""
+}
+
+variable "precision" {
+  description = "TOKENPIVOT_PRECISION: the precision mode. Only exact deploys: the function refuses balanced and strict until the pipeline carries their columns (README, What the precision modes change)."
+  type        = string
+  default     = "exact"
+  validation {
+    condition     = var.precision == "exact"
+    error_message = "Only exact deploys: the function refuses balanced and strict until the pipeline carries their columns."
+  }
+}
+
+variable "precision_hosting_asns" {
+  description = "TOKENPIVOT_PRECISION_HOSTING_ASNS: a file replacing the precision modes' bundled hosting/anonymizer ASN list; empty = the bundled list."
+  type        = string
+  default     = ""
+}
+
+variable "precision_m365_ranges" {
+  description = "TOKENPIVOT_PRECISION_M365_RANGES: a file replacing the bundled Microsoft 365 service ranges; empty = the bundled list."
+  type        = string
+  default     = ""
+}
+
+variable "precision_first_party_apps" {
+  description = "TOKENPIVOT_PRECISION_FIRST_PARTY_APPS: a file replacing the bundled first-party app ids; empty = the bundled list."
+  type        = string
+  default     = ""
+}
+
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "vnet_enabled" {
+  description = "Private networking, as Microsoft's Flex Consumption samples have it: the app joins app_subnet_id (VNet integration; a subnet delegated to Microsoft.App/environments) and the function's own storage account denies public networks (trusted Azure services still write the dead letters), so the app reaches it through private endpoints for blob, queue and table in that virtual network (the network team's, infra/README.md)."
+  type        = bool
+  default     = false
+}
+
+variable "app_subnet_id" {
+  description = "With vnet_enabled: resource id of the subnet the app integrates with (delegated to Microsoft.App/environments)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = !var.vnet_enabled || var.app_subnet_id != ""
+    error_message = "vnet_enabled needs app_subnet_id: the subnet the app integrates with (infra/README.md, Private networking)."
+  }
+}
+
+variable "alert_action_group_id" {
+  description = "Resource id of an action group (e-mail, Teams, ITSM...) notified by the operability alerts (dead letters, poison messages, failed runs); empty = the alerts only show in Azure Monitor."
+  type        = string
+  default     = ""
 }
 
 variable "sentinel_workspace_id" {

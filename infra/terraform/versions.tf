@@ -36,6 +36,12 @@ provider "azurerm" {
   }
   # Should anything still reach the data plane, it uses Entra ID, not keys.
   storage_use_azuread = true
+  # azurerm 4.x does not fall back to the Azure CLI's default subscription:
+  # without a subscription id (this, or ARM_SUBSCRIPTION_ID) plan stops.
+  # Named explicitly so that both providers work in the same one.
+  subscription_id = var.subscription_id
 }
 
-provider "azapi" {}
+provider "azapi" {
+  subscription_id = var.subscription_id
+}

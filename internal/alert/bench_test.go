@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
-	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -59,7 +58,7 @@ func benchWriter(b *testing.B) *Writer {
 			b.Fatal(err)
 		}
 	}
-	return &Writer{Store: s, AlertsContainer: alertsC, IncidentsContainer: incidentsC, Rule: rule.Default()}
+	return &Writer{Store: s, AlertsContainer: alertsC, IncidentsContainer: incidentsC, Rule: anyAlertRule()}
 }
 
 // BenchmarkWriteStorm writes an alert storm with the bundled rule (incidents
@@ -67,7 +66,7 @@ func benchWriter(b *testing.B) *Writer {
 func BenchmarkWriteStorm(b *testing.B) {
 	for _, c := range []struct{ alerts, big int }{{1000, 0}, {15000, 3}} {
 		b.Run(fmt.Sprintf("alerts=%d+%dx20k", c.alerts, c.big), func(b *testing.B) {
-			docs := Group(rule.Default(), stormRows(c.alerts, c.big, 20000), false)
+			docs := Group(anyAlertRule(), stormRows(c.alerts, c.big, 20000), false)
 			b.ResetTimer()
 			for range b.N {
 				b.StopTimer()
@@ -87,7 +86,7 @@ func BenchmarkWriteStorm(b *testing.B) {
 func BenchmarkMerge40k(b *testing.B) {
 	rows := stormRows(0, 1, 40000)
 	detect.Sort(rows)
-	r := rule.Default()
+	r := anyAlertRule()
 	b.Run("Group", func(b *testing.B) {
 		for range b.N {
 			if docs := Group(r, rows, false); len(docs) != 1 || docs[0].ExtendedProperties.ResultCount != 40000 {

@@ -137,13 +137,24 @@ func severityRank(s string) int {
 // rule's grouping: nothing (AnyAlert), all their entities (AllEntities), or
 // the selected entity types, alert details and custom details (Selected).
 // With grouping disabled each alert is its own group.
+//
+// AnyAlert with groupByEntities groups as Selected does. Sentinel ignores
+// the entity list under AnyAlert (the REST spec: only Selected honours it),
+// so the bundled rule (AnyAlert, groupByEntities [Account]) would put every
+// user's alerts into one incident named for the first user. The deployed NRT
+// rule (infra/) says Selected by Account; tokenpivot's own incidents follow
+// it, so that an incident, its title and its IncidentId (the rule's
+// TokenPivotIncident custom detail) are one user's, in both places.
 func GroupingKey(g rule.Grouping, a Document) string {
 	if !g.Enabled {
 		return "alert:" + a.SystemAlertId
 	}
 	switch g.MatchingMethod {
 	case rule.AnyAlert:
-		return "any"
+		if len(g.GroupByEntities) == 0 {
+			return "any"
+		}
+		fallthrough
 	case rule.Selected:
 		var parts []string
 		for _, typ := range g.GroupByEntities {

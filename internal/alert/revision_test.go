@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"sync"
 	"testing"
-
-	"github.com/tokenpivot/tokenpivot/internal/rule"
 )
 
 // revisionLog records what a Writer reports, by alert id and revision.
@@ -38,7 +36,7 @@ func (l *revisionLog) Record(_ context.Context, revs []Revision) error {
 // recorded with the exact stored bytes.
 func TestRevisions(t *testing.T) {
 	ctx := context.Background()
-	w := newWriter(t, rule.Default())
+	w := newWriter(t, anyAlertRule())
 	log := &revisionLog{}
 	w.Revisions = log
 	rows := sampleRows(t)

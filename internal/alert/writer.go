@@ -208,6 +208,19 @@ func (w *Writer) WriteStored(ctx context.Context, docs []Document) (stored []Sto
 	}); err != nil {
 		return nil, 0, err
 	}
+	// 1b. Alerts new to the container number their revisions from its
+	// base, never reusing a revision the outbox holds (see RevisionFloor).
+	if _, ok := w.Revisions.(RevisionFloor); ok && slices.ContainsFunc(ps, func(p *pending) bool { return p.etag == "" }) {
+		base, err := w.revisionBase(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("alert %s: %w", w.Store.URL(w.AlertsContainer, RevisionBaseName), err)
+		}
+		for _, p := range ps {
+			if p.etag == "" {
+				p.rev = max(p.rev, base)
+			}
+		}
+	}
 	// 2. Incident ids.
 	if w.incidents() {
 		if err := w.assign(ctx, b, ps); err != nil {

@@ -26,13 +26,13 @@ func TestMain(m *testing.M) { azurite.Main(m) }
 // forEachStore runs fn on a fresh Writer (bundled rule) over store.Local and
 // over Azurite.
 func forEachStore(t *testing.T, fn func(t *testing.T, w *Writer)) {
-	t.Run("Local", func(t *testing.T) { fn(t, newWriter(t, rule.Default())) })
+	t.Run("Local", func(t *testing.T) { fn(t, newWriter(t, anyAlertRule())) })
 	t.Run("Azurite", func(t *testing.T) {
 		s, err := store.NewAzureFromConnectionString(azurite.Start(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := &Writer{Store: s, AlertsContainer: azurite.ContainerName("alerts"), IncidentsContainer: azurite.ContainerName("incidents"), Rule: rule.Default()}
+		w := &Writer{Store: s, AlertsContainer: azurite.ContainerName("alerts"), IncidentsContainer: azurite.ContainerName("incidents"), Rule: anyAlertRule()}
 		for _, c := range []string{w.AlertsContainer, w.IncidentsContainer} {
 			if err := s.EnsureContainer(context.Background(), c); err != nil {
 				t.Fatal(err)
@@ -86,7 +86,7 @@ func withoutIncidents(docs []Document) []Document {
 
 func TestIncidentCap(t *testing.T) {
 	// 400 users' pivots within one hour: one AnyAlert group.
-	docs := Group(rule.Default(), stormRows(400, 0, 0), false)
+	docs := Group(anyAlertRule(), stormRows(400, 0, 0), false)
 	if len(docs) != 400 {
 		t.Fatalf("%d alerts, want 400", len(docs))
 	}
@@ -104,7 +104,7 @@ func TestIncidentCap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := newWriter(t, rule.Default())
+			w := newWriter(t, anyAlertRule())
 			w.MaxAlertsPerIncident = tt.cap
 			shuffled := slices.Clone(docs)
 			rand.New(rand.NewPCG(1, uint64(tt.batches))).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
@@ -213,7 +213,7 @@ func (c *callLog) List(ctx context.Context, container, prefix string, fn func(st
 }
 
 func TestWriteOneUpdatePerIncident(t *testing.T) {
-	w := newWriter(t, rule.Default())
+	w := newWriter(t, anyAlertRule())
 	log := &callLog{Store: w.Store, calls: map[string]int{}}
 	w.Store = log
 	docs := Group(w.Rule, stormRows(400, 0, 0), false)
@@ -253,7 +253,7 @@ func TestWriteOneUpdatePerIncident(t *testing.T) {
 // compete for room in incidents too.
 func TestTwoWritersConcurrent(t *testing.T) {
 	rows := stormRows(60, 0, 0)
-	all := Group(rule.Default(), rows, false)
+	all := Group(anyAlertRule(), rows, false)
 	tests := []struct {
 		name string
 		a, b []detect.Result
@@ -305,7 +305,10 @@ func TestWriteFaultThenRedelivery(t *testing.T) {
 		incs   int
 	}{
 		{"AnyAlert cap 2", func(*rule.IncidentConfiguration) {}, 2, 9, 5}, // claims matter
-		{"Selected by Account", func(ic *rule.IncidentConfiguration) { ic.Grouping.MatchingMethod = rule.Selected }, 0, 5, 5},
+		{"Selected by Account", func(ic *rule.IncidentConfiguration) {
+			ic.Grouping.MatchingMethod = rule.Selected
+			ic.Grouping.GroupByEntities = []string{"Account"}
+		}, 0, 5, 5},
 		{"grouping disabled", func(ic *rule.IncidentConfiguration) { ic.Grouping.Enabled = false }, 0, 5, 5},
 	}
 	for _, tt := range tests {
@@ -360,11 +363,11 @@ func TestWriteFaultThenRedelivery(t *testing.T) {
 }
 
 func TestWriteCancelled(t *testing.T) {
-	docs := Group(rule.Default(), stormRows(2000, 0, 0), false)
+	docs := Group(anyAlertRule(), stormRows(2000, 0, 0), false)
 	// 2000 alert reads, the index, 2000 alert writes, 14 incidents.
 	for _, at := range []int64{1, 700, 2001, 2002, 3500, 4008} {
 		t.Run(fmt.Sprint(at), func(t *testing.T) {
-			w := newWriter(t, rule.Default())
+			w := newWriter(t, anyAlertRule())
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			log := &callLog{Store: w.Store, at: at, cancel: cancel}
@@ -402,7 +405,7 @@ func TestUnreadableStateRebuilt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			w := newWriter(t, rule.Default())
+			w := newWriter(t, anyAlertRule())
 			var logs bytes.Buffer
 			w.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 			if _, err := w.Write(ctx, Group(w.Rule, rows[1:], false)); err != nil {
@@ -444,7 +447,7 @@ func TestUnreadableStateRebuilt(t *testing.T) {
 
 func TestListSkipsUnreadable(t *testing.T) {
 	ctx := context.Background()
-	w := newWriter(t, rule.Default())
+	w := newWriter(t, anyAlertRule())
 	if _, err := w.Write(ctx, Group(w.Rule, sampleRows(t), false)); err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +484,7 @@ func TestListSkipsUnreadable(t *testing.T) {
 // exact count and the same document as its rows in one batch.
 func TestWriteLargeAlertRedelivered(t *testing.T) {
 	ctx := context.Background()
-	w := newWriter(t, rule.Default())
+	w := newWriter(t, anyAlertRule())
 	rows := stormRows(0, 1, 20000)
 	for _, part := range [][]detect.Result{rows[:12000], rows[8000:], rows} {
 		if _, err := w.Write(ctx, Group(w.Rule, part, false)); err != nil {

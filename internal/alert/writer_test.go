@@ -40,9 +40,20 @@ func newWriter(t *testing.T, r *rule.Rule) *Writer {
 	return &Writer{Store: s, AlertsContainer: alertsC, IncidentsContainer: incidentsC, Rule: r}
 }
 
-// withGrouping returns a copy of the default rule with grouping changed by f.
-func withGrouping(f func(ic *rule.IncidentConfiguration)) *rule.Rule {
+// anyAlertRule is the bundled rule with plain AnyAlert grouping (no entity
+// list): every alert within the lookback joins one incident, whoever its
+// user. The writer's own tests (claims, caps, faults, concurrency) use it for
+// one grouping key shared by many alerts. The bundled rule itself names
+// groupByEntities [Account], and so groups by user (GroupingKey).
+func anyAlertRule() *rule.Rule {
 	r := *rule.Default()
+	r.IncidentConfiguration.Grouping.GroupByEntities = nil
+	return &r
+}
+
+// withGrouping returns a copy of anyAlertRule with grouping changed by f.
+func withGrouping(f func(ic *rule.IncidentConfiguration)) *rule.Rule {
+	r := *anyAlertRule()
 	f(&r.IncidentConfiguration)
 	return &r
 }
@@ -88,7 +99,7 @@ func withoutRevisions(t *testing.T, docs []Document) []Document {
 
 func TestWriteIdempotent(t *testing.T) {
 	ctx := context.Background()
-	w := newWriter(t, rule.Default())
+	w := newWriter(t, anyAlertRule())
 	docs := Group(w.Rule, sampleRows(t), false)
 	n, err := w.Write(ctx, docs)
 	if err != nil || n != 3 {
@@ -138,7 +149,7 @@ func TestWriteIdempotent(t *testing.T) {
 
 func TestWriteMergesNewEvidence(t *testing.T) {
 	ctx := context.Background()
-	w := newWriter(t, rule.Default())
+	w := newWriter(t, anyAlertRule())
 	rows := sampleRows(t)
 	// Rows arrive in two batches, as two export blobs would give them.
 	if n, err := w.Write(ctx, Group(w.Rule, rows[1:], false)); err != nil || n != 3 {
@@ -200,11 +211,25 @@ func TestIncidentGrouping(t *testing.T) {
 		{"Selected by Account 1d", func(ic *rule.IncidentConfiguration) {
 			ic.Grouping.LookbackDuration = 24 * time.Hour
 			ic.Grouping.MatchingMethod = rule.Selected
+			ic.Grouping.GroupByEntities = []string{"Account"}
 		}, []string{
 			"alice@contoso.com/192.0.2.77@08:00 alice@contoso.com/198.51.100.20@08:00 (2019)",
 			"alice@contoso.com/192.0.2.77@08:00 alice@contoso.com/192.0.2.77@14:00 alice@contoso.com/198.51.100.20@08:00 alice@contoso.com/198.51.100.20@14:00",
 			"bob@fabrikam.com/198.51.100.99@10:00 (2019)",
 			"bob@fabrikam.com/198.51.100.99@10:00 bob@fabrikam.com/198.51.100.99@16:00",
+		}},
+		// The bundled rule as it is: AnyAlert naming groupByEntities
+		// [Account] groups by Account, as the deployed NRT rule (Selected)
+		// does, not every user's alerts into one incident.
+		{"the bundled rule: AnyAlert naming Account 5h", func(ic *rule.IncidentConfiguration) {
+			*ic = rule.Default().IncidentConfiguration
+		}, []string{
+			"alice@contoso.com/192.0.2.77@08:00 alice@contoso.com/198.51.100.20@08:00 (2019)",
+			"alice@contoso.com/192.0.2.77@08:00 alice@contoso.com/198.51.100.20@08:00",
+			"alice@contoso.com/192.0.2.77@14:00 alice@contoso.com/198.51.100.20@14:00",
+			"bob@fabrikam.com/198.51.100.99@10:00 (2019)",
+			"bob@fabrikam.com/198.51.100.99@10:00",
+			"bob@fabrikam.com/198.51.100.99@16:00",
 		}},
 		{"Selected by custom detail 5h", func(ic *rule.IncidentConfiguration) {
 			ic.Grouping.MatchingMethod = rule.Selected
@@ -368,7 +393,7 @@ func TestClosedIncident(t *testing.T) {
 // apart, lookback 5h).
 func TestWriteConcurrent(t *testing.T) {
 	ctx := context.Background()
-	w := newWriter(t, rule.Default())
+	w := newWriter(t, anyAlertRule())
 	cs := &conflictCounter{Store: w.Store}
 	w.Store = cs
 	base := at(t, "2024-05-01T08:00:00Z")
@@ -448,7 +473,7 @@ func TestWriteConcurrent(t *testing.T) {
 
 func TestListRejectsCorruptBlob(t *testing.T) {
 	ctx := context.Background()
-	w := newWriter(t, rule.Default())
+	w := newWriter(t, anyAlertRule())
 	if _, err := w.Write(ctx, Group(w.Rule, sampleRows(t), false)); err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +499,7 @@ func TestListRejectsCorruptBlob(t *testing.T) {
 
 func TestWriteTable(t *testing.T) {
 	ctx := context.Background()
-	w := newWriter(t, rule.Default())
+	w := newWriter(t, anyAlertRule())
 	if _, err := w.Write(ctx, Group(w.Rule, sampleRows(t), false)); err != nil {
 		t.Fatal(err)
 	}

@@ -658,7 +658,12 @@ func (p *bicepParser) value(s string, i, line int) (*value, int, error) {
 	return v, end, nil
 }
 
-var reUnion = regexp.MustCompile(`(?s)^union\((.*)\)$`)
+var (
+	reUnion = regexp.MustCompile(`(?s)^union\((.*)\)$`)
+	// map(array, x => item): an array of items of the lambda's shape.
+	reMapLambda = regexp.MustCompile(`(?s)^map\((.*)\)$`)
+	reLambda    = regexp.MustCompile(`(?s)^\s*\w+\s*=>\s*(.*)$`)
+)
 
 // expr classifies an expression that is not a literal object, array or string.
 func (p *bicepParser) expr(e string, line int) *value {
@@ -684,6 +689,17 @@ func (p *bicepParser) expr(e string, line int) *value {
 				return relined(v, line)
 			}
 		}
+	case reMapLambda.MatchString(e):
+		args := splitArgs(reMapLambda.FindStringSubmatch(e)[1])
+		if len(args) != 2 || !reLambda.MatchString(args[1]) {
+			break
+		}
+		sub := &bicepParser{f: p.f, depth: p.depth + 1}
+		item, err := sub.parse(reLambda.FindStringSubmatch(args[1])[1], line)
+		if err != nil {
+			return &value{line: line}
+		}
+		return &value{kind: "array", known: true, items: []*value{relined(item, line)}, line: line}
 	case reUnion.MatchString(e):
 		args := splitArgs(reUnion.FindStringSubmatch(e)[1])
 		merged := &value{kind: "object", known: true, line: line}

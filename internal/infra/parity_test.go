@@ -32,6 +32,9 @@ var tfFunctions = map[string]function.Function{
 	"concat": stdlib.ConcatFunc,
 	"regex":  stdlib.RegexFunc,
 	"can":    tryfunc.CanFunc,
+	"join":   stdlib.JoinFunc,
+	"split":  stdlib.SplitFunc,
+	"slice":  stdlib.SliceFunc,
 }
 
 // typeMap pairs each Azure resource type the Bicep declares with the azurerm
@@ -53,6 +56,9 @@ var typeMap = map[string]string{
 	"Microsoft.OperationalInsights/workspaces/tables":           "azurerm_log_analytics_workspace_table_custom_log",
 	"Microsoft.Insights/dataCollectionRules":                    "azapi_resource", // kind Direct, which azurerm's kind does not accept
 	"Microsoft.SecurityInsights/alertRules":                     "azurerm_sentinel_alert_rule_nrt",
+	"Microsoft.Authorization/roleDefinitions":                   "azurerm_role_definition",
+	"Microsoft.Insights/metricAlerts":                           "azurerm_monitor_metric_alert",
+	"Microsoft.Insights/scheduledQueryRules":                    "azurerm_monitor_scheduled_query_rules_alert_v2",
 	"Microsoft.Storage/storageAccounts/blobServices":            "", // existing parent only: no azurerm resource
 	"Microsoft.Storage/storageAccounts/queueServices":           "",
 }
@@ -67,6 +73,10 @@ var roleIDs = map[string]string{
 	"Monitoring Metrics Publisher":   "3913510d-42f4-4e42-8a64-420c390055eb",
 	"Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
 	"Log Analytics Reader":           "73c42c96-874c-492b-b04d-ab87d138a893",
+	"Reader":                         "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+	// tokenpivot's own custom role (infra/bicep/modules/export-workspace.bicep,
+	// infra/terraform/exportjobs.tf), fixed id in both.
+	"tokenpivot Export Job Runner": "e874627b-4284-4eea-baba-9b27eacaab15",
 }
 
 func roleName(id string) string {
@@ -104,13 +114,16 @@ var wantRoles = []roleAssignment{
 	// Event Grid's topic identity writes dead letters.
 	{"Storage Blob Data Contributor", "azurerm_storage_container.deadlettercontainer", "azurerm_eventgrid_system_topic.exporttopic"},
 	// Export jobs (optional, internal/exportjob), as Microsoft Learn's "Run
-	// an export job" requires: the caller needs jobs/export/action and
-	// query/read on the workspace (Log Analytics Reader); the workspace's
-	// system identity needs blob write (Storage Blob Data Contributor) and
-	// storageAccounts/read (Log Analytics Reader) on the destination account.
-	{"Log Analytics Reader", "azurerm_log_analytics_workspace.exportworkspace", "azurerm_user_assigned_identity.functionidentity"},
-	{"Storage Blob Data Contributor", "azurerm_storage_account.exportaccount", "azurerm_log_analytics_workspace.exportworkspace"},
-	{"Log Analytics Reader", "azurerm_storage_account.exportaccount", "azurerm_log_analytics_workspace.exportworkspace"},
+	// an export job" requires, and no more: the caller needs
+	// jobs/export/action and query read of the two tables on the workspace
+	// (the custom role, not Log Analytics Reader's every table); the
+	// workspace's system identity needs blob write on the two export
+	// containers (not the account) and storageAccounts/read on the account
+	// (Reader: control plane only).
+	{"tokenpivot Export Job Runner", "azurerm_log_analytics_workspace.exportworkspace", "azurerm_user_assigned_identity.functionidentity"},
+	{"Storage Blob Data Contributor", "azurerm_storage_container.interactivecontainer", "azurerm_log_analytics_workspace.exportworkspace"},
+	{"Storage Blob Data Contributor", "azurerm_storage_container.noninteractivecontainer", "azurerm_log_analytics_workspace.exportworkspace"},
+	{"Reader", "azurerm_storage_account.exportaccount", "azurerm_log_analytics_workspace.exportworkspace"},
 }
 
 // wantSettings are the app settings the code reads and their defaults
@@ -141,6 +154,19 @@ var wantSettings = map[string]string{
 	"TOKENPIVOT_EXPORT_STUCK_AFTER":        "6h",
 	"TOKENPIVOT_EXPORT_MAX_ATTEMPTS":       "3",
 	"TOKENPIVOT_EXPORT_MAX_ACTIVE":         "4",
+	"TOKENPIVOT_EXPORT_ENDPOINT":           "",
+	"TOKENPIVOT_EXPORT_FIRST_HOUR":         "",
+	// The precision mode (only exact deploys) and its lists (bundled).
+	"TOKENPIVOT_PRECISION":                  "exact",
+	"TOKENPIVOT_PRECISION_HOSTING_ASNS":     "",
+	"TOKENPIVOT_PRECISION_M365_RANGES":      "",
+	"TOKENPIVOT_PRECISION_FIRST_PARTY_APPS": "",
+	// The SOC's settings (secure parameters / sensitive variables): every
+	// provision replaces the whole set, so what is not here is deleted.
+	"TOKENPIVOT_WEBHOOK_URL":               "",
+	"TOKENPIVOT_WEBHOOK_FORMAT":            "standard",
+	"TOKENPIVOT_WEBHOOK_SECRET":            "",
+	"TOKENPIVOT_STORAGE_CONNECTION_STRING": "",
 	"AZURE_CLIENT_ID":                      computed,
 	// Microsoft Sentinel, from the data collection rule: empty (left out of
 	// the site) without the SOC's workspace.
@@ -151,18 +177,13 @@ var wantSettings = map[string]string{
 	"GOMEMLIMIT": "1408MiB",
 }
 
-// notSet are names the code reads that infra leaves unset on purpose.
+// notSet are names the code reads that infra leaves unset on purpose. Only
+// these: every provision replaces the whole app-settings set, so a setting a
+// deployment cannot set is one an operator adds by hand and the next
+// deployment deletes (TestEverySettingDeployable).
 var notSet = map[string]string{
-	"TOKENPIVOT_STORAGE_CONNECTION_STRING": "Azurite/dev only; Azure uses the identity",
-	// Secrets (a Teams/Slack URL carries its credential) the SOC sets on
-	// the app after deployment, not kept in templates or state.
-	"TOKENPIVOT_WEBHOOK_URL":               "set by the SOC after deployment (a secret)",
-	"TOKENPIVOT_WEBHOOK_SECRET":            "set by the SOC after deployment (a secret)",
-	"TOKENPIVOT_WEBHOOK_FORMAT":            "set with the webhook URL",
-	"TOKENPIVOT_AZURITE_CONNECTION_STRING": "test harness only (internal/azurite)",
-	"TOKENPIVOT_REQUIRE_AZURITE":           "test harness only (internal/azurite)",
-	"TOKENPIVOT_EXPORT_ENDPOINT":           "the public cloud's Log Analytics endpoint is the code's default",
-	"TOKENPIVOT_EXPORT_FIRST_HOUR":         "empty by default (the lookback alone bounds the window); set by hand",
+	"TOKENPIVOT_AZURITE_CONNECTION_STRING": "test harness only (internal/azurite), not a setting of the app",
+	"TOKENPIVOT_REQUIRE_AZURITE":           "test harness only (internal/azurite), not a setting of the app",
 	"TOKENPIVOT_CPUPROFILE":                "a developer's profiling switch (docs/performance.md), never deployed",
 	"TOKENPIVOT_MEMPROFILE":                "a developer's profiling switch (docs/performance.md), never deployed",
 }
@@ -460,7 +481,23 @@ func (c *tfConfig) tfRole(r tfBlock) (roleAssignment, error) {
 	attrs := r.body.Attributes
 	nameAttr, ok := attrs["role_definition_name"]
 	if !ok {
-		return roleAssignment{}, fmt.Errorf("no role_definition_name")
+		// A custom role: role_definition_id from an azurerm_role_definition
+		// of this configuration, named by its literal name.
+		idAttr, ok := attrs["role_definition_id"]
+		if !ok {
+			return roleAssignment{}, fmt.Errorf("no role_definition_name or role_definition_id")
+		}
+		vs := idAttr.Expr.Variables()
+		if len(vs) != 1 || vs[0].RootName() != "azurerm_role_definition" || len(vs[0]) < 2 {
+			return roleAssignment{}, fmt.Errorf("role_definition_id is not an azurerm_role_definition of this configuration")
+		}
+		def, ok := c.resources["azurerm_role_definition."+vs[0][1].(hcl.TraverseAttr).Name]
+		if !ok {
+			return roleAssignment{}, fmt.Errorf("role_definition_id: no such azurerm_role_definition")
+		}
+		if nameAttr, ok = def.body.Attributes["name"]; !ok {
+			return roleAssignment{}, fmt.Errorf("role_definition_id: its azurerm_role_definition has no name")
+		}
 	}
 	v, diags := nameAttr.Expr.Value(nil)
 	if diags.HasErrors() || v.Type() != cty.String {
@@ -585,7 +622,10 @@ func TestParityAppSettings(t *testing.T) {
 		}
 	}
 	// Identity-based host storage, never a key.
-	for _, name := range []string{"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId"} {
+	// The service URIs (what the host uses: sovereign clouds, custom DNS),
+	// from the account's own endpoints in both.
+	for _, name := range []string{"AzureWebJobsStorage__blobServiceUri", "AzureWebJobsStorage__queueServiceUri", "AzureWebJobsStorage__tableServiceUri",
+		"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId"} {
 		if _, ok := bicep.settings[name]; !ok {
 			t.Errorf("Bicep does not set %s", name)
 		}

@@ -72,7 +72,7 @@ func perpetualDiffProblems(t *testing.T, infra string) []string {
 
 	files := map[string]*bicepFile{}
 	main := loadBicep(t, filepath.Join(infra, "bicep", "main.bicep"), files)
-	if !strings.Contains(main.resources["functionApp"].body, "appSettings: [for setting in filter(items(appSettings), s => !empty(s.value)): {") {
+	if !strings.Contains(main.resources["functionApp"].body, "appSettings: map(filter(items(appSettings), s => !empty(s.value)), s => {") {
 		out = append(out, "bicep: functionApp does not leave empty app settings out (filter(items(appSettings), s => !empty(s.value)))")
 	}
 	for name, expr := range props(main.vars["appSettings"]) {
@@ -93,15 +93,15 @@ func TestNoPerpetualDiff(t *testing.T) {
 	// Each way back to a perpetual diff is caught.
 	tests := []struct{ name, file, old, new, want string }{
 		{"empty override", "terraform/main.tf",
-			"    TOKENPIVOT_ALLOWED_LATENESS               = \"${var.allowed_lateness_hours}h\"\n",
-			"    TOKENPIVOT_ALLOWED_LATENESS               = \"${var.allowed_lateness_hours}h\"\n    AzureWebJobsStorage                       = \"\"\n",
+			"    TOKENPIVOT_ALLOWED_LATENESS          = \"${var.allowed_lateness_hours}h\"\n",
+			"    TOKENPIVOT_ALLOWED_LATENESS          = \"${var.allowed_lateness_hours}h\"\n    AzureWebJobsStorage                  = \"\"\n",
 			"literal empty value"},
 		{"empty values sent", "terraform/main.tf", ` if value != ""]`, `]`, "does not leave out empty values"},
 		{"ignore_missing_property off", "terraform/main.tf",
 			"  response_export_values = [", "  ignore_missing_property = false\n  response_export_values = [",
 			"ignore_missing_property"},
 		{"bicep sends empty values", "bicep/main.bicep",
-			"[for setting in filter(items(appSettings), s => !empty(s.value)): {", "[for setting in items(appSettings): {",
+			"map(filter(items(appSettings), s => !empty(s.value)), s => {", "map(items(appSettings), s => {",
 			"does not leave empty app settings out"},
 	}
 	for _, tt := range tests {
@@ -175,7 +175,7 @@ func TestContradictoryInputs(t *testing.T) {
 	if got := props(mustBlockErr(main.modules["exportAccess"].body, "params:"))["systemTopicExists"]; got != "checkedSystemTopicExists" {
 		t.Errorf("main.bicep: exportAccess gets systemTopicExists: %q, want checkedSystemTopicExists", got)
 	}
-	if !strings.Contains(main.vars["webhookUrl"], "empty(eventGridExtensionKey) ? fail(") {
+	if !strings.Contains(main.vars["eventGridWebhookUrl"], "empty(eventGridExtensionKey) ? fail(") {
 		t.Error("main.bicep: subscribeEvents without eventGridExtensionKey does not fail")
 	}
 }

@@ -23,8 +23,11 @@ import (
 )
 
 // sentinelQuery is the NRT rule's query, whitespace collapsed: one row per
-// alert, its latest revision.
-const sentinelQuery = "TokenPivotAlerts_CL | summarize arg_max(TimeGenerated, *) by AlertId"
+// alert, its highest revision (the rows of one Logs Ingestion call share one
+// TimeGenerated, so arg_max(TimeGenerated, *) would pick one at random), and
+// only the columns the rule maps, AlertName and Description cut to what
+// Sentinel keeps (TestSentinelQueryProjectsMappedColumns).
+const sentinelQuery = "TokenPivotAlerts_CL | summarize arg_max(Revision, *) by AlertId | project AlertId, IncidentId, AlertName = substring(AlertName, 0, 256), Description = substring(Description, 0, 5000), Severity, UserPrincipalName, NIIPAddress, InteractiveIP, InteractiveCountry, NICountry, AppDisplayName, RuleVersion"
 
 // tableType is a Logs Ingestion column type as the tables API spells it.
 func tableType(t string) string {
@@ -123,12 +126,12 @@ func checkColumns(t *testing.T, where string, got []sentinel.Column, table bool)
 }
 
 type sentinelInfra struct {
-	bicepMain, bicepModule *bicepFile
-	bicepDCR, bicepTable   *value
-	bicepRule              *value
-	cfg                    *tfConfig
-	tfDCR                  *value
-	tfTable, tfRule        tfBlock
+	bicepMain, bicepModule, bicepIngestion *bicepFile
+	bicepDCR, bicepTable                   *value
+	bicepRule                              *value
+	cfg                                    *tfConfig
+	tfDCR                                  *value
+	tfTable, tfRule                        tfBlock
 }
 
 func loadSentinelInfra(t *testing.T) *sentinelInfra {
@@ -151,7 +154,11 @@ func loadSentinelInfra(t *testing.T) *sentinelInfra {
 		}
 		return v
 	}
-	s.bicepDCR = parse(s.bicepMain, "alertsIngestionRule")
+	s.bicepIngestion = files[filepath.Join(bicepDir, "modules", "alerts-ingestion.bicep")]
+	if s.bicepIngestion == nil {
+		t.Fatal("main.bicep does not use modules/alerts-ingestion.bicep")
+	}
+	s.bicepDCR = parse(s.bicepIngestion, "alertsIngestionRule")
 	s.bicepTable = parse(s.bicepModule, "alertsTable")
 	s.bicepRule = parse(s.bicepModule, "alertRule")
 
@@ -535,19 +542,26 @@ func TestSentinelIsOptional(t *testing.T) {
 	if got := main.vars["sentinelEnabled"]; got != "!empty(sentinelWorkspaceId)" {
 		t.Errorf("main.bicep: sentinelEnabled = %q, want !empty(sentinelWorkspaceId)", got)
 	}
-	for _, sym := range []string{"sentinelWorkspace", "alertsIngestionRule", "ingestionPublisher"} {
-		if !regexp.MustCompile(`(?m)^resource\s+` + sym + `\s+'[^']+'\s+(existing\s+)?=\s*if \(sentinelEnabled\) \{`).MatchString(main.text) {
-			t.Errorf("main.bicep: %s is not conditional on sentinelEnabled", sym)
+	if !regexp.MustCompile(`(?m)^resource\s+sentinelWorkspace\s+'[^']+'\s+(existing\s+)?=\s*if \(sentinelEnabled\) \{`).MatchString(main.text) {
+		t.Error("main.bicep: sentinelWorkspace is not conditional on sentinelEnabled")
+	}
+	for _, mod := range []string{"sentinel\\s+'modules/sentinel\\.bicep'", "alertsIngestion\\s+'modules/alerts-ingestion\\.bicep'"} {
+		if !regexp.MustCompile(`(?m)^module\s+` + mod + `\s*=\s*if \(sentinelEnabled\) \{`).MatchString(main.text) {
+			t.Errorf("main.bicep: module %s is not conditional on sentinelEnabled", mod)
 		}
 	}
-	if !regexp.MustCompile(`(?m)^module\s+sentinel\s+'modules/sentinel\.bicep'\s*=\s*if \(sentinelEnabled\) \{`).MatchString(main.text) {
-		t.Error("main.bicep: module sentinel is not conditional on sentinelEnabled")
+	// The rule and the function's role on it are in the module, which is
+	// deployed only with sentinelEnabled.
+	for _, sym := range []string{"alertsIngestionRule", "ingestionPublisher"} {
+		if _, ok := s.bicepIngestion.resources[sym]; !ok {
+			t.Errorf("modules/alerts-ingestion.bicep: no resource %s", sym)
+		}
 	}
 	settings := props(main.vars["appSettings"])
 	for name, out := range map[string]string{
-		"TOKENPIVOT_LOGS_INGESTION_ENDPOINT": "alertsIngestionRule.properties.endpoints.logsIngestion",
-		"TOKENPIVOT_LOGS_INGESTION_RULE_ID":  "alertsIngestionRule.properties.immutableId",
-		"TOKENPIVOT_LOGS_INGESTION_STREAM":   "alertsIngestionRule.properties.dataFlows[0].streams[0]",
+		"TOKENPIVOT_LOGS_INGESTION_ENDPOINT": "alertsIngestion.outputs.logsIngestionEndpoint",
+		"TOKENPIVOT_LOGS_INGESTION_RULE_ID":  "alertsIngestion.outputs.immutableId",
+		"TOKENPIVOT_LOGS_INGESTION_STREAM":   "alertsIngestion.outputs.stream",
 	} {
 		if got, want := settings[name], "sentinelEnabled ? "+out+" : ''"; got != want {
 			t.Errorf("main.bicep: %s: %s, want %s", name, got, want)
@@ -628,6 +642,59 @@ func TestSentinelIsOptional(t *testing.T) {
 	for _, want := range []string{"properties.endpoints.logsIngestion", "properties.immutableId"} {
 		if !slices.Contains(exported, want) {
 			t.Errorf("terraform: alerts_ingestion_rule does not export %s", want)
+		}
+	}
+}
+
+// TestSentinelQueryProjectsMappedColumns: the NRT rule keeps one row per
+// AlertId by its highest Revision (the rows of one Logs Ingestion call share
+// one TimeGenerated, so arg_max(TimeGenerated, *) picks a revision at random)
+// and projects exactly the columns the rule maps (entities, the alert's
+// name, description and severity, custom details: NRT alerts are
+// size-limited), with AlertName and Description cut to Sentinel's 256 and
+// 5,000 characters.
+func TestSentinelQueryProjectsMappedColumns(t *testing.T) {
+	s := loadSentinelInfra(t)
+	p := func(keys ...any) *value { return s.bicepRule.path(append([]any{"properties"}, keys...)...) }
+	query := collapse(p("query").text())
+	if tf := collapse(tfText(s.tfRule.body, "query")); tf != query {
+		t.Fatalf("queries differ: Bicep %q, Terraform %q", query, tf)
+	}
+	stages := strings.Split(query, " | ")
+	if len(stages) != 3 || stages[0] != sentinel.Table || stages[1] != "summarize arg_max(Revision, *) by AlertId" || !strings.HasPrefix(stages[2], "project ") {
+		t.Fatalf("query %q: want %s | summarize arg_max(Revision, *) by AlertId | project ...", query, sentinel.Table)
+	}
+	mapped := map[string]bool{}
+	for _, em := range p("entityMappings").items {
+		for _, fm := range em.get("fieldMappings").items {
+			mapped[fm.get("columnName").text()] = true
+		}
+	}
+	for _, k := range []string{"alertDisplayNameFormat", "alertDescriptionFormat"} {
+		mapped[strings.Trim(p("alertDetailsOverride", k).text(), "{}")] = true
+	}
+	mapped[p("alertDetailsOverride", "alertSeverityColumnName").text()] = true
+	for _, f := range p("customDetails").fields {
+		mapped[f.value.text()] = true
+	}
+	projected := map[string]string{}
+	for _, item := range splitArgs(strings.TrimPrefix(stages[2], "project ")) {
+		name, expr, _ := strings.Cut(strings.TrimSpace(item), " = ")
+		projected[name] = expr
+	}
+	for col := range mapped {
+		if _, ok := projected[col]; !ok {
+			t.Errorf("the rule maps %s, which the query does not project", col)
+		}
+	}
+	for col := range projected {
+		if !mapped[col] {
+			t.Errorf("the query projects %s, which the rule does not map", col)
+		}
+	}
+	for col, limit := range map[string]int{"AlertName": 256, "Description": 5000} {
+		if got, want := projected[col], fmt.Sprintf("substring(%s, 0, %d)", col, limit); got != want {
+			t.Errorf("the query projects %s as %q, want %q", col, got, want)
 		}
 	}
 }

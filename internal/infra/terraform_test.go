@@ -324,6 +324,25 @@ func TestTerraformSyntaxAndFormat(t *testing.T) {
 func TestTerraformReferences(t *testing.T) {
 	cfg := loadTerraform(t, terraformDir)
 	used := map[string]bool{}
+	// The iterators of dynamic blocks (their label, or `iterator`): x.key and
+	// x.value inside their content.
+	iterators := map[string]bool{}
+	var findDynamic func(b *hclsyntax.Body)
+	findDynamic = func(b *hclsyntax.Body) {
+		for _, nested := range b.Blocks {
+			if nested.Type == "dynamic" && len(nested.Labels) == 1 {
+				name := nested.Labels[0]
+				if it, ok := nested.Body.Attributes["iterator"]; ok {
+					name = hcl.ExprAsKeyword(it.Expr)
+				}
+				iterators[name] = true
+			}
+			findDynamic(nested.Body)
+		}
+	}
+	for _, body := range cfg.bodies {
+		findDynamic(body)
+	}
 	check := func(where string, e hclsyntax.Expression) {
 		for _, tr := range e.Variables() {
 			r := tr.SourceRange()
@@ -353,6 +372,9 @@ func TestTerraformReferences(t *testing.T) {
 				}
 			case "each", "count", "path", "terraform", "self":
 			default:
+				if iterators[root] && (attr(1) == "value" || attr(1) == "key") {
+					continue
+				}
 				if _, ok := cfg.resources[root+"."+attr(1)]; !ok {
 					t.Errorf("%s: %s.%s is not declared", at, root, attr(1))
 				}
@@ -391,5 +413,90 @@ func TestTerraformReferences(t *testing.T) {
 		if _, ok := body.Attributes["value"]; !ok {
 			t.Errorf("output %q has no value", name)
 		}
+	}
+}
+
+// TestTerraformLocalsEvaluate: Terraform evaluates every local whatever the
+// inputs, even one only a disabled feature uses, so a local that fails on a
+// default (slice() of an empty id) stops every plan. Each local that depends
+// only on variables and other such locals is evaluated with the defaults and
+// with each optional feature on.
+func TestTerraformLocalsEvaluate(t *testing.T) {
+	cfg := loadTerraform(t, terraformDir)
+	const ws = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-soc/providers/Microsoft.OperationalInsights/workspaces/law-soc"
+	scenarios := map[string]map[string]cty.Value{
+		"defaults":    {},
+		"export jobs": {"export_workspace_id": cty.StringVal(ws)},
+		"sentinel":    {"sentinel_workspace_id": cty.StringVal(ws)},
+		"vnet":        {"vnet_enabled": cty.True, "app_subnet_id": cty.StringVal("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/app")},
+	}
+	for name, set := range scenarios {
+		t.Run(name, func(t *testing.T) {
+			vars := cfg.varDefaults(t).AsValueMap()
+			for k, v := range map[string]cty.Value{
+				"subscription_id": cty.StringVal("00000000-0000-0000-0000-000000000000"), "resource_group_name": cty.StringVal("rg-tokenpivot"),
+				"name_suffix": cty.StringVal("contoso01"), "export_storage_account_name": cty.StringVal("stlaexport"),
+			} {
+				vars[k] = v
+			}
+			for k, v := range set {
+				vars[k] = v
+			}
+			// static reports whether a local depends only on var.* and other
+			// such locals.
+			var static func(name string, seen map[string]bool) bool
+			static = func(name string, seen map[string]bool) bool {
+				if seen[name] {
+					return false
+				}
+				seen[name] = true
+				for _, tr := range cfg.locals[name].Variables() {
+					switch tr.RootName() {
+					case "var":
+					case "local":
+						if !static(tr[1].(hcl.TraverseAttr).Name, seen) {
+							return false
+						}
+					default:
+						return false
+					}
+				}
+				return true
+			}
+			values := map[string]cty.Value{}
+			var eval func(name string) cty.Value
+			eval = func(name string) cty.Value {
+				if v, ok := values[name]; ok {
+					return v
+				}
+				locals := map[string]cty.Value{}
+				for _, tr := range cfg.locals[name].Variables() {
+					if tr.RootName() == "local" {
+						n := tr[1].(hcl.TraverseAttr).Name
+						locals[n] = eval(n)
+					}
+				}
+				v, diags := cfg.locals[name].Value(&hcl.EvalContext{
+					Variables: map[string]cty.Value{"var": cty.ObjectVal(vars), "local": cty.ObjectVal(locals)},
+					Functions: tfFunctions,
+				})
+				if diags.HasErrors() {
+					t.Errorf("local.%s: %s", name, diags.Error())
+					v = cty.DynamicVal
+				}
+				values[name] = v
+				return v
+			}
+			n := 0
+			for _, name := range sortedKeys(cfg.locals) {
+				if static(name, map[string]bool{}) {
+					eval(name)
+					n++
+				}
+			}
+			if n < 5 {
+				t.Errorf("only %d static locals evaluated", n)
+			}
+		})
 	}
 }

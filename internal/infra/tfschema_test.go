@@ -130,6 +130,34 @@ func checkTFBlock(body *hclsyntax.Body, s tfSchemaBlock, path string, out *[]fin
 		if tfMetaBlocks[b.Type] && path == "" {
 			continue
 		}
+		if b.Type == "dynamic" {
+			// dynamic "x" { for_each = ...; content { ... } }: zero or more x
+			// blocks, each the content body. It may make none, so it counts
+			// towards no minimum (nor maximum).
+			if len(b.Labels) != 1 {
+				*out = append(*out, finding{at(b.TypeRange), path + "dynamic: want one label, the block type"})
+				continue
+			}
+			bt, ok := s.BlockTypes[b.Labels[0]]
+			if !ok {
+				*out = append(*out, finding{at(b.TypeRange), path + "dynamic " + b.Labels[0] + ": unknown block"})
+				continue
+			}
+			if _, ok := b.Body.Attributes["for_each"]; !ok {
+				*out = append(*out, finding{at(b.TypeRange), path + "dynamic " + b.Labels[0] + ": no for_each"})
+			}
+			contents := 0
+			for _, c := range b.Body.Blocks {
+				if c.Type == "content" {
+					contents++
+					checkTFBlock(c.Body, bt.Block, path+b.Labels[0]+".", out)
+				}
+			}
+			if contents != 1 {
+				*out = append(*out, finding{at(b.TypeRange), fmt.Sprintf("%sdynamic %s: %d content blocks, want 1", path, b.Labels[0], contents)})
+			}
+			continue
+		}
 		bt, ok := s.BlockTypes[b.Type]
 		if !ok {
 			msg := "unknown block"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -142,7 +143,11 @@ func TestEachSinkFailsOnce(t *testing.T) {
 	}
 }
 
-func TestFailedAfterMaxAttemptsThenRedeliver(t *testing.T) {
+// TestOutageNeverFailsPermanentDoes: a sink answering 500 for days keeps
+// its revision pending (retried on the schedule, never failed), and takes
+// it by itself once it answers again; a revision the sink refuses on its
+// own (Permanent) is failed with the reason, shown, and Redeliver retries it.
+func TestOutageNeverFailsPermanentDoes(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
 	down := true
@@ -152,40 +157,51 @@ func TestFailedAfterMaxAttemptsThenRedeliver(t *testing.T) {
 		}
 		return Result{}
 	}}
-	perm := &fakeSink{name: "p", target: "p", script: func(Item, int) Result { return Result{Err: errors.New("HTTP 404"), Permanent: true} }}
+	perm := &fakeSink{name: "p", target: "p", script: func(Item, int) Result { return Result{Err: errors.New("HTTP 400 InvalidContent"), Permanent: true} }}
 	o := newOutbox(t, nil, c, s, perm)
-	o.MaxAttempts = 3
 	if err := o.Record(ctx, revs(1, 1)); err != nil {
 		t.Fatal(err)
 	}
-	for range 5 {
+	for range 5 * 24 * 4 { // five days of Sweeps every 15 minutes
 		o.Deliver(ctx)
-		c.add(3 * time.Hour)
+		c.add(15 * time.Minute)
 	}
-	if s.calls != 3 || perm.calls != 1 {
-		t.Errorf("calls %d and %d, want 3 (MaxAttempts) and 1 (permanent)", s.calls, perm.calls)
+	if perm.calls != 1 {
+		t.Errorf("permanent refusal sent %d times, want 1", perm.calls)
 	}
-	if st := states(t, o); st["a"][Failed] != 1 || st["p"][Failed] != 1 {
-		t.Fatalf("states %v", st)
+	// The schedule's tries plus a probe per ProbeInterval: bounded, never
+	// every Sweep.
+	if s.calls < 9 || s.calls > 5*48+10 {
+		t.Errorf("%d attempts over five days of outage", s.calls)
+	}
+	if st := states(t, o); st["a"][Pending] != 1 || st["a"][Failed] != 0 || st["p"][Failed] != 1 {
+		t.Fatalf("states %v: want the outage pending, the refused revision failed", st)
 	}
 	var status strings.Builder
 	es, _ := o.Entries(ctx)
 	WriteStatus(&status, es)
-	if !strings.Contains(status.String(), "HTTP 500") || !strings.Contains(status.String(), "failed") {
+	if !strings.Contains(status.String(), "HTTP 400 InvalidContent") || !strings.Contains(status.String(), "failed") {
 		t.Errorf("status does not show the failure:\n%s", status.String())
 	}
 	down = false
-	if n, err := o.Redeliver(ctx); err != nil || n != 2 {
+	c.add(DefaultProbeInterval)
+	o.Deliver(ctx)
+	if st := states(t, o); st["a"][Delivered] != 1 {
+		t.Errorf("the sink answers again, but: %v", st)
+	}
+	perm.script = nil
+	if n, err := o.Redeliver(ctx); err != nil || n != 1 {
 		t.Fatalf("Redeliver: %d, %v", n, err)
 	}
 	o.Deliver(ctx)
-	if st := states(t, o); st["a"][Delivered] != 1 || st["p"][Failed] != 1 {
+	if st := states(t, o); st["a"][Delivered] != 1 || st["p"][Delivered] != 1 {
 		t.Errorf("after redeliver: %v", st)
 	}
 }
 
 // TestGoneHoldsTheTarget: a 410 stops delivery to that target (entries stay
-// pending) until another target is configured.
+// pending, shown held) but one probe an hour, until it accepts the probe or
+// another target is configured.
 func TestGoneHoldsTheTarget(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
@@ -193,10 +209,21 @@ func TestGoneHoldsTheTarget(t *testing.T) {
 	o := newOutbox(t, nil, c, s)
 	o.Record(ctx, revs(2, 1))
 	o.Deliver(ctx)
-	c.add(time.Hour)
+	c.add(30 * time.Minute)
 	rep, _ := o.Deliver(ctx)
-	if s.calls != 1 || rep.Sinks[0].Skipped != 2 {
+	if s.calls != 1 || rep.Sinks[0].Skipped != 2 || !rep.Sinks[0].Held {
 		t.Errorf("calls %d, report %+v: want the gone target held", s.calls, rep)
+	}
+	c.add(30 * time.Minute)
+	if rep, _ := o.Deliver(ctx); s.calls != 2 || rep.Sinks[0].Due != 1 {
+		t.Errorf("calls %d, report %+v: want one probe after an hour", s.calls, rep)
+	}
+	var status strings.Builder
+	es, _ := o.Entries(ctx)
+	holds, _ := o.Holds(ctx)
+	WriteStatus(&status, es, holds...)
+	if !regexp.MustCompile(`w\s+0\s+0\s+0\s+2`).MatchString(status.String()) || !strings.Contains(status.String(), "held: w answered 410 Gone") {
+		t.Errorf("status does not show the held target:\n%s", status.String())
 	}
 	s.target, s.script = "new", nil
 	o.Deliver(ctx)
@@ -205,18 +232,19 @@ func TestGoneHoldsTheTarget(t *testing.T) {
 	}
 }
 
-// failMarks fails every entry write after the lease (a crash after sending).
+// failMarks fails every state write that marks entries delivered after
+// their first attempt (a crash after sending), counting the entries lost.
 type failMarks struct {
 	store.Store
 	on bool
-	mu sync.Mutex // entries are marked in parallel
+	mu sync.Mutex // states are marked in parallel
 	n  int
 }
 
 func (f *failMarks) Write(ctx context.Context, c, name string, data []byte, cond store.Condition) (store.Properties, error) {
-	if f.on && cond.IfMatch != "" && strings.Contains(string(data), `"Attempts":1`) && strings.Contains(string(data), `"delivered"`) {
+	if f.on && strings.Contains(string(data), `"Attempts":1`) && strings.Contains(string(data), `"delivered"`) {
 		f.mu.Lock()
-		f.n++
+		f.n += strings.Count(string(data), `"delivered"`)
 		f.mu.Unlock()
 		return store.Properties{}, errors.New("crash")
 	}

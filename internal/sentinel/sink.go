@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,7 +53,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// MaxCall bounds each call's body (MaxCall when 0).
 	MaxCall int
-	Now     func() time.Time
+	// AlertsPerMinute paces the sink: at most this many distinct AlertIds
+	// in any 60 s (DefaultAlertsPerMinute when 0; negative: unpaced).
+	AlertsPerMinute int
+	Now             func() time.Time
 }
 
 // NewCredential is the credential of the storage account's client:
@@ -107,7 +113,7 @@ func New(cfg Config) (*Sink, error) {
 		cfg.Now = time.Now
 	}
 	client, err := azlogs.NewClient(cfg.Endpoint, cfg.Credential, &azlogs.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: cfg.Transport,
+		Transport: noRedirects(cfg.Transport),
 		// The outbox retries, honouring Retry-After, without holding the
 		// invocation: one try per call here.
 		Retry: policy.RetryOptions{MaxRetries: -1},
@@ -116,6 +122,23 @@ func New(cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	return &Sink{cfg: cfg, client: client}, nil
+}
+
+// DefaultAlertsPerMinute keeps every run of the shipped NRT rule (every
+// minute, at most 30 alerts: 29 and a summary of the rest) under its limit,
+// so each AlertId makes an alert of its own in Sentinel.
+const DefaultAlertsPerMinute = 29
+
+// PerMinute is the sink's pace (outbox.Pacer).
+func (s *Sink) PerMinute() int {
+	switch n := s.cfg.AlertsPerMinute; {
+	case n < 0:
+		return 0
+	case n == 0:
+		return DefaultAlertsPerMinute
+	default:
+		return n
+	}
 }
 
 // Name is the sink's name in the outbox.
@@ -132,7 +155,10 @@ func (s *Sink) Stats() Stats {
 }
 
 // Send uploads one record per item, gzipped, in calls of at most MaxCall
-// bytes; each call's result is its items'.
+// bytes; each call's result is its items'. A call answered 413 is halved
+// until it fits; one answered 400 is bisected down to the records the API
+// refuses, which alone fail (Permanent, with the API's reason): the rest of
+// the call is delivered.
 func (s *Sink) Send(ctx context.Context, items []outbox.Item) []outbox.Result {
 	results := make([]outbox.Result, len(items))
 	now := s.cfg.Now()
@@ -154,21 +180,41 @@ func (s *Sink) Send(ctx context.Context, items []outbox.Item) []outbox.Result {
 		results[idx[k]] = outbox.Result{Err: fmt.Errorf("record of %s is %d bytes, over the %d-byte call limit", items[idx[k]].Key, len(recs[k]), s.cfg.MaxCall), Permanent: true}
 	}
 	for _, b := range bs {
-		res := s.upload(ctx, joinArray(recs, b), len(b))
-		for _, k := range b {
-			results[idx[k]] = res
-		}
+		s.sendSplit(ctx, recs, b, func(k int, r outbox.Result) {
+			if r.Permanent && r.Err != nil {
+				r.Err = fmt.Errorf("record of %s refused: %w", items[idx[k]].Key, r.Err)
+			}
+			results[idx[k]] = r
+		})
 	}
 	return results
 }
 
-func (s *Sink) upload(ctx context.Context, body []byte, n int) outbox.Result {
+// sendSplit uploads the records b; on 413 or 400 it sends each half apart
+// (a 413: the call was too big for the API however we counted; a 400: a
+// record in it is refused, and bisecting finds which), so that only a
+// record refused alone fails.
+func (s *Sink) sendSplit(ctx context.Context, recs [][]byte, b []int, set func(k int, r outbox.Result)) {
+	res, code := s.upload(ctx, joinArray(recs, b), len(b))
+	if (code == http.StatusRequestEntityTooLarge || code == http.StatusBadRequest) && len(b) > 1 && ctx.Err() == nil {
+		s.cfg.Logger.Warn("logs ingestion refused a call: sending its halves apart", slog.Int("status", code), slog.Int("records", len(b)))
+		h := len(b) / 2
+		s.sendSplit(ctx, recs, b[:h], set)
+		s.sendSplit(ctx, recs, b[h:], set)
+		return
+	}
+	for _, k := range b {
+		set(k, res)
+	}
+}
+
+func (s *Sink) upload(ctx context.Context, body []byte, n int) (outbox.Result, int) {
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(body)
 	zw.Close()
 	if gz.Len() > s.cfg.MaxCall {
-		return outbox.Result{Err: fmt.Errorf("gzipped call of %d bytes over the limit", gz.Len()), Permanent: true}
+		return outbox.Result{Err: fmt.Errorf("gzipped call of %d bytes over the limit", gz.Len()), Permanent: true}, http.StatusRequestEntityTooLarge
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
@@ -177,9 +223,9 @@ func (s *Sink) upload(ctx context.Context, body []byte, n int) outbox.Result {
 	log := s.cfg.Logger.With(slog.Int("records", n), slog.Int("bytes", len(body)), slog.Int("gzipped_bytes", gz.Len()),
 		slog.Duration("duration", time.Since(start)), slog.String("stream", s.cfg.Stream))
 	if err != nil {
-		res := s.classify(err)
+		res, code := s.classify(err)
 		log.Warn("logs ingestion call failed", slog.String("error", res.Err.Error()))
-		return res
+		return res, code
 	}
 	s.mu.Lock()
 	st := &s.stats
@@ -190,14 +236,17 @@ func (s *Sink) upload(ctx context.Context, body []byte, n int) outbox.Result {
 	st.MaxRecords, st.MaxBytes, st.MaxGzipped = max(st.MaxRecords, n), max(st.MaxBytes, len(body)), max(st.MaxGzipped, gz.Len())
 	s.mu.Unlock()
 	log.Info("logs ingestion call")
-	return outbox.Result{}
+	return outbox.Result{}, http.StatusNoContent
 }
 
-// classify turns an upload error into the outbox's terms.
-func (s *Sink) classify(err error) outbox.Result {
+// classify turns an upload error into the outbox's terms, and its status
+// (0 without an answer). Only 400 and 413 are Permanent, and Send splits a
+// call so that they fail one record alone; an outage (5xx, 408, 429, no
+// answer) and a configuration error (401, 403, 404, a redirect) are retried.
+func (s *Sink) classify(err error) (outbox.Result, int) {
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
-		return outbox.Result{Err: fmt.Errorf("logs ingestion: %w", err)}
+		return outbox.Result{Err: fmt.Errorf("logs ingestion: %w", err)}, 0
 	}
 	res := outbox.Result{Err: fmt.Errorf("logs ingestion: HTTP %d %s", re.StatusCode, re.ErrorCode)}
 	if re.RawResponse != nil {
@@ -207,10 +256,33 @@ func (s *Sink) classify(err error) outbox.Result {
 	case code == http.StatusForbidden:
 		res.Err = fmt.Errorf("logs ingestion refused (403 %s): the function's identity needs the %s role (%s) on the data collection rule %s (stream %s); retried later",
 			re.ErrorCode, MonitoringMetricsPublisher, MonitoringMetricsPublisherID, s.cfg.RuleID, s.cfg.Stream)
+		res.Config = true
+	case code == http.StatusUnauthorized || code == http.StatusNotFound || (code >= 300 && code < 400):
+		res.Err = fmt.Errorf("%w: configuration error (check the endpoint, rule id %s and stream %s); retried", res.Err, s.cfg.RuleID, s.cfg.Stream)
+		res.Config = true
 	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge:
+		res.Err = fmt.Errorf("%w: %s", res.Err, apiMessage(re))
 		res.Permanent = true
 	}
-	return res
+	return res, re.StatusCode
+}
+
+// apiMessage is the error message of a Logs Ingestion answer's body, cut.
+func apiMessage(re *azcore.ResponseError) string {
+	if re.RawResponse == nil || re.RawResponse.Body == nil {
+		return ""
+	}
+	body, _ := io.ReadAll(io.LimitReader(re.RawResponse.Body, 4096))
+	var e struct {
+		Error struct{ Message string }
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		body = []byte(e.Error.Message)
+	}
+	if len(body) > 300 {
+		body = append(body[:300], "..."...)
+	}
+	return strings.TrimSpace(string(body))
 }
 
 // RetryAfter reads a Retry-After header (seconds or an HTTP date); 0 when
@@ -227,4 +299,22 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 		return max(t.Sub(now), 0)
 	}
 	return 0
+}
+
+// noRedirects is the transport with redirects not followed: a redirect
+// would carry the records (and, to the same host, the token) where the
+// configuration never said; its 3xx is reported as a configuration error.
+func noRedirects(t policy.Transporter) policy.Transporter {
+	stop := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	switch c := t.(type) {
+	case nil:
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		return &http.Client{Transport: tr, CheckRedirect: stop}
+	case *http.Client:
+		cc := *c
+		cc.CheckRedirect = stop
+		return &cc
+	}
+	return t
 }

@@ -153,6 +153,11 @@ func TestUploadFailures(t *testing.T) {
 		{http.StatusBadRequest, true, 0, []string{"400"}},
 	} {
 		g.FailNext(tt.status)
+		if tt.status == http.StatusBadRequest {
+			// The call, then each half alone (one record each): a
+			// record fails only when refused alone.
+			g.FailNext(tt.status, tt.status)
+		}
 		res := s.Send(context.Background(), items)
 		for _, r := range res {
 			if r.Err == nil || r.Permanent != tt.permanent || r.RetryAfter != tt.retry {
@@ -171,5 +176,65 @@ func TestUploadFailures(t *testing.T) {
 		if r.Err != nil {
 			t.Error(r.Err)
 		}
+	}
+}
+
+// TestSplitOn413And400: a call answered 413 is halved until it fits, and
+// one answered 400 bisected down to the record at fault, which alone fails
+// with the API's reason; every other record is delivered once.
+func TestSplitOn413And400(t *testing.T) {
+	s, g, _ := newTestSink(t)
+	items := docs(t, 40, 2)
+	bad := items[17].AlertId
+	g.Lock()
+	g.MaxRecords = 7
+	g.Reject = func(rec map[string]json.RawMessage) bool { return string(rec["AlertId"]) == `"`+bad+`"` }
+	g.Unlock()
+	res := s.Send(context.Background(), items)
+	for i, r := range res {
+		switch {
+		case items[i].AlertId == bad:
+			if r.Err == nil || !r.Permanent || !strings.Contains(r.Err.Error(), "400") || !strings.Contains(r.Err.Error(), "does not fit its column") ||
+				!strings.Contains(r.Err.Error(), items[i].Key) {
+				t.Errorf("the refused record: %+v", r)
+			}
+		case r.Err != nil:
+			t.Errorf("record %d: %v", i, r.Err)
+		}
+	}
+	got := map[string]int{}
+	for _, c := range g.Calls() {
+		if len(c.Records) > 7 {
+			t.Errorf("a call of %d records was accepted", len(c.Records))
+		}
+		for _, rec := range c.Records {
+			got[string(rec["AlertId"])]++
+		}
+	}
+	if len(got) != len(items)-1 {
+		t.Errorf("%d records delivered, want %d", len(got), len(items)-1)
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+}
+
+// TestRedirectIsAConfigurationError: a 3xx is not followed (the records
+// and token would go where the configuration never said) and is retried
+// as a configuration error, not failed.
+func TestRedirectIsAConfigurationError(t *testing.T) {
+	s, g, _ := newTestSink(t)
+	g.Lock()
+	g.Status = http.StatusFound
+	g.Unlock()
+	for _, r := range s.Send(context.Background(), docs(t, 2, 1)) {
+		if r.Err == nil || r.Permanent || !r.Config || !strings.Contains(r.Err.Error(), "302") {
+			t.Errorf("redirect: %+v", r)
+		}
+	}
+	if n := g.Tries(); n != 1 {
+		t.Errorf("%d calls reached the endpoint, want the one redirected (not followed)", n)
 	}
 }

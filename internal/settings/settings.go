@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+	"github.com/tokenpivot/tokenpivot/internal/precision"
 	"github.com/tokenpivot/tokenpivot/internal/sentinel"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/webhook"
@@ -45,7 +46,16 @@ const (
 	WebhookURL              = "TOKENPIVOT_WEBHOOK_URL"
 	WebhookSecret           = "TOKENPIVOT_WEBHOOK_SECRET"
 	WebhookFormat           = "TOKENPIVOT_WEBHOOK_FORMAT"
+	// The precision modes (internal/precision) and their reference lists.
+	Precision               = "TOKENPIVOT_PRECISION"
+	PrecisionHostingASNs    = "TOKENPIVOT_PRECISION_HOSTING_ASNS"
+	PrecisionM365Ranges     = "TOKENPIVOT_PRECISION_M365_RANGES"
+	PrecisionFirstPartyApps = "TOKENPIVOT_PRECISION_FIRST_PARTY_APPS"
 )
+
+// PrecisionSettings are the precision mode and its lists, for the commands
+// that filter result pairs.
+var PrecisionSettings = []string{Precision, PrecisionHostingASNs, PrecisionM365Ranges, PrecisionFirstPartyApps}
 
 // DefaultLogsIngestionStream is the data collection rule's input stream.
 const DefaultLogsIngestionStream = sentinel.DefaultStream
@@ -95,6 +105,26 @@ type Settings struct {
 	WebhookURL    string
 	WebhookSecret string
 	WebhookFormat string
+
+	// Precision is the precision mode; exact (the default) is the rule as
+	// Sentinel runs it. The list paths replace the bundled lists when set.
+	Precision               precision.Mode
+	PrecisionHostingASNs    string
+	PrecisionM365Ranges     string
+	PrecisionFirstPartyApps string
+}
+
+// PrecisionFilter returns the precision filter the settings name, its lists
+// loaded; nil in exact mode.
+func (s Settings) PrecisionFilter() (*precision.Filter, error) {
+	if !s.Precision.On() {
+		return nil, nil
+	}
+	l, err := precision.Load(s.PrecisionHostingASNs, s.PrecisionM365Ranges, s.PrecisionFirstPartyApps)
+	if err != nil {
+		return nil, err
+	}
+	return precision.New(s.Precision, l), nil
 }
 
 // Setting is one row of the table.
@@ -114,9 +144,8 @@ type Setting struct {
 var table = []Setting{
 	{Env: StorageAccountURL, Flag: "storage", Usage: "export storage: an https://ACCOUNT.blob.core.windows.net URL (the app's identity), a connection string, or for the CLI a `folder` laid out like the account",
 		set: func(s *Settings, v string) error { s.StorageAccountURL = v; return nil }},
-	{Env: StorageConnectionString, Usage: "Azurite/development connection string; wins over the account URL", Secret: true,
-		NotInInfra: "Azurite/dev only; Azure uses the identity",
-		set:        func(s *Settings, v string) error { s.StorageConnectionString = v; return nil }},
+	{Env: StorageConnectionString, Usage: "Azurite/development connection string; wins over the account URL (deployable, but Azure uses the identity)", Secret: true,
+		set: func(s *Settings, v string) error { s.StorageConnectionString = v; return nil }},
 	{Env: StateStorageAccountURL, Flag: "state", Usage: "storage for state, alerts and incidents (default: the export storage)",
 		set: func(s *Settings, v string) error { s.StateStorageAccountURL = v; return nil }},
 	{Env: InteractiveContainer, Flag: "interactive-container", Default: "am-signinlogs", Usage: "SigninLogs export container",
@@ -168,7 +197,7 @@ var table = []Setting{
 	{Env: LogsIngestionStream, Flag: "logs-ingestion-stream", Default: DefaultLogsIngestionStream, Usage: "the data collection rule's input `stream`",
 		set: func(s *Settings, v string) error { s.LogsIngestionStream = v; return nil }},
 	{Env: WebhookURL, Flag: "webhook-url", Usage: "send alert revisions to this webhook `URL` (https; http only to loopback); off when empty",
-		Secret: true, NotInInfra: "the SOC's own receiver, set after deployment (Teams and Slack URLs carry credentials)",
+		Secret: true,
 		set: func(s *Settings, v string) error {
 			if err := webhook.CheckURL(v); err != nil {
 				return err
@@ -176,17 +205,16 @@ var table = []Setting{
 			s.WebhookURL = v
 			return nil
 		}},
-	{Env: WebhookSecret, Usage: "the webhook signing secret, whsec_<base64> (Standard Webhooks)",
-		Secret: true, NotInInfra: "the SOC's receiver's secret, set after deployment (a Key Vault reference)",
+	{Env: WebhookSecret, Usage: "the webhook signing secret, whsec_<base64 of 24-64 bytes> (Standard Webhooks); during a rotation the new and the old, space-separated",
+		Secret: true,
 		set: func(s *Settings, v string) error {
-			if _, err := webhook.ParseSecret(v); err != nil {
+			if _, err := webhook.ParseSecrets(v); err != nil {
 				return err
 			}
 			s.WebhookSecret = v
 			return nil
 		}},
-	{Env: WebhookFormat, Flag: "webhook-format", Default: webhook.Standard, Usage: "webhook body: standard (the alert document, signed), teams (an Adaptive Card for a Teams Workflows webhook) or slack",
-		NotInInfra: "set with the webhook URL",
+	{Env: WebhookFormat, Flag: "webhook-format", Default: webhook.Standard, Usage: "webhook body: standard (type, timestamp and the alert document as data, signed), teams (an Adaptive Card for a Teams Workflows webhook) or slack",
 		set: func(s *Settings, v string) error {
 			switch v {
 			case webhook.Standard, webhook.Teams, webhook.Slack:
@@ -195,6 +223,14 @@ var table = []Setting{
 			}
 			return errors.New("want standard, teams or slack")
 		}},
+	{Env: Precision, Flag: "precision", Default: "exact", Usage: "precision `mode`: exact (the Sentinel rule, unchanged), balanced or strict (drop pairs shown benign by session, network, Microsoft 365 service egress, trusted network; README \"What the precision modes change\")",
+		set: func(s *Settings, v string) (err error) { s.Precision, err = precision.ParseMode(v); return err }},
+	{Env: PrecisionHostingASNs, Flag: "precision-hosting-asns", Usage: "`file` of hosting/anonymizer ASNs (asn,name lines) replacing the bundled list",
+		set: func(s *Settings, v string) error { s.PrecisionHostingASNs = v; return nil }},
+	{Env: PrecisionM365Ranges, Flag: "precision-m365-ranges", Usage: "`file` of Microsoft 365 service CIDRs replacing the bundled list",
+		set: func(s *Settings, v string) error { s.PrecisionM365Ranges = v; return nil }},
+	{Env: PrecisionFirstPartyApps, Flag: "precision-first-party-apps", Usage: "`file` of first-party app ids (appId,name lines) replacing the bundled list",
+		set: func(s *Settings, v string) error { s.PrecisionFirstPartyApps = v; return nil }},
 }
 
 // Table returns the settings, in the order help prints them.

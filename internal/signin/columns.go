@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,13 +34,30 @@ const (
 	fCorrelationId
 	fUniqueTokenIdentifier
 	fId
+	// The precision modes' columns (Record.Extra), read with Options.Extra.
+	fSessionId
+	fAutonomousSystemNumber
+	fNetworkLocationDetails
+	fIsThroughGlobalSecureAccess
+	fAppId
+	fLocationDetails
+	fDeviceDetail
+	fTokenProtectionStatusDetails
 	numFields
 )
+
+// firstExtra is the first field of Record.Extra.
+const firstExtra = fSessionId
+
+// extra tells the fields of Record.Extra.
+func (f field) extra() bool { return f >= firstExtra }
 
 var fieldNames = [numFields]string{
 	ColTimeGenerated, ColUserPrincipalName, ColIPAddress, ColLocation, ColResultType,
 	ColAuthenticationRequirement, ColConditionalAccessStatus,
 	ColAppDisplayName, ColCorrelationId, ColUniqueTokenIdentifier, ColId,
+	ColSessionId, ColAutonomousSystemNumber, ColNetworkLocationDetails, ColIsThroughGlobalSecureAccess,
+	ColAppId, ColLocationDetails, ColDeviceDetail, ColTokenProtectionStatusDetails,
 }
 
 // filter tells the columns Options.Keep may look at (with TimeGenerated,
@@ -59,14 +77,15 @@ func (f field) filter() bool {
 // so one string per distinct value saves an allocation per row.
 func (f field) interned() bool {
 	switch f {
-	case fCorrelationId, fUniqueTokenIdentifier, fId, fTimeGenerated:
+	case fCorrelationId, fUniqueTokenIdentifier, fId, fTimeGenerated, fSessionId:
 		return false
 	}
 	return true
 }
 
-// wanted returns the fields read for table t and whether each is required.
-func wanted(t Table) (fields []field, required [numFields]bool) {
+// wanted returns the fields read for table t and whether each is required;
+// with extra, those fields of Record.Extra too (unknown names are ignored).
+func wanted(t Table, extra []string) (fields []field, required [numFields]bool) {
 	for _, c := range RequiredColumns(t) {
 		f := fieldByName(c)
 		fields = append(fields, f)
@@ -74,6 +93,11 @@ func wanted(t Table) (fields []field, required [numFields]bool) {
 	}
 	for _, c := range OptionalColumns(t) {
 		fields = append(fields, fieldByName(c))
+	}
+	for _, c := range ExtraColumns() {
+		if slices.Contains(extra, c) {
+			fields = append(fields, fieldByName(c))
+		}
 	}
 	return fields, required
 }
@@ -110,6 +134,40 @@ func (rec *Record) setString(f field, v string) {
 		rec.UniqueTokenIdentifier = v
 	case fId:
 		rec.Id = v
+	default:
+		if f.extra() {
+			rec.setExtra(f, v)
+		}
+	}
+}
+
+// setExtra stores v into the Record.Extra field f, allocating Extra on the
+// first value of a record (a record without any keeps a nil Extra).
+func (rec *Record) setExtra(f field, v string) {
+	if v == "" {
+		return
+	}
+	if rec.Extra == nil {
+		rec.Extra = new(Extra)
+	}
+	e := rec.Extra
+	switch f {
+	case fSessionId:
+		e.SessionId = v
+	case fAutonomousSystemNumber:
+		e.AutonomousSystemNumber = v
+	case fNetworkLocationDetails:
+		e.NetworkLocationDetails = v
+	case fIsThroughGlobalSecureAccess:
+		e.IsThroughGlobalSecureAccess = v
+	case fAppId:
+		e.AppId = v
+	case fLocationDetails:
+		e.LocationDetails = v
+	case fDeviceDetail:
+		e.DeviceDetail = v
+	case fTokenProtectionStatusDetails:
+		e.TokenProtectionStatusDetails = v
 	}
 }
 

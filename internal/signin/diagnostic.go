@@ -189,6 +189,46 @@ var diagColumns = [numFields]string{
 	fCorrelationId:             "correlationId",
 	fUniqueTokenIdentifier:     "properties.uniqueTokenIdentifier",
 	fId:                        "properties.id",
+
+	fSessionId:                    "properties.sessionId",
+	fAutonomousSystemNumber:       "properties.autonomousSystemNumber",
+	fNetworkLocationDetails:       "properties.networkLocationDetails",
+	fIsThroughGlobalSecureAccess:  "properties.isThroughGlobalSecureAccess",
+	fAppId:                        "properties.appId",
+	fLocationDetails:              "properties.location",
+	fDeviceDetail:                 "properties.deviceDetail",
+	fTokenProtectionStatusDetails: "properties.tokenProtectionStatusDetails",
+}
+
+// diagExtra is where a resource-log line holds the columns of
+// Record.Extra (Graph's signIn names; properties.location is the object
+// Log Analytics calls LocationDetails). It is decoded in a second pass,
+// only with Options.Extra, so exact mode reads what it always did.
+type diagExtra struct {
+	Properties struct {
+		SessionId                    json.RawMessage `json:"sessionId"`
+		AutonomousSystemNumber       json.RawMessage `json:"autonomousSystemNumber"`
+		NetworkLocationDetails       json.RawMessage `json:"networkLocationDetails"`
+		IsThroughGlobalSecureAccess  json.RawMessage `json:"isThroughGlobalSecureAccess"`
+		AppId                        json.RawMessage `json:"appId"`
+		Location                     json.RawMessage `json:"location"`
+		DeviceDetail                 json.RawMessage `json:"deviceDetail"`
+		TokenProtectionStatusDetails json.RawMessage `json:"tokenProtectionStatusDetails"`
+	} `json:"properties"`
+}
+
+// parseResourceLogExtra fills the Record.Extra columns of s.row from a
+// resource-log line.
+func (s *jsonlScan) parseResourceLogExtra(buf []byte) error {
+	var x diagExtra
+	if err := json.Unmarshal(buf, &x); err != nil {
+		return s.formatErr("", s.line, fmt.Errorf("invalid JSON: %w", err))
+	}
+	p, r := &x.Properties, &s.row
+	r.SessionId, r.AutonomousSystemNumber, r.NetworkLocationDetails = p.SessionId, p.AutonomousSystemNumber, p.NetworkLocationDetails
+	r.IsThroughGlobalSecureAccess, r.AppId, r.LocationDetails = p.IsThroughGlobalSecureAccess, p.AppId, p.Location
+	r.DeviceDetail, r.TokenProtectionStatusDetails = p.DeviceDetail, p.TokenProtectionStatusDetails
+	return nil
 }
 
 // resourceLogCategory returns the category of a line parsed as Log
@@ -229,7 +269,7 @@ func (s *jsonlScan) parseResourceLog(buf []byte) error {
 		return s.formatErr("category", s.line, fmt.Errorf("category %q is not %s's (%q)", cat, s.table, s.table.Category()))
 	}
 	p := &d.Properties
-	r := &s.row
+	r := &s.row.jsonRow
 	r.TimeGenerated = first(d.Time, p.CreatedDateTime)
 	r.UserPrincipalName = p.UserPrincipalName
 	r.IPAddress = firstPresent(p.IpAddress, d.CallerIpAddress)
@@ -241,6 +281,9 @@ func (s *jsonlScan) parseResourceLog(buf []byte) error {
 	r.CorrelationId = first(d.CorrelationId, p.CorrelationId)
 	r.UniqueTokenIdentifier = p.UniqueTokenIdentifier
 	r.Id = p.Id
+	if len(s.opts.Extra) > 0 {
+		return s.parseResourceLogExtra(buf)
+	}
 	return nil
 }
 

@@ -69,6 +69,57 @@ func (j *jsonRow) raw(f field) *json.RawMessage {
 	panic("signin: unknown field")
 }
 
+// jsonRowWide is jsonRow with the columns of Record.Extra, decoded only
+// when Options.Extra asks for them: exact mode copies none of their bytes.
+type jsonRowWide struct {
+	jsonRow
+	SessionId                    json.RawMessage
+	AutonomousSystemNumber       json.RawMessage
+	NetworkLocationDetails       json.RawMessage
+	IsThroughGlobalSecureAccess  json.RawMessage
+	AppId                        json.RawMessage
+	LocationDetails              json.RawMessage
+	DeviceDetail                 json.RawMessage
+	TokenProtectionStatusDetails json.RawMessage
+}
+
+func (j *jsonRowWide) raw(f field) *json.RawMessage {
+	switch f {
+	case fSessionId:
+		return &j.SessionId
+	case fAutonomousSystemNumber:
+		return &j.AutonomousSystemNumber
+	case fNetworkLocationDetails:
+		return &j.NetworkLocationDetails
+	case fIsThroughGlobalSecureAccess:
+		return &j.IsThroughGlobalSecureAccess
+	case fAppId:
+		return &j.AppId
+	case fLocationDetails:
+		return &j.LocationDetails
+	case fDeviceDetail:
+		return &j.DeviceDetail
+	case fTokenProtectionStatusDetails:
+		return &j.TokenProtectionStatusDetails
+	}
+	return j.jsonRow.raw(f)
+}
+
+// extraText reads a column of Record.Extra: a string as itself, a dynamic
+// value (object, array) as its JSON text, a number or boolean as written,
+// null as "".
+func extraText(raw json.RawMessage) (string, error) {
+	switch raw[0] {
+	case 'n':
+		return "", nil
+	case '"':
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	}
+	return string(raw), nil
+}
+
 // scanJSONL reads Log Analytics data export JSON Lines, plain or gzip.
 func scanJSONL(ctx context.Context, name string, r io.ReaderAt, size int64, gz bool, t Table, opts Options, fn func([]Record) error) (Stats, error) {
 	s := newJSONLScan(ctx, name, r, size, gz, t, opts, fn)
@@ -103,10 +154,10 @@ type jsonlScan struct {
 	zr  *gzip.Reader // nil for plain JSON Lines
 	br  *bufio.Reader
 
-	line    int64  // lines read
-	offset  int64  // bytes of plain input read so far
-	long    []byte // a line longer than br's buffer
-	row     jsonRow
+	line    int64           // lines read
+	offset  int64           // bytes of plain input read so far
+	long    []byte          // a line longer than br's buffer
+	row     jsonRowWide     // the base columns always, Record.Extra's with Options.Extra
 	seen    [numFields]bool // columns some line has
 	interns [numFields]interner
 	batch   []Record
@@ -121,7 +172,7 @@ func newJSONLScan(ctx context.Context, name string, r io.ReaderAt, size int64, g
 	if s.batchSize <= 0 {
 		s.batchSize = defaultBatchSize
 	}
-	s.fields, s.required = wanted(t)
+	s.fields, s.required = wanted(t, opts.Extra)
 	return s
 }
 
@@ -286,7 +337,11 @@ func (s *jsonlScan) parse(buf []byte) error {
 		*s.row.raw(f) = (*s.row.raw(f))[:0]
 	}
 	s.row.Category, s.row.Properties = s.row.Category[:0], s.row.Properties[:0]
-	if err := json.Unmarshal(buf, &s.row); err != nil {
+	var target any = &s.row.jsonRow
+	if len(s.opts.Extra) > 0 {
+		target = &s.row
+	}
+	if err := json.Unmarshal(buf, target); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			err = fmt.Errorf("line is a JSON %s, not an object", te.Value)
@@ -351,6 +406,11 @@ func (s *jsonlScan) cell(rec *Record, f field, raw json.RawMessage) error {
 	if f == fTimeGenerated {
 		var err error
 		rec.TimeGenerated, err = jsonTime(raw)
+		return err
+	}
+	if f.extra() {
+		v, err := extraText(raw)
+		rec.setString(f, v)
 		return err
 	}
 	var in *interner

@@ -136,6 +136,7 @@ type pqScan struct {
 	batchSize   int
 	par         int
 	required    [numFields]bool
+	extra       []string // Options.Extra
 
 	bufs   *pqBuffers           // nil until setup
 	cols   [numFields]*pqReader // nil: not in the file
@@ -166,7 +167,8 @@ func newPQScan(ctx context.Context, name string, r io.ReaderAt, t Table, opts Op
 	if s.par <= 0 {
 		s.par = runtime.GOMAXPROCS(0)
 	}
-	_, s.required = wanted(t)
+	s.extra = opts.Extra
+	_, s.required = wanted(t, s.extra)
 	return s
 }
 
@@ -212,7 +214,7 @@ func (s *pqScan) recoverCorrupt(st *Stats, err *error) {
 // setup finds the wanted columns of pf and gives each a pooled reader, in
 // the step that decodes it (first or rest).
 func (s *pqScan) setup(pf *pq.File) error {
-	metas, cerr := resolveColumns(pf.Metadata().Schema, s.t)
+	metas, cerr := resolveColumns(pf.Metadata().Schema, s.t, s.extra)
 	if cerr != nil {
 		return s.formatErr(fieldNames[cerr.f], 0, cerr.err)
 	}
@@ -569,7 +571,7 @@ func (s *pqScan) keepRows(sl *pqSlice, skip map[int]*FormatError) []int32 {
 		if times != nil {
 			scratch.TimeGenerated = times[j]
 		}
-		for f := range numFields {
+		for f := range firstExtra { // Record.Extra's columns are never filter columns
 			if c := s.cols[f]; c != nil && f != fTimeGenerated && f.filter() {
 				scratch.setString(f, c.out[fb].strs[j])
 			}

@@ -153,7 +153,11 @@ func logicalOf(e *format.SchemaElement) logical {
 // resolveColumns finds the columns of table t among the top-level fields of
 // the file's schema (its flattened elements, root first), by exact name, and
 // checks their types. Other columns are never looked at, whatever their type.
-func resolveColumns(elems []format.SchemaElement, t Table) ([numFields]*pqMeta, *colError) {
+//
+// With extra, the columns of Record.Extra are read too; one of a type it
+// cannot be read as is left unread (its values read as ""), not an error:
+// the precision modes keep a pair whose columns they cannot read.
+func resolveColumns(elems []format.SchemaElement, t Table, extra []string) ([numFields]*pqMeta, *colError) {
 	var out [numFields]*pqMeta
 	type top struct {
 		elem int
@@ -176,7 +180,7 @@ func resolveColumns(elems []format.SchemaElement, t Table) ([numFields]*pqMeta, 
 		next, leaves = skipElement(elems, next, 0)
 		leaf += leaves
 	}
-	fields, required := wanted(t)
+	fields, required := wanted(t, extra)
 	for _, f := range fields {
 		tp, ok := byName[fieldNames[f]]
 		if !ok {
@@ -186,6 +190,9 @@ func resolveColumns(elems []format.SchemaElement, t Table) ([numFields]*pqMeta, 
 			continue
 		}
 		m, err := columnMeta(f, elems, tp.elem, tp.leaf)
+		if err != nil && f.extra() {
+			continue
+		}
 		if err != nil {
 			return out, &colError{f: f, err: err}
 		}
@@ -311,6 +318,15 @@ func (m *pqMeta) setIntKind(phys format.Type, lt logical) bool {
 			return false
 		}
 		m.kind, m.unit = kindTimestamp, lt.unit
+		return true
+	}
+	if f == fAutonomousSystemNumber && (lt.kind == ltNone || lt.kind == ltInt) {
+		// Kusto's ASN is a string, but some writers store it as a number.
+		m.bits, m.unsigned = lt.bits, lt.kind == ltInt && !lt.signed
+		m.kind = kindInt64
+		if phys == format.Int32 {
+			m.kind = kindInt32
+		}
 		return true
 	}
 	if f != fResultType {

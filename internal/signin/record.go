@@ -55,6 +55,29 @@ type Record struct {
 	CorrelationId         string
 	UniqueTokenIdentifier string
 	Id                    string
+
+	// Extra holds the columns the precision modes read (internal/precision);
+	// nil unless the scan asked for them (Options.Extra), so exact mode
+	// carries one nil pointer per record and decodes nothing more.
+	Extra *Extra
+}
+
+// Extra is the columns of a sign-in that bind a non-interactive row to an
+// interactive one beyond the user (session, network, device), read only
+// when a precision mode is on. Each is the column's text as exported: ""
+// when absent or null; the dynamic ones (NetworkLocationDetails,
+// LocationDetails, DeviceDetail, TokenProtectionStatusDetails) as JSON
+// text; AutonomousSystemNumber as its decimal text, however it is typed;
+// IsThroughGlobalSecureAccess as "true" or "false".
+type Extra struct {
+	SessionId                    string
+	AutonomousSystemNumber       string
+	NetworkLocationDetails       string
+	IsThroughGlobalSecureAccess  string
+	AppId                        string
+	LocationDetails              string
+	DeviceDetail                 string
+	TokenProtectionStatusDetails string
 }
 
 // Column names, as in the Log Analytics tables.
@@ -70,6 +93,16 @@ const (
 	ColCorrelationId             = "CorrelationId"
 	ColUniqueTokenIdentifier     = "UniqueTokenIdentifier"
 	ColId                        = "Id"
+
+	// The precision modes' columns (Extra).
+	ColSessionId                    = "SessionId"
+	ColAutonomousSystemNumber       = "AutonomousSystemNumber"
+	ColNetworkLocationDetails       = "NetworkLocationDetails"
+	ColIsThroughGlobalSecureAccess  = "IsThroughGlobalSecureAccess"
+	ColAppId                        = "AppId"
+	ColLocationDetails              = "LocationDetails"
+	ColDeviceDetail                 = "DeviceDetail"
+	ColTokenProtectionStatusDetails = "TokenProtectionStatusDetails"
 )
 
 // RequiredColumns returns the columns an export of t must have.
@@ -84,4 +117,14 @@ func RequiredColumns(t Table) []string {
 // OptionalColumns returns the columns read when present; absent ones read as "".
 func OptionalColumns(t Table) []string {
 	return []string{ColAppDisplayName, ColCorrelationId, ColUniqueTokenIdentifier, ColId}
+}
+
+// ExtraColumns returns the columns read into Record.Extra when
+// Options.Extra is set, when present; they are optional like
+// OptionalColumns, and a value of a type they cannot be read as (a
+// Parquet boolean IsThroughGlobalSecureAccess, say) reads as "": the
+// precision modes keep a pair whose columns they cannot read.
+func ExtraColumns() []string {
+	return []string{ColSessionId, ColAutonomousSystemNumber, ColNetworkLocationDetails, ColIsThroughGlobalSecureAccess,
+		ColAppId, ColLocationDetails, ColDeviceDetail, ColTokenProtectionStatusDetails}
 }

@@ -106,6 +106,11 @@ type Options struct {
 	// same bytes, so a row without an Id keeps one identity (DESIGN.md 7,
 	// evidence identity).
 	PositionIds string
+	// Extra names the precision modes' columns (of ExtraColumns) to read
+	// into Record.Extra of the records passed to the callback (not of the
+	// record Keep sees), each only when the file has it. Empty (exact
+	// mode), nothing more is decoded and Record.Extra is nil.
+	Extra []string
 	// PositionBase is added to JSON Lines positions: a caller that reads a
 	// grown append blob from byte from (through a SectionReader) passes
 	// from, so that positions are offsets in the whole blob.

@@ -3,13 +3,20 @@
 // webhook request is received" flow (an Adaptive Card), or a Slack incoming
 // webhook (text and blocks).
 //
+// The standard format follows Standard Webhooks: the body is
+// {"type","timestamp","data"} with the alert document as data, under 20 KB
+// (evidence rows cut, with a count); it is signed with every secret given
+// (24 to 64 bytes each; two during a rotation: "v1,sig1 v1,sig2").
+//
 // The client only speaks https, except to loopback addresses (local
 // receivers), follows no redirects, and bounds connect and total time. A 410
-// Gone stops delivery to the URL (outbox.Result.Gone); other 4xx, except 408
-// and 429, fail the revision without retries; 408, 429 and 5xx are retried
-// by the outbox, after Retry-After when the receiver gives one. The URL
-// and the secret are never logged or put in an error: Teams and Slack URLs
-// carry their own credentials.
+// Gone holds the URL (outbox.Result.Gone: probed, not sent to); every other
+// non-2xx is retried by the outbox on its schedule, after Retry-After when
+// the receiver gives one: a redirect or a 4xx other than 408 and 429 is
+// reported as a configuration error (a redirect is never followed: it would
+// carry the alert and its signature where the configuration never said).
+// The URL and the secret are never logged or put in an error: Teams and
+// Slack URLs carry their own credentials.
 package webhook
 
 import (
@@ -18,6 +25,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,9 +56,10 @@ const (
 // Config configures the webhook sink.
 type Config struct {
 	URL string
-	// Secret is the Standard Webhooks signing secret, whsec_<base64>;
-	// required by the standard format, optional otherwise (when set, every
-	// format is signed).
+	// Secret is the Standard Webhooks signing secret, whsec_<base64> of 24
+	// to 64 bytes; during a rotation, the new and the old separated by a
+	// space (each request carries both signatures). Required by the standard
+	// format, optional otherwise (when set, every format is signed).
 	Secret string
 	Format string // Standard ("" too), Teams or Slack
 	// Transport replaces the HTTP transport (nil: one with ConnectTimeout).
@@ -62,22 +71,50 @@ type Config struct {
 // Sink delivers revisions to one webhook URL.
 type Sink struct {
 	cfg    Config
-	key    []byte
+	keys   [][]byte
 	client *http.Client
 	host   string // for logs: the URL's host only
 }
 
-// ParseSecret decodes a whsec_<base64> secret to its key bytes.
+// Secret key sizes Standard Webhooks allows.
+const (
+	MinSecretBytes = 24
+	MaxSecretBytes = 64
+)
+
+// ParseSecret decodes a whsec_<base64> secret to its key bytes: 24 to 64
+// of them, as Standard Webhooks requires.
 func ParseSecret(s string) ([]byte, error) {
 	b64, ok := strings.CutPrefix(s, "whsec_")
 	if !ok {
 		return nil, errors.New("webhook secret: want whsec_ followed by base64")
 	}
 	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(key) < 16 {
-		return nil, errors.New("webhook secret: the part after whsec_ must be base64 of at least 16 bytes")
+	if err != nil {
+		return nil, errors.New("webhook secret: the part after whsec_ is not base64")
+	}
+	if len(key) < MinSecretBytes || len(key) > MaxSecretBytes {
+		return nil, fmt.Errorf("webhook secret: the key is %d bytes; Standard Webhooks wants %d to %d (make one with: echo whsec_$(openssl rand -base64 32))",
+			len(key), MinSecretBytes, MaxSecretBytes)
 	}
 	return key, nil
+}
+
+// ParseSecrets decodes one secret, or several separated by spaces (a
+// rotation: the new one and the old one).
+func ParseSecrets(s string) ([][]byte, error) {
+	var keys [][]byte
+	for _, f := range strings.Fields(s) {
+		k, err := ParseSecret(f)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("webhook secret: want whsec_ followed by base64")
+	}
+	return keys, nil
 }
 
 // CheckURL accepts https URLs, and http ones to loopback addresses. Its
@@ -121,11 +158,11 @@ func New(cfg Config) (*Sink, error) {
 	}
 	s := &Sink{cfg: cfg}
 	if cfg.Secret != "" || cfg.Format == Standard {
-		key, err := ParseSecret(cfg.Secret)
+		keys, err := ParseSecrets(cfg.Secret)
 		if err != nil {
 			return nil, err
 		}
-		s.key = key
+		s.keys = keys
 	}
 	if s.cfg.Logger == nil {
 		s.cfg.Logger = slog.New(slog.DiscardHandler)
@@ -163,12 +200,17 @@ func (s *Sink) Name() string { return "webhook" }
 func (s *Sink) Target() string { return outbox.Fingerprint(s.cfg.URL, s.cfg.Format) }
 
 // Sign returns the webhook-signature header value for a message:
-// "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>".
-func Sign(key []byte, id string, timestamp int64, body []byte) string {
-	mac := hmac.New(sha256.New, key)
-	fmt.Fprintf(mac, "%s.%d.", id, timestamp)
-	mac.Write(body)
-	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+// "v1,<base64 HMAC-SHA256(key, id.timestamp.body)>", one per key,
+// separated by spaces.
+func Sign(key []byte, id string, timestamp int64, body []byte, more ...[]byte) string {
+	var sigs []string
+	for _, k := range append([][]byte{key}, more...) {
+		mac := hmac.New(sha256.New, k)
+		fmt.Fprintf(mac, "%s.%d.", id, timestamp)
+		mac.Write(body)
+		sigs = append(sigs, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	}
+	return strings.Join(sigs, " ")
 }
 
 // Body is the request body of a revision in the sink's format.
@@ -179,7 +221,68 @@ func (s *Sink) Body(doc []byte) ([]byte, error) {
 	case Slack:
 		return SlackBody(doc)
 	}
-	return outbox.Compact(doc), nil
+	return StandardBody(doc, s.cfg.Now())
+}
+
+// MaxStandardBody bounds a standard payload (Standard Webhooks recommends
+// under 20 KB).
+const MaxStandardBody = 20 * 1000
+
+// EventType is the standard payload's type.
+const EventType = "tokenpivot.alert"
+
+// StandardBody is the Standard Webhooks payload of an alert document:
+// {"type":"tokenpivot.alert","timestamp":...,"data":<the alert document>}.
+// Over MaxStandardBody, the document's evidence rows are cut (first rows
+// kept, in query order) and data.PayloadResultsOmitted counts those left
+// out; ResultIds and ResultKeys (bookkeeping) are left out.
+func StandardBody(doc []byte, now time.Time) ([]byte, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &fields); err != nil {
+		return nil, fmt.Errorf("the alert document does not parse: %w", err)
+	}
+	if _, ok := fields["SystemAlertId"]; !ok {
+		return nil, errors.New("not an alert document")
+	}
+	var rows []json.RawMessage
+	if r, ok := fields["Results"]; ok {
+		if err := json.Unmarshal(r, &rows); err != nil {
+			return nil, fmt.Errorf("the alert document's Results: %w", err)
+		}
+	}
+	delete(fields, "ResultIds")
+	delete(fields, "ResultKeys")
+	env := struct {
+		Type      string                     `json:"type"`
+		Timestamp string                     `json:"timestamp"`
+		Data      map[string]json.RawMessage `json:"data"`
+	}{EventType, now.UTC().Format(time.RFC3339), fields}
+	keep := len(rows)
+	for {
+		if keep < len(rows) {
+			fields["PayloadResultsOmitted"] = json.RawMessage(strconv.Itoa(len(rows) - keep))
+		}
+		kept, err := json.Marshal(rows[:keep])
+		if err != nil {
+			return nil, err
+		}
+		if len(rows) > 0 || fields["Results"] != nil {
+			fields["Results"] = kept
+		}
+		body, err := json.Marshal(env)
+		if err != nil {
+			return nil, err
+		}
+		if len(body) <= MaxStandardBody || keep == 0 {
+			if len(body) > MaxStandardBody {
+				return nil, fmt.Errorf("the alert's payload is %d bytes without evidence rows, over %d", len(body), MaxStandardBody)
+			}
+			return body, nil
+		}
+		// Cut in proportion to the excess, at least one row.
+		keep = min(keep-1, keep*MaxStandardBody/len(body))
+		keep = max(keep, 0)
+	}
 }
 
 // Send posts each item; one Result per item.
@@ -215,8 +318,8 @@ func (s *Sink) send(ctx context.Context, it outbox.Item) outbox.Result {
 	req.Header.Set("User-Agent", "tokenpivot")
 	req.Header.Set("webhook-id", it.Key)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-	if s.key != nil {
-		req.Header.Set("webhook-signature", Sign(s.key, it.Key, ts, body))
+	if len(s.keys) > 0 {
+		req.Header.Set("webhook-signature", Sign(s.keys[0], it.Key, ts, body, s.keys[1:]...))
 	}
 	start := time.Now()
 	resp, err := s.client.Do(req)
@@ -253,9 +356,17 @@ func classify(resp *http.Response, now time.Time) outbox.Result {
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		return outbox.Result{Err: err, RetryAfter: retryAfter(resp.Header, now)}
 	case code >= 300 && code < 400:
-		return outbox.Result{Err: fmt.Errorf("%w: a redirect, not followed", err), Permanent: true}
+		where := "elsewhere"
+		if u, perr := resp.Location(); perr == nil {
+			where = "to host " + u.Host // never the path or query: they may carry credentials
+		}
+		return outbox.Result{Err: fmt.Errorf("%w: a redirect %s, not followed (configuration error: set the webhook URL to the final address)", err, where),
+			Config: true, RetryAfter: retryAfter(resp.Header, now)}
 	default:
-		return outbox.Result{Err: err, Permanent: true}
+		// Standard Webhooks: every non-2xx but 410 is retried. A 4xx
+		// is most often the receiver's configuration (a URL, a secret).
+		return outbox.Result{Err: fmt.Errorf("%w: refused (configuration error? check the URL and secret; retried)", err), Config: true,
+			RetryAfter: retryAfter(resp.Header, now)}
 	}
 }
 

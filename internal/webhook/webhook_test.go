@@ -134,9 +134,14 @@ func TestStandardSigned(t *testing.T) {
 		if h.Get("webhook-id") != its[i].Key {
 			t.Errorf("webhook-id %q, want %q", h.Get("webhook-id"), its[i].Key)
 		}
-		var d alert.Document
-		if err := json.Unmarshal(rc.bodies[i], &d); err != nil || d.SystemAlertId != its[i].AlertId || d.Revision != 3 {
-			t.Errorf("body is not the alert document: %v", err)
+		var env struct {
+			Type      string
+			Timestamp time.Time
+			Data      alert.Document
+		}
+		if err := json.Unmarshal(rc.bodies[i], &env); err != nil || env.Data.SystemAlertId != its[i].AlertId || env.Data.Revision != 3 ||
+			env.Type != EventType || time.Since(env.Timestamp).Abs() > time.Minute {
+			t.Errorf("body is not {type, timestamp, data: the alert document}: %v\n%.300s", err, rc.bodies[i])
 		}
 	}
 	// A tampered body fails the independent verifier.
@@ -157,22 +162,25 @@ func TestStatuses(t *testing.T) {
 	}
 	it := items(t, 1, 1)
 	for _, tt := range []struct {
-		status          int
-		permanent, gone bool
-		retry           time.Duration
+		status                  int
+		permanent, gone, config bool
+		retry                   time.Duration
 	}{
-		{http.StatusTooManyRequests, false, false, 11 * time.Second},
-		{http.StatusRequestTimeout, false, false, 0},
-		{http.StatusInternalServerError, false, false, 0},
-		{http.StatusNotFound, true, false, 0},
-		{http.StatusFound, true, false, 0},
-		{http.StatusGone, false, true, 0},
+		// Standard Webhooks: every non-2xx but 410 is retried; a 4xx or a
+		// redirect is a configuration error, never a failed alert.
+		{http.StatusTooManyRequests, false, false, false, 11 * time.Second},
+		{http.StatusRequestTimeout, false, false, false, 0},
+		{http.StatusInternalServerError, false, false, false, 0},
+		{http.StatusNotFound, false, false, true, 0},
+		{http.StatusUnauthorized, false, false, true, 0},
+		{http.StatusFound, false, false, true, 0},
+		{http.StatusGone, false, true, false, 0},
 	} {
 		rc.mu.Lock()
 		rc.status = []int{tt.status}
 		rc.mu.Unlock()
 		r := s.Send(context.Background(), it)[0]
-		if r.Err == nil || r.Permanent != tt.permanent || r.Gone != tt.gone || r.RetryAfter != tt.retry {
+		if r.Err == nil || r.Permanent != tt.permanent || r.Gone != tt.gone || r.Config != tt.config || r.RetryAfter != tt.retry {
 			t.Errorf("%d: %+v", tt.status, r)
 		}
 		if r.Err != nil && strings.Contains(r.Err.Error(), "URLSECRET") {
@@ -250,5 +258,89 @@ func TestCards(t *testing.T) {
 			}
 		}
 		t.Logf("%s body: %d bytes", f, len(body))
+	}
+}
+
+// TestSecretSizes: Standard Webhooks secrets are 24 to 64 bytes; a shorter
+// or longer one is refused with its size and how to make one.
+func TestSecretSizes(t *testing.T) {
+	for _, tt := range []struct {
+		n  int
+		ok bool
+	}{{16, false}, {23, false}, {24, true}, {32, true}, {64, true}, {65, false}} {
+		secret := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, tt.n))
+		_, err := New(Config{URL: "https://example.com/h", Secret: secret})
+		if (err == nil) != tt.ok {
+			t.Errorf("%d bytes: %v", tt.n, err)
+		}
+		if err != nil && (!strings.Contains(err.Error(), fmt.Sprintf("%d bytes", tt.n)) || !strings.Contains(err.Error(), "24 to 64")) {
+			t.Errorf("%d bytes: unclear error %q", tt.n, err)
+		}
+	}
+}
+
+// TestRotationSignsWithBoth: two secrets (new, old) give two signatures, so
+// a receiver on either secret verifies the request.
+func TestRotationSignsWithBoth(t *testing.T) {
+	const old = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="
+	rc := &receiver{t: t}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	s, err := New(Config{URL: srv.URL, Secret: testSecret + " " + old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Send(context.Background(), items(t, 1, 1))[0]; r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	h := rc.got[0]
+	if n := len(strings.Fields(h.Get("webhook-signature"))); n != 2 {
+		t.Errorf("%d signatures, want 2: %q", n, h.Get("webhook-signature"))
+	}
+	for _, sec := range []string{testSecret, old} {
+		if err := verify(sec, h, rc.bodies[0], time.Now()); err != nil {
+			t.Errorf("a receiver on %.12s...: %v", sec, err)
+		}
+	}
+}
+
+// TestStandardBodyUnder20KB: an alert with many evidence rows is sent
+// under 20 KB, its rows cut with the count of those left out; a small one
+// whole.
+func TestStandardBodyUnder20KB(t *testing.T) {
+	now := time.Date(2026, 11, 20, 11, 0, 0, 0, time.UTC)
+	for _, rows := range []int{1, 40, 1000} {
+		it := items(t, 1, rows)[0]
+		body, err := StandardBody(it.Doc, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env struct {
+			Type, Timestamp string
+			Data            struct {
+				SystemAlertId         string
+				Results               []map[string]any
+				PayloadResultsOmitted int
+				ResultIds             any
+			}
+		}
+		if err := json.Unmarshal(body, &env); err != nil {
+			t.Fatal(err)
+		}
+		if len(body) > MaxStandardBody || env.Type != EventType || env.Timestamp != "2026-11-20T11:00:00Z" || env.Data.SystemAlertId != it.AlertId {
+			t.Errorf("%d rows: %d bytes, type %q, timestamp %q", rows, len(body), env.Type, env.Timestamp)
+		}
+		if got := len(env.Data.Results) + env.Data.PayloadResultsOmitted; got != rows || len(env.Data.Results) == 0 {
+			t.Errorf("%d rows: %d sent + %d counted as omitted", rows, len(env.Data.Results), env.Data.PayloadResultsOmitted)
+		}
+		if rows == 1 && env.Data.PayloadResultsOmitted != 0 {
+			t.Errorf("a small alert was cut")
+		}
+		if env.Data.ResultIds != nil {
+			t.Errorf("bookkeeping sent")
+		}
+	}
+	if _, err := StandardBody([]byte(`{"SystemAlertId":"x",`), now); err == nil {
+		t.Error("a document that does not parse made a body")
 	}
 }

@@ -39,11 +39,14 @@ var bicepTypes = map[string][]string{
 	},
 	"eventgrid/microsoft.eventgrid/2022-06-15":          {"Microsoft.EventGrid/systemTopics", "Microsoft.EventGrid/systemTopics/eventSubscriptions"},
 	"eventgrid/microsoft.eventgrid/2025-02-15":          {"Microsoft.EventGrid/systemTopics", "Microsoft.EventGrid/systemTopics/eventSubscriptions"},
-	"authorization/microsoft.authorization/2022-04-01":  {"Microsoft.Authorization/roleAssignments"},
+	"authorization/microsoft.authorization/2022-04-01":  {"Microsoft.Authorization/roleAssignments", "Microsoft.Authorization/roleDefinitions"},
 	"applicationinsights/microsoft.insights/2020-02-02": {"Microsoft.Insights/components"},
 	"monitor_1/microsoft.insights/2023-03-11":           {"Microsoft.Insights/dataCollectionRules", "Microsoft.Insights/dataCollectionEndpoints", "Microsoft.Insights/dataCollectionRuleAssociations"},
 	// Direct DCRs (Logs Ingestion API without a DCE) return properties.endpoints.logsIngestion.
 	"monitor_1/microsoft.insights/2024-03-11": {"Microsoft.Insights/dataCollectionRules"},
+	// Alerts on the dead-letter container, the poison queue and the function.
+	"monitor_1/microsoft.insights/2026-01-01": {"Microsoft.Insights/metricAlerts"},
+	"monitor_1/microsoft.insights/2023-12-01": {"Microsoft.Insights/scheduledQueryRules"},
 	"operationalinsights/microsoft.operationalinsights/2023-09-01": {
 		"Microsoft.OperationalInsights/workspaces", "Microsoft.OperationalInsights/workspaces/tables", "Microsoft.OperationalInsights/workspaces/dataExports",
 	},
@@ -57,7 +60,8 @@ var (
 	azurermResources = []string{
 		"azurerm_function_app_flex_consumption", "azurerm_service_plan", "azurerm_application_insights",
 		"azurerm_log_analytics_workspace", "azurerm_user_assigned_identity", "azurerm_role_assignment",
-		"azurerm_storage_*", "azurerm_eventgrid_*",
+		"azurerm_storage_*", "azurerm_eventgrid_*", "azurerm_role_definition",
+		"azurerm_monitor_metric_alert", "azurerm_monitor_scheduled_query_rules_alert_v2",
 		// The SOC work to come.
 		"azurerm_log_analytics_workspace_table_custom_log", "azurerm_monitor_data_collection_rule",
 		"azurerm_monitor_data_collection_endpoint", "azurerm_sentinel_alert_rule_nrt",

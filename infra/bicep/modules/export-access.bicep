@@ -7,6 +7,9 @@ targetScope = 'resourceGroup'
 @description('Existing export storage account (in this resource group).')
 param exportStorageAccountName string
 
+@description('Region of the export storage account (the system topic must be in it). Passed in: a resource\'s location must be known at the start of the deployment (BCP120), and the existing account\'s is read only during it.')
+param location string
+
 @description('Export container of SigninLogs.')
 param interactiveContainerName string
 
@@ -94,7 +97,7 @@ resource nonInteractiveReader 'Microsoft.Authorization/roleAssignments@2022-04-0
 // set them.
 resource exportTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = if (!systemTopicExists) {
   name: systemTopicName
-  location: exportAccount.location
+  location: location
   tags: tags
   identity: {
     type: 'SystemAssigned'

@@ -31,3 +31,5 @@ resource exportAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
 }
 
 output id string = exportAccount.id
+output location string = exportAccount.location
+output blobEndpoint string = exportAccount.properties.primaryEndpoints.blob

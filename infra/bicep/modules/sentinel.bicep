@@ -55,9 +55,14 @@ resource alertsTable 'Microsoft.OperationalInsights/workspaces/tables@2023-09-01
 
 // Near-real-time: Sentinel runs the query about every minute over what was
 // ingested since the last run. Every send of an alert is a new revision row;
-// arg_max keeps one row per AlertId in a run, so a re-sent revision never
-// raises two alerts at once, and alerts of one account are grouped into one
-// incident (as the bundled rule's incidentConfiguration groups by Account).
+// arg_max keeps one row per AlertId in a run, the highest Revision (the rows
+// of one Logs Ingestion call share one TimeGenerated, so TimeGenerated cannot
+// order them), so a re-sent revision never raises two alerts at once. Only
+// the columns the rule maps are projected (NRT alerts are size-limited), with
+// AlertName cut to Sentinel's 256 characters and Description to 5,000.
+// Alerts of one account are grouped into one incident (Selected by Account:
+// the only matching method that honours groupByEntities; tokenpivot's own
+// incidents group the same way, internal/alert.GroupingKey).
 // NRT rules exist only in preview API versions of Microsoft.SecurityInsights
 // (internal/infra checks this body against the stable Scheduled definition).
 resource alertRule 'Microsoft.SecurityInsights/alertRules@2024-01-01-preview' = {
@@ -71,7 +76,7 @@ resource alertRule 'Microsoft.SecurityInsights/alertRules@2024-01-01-preview' = 
     description: 'Raises the alerts tokenpivot finds in the exported sign-in logs (table TokenPivotAlerts_CL, one row per alert revision), with their own name, description and severity.'
     severity: 'High'
     enabled: true
-    query: 'TokenPivotAlerts_CL\n| summarize arg_max(TimeGenerated, *) by AlertId'
+    query: 'TokenPivotAlerts_CL\n| summarize arg_max(Revision, *) by AlertId\n| project AlertId, IncidentId, AlertName = substring(AlertName, 0, 256), Description = substring(Description, 0, 5000), Severity, UserPrincipalName, NIIPAddress, InteractiveIP, InteractiveCountry, NICountry, AppDisplayName, RuleVersion'
     suppressionEnabled: false
     suppressionDuration: 'PT5H'
     tactics: [

@@ -52,6 +52,14 @@ type Server struct {
 	// Revision) not refused before: every record's first call fails once.
 	FailFirstTry bool
 
+	// Faults switched at run time (under Lock): Status answers every call
+	// (503: an outage; 302: a redirect) when not 0; MaxRecords answers 413
+	// to a call of more records; Reject answers 400 to a call holding a
+	// record it returns true for.
+	Status     int
+	MaxRecords int
+	Reject     func(rec map[string]json.RawMessage) bool
+
 	mu      sync.Mutex
 	failed  map[string]bool
 	fail    []int
@@ -67,6 +75,10 @@ func NewServer(t testing.TB) *Server {
 	t.Cleanup(s.Close)
 	return s
 }
+
+// Lock and Unlock guard the fault fields.
+func (s *Server) Lock()   { s.mu.Lock() }
+func (s *Server) Unlock() { s.mu.Unlock() }
 
 // FailNext makes the next calls answer these statuses, in order.
 func (s *Server) FailNext(statuses ...int) {
@@ -165,6 +177,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tries++
+	switch {
+	case s.Status >= 300 && s.Status < 400:
+		w.Header().Set("Location", "https://elsewhere.example/dataCollectionRules")
+		w.WriteHeader(s.Status)
+		return
+	case s.Status != 0:
+		http.Error(w, `{"error":{"code":"ServiceUnavailable","message":"down"}}`, s.Status)
+		return
+	case s.MaxRecords > 0 && len(recs) > s.MaxRecords:
+		http.Error(w, `{"error":{"code":"ContentLengthLimitExceeded","message":"too large"}}`, http.StatusRequestEntityTooLarge)
+		return
+	}
+	if s.Reject != nil {
+		for _, rec := range recs {
+			if s.Reject(rec) {
+				http.Error(w, `{"error":{"code":"InvalidContent","message":"record `+string(rec["AlertId"])[1:9]+`...: a value does not fit its column"}}`, http.StatusBadRequest)
+				return
+			}
+		}
+	}
 	if s.FailFirstTry {
 		fresh := false
 		for _, rec := range recs {

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/csv"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/gen"
+	"github.com/tokenpivot/tokenpivot/internal/precision"
+)
+
+const labeledCase = "testdata/precision/labeled"
+
+// labels reads the labeled case's sidecar (Id -> label).
+func labels(t *testing.T) map[string]string {
+	t.Helper()
+	f, err := os.Open(labeledCase + "/labels.csv.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(zr).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range recs[1:] {
+		out[r[0]] = r[1]
+	}
+	return out
+}
+
+// The shipped labeled case holds one instance of every attack variant: in
+// every mode, each variant the mode does not give up by design has an
+// alert row carrying one of its rows, and the mode's rows are exact's.
+func TestPrecisionModesKeepEveryVariant(t *testing.T) {
+	lab := labels(t)
+	f := detect.Filter{}
+	ifiles := []exportFile{{labeledCase + "/interactive.jsonl.gz", size(t, labeledCase+"/interactive.jsonl.gz")}}
+	nfiles := []exportFile{{labeledCase + "/noninteractive.jsonl.gz", size(t, labeledCase+"/noninteractive.jsonl.gz")}}
+	var exact map[[2]string]bool
+	for _, m := range precision.Modes {
+		t.Run(m.String(), func(t *testing.T) {
+			pf := newPairFilter(nil)
+			if m.On() {
+				pf = newPairFilter(precision.New(m, nil))
+			}
+			rows, err := detectFiles(context.Background(), ifiles, nfiles, f, pf, fileReader{"test", 0, io.Discard}, &progress{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys := map[[2]string]bool{}
+			found := map[string]bool{}
+			for _, r := range rows {
+				keys[[2]string{r.InteractiveId, r.NonInteractiveId}] = true
+				for _, id := range []string{r.InteractiveId, r.NonInteractiveId} {
+					if v, _, ok := gen.AttackLabel(lab[id]); ok {
+						found[v] = true
+					}
+				}
+			}
+			if m == precision.Exact {
+				exact = keys
+			} else {
+				for k := range keys {
+					if !exact[k] {
+						t.Errorf("row %v is not one of exact's", k)
+					}
+				}
+				if pf.stats.Pairs != len(exact) || pf.stats.Kept != len(rows) {
+					t.Errorf("stats %+v: want %d pairs, %d kept", pf.stats, len(exact), len(rows))
+				}
+			}
+			for _, v := range gen.Variants {
+				if v.Seen && !slices.Contains(v.LostBy, m.String()) && !found[v.ID] {
+					t.Errorf("%s: no alert for variant %s (%s)", m, v.ID, v.About)
+				}
+			}
+			if m.On() && len(rows) >= len(exact) {
+				t.Errorf("%s kept all %d rows: it filters nothing", m, len(rows))
+			}
+		})
+	}
+}
+
+func size(t *testing.T, p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// detect prints the mode's counts on stderr only when a mode is on, and
+// exact (the default) prints what it always did.
+func TestDetectPrecisionFlag(t *testing.T) {
+	base := []string{"detect", "--interactive", labeledCase + "/interactive.jsonl.gz", "--noninteractive", labeledCase + "/noninteractive.jsonl.gz"}
+	code, plain, errs := runCLI(t, base...)
+	if code != 0 || strings.Contains(errs, "precision") {
+		t.Fatalf("exact: code %d, stderr %q", code, errs)
+	}
+	code, exact, _ := runCLI(t, append(base, "--precision", "exact")...)
+	if code != 0 || exact != plain {
+		t.Fatalf("--precision exact differs from the default")
+	}
+	code, bal, errs := runCLI(t, append(base, "--precision", "balanced")...)
+	if code != 0 || !strings.Contains(errs, "detect: precision balanced: kept 23 of 88 exact pairs; suppressed ") || !strings.Contains(errs, "other-session=") {
+		t.Fatalf("balanced: code %d, stderr %q", code, errs)
+	}
+	want, err := os.ReadFile(labeledCase + "/expected.balanced.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal != string(want) {
+		t.Errorf("balanced rows differ from the case's")
+	}
+	t.Setenv("TOKENPIVOT_PRECISION", "loose")
+	if code, _, errs := runCLI(t, base...); code != 2 || !strings.Contains(errs, "TOKENPIVOT_PRECISION") {
+		t.Errorf("a bad mode: code %d, stderr %q", code, errs)
+	}
+}
+
+func TestPrecisionCases(t *testing.T) {
+	code, out, _ := runCLI(t, "test", "testdata/precision")
+	if code != 0 || !strings.Contains(out, "3 cases: 3 passed, 0 failed") || !strings.Contains(out, "[balanced] (23 rows)") {
+		t.Fatalf("code %d:\n%s", code, out)
+	}
+}
+
+// process and serve refuse a mode they cannot apply, naming the setting,
+// rather than run exact under a balanced setting.
+func TestPipelineRefusesPrecisionModes(t *testing.T) {
+	code, _, errs := runCLI(t, "process", "--storage", t.TempDir(), "--precision", "balanced")
+	if code != 2 || !strings.Contains(errs, "TOKENPIVOT_PRECISION=balanced: the precision modes run in detect and test only") {
+		t.Errorf("process --precision balanced: code %d, stderr %q", code, errs)
+	}
+	t.Setenv("TOKENPIVOT_PRECISION", "strict")
+	t.Setenv("TOKENPIVOT_STORAGE_ACCOUNT_URL", t.TempDir())
+	if code, _, errs := runCLI(t, "serve", "--addr", "127.0.0.1:0"); code != 2 || !strings.Contains(errs, "TOKENPIVOT_PRECISION=strict") {
+		t.Errorf("serve: code %d, stderr %q", code, errs)
+	}
+}
