@@ -379,14 +379,10 @@ func TestDeliveryFaults(t *testing.T) {
 // records and bytes per Logs Ingestion call, delivery latency per revision.
 func TestServeDelivers(t *testing.T) {
 	rig := newSOCRig(t, false)
-	cs, ic, nc, state, alerts, _, port := serveEnv(t, "soc")
+	cs, ic, nc, state, alerts, _ := serveEnv(t, "soc")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stderr := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, nil, io.Discard, stderr) }()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitReady(t, base, done)
+	base, stderr, done := startServe(t, ctx)
 
 	s, err := store.NewAzureFromConnectionString(cs)
 	if err != nil {

@@ -51,7 +51,13 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return usagef("--now %q: not an RFC 3339 time", *now)
 		}
-		f.After = t.Add(-detect.Lookback)
+		lookback := detect.Lookback
+		if f.Plan != nil {
+			lookback = f.Plan.Lookback // 0: the query has no ago(): every row up to now
+		}
+		if lookback > 0 {
+			f.After = t.Add(-lookback)
+		}
 	}
 	var skipped skippedNames
 	ifiles, err := exportFiles(ipaths, &skipped)
@@ -106,7 +112,7 @@ func (fr fileReader) read(ctx context.Context, file exportFile, t signin.Table, 
 // non-interactive side streams past them. A precision mode (pf, nil for
 // exact) removes rows as they are found.
 func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, pf *pairFilter, fr fileReader, prog *progress) ([]detect.Result, error) {
-	x := detect.NewIndex()
+	x := detect.NewIndexFor(f.Plan)
 	for _, file := range ifiles {
 		err := fr.read(ctx, file, signin.Interactive, pf.options(signin.Options{Keep: f.Interactive}), func(rs []signin.Record) error {
 			for _, r := range rs {

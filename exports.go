@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,6 +50,7 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 type exportsFlags struct {
 	settings  *settings.Flags
 	container string
+	exports   store.Store // where the jobs write: an ambiguous create is looked up there
 	from, to  string
 }
 
@@ -58,14 +60,15 @@ func (f *exportsFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.to, "to", "", "end of the range, RFC 3339, exclusive: the last hour is the one before")
 }
 
-// open opens the state store the settings name.
+// open opens the state store the settings name, and the export store.
 func (f *exportsFlags) open(ctx context.Context) (store.Store, error) {
 	s, err := f.settings.Load(nil)
 	if err != nil {
 		return nil, usageError{err}
 	}
 	f.container = s.StateContainer
-	_, state, err := openStores(ctx, s)
+	exports, state, err := openStores(ctx, s)
+	f.exports = exports
 	return state, err
 }
 
@@ -137,7 +140,7 @@ func runExportsSchedule(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	s := &exportjob.Scheduler{Config: cfg, API: cl, Store: st, Container: f.container,
+	s := &exportjob.Scheduler{Config: cfg, API: cl, Store: st, Container: f.container, Output: f.exports,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 
 	var hours []time.Time
@@ -232,7 +235,13 @@ func runExportsStatus(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	s := &exportjob.Scheduler{Store: st, Container: f.container}
 	states, err := s.States(ctx, from, to)
-	if err != nil {
+	var unreadable exportjob.UnreadableStates
+	if errors.As(err, &unreadable) {
+		// Show the rest: one garbled blob must not hide every hour.
+		for _, e := range unreadable {
+			fmt.Fprintf(stderr, "warning: unreadable, skipped: %v (delete it to have the hour requested afresh)\n", e)
+		}
+	} else if err != nil {
 		return err
 	}
 	if *format == "json" {

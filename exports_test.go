@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +92,44 @@ func TestExportsUsage(t *testing.T) {
 		if code := run(context.Background(), args, &stdout, &stderr); code != exitBad {
 			t.Errorf("%s: exit %d, want %d: %s", name, code, exitBad, stderr.String())
 		}
+	}
+}
+
+// TestExportsStatusShowsPastGarbledState: one state blob that does not parse
+// (a partial write by hand, a tool's mistake) is named on stderr, and every
+// other hour is still listed.
+func TestExportsStatusShowsPastGarbledState(t *testing.T) {
+	dir := t.TempDir()
+	local, err := store.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := local.EnsureContainer(ctx, "tokenpivot-state"); err != nil {
+		t.Fatal(err)
+	}
+	hour := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	for i, table := range []string{exportjob.TableInteractive, exportjob.TableNonInteractive, exportjob.TableInteractive} {
+		k := exportjob.Key{Table: table, Hour: hour.Add(time.Duration(i/2) * time.Hour)}
+		data, err := json.Marshal(exportjob.State{Table: k.Table, Hour: k.Hour, Phase: exportjob.PhaseSucceeded, JobID: fmt.Sprintf("job-%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			data = data[:len(data)/2] // garbled
+		}
+		if _, err := local.Write(ctx, "tokenpivot-state", exportjob.StateName(k), data, store.Condition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"exports", "status", "--storage", dir}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("status: exit %d: %s", code, stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "2 states") || !strings.Contains(out, "job-0") || !strings.Contains(out, "job-2") {
+		t.Errorf("status lists not the two readable hours:\n%s", out)
+	}
+	if !strings.Contains(stderr.String(), "2026/11/20/10.json") || !strings.Contains(stderr.String(), "unreadable") {
+		t.Errorf("stderr does not name the garbled state blob: %s", stderr.String())
 	}
 }

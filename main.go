@@ -45,6 +45,7 @@ func commands() []command {
 		{"alerts", "list the alerts and incidents in a storage account or folder", runAlerts},
 		{"serve", "run the Azure Functions custom handler", runServe},
 		{"exports", "request and list Log Analytics export jobs (schedule --from --to, status)", runExports},
+		{"rule", "check a Sentinel rule YAML: print the plan its query compiles to, or why it is refused", runRule},
 	}
 }
 

@@ -221,34 +221,43 @@ const processDeliveryTime = 2 * time.Minute
 
 // deliverAll delivers what the outbox holds due, in rounds of at most
 // outbox.MaxPerCall per sink, for at most processDeliveryTime, and says
-// what it did per sink on stderr. Delivery failures are reported, never an
-// error: the revisions stay in the outbox.
+// what it did per sink on stderr. Each sink goes through its own rounds, as
+// serve delivers them: a sink that hangs or fails never holds another back
+// (a round of Deliver waits for every sink). Delivery failures are
+// reported, never an error: the revisions stay in the outbox.
 func deliverAll(ctx context.Context, ob *outbox.Outbox, stderr io.Writer, logger *slog.Logger) {
 	dctx, cancel := context.WithTimeout(ctx, processDeliveryTime)
 	defer cancel()
 	type total struct{ delivered, retrying, failed, skipped int }
-	tot := map[string]*total{}
-	for _, sk := range ob.Sinks {
-		tot[sk.Name()] = &total{}
-	}
-	for dctx.Err() == nil {
-		rep, _ := ob.Deliver(dctx)
-		rep.Log(logger)
-		more := false
-		for _, sr := range rep.Sinks {
-			t := tot[sr.Sink]
-			t.delivered, t.retrying, t.failed, t.skipped = t.delivered+sr.Delivered, t.retrying+sr.Retrying, t.failed+sr.Failed, t.skipped+sr.Skipped
-			if sr.Err != nil {
-				fmt.Fprintf(stderr, "delivery to %s: %v\n", sr.Sink, sr.Err)
+	tot := make([]total, len(ob.Sinks))
+	errs := make([][]error, len(ob.Sinks))
+	var wg sync.WaitGroup
+	for i, sk := range ob.Sinks {
+		wg.Go(func() {
+			t := &tot[i]
+			for dctx.Err() == nil {
+				rep, _ := ob.DeliverSink(dctx, sk.Name())
+				rep.Log(logger)
+				more := false
+				for _, sr := range rep.Sinks {
+					t.delivered, t.retrying, t.failed, t.skipped = t.delivered+sr.Delivered, t.retrying+sr.Retrying, t.failed+sr.Failed, t.skipped+sr.Skipped
+					if sr.Err != nil {
+						errs[i] = append(errs[i], sr.Err)
+					}
+					more = more || (sr.Delivered > 0 && sr.Due >= cmp.Or(ob.MaxPerCall, outbox.DefaultMaxPerCall)) || sr.Resumed > 0
+				}
+				if !more {
+					return
+				}
 			}
-			more = more || (sr.Delivered > 0 && sr.Due >= cmp.Or(ob.MaxPerCall, outbox.DefaultMaxPerCall)) || sr.Resumed > 0
-		}
-		if !more {
-			break
-		}
+		})
 	}
-	for _, sk := range ob.Sinks {
-		t := tot[sk.Name()]
+	wg.Wait()
+	for i, sk := range ob.Sinks {
+		for _, err := range errs[i] {
+			fmt.Fprintf(stderr, "delivery to %s: %v\n", sk.Name(), err)
+		}
+		t := tot[i]
 		fmt.Fprintf(stderr, "delivered %d alert revisions to %s; %d to retry, %d failed, %d held (`tokenpivot alerts` shows each)\n",
 			t.delivered, sk.Name(), t.retrying, t.failed, t.skipped)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -32,8 +33,8 @@ func TestNoCommandPrintsASecret(t *testing.T) {
 		[]string{"alerts", "--storage", "https://x.blob.core.windows.net/?sv=1&sig=" + sig},
 		[]string{"detect", "--interactive", dir, "--noninteractive", "AccountKey=" + key},
 		[]string{"test", "AccountKey=" + key},
-		[]string{"process", "--storage", dir, "-v", "--webhook-url", "https://x.example.com/h?sig=" + whSig},
-		[]string{"process", "--storage", dir, "--webhook-url", "http://example.com/h?sig=" + whSig},
+		[]string{"process", "--storage", dir, "-v", "--webhook-url-file", secretFile(t, "https://x.example.com/h?sig="+whSig)},
+		[]string{"process", "--storage", dir, "--webhook-url-file", secretFile(t, "http://example.com/h?sig="+whSig)},
 		[]string{"alerts", "--storage", dir, "--redeliver"},
 	)
 	for _, args := range runs {
@@ -44,4 +45,18 @@ func TestNoCommandPrintsASecret(t *testing.T) {
 			}
 		}
 	}
+}
+
+// secretFile writes value to a file of its own and returns its path.
+func secretFile(t *testing.T, value string) string {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(value); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/store"
+	"github.com/tokenpivot/tokenpivot/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -45,15 +47,11 @@ const runMainEnv = "TOKENPIVOT_TEST_RUN_MAIN"
 // account. It must create its containers, answer GET /, turn an event into a
 // queue message, process it, and stop cleanly on cancellation (SIGTERM).
 func TestServe(t *testing.T) {
-	cs, ic, nc, state, alerts, incidents, port := serveEnv(t, "serve")
+	cs, ic, nc, state, alerts, incidents := serveEnv(t, "serve")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr bytes.Buffer
-	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, nil, io.Discard, &stderr) }()
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitReady(t, base, done)
+	base, stderr, done := startServe(t, ctx)
 
 	s, err := store.NewAzureFromConnectionString(cs)
 	if err != nil {
@@ -123,14 +121,26 @@ func TestServe(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
+// listeningAt is serve's log line saying where it listens.
+var listeningAt = regexp.MustCompile(`"msg":"custom handler listening","addr":"([^"]+)"`)
+
+// startServe runs `tokenpivot serve` as configured by the environment
+// (FUNCTIONS_CUSTOMHANDLER_PORT=0: a port of its own choosing, read back
+// from its log) until ctx ends; it returns the base URL once GET / answers,
+// serve's stderr, and its result.
+func startServe(t *testing.T, ctx context.Context) (string, *syncbuf.Buffer, <-chan error) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	stderr := &syncbuf.Buffer{}
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() { done <- runServe(ctx, nil, io.Discard, stderr); close(exited) }()
+	m := stderr.Await(listeningAt, 30*time.Second, exited)
+	if m == nil {
+		t.Fatalf("serve never said where it listens:\n%s", stderr.String())
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	base := "http://" + m[1]
+	waitReady(t, base, done)
+	return base, stderr, done
 }
 
 func waitReady(t *testing.T, base string, done <-chan error) {
@@ -252,17 +262,15 @@ func localSettings(t *testing.T) string {
 // other addresses.
 func TestServeListensOnLoopback(t *testing.T) {
 	localSettings(t)
-	port := freePort(t)
-	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", strconv.Itoa(port))
+	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", "0") // a port of its own: read from its log
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stderr := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- runServe(ctx, nil, io.Discard, stderr) }()
-	waitReady(t, fmt.Sprintf("http://127.0.0.1:%d", port), done)
-	if want := fmt.Sprintf(`"addr":"127.0.0.1:%d"`, port); !strings.Contains(stderr.String(), want) {
-		t.Errorf("stderr lacks %s:\n%s", want, stderr.String())
+	base, _, done := startServe(t, ctx)
+	host, portText, err := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("serve listens on %s, want 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT (%v)", base, err)
 	}
+	port, _ := strconv.Atoi(portText)
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
 		t.Fatal(err)
@@ -285,23 +293,6 @@ func TestServeListensOnLoopback(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // testLimits are defaultLimits shortened so that tests see them act.
@@ -498,9 +489,10 @@ func TestServeShutdownCancelsInFlight(t *testing.T) {
 }
 
 // serveEnv is the app settings of `serve` on a fresh Azurite with the rule
-// cases' safe lists: containers named after prefix, the handler's port free.
-// It returns the connection string, the containers and the port.
-func serveEnv(t *testing.T, prefix string) (cs, ic, nc, state, alerts, incidents string, port int) {
+// cases' safe lists: containers named after prefix, the handler's port 0 (a
+// port of its own choosing: see startServe). It returns the connection
+// string and the containers.
+func serveEnv(t *testing.T, prefix string) (cs, ic, nc, state, alerts, incidents string) {
 	t.Helper()
 	cs = azurite.Start(t)
 	ic, nc = azurite.ContainerName(prefix+"-i"), azurite.ContainerName(prefix+"-n")
@@ -514,7 +506,6 @@ func serveEnv(t *testing.T, prefix string) (cs, ic, nc, state, alerts, incidents
 	} {
 		t.Setenv(k, v)
 	}
-	port = freePort(t)
-	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", strconv.Itoa(port))
-	return cs, ic, nc, state, alerts, incidents, port
+	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
+	return cs, ic, nc, state, alerts, incidents
 }

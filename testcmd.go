@@ -205,7 +205,11 @@ func runCase(ctx context.Context, dir, expected string, s settings.Settings, std
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	want, err := detect.ReadJSONL(filepath.Join(dir, expected), bytes.NewReader(data))
+	var added []string // a tuned rule's added result columns
+	if f.Plan != nil {
+		added = f.Plan.ExtraNames()
+	}
+	want, err := detect.ReadJSONLExtra(filepath.Join(dir, expected), bytes.NewReader(data), added)
 	if err != nil {
 		return nil, nil, 0, err
 	}

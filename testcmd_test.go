@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/detect"
 )
 
 // copyCase copies testdata/cases' JSON Lines case (with its rule) to a new
@@ -67,5 +71,45 @@ func TestTestCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A case's tuned rule.yaml runs as written: a 1m .. 10m window keeps only
+// the expected rows whose TimeSinceInteractive is at most 10 minutes, and
+// an added column is part of each row (expected.jsonl holds it too).
+func TestTestCommandTunedRule(t *testing.T) {
+	want, err := os.ReadFile("testdata/cases/expected.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(strings.TrimSpace(string(want)), "\n") {
+		r, err := detect.UnmarshalResult([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.TimeSinceInteractive <= 10*time.Minute {
+			// The added column, as the rule computes it: the country pair.
+			kept = append(kept, strings.TrimSuffix(l, "}")+`,"Route":"`+r.InteractiveCountry+`>`+r.NICountry+`"}`)
+		}
+	}
+	if len(kept) == 0 || len(kept) == 12 {
+		t.Fatalf("%d of 12 rows within 10m: the case does not tell the windows apart", len(kept))
+	}
+	dir := copyCase(t, strings.Join(kept, "\n")+"\n")
+	ruleFile := filepath.Join(dir, "rule.yaml")
+	data, err := os.ReadFile(ruleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tuned := strings.Replace(string(data), "between (1m .. 2h)", "between (1m .. 10m)", 1)
+	tuned = strings.Replace(tuned, "  TimeSinceInteractive = (TimeGenerated - InteractiveTime)\n",
+		"  TimeSinceInteractive = (TimeGenerated - InteractiveTime),\n  Route = strcat(InteractiveCountry, \">\", Location)\n", 1)
+	if err := os.WriteFile(ruleFile, []byte(tuned), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "test", dir)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("(%d rows)", len(kept))) {
+		t.Fatalf("exit %d:\n%s%s", code, out, errs)
 	}
 }

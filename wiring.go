@@ -79,7 +79,16 @@ func loadFilter(s settings.Settings) (*rule.Rule, detect.Filter, error) {
 	if err != nil {
 		return nil, detect.Filter{}, usageError{fmt.Errorf("safe lists (%s, %s): %w", settings.SafeIPs, settings.SafeNetworks, err)}
 	}
-	return r, detect.Filter{Safe: safe}, nil
+	f := detect.Filter{Safe: safe}
+	if r.Plan != nil && !r.Plan.ISafe && !r.Plan.NSafe && (len(s.SafeIPs) > 0 || len(s.SafeNetworks) > 0) {
+		// The extras join the rule's safe-list tests; without one they
+		// would silently do nothing.
+		return nil, detect.Filter{}, usagef("%s/%s are set, but rule %s has no safe-list test (not(IPAddress in (...)) and ipv4_lookup on both tables' IPAddress) to add them to", settings.SafeIPs, settings.SafeNetworks, r.Name)
+	}
+	if r.Plan != nil && !r.Plan.Default() {
+		f.Plan = r.Plan // a tuned rule: the engine runs its plan
+	}
+	return r, f, nil
 }
 
 // openStores opens the export store and the store of state, alerts and
@@ -143,7 +152,10 @@ func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*ou
 		}
 		sinks = append(sinks, wh)
 	}
-	return &outbox.Outbox{Store: state, Container: s.StateContainer, AlertsContainer: s.AlertsContainer, Sinks: sinks, Logger: logger}, nil
+	// Leases are judged by every deliverer (serve's instances, a `process`
+	// on an operator's machine): on the store's clock, not their own.
+	clock := &store.Clock{Store: state, Container: s.StateContainer}
+	return &outbox.Outbox{Store: state, Container: s.StateContainer, AlertsContainer: s.AlertsContainer, Sinks: sinks, Logger: logger, Now: clock.Now}, nil
 }
 
 // newPipeline builds the event pipeline the settings describe, and the

@@ -163,17 +163,17 @@ func (c *CustomDetails) UnmarshalJSON(data []byte) error {
 			*c = nil
 			return nil
 		}
-		return fmt.Errorf("Custom Details: want an object")
+		return fmt.Errorf(`the "Custom Details" property: want an object`)
 	}
 	var out CustomDetails
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return fmt.Errorf("Custom Details: %v", err)
+			return fmt.Errorf(`the "Custom Details" property: %v`, err)
 		}
 		var vs []string
 		if err := dec.Decode(&vs); err != nil {
-			return fmt.Errorf("Custom Details %q: %v", t, err)
+			return fmt.Errorf(`the "Custom Details" property %q: %v`, t, err)
 		}
 		out = append(out, CustomDetail{Key: fmt.Sprint(t), Values: vs})
 	}

@@ -365,7 +365,11 @@ func TestWriteFaultThenRedelivery(t *testing.T) {
 func TestWriteCancelled(t *testing.T) {
 	docs := Group(anyAlertRule(), stormRows(2000, 0, 0), false)
 	// 2000 alert reads, the index, 2000 alert writes, 14 incidents.
-	for _, at := range []int64{1, 700, 2001, 2002, 3500, 4008} {
+	at := []int64{1, 700, 2001, 2002, 3500, 4008}
+	if testing.Short() {
+		at = []int64{1, 2001, 2002, 4008} // each phase's first call
+	}
+	for _, at := range at {
 		t.Run(fmt.Sprint(at), func(t *testing.T) {
 			w := newWriter(t, anyAlertRule())
 			ctx, cancel := context.WithCancel(context.Background())

@@ -4,7 +4,8 @@
 // TOKENPIVOT_AZURITE_CONNECTION_STRING when set; otherwise it starts
 // tools/azurite/node_modules/.bin/azurite-blob (installed by
 // `npm ci --prefix tools/azurite`, which scripts/test does) once per test
-// binary, in memory on a free loopback port. Without the binary the test is
+// binary, in memory on a loopback port of its own choosing (port 0: the
+// address is read from its output). Without the binary the test is
 // skipped, unless TOKENPIVOT_REQUIRE_AZURITE=1, when it fails: the README's
 // test command sets it so that a missing emulator can never pass silently.
 //
@@ -13,22 +14,22 @@
 package azurite
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/syncbuf"
 )
 
 const (
@@ -150,7 +151,8 @@ func start() {
 		missing = "node is not on PATH"
 		return
 	}
-	// A port picked free can be taken before Azurite binds it; retry.
+	// Azurite picks its port itself (port 0), so no other process can take
+	// it first; a failed start (a slow machine) is tried again.
 	for attempt := 0; attempt < 3; attempt++ {
 		var addr string
 		if addr, err = launch(bin); err == nil {
@@ -161,22 +163,21 @@ func start() {
 	startErr = err
 }
 
-// launch starts azurite-blob on a free port and waits until it answers.
+// listening is Azurite's line saying where it listens.
+var listening = regexp.MustCompile(`successfully listens on http://(127\.0\.0\.1:[0-9]+)`)
+
+// launch starts azurite-blob on port 0, reads the port it took from its
+// output, and waits until it answers there.
 func launch(bin string) (string, error) {
-	port, err := freePort()
-	if err != nil {
-		return "", err
-	}
 	dir, err := os.MkdirTemp("", "tokenpivot-azurite-")
 	if err != nil {
 		return "", err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin,
 		"--skipApiVersionCheck", "--inMemoryPersistence", "--disableTelemetry", "--silent",
-		"--blobHost", "127.0.0.1", "--blobPort", strconv.Itoa(port))
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+		"--blobHost", "127.0.0.1", "--blobPort", "0")
+	out := &syncbuf.Buffer{Max: 64 << 10}
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Dir = dir // Azurite may write debug or lock files into its working directory
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -190,6 +191,17 @@ func launch(bin string) (string, error) {
 	proc, exited, workDir = cmd.Process, done, dir
 	mu.Unlock()
 
+	m := out.Await(listening, 60*time.Second, done)
+	if m == nil {
+		Stop()
+		select {
+		case <-done:
+			return "", fmt.Errorf("%s exited before listening (%v): %s", bin, waitErr, out.String())
+		default:
+		}
+		return "", fmt.Errorf("%s did not say where it listens within 60s: %s", bin, out.String())
+	}
+	addr := m[1]
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -200,9 +212,7 @@ func launch(bin string) (string, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		// Any answer from Azurite (an auth error included) means it is
-		// serving. Another test's server may have taken the port between
-		// freePort and Azurite's bind: its answers do not count, and
-		// Azurite then exits, so the caller tries another port.
+		// serving; another server's answers do not count.
 		if answers(client, addr) {
 			return addr, nil
 		}
@@ -222,15 +232,6 @@ func answers(client *http.Client, addr string) bool {
 	return strings.HasPrefix(resp.Header.Get("Server"), "Azurite")
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // repoRoot walks up from the working directory (a package directory under
 // go test) to the directory holding go.mod.
 func repoRoot() (string, error) {
@@ -248,25 +249,4 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// lockedBuffer collects the emulator's output for error messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 64<<10 {
-		return len(p), nil
-	}
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.TrimSpace(b.b.String())
 }

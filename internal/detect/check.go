@@ -17,7 +17,7 @@ func CheckColumns(r *rule.Rule) error {
 		if col == "" {
 			return
 		}
-		if _, ok := columnIndex[col]; !ok {
+		if _, ok := columnIndex[col]; !ok && (r.Plan == nil || !slices.Contains(r.Plan.ExtraNames(), col)) {
 			bad = append(bad, fmt.Sprintf("%s: %q", field, col))
 		}
 	}

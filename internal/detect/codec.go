@@ -32,6 +32,14 @@ func AppendJSON(dst []byte, r Result) []byte {
 		dst = append(dst, '"', ':')
 		dst = appendString(dst, c.text(&r))
 	}
+	if r.Extra.Len() > 0 {
+		for k, v := range r.Extra.Values() {
+			dst = append(dst, ',')
+			dst = appendString(dst, r.Extra.Names()[k])
+			dst = append(dst, ':')
+			dst = appendString(dst, v)
+		}
+	}
 	return append(dst, '}')
 }
 
@@ -98,7 +106,17 @@ func MarshalResult(r Result) ([]byte, error) { return AppendJSON(nil, r), nil }
 // that is not a result column is an error naming it, and so is text after
 // the object (one row per line); the Ids stay empty.
 func UnmarshalResult(data []byte) (Result, error) {
-	r, err := decodeObject(data, false)
+	r, err := decodeObject(data, false, nil)
+	if err != nil {
+		return Result{}, fmt.Errorf("result row: %v", err)
+	}
+	return r, nil
+}
+
+// UnmarshalResultExtra is UnmarshalResult for a tuned rule whose result has
+// the extra columns names after the eleven: those keys are read into Extra.
+func UnmarshalResultExtra(data []byte, names []string) (Result, error) {
+	r, err := decodeObject(data, false, names)
 	if err != nil {
 		return Result{}, fmt.Errorf("result row: %v", err)
 	}
@@ -108,15 +126,16 @@ func UnmarshalResult(data []byte) (Result, error) {
 // UnmarshalResultLenient decodes a row object as UnmarshalResult does, but
 // ignores keys that are not result columns: for rows stored inside other
 // documents, which a later version may extend.
-func UnmarshalResultLenient(data []byte) (Result, error) { return decodeObject(data, true) }
+func UnmarshalResultLenient(data []byte) (Result, error) { return decodeObject(data, true, nil) }
 
 // decodeObject reads one JSON object of string values (or null) and sets
 // every column from its key; an absent key reads as "", which only the
 // string columns accept. It scans the bytes itself: a row is decoded for
 // every evidence row of every stored alert, and a general decoder into a
 // map costs three times as much.
-func decodeObject(data []byte, ignoreUnknown bool) (Result, error) {
+func decodeObject(data []byte, ignoreUnknown bool, extra []string) (Result, error) {
 	var texts [len(columns)]string
+	extras := make([]string, len(extra))
 	var unknown []string
 	i := skipSpace(data, 0)
 	switch {
@@ -164,6 +183,8 @@ func decodeObject(data []byte, ignoreUnknown bool) (Result, error) {
 			}
 			if known {
 				texts[k] = v
+			} else if j := slices.Index(extra, key); j >= 0 {
+				extras[j] = v
 			} else if !ignoreUnknown {
 				unknown = append(unknown, strconv.Quote(key))
 			}
@@ -190,7 +211,7 @@ func decodeObject(data []byte, ignoreUnknown bool) (Result, error) {
 		unknown = slices.Compact(unknown)
 		return Result{}, fmt.Errorf("unknown %s %s (not a result column)", plural(len(unknown), "key", "keys"), strings.Join(unknown, ", "))
 	}
-	var r Result
+	r := Result{Extra: NewExtra(&extra, extras)}
 	for k, c := range columns {
 		if err := c.set(&r, texts[k]); err != nil {
 			return Result{}, fmt.Errorf("%s: %v", c.name, err)
@@ -269,7 +290,10 @@ func WriteJSONL(w io.Writer, rs []Result) error {
 
 // ReadJSONL reads rows written by WriteJSONL; name is used in errors. Blank
 // lines are skipped.
-func ReadJSONL(name string, rd io.Reader) ([]Result, error) {
+func ReadJSONL(name string, rd io.Reader) ([]Result, error) { return ReadJSONLExtra(name, rd, nil) }
+
+// ReadJSONLExtra is ReadJSONL for a tuned rule's rows with extra columns.
+func ReadJSONLExtra(name string, rd io.Reader, extra []string) ([]Result, error) {
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	var out []Result
@@ -278,7 +302,7 @@ func ReadJSONL(name string, rd io.Reader) ([]Result, error) {
 		if len(line) == 0 {
 			continue
 		}
-		r, err := UnmarshalResult(line)
+		r, err := UnmarshalResultExtra(line, extra)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %v", name, n, err)
 		}
@@ -294,7 +318,11 @@ func ReadJSONL(name string, rd io.Reader) ([]Result, error) {
 // `detect --format csv`.
 func WriteCSV(w io.Writer, rs []Result) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(Columns); err != nil {
+	head := Columns
+	if len(rs) > 0 && rs[0].Extra.Len() > 0 {
+		head = append(slices.Clone(Columns), rs[0].Extra.Names()...)
+	}
+	if err := cw.Write(head); err != nil {
 		return err
 	}
 	for _, r := range rs {

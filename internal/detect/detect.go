@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/kql"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
@@ -32,12 +33,22 @@ type Filter struct {
 	// After, when not zero, keeps only rows with TimeGenerated > After,
 	// emulating one scheduled run's `TimeGenerated > ago(3h)`.
 	After time.Time
+	// Plan is the compiled rule when it differs from the bundled one
+	// (kql.Plan.Default false); nil runs the bundled rule's fast path.
+	// Its built-in tests are applied here, its extra row predicates by
+	// Index.Add and Index.Probe on decoded records.
+	Plan *kql.Plan
 }
 
 // Interactive reports whether a SigninLogs row is a candidate: a success,
 // single-factor or with Conditional Access not applied, from an IP that is
 // not known-safe. String comparisons are exact and case-sensitive, as in KQL.
 func (f Filter) Interactive(r *signin.Record) bool {
+	if p := f.Plan; p != nil {
+		return (!p.ISuccess || Success(r.ResultType)) &&
+			(!p.IAuthOrCA || r.AuthenticationRequirement == "singleFactorAuthentication" || r.ConditionalAccessStatus == "notApplied") &&
+			f.inPeriod(r) && (!p.ISafe || !f.Safe.Contains(r.IPAddress))
+	}
 	return Success(r.ResultType) &&
 		(r.AuthenticationRequirement == "singleFactorAuthentication" || r.ConditionalAccessStatus == "notApplied") &&
 		f.inPeriod(r) && !f.Safe.Contains(r.IPAddress)
@@ -46,6 +57,9 @@ func (f Filter) Interactive(r *signin.Record) bool {
 // NonInteractive reports whether an AADNonInteractiveUserSignInLogs row is a
 // candidate: a success from an IP that is not known-safe.
 func (f Filter) NonInteractive(r *signin.Record) bool {
+	if p := f.Plan; p != nil {
+		return (!p.NSuccess || Success(r.ResultType)) && f.inPeriod(r) && (!p.NSafe || !f.Safe.Contains(r.IPAddress))
+	}
 	return Success(r.ResultType) && f.inPeriod(r) && !f.Safe.Contains(r.IPAddress)
 }
 
@@ -61,6 +75,49 @@ func Match(i, n *signin.Record) bool {
 	}
 	d := n.TimeGenerated.Sub(i.TimeGenerated)
 	return d >= MinGap && d <= MaxGap
+}
+
+// match is Match under the index's plan.
+func (x *Index) match(i, n *signin.Record) bool {
+	p := x.plan
+	if p == nil {
+		return Match(i, n)
+	}
+	if i.UserPrincipalName != n.UserPrincipalName || p.IPDiffers && n.IPAddress == i.IPAddress || p.LocationDiffers && n.Location == i.Location {
+		return false
+	}
+	d := n.TimeGenerated.Sub(i.TimeGenerated)
+	return d >= p.MinGap && d <= p.MaxGap && (x.loose || pairOK(p, *i, *n))
+}
+
+// The plan's predicates are closures, so what they are given escapes to
+// the heap: they get copies, made only for a tuned rule, and the bundled
+// rule's records stay where they are (Add's and Probe's callers pass
+// records on their stack).
+
+//go:noinline
+func pairOK(p *kql.Plan, i, n signin.Record) bool { return p.PairOK(&i, &n) }
+
+//go:noinline
+func iRow(p *kql.Plan, r signin.Record) bool { return p.IRow(&r) }
+
+//go:noinline
+func nRow(p *kql.Plan, n signin.Record) bool { return p.NRow(&n) }
+
+//go:noinline
+func extraValues(p *kql.Plan, i, n signin.Record) []string { return p.ExtraValues(&i, &n) }
+
+// pair is Pair under the index's plan: its extra output columns too.
+func (x *Index) pair(i, n *signin.Record) Result {
+	r := Pair(i, n)
+	if x.plan != nil && len(x.plan.Extra) > 0 {
+		if x.extraNames == nil {
+			names := x.plan.ExtraNames()
+			x.extraNames = &names
+		}
+		r.Extra = NewExtra(x.extraNames, extraValues(x.plan, *i, *n))
+	}
+	return r
 }
 
 // Pair builds the result row of a matching (i, n).
@@ -97,6 +154,40 @@ type Index struct {
 	// shared is set on an index Fork has shared, and on its forks: their
 	// candidates are read-only.
 	shared bool
+	// plan is the compiled rule when it is not the bundled one (nil);
+	// minGap and maxGap are its window (MinGap, MaxGap without one).
+	plan           *kql.Plan
+	minGap, maxGap time.Duration
+	extraNames     *[]string // the plan's extra column names, shared by its rows
+	// loose skips the plan's non-interactive and pair predicates (Loose).
+	loose bool
+}
+
+// Loose returns a view of x (sharing its candidates and dedup) whose Probe
+// skips the plan's non-interactive row predicates and pair predicates: a
+// superset, for probing with rows that lack the wide columns those may
+// read (the pipeline's compact extracts), whose matches are then probed
+// again, exactly, with their full records. Without a plan it is x.
+func (x *Index) Loose() *Index {
+	if x.plan == nil || len(x.plan.NExtra) == 0 && len(x.plan.Residual) == 0 {
+		return x
+	}
+	x.sort()
+	y := *x
+	y.loose = true
+	return &y
+}
+
+// NewIndexFor returns an empty index for a compiled rule: nil (the bundled
+// rule) gives NewIndex's. Add drops interactive records that fail the
+// plan's extra predicates, and Probe non-interactive ones, so that callers
+// need not know them.
+func NewIndexFor(p *kql.Plan) *Index {
+	x := NewIndex()
+	if p != nil {
+		x.plan, x.minGap, x.maxGap = p, p.MinGap, p.MaxGap
+	}
+	return x
 }
 
 // Fork returns an index that probes x's candidates, shared read-only, with
@@ -109,12 +200,14 @@ func (x *Index) Fork() *Index {
 		x.Seal()
 		x.shared = true
 	}
-	return &Index{byUser: x.byUser, n: x.n, sorted: true, fast: x.fast, seen: x.seen, probed: make(map[string]struct{}), shared: true}
+	return &Index{byUser: x.byUser, n: x.n, sorted: true, fast: x.fast, seen: x.seen, probed: make(map[string]struct{}), shared: true,
+		plan: x.plan, minGap: x.minGap, maxGap: x.maxGap}
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byUser: make(map[string][]signin.Record), seen: make(map[string]struct{}), probed: make(map[string]struct{})}
+	return &Index{byUser: make(map[string][]signin.Record), seen: make(map[string]struct{}), probed: make(map[string]struct{}),
+		minGap: MinGap, maxGap: MaxGap}
 }
 
 // Add adds an interactive candidate. A record whose non-empty Id was added
@@ -122,6 +215,9 @@ func NewIndex() *Index {
 func (x *Index) Add(r signin.Record) {
 	if x.shared {
 		panic("detect: Add to an index shared by Fork")
+	}
+	if x.plan != nil && !iRow(x.plan, r) {
+		return
 	}
 	if r.Id != "" {
 		if _, dup := x.seen[r.Id]; dup {
@@ -172,9 +268,10 @@ func (x *Index) MayMatch(n *signin.Record) bool {
 	if len(rs) == 0 {
 		return false
 	}
-	lo, _ := slices.BinarySearchFunc(rs, n.TimeGenerated.Add(-MaxGap), func(r signin.Record, t time.Time) int { return r.TimeGenerated.Compare(t) })
-	for k := lo; k < len(rs) && n.TimeGenerated.Sub(rs[k].TimeGenerated) >= MinGap; k++ {
-		if rs[k].IPAddress != n.IPAddress && rs[k].Location != n.Location {
+	ipDiff, locDiff := x.plan == nil || x.plan.IPDiffers, x.plan == nil || x.plan.LocationDiffers
+	lo, _ := slices.BinarySearchFunc(rs, n.TimeGenerated.Add(-x.maxGap), func(r signin.Record, t time.Time) int { return r.TimeGenerated.Compare(t) })
+	for k := lo; k < len(rs) && n.TimeGenerated.Sub(rs[k].TimeGenerated) >= x.minGap; k++ {
+		if (!ipDiff || rs[k].IPAddress != n.IPAddress) && (!locDiff || rs[k].Location != n.Location) {
 			return true
 		}
 	}
@@ -200,17 +297,24 @@ func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 	if len(rs) == 0 {
 		return dst
 	}
+	if x.plan != nil && !x.loose && !nRow(x.plan, *n) {
+		return dst
+	}
 	x.sort()
-	earliest := n.TimeGenerated.Add(-MaxGap)
+	earliest := n.TimeGenerated.Add(-x.maxGap)
 	lo, _ := slices.BinarySearchFunc(rs, earliest, func(r signin.Record, t time.Time) int { return r.TimeGenerated.Compare(t) })
 	before := len(dst)
 	for k := lo; k < len(rs); k++ {
 		i := &rs[k]
-		if n.TimeGenerated.Sub(i.TimeGenerated) < MinGap {
+		if n.TimeGenerated.Sub(i.TimeGenerated) < x.minGap {
 			break
 		}
-		if Match(i, n) {
-			dst = append(dst, Pair(i, n))
+		if x.plan == nil {
+			if Match(i, n) {
+				dst = append(dst, Pair(i, n))
+			}
+		} else if x.match(i, n) {
+			dst = append(dst, x.pair(i, n))
 		}
 	}
 	if len(dst) > before && n.Id != "" {
@@ -225,7 +329,7 @@ func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 // Run applies the whole rule to in-memory rows: filters, Id dedup, the join,
 // and the query's order.
 func Run(interactive, noninteractive []signin.Record, f Filter) []Result {
-	x := NewIndex()
+	x := NewIndexFor(f.Plan)
 	for k := range interactive {
 		if f.Interactive(&interactive[k]) {
 			x.Add(interactive[k])
@@ -262,5 +366,6 @@ func Compare(a, b Result) int {
 		cmp.Compare(a.UniqueTokenIdentifier, b.UniqueTokenIdentifier),
 		cmp.Compare(a.InteractiveId, b.InteractiveId),
 		cmp.Compare(a.NonInteractiveId, b.NonInteractiveId),
+		slices.Compare(a.Extra.Values(), b.Extra.Values()),
 	)
 }

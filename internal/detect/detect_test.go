@@ -176,7 +176,7 @@ func reference(I, N []signin.Record, safe *rule.SafeList) []Result {
 			d := n.TimeGenerated.Sub(i.TimeGenerated)
 			if n.UserPrincipalName == i.UserPrincipalName && n.IPAddress != i.IPAddress && n.Location != i.Location && d >= time.Minute && d <= 2*time.Hour {
 				out = append(out, Result{n.TimeGenerated, i.TimeGenerated, n.UserPrincipalName, n.AppDisplayName, n.IPAddress, n.Location,
-					i.IPAddress, i.Location, n.CorrelationId, n.UniqueTokenIdentifier, d, i.Id, n.Id})
+					i.IPAddress, i.Location, n.CorrelationId, n.UniqueTokenIdentifier, d, i.Id, n.Id, Extra{}})
 			}
 		}
 	}

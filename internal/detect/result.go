@@ -23,6 +23,53 @@ type Result struct {
 
 	InteractiveId    string `json:"-"`
 	NonInteractiveId string `json:"-"`
+
+	// Extra are the columns a tuned rule's project adds after the eleven
+	// (kql.Plan.Extra), in its order; nil for the bundled rule.
+	Extra Extra `json:"-"`
+}
+
+// Extra are a row's added output columns: one pointer, so that the bundled
+// rule's rows (which have none) grow by 8 bytes only, and Result stays
+// comparable (two rows with added columns compare equal only when they
+// share them; Compare and ContentKey compare the values).
+type Extra struct{ d *extraData }
+
+type extraData struct {
+	names  *[]string // shared by every row of a rule
+	values []string
+}
+
+// NewExtra returns added columns: names (shared, not copied) and values.
+func NewExtra(names *[]string, values []string) Extra {
+	if names == nil || len(*names) == 0 {
+		return Extra{}
+	}
+	return Extra{&extraData{names, values}}
+}
+
+// Len is the number of added columns.
+func (e Extra) Len() int {
+	if e.d == nil {
+		return 0
+	}
+	return len(*e.d.names)
+}
+
+// Names are the added columns' names.
+func (e Extra) Names() []string {
+	if e.d == nil {
+		return nil
+	}
+	return *e.d.names
+}
+
+// Values are the added columns' texts.
+func (e Extra) Values() []string {
+	if e.d == nil {
+		return nil
+	}
+	return e.d.values
 }
 
 // column is one result column: its name, its value as text (times in
@@ -121,6 +168,11 @@ func columnNames() []string {
 func Column(r Result, name string) (string, bool) {
 	i, ok := columnIndex[name]
 	if !ok {
+		for k, n := range r.Extra.Names() {
+			if n == name {
+				return r.Extra.Values()[k], true
+			}
+		}
 		return "", false
 	}
 	return columns[i].text(&r), true
@@ -129,10 +181,11 @@ func Column(r Result, name string) (string, bool) {
 // Fields returns the texts of r's columns, in column order (as Column
 // gives each).
 func Fields(r Result) []string {
-	out := make([]string, len(columns))
+	out := make([]string, len(columns), len(columns)+r.Extra.Len())
 	for i, c := range columns {
 		out[i] = c.text(&r)
 	}
+	out = append(out, r.Extra.Values()...)
 	return out
 }
 
@@ -146,6 +199,10 @@ func ContentKey(r Result) string {
 			b.WriteByte(0)
 		}
 		b.WriteString(c.text(&r))
+	}
+	for _, v := range r.Extra.Values() {
+		b.WriteByte(0)
+		b.WriteString(v)
 	}
 	return b.String()
 }

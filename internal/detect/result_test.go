@@ -27,11 +27,11 @@ func TestColumnTable(t *testing.T) {
 	if len(columnIndex) != len(want) {
 		t.Errorf("%d names in the index, want %d", len(columnIndex), len(want))
 	}
-	// Every exported field but the Ids is a column, in field order.
+	// Every exported field but the Ids and the added columns (Extra) is a column, in field order.
 	rt := reflect.TypeFor[Result]()
 	var fields []string
 	for i := range rt.NumField() {
-		if f := rt.Field(i); f.Name != "InteractiveId" && f.Name != "NonInteractiveId" {
+		if f := rt.Field(i); f.Name != "InteractiveId" && f.Name != "NonInteractiveId" && f.Name != "Extra" {
 			fields = append(fields, f.Name)
 		}
 	}

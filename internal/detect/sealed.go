@@ -24,6 +24,10 @@ type sealed struct {
 	// recs[k] is the record of ents[k], kept only when some IP or Location
 	// is too long to hold inline and must be compared from the original.
 	recs []*signin.Record
+	// The index's window and pair tests (the bundled rule's unless a plan
+	// changes them).
+	minGap, maxGap  int64
+	ipDiff, locDiff bool
 }
 
 // slot is one indexed user.
@@ -113,7 +117,10 @@ func unixNano(t time.Time) (int64, bool) {
 // of range, or a monotonic clock reading, which time.Sub would prefer to
 // the wall clock when the probed time has one too.
 func (x *Index) seal() *sealed {
-	s := &sealed{seed: maphash.MakeSeed()}
+	s := &sealed{seed: maphash.MakeSeed(), minGap: int64(x.minGap), maxGap: int64(x.maxGap), ipDiff: true, locDiff: true}
+	if x.plan != nil {
+		s.ipDiff, s.locDiff = x.plan.IPDiffers, x.plan.LocationDiffers
+	}
 	n := 0
 	for _, rs := range x.byUser {
 		n += len(rs)
@@ -196,7 +203,7 @@ func (s *sealed) mayMatch(n *signin.Record, nt int64) bool {
 		}
 		// A short shared form equal to n's proves the same country for
 		// every candidate.
-		if sl.loc == loc4 && !isLong(loc4) {
+		if s.locDiff && sl.loc == loc4 && !isLong(loc4) {
 			continue
 		}
 		if s.spanMayMatch(sl, n, nt) {
@@ -209,7 +216,7 @@ func (s *sealed) mayMatch(n *signin.Record, nt int64) bool {
 // [nt-MaxGap, nt-MinGap] with an IP other than n's and a Location other
 // than n's.
 func (s *sealed) spanMayMatch(sl *slot, n *signin.Record, nt int64) bool {
-	lo, hi := nt-int64(MaxGap), nt-int64(MinGap)
+	lo, hi := nt-s.maxGap, nt-s.minGap
 	a, b := int(sl.start), int(sl.end)
 	for a < b { // the first entry at or after lo
 		m := int(uint(a+b) >> 1)
@@ -228,8 +235,8 @@ func (s *sealed) spanMayMatch(sl *slot, n *signin.Record, nt int64) bool {
 		e := &s.ents[k]
 		// Different inline forms prove different strings; equal ones do
 		// too unless the strings were long, then the originals decide.
-		ipDiffers := e.ip != ip || (isLong(ip.a) && s.recs[k].IPAddress != n.IPAddress)
-		if ipDiffers && (e.loc != loc || (isLong(loc) && s.recs[k].Location != n.Location)) {
+		ipDiffers := !s.ipDiff || e.ip != ip || (isLong(ip.a) && s.recs[k].IPAddress != n.IPAddress)
+		if ipDiffers && (!s.locDiff || e.loc != loc || (isLong(loc) && s.recs[k].Location != n.Location)) {
 			return true
 		}
 	}

@@ -152,6 +152,22 @@ func Rejected(err error) bool {
 
 var errNoToken = errors.New("no token")
 
+// NotAuthorized reports whether err says the caller could not be
+// authenticated or lacks the permission: no token (nothing was sent), 401
+// or 403. Such a failure says nothing about the request, and lasts as long
+// as an identity or RBAC outage: it is retried, never counted against an
+// hour's attempts.
+func NotAuthorized(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	if e.StatusCode == 0 {
+		return errors.Is(e.Err, errNoToken)
+	}
+	return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+}
+
 // Client calls the export job API of one workspace.
 type Client struct {
 	Endpoint   string // DefaultEndpoint if ""

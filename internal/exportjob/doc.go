@@ -57,7 +57,10 @@
 //     has not failed: any 4xx but 408 is taken as "not created" (the hour is
 //     released and asked again on a later run); a 5xx, a 408 or a transport
 //     error is ambiguous (the job may exist) and the hour is kept claimed
-//     until its lease runs out, like a crash.
+//     until its lease runs out, like a crash; then the job's output folder
+//     is looked up (FindJob) before the hour is asked again. No token, a 401
+//     or a 403 is an identity or RBAC outage: retried every run, never
+//     counted against the hour's attempts.
 //   - Idempotency keys: none are documented, and separate jobs do not
 //     de-duplicate one another (only /retry of one job skips exported bins).
 //     See Scheduler for what that means after a crash.

@@ -69,7 +69,11 @@ type State struct {
 	Owner      string    `json:"owner,omitempty"`
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
 	// Attempts counts the claims that went on to POST a job.
-	Attempts    int       `json:"attempts"`
+	Attempts int `json:"attempts"`
+	// Ambiguous: the last create's outcome is unknown (a 5xx, a 408, a
+	// transport error after the request went out): the job may exist, so
+	// the output folder is looked up before asking again.
+	Ambiguous   bool      `json:"ambiguous,omitempty"`
 	JobID       string    `json:"jobId,omitempty"`
 	RequestedAt time.Time `json:"requestedAt,omitzero"`
 	// Retries counts the /retry calls decided (recorded before each call).
@@ -97,7 +101,8 @@ type Summary struct {
 	Hours     int `json:"hours"`     // table-hours considered
 	Requested int `json:"requested"` // jobs created
 	Retried   int `json:"retried"`   // /retry calls made
-	Released  int `json:"released"`  // creates the API rejected: asked again later
+	Released  int `json:"released"`  // creates the API rejected (or no token): asked again later
+	Adopted   int `json:"adopted"`   // jobs of ambiguous creates found in their output folder
 	Succeeded int `json:"succeeded"` // hours finished in this pass
 	Failed    int `json:"failed"`
 	Canceled  int `json:"canceled"`
@@ -141,7 +146,11 @@ type Summary struct {
 //     a claimed hour, would lose the hour instead.
 //   - a POST that failed ambiguously (5xx, 408, transport error: the job may
 //     exist) is treated like that crash: the hour stays claimed until the
-//     lease ends. A definite rejection (4xx) releases it for the next run.
+//     lease ends, and is marked Ambiguous; the run that takes it over looks
+//     for the job's output (Output, FindJob) and tracks a job it finds
+//     instead of POSTing again. A definite rejection (4xx) releases it for
+//     the next run; no token, 401 and 403 release it without using an
+//     attempt.
 //   - around /retry: the decision (Retries+1) is written before the call, so
 //     a crash after it never retries more than MaxAttempts; a crash between
 //     the write and the call leaves a Failed job that the next run retries.
@@ -152,7 +161,12 @@ type Scheduler struct {
 	// Store and Container hold the states (the pipeline's state container).
 	Store     store.Store
 	Container string
-	Logger    *slog.Logger
+	// Output is the export account the jobs write to (the pipeline's
+	// export store, Config.Containers): after an ambiguous create, the
+	// job's output folder for the hour tells whether it exists. nil skips
+	// the look-up (the hour is asked again, and may be exported twice).
+	Output store.Store
+	Logger *slog.Logger
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 	// WriteRetryWait is the pause between the attempts to record a created
@@ -246,7 +260,10 @@ func (s *Scheduler) Pass(ctx context.Context, keys []Key) (Summary, error) {
 			if err := s.poll(ctx, st, &sum); err != nil {
 				fail(keys[i], err)
 			}
-			if st.Phase == PhaseRequested {
+			// A job past StuckAfter (never finishing, an unknown status,
+			// a status that cannot be read) no longer holds a slot:
+			// otherwise a few of them would stop every later hour.
+			if st.Phase == PhaseRequested && !st.Stuck {
 				active++
 			}
 		case st.Phase == PhaseClaimed && st.LeaseUntil.After(now):
@@ -349,6 +366,15 @@ func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string
 	if old != nil {
 		*st = *old
 		cond = store.Condition{IfMatch: old.etag}
+		if old.Ambiguous {
+			found, err := s.adopt(ctx, st, cond, log)
+			if err != nil || found {
+				if found {
+					sum.Adopted++
+				}
+				return s.lostOr(st, err, sum)
+			}
+		}
 		if st.Attempts >= s.Config.MaxAttempts {
 			st.Phase, st.Owner, st.LeaseUntil, st.FinishedAt = PhaseFailed, "", time.Time{}, now
 			st.Error = fmt.Sprintf("no job after %d attempts; last error: %s", st.Attempts, cmp.Or(st.Error, "none recorded (a run stopped after its claim)"))
@@ -374,9 +400,18 @@ func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string
 	jobID, err := s.API.Create(ctx, req)
 	if err != nil {
 		st.Error = err.Error()
-		if Rejected(err) {
+		switch {
+		case NotAuthorized(err):
+			// No token, or the identity lacks the role: nothing about the
+			// hour, and an outage of hours must not use up its attempts.
+			st.LeaseUntil, st.Ambiguous = s.now(), false
+			st.Attempts--
+			sum.Released++
+			log.Error("export job not requested: the identity got no token or no permission (not counted against the hour; asked again next run)",
+				slog.String("error", st.Error))
+		case Rejected(err):
 			// Not created: release the claim so the next run asks again.
-			st.LeaseUntil = s.now()
+			st.LeaseUntil, st.Ambiguous = s.now(), false
 			if e := (*Error)(nil); errors.As(err, &e) && e.StatusCode == http.StatusTooManyRequests {
 				// Busy (e.g. the 5 active jobs of the workspace): not an
 				// attempt at this hour.
@@ -384,9 +419,10 @@ func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string
 			}
 			sum.Released++
 			log.Warn("export job refused; the hour is asked again next run", slog.String("error", st.Error), slog.Int("attempt", st.Attempts))
-		} else {
-			log.Error("export job request failed ambiguously; the hour is asked again after the lease", slog.String("error", st.Error),
-				slog.Time("lease_until", st.LeaseUntil))
+		default:
+			st.Ambiguous = true
+			log.Error("export job request failed ambiguously; after the lease its output folder is looked up before the hour is asked again",
+				slog.String("error", st.Error), slog.Time("lease_until", st.LeaseUntil))
 		}
 		if werr := s.update(ctx, st); werr != nil {
 			return st, errors.Join(err, werr)
@@ -395,6 +431,7 @@ func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string
 	}
 	sum.Requested++
 	st.Phase, st.JobID, st.RequestedAt, st.Owner, st.LeaseUntil, st.Error = PhaseRequested, jobID, s.now(), "", time.Time{}, ""
+	st.Ambiguous = false
 	st.JobStatus = ""
 	log = log.With(slog.String("job_id", jobID))
 	wait := cmp.Or(s.WriteRetryWait, 500*time.Millisecond)
@@ -427,6 +464,69 @@ func (s *Scheduler) lost(err error, sum *Summary) (*State, error) {
 	return nil, err
 }
 
+// lostOr is lost for a write error, else the state as it stands.
+func (s *Scheduler) lostOr(st *State, err error, sum *Summary) (*State, error) {
+	if err != nil {
+		return s.lost(err, sum)
+	}
+	return st, nil
+}
+
+// adopt looks for the job an ambiguous create may have made, in the output
+// folder, and records it as the hour's job (If-Match cond) if there is one.
+func (s *Scheduler) adopt(ctx context.Context, st *State, cond store.Condition, log *slog.Logger) (bool, error) {
+	if s.Output == nil {
+		return false, nil
+	}
+	jobID, err := FindJob(ctx, s.Output, s.Config.Containers[st.Table], st.Hour)
+	if err != nil {
+		// Unknown still: asking again risks a second export, not a loss.
+		log.Warn("could not look up the output of an ambiguous create", slog.String("error", err.Error()))
+		return false, nil
+	}
+	if jobID == "" {
+		log.Warn("an ambiguous create left no output for the hour (yet): the hour is asked again, and exported twice if that job runs after all")
+		return false, nil
+	}
+	now := s.now()
+	st.Phase, st.JobID, st.RequestedAt, st.Owner, st.LeaseUntil, st.Error, st.Ambiguous = PhaseRequested, jobID, now, "", time.Time{}, "", false
+	st.JobStatus = ""
+	if err := s.write(ctx, st, cond); err != nil {
+		return false, err
+	}
+	log.Info("export job of an ambiguous create found in its output folder: tracking it, not asking again", slog.String("job_id", jobID))
+	return true, nil
+}
+
+// FindJob returns the id of a job that exported hour into container of the
+// export account, from its output folder
+// (workspaceId/<workspace>/jobId/<jobId>/timestamp=<yyyy-MM-ddTHH>/...), or
+// "" if there is none.
+func FindJob(ctx context.Context, output store.Store, container string, hour time.Time) (string, error) {
+	want := "/timestamp=" + hour.UTC().Format("2006-01-02T15") + "/"
+	var found string
+	errFound := errors.New("found")
+	err := output.List(ctx, container, "workspaceId/", func(p store.Properties) error {
+		_, rest, ok := strings.Cut(p.Name, "/jobId/")
+		if !ok {
+			return nil
+		}
+		id, tail, ok := strings.Cut(rest, "/")
+		if !ok || id == "" || !strings.HasPrefix("/"+tail, want) {
+			return nil
+		}
+		found = id
+		return errFound
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return found, nil
+	case errors.Is(err, store.ErrNotExist):
+		return "", nil
+	}
+	return "", err
+}
+
 // poll reads the job status of a requested hour and acts on it.
 func (s *Scheduler) poll(ctx context.Context, st *State, sum *Summary) error {
 	log := s.log().With(slog.String("table", st.Table), slog.String("hour", st.Hour.Format(time.RFC3339)), slog.String("job_id", st.JobID))
@@ -439,7 +539,8 @@ func (s *Scheduler) poll(ctx context.Context, st *State, sum *Summary) error {
 			log.Error("export job not found", slog.String("error", err.Error()))
 		}
 		st.Error, st.CheckedAt = err.Error(), now
-		s.update(ctx, st) // best effort: the next run polls again
+		s.checkStuck(st, now, "", 0, log) // a status never readable is stuck too
+		s.update(ctx, st)                 // best effort: the next run polls again
 		return err
 	}
 	prev := *st
@@ -483,21 +584,16 @@ func (s *Scheduler) poll(ctx context.Context, st *State, sum *Summary) error {
 		if err != nil {
 			log.Error("export job retry failed; the next run tries again", slog.String("error", err.Error()), slog.Int("retry", st.Retries))
 			st.Error = err.Error()
+			if NotAuthorized(err) {
+				st.Retries-- // nothing was retried: no token, or no permission
+			}
 			s.update(ctx, st)
 			return err
 		}
 		sum.Retried++
 		log.Warn("export job failed: retried", slog.Int("retry", st.Retries), slog.String("operation_id", op))
 	default:
-		since := st.RequestedAt
-		if st.LastRetryAt.After(since) {
-			since = st.LastRetryAt
-		}
-		if now.Sub(since) > s.Config.StuckAfter && !st.Stuck {
-			st.Stuck, st.StuckSince = true, now
-			log.Error("export job stuck", slog.Duration("running_for", now.Sub(since).Round(time.Minute)),
-				slog.String("job_status", status.JobStatus), slog.Float64("progress", status.ResultStatistics.ProgressPercentage))
-		}
+		s.checkStuck(st, now, status.JobStatus, status.ResultStatistics.ProgressPercentage, log)
 		if st.Stuck == prev.Stuck && st.JobStatus == prev.JobStatus && prev.Error == "" {
 			return nil // nothing worth a write
 		}
@@ -506,6 +602,21 @@ func (s *Scheduler) poll(ctx context.Context, st *State, sum *Summary) error {
 		}
 	}
 	return nil
+}
+
+// checkStuck marks st stuck, once, when its job has run past StuckAfter
+// since it was requested or retried: reported, and no longer counted
+// against MaxActive.
+func (s *Scheduler) checkStuck(st *State, now time.Time, jobStatus string, progress float64, log *slog.Logger) {
+	since := st.RequestedAt
+	if st.LastRetryAt.After(since) {
+		since = st.LastRetryAt
+	}
+	if now.Sub(since) > s.Config.StuckAfter && !st.Stuck {
+		st.Stuck, st.StuckSince = true, now
+		log.Error("export job stuck: it no longer holds a job slot", slog.Duration("running_for", now.Sub(since).Round(time.Minute)),
+			slog.String("job_status", jobStatus), slog.Float64("progress", progress))
+	}
 }
 
 // stale: a condition failure in poll means another run updated the hour
@@ -517,10 +628,24 @@ func (s *Scheduler) stale(err error) error {
 	return err
 }
 
+// UnreadableStates names the state blobs States could not parse: the
+// readable states are returned with it.
+type UnreadableStates []error
+
+func (u UnreadableStates) Error() string {
+	msgs := make([]string, len(u))
+	for i, err := range u {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
 // States lists the states whose hour is in [from, to] (zero: unbounded),
-// sorted by hour then table.
+// sorted by hour then table. A state blob that does not parse does not hide
+// the others: they are returned with an UnreadableStates error naming it.
 func (s *Scheduler) States(ctx context.Context, from, to time.Time) ([]State, error) {
 	var out []State
+	var unreadable UnreadableStates
 	err := s.Store.List(ctx, s.Container, StatePrefix, func(p store.Properties) error {
 		data, _, err := s.Store.Read(ctx, s.Container, p.Name)
 		if errors.Is(err, store.ErrNotExist) {
@@ -531,7 +656,8 @@ func (s *Scheduler) States(ctx context.Context, from, to time.Time) ([]State, er
 		}
 		var st State
 		if err := json.Unmarshal(data, &st); err != nil {
-			return fmt.Errorf("state %s is not JSON: %w", p.Name, err)
+			unreadable = append(unreadable, fmt.Errorf("state %s is not JSON: %w", p.Name, err))
+			return nil
 		}
 		if (!from.IsZero() && st.Hour.Before(from)) || (!to.IsZero() && st.Hour.After(to)) {
 			return nil
@@ -542,6 +668,9 @@ func (s *Scheduler) States(ctx context.Context, from, to time.Time) ([]State, er
 	slices.SortFunc(out, func(a, b State) int {
 		return cmp.Or(a.Hour.Compare(b.Hour), strings.Compare(a.Table, b.Table))
 	})
+	if err == nil && len(unreadable) > 0 {
+		err = unreadable
+	}
 	return out, err
 }
 

@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"errors"
+	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -169,7 +170,7 @@ func TestMemoryBudget(t *testing.T) {
 	if m := gate.maxSeen.Load(); m != 1 {
 		t.Errorf("%d blobs were in the pipeline at once, want 1", m)
 	}
-	if got := alertRows(t, e.data, e.c); len(got) != 12 {
+	if got := alerttest.Rows(t, e.data, e.c.alerts); len(got) != 12 {
 		t.Errorf("alerts hold %d rows, want the 12 rule-case rows", len(got))
 	}
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"github.com/tokenpivot/tokenpivot/internal/azurite"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/gen"
@@ -47,13 +48,11 @@ func casesSafeList(t testing.TB) *rule.SafeList {
 	return safe
 }
 
-// casesBlobs splits the rule cases (testdata/cases, JSON Lines) into blobs
-// of per lines each, named like exports (timestamp=…, '=' and '/' in names,
-// one with a space), so pairs cross blobs and duplicates land apart.
+// casesBlobs is the rule cases split into export blobs of per lines
+// (rulecases.Blobs: '=', '/' and a space in the names), so pairs cross
+// blobs and duplicates land apart.
 func casesBlobs(t testing.TB, per int) []exportBlob {
-	split, err := rulecases.Split(per, func(_ signin.Table, k int) string {
-		return fmt.Sprintf("WorkspaceResourceId=/subscriptions/5f0c7a43/resourcegroups/soc/providers/microsoft.operationalinsights/workspaces/sentinel/timestamp=2026-11-20T10/part %02d.json", k)
-	})
+	split, err := rulecases.Blobs(per)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +217,7 @@ func (e *env) deliverAll(events []any, workers int) (retries int) {
 // and that the Sweep finds nothing left to do.
 func (e *env) checkExact(want []detect.Result) {
 	e.t.Helper()
-	got := alertRows(e.t, e.data, e.c)
+	got := alerttest.Rows(e.t, e.data, e.c.alerts)
 	if !slices.EqualFunc(got, want, func(a, b detect.Result) bool { return detect.Compare(a, b) == 0 && a == b }) {
 		e.t.Fatalf("alerts hold %d rows, the batch rule %d\n got %+v\nwant %+v", len(got), len(want), got, want)
 	}

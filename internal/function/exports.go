@@ -52,11 +52,19 @@ func ExportsFromEnv(getenv func(string) string, hc *http.Client) ExportScheduler
 			if err != nil {
 				return nil, fmt.Errorf("state storage: %w", err)
 			}
+			// The export account, where an ambiguous create's output is
+			// looked up.
+			output := state
+			if s.Storage() != s.StateStorage() {
+				if output, err = store.Open(ctx, s.Storage()); err != nil {
+					return nil, fmt.Errorf("export storage: %w", err)
+				}
+			}
 			cl, err := exportjob.NewClient(cfg, hc)
 			if err != nil {
 				return nil, err
 			}
-			made = &exportjob.Scheduler{Config: cfg, API: cl, Store: state, Container: s.StateContainer}
+			made = &exportjob.Scheduler{Config: cfg, API: cl, Store: state, Container: s.StateContainer, Output: output}
 		}
 		run := *made
 		run.Logger = log

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -199,11 +200,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, inv.resp)
 }
 
+// writeJSON answers v as JSON with every secret redacted: the host writes
+// the answer's Logs and ReturnValue to its own logs, and an error from the
+// storage SDK quotes the request URL, SAS signature included. Redacting the
+// encoded answer covers every path into it.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		status, data = http.StatusInternalServerError, []byte(`{"error":"response not encodable"}`)
 	}
+	data = []byte(settings.Redact(string(data)))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(data, '\n'))
@@ -219,12 +225,19 @@ func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
 	if strings.EqualFold(name, OnExportCreated) {
 		events = &eventStream{h: h, inv: inv}
 	}
-	req, err := readRequest(body, events)
+	var src io.Reader = body
+	if events == nil {
+		// A blob trigger's content is read past, not held (see
+		// stringCutter); a batch of events may be a long JSON string.
+		src = &stringCutter{r: body, limit: maxValue}
+	}
+	req, err := readRequest(src, events)
 	if err != nil {
-		if ctxErr := r.Context().Err(); ctxErr != nil {
-			inv.log.Error("invocation aborted", slog.String("error", ctxErr.Error()))
-			return http.StatusServiceUnavailable
-		}
+		// The events read before the body stopped are queued, however it
+		// stopped. A read timeout also cancels the request's context (the
+		// server does so on any read error of the connection), so it is
+		// told apart first: the answer is 408, not the 503 of an aborted
+		// invocation.
 		if events != nil && events.elements > 0 {
 			return events.finish(err)
 		}
@@ -232,6 +245,10 @@ func (h *Handler) invoke(r *http.Request, name string, inv *invocation) int {
 			inv.log.Error("invocation refused: the request body did not arrive within the server's read timeout", slog.String("error", err.Error()))
 			inv.resp.ReturnValue = map[string]string{"refused": "request body too slow"}
 			return http.StatusRequestTimeout
+		}
+		if ctxErr := r.Context().Err(); ctxErr != nil {
+			inv.log.Error("invocation aborted", slog.String("error", ctxErr.Error()))
+			return http.StatusServiceUnavailable
 		}
 		if errors.As(err, new(*http.MaxBytesError)) {
 			inv.log.Error("invocation refused: payload too large, the Sweep will process the blob", slog.Int("limit_bytes", MaxBody))

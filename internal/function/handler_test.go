@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -255,7 +256,7 @@ func TestProcessExport(t *testing.T) {
 			}
 		})
 	}
-	if got := alertRows(t, e.data, e.c); len(got) != 12 {
+	if got := alerttest.Rows(t, e.data, e.c.alerts); len(got) != 12 {
 		t.Errorf("after both tables, alerts hold %d rows, want the 12 rule-case rows", len(got))
 	}
 	for _, tc := range []struct{ name, message string }{
@@ -417,7 +418,7 @@ func TestBlobTrigger(t *testing.T) {
 			t.Fatalf("blob trigger: ReturnValue %s (%v), want rows read", r.ReturnValue, err)
 		}
 	}
-	if got := alertRows(t, e.data, e.c); len(got) != 12 {
+	if got := alerttest.Rows(t, e.data, e.c.alerts); len(got) != 12 {
 		t.Errorf("alerts hold %d rows, want 12", len(got))
 	}
 }

@@ -12,9 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/store"
+	"github.com/tokenpivot/tokenpivot/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) { azurite.Main(m) }
@@ -57,7 +56,7 @@ type env struct {
 	serviceURL string
 	p          *pipeline.Pipeline
 	srv        *httptest.Server
-	stderr     *syncBuffer
+	stderr     *syncbuf.Buffer
 }
 
 // newEnv builds the pipeline and handler over s (used by the pipeline,
@@ -70,7 +69,7 @@ func newEnv(t *testing.T, data, s store.Store, c containers, serviceURL string, 
 			t.Fatal(err)
 		}
 	}
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	w := &alert.Writer{Store: s, AlertsContainer: c.alerts, IncidentsContainer: c.incidents, Rule: rule.Default()}
 	p, err := pipeline.New(pipeline.Config{Exports: s, State: s, InteractiveContainer: c.interactive,
@@ -97,23 +96,6 @@ func newEnv(t *testing.T, data, s store.Store, c containers, serviceURL string, 
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{t: t, data: data, c: c, serviceURL: serviceURL, p: p, srv: srv, stderr: stderr}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // reply is the handler's answer, decoded.
@@ -349,21 +331,6 @@ func processMessage(base, msg string) (retries int, err error) {
 	return retries, fmt.Errorf("ProcessExport %s: still failing after 5 deliveries (poison)", msg)
 }
 
-// alertRows returns the union of every stored alert's Results, sorted.
-func alertRows(t *testing.T, s store.Store, c containers) []detect.Result {
-	t.Helper()
-	docs, _, err := alert.List(context.Background(), s, c.alerts, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []detect.Result
-	for _, d := range docs {
-		rows = append(rows, d.Results...)
-	}
-	detect.Sort(rows)
-	return rows
-}
-
 // faultStore fails one call: the failAt-th call to the store (1-based),
 // either before doing it or after (the request happened but its answer was
 // lost, as with a timeout).
@@ -484,14 +451,4 @@ func memDir(t testing.TB) string {
 		}
 	}
 	return t.TempDir()
-}
-
-// readFile reads a repository file relative to this package.
-func readFile(t testing.TB, rel string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(rel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }

@@ -55,7 +55,7 @@ func readData(dec *json.Decoder, req *request, events *eventStream) error {
 		return nil
 	}
 	if tok != json.Delim('{') {
-		return fmt.Errorf("Data is %s, not an object", describeToken(tok))
+		return fmt.Errorf("the envelope's Data is %s, not an object", describeToken(tok))
 	}
 	req.Data = map[string]*value{}
 	for dec.More() {
@@ -275,4 +275,71 @@ func (s *eventStream) finish(err error) int {
 	}
 	s.inv.resp.ReturnValue = rv
 	return http.StatusOK
+}
+
+// stringCutter passes JSON through, except that a string longer than limit
+// bytes (escapes counted as written) is cut to its first limit bytes and the
+// rest read past: a blob trigger's content, which tokenpivot never uses,
+// then costs the decoder limit bytes, not the blob's size. A cut string is
+// longer than maxValue as the decoder sees it, so value drops it; the JSON
+// stays valid because the cut never falls inside an escape sequence.
+type stringCutter struct {
+	r        io.Reader
+	limit    int
+	inString bool
+	dropping bool // past limit: bytes are read and dropped to the closing quote
+	esc      int  // escape bytes still to come: -1 after '\', 4 after "\u"
+	run      int  // bytes of the current string so far
+	cut      int  // strings cut
+}
+
+func (c *stringCutter) Read(p []byte) (int, error) {
+	for {
+		n, err := c.r.Read(p)
+		w := 0
+		for _, b := range p[:n] {
+			if !c.inString {
+				if b == '"' {
+					c.inString, c.run = true, 0
+				}
+				p[w] = b
+				w++
+				continue
+			}
+			starts := c.esc == 0 // b begins a character: plain, '\' or the closing quote
+			closing := false
+			switch {
+			case c.esc == -1:
+				c.esc = 0
+				if b == 'u' {
+					c.esc = 4
+				}
+			case c.esc > 0:
+				c.esc--
+			case b == '\\':
+				c.esc = -1
+			case b == '"':
+				closing = true
+			}
+			if closing {
+				c.inString, c.dropping = false, false
+				p[w] = b
+				w++
+				continue
+			}
+			if !c.dropping && starts && c.run >= c.limit {
+				c.dropping = true
+				c.cut++
+			}
+			if c.dropping {
+				continue
+			}
+			c.run++
+			p[w] = b
+			w++
+		}
+		if w > 0 || err != nil {
+			return w, err
+		}
+	}
 }

@@ -3,10 +3,12 @@ package function
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 )
@@ -129,4 +131,46 @@ func TestOnExportCreatedBadElements(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStringCutter: strings up to the limit pass as they are; longer ones
+// are cut before a character, never inside an escape, so the JSON stays
+// valid, whatever the read sizes.
+func TestStringCutter(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"a":"four","b":[1,"xy"]}`, `{"a":"four","b":[1,"xy"]}`},
+		{`{"a":"abcdefgh"}`, `{"a":"abcd"}`},
+		{`{"a":"abc\nefgh","b":"c"}`, `{"a":"abc\n","b":"c"}`},
+		{`{"a":"ab\u00e9xyz"}`, `{"a":"ab\u00e9"}`},
+		{`{"a":"abc\"\\\"z"}`, `{"a":"abc\""}`},
+		{`["\\\\\\\\","ok"]`, `["\\\\","ok"]`},
+		{`{"abcdefgh":1}`, `{"abcd":1}`},
+	} {
+		for _, chunk := range []int{1, 2, 3, 7, 1 << 10} {
+			c := &stringCutter{r: iotest.OneByteReader(strings.NewReader(tc.in)), limit: 4}
+			if chunk > 1 {
+				c.r = &chunks{s: tc.in, n: chunk}
+			}
+			got, err := io.ReadAll(c)
+			if err != nil || string(got) != tc.want || !json.Valid(got) {
+				t.Errorf("cut %s (reads of %d): %s, %v; want %s", tc.in, chunk, got, err, tc.want)
+			}
+		}
+	}
+}
+
+// chunks reads s n bytes at a time.
+type chunks struct {
+	s string
+	n int
+}
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if c.s == "" {
+		return 0, io.EOF
+	}
+	k := min(c.n, len(p), len(c.s))
+	copy(p, c.s[:k])
+	c.s = c.s[k:]
+	return k, nil
 }

@@ -24,16 +24,14 @@ const (
 	kindRelay   netKind = "relay"
 )
 
-// lnet is one network of the prefix table: an ASN in one country, its
-// address space (an IPv4 /16 and an IPv6 /32) and how often geo-IP cannot
-// place its addresses.
+// lnet is one network of the prefix table: an ASN in one country and its
+// address space (an IPv4 /16 and an IPv6 /32).
 type lnet struct {
-	asn      int
-	kind     netKind
-	country  string
-	v4       [2]byte // the /16
-	v6       uint32  // the first 32 bits of its /32
-	emptyGeo float64
+	asn     int
+	kind    netKind
+	country string
+	v4      [2]byte // the /16
+	v6      uint32  // the first 32 bits of its /32
 }
 
 func (n *lnet) addr4(r *rand.Rand) string {

@@ -51,7 +51,7 @@ type openFile struct {
 	hour       time.Time
 	f          *os.File
 	bw         *bufio.Writer
-	pw         *parquet.Writer
+	pw         *parquet.GenericWriter[any]
 	tmp, final string
 	rows       int64
 	rgRows     int // rows in the row group being written
@@ -196,7 +196,7 @@ func (tw *tableWriter) openFile(hour time.Time, retry bool) error {
 		return err
 	}
 	of.f, of.bw = f, bufio.NewWriterSize(f, 1<<20)
-	of.pw = parquet.NewWriter(of.bw, tw.opts...)
+	of.pw = parquet.NewGenericWriter[any](of.bw, tw.opts...)
 	tw.cur = of
 	return nil
 }

@@ -712,9 +712,7 @@ func (p *bicepParser) expr(e string, line int) *value {
 			if !v.known {
 				merged.known = false
 			}
-			for _, f := range v.fields {
-				merged.fields = append(merged.fields, f)
-			}
+			merged.fields = append(merged.fields, v.fields...)
 		}
 		return merged
 	}

@@ -716,7 +716,14 @@ func (r Report) Log(l *slog.Logger) {
 // per sink, the sinks in parallel. Storage errors of one sink are in its
 // SinkReport; the error is ctx's.
 func (o *Outbox) Deliver(ctx context.Context) (Report, error) {
-	return o.deliver(ctx, nil)
+	return o.deliver(ctx, nil, "")
+}
+
+// DeliverSink is Deliver for the configured sink named sink only, so that a
+// caller can run each sink's rounds on its own: a sink that hangs never holds
+// back another's next round (process does this; serve's calls are bounded).
+func (o *Outbox) DeliverSink(ctx context.Context, sink string) (Report, error) {
+	return o.deliver(ctx, nil, sink)
 }
 
 // DeliverRefs is Deliver for the named revisions only (those a blob just
@@ -725,22 +732,33 @@ func (o *Outbox) DeliverRefs(ctx context.Context, refs []Ref) (Report, error) {
 	if refs == nil {
 		refs = []Ref{}
 	}
-	return o.deliver(ctx, refs)
+	return o.deliver(ctx, refs, "")
 }
 
-func (o *Outbox) deliver(ctx context.Context, refs []Ref) (Report, error) {
-	rep := Report{Sinks: make([]SinkReport, len(o.Sinks))}
-	if len(o.Sinks) > 0 {
+// deliver delivers refs (nil: everything due) to every sink, or to the one
+// named only when only is not "".
+func (o *Outbox) deliver(ctx context.Context, refs []Ref, only string) (Report, error) {
+	sinks := o.Sinks
+	if only != "" {
+		sinks = nil
+		for _, s := range o.Sinks {
+			if s.Name() == only {
+				sinks = append(sinks, s)
+			}
+		}
+	}
+	rep := Report{Sinks: make([]SinkReport, len(sinks))}
+	if len(sinks) > 0 {
 		// Register the sinks, so that every recorder writes their states.
 		if _, err := o.rosterSinks(ctx, true); err != nil {
-			for i, s := range o.Sinks {
+			for i, s := range sinks {
 				rep.Sinks[i] = SinkReport{Sink: s.Name(), Err: err}
 			}
 			return rep, ctx.Err()
 		}
 	}
 	var wg sync.WaitGroup
-	for i, s := range o.Sinks {
+	for i, s := range sinks {
 		wg.Go(func() {
 			sr := SinkReport{Sink: s.Name()}
 			// A paced sink takes its due revisions a minute's worth at a

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -90,7 +91,7 @@ func TestDiagnosticArchiveEqualsBatch(t *testing.T) {
 		}
 	}
 	processPending(t, p)
-	if got := alertRows(t, s); len(want) == 0 || !slices.Equal(got, want) {
+	if got := alerttest.Rows(t, s, "tokenpivot-alerts"); len(want) == 0 || !slices.Equal(got, want) {
 		t.Fatalf("alerts hold %d rows, batch rule over the Log Analytics form %d\n got %+v\nwant %+v", len(got), len(want), got, want)
 	}
 }
@@ -140,7 +141,7 @@ func TestGrowingPT1HBlobs(t *testing.T) {
 		chunks = slices.Delete(chunks, k, k+1)
 		processPending(t, p)
 	}
-	if got := alertRows(t, s); !slices.Equal(got, want) {
+	if got := alerttest.Rows(t, s, "tokenpivot-alerts"); !slices.Equal(got, want) {
 		t.Fatalf("alerts hold %d rows, batch rule %d\n got %+v\nwant %+v", len(got), len(want), got, want)
 	}
 	for w, data := range blobs {

@@ -65,6 +65,23 @@ type interactiveRow struct {
 	Id string `parquet:"Id,zstd"`
 }
 
+// interactiveWideRow is interactiveRow with the wide columns a tuned rule's
+// pair predicates or added columns read of the interactive row (written only
+// for such a rule: the bundled one reads none of them).
+type interactiveWideRow struct {
+	TimeGenerated             int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc),delta"`
+	UserPrincipalName         string `parquet:"UserPrincipalName,dict"`
+	IPAddress                 string `parquet:"IPAddress,dict"`
+	Location                  string `parquet:"Location,dict"`
+	ResultType                string `parquet:"ResultType,dict"`
+	AuthenticationRequirement string `parquet:"AuthenticationRequirement,dict"`
+	ConditionalAccessStatus   string `parquet:"ConditionalAccessStatus,dict"`
+	AppDisplayName            string `parquet:"AppDisplayName,dict"`
+	CorrelationId             string `parquet:"CorrelationId,zstd"`
+	UniqueTokenIdentifier     string `parquet:"UniqueTokenIdentifier,zstd"`
+	Id                        string `parquet:"Id,zstd"`
+}
+
 type nonInteractiveRow struct {
 	TimeGenerated         int64  `parquet:"TimeGenerated,timestamp(nanosecond:utc),delta"`
 	UserPrincipalName     string `parquet:"UserPrincipalName,dict"`
@@ -97,6 +114,7 @@ const (
 	shapeInteractive extractShape = iota
 	shapeFull
 	shapeCompact
+	shapeInteractiveWide
 )
 
 // extractBatchRows is the size of the chunks candidates are kept in (no
@@ -191,6 +209,12 @@ func (w *extractWriter) encode(shape extractShape) ([]byte, error) {
 		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) interactiveRow {
 			return interactiveRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
 				r.ResultType, r.AuthenticationRequirement, r.ConditionalAccessStatus, r.Id}
+		})
+	case shapeInteractiveWide:
+		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) interactiveWideRow {
+			return interactiveWideRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
+				r.ResultType, r.AuthenticationRequirement, r.ConditionalAccessStatus, r.AppDisplayName, r.CorrelationId,
+				r.UniqueTokenIdentifier, r.Id}
 		})
 	case shapeFull:
 		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) nonInteractiveRow {

@@ -94,7 +94,7 @@ func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out 
 // indexOf reads the listed interactive extracts into a new index; complete
 // says every one was read whole (none set aside or gone since the listing).
 func (p *Pipeline) indexOf(ctx context.Context, listed []store.Properties, out *Outcome) (x *detect.Index, complete bool, err error) {
-	x = detect.NewIndex()
+	x = detect.NewIndexFor(p.cfg.Filter.Plan)
 	complete = true
 	setAside := len(out.SetAside)
 	err = p.readExtracts(ctx, listed, out, func(props store.Properties) error {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"slices"
 	"testing"
 )
@@ -44,7 +45,7 @@ func TestIndexCacheNeverStale(t *testing.T) {
 			writeBlobs(t, s, again)
 			runIn(t, p, q, 1)
 			all := union(want, oracle(t, again, safe))
-			if got := alertRows(t, s); !slices.Equal(got, all) {
+			if got := alerttest.Rows(t, s, "tokenpivot-alerts"); !slices.Equal(got, all) {
 				t.Fatalf("alerts hold %d rows, batch rule %d\n got %+v\nwant %+v", len(got), len(all), got, all)
 			}
 			if name != "interleaved" && p.indexes.hits == 0 {

@@ -15,10 +15,15 @@ import (
 )
 
 // reach returns the other table's event hours a candidate of hour h can
-// pair with: N.TimeGenerated - I.TimeGenerated is within [1m, 2h].
-func reach(t signin.Table, h time.Time) []time.Time {
+// pair with: N.TimeGenerated - I.TimeGenerated is within [1m, 2h], or the
+// window of a tuned rule's plan (maxGap).
+func reach(t signin.Table, h time.Time, maxGap ...time.Duration) []time.Time {
+	gap := detect.MaxGap
+	if len(maxGap) > 0 {
+		gap = maxGap[0]
+	}
 	var hs []time.Time
-	for k := 0; k <= int(detect.MaxGap/time.Hour); k++ {
+	for k := 0; k <= int(gap/time.Hour); k++ {
 		if t == signin.Interactive {
 			hs = append(hs, h.Add(time.Duration(k)*time.Hour))
 		} else {
@@ -38,7 +43,7 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 	}
 	hourSet := map[time.Time]bool{}
 	for h := range ext.byHour {
-		for _, oh := range reach(t, h) {
+		for _, oh := range reach(t, h, p.maxGap()) {
 			hourSet[oh] = true
 		}
 	}
@@ -50,7 +55,7 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 
 	// This blob's own candidates are in memory (extractWriter.recs): its
 	// extract, published, is not read back.
-	x := detect.NewIndex()
+	x := detect.NewIndexFor(p.cfg.Filter.Plan)
 	for _, h := range ext.hours() {
 		for _, recs := range ext.byHour[h].recs {
 			for k := range recs {
@@ -62,6 +67,14 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 		return nil, nil
 	}
 	return p.probeStored(ctx, x, hours, out)
+}
+
+// maxGap is the window's upper end: the bundled rule's, or the plan's.
+func (p *Pipeline) maxGap() time.Duration {
+	if p.cfg.Filter.Plan != nil {
+		return p.cfg.Filter.Plan.MaxGap
+	}
+	return detect.MaxGap
 }
 
 // matchKey is what pass 2 of probeStored finds a matched row again by: the
@@ -121,6 +134,9 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 	// time) before it builds a record: most extract rows never become one.
 	x.Seal()
 	keepUser := x.MayMatch
+	// Compact rows lack the wide columns a tuned rule's predicates may
+	// read: pass 1 probes loosely, pass 2 exactly with the full records.
+	loose := x.Loose()
 	probe := func(rs []signin.Record) error {
 		for k := range rs {
 			results = x.Probe(results, &rs[k])
@@ -146,7 +162,7 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 				// Without its Id, so this look leaves x's Id dedup alone.
 				r := rs[k]
 				r.Id = ""
-				if scratch = x.Probe(scratch[:0], &r); len(scratch) > 0 {
+				if scratch = loose.Probe(scratch[:0], &r); len(scratch) > 0 {
 					matched = append(matched, rs[k])
 				}
 			}
@@ -195,7 +211,9 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 		}
 		if why != nil {
 			for k := range m.recs {
-				results = x.Probe(results, &m.recs[k])
+				// The wide columns are gone with the export: a pair is
+				// kept (never dropped for that), predicates on them unknown.
+				results = loose.Probe(results, &m.recs[k])
 			}
 			out.FromExtract = append(out.FromExtract, fmt.Sprintf("%s: %v", p.cfg.Exports.URL(m.props.Container, m.props.Name), why))
 			p.cfg.Logger.Warn("export blob gone or changed since its extract: pairs written from the extract, NI columns AppDisplayName, CorrelationId, UniqueTokenIdentifier blank",

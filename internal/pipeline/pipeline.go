@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/kql"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -155,6 +156,9 @@ type Outcome struct {
 func (p *Pipeline) Process(ctx context.Context, w Work) (Outcome, error) {
 	start := time.Now()
 	out, err := p.process(ctx, w)
+	if p.recreate(ctx, err) {
+		out, err = p.process(ctx, w)
+	}
 	out.Work, out.Duration = w, time.Since(start)
 	p.log(out, err)
 	return out, err
@@ -417,9 +421,20 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 		PositionIds:  signin.PositionIdPrefix + name + "#",
 		PositionBase: from,
 	}
+	// A tuned rule's extra row predicates read decoded records: applied
+	// here, so every extract holds only rows that pass them.
+	rowOK := func(*signin.Record) bool { return true }
+	if plan := p.cfg.Filter.Plan; plan != nil {
+		rowOK = plan.NRow
+		if t == signin.Interactive {
+			rowOK = plan.IRow
+		}
+	}
 	st, err := signin.Scan(ctx, name, r, props.Size-from, t, opts, func(rs []signin.Record) error {
 		for k := range rs {
-			ext.add(&rs[k])
+			if rowOK(&rs[k]) {
+				ext.add(&rs[k])
+			}
 		}
 		return nil
 	})
@@ -453,6 +468,9 @@ func (p *Pipeline) publish(ctx context.Context, t signin.Table, w Work, gen int,
 	var names []string
 	for _, h := range ext.hours() {
 		name, shape := extractName(t, h, w, gen, from, to), shapeInteractive
+		if t == signin.Interactive && p.wideInteractive() {
+			shape = shapeInteractiveWide
+		}
 		if t == signin.NonInteractive {
 			shape = shapeFull
 			if cn, ok := compactName(h, w, gen, props); ok && !appendable && from == 0 && to == props.Size {
@@ -471,6 +489,22 @@ func (p *Pipeline) publish(ctx context.Context, t signin.Table, w Work, gen int,
 		names = append(names, name)
 	}
 	return names, nil
+}
+
+// wideInteractive reports whether a tuned rule's pair predicates or added
+// columns read the interactive row's AppDisplayName, CorrelationId or
+// UniqueTokenIdentifier, which the interactive extract then carries.
+func (p *Pipeline) wideInteractive() bool {
+	plan := p.cfg.Filter.Plan
+	if plan == nil {
+		return false
+	}
+	for _, col := range []string{signin.ColAppDisplayName, signin.ColCorrelationId, signin.ColUniqueTokenIdentifier} {
+		if plan.Reads(kql.SideI, col) {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteExtracts removes the extracts of content that was replaced.

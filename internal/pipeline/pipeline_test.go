@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/rulecases"
@@ -26,13 +27,11 @@ const (
 	nc = "am-aadnoninteractiveusersigninlogs"
 )
 
-// casesBlobs splits the rule cases (testdata/cases) into several export
-// blobs per table, a few lines each, so pairs cross blobs.
+// casesBlobs is the rule cases split into export blobs of per lines
+// (rulecases.Blobs), keyed by the work that names each.
 func casesBlobs(t *testing.T, per int) map[Work][]byte {
 	t.Helper()
-	split, err := rulecases.Split(per, func(tbl signin.Table, k int) string {
-		return fmt.Sprintf("WorkspaceResourceId=/subscriptions/x/workspaces/ws/y=2026/m=11/d=20/h=10/m=%02d/PT05M.json", k)
-	})
+	split, err := rulecases.Blobs(per)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,21 +90,6 @@ func newPipelineOn(t *testing.T, s store.Store, safe *rule.SafeList, i, n string
 	return p
 }
 
-// alertRows returns the union of every stored alert's Results, sorted.
-func alertRows(t *testing.T, s store.Store) []detect.Result {
-	t.Helper()
-	docs, _, err := alert.List(context.Background(), s, "tokenpivot-alerts", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rows []detect.Result
-	for _, d := range docs {
-		rows = append(rows, d.Results...)
-	}
-	detect.Sort(rows)
-	return rows
-}
-
 func caseSafeList(t *testing.T) *rule.SafeList {
 	safe, err := rulecases.SafeList()
 	if err != nil {
@@ -126,7 +110,11 @@ func TestAnyOrderConcurrentDuplicatesEqualsBatch(t *testing.T) {
 		works = append(works, w)
 	}
 	slices.SortFunc(works, func(a, b Work) int { return strings.Compare(a.String(), b.String()) })
-	for seed := uint64(1); seed <= 20; seed++ {
+	seeds := uint64(20)
+	if testing.Short() {
+		seeds = 4 // the full run tries 20 orders
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			s, err := store.NewLocal(t.TempDir())
 			if err != nil {
@@ -166,7 +154,7 @@ func TestAnyOrderConcurrentDuplicatesEqualsBatch(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
-			if got := alertRows(t, s); !slices.Equal(got, want) {
+			if got := alerttest.Rows(t, s, "tokenpivot-alerts"); !slices.Equal(got, want) {
 				t.Fatalf("alerts hold %d rows, batch rule %d\n got %+v\nwant %+v", len(got), len(want), got, want)
 			}
 			pending, err := p.Pending(ctx)
@@ -234,7 +222,7 @@ func TestGrowingAppendBlobs(t *testing.T) {
 			}
 		}
 	}
-	if got := alertRows(t, s); !slices.Equal(got, want) {
+	if got := alerttest.Rows(t, s, "tokenpivot-alerts"); !slices.Equal(got, want) {
 		t.Fatalf("alerts hold %d rows, batch rule %d\n got %+v\nwant %+v", len(got), len(want), got, want)
 	}
 	for w, data := range all {
@@ -296,7 +284,7 @@ func TestRejectedBlobIsRecordedAndIsolated(t *testing.T) {
 	if len(rejected) != len(bad) {
 		t.Errorf("rejected %v, want exactly the %d bad blobs", rejected, len(bad))
 	}
-	if got := alertRows(t, s); !slices.Equal(got, want) {
+	if got := alerttest.Rows(t, s, "tokenpivot-alerts"); !slices.Equal(got, want) {
 		t.Fatalf("bad blobs changed the results: %d rows, want %d", len(got), len(want))
 	}
 	// Recorded: a redelivery or sweep does not retry them...

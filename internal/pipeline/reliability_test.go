@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/rulecases"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
@@ -108,7 +109,7 @@ func TestTailWithoutNewlineIsRead(t *testing.T) {
 	p := newTestPipeline(t, s, safe)
 	writeBlobs(t, s, blobs)
 	runAll(t, p)
-	if got := alertRows(t, s); !slices.Equal(got, want) {
+	if got := alerttest.Rows(t, s, "tokenpivot-alerts"); !slices.Equal(got, want) {
 		t.Fatalf("alerts hold %d rows, batch rule %d", len(got), len(want))
 	}
 	for w, data := range blobs {
@@ -144,7 +145,7 @@ func TestPartialTailWaitsForTheRest(t *testing.T) {
 		}
 		runAll(t, p)
 	}
-	if got, want := alertRows(t, s), oracle(t, all, safe); !slices.Equal(got, want) {
+	if got, want := alerttest.Rows(t, s, "tokenpivot-alerts"), oracle(t, all, safe); !slices.Equal(got, want) {
 		t.Fatalf("alerts hold %d rows, batch rule %d", len(got), len(want))
 	}
 }
@@ -197,7 +198,7 @@ func TestRewrittenPlainBlobIsReadAgain(t *testing.T) {
 				t.Fatalf("want one full reread, got %+v", outs)
 			}
 			want := union(oracle(t, map[Work][]byte{iw: iData, nw: first}, safe), oracle(t, map[Work][]byte{iw: iData, nw: rewritten}, safe))
-			if got := alertRows(t, s); !slices.Equal(got, want) {
+			if got := alerttest.Rows(t, s, "tokenpivot-alerts"); !slices.Equal(got, want) {
 				t.Fatalf("alerts hold %d rows, want %d (both versions' pairs)", len(got), len(want))
 			}
 			after, _, _, _ := p.readLedger(ctx, nw)
@@ -322,7 +323,7 @@ func TestUnreadableStateIsSetAside(t *testing.T) {
 			t.Errorf("quarantined copy: %v", err)
 		}
 		runAll(t, p)
-		if got, want := alertRows(t, s), oracle(t, blobs, safe); !slices.Equal(got, want) {
+		if got, want := alerttest.Rows(t, s, "tokenpivot-alerts"), oracle(t, blobs, safe); !slices.Equal(got, want) {
 			t.Fatalf("alerts hold %d rows, batch rule %d", len(got), len(want))
 		}
 		// Also when the blob itself is delivered (not found by the Sweep).
@@ -386,7 +387,7 @@ func TestUnreadableStateIsSetAside(t *testing.T) {
 			t.Fatalf("pending %v, want the extract's source %s", pending, src)
 		}
 		runAll(t, p)
-		if got, want := alertRows(t, s), oracle(t, blobs, safe); !slices.Equal(got, want) {
+		if got, want := alerttest.Rows(t, s, "tokenpivot-alerts"), oracle(t, blobs, safe); !slices.Equal(got, want) {
 			t.Fatalf("alerts hold %d rows, batch rule %d", len(got), len(want))
 		}
 	})

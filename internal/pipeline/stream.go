@@ -73,7 +73,11 @@ func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store
 		to = from + end
 		r = io.NewSectionReader(r, 0, end)
 	}
-	compact := !appendable && from == 0 && to == props.Size
+	// A tuned rule's non-interactive row predicates read decoded records,
+	// and every extract holds only rows that pass them: such a rule's
+	// extracts are written from whole rows (full), not from Keep.
+	plan := p.cfg.Filter.Plan
+	compact := !appendable && from == 0 && to == props.Size && (plan == nil || len(plan.NExtra) == 0)
 	s := &stream{p: p, ctx: ctx, w: w, props: props, gen: gen, from: from, to: to, compact: compact, out: out,
 		hours: map[time.Time]*hourExtract{}, first: map[time.Time]map[string]bool{}}
 	defer s.abort()
@@ -164,22 +168,26 @@ func (s *stream) keep(r *signin.Record) bool {
 	if s.err != nil || !s.p.cfg.Filter.NonInteractive(r) {
 		return false
 	}
+	if !s.compact {
+		// A full extract holds the wide columns: written from the whole
+		// rows (rows).
+		return true
+	}
 	e, err := s.hour(r.TimeGenerated)
 	if err != nil {
 		s.err = err
 		return false
 	}
+	if !s.compact {
+		return true // the name was too long for a compact extract (hour)
+	}
 	e.n++
 	s.out.Candidates++
-	if s.compact {
-		if err := e.rows.add(r); err != nil {
-			s.err = fmt.Errorf("extract %s: %w", e.name, err)
-			return false
-		}
-		return s.x.Len() > 0 && s.x.MayMatch(r)
+	if err := e.rows.add(r); err != nil {
+		s.err = fmt.Errorf("extract %s: %w", e.name, err)
+		return false
 	}
-	// A full extract holds the wide columns: written from the whole rows.
-	return true
+	return s.x.Len() > 0 && s.x.MayMatch(r)
 }
 
 // rows receives the candidates keep let through, whole.
@@ -187,10 +195,15 @@ func (s *stream) rows(rs []signin.Record) error {
 	for k := range rs {
 		r := &rs[k]
 		if !s.compact {
+			if plan := s.p.cfg.Filter.Plan; plan != nil && !plan.NRow(r) {
+				continue
+			}
 			e, err := s.hour(r.TimeGenerated)
 			if err != nil {
 				return err
 			}
+			e.n++
+			s.out.Candidates++
 			if err := e.rows.add(r); err != nil {
 				return fmt.Errorf("extract %s: %w", e.name, err)
 			}
@@ -255,7 +268,7 @@ func (s *stream) hour(t time.Time) (*hourExtract, error) {
 func (s *stream) prelook(h time.Time) error {
 	set := map[time.Time]bool{}
 	for hh := range s.hours {
-		for _, ih := range reach(signin.NonInteractive, hh) {
+		for _, ih := range reach(signin.NonInteractive, hh, s.p.maxGap()) {
 			set[ih] = true
 		}
 	}
@@ -270,15 +283,15 @@ func (s *stream) prelook(h time.Time) error {
 	}
 	s.regrown = s.regrown || s.x != nil
 	s.x = x
-	s.first[h] = reachedBy(h, listed)
+	s.first[h] = reachedBy(h, s.p.maxGap(), listed)
 	return nil
 }
 
 // reachedBy returns the names of the listed interactive extracts that rows
 // of event hour h can pair with.
-func reachedBy(h time.Time, listed []store.Properties) map[string]bool {
+func reachedBy(h time.Time, maxGap time.Duration, listed []store.Properties) map[string]bool {
 	names := map[string]bool{}
-	for _, ih := range reach(signin.NonInteractive, h) {
+	for _, ih := range reach(signin.NonInteractive, h, maxGap) {
 		prefix := extractPrefix(signin.Interactive, ih)
 		for _, pr := range listed {
 			if len(pr.Name) > len(prefix) && pr.Name[:len(prefix)] == prefix {
@@ -332,7 +345,7 @@ func (s *stream) look(own []store.Properties) ([]detect.Result, error) {
 	var mine []store.Properties
 	for _, pr := range own {
 		h := s.hourOf(pr.Name)
-		listed, err := s.p.listExtracts(s.ctx, signin.Interactive, reach(signin.NonInteractive, h))
+		listed, err := s.p.listExtracts(s.ctx, signin.Interactive, reach(signin.NonInteractive, h, s.p.maxGap()))
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
@@ -83,7 +84,7 @@ func TestLookAfterPublishSeesConcurrentBlob(t *testing.T) {
 			if nOut.Results != len(want) {
 				t.Errorf("the NI blob found %d result rows after publishing, the batch rule %d", nOut.Results, len(want))
 			}
-			got := alertRows(t, s)
+			got := alerttest.Rows(t, s, "tokenpivot-alerts")
 			detect.Sort(want)
 			if !slices.EqualFunc(got, want, func(a, b detect.Result) bool { return detect.Compare(a, b) == 0 }) {
 				t.Errorf("alerts hold %d rows, the batch rule %d:\n got %v\nwant %v", len(got), len(want), got, want)
@@ -143,7 +144,7 @@ func TestDuplicateAcrossRegrownIndexCountsOnce(t *testing.T) {
 			if out.Results != len(want) {
 				t.Errorf("%d result rows, the batch rule %d", out.Results, len(want))
 			}
-			if got := alertRows(t, s); len(got) != len(want) {
+			if got := alerttest.Rows(t, s, "tokenpivot-alerts"); len(got) != len(want) {
 				t.Errorf("alerts hold %d rows, the batch rule %d", len(got), len(want))
 			}
 		})

@@ -106,6 +106,9 @@ func (p *Pipeline) ledgers(ctx context.Context, c string, b *Backlog) (map[strin
 // it skips is logged with counts.
 func (p *Pipeline) Pending(ctx context.Context) ([]Work, error) {
 	b, err := p.Backlog(ctx, BacklogOptions{Lateness: p.cfg.AllowedLateness})
+	if p.recreate(ctx, err) {
+		b, err = p.Backlog(ctx, BacklogOptions{Lateness: p.cfg.AllowedLateness})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -124,4 +127,25 @@ func (p *Pipeline) EnsureContainers(ctx context.Context) error {
 		return fmt.Errorf("container %s: %w", p.cfg.StateContainer, err)
 	}
 	return p.cfg.Alerts.EnsureContainers(ctx)
+}
+
+// recreate answers a failure that says a blob or container is absent (the
+// pipeline handles an absent blob itself, so this one is a container: an
+// operator deleted the state or alert containers while serve ran) by
+// creating the containers again. It reports whether it did, so that the
+// caller tries once more; otherwise every invocation would fail until a
+// restart, since serve creates its containers only when it starts. The lost
+// state is rebuilt by redoing the blobs, which is safe (section 4 of the
+// design: every step is idempotent).
+func (p *Pipeline) recreate(ctx context.Context, err error) bool {
+	if !errors.Is(err, store.ErrNotExist) || ctx.Err() != nil {
+		return false
+	}
+	if cerr := p.EnsureContainers(ctx); cerr != nil {
+		p.cfg.Logger.Error("a container is missing and could not be created", slog.String("error", cerr.Error()))
+		return false
+	}
+	p.cfg.Logger.Warn("a container was missing: created again", slog.String("state_container", p.cfg.StateContainer),
+		slog.String("after", err.Error()))
+	return true
 }

@@ -49,7 +49,7 @@ func parseISODuration(s string) (time.Duration, error) {
 	for rest != "" {
 		if rest[0] == 'T' || rest[0] == 't' {
 			if inTime {
-				return 0, errors.New("T appears twice")
+				return 0, errors.New("the time designator T appears twice")
 			}
 			inTime = true
 			rest = rest[1:]

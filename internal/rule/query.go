@@ -160,6 +160,11 @@ func safeLists(query string) (ips, networks []string, err error) {
 			continue
 		}
 		p.pos = i + 3
+		// The other literal form of each list is checked by the compiler
+		// (internal/kql) only.
+		if toks[i+1].text == safeIPsName && p.peek().is(tokWord, "datatable") || toks[i+1].text == safeNetworksName && p.peek().is(tokWord, "dynamic") {
+			continue
+		}
 		switch toks[i+1].text {
 		case safeIPsName:
 			if seenIPs {

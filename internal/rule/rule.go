@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/tokenpivot/tokenpivot/internal/kql"
 )
 
 // Rule is a Sentinel scheduled analytics rule as its YAML describes it: the
@@ -51,6 +54,9 @@ type Rule struct {
 	SafeIPs []string
 	// SafeNetworks are the entries of `let KnownSafeNetworks = datatable(network: string) [...];`.
 	SafeNetworks []string
+	// Plan is the query compiled (internal/kql): what the engine runs.
+	// SafeIPs and SafeNetworks are the lists its safe tests read.
+	Plan *kql.Plan
 }
 
 // EntityMapping maps result columns to the identifiers of one entity.
@@ -345,6 +351,33 @@ func Load(name string, data []byte) (r *Rule, err error) {
 			}
 		}
 		return nil, &Error{File: name, Line: line, Field: "query", Err: err}
+	}
+	// The engine runs what the query says, or refuses it (DESIGN.md 8).
+	if r.Plan, err = kql.Compile(r.Query); err != nil {
+		line := lineOf(doc, "query")
+		var ke *kql.Error
+		if errors.As(err, &ke) && line > 0 {
+			if n := valueNode(doc, "query"); n != nil && n.Style&yaml.LiteralStyle != 0 {
+				line += ke.Pos.Line
+			} else {
+				line = 0
+			}
+		}
+		return nil, &Error{File: name, Line: line, Field: "query", Err: err}
+	}
+	r.SafeIPs, r.SafeNetworks = r.Plan.SafeIPs, r.Plan.SafeNetworks
+	// The lists as KQL reads them: two adjacent strings are one.
+	for _, ip := range r.SafeIPs {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return nil, &Error{File: name, Line: lineOf(doc, "query"), Field: "query",
+				Err: fmt.Errorf("safe IP list entry %q is not an IP address (in KQL two adjacent strings are one: is a comma missing?)", ip)}
+		}
+	}
+	for _, n := range r.SafeNetworks {
+		if _, err := parsePrefix(n); err != nil {
+			return nil, &Error{File: name, Line: lineOf(doc, "query"), Field: "query",
+				Err: fmt.Errorf("safe network list entry %q: %v (in KQL two adjacent strings are one: is a comma missing?)", n, err)}
+		}
 	}
 	return r, nil
 }

@@ -59,7 +59,10 @@ func TestDefault(t *testing.T) {
 		t.Errorf("Query lacks its last line: %q", r.Query)
 	}
 	got := *r
-	got.Description, got.Query = "", ""
+	if r.Plan == nil || !r.Plan.Default() {
+		t.Errorf("the bundled rule's plan is not the engine's fast path:\n%v", r.Plan)
+	}
+	got.Description, got.Query, got.Plan = "", "", nil
 	if !reflect.DeepEqual(&got, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", got, *want)
 	}
@@ -102,6 +105,8 @@ const (
   // "20.x.x.x" // Example Azure VPN Gateway public IP
   ]);`
 	seedNets = `  "0.0.0.0/32" // Placeholder – keeps datatable valid when list is empty`
+	// lookupLines are the safe-network test of one table.
+	lookupLines = "  | evaluate ipv4_lookup(KnownSafeNetworks, IPAddress, network, return_unmatched = true)\n  | where isempty(network)\n  | project-away network\n"
 )
 
 func TestLoadVariants(t *testing.T) {
@@ -110,13 +115,15 @@ func TestLoadVariants(t *testing.T) {
 		yaml  func(t *testing.T) []byte
 		check func(t *testing.T, r *Rule)
 	}{{
-		name: "safe IPs with comments, both quotes, optional commas",
+		// KQL's own syntax: a comma between entries and none after the last
+		// (TestLoadErrors refuses a trailing comma, as Sentinel does).
+		name: "safe IPs with comments and both quotes",
 		yaml: func(t *testing.T) []byte {
 			return variant(t, seedIPs, `  let KnownSafeIPs = dynamic([
   "203.0.113.50", // VPN egress 1
   // "198.51.100.12", // retired
-  '198.51.100.13'   // no comma here
-  "2001:db8::1",
+  '198.51.100.13',   // single quotes
+  "2001:db8::1"
   ]);`)
 		},
 		check: func(t *testing.T, r *Rule) {
@@ -128,7 +135,7 @@ func TestLoadVariants(t *testing.T) {
 		yaml: func(t *testing.T) []byte {
 			return variant(t,
 				`  // "10.0.0.0/8", // RFC1918 – private / on-prem`, `  "10.0.0.0/8", // RFC1918 – private / on-prem`,
-				`  // "172.16.0.0/12", // RFC1918 – private / on-prem`, `  '172.16.0.0/12' // RFC1918, no comma`,
+				`  // "172.16.0.0/12", // RFC1918 – private / on-prem`, `  '172.16.0.0/12', // RFC1918, single quotes`,
 				seedNets, `  "198.51.100.7",
   "2001:db8::/32"`)
 		},
@@ -160,7 +167,9 @@ func TestLoadVariants(t *testing.T) {
 		yaml: func(t *testing.T) []byte {
 			return variant(t, seedIPs, "", "  let KnownSafeNetworks = datatable(network: string) [\n", "  // gone\n",
 				"  // \"YOUR_VPN_CIDR/24\", // Replace with corporate VPN egress subnet\n"+seedNets+"\n  ];\n", "",
-				"  | where not(IPAddress in (KnownSafeIPs))\n", "")
+				// and their uses, on both tables: a name without its let is not KQL
+				"  | where not(IPAddress in (KnownSafeIPs))\n", "", "  | where not(IPAddress in (KnownSafeIPs))\n", "",
+				lookupLines, "", lookupLines, "")
 		},
 		check: func(t *testing.T, r *Rule) {
 			if len(r.SafeIPs) != 0 || len(r.SafeNetworks) != 0 {
@@ -174,7 +183,7 @@ func TestLoadVariants(t *testing.T) {
 		name: "// inside a string is not a comment",
 		yaml: func(t *testing.T) []byte {
 			return variant(t, "  let InteractiveSessions =", "  let Doc = \"https://aka.ms/x\"; let KnownSafeIPs2 = dynamic([\"x\"]);\n  let InteractiveSessions =",
-				seedIPs, `  let KnownSafeIPs = dynamic(["192.0.2.1"]) // "192.0.2.2"`)
+				seedIPs, `  let KnownSafeIPs = dynamic(["192.0.2.1"]); // "192.0.2.2"`)
 		},
 		check: func(t *testing.T, r *Rule) {
 			assertStrings(t, "SafeIPs", r.SafeIPs, "192.0.2.1")
@@ -290,6 +299,17 @@ func TestLoadErrors(t *testing.T) {
 		{"unterminated string", func(t *testing.T) []byte {
 			return variant(t, seedNets, `  "0.0.0.0/32`)
 		}, "query", `  "0.0.0.0/32`, "unterminated string"},
+		// KQL's syntax, as Microsoft's parser has it (internal/kql's tests):
+		// uncommenting one example IP and keeping its comma is not valid KQL.
+		{"trailing comma in dynamic([...])", func(t *testing.T) []byte {
+			return variant(t, `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50", // Example VPN egress IP 1`)
+		}, "query", "  ]);", "trailing comma"},
+		// Two adjacent strings are one string in KQL: the list holds
+		// "203.0.113.50198.51.100.12", which is no IP.
+		{"missing comma joins two strings", func(t *testing.T) []byte {
+			return variant(t, `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50" // a comma is missing`,
+				`  // "198.51.100.12", // Example VPN egress IP 2`, `  "198.51.100.12" // Example VPN egress IP 2`)
+		}, "query", "query: |", `"203.0.113.50198.51.100.12"`},
 		{"unknown matchingMethod", func(t *testing.T) []byte {
 			return variant(t, "matchingMethod: AnyAlert", "matchingMethod: AllAlerts")
 		}, "incidentConfiguration.groupingConfiguration.matchingMethod", "matchingMethod: AllAlerts", `unknown value "AllAlerts"`},
@@ -419,7 +439,7 @@ func TestParseDuration(t *testing.T) {
 }
 
 func TestRuleSafeList(t *testing.T) {
-	r, err := Load("r.yaml", variant(t, `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50",`))
+	r, err := Load("r.yaml", variant(t, `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50"`))
 	if err != nil {
 		t.Fatal(err)
 	}

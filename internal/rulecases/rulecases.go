@@ -106,6 +106,15 @@ func Split(per int, name func(t signin.Table, first int) string) ([]Blob, error)
 	return out, nil
 }
 
+// Blobs splits the cases into blobs of per lines each (Split), named as an
+// export job names its files, with '=' and '/' in the names and a space:
+// the split the pipeline's and the function's tests share.
+func Blobs(per int) ([]Blob, error) {
+	return Split(per, func(_ signin.Table, first int) string {
+		return fmt.Sprintf("WorkspaceResourceId=/subscriptions/5f0c7a43/resourcegroups/soc/providers/microsoft.operationalinsights/workspaces/sentinel/timestamp=2026-11-20T10/part %02d.json", first)
+	})
+}
+
 // Oracle is the batch rule (detect.Run, no --now) over every row of blobs.
 func Oracle(blobs []Blob, safe *rule.SafeList) ([]detect.Result, error) {
 	var I, N []signin.Record

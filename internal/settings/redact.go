@@ -11,8 +11,11 @@ import (
 
 // secretPatterns match the secrets tokenpivot may be handed: a storage
 // account key or SAS in a connection string, a SAS token's signature in a
-// URL, a Standard Webhooks secret.
-var secretPatterns = regexp.MustCompile(`(?i)(AccountKey=|SharedAccessSignature=)[^;\s"']+|([?&]sig=)[^&\s"']+|whsec_[A-Za-z0-9+/=]+`)
+// URL, a Standard Webhooks secret. The text may be JSON (a log line, an
+// HTTP answer): a URL's & is then often written \u0026 (encoding/json's
+// escape), and a value never takes in a backslash, which would swallow the
+// escape of a closing quote and break the JSON.
+var secretPatterns = regexp.MustCompile(`(?i)(AccountKey=|SharedAccessSignature=)(?:[^;\s"'\\]|\\u0026)+|([?&]sig=|\\u0026sig=)[^&\s"'\\]+|whsec_[A-Za-z0-9+/=]+`)
 
 // Redact hides every secret in text, keeping what names it (AccountKey=,
 // sig=) so a reader still sees which setting is meant.

@@ -134,8 +134,14 @@ type Setting struct {
 	Default string // as text, as the infrastructure writes it
 	Usage   string
 	// Secret values are never printed: help shows no value, and Redact
-	// hides them in any text.
+	// hides them in any text. A secret's flag, if it has one, names a file
+	// holding the value (FromFile): a value on the command line is readable
+	// by every user of the machine in /proc/PID/cmdline and stays in the
+	// shell's history.
 	Secret bool
+	// FromFile: the flag's argument is a file whose content (spaces
+	// trimmed) is the value.
+	FromFile bool
 	// NotInInfra says why the deployment leaves it unset ("" when it sets it).
 	NotInInfra string
 	set        func(s *Settings, v string) error
@@ -196,8 +202,8 @@ var table = []Setting{
 		set: func(s *Settings, v string) error { s.LogsIngestionRuleID = v; return nil }},
 	{Env: LogsIngestionStream, Flag: "logs-ingestion-stream", Default: DefaultLogsIngestionStream, Usage: "the data collection rule's input `stream`",
 		set: func(s *Settings, v string) error { s.LogsIngestionStream = v; return nil }},
-	{Env: WebhookURL, Flag: "webhook-url", Usage: "send alert revisions to this webhook `URL` (https; http only to loopback); off when empty",
-		Secret: true,
+	{Env: WebhookURL, Flag: "webhook-url-file", Usage: "send alert revisions to this webhook URL (https; http only to loopback); off when empty; the flag names a `file` holding the URL, never the URL itself",
+		Secret: true, FromFile: true,
 		set: func(s *Settings, v string) error {
 			if err := webhook.CheckURL(v); err != nil {
 				return err
@@ -361,7 +367,19 @@ func (f *Flags) Load(getenv func(string) string) (Settings, error) {
 			return
 		}
 		v := fl.Value.String()
+		if st.FromFile {
+			data, err := os.ReadFile(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--%s: %w", fl.Name, err))
+				return
+			}
+			v = strings.TrimSpace(string(data))
+		}
 		if err := st.set(&s, v); err != nil {
+			if st.FromFile {
+				errs = append(errs, fmt.Errorf("--%s %s: %s: %w", fl.Name, fl.Value.String(), shown(st, v), err))
+				return
+			}
 			errs = append(errs, fmt.Errorf("--%s %s: %w", fl.Name, shown(st, v), err))
 		}
 		// A storage given on the command line replaces the environment's,

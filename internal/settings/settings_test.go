@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +98,13 @@ func TestRedact(t *testing.T) {
 		{`GET https://a.blob.core.windows.net/c/b?sv=2024-08-04&se=2026&sig=abc%2Bdef%3D&sp=r failed`,
 			`GET https://a.blob.core.windows.net/c/b?sv=2024-08-04&se=2026&sig=REDACTED&sp=r failed`},
 		{"secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw end", "secret whsec_REDACTED end"},
+		// JSON: a slog line quoting a url.Error, and the same line inside
+		// an encoding/json answer (& escaped as \u0026).
+		{`{"error":"Head \"http://a/c/b?se=2030&sig=abc%3D\": refused"}`,
+			`{"error":"Head \"http://a/c/b?se=2030&sig=REDACTED\": refused"}`},
+		{`"{\"error\":\"Get \\\"http://a/c?comp=list\u0026sig=abc%3D\u0026sp=r\\\": refused\"}"`,
+			`"{\"error\":\"Get \\\"http://a/c?comp=list\u0026sig=REDACTED\u0026sp=r\\\": refused\"}"`},
+		{`"BlobEndpoint=http://a;SharedAccessSignature=sv=1\u0026sig=abc\"`, `"BlobEndpoint=http://a;SharedAccessSignature=REDACTED\"`},
 		{"nothing secret: sign-in from 203.0.113.7", "nothing secret: sign-in from 203.0.113.7"},
 	} {
 		if got := Redact(tc.in); got != tc.want {
@@ -122,5 +131,40 @@ func TestDefaultsAgree(t *testing.T) {
 	d := Defaults()
 	if d.AllowedLateness != DefaultAllowedLateness || d.MaxExpansion != DefaultMaxExpansion {
 		t.Errorf("Defaults() = %v, %d; want %v, %d", d.AllowedLateness, d.MaxExpansion, DefaultAllowedLateness, DefaultMaxExpansion)
+	}
+}
+
+// TestNoSecretOnTheCommandLine: a secret's flag names a file, never the
+// value (which /proc/PID/cmdline shows to every user of the machine), and
+// the file's content is the value.
+func TestNoSecretOnTheCommandLine(t *testing.T) {
+	for _, st := range table {
+		if st.Secret && st.Flag != "" && !st.FromFile {
+			t.Errorf("%s: --%s takes the secret itself on the command line", st.Env, st.Flag)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "webhook-url")
+	const url = "https://prod.example.com/workflows/x/triggers/manual/paths/invoke?sig=c2VjcmV0"
+	if err := os.WriteFile(file, []byte(url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f := Register(fs, WebhookURL)
+	if err := fs.Parse([]string{"--webhook-url-file", file}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.Load(func(string) string { return "" })
+	if err != nil || s.WebhookURL != url {
+		t.Errorf("--webhook-url-file: %q, %v", s.WebhookURL, err)
+	}
+	if err := os.WriteFile(file, []byte("ftp://example.com/?sig=c2VjcmV0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs = flag.NewFlagSet("test", flag.ContinueOnError)
+	f = Register(fs, WebhookURL)
+	fs.Parse([]string{"--webhook-url-file", file})
+	if _, err := f.Load(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), file) || strings.Contains(err.Error(), "c2VjcmV0") {
+		t.Errorf("a bad URL in the file: %v", err)
 	}
 }

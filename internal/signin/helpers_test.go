@@ -102,7 +102,6 @@ var (
 	tString  = pqType{kind: tkString}
 	tInt64   = pqType{kind: tkInt64}
 	tInt32   = pqType{kind: tkInt32}
-	tInt16   = pqType{kind: tkInt16}
 	tUint32  = pqType{kind: tkUint32}
 	tFloat64 = pqType{kind: tkFloat64}
 	tFloat32 = pqType{kind: tkFloat32}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	pq "github.com/parquet-go/parquet-go"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -260,7 +261,9 @@ func TestScanParquetLenientCells(t *testing.T) {
 		want  []string // the ResultTypes read, when not recs'
 	}{
 		{name: "double ResultType", cols: replace(pqCol{ColResultType, tFloat64, values(0.0, 50126.0, 0.0)})},
-		{name: "float ResultType, -0", cols: replace(pqCol{ColResultType, tFloat32, values(-0.0, 50126.0, 0.0)})},
+		// A literal -0.0 is +0 in Go: the negative zero is made by Copysign.
+		{name: "float ResultType, -0", cols: replace(pqCol{ColResultType, tFloat32, values(math.Copysign(0, -1), 50126.0, 0.0)})},
+		{name: "double ResultType, -0", cols: replace(pqCol{ColResultType, tFloat64, values(math.Copysign(0, -1), 50126.0, math.Copysign(0, -1))})},
 		{name: "decimal(10,2) ResultType as INT64", cols: replace(pqCol{ColResultType, tDecimal(10, 2), values(int64(0), int64(5012600), int64(0))}),
 			props: []pqOpt{withDecimalInt()}},
 		{name: "decimal(10,2) ResultType as FIXED_LEN_BYTE_ARRAY", cols: replace(pqCol{ColResultType, tDecimal(10, 2), values(int64(0), int64(5012600), int64(-0))})},

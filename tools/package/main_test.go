@@ -7,17 +7,17 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/syncbuf"
 )
 
 // repoRoot is the module root, where host.json and functions/ live.
@@ -47,6 +47,11 @@ func TestPackageFixture(t *testing.T) {
 // TestPackageRoot packages the real tokenpivot main (module root, main.go)
 // and runs its `serve` from the extracted zip.
 func TestPackageRoot(t *testing.T) {
+	if testing.Short() {
+		// A cross-build of the whole command (tens of seconds on a cold
+		// cache); TestPackageFixture checks the packager itself.
+		t.Skip("-short: the full run packages the real main")
+	}
 	out := filepath.Join(t.TempDir(), "tokenpivot.zip")
 	if _, err := Build(Options{Root: repoRoot, Main: ".", Out: out}); err != nil {
 		t.Fatal(err)
@@ -171,14 +176,15 @@ func serve(t *testing.T, zipPath string, env ...string) error {
 		return fmt.Errorf("extracted %s is not executable (stat: %v)", exe, err)
 	}
 
-	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, "serve")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "FUNCTIONS_CUSTOMHANDLER_PORT="+strconv.Itoa(port))
+	// Port 0: the handler takes a port of its own and logs it, so no other
+	// process can take it between a free-port probe and the bind.
+	cmd.Env = append(os.Environ(), "FUNCTIONS_CUSTOMHANDLER_PORT=0")
 	cmd.Env = append(cmd.Env, env...)
-	var output syncBuffer
+	var output syncbuf.Buffer
 	cmd.Stdout = &output
 	cmd.Stderr = &output
 	// Bound Wait even if something the handler started keeps its output open.
@@ -187,13 +193,24 @@ func serve(t *testing.T, zipPath string, env ...string) error {
 		return fmt.Errorf("start %s serve: %v", exe, err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	gone := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(gone) }()
 	stop := func() {
 		cancel()
 		<-exited
 	}
 
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	m := output.Await(listeningAt, 15*time.Second, gone)
+	if m == nil {
+		select {
+		case err := <-exited:
+			return &exitedEarly{err: err, output: output.String()}
+		default:
+		}
+		stop()
+		return fmt.Errorf("serve did not log where it listens within 15s:\n%s", output.String())
+	}
+	url := "http://" + m[1] + "/"
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -220,23 +237,9 @@ func serve(t *testing.T, zipPath string, env ...string) error {
 	}
 }
 
-// syncBuffer is a bytes.Buffer the child's output goroutine and the test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// listeningAt finds where the handler listens in its output: tokenpivot's
+// JSON log line, or the fixture's.
+var listeningAt = regexp.MustCompile(`(?:"msg":"custom handler listening","addr":"|servefixture listening on )(127\.0\.0\.1:[0-9]+)`)
 
 // checkLayout checks entry names and order, modes, that host.json and the
 // function.json files are the repository's own bytes, and that the
@@ -330,14 +333,4 @@ func extract(t *testing.T, zipPath, dir string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

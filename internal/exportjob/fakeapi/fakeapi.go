@@ -82,6 +82,12 @@ type Server struct {
 	CreateFault func(n int) (status int, after bool)
 	// MaxActive is the active job limit (5, as documented).
 	MaxActive int
+	// Output, when set, is the destination account: each job writes its
+	// output blob there, <containerName>/workspaceId/<WorkspaceGUID>/jobId/
+	// <jobId>/timestamp=<yyyy-MM-ddTHH>/<guid>.gz.parquet (the documented
+	// layout), as soon as it is created (a real job writes while it runs).
+	Output        store.Store
+	WorkspaceGUID string
 
 	header string // IDENTITY_HEADER
 
@@ -101,7 +107,7 @@ type Server struct {
 // DefaultAzureCredential picks the managed identity.
 func New(t testing.TB) *Server {
 	s := &Server{Subscription: "00000000-0000-0000-0000-000000000001", ResourceGroup: "rg-sentinel", Workspace: "law-sentinel",
-		MaxActive: 5, header: randomHex(16), jobs: map[string]*Job{}, calls: map[string]int{}}
+		MaxActive: 5, header: randomHex(16), jobs: map[string]*Job{}, calls: map[string]int{}, WorkspaceGUID: newGUID()}
 	s.API = httptest.NewTLSServer(http.HandlerFunc(s.serveAPI))
 	s.Identity = httptest.NewServer(http.HandlerFunc(s.serveIdentity))
 	t.Cleanup(s.API.Close)
@@ -356,6 +362,14 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	s.jobs[j.ID] = j
 	s.order = append(s.order, j)
 	s.mu.Unlock()
+	if s.Output != nil {
+		c, _ := body["containerName"].(string)
+		name := "workspaceId/" + s.WorkspaceGUID + "/jobId/" + j.ID + "/timestamp=" + start.Format("2006-01-02T15") + "/" + newGUID() + ".gz.parquet"
+		if _, err := s.Output.Write(r.Context(), c, name, []byte("PAR1 fake export output PAR1"), store.Condition{}); err != nil {
+			s.refuse(w, http.StatusInternalServerError, "OutputFailed", err.Error())
+			return
+		}
+	}
 	if status != 0 {
 		s.refuse(w, status, "InjectedFault", "create "+strconv.Itoa(n)+" (after the job was created)")
 		return

@@ -6,6 +6,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 )
@@ -23,7 +24,14 @@ func main() {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	})
-	if err := http.ListenAndServe("127.0.0.1:"+port, mux); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Port 0 takes a free port: the test reads it from this line.
+	fmt.Fprintf(os.Stderr, "servefixture listening on %s\n", ln.Addr())
+	if err := http.Serve(ln, mux); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/rule"
+)
+
+// tunedVariant is a tuning of the bundled rule, as a SOC writes it, and the
+// same rule written by hand as DuckDB SQL: the independent evaluation
+// tokenpivot's result must equal.
+type tunedVariant struct {
+	name string
+	// edits are old, new pairs applied to the bundled YAML.
+	edits []string
+	// SQL parts: conditions on i (SigninLogs) and n (non-interactive) rows,
+	// on the pair, and added select columns.
+	iWhere, nWhere, pairWhere, extraCols string
+}
+
+// The base conditions, the bundled rule in SQL (tools/bench/duckdb/rule.sql),
+// with this test's safe lists: KnownSafeIPs 203.0.113.50, KnownSafeNetworks
+// 198.51.100.0/24 (an IPv4 network: ipv4_lookup never matches IPv6).
+const (
+	sqlSafeIPs  = `ip <> '203.0.113.50'`
+	sqlSafeNets = `NOT (regexp_full_match(ip, '\d+\.\d+\.\d+\.\d+') AND ip LIKE '198.51.100.%')`
+	sqlAuthCA   = `(auth = 'singleFactorAuthentication' OR ca = 'notApplied')`
+	sqlWindow   = `n.t - i.t BETWEEN INTERVAL 1 MINUTE AND INTERVAL 2 HOUR`
+)
+
+func tunedVariants() []tunedVariant {
+	const joinWhere = "  | where IPAddress != InteractiveIP\n  and Location != InteractiveCountry\n"
+	const lookup = "  | evaluate ipv4_lookup(KnownSafeNetworks, IPAddress, network, return_unmatched = true)\n  | where isempty(network)\n  | project-away network\n"
+	return []tunedVariant{{
+		name: "bundled",
+	}, {
+		name:      "window between (1m .. 10m)",
+		edits:     []string{"between (1m .. 2h)", "between (1m .. 10m)"},
+		pairWhere: `n.t - i.t BETWEEN INTERVAL 1 MINUTE AND INTERVAL 10 MINUTE AND n.ip <> i.ip AND n.loc <> i.loc`,
+	}, {
+		name:      "app exclusion after the join",
+		edits:     []string{"  | order by UserPrincipalName asc", "  | where AppDisplayName != \"Microsoft Teams\"\n  | order by UserPrincipalName asc"},
+		pairWhere: sqlWindow + ` AND n.ip <> i.ip AND n.loc <> i.loc AND n.app <> 'Microsoft Teams'`,
+	}, {
+		name:   "user-suffix exclusion on the interactive side",
+		edits:  []string{"  | where ResultType == 0\n  | where AuthenticationRequirement", "  | where ResultType == 0\n  | where not(UserPrincipalName endswith \"@CONTRACTOR.example\")\n  | where AuthenticationRequirement"},
+		iWhere: `NOT suffix(lower(upn), '@contractor.example')`,
+	}, {
+		name:      "no country test",
+		edits:     []string{joinWhere, "  | where IPAddress != InteractiveIP\n"},
+		pairWhere: sqlWindow + ` AND n.ip <> i.ip`,
+	}, {
+		name:      "an extra output column",
+		edits:     []string{"  TimeSinceInteractive = (TimeGenerated - InteractiveTime)\n", "  TimeSinceInteractive = (TimeGenerated - InteractiveTime),\n  InteractiveApp = AppDisplayName1,\n  Verdict = iff(AppDisplayName == AppDisplayName1, \"same app\", strcat(\"app \", AppDisplayName1))\n"},
+		extraCols: `, i.app AS InteractiveApp, CASE WHEN n.app = i.app THEN 'same app' ELSE 'app ' || i.app END AS Verdict`,
+	}, {
+		name: "safe IPs as a datatable, safe networks as dynamic",
+		edits: []string{
+			"let KnownSafeIPs = dynamic([", "let KnownSafeIPs = datatable(ip: string) [",
+			"  // \"20.x.x.x\" // Example Azure VPN Gateway public IP\n  ]);", "  // \"20.x.x.x\" // Example Azure VPN Gateway public IP\n  ];",
+			"let KnownSafeNetworks = datatable(network: string) [", "let KnownSafeNetworks = dynamic([",
+			"  \"0.0.0.0/32\" // Placeholder – keeps datatable valid when list is empty\n  ];", "  \"198.51.100.0/24\"\n  ]);",
+			lookup, "  | where not(ipv4_is_in_any_range(IPAddress, KnownSafeNetworks))\n",
+			lookup, "  | where not(ipv4_is_in_any_range(IPAddress, KnownSafeNetworks))\n",
+		},
+		// not(null) is null: a row whose IP is not IPv4 is dropped.
+		iWhere: `regexp_full_match(ip, '\d+\.\d+\.\d+\.\d+') AND ip NOT LIKE '198.51.100.%'`,
+		nWhere: `regexp_full_match(ip, '\d+\.\d+\.\d+\.\d+') AND ip NOT LIKE '198.51.100.%'`,
+	}, {
+		name:   "=~ on the UPN",
+		edits:  []string{"  | join kind=inner", "  | where not(UserPrincipalName =~ \"ADMIN@contoso.example\")\n  | join kind=inner"},
+		nWhere: `lower(upn) <> 'admin@contoso.example'`,
+	}, {
+		name:      "has_any on AppDisplayName",
+		edits:     []string{"  | order by UserPrincipalName asc", "  | where not(AppDisplayName has_any (\"teams\", \"PORTAL\"))\n  | order by UserPrincipalName asc"},
+		pairWhere: sqlWindow + ` AND n.ip <> i.ip AND n.loc <> i.loc AND NOT regexp_matches(lower(n.app), '(^|[^a-z0-9])(teams|portal)([^a-z0-9]|$)')`,
+	}, {
+		// Reads the interactive row's app (the pipeline's interactive
+		// extracts then carry it) and the non-interactive one's, which
+		// compact extracts lack (they are read again from the export).
+		name:      "a pair predicate on both apps, a positive test on the non-interactive app",
+		edits:     []string{"  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n", "  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n  | where AppDisplayName != AppDisplayName1 and AppDisplayName startswith \"microsoft\"\n"},
+		pairWhere: sqlWindow + ` AND n.ip <> i.ip AND n.loc <> i.loc AND n.app <> i.app AND starts_with(lower(n.app), 'microsoft')`,
+	}, {
+		name:   "matches regex, in~ and contains on the non-interactive side",
+		edits:  []string{"  | join kind=inner", "  | where not(UserPrincipalName matches regex @\"^svc[0-9]+@\") and Location in~ (\"us\", \"fr\", \"DE\", \"gb\", \"cn\") and not(AppDisplayName contains \"OUTLOOK\")\n  | join kind=inner"},
+		nWhere: `NOT regexp_matches(upn, '^svc[0-9]+@') AND lower(loc) IN ('us', 'fr', 'de', 'gb', 'cn') AND NOT contains(lower(app), 'outlook')`,
+	}}
+}
+
+// tunedSQL is a variant's rule in DuckDB SQL over the two JSON Lines files.
+func tunedSQL(v tunedVariant, ifile, nfile string) string {
+	and := func(conds ...string) string {
+		var out []string
+		for _, c := range conds {
+			if c != "" {
+				out = append(out, "("+c+")")
+			}
+		}
+		return strings.Join(out, " AND ")
+	}
+	pair := v.pairWhere
+	if pair == "" {
+		pair = sqlWindow + ` AND n.ip <> i.ip AND n.loc <> i.loc`
+	}
+	iw := and(`rt = '0'`, sqlAuthCA, sqlSafeIPs, sqlSafeNets, v.iWhere)
+	nw := and(`rt = '0'`, sqlSafeIPs, sqlSafeNets, v.nWhere)
+	if strings.Contains(v.name, "dynamic") { // the network test is the variant's own
+		iw = and(`rt = '0'`, sqlAuthCA, sqlSafeIPs, v.iWhere)
+		nw = and(`rt = '0'`, sqlSafeIPs, v.nWhere)
+	}
+	src := func(f string) string {
+		return fmt.Sprintf(`SELECT UserPrincipalName AS upn, CAST(TimeGenerated AS TIMESTAMP) AS t, IPAddress AS ip, Location AS loc,
+  ResultType AS rt, AuthenticationRequirement AS auth, ConditionalAccessStatus AS ca, AppDisplayName AS app,
+  CorrelationId AS corr, UniqueTokenIdentifier AS uti, Id AS id
+FROM read_json('%s', format = 'newline_delimited', columns = {TimeGenerated: 'VARCHAR', UserPrincipalName: 'VARCHAR', IPAddress: 'VARCHAR',
+  Location: 'VARCHAR', ResultType: 'VARCHAR', AuthenticationRequirement: 'VARCHAR', ConditionalAccessStatus: 'VARCHAR',
+  AppDisplayName: 'VARCHAR', CorrelationId: 'VARCHAR', UniqueTokenIdentifier: 'VARCHAR', Id: 'VARCHAR'})`, f)
+	}
+	return fmt.Sprintf(`WITH i AS (SELECT * FROM (%s) WHERE %s),
+n AS (SELECT * FROM (%s) WHERE %s)
+SELECT strftime(n.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS NISignInTime, strftime(i.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS InteractiveTime,
+  n.upn AS UserPrincipalName, n.app AS AppDisplayName, n.ip AS NIIPAddress, n.loc AS NICountry, i.ip AS InteractiveIP,
+  i.loc AS InteractiveCountry, n.corr AS CorrelationId, n.uti AS UniqueTokenIdentifier,
+  printf('%%02d:%%02d:%%02d', epoch(n.t - i.t)::BIGINT // 3600, epoch(n.t - i.t)::BIGINT // 60 %% 60, epoch(n.t - i.t)::BIGINT %% 60) AS TimeSinceInteractive
+  %s
+FROM n JOIN i ON n.upn = i.upn
+WHERE %s`, src(ifile), iw, src(nfile), nw, v.extraCols, pair)
+}
+
+// writeTunedData writes generated sign-ins that exercise every variant:
+// case variants of users, apps whose names share terms, private, safe and
+// IPv6 addresses, times around the window's ends.
+func writeTunedData(t *testing.T, dir string) (ifile, nfile string) {
+	rng := rand.New(rand.NewPCG(22, 1))
+	users := []string{"alice@contoso.example", "bob@contoso.example", "admin@contoso.example", "Admin@contoso.example",
+		"carol@contractor.example", "dave@Contractor.Example", "svc1@contoso.example", "erin@contoso.example"}
+	ips := []string{"20.1.1.1", "20.1.1.2", "91.200.1.6", "203.0.113.50", "198.51.100.7", "10.0.0.5", "2001:db8::5", "45.9.9.9", ""}
+	locs := []string{"US", "FR", "DE", "GB", "cn", ""}
+	apps := []string{"Microsoft Teams", "Microsoft Teams Web Client", "Outlook Mobile", "Azure Portal", "Teamsters Portal2", "Office 365 Exchange Online"}
+	auths := []string{"singleFactorAuthentication", "multiFactorAuthentication", "SingleFactorAuthentication"}
+	cas := []string{"notApplied", "success", "failure"}
+	base := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	pick := func(l []string) string { return l[rng.IntN(len(l))] }
+	write := func(name string, n int, interactive bool) string {
+		var b strings.Builder
+		for k := range n {
+			rec := map[string]string{
+				"TimeGenerated":         base.Add(time.Duration(rng.IntN(4*3600)) * time.Second).Format(time.RFC3339),
+				"UserPrincipalName":     pick(users),
+				"IPAddress":             pick(ips),
+				"Location":              pick(locs),
+				"ResultType":            []string{"0", "0", "0", "50126"}[rng.IntN(4)],
+				"AppDisplayName":        pick(apps),
+				"CorrelationId":         fmt.Sprintf("corr-%s-%d", name, k),
+				"UniqueTokenIdentifier": fmt.Sprintf("tok-%s-%d", name, k),
+				"Id":                    fmt.Sprintf("%s-%d", name, k),
+			}
+			if interactive {
+				rec["AuthenticationRequirement"] = pick(auths)
+				rec["ConditionalAccessStatus"] = pick(cas)
+			} else {
+				rec["AuthenticationRequirement"], rec["ConditionalAccessStatus"] = "", ""
+			}
+			line, _ := json.Marshal(rec)
+			b.Write(line)
+			b.WriteByte('\n')
+		}
+		p := filepath.Join(dir, name+".jsonl")
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("interactive", 200, true), write("noninteractive", 900, false)
+}
+
+// TestTunedRulesMatchDuckDB runs each tuned rule through `detect` and
+// compares its rows with DuckDB's evaluation of the hand-written SQL.
+func TestTunedRulesMatchDuckDB(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed: the DuckDB evaluation needs it")
+	}
+	duck := filepath.Join("tools", "bench", "duckdb")
+	if _, err := os.Stat(filepath.Join(duck, "node_modules", "@duckdb", "node-api")); err != nil {
+		t.Fatalf("DuckDB is not installed: run npm ci in %s", duck)
+	}
+	dir := t.TempDir()
+	ifile, nfile := writeTunedData(t, dir)
+	// The same rows as exports in their containers, for process: the
+	// non-interactive ones as Parquet (so the pipeline keeps compact
+	// extracts of them), written by DuckDB; the interactive ones as JSON
+	// Lines, added only for a second run, so that they probe the stored
+	// non-interactive extracts (the path a late interactive blob takes).
+	nExports, allExports := t.TempDir(), t.TempDir()
+	nDir := filepath.Join(nExports, "am-aadnoninteractiveusersigninlogs", "y=2026", "m=11", "d=20")
+	if err := os.MkdirAll(nDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	toParquet := fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {TimeGenerated: 'VARCHAR', UserPrincipalName: 'VARCHAR', IPAddress: 'VARCHAR',
+  Location: 'VARCHAR', ResultType: 'VARCHAR', AuthenticationRequirement: 'VARCHAR', ConditionalAccessStatus: 'VARCHAR',
+  AppDisplayName: 'VARCHAR', CorrelationId: 'VARCHAR', UniqueTokenIdentifier: 'VARCHAR', Id: 'VARCHAR'})) TO '%s' (FORMAT parquet)`,
+		nfile, filepath.Join(nDir, "part-0.parquet"))
+	runDuckDB(t, duck, toParquet)
+	iDir := filepath.Join(allExports, "am-signinlogs", "y=2026", "m=11", "d=20")
+	if err := os.MkdirAll(iDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(ifile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(iDir, "PT05M.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	iExports := t.TempDir()
+	if err := os.CopyFS(iExports, os.DirFS(allExports)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(allExports, os.DirFS(nExports)); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range tunedVariants() {
+		t.Run(v.name, func(t *testing.T) {
+			yaml := string(rule.DefaultYAML())
+			yaml = strings.Replace(yaml, `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50" // Example VPN egress IP 1`, 1)
+			yaml = strings.Replace(yaml, `  "0.0.0.0/32" // Placeholder`, `  "198.51.100.0/24" // Placeholder`, 1)
+			for k := 0; k+1 < len(v.edits); k += 2 {
+				old := strings.Replace(v.edits[k], `"0.0.0.0/32" // Placeholder`, `"198.51.100.0/24" // Placeholder`, 1)
+				if !strings.Contains(yaml, old) {
+					t.Fatalf("edit %q: not in the rule", old)
+				}
+				yaml = strings.Replace(yaml, old, v.edits[k+1], 1)
+			}
+			rf := filepath.Join(t.TempDir(), "rule.yaml")
+			if err := os.WriteFile(rf, []byte(yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errs := runCLI(t, "detect", "--rule", rf, "--interactive", ifile, "--noninteractive", nfile)
+			if code != 0 {
+				t.Fatalf("detect: exit %d: %s", code, errs)
+			}
+			want := runDuckDB(t, duck, tunedSQL(v, ifile, nfile))
+			got, exp := sortedLines(out), sortedLines(string(want))
+			if len(exp) == 0 {
+				t.Fatal("DuckDB found no rows: the data does not exercise this variant")
+			}
+			if !slices.Equal(got, exp) {
+				missing, extra := diffLines(exp, got)
+				t.Errorf("%d rows, DuckDB %d; missing %d, extra %d\nmissing: %q\nextra: %q", len(got), len(exp), len(missing), len(extra), first(missing), first(extra))
+			}
+			t.Logf("%d rows", len(got))
+
+			// The same rule through the event pipeline (process): one alert
+			// per result row, whose evidence is the row's eleven columns.
+			y := yaml + "eventGroupingSettings:\n  aggregationKind: AlertPerResult\n"
+			if err := os.WriteFile(rf, []byte(y), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if testing.Short() {
+				return
+			}
+			// Either table first: the later one probes the stored extracts
+			// of the other.
+			for _, first := range []string{nExports, iExports} {
+				checkProcess(t, rf, []string{first, allExports}, exp)
+			}
+		})
+	}
+}
+
+// checkProcess runs process over each exports folder in turn, on one state,
+// and compares the alerts' evidence rows with exp (DuckDB's rows).
+func checkProcess(t *testing.T, rf string, runs []string, exp []string) {
+	t.Helper()
+	state := t.TempDir()
+	for _, exports := range runs {
+		if code, _, errs := runCLI(t, "process", "--storage", exports, "--state", state, "--rule", rf); code != 0 {
+			t.Fatalf("process: exit %d: %s", code, errs)
+		}
+	}
+	docs, _, err := alertsOf(t, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []detect.Result
+	for _, d := range docs {
+		rows = append(rows, d.Results...)
+	}
+	var b strings.Builder
+	if err := detect.WriteJSONL(&b, rows); err != nil {
+		t.Fatal(err)
+	}
+	gotP, expP := sortedLines(b.String()), elevenColumns(t, exp)
+	if !slices.Equal(gotP, expP) {
+		missing, extra := diffLines(expP, gotP)
+		t.Errorf("process (%s first): %d rows, DuckDB %d; missing %d, extra %d\nmissing: %q\nextra: %q", filepath.Base(runs[0]), len(gotP), len(expP), len(missing), len(extra), first(missing), first(extra))
+	}
+}
+
+// runDuckDB runs one SQL statement in DuckDB and returns its rows as JSON
+// Lines.
+func runDuckDB(t *testing.T, duck, sql string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	sqlFile, outFile := filepath.Join(dir, "q.sql"), filepath.Join(dir, "out.jsonl")
+	if err := os.WriteFile(sqlFile, []byte(sql), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(filepath.Join(duck, "sql.mjs"))
+	if b, err := exec.Command("node", abs, sqlFile, outFile).CombinedOutput(); err != nil {
+		t.Fatalf("duckdb: %v\n%s", err, b)
+	}
+	out, err := os.ReadFile(outFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sortedLines(s string) []string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return nil
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+// elevenColumns keeps the bundled rule's columns of JSON rows (the alert
+// documents' evidence holds those), sorted.
+func elevenColumns(t *testing.T, lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		r, err := detect.UnmarshalResultLenient([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(detect.AppendJSON(nil, r)))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func first(l []string) []string { return l[:min(3, len(l))] }
