@@ -77,18 +77,24 @@ func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out 
 	if err != nil {
 		return nil, nil, err
 	}
+	x, err := p.indexOfListed(ctx, listed, out)
+	return x, listed, err
+}
+
+// indexOfListed is interactiveIndex for extracts already listed.
+func (p *Pipeline) indexOfListed(ctx context.Context, listed []store.Properties, out *Outcome) (*detect.Index, error) {
 	if x := p.indexes.get(extractsKey(listed)); x != nil {
-		return x, listed, nil
+		return x, nil
 	}
 	x, complete, err := p.indexOf(ctx, listed, out)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if !complete {
 		x.Seal()
-		return x, listed, nil
+		return x, nil
 	}
-	return p.indexes.put(extractsKey(listed), x), listed, nil
+	return p.indexes.put(extractsKey(listed), x), nil
 }
 
 // indexOf reads the listed interactive extracts into a new index; complete

@@ -79,7 +79,8 @@ func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store
 	plan := p.cfg.Filter.Plan
 	compact := !appendable && from == 0 && to == props.Size && (plan == nil || len(plan.NExtra) == 0)
 	s := &stream{p: p, ctx: ctx, w: w, props: props, gen: gen, from: from, to: to, compact: compact, out: out,
-		hours: map[time.Time]*hourExtract{}, first: map[time.Time]map[string]bool{}}
+		hours: map[time.Time]*hourExtract{}, first: map[time.Time]map[string]bool{},
+		listedHours: map[time.Time][]store.Properties{}}
 	defer s.abort()
 
 	name := props.Container + "/" + props.Name
@@ -148,8 +149,10 @@ type stream struct {
 	x       *detect.Index
 	regrown bool // x was replaced by a larger index while reading
 	first   map[time.Time]map[string]bool
-	results []detect.Result
-	err     error // an error of keep (Scan's Keep cannot return one)
+	// listedHours holds the listing of each interactive hour, made once.
+	listedHours map[time.Time][]store.Properties
+	results     []detect.Result
+	err         error // an error of keep (Scan's Keep cannot return one)
 }
 
 // hourExtract is one event hour's extract being written.
@@ -207,9 +210,8 @@ func (s *stream) rows(rs []signin.Record) error {
 			if err := e.rows.add(r); err != nil {
 				return fmt.Errorf("extract %s: %w", e.name, err)
 			}
-			if s.x.Len() == 0 || !s.x.MayMatch(r) {
-				continue
-			}
+			// A full extract holds whole rows: the look reads them back.
+			continue
 		}
 		s.results = s.x.Probe(s.results, r)
 	}
@@ -255,8 +257,13 @@ func (s *stream) hour(t time.Time) (*hourExtract, error) {
 	}
 	s.hours[h] = e
 	s.last = e
-	if err := s.prelook(h); err != nil {
-		return nil, err
+	// A full extract (a growing plain JSON Lines blob, a tuned rule's row
+	// predicates) is joined after publishing, read back whole by the look:
+	// no pre-look, so no listing twice.
+	if s.compact {
+		if err := s.prelook(h); err != nil {
+			return nil, err
+		}
 	}
 	return e, nil
 }
@@ -277,7 +284,21 @@ func (s *stream) prelook(h time.Time) error {
 		hours = append(hours, ih)
 	}
 	slices.SortFunc(hours, time.Time.Compare)
-	x, listed, err := s.p.interactiveIndex(s.ctx, hours, s.out)
+	// Each interactive hour is listed once per blob: an extract published
+	// since an hour was listed is found by the look after publishing.
+	var listed []store.Properties
+	for _, ih := range hours {
+		l, ok := s.listedHours[ih]
+		if !ok {
+			var err error
+			if l, err = s.p.listExtracts(s.ctx, signin.Interactive, []time.Time{ih}); err != nil {
+				return err
+			}
+			s.listedHours[ih] = l
+		}
+		listed = append(listed, l...)
+	}
+	x, err := s.p.indexOfListed(s.ctx, listed, s.out)
 	if err != nil {
 		return err
 	}
@@ -343,15 +364,36 @@ func (s *stream) look(own []store.Properties) ([]detect.Result, error) {
 	var extra []store.Properties
 	seen := map[string]bool{}
 	var mine []store.Properties
+	// One listing of every interactive hour the blob's hours reach.
+	set := map[time.Time]bool{}
 	for _, pr := range own {
-		h := s.hourOf(pr.Name)
-		listed, err := s.p.listExtracts(s.ctx, signin.Interactive, reach(signin.NonInteractive, h, s.p.maxGap()))
-		if err != nil {
+		for _, ih := range reach(signin.NonInteractive, s.hourOf(pr.Name), s.p.maxGap()) {
+			set[ih] = true
+		}
+	}
+	hours := make([]time.Time, 0, len(set))
+	for ih := range set {
+		hours = append(hours, ih)
+	}
+	slices.SortFunc(hours, time.Time.Compare)
+	all, err := s.p.listExtracts(s.ctx, signin.Interactive, hours)
+	if err != nil {
+		return nil, err
+	}
+	if !s.compact {
+		// No pre-look: the index of everything listed probes the rows.
+		x, err := s.p.indexOfListed(s.ctx, all, s.out)
+		if err != nil || x.Len() == 0 {
 			return nil, err
 		}
+		return s.p.probeExtracts(s.ctx, x, own, s.out)
+	}
+	for _, pr := range own {
+		h := s.hourOf(pr.Name)
+		reached := reachedBy(h, s.p.maxGap(), all)
 		added := false
-		for _, ipr := range listed {
-			if s.first[h][ipr.Name] {
+		for _, ipr := range all {
+			if !reached[ipr.Name] || s.first[h][ipr.Name] {
 				continue
 			}
 			added = true
