@@ -77,8 +77,10 @@ func TestMemoryBoundedByRowGroup(t *testing.T) {
 		t.Logf("%d-row blob (%d candidates, %d results): peak heap %.1f MiB", rows, out.Candidates, out.Results, float64(peak)/(1<<20))
 		peaks[rows] = peak
 	}
-	// 4x the rows: at most 20% more heap and 8 MiB (the results).
-	if lo, hi := peaks[small], peaks[4*small]; hi > lo+lo/5+8<<20 {
+	// 3x more rows: at most 32 MiB more heap (sampling noise, the results).
+	// Holding the candidates (0.7 KiB a row) adds 84 MB at the race
+	// detector's sizes and over 200 MB at the others.
+	if lo, hi := peaks[small], peaks[4*small]; hi > lo+32<<20 {
 		t.Errorf("peak heap grew with the blob: %.1f MiB for %d rows, %.1f MiB for %d", float64(lo)/(1<<20), small, float64(hi)/(1<<20), 4*small)
 	}
 }
