@@ -68,20 +68,10 @@ func extractsKey(props []store.Properties) string {
 	return b.String()
 }
 
-// interactiveIndex returns the index of the interactive extracts of hours,
-// from the cache when the listing matches the extracts it was built from,
-// and that listing. An index is cached only when every extract listed was
-// read whole: one set aside or gone since the listing leaves it out.
-func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out *Outcome) (*detect.Index, []store.Properties, error) {
-	listed, err := p.listExtracts(ctx, signin.Interactive, hours)
-	if err != nil {
-		return nil, nil, err
-	}
-	x, err := p.indexOfListed(ctx, listed, out)
-	return x, listed, err
-}
-
-// indexOfListed is interactiveIndex for extracts already listed.
+// indexOfListed returns the index of the listed interactive extracts, from
+// the cache when the listing matches the extracts it was built from. An
+// index is cached only when every extract listed was read whole: one set
+// aside or gone since the listing leaves it out.
 func (p *Pipeline) indexOfListed(ctx context.Context, listed []store.Properties, out *Outcome) (*detect.Index, error) {
 	if x := p.indexes.get(extractsKey(listed)); x != nil {
 		return x, nil

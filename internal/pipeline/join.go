@@ -153,7 +153,7 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 			return err
 		}
 		// Pass 1. Matches are noted only once the extract read whole: a
-		// failed read is set aside and its source redone (eachExtract).
+		// failed read is set aside and its source redone (readExtracts).
 		var matched []signin.Record
 		opts := signin.Options{Final: true, Keep: keepUser,
 			PositionIds: signin.PositionIdPrefix + p.cfg.StateContainer + "/" + props.Name + "#"}
@@ -269,23 +269,14 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 	return rows, nil, nil
 }
 
-// eachExtract calls fn for every published extract of table t in hours,
-// ignoring state older than the allowed lateness: lifecycle rules delete it
-// at day granularity, so reading it would make results depend on timing.
+// readExtracts calls fn for each of the listed extracts (listExtracts
+// ignores state older than the allowed lateness: lifecycle rules delete it
+// at day granularity, so reading it would make results depend on timing).
 //
 // An extract that cannot be read is moved aside and its export blob's
 // ledger entry forgotten, so that blob is processed again and republishes
 // it; this blob goes on with the others. When the redone blob looks, it
 // finds this blob's extract, so no pair is lost.
-func (p *Pipeline) eachExtract(ctx context.Context, t signin.Table, hours []time.Time, out *Outcome, fn func(store.Properties) error) error {
-	listed, err := p.listExtracts(ctx, t, hours)
-	if err != nil {
-		return err
-	}
-	return p.readExtracts(ctx, listed, out, fn)
-}
-
-// readExtracts calls fn for each of the listed extracts, as eachExtract.
 func (p *Pipeline) readExtracts(ctx context.Context, listed []store.Properties, out *Outcome, fn func(store.Properties) error) error {
 	for _, props := range listed {
 		err := fn(props)
