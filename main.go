@@ -43,7 +43,7 @@ func commands() []command {
 		{"alerts", "list the alerts and incidents in a storage account or folder", runAlerts},
 		{"serve", "run the Azure Functions custom handler", runServe},
 		{"exports", "request and list Log Analytics export jobs (schedule --from --to, status)", runExports},
-		{"rule", "check a Sentinel rule YAML: print the plan its query compiles to, or why it is refused", runRule},
+		{"rule", "check a Sentinel rule YAML (the plan its query compiles to, or why it is refused); lint rule folders for coverage", runRuleCommand},
 	}
 }
 
