@@ -60,6 +60,9 @@ type lintResult struct {
 	Error     string `json:"error,omitempty"`
 	// Tables are the tables (and table-valued sources) the query names.
 	Tables []string `json:"tables"`
+	// Operators are the tabular operators the query uses anywhere (after a
+	// '|', and union): what the whole rule needs, past its first refusal.
+	Operators []string `json:"operators"`
 }
 
 // lintCount is one entry of a histogram.
@@ -76,6 +79,7 @@ type lintReport struct {
 	Reasons  []lintCount `json:"byReason"`
 	Ops      []lintCount `json:"byOperator"`
 	Tables   []lintCount `json:"byTable"`
+	Used     []lintCount `json:"byOperatorUsed"`
 	Warnings []string    `json:"warnings,omitempty"`
 }
 
@@ -162,7 +166,7 @@ func isYAMLName(p string) bool {
 // lintFile classifies one file; ok is false for YAML that is not an
 // analytics rule (no top-level query: field).
 func lintFile(name string, data []byte) (res lintResult, ok bool) {
-	res = lintResult{File: name, Tables: []string{}}
+	res = lintResult{File: name, Tables: []string{}, Operators: []string{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		// Not readable as YAML: a rule only if it has a query: key at all.
@@ -194,7 +198,7 @@ func lintFile(name string, data []byte) (res lintResult, ok bool) {
 		res.Status, res.Reason, res.Error, res.Line = lintInvalid, "rule file: query", "query: is not a string", query.Line
 		return res, true
 	}
-	res.Tables = queryTables(query.Value)
+	res.Tables, res.Operators = queryTables(query.Value)
 	_, err := rule.Load(name, data)
 	if err == nil {
 		res.Status = lintSupported
@@ -320,8 +324,9 @@ var (
 )
 
 // queryTables returns the tables a query names, sorted: known tables,
-// ASIM parsers (_Im_*, _ASim_*) and externaldata, outside comments.
-func queryTables(q string) []string {
+// ASIM parsers (_Im_*, _ASim_*) and externaldata, outside comments; and
+// the tabular operators it uses (the word after each '|', and union).
+func queryTables(q string) (tables, ops []string) {
 	seen := map[string]bool{}
 	// Strings first, so a // inside a string (a URL) is not a comment; then
 	// comments; then identifiers of what is left.
@@ -347,9 +352,23 @@ func queryTables(q string) []string {
 			seen[id] = true
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for t := range seen {
-		out = append(out, t)
+	used := map[string]bool{}
+	for _, m := range kqlOperator.FindAllStringSubmatch(code, -1) {
+		op := m[1] + m[3]
+		if m[2] != "" && (op == "order" || op == "sort") {
+			op += " by"
+		}
+		used[op] = true
+	}
+	return sortedKeys(seen), sortedKeys(used)
+}
+
+var kqlOperator = regexp.MustCompile(`(?:\|\s*([a-z][a-z-]*)(?:\s+(by)\b)?|\b(union)\b)`)
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
 	slices.Sort(out)
 	return out
@@ -364,7 +383,7 @@ func opKind(op string) string {
 }
 
 func (rep *lintReport) summarise() {
-	status, reasons, ops, tables := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
+	status, reasons, ops, tables, used := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
 	for _, r := range rep.Rules {
 		status[r.Status]++
 		if r.Reason != "" {
@@ -376,8 +395,12 @@ func (rep *lintReport) summarise() {
 		for _, t := range r.Tables {
 			tables[t]++
 		}
+		for _, o := range r.Operators {
+			used[o]++
+		}
 	}
 	rep.Status, rep.Reasons, rep.Ops, rep.Tables = histogram(status), histogram(reasons), histogram(ops), histogram(tables)
+	rep.Used = histogram(used)
 }
 
 // histogram sorts by count, most first, then by key.
@@ -413,7 +436,7 @@ func (rep *lintReport) writeTable(w io.Writer) error {
 	for _, h := range []struct {
 		title string
 		c     []lintCount
-	}{{"by status", rep.Status}, {"by first refusal reason", rep.Reasons}, {"by operator refused at", rep.Ops}, {"by table named", rep.Tables}} {
+	}{{"by status", rep.Status}, {"by first refusal reason", rep.Reasons}, {"by operator refused at", rep.Ops}, {"by table named", rep.Tables}, {"rules using each operator", rep.Used}} {
 		fmt.Fprintf(w, "\n%s:\n", h.title)
 		for _, c := range h.c {
 			fmt.Fprintf(w, "  %4d  %s\n", c.Count, c.Key)

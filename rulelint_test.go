@@ -119,6 +119,14 @@ func TestRuleLintSentinelCorpus(t *testing.T) {
 		{"SigninLogs", 40, rep.Tables},
 		{"AuditLogs", 27, rep.Tables},
 		{"AADNonInteractiveUserSignInLogs", 24, rep.Tables},
+		// What the rules need past their first refusal: operator 3 of
+		// issue 24 (summarize), the join, union of the sign-in tables.
+		{"summarize", 39, rep.Used},
+		{"join", 30, rep.Used}, // 29 official rules and the bundled one
+		{"union", 24, rep.Used},
+		{"mv-expand", 20, rep.Used},
+		{"mv-apply", 16, rep.Used},
+		{"make-series", 4, rep.Used},
 	} {
 		if got := count(w.hist, w.key); got != w.n {
 			t.Errorf("%s: %d, want %d", w.key, got, w.n)
@@ -126,6 +134,18 @@ func TestRuleLintSentinelCorpus(t *testing.T) {
 	}
 	if rep.Reasons[0].Key != "user-defined function" {
 		t.Errorf("top refusal reason %v, want user-defined function", rep.Reasons[0])
+	}
+
+	// A commented-out operator is not used: this rule's only summarize and
+	// this one's only join are behind //.
+	for file, op := range map[string]string{
+		"Solutions/Microsoft Entra ID/Analytic Rules/UserAssignedPrivilegedRole.yaml": "summarize",
+		"Solutions/Microsoft Entra ID/Analytic Rules/BypassCondAccessRule.yaml":       "join",
+	} {
+		r := byFile[filepath.Join(sentinelRules, file)]
+		if slices.Contains(r.Operators, op) || !slices.Contains(r.Operators, "where") {
+			t.Errorf("%s: operators %q: want where, and not the commented-out %s", file, r.Operators, op)
+		}
 	}
 
 	// The line a refusal names is the file's line holding what is refused.
