@@ -40,7 +40,7 @@ func runRuleCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 const (
 	lintSupported = "supported" // compiles to a plan the engine runs
 	lintRefused   = "refused"   // the query is outside what the engine runs
-	lintInvalid   = "invalid"   // a rule YAML (it has a query) that Load rejects for another field
+	lintInvalid   = "invalid"   // a rule (it has a query:) that is not valid YAML, or whose query runs but another field does not load
 )
 
 // lintResult is one rule file's classification.
