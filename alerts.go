@@ -16,9 +16,10 @@ import (
 )
 
 func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNECTION-STRING [--format table|json] [--redeliver] [--backfill --since TIME]")
+	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNSTR [--format table|json] [--wide]\n       [--redeliver] [--backfill --since TIME]")
 	sf := settings.Register(fs, join(storageSettings, outputSettings, []string{settings.StateContainer}, deliverySettings)...)
 	format := fs.String("format", "table", "output `format`: table, or json (one alert document per line)")
+	wide := fs.Bool("wide", false, "print every column and full ids (wider than 120 columns)")
 	redeliver := fs.Bool("redeliver", false, "make every failed or waiting delivery due now, release held (410) targets and, when sinks are configured, deliver now")
 	backfill := fs.Bool("backfill", false, "give the configured sinks every revision recorded since --since that they have not had (a sink added later starts from when it was configured)")
 	since := fs.String("since", "", "with --backfill: the RFC 3339 `time` to backfill from")
@@ -98,7 +99,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
-	if err := alert.WriteTable(stdout, docs, incs); err != nil {
+	if err := writeAlertTable(stdout, docs, incs, *wide); err != nil {
 		return err
 	}
 	entries, err := ob.Entries(ctx)

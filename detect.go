@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,15 +23,16 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&ipaths, "interactive", "SigninLogs export `PATH`: a file or a folder read recursively (repeatable)")
 	fs.Var(&npaths, "noninteractive", "AADNonInteractiveUserSignInLogs export `PATH` (repeatable)")
 	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion}, settings.PrecisionSettings)...)
-	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with TimeGenerated > now-3h")
+	now := fs.String("now", "", "emulate one scheduled run at this RFC 3339 `time`: keep rows with now-3h < TimeGenerated <= now")
 	format := fs.String("format", "jsonl", "output `format`: jsonl, csv or table")
+	wide := fs.Bool("wide", false, "with --format table: every column (the NI time, the app), wider than 120 columns")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if len(ipaths) == 0 || len(npaths) == 0 {
 		return usagef("--interactive and --noninteractive are both required")
 	}
-	out, err := resultWriter(*format)
+	out, err := resultWriter(*format, *wide)
 	if err != nil {
 		return err
 	}
@@ -58,15 +60,16 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if lookback > 0 {
 			f.After = t.Add(-lookback)
 		}
+		f.Until = t // a run at T cannot see rows after T
 	}
 	var skipped skippedNames
 	ifiles, err := exportFiles(ipaths, &skipped)
 	if err != nil {
-		return err
+		return flagError("--interactive", err)
 	}
 	nfiles, err := exportFiles(npaths, &skipped)
 	if err != nil {
-		return err
+		return flagError("--noninteractive", err)
 	}
 	if skipped.n > 0 {
 		// Backfills never drop blobs silently (DESIGN.md 7).
@@ -76,13 +79,40 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	prog := newProgress(stderr, "reading exports", totalSize(ifiles)+totalSize(nfiles))
 	defer prog.Finish()
 	pf := newPairFilter(mode)
-	rows, err := detectFiles(ctx, ifiles, nfiles, f, pf, fileReader{"detect", s.MaxExpansion, stderr}, prog)
+	rows, rejected, err := detectFiles(ctx, ifiles, nfiles, f, pf, fileReader{"detect", s.MaxExpansion, stderr}, prog)
 	if err != nil {
 		return err
 	}
 	prog.Finish()
 	pf.report(stderr, "detect")
-	return out(stdout, rows)
+	if err := out(stdout, rows); err != nil {
+		return err
+	}
+	return rejectedFiles(stderr, rejected)
+}
+
+// rejectedFiles reports the files a run could not read, after the rows of
+// the others: exit 2 when there were any.
+func rejectedFiles(stderr io.Writer, rejected []error) error {
+	if len(rejected) == 0 {
+		return nil
+	}
+	if len(rejected) == 1 {
+		return badInputError{fmt.Errorf("%w (the other files' rows are printed)", rejected[0])}
+	}
+	for _, e := range rejected {
+		fmt.Fprintf(stderr, "detect: rejected: %v\n", e)
+	}
+	return badInputError{fmt.Errorf("%d files could not be read (listed above); the rows of the others are printed", len(rejected))}
+}
+
+// flagError puts the flag a usage error is about in front of its message.
+func flagError(flag string, err error) error {
+	var u usageError
+	if errors.As(err, &u) {
+		return usagef("%s %w", flag, u.err)
+	}
+	return err
 }
 
 // fileReader reads local export files: with the gzip bound, and a warning
@@ -95,6 +125,12 @@ type fileReader struct {
 
 func (fr fileReader) read(ctx context.Context, file exportFile, t signin.Table, opts signin.Options, fn func([]signin.Record) error) error {
 	opts.MaxExpansion = fr.maxExpansion
+	if file.size == 0 {
+		// Not an error (an export writer may create a blob before its
+		// content), but a local file of 0 bytes is worth saying.
+		fmt.Fprintf(fr.stderr, "%s: warning: %s: %s: empty (0 bytes): no rows; want a Parquet or JSON Lines export\n", fr.command, t, file.path)
+		return nil
+	}
 	st, err := scanFile(ctx, file, t, opts, fn)
 	if err == nil && st.SkippedRows > 0 {
 		fmt.Fprintf(fr.stderr, "%s: warning: %s: %s: skipped %d %s that could not be read; first: %v\n",
@@ -104,49 +140,70 @@ func (fr fileReader) read(ctx context.Context, file exportFile, t signin.Table, 
 		fmt.Fprintf(fr.stderr, "%s: warning: %s: %s: %d optional %s could not be read and read as empty; first: %v\n",
 			fr.command, t, file.path, st.BlankedCells, plural(int(st.BlankedCells), "value", "values"), st.FirstBlanked)
 	}
+	if err == nil && st.TimeFallbacks > 0 {
+		fmt.Fprintf(fr.stderr, "%s: warning: %s: %s: %d %s an unreadable time; their properties.createdDateTime was used; first: %v\n",
+			fr.command, t, file.path, st.TimeFallbacks, plural(int(st.TimeFallbacks), "record has", "records have"), st.FirstTimeFallback)
+	}
 	return err
 }
 
 // detectFiles runs the rule over export files: the interactive candidates
 // (few: single-factor successes) are held, and the much larger
-// non-interactive side streams past them. A precision mode (pf, nil for
-// exact) removes rows as they are found.
-func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, pf *pairFilter, fr fileReader, prog *progress) ([]detect.Result, error) {
+// non-interactive side streams past them. A file that can never be read
+// (a *signin.FormatError) is reported in rejected and its rows left out,
+// and the others still count: one bad file must not hide the rest. A
+// precision mode (pf, nil for exact) removes rows as they are found.
+func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, pf *pairFilter, fr fileReader, prog *progress) (rows []detect.Result, rejected []error, err error) {
 	x := detect.NewIndexFor(f.Plan)
+	var held []signin.Record
 	for _, file := range ifiles {
+		held = held[:0]
 		err := fr.read(ctx, file, signin.Interactive, pf.options(signin.Options{Keep: f.Interactive}), func(rs []signin.Record) error {
-			for _, r := range rs {
-				x.Add(r)
-				pf.addInteractive(&r)
-			}
+			held = append(held, rs...)
 			return nil
 		})
-		if err != nil {
-			return nil, err
-		}
 		prog.Add(file.size)
+		if signin.IsFormatError(err) {
+			rejected = append(rejected, err)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for k := range held {
+			x.Add(held[k])
+			pf.addInteractive(&held[k])
+		}
 	}
-	var rows []detect.Result
 	// Decide on the cheap columns whether a row can pair at all, so the
 	// reader decodes the wide ones only for the few that can.
 	x.Seal()
 	keepN := func(r *signin.Record) bool { return x.MayMatch(r) && f.NonInteractive(r) }
 	for _, file := range nfiles {
+		// A rejected file's pairs are dropped. (Probe's dedup keeps having
+		// seen its records: the same records in another file then count
+		// once, from whichever file came first.)
+		before := len(rows)
 		err := fr.read(ctx, file, signin.NonInteractive, pf.options(signin.Options{Keep: keepN}), func(rs []signin.Record) error {
 			for k := range rs {
-				before := len(rows)
+				n := len(rows)
 				rows = x.Probe(rows, &rs[k])
-				rows = pf.filter(rows, before, &rs[k])
+				rows = pf.filter(rows, n, &rs[k])
 			}
 			return nil
 		})
-		if err != nil {
-			return nil, err
-		}
 		prog.Add(file.size)
+		if signin.IsFormatError(err) {
+			rows = rows[:before]
+			rejected = append(rejected, err)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 	}
 	detect.Sort(rows)
-	return rows, nil
+	return rows, rejected, nil
 }
 
 type exportFile struct {
@@ -183,6 +240,9 @@ func exportFiles(paths []string, skipped *skippedNames) ([]exportFile, error) {
 	var out []exportFile
 	for _, p := range paths {
 		info, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, usagef("%s: no such file or folder", p)
+		}
 		if err != nil {
 			return nil, usageError{err}
 		}

@@ -30,9 +30,10 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "schedule requests one Log Analytics export job per table and hour of [--from, --to),")
 		fmt.Fprintln(stderr, "each hour once (state in the state container, shared with the ScheduleExports timer);")
-		fmt.Fprintln(stderr, "status lists that state. Settings: "+exportjob.EnvWorkspace+" and the rest of exportjob.Settings (README: export jobs).")
+		fmt.Fprintln(stderr, "status lists that state. Settings: "+exportjob.EnvWorkspace+" and the others")
+		fmt.Fprintln(stderr, "'tokenpivot help serve' lists (README: \"Operating export jobs\").")
 		if len(args) == 0 {
-			return usagef("exports: want schedule or status")
+			return usagef("want a subcommand: schedule or status")
 		}
 		return nil
 	}
@@ -42,7 +43,7 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "status":
 		return runExportsStatus(ctx, args[1:], stdout, stderr)
 	}
-	return usagef("exports: unknown subcommand %q: want schedule or status", args[0])
+	return usagef("unknown subcommand %q: want schedule or status", args[0])
 }
 
 // exportsFlags are the flags both subcommands share: the state storage
@@ -212,6 +213,7 @@ func runExportsStatus(ctx context.Context, args []string, stdout, stderr io.Writ
 	var f exportsFlags
 	f.register(fs)
 	format := fs.String("format", "table", "output `format`: table or json (one state per line)")
+	wide := fs.Bool("wide", false, "print every column, full job ids and errors (wider than 120 columns)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -254,14 +256,28 @@ func runExportsStatus(ctx context.Context, args []string, stdout, stderr io.Writ
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOUR\tTABLE\tPHASE\tJOB\tSTATUS\tPROGRESS\tRETRIES\tSTUCK\tERROR")
+	if *wide {
+		fmt.Fprintln(tw, "HOUR (UTC)\tTABLE\tPHASE\tJOB\tSTATUS\tPROGRESS\tRETRIES\tSTUCK SINCE (UTC)\tERROR")
+	} else {
+		fmt.Fprintln(tw, "HOUR (UTC)\tTABLE\tPHASE\tJOB\tSTATUS\tRETRIES\tSTUCK\tERROR")
+	}
 	for _, st := range states {
-		stuck := ""
-		if st.Stuck {
-			stuck = "since " + st.StuckSince.Format(time.RFC3339)
+		hour := st.Hour.UTC().Format("2006-01-02T15")
+		if *wide {
+			stuck := "-"
+			if st.Stuck {
+				stuck = utcStamp(st.StuckSince)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", hour, st.Table, st.Phase,
+				dash(st.JobID), dash(st.JobStatus), strconv.FormatFloat(st.Progress, 'f', 0, 64)+"%", st.Retries, stuck, dash(st.Error))
+			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", st.Hour.Format("2006-01-02T15"), st.Table, st.Phase,
-			st.JobID, st.JobStatus, strconv.FormatFloat(st.Progress, 'f', 0, 64)+"%", st.Retries, stuck, st.Error)
+		stuck := "-"
+		if st.Stuck {
+			stuck = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", hour, st.Table, st.Phase,
+			dash(shortID(st.JobID)), dash(st.JobStatus), st.Retries, stuck, dash(clip(st.Error, 24)))
 	}
 	fmt.Fprintf(tw, "%d states\n", len(states))
 	return tw.Flush()

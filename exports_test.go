@@ -75,6 +75,9 @@ func TestExportsBackfill(t *testing.T) {
 	if !strings.Contains(out, "12 states") || strings.Count(out, " succeeded ") != 12 || !strings.Contains(out, "AADNonInteractiveUserSignInLogs") {
 		t.Errorf("status:\n%s", out)
 	}
+	if w, l := maxWidth(out); w > 120 || !strings.Contains(out, "HOUR (UTC)") {
+		t.Errorf("status: a line of %d columns, or no UTC in the header: %s", w, l)
+	}
 }
 
 func TestExportsUsage(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/gen"
@@ -40,6 +41,9 @@ func runGen(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *labeled {
 		return runGenLabeled(o, *days, *profile, stdout)
+	}
+	if err := checkGenFlags(o); err != nil {
+		return err
 	}
 	t, err := time.Parse(time.RFC3339, *start)
 	if err != nil {
@@ -93,5 +97,33 @@ func runGenLabeled(o gen.Options, days int, profile string, stdout io.Writer) er
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d rows of %d users over %d days, profile %s, %d instances per attack variant; labels in %s\n",
 		o.Out, rows, lo.Users, days, profile, lo.AttacksPerVariant, gen.LabeledLabels)
+	return nil
+}
+
+// checkGenFlags names the flag of a value gen cannot use, so that bad usage
+// exits 2 with the flag in the message (gen's own checks speak of options).
+func checkGenFlags(o gen.Options) error {
+	for _, c := range []struct {
+		bad  bool
+		flag string
+		want string
+	}{
+		{o.Users < 1, "--users", "at least 1"},
+		{o.Hours < 1, "--hours", "at least 1"},
+		{o.Attacks < 0, "--attacks", "0 or more"},
+		{o.LookalikeSets < 0, "--lookalikes", "0 or more"},
+		{o.InteractivePerHour < 0, "--interactive-per-hour", "0 or more"},
+		{o.NIPerInteractive < 0 || math.IsNaN(o.NIPerInteractive), "--ni-per-interactive", "0 or more"},
+		{o.RowGroupRows < 0, "--row-group-rows", "0 or more"},
+		{o.RowsPerFile < 0, "--rows-per-file", "0 or more"},
+		{o.RoamRate < 0 || o.RoamRate > 0.5 || math.IsNaN(o.RoamRate), "--roam-rate", "between 0 and 0.5"},
+	} {
+		if c.bad {
+			return usagef("%s: want %s", c.flag, c.want)
+		}
+	}
+	if err := o.Check(); err != nil {
+		return usageError{err}
+	}
 	return nil
 }

@@ -12,7 +12,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/tokenpivot/tokenpivot/internal/memlimit"
@@ -43,6 +45,7 @@ func commands() []command {
 		{"alerts", "list the alerts and incidents in a storage account or folder", runAlerts},
 		{"serve", "run the Azure Functions custom handler", runServe},
 		{"exports", "request and list Log Analytics export jobs (schedule --from --to, status)", runExports},
+		{"upload", "copy a folder laid out like an account (gen's output) into one, e.g. Azurite", runUpload},
 		{"rule", "check a Sentinel rule YAML (the plan its query compiles to, or why it is refused); lint rule folders for coverage", runRuleCommand},
 	}
 }
@@ -123,37 +126,130 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		// No command is bad usage: the list goes where errors go.
 		usage(stderr)
-		if len(args) == 0 {
+		return exitBad
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return exitOK
+	case "help":
+		// help CMD is CMD -h: both print the command's help on stdout.
+		if len(args) == 1 {
+			usage(stdout)
+			return exitOK
+		}
+		if len(args) > 2 {
+			fmt.Fprintf(stderr, "tokenpivot help: want one command, got %q\n", args[1:])
 			return exitBad
 		}
+		args = []string{args[1], "-h"}
+	case "-version", "--version", "version":
+		writeVersion(stdout)
 		return exitOK
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, args[1:], stdout, stderr)
+		// Help that was asked for is the answer, so it goes to stdout (and
+		// through the same redaction as stderr).
+		errOut := stderr
+		if wantsHelp(args[1:]) {
+			rw := settings.NewRedactingWriter(stdout)
+			defer rw.Close()
+			errOut = rw
+		}
+		err := c.run(ctx, args[1:], stdout, errOut)
 		switch {
 		case err == nil:
 			return exitOK
 		case errors.Is(err, flag.ErrHelp):
 			return exitOK
 		case errors.As(err, new(usageError)):
-			fmt.Fprintf(stderr, "tokenpivot %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "tokenpivot %s: %s\n", c.name, message(c.name, err))
 			return exitBad
 		case signin.IsFormatError(err), errors.As(err, new(badInputError)):
-			fmt.Fprintf(stderr, "tokenpivot %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "tokenpivot %s: %s\n", c.name, message(c.name, err))
 			return exitBad
 		default:
-			fmt.Fprintf(stderr, "tokenpivot %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "tokenpivot %s: %s\n", c.name, message(c.name, err))
 			return exitError
 		}
 	}
 	fmt.Fprintf(stderr, "tokenpivot: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return exitBad
+}
+
+// wantsHelp reports whether args ask for help (-h, -help, --help) before
+// any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// message is err's text without a repeat of the command's name at its start
+// (packages prefix their errors with their own name, which is often the
+// command's: "tokenpivot exports: exports: ..." says it twice).
+func message(name string, err error) string {
+	msg := err.Error()
+	for strings.HasPrefix(msg, name+": ") {
+		msg = strings.TrimPrefix(msg, name+": ")
+	}
+	return msg
+}
+
+// writeVersion prints the module version and the VCS revision the binary was
+// built from, as the Go toolchain recorded them: `go install ...@v1.2.3`
+// gives the tag, a build in a clone the revision and whether it was modified.
+func writeVersion(w io.Writer) {
+	fmt.Fprintln(w, versionString())
+}
+
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "tokenpivot (no build information)"
+	}
+	version := bi.Main.Version
+	if version == "" {
+		version = "(devel)"
+	}
+	var rev, when, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	out := "tokenpivot " + version
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		out += fmt.Sprintf(" (revision %s", rev)
+		if when != "" {
+			out += ", " + when
+		}
+		out += modified + ")"
+	}
+	return out + " " + bi.GoVersion
 }
 
 func usage(w io.Writer) {
@@ -164,7 +260,8 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'tokenpivot <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "'tokenpivot help <command>' (or <command> -h) prints a command's flags;")
+	fmt.Fprintln(w, "'tokenpivot --version' the version. Exit codes: 0 success, 1 failure, 2 bad usage or input.")
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting.
@@ -173,18 +270,42 @@ func newFlagSet(name string, stderr io.Writer, synopsis string) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tokenpivot %s %s\n\n", name, synopsis)
-		fs.PrintDefaults()
+		printFlags(fs, stderr)
 	}
 	return fs
 }
 
+// printFlags is flag.PrintDefaults wrapped to 80 columns: the flag and its
+// argument on a line, the usage indented under it.
+func printFlags(fs *flag.FlagSet, w io.Writer) {
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		head := "  --" + f.Name
+		if arg != "" {
+			head += " " + arg
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w, head)
+		line := "     "
+		for _, word := range strings.Fields(usage) {
+			if len(line)+1+len(word) > 80 && strings.TrimSpace(line) != "" {
+				fmt.Fprintln(w, line)
+				line = "     "
+			}
+			line += " " + word
+		}
+		if strings.TrimSpace(line) != "" {
+			fmt.Fprintln(w, line)
+		}
+	})
+}
+
 // parseFlags parses args, turning flag errors into usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseQuietly(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
@@ -192,16 +313,38 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseQuietly parses args: asked for (-h), the usage is printed; a mistake
+// is returned as a usage error naming the flag, without the whole usage
+// after it (the flag package prints both, and the message came twice).
+func parseQuietly(fs *flag.FlagSet, args []string) error {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return err
+	}
+	msg := err.Error()
+	msg = strings.Replace(msg, "flag provided but not defined: -", "unknown flag --", 1)
+	msg = strings.Replace(msg, " for flag -", " for flag --", 1)
+	msg = strings.Replace(msg, "flag needs an argument: -", "flag needs an argument: --", 1)
+	name := strings.TrimPrefix(fs.Name(), "tokenpivot ")
+	return usagef("%s (tokenpivot help %s lists the flags)", msg, name)
+}
+
 // parseArgs parses flags that may come before, between or after the
 // positional arguments, which it returns.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err}
+		if err := parseQuietly(fs, args); err != nil {
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			return pos, nil

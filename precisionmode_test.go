@@ -55,9 +55,9 @@ func TestPrecisionModesKeepEveryVariant(t *testing.T) {
 			if m.On() {
 				pf = newPairFilter(precision.New(m, nil))
 			}
-			rows, err := detectFiles(context.Background(), ifiles, nfiles, f, pf, fileReader{"test", 0, io.Discard}, &progress{})
-			if err != nil {
-				t.Fatal(err)
+			rows, rejected, err := detectFiles(context.Background(), ifiles, nfiles, f, pf, fileReader{"test", 0, io.Discard}, &progress{})
+			if err != nil || len(rejected) > 0 {
+				t.Fatal(err, rejected)
 			}
 			keys := map[[2]string]bool{}
 			found := map[string]bool{}

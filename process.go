@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
+	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -26,6 +28,8 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	lateness := fs.Duration("lateness", 0, "skip export blobs last modified longer ago than this `duration` (counted and reported); 0, the default, takes every blob, as a backfill needs")
 	workers := fs.Int("workers", runtime.NumCPU(), "blobs processed at once")
 	verbose := fs.Bool("v", false, "log every blob (JSON lines on stderr)")
+	wide := fs.Bool("wide", false, "print the alerts with every column and full ids (wider than 120 columns)")
+	format := fs.String("format", "table", "output `format`: table, or json (the run's summary and its alerts, one object)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -39,13 +43,19 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *lateness < 0 {
 		return usagef("--lateness must not be negative")
 	}
+	if *format != "table" && *format != "json" {
+		return usagef("--format %q: want table or json", *format)
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	p, w, _, ob, err := newPipeline(ctx, s, logger)
+	p, w, exports, ob, err := newPipeline(ctx, s, logger)
 	if err != nil {
+		return err
+	}
+	if err := checkAccounts(ctx, exports, w.Store, s); err != nil {
 		return err
 	}
 	if err := p.EnsureContainers(ctx); err != nil {
@@ -82,7 +92,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var names []string
 	for i, a := range found {
 		rows += a.ResultCount
-		if i < maxShown {
+		if i < maxShown || *format == "json" {
 			names = append(names, a.Blob)
 		}
 	}
@@ -90,19 +100,41 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
-	if err := alert.WriteTable(stdout, docs, incs); err != nil {
-		return err
-	}
-	if len(found) > len(docs) {
-		fmt.Fprintf(stdout, "\n... %d alerts in all: `tokenpivot alerts` lists every one\n", len(found))
-	}
-	fmt.Fprintf(stderr, "processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed\n",
+	summary := fmt.Sprintf("processed %d blobs in %s: %d rows read, %d candidates, %d result rows in %d alerts (%d alert blobs written); %d rejected, %d failed",
 		r.done, time.Since(start).Round(time.Millisecond), r.tot.RowsRead, r.tot.Candidates, rows, len(found), r.tot.Alerts, len(r.rejected), len(r.failed))
+	switch {
+	case *format == "json":
+		if err := writeRunJSON(stdout, &r, rows, found, docs); err != nil {
+			return err
+		}
+	case len(found) == 0:
+		// Empty tables say nothing: say what there is.
+		stored, err := countAlerts(ctx, w)
+		if err != nil {
+			return err
+		}
+		what := "nothing new"
+		if r.done > 0 {
+			what = fmt.Sprintf("no new alerts from %d %s", r.done, plural(r.done, "blob", "blobs"))
+		}
+		fmt.Fprintf(stdout, "%s; %d %s stored (`tokenpivot alerts` lists them)\n", what, stored, plural(stored, "alert", "alerts"))
+	default:
+		if err := writeAlertTable(stdout, docs, incs, *wide); err != nil {
+			return err
+		}
+		if len(found) > len(docs) {
+			fmt.Fprintf(stdout, "\n... %d alerts in all: `tokenpivot alerts` lists every one\n", len(found))
+		}
+	}
+	fmt.Fprintln(stderr, summary)
 	if ob != nil && ctx.Err() == nil {
 		deliverAll(ctx, ob, stderr, logger)
 	}
 	for _, o := range r.partial {
 		fmt.Fprintf(stderr, "skipped rows: %s: %d rows could not be read (first: %s); the rest of the blob counts\n", o.Work, o.SkippedRows, o.FirstSkipped)
+	}
+	for _, o := range r.timeFallbacks {
+		fmt.Fprintf(stderr, "time fallback: %s: %d records have an unreadable time; their properties.createdDateTime was used (first: %s)\n", o.Work, o.TimeFallbacks, o.FirstTimeFallback)
 	}
 	for _, name := range r.setAside {
 		fmt.Fprintf(stderr, "set aside: %s could not be read; moved to the quarantine and rebuilt\n", name)
@@ -124,20 +156,170 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// checkAccounts refuses, before anything is created, a run that cannot be
+// what was meant: an export storage holding neither export container (a
+// wrong folder, or exports under other container names), and state about to
+// be created in an Azure export account that was named alone (state
+// defaults to the export storage, and an export account is no place for
+// containers of ours unless --state says so).
+func checkAccounts(ctx context.Context, exports, state store.Store, s settings.Settings) error {
+	want := []string{s.InteractiveContainer, s.NonInteractiveContainer}
+	var have []string
+	for _, c := range want {
+		ok, err := containerExists(ctx, exports, c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			have = append(have, c)
+		}
+	}
+	where := cmp.Or(exports.ServiceURL(), s.Storage()) // a URL without its SAS, or a folder
+	if len(have) == 0 {
+		msg := fmt.Sprintf("--storage %s holds neither export container: looked for %s and %s (--interactive-container, --noninteractive-container)",
+			where, want[0], want[1])
+		if l, ok := exports.(store.ContainerLister); ok {
+			found, err := l.Containers(ctx)
+			switch {
+			case err != nil:
+				msg += fmt.Sprintf("; could not list what it holds: %v", err)
+			case len(found) == 0:
+				msg += "; it holds no containers"
+			default:
+				msg += "; found " + strings.Join(found, ", ")
+				if i, n := archiveContainers(found); i != "" && n != "" {
+					msg += fmt.Sprintf(". A diagnostic-setting archive: use --interactive-container %s --noninteractive-container %s", i, n)
+				}
+			}
+		}
+		return usagef("%s", msg)
+	}
+	if s.StateStorageAccountURL != "" || s.StorageConnectionString != "" || !strings.HasPrefix(s.StorageAccountURL, "https://") {
+		return nil
+	}
+	var missing []string
+	for _, c := range []string{s.StateContainer, s.AlertsContainer, s.IncidentsContainer} {
+		ok, err := containerExists(ctx, state, c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) > 0 {
+		return usagef("--storage %s is an export account, and state, alerts and incidents default to it: process would create %s there. "+
+			"Give --state https://ACCOUNT.blob.core.windows.net for them (the function's own account keeps them when deployed), "+
+			"or --state %s to create them in the export account", where, strings.Join(missing, ", "), where)
+	}
+	return nil
+}
+
+// containerExists reports whether container exists, by listing at most one
+// blob (which the export containers' Reader role allows).
+func containerExists(ctx context.Context, st store.Store, container string) (bool, error) {
+	errFound := errors.New("found")
+	err := st.List(ctx, container, "", func(store.Properties) error { return errFound })
+	switch {
+	case err == nil, errors.Is(err, errFound):
+		return true, nil
+	case errors.Is(err, store.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("container %s: %w", container, err)
+}
+
+// archiveContainers picks the two tables' containers of an Entra ID
+// diagnostic setting's archive from a list of containers.
+func archiveContainers(found []string) (interactive, noninteractive string) {
+	for _, c := range found {
+		switch c {
+		case "insights-logs-signinlogs":
+			interactive = c
+		case "insights-logs-noninteractiveusersigninlogs":
+			noninteractive = c
+		}
+	}
+	return interactive, noninteractive
+}
+
+// runJSON is `process --format json`: the run's totals and the alert
+// documents it found evidence for, for CI and scripts.
+type runJSON struct {
+	Blobs             int               `json:"blobs"`
+	RowsRead          int64             `json:"rowsRead"`
+	Candidates        int64             `json:"candidates"`
+	ResultRows        int               `json:"resultRows"`
+	AlertCount        int               `json:"alertCount"`
+	AlertBlobsWritten int               `json:"alertBlobsWritten"`
+	Rejected          []string          `json:"rejected"`
+	Failed            []string          `json:"failed"`
+	SkippedRows       []skippedRowsJSON `json:"skippedRows"`
+	Alerts            []json.RawMessage `json:"alerts"`
+}
+
+type skippedRowsJSON struct {
+	Blob  string `json:"blob"`
+	Rows  int64  `json:"rows"`
+	First string `json:"first"`
+}
+
+func writeRunJSON(w io.Writer, r *runResult, rows int, found []alert.Stored, docs []alert.Document) error {
+	out := runJSON{Blobs: r.done, RowsRead: r.tot.RowsRead, Candidates: r.tot.Candidates, ResultRows: rows,
+		AlertCount: len(found), AlertBlobsWritten: r.tot.Alerts,
+		Rejected: []string{}, Failed: []string{}, SkippedRows: []skippedRowsJSON{}, Alerts: []json.RawMessage{}}
+	for _, e := range r.rejected {
+		out.Rejected = append(out.Rejected, e.Error())
+	}
+	for _, e := range r.failed {
+		out.Failed = append(out.Failed, e.Error())
+	}
+	for _, o := range r.partial {
+		out.SkippedRows = append(out.SkippedRows, skippedRowsJSON{o.Work.String(), o.SkippedRows, o.FirstSkipped})
+	}
+	for _, d := range docs {
+		b, err := d.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		out.Alerts = append(out.Alerts, b)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// countAlerts counts the alert documents stored (names only, no reads).
+func countAlerts(ctx context.Context, w *alert.Writer) (int, error) {
+	n := 0
+	err := w.Store.List(ctx, w.AlertsContainer, "", func(p store.Properties) error {
+		if !strings.HasPrefix(p.Name, "quarantine/") && strings.HasSuffix(p.Name, ".json") {
+			n++
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotExist) {
+		return 0, nil
+	}
+	return n, err
+}
+
 // maxShown bounds the alerts process prints: a storm's thousands are for
 // `tokenpivot alerts`, not a terminal.
 const maxShown = 50
 
 // runResult adds up the outcomes of a process run.
 type runResult struct {
-	mu       sync.Mutex
-	tot      pipeline.Outcome
-	touched  map[string]alert.Stored // alerts this run found evidence for, as last stored
-	done     int
-	partial  []pipeline.Outcome // blobs with rows that could not be read
-	setAside []string
-	rejected []error
-	failed   []error
+	mu      sync.Mutex
+	tot     pipeline.Outcome
+	touched map[string]alert.Stored // alerts this run found evidence for, as last stored
+	done    int
+	partial []pipeline.Outcome // blobs with rows that could not be read
+	// blobs with archive records read at createdDateTime (an off-spec time)
+	timeFallbacks []pipeline.Outcome
+	setAside      []string
+	rejected      []error
+	failed        []error
 }
 
 // process runs work on workers goroutines and returns the blobs to redo
@@ -175,6 +357,9 @@ func (r *runResult) process(ctx context.Context, p *pipeline.Pipeline, work []pi
 					r.rejected = append(r.rejected, o.Reason)
 				case o.SkippedRows > 0:
 					r.partial = append(r.partial, o)
+				}
+				if err == nil && o.TimeFallbacks > 0 {
+					r.timeFallbacks = append(r.timeFallbacks, o)
 				}
 				r.mu.Unlock()
 				bar.Add(1)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/exportjob"
@@ -54,16 +52,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "", "listen `address` (default 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT, else 127.0.0.1:8080)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: tokenpivot serve [--addr HOST:PORT]\n\n")
-		fs.PrintDefaults()
+		printFlags(fs, stderr)
 		fmt.Fprintf(stderr, "\nserve is configured by app settings (environment variables):\n\n")
 		settings.WriteHelp(stderr)
 		fmt.Fprintf(stderr, "\nthe ScheduleExports timer (export jobs, off while %s is empty):\n\n", exportjob.EnvWorkspace)
-		tw := tabwriter.NewWriter(stderr, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "SETTING\tDEFAULT\tMEANING")
 		for _, st := range exportjob.Settings {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", st.Name, cmp.Or(st.Default, "-"), st.Meaning)
+			settings.WriteEntry(stderr, st.Name, "", st.Default, st.Meaning)
 		}
-		tw.Flush()
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -142,9 +137,11 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Lo
 		BaseContext:       func(net.Listener) context.Context { return work },
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// ln is bound already: say so before serving, so that whoever waits for
+	// an answer (the host, a test) finds the line written once it has one.
+	logger.Info("custom handler listening", slog.String("addr", ln.Addr().String()))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	logger.Info("custom handler listening", slog.String("addr", ln.Addr().String()))
 	select {
 	case err := <-done:
 		return fmt.Errorf("serve: %w", err)

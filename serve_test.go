@@ -509,3 +509,68 @@ func serveEnv(t *testing.T, prefix string) (cs, ic, nc, state, alerts, incidents
 	t.Setenv("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
 	return cs, ic, nc, state, alerts, incidents
 }
+
+// gateLog records the "listening" line, but first gives a request up to
+// wait to be served: if the server answered before it logged, the request
+// comes first in order.
+type gateLog struct {
+	mu     sync.Mutex
+	order  []string
+	served chan struct{}
+	wait   time.Duration
+}
+
+func (g *gateLog) note(s string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.order = append(g.order, s)
+}
+func (g *gateLog) Enabled(context.Context, slog.Level) bool { return true }
+func (g *gateLog) WithAttrs([]slog.Attr) slog.Handler       { return g }
+func (g *gateLog) WithGroup(string) slog.Handler            { return g }
+func (g *gateLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "custom handler listening" {
+		select {
+		case <-g.served:
+		case <-time.After(g.wait):
+		}
+		g.note("listening")
+	}
+	return nil
+}
+
+// serve logs "listening" before it answers anything: a test (or the host)
+// that waits for an answer and then reads the log finds the line, whatever
+// the machine's load (scripts/test once failed TestServeListensOnLoopback so).
+func TestServeLogsBeforeServing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gateLog{served: make(chan struct{}), wait: 500 * time.Millisecond}
+	var once sync.Once
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.note("request")
+		once.Do(func() { close(g.served) })
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, h, slog.New(g), defaultLimits) }()
+	for {
+		resp, err := http.Get("http://" + ln.Addr().String())
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.order) < 2 || g.order[0] != "listening" {
+		t.Fatalf("order %q: serve answered before it logged that it listens", g.order)
+	}
+}

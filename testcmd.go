@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/precision"
@@ -56,8 +59,9 @@ type caseRun struct {
 }
 
 func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("test", stderr, "[--rule FILE] CASE-DIR...")
+	fs := newFlagSet("test", stderr, "[--rule FILE] [--format text|junit] CASE-DIR...")
 	sf := settings.Register(fs, join(ruleSettings, []string{settings.MaxExpansion}, settings.PrecisionSettings)...)
+	format := fs.String("format", "text", "output `format`: text (PASS/FAIL lines), or junit (JUnit XML, one test case per case folder and mode, for CI)")
 	dirs, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -69,6 +73,9 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(dirs) == 0 {
 		return usagef("name at least one case folder (a folder holding %s, or folders of them)", caseExpected)
 	}
+	if *format != "text" && *format != "junit" {
+		return usagef("--format %q: want text or junit", *format)
+	}
 	var cases []string
 	for _, dir := range dirs {
 		found, err := findCases(dir)
@@ -78,6 +85,11 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cases = append(cases, found...)
 	}
 	passed, failed, total := 0, 0, 0
+	report := junitSuite{Name: "tokenpivot rule tests"}
+	text := stdout
+	if *format == "junit" {
+		text = io.Discard
+	}
 	for _, dir := range cases {
 		runs, err := caseModes(dir, s.Precision)
 		if err != nil {
@@ -85,14 +97,21 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		for _, run := range runs {
 			total++
-			if runOne(ctx, dir, run, s, stdout, stderr) {
+			ok, tc := runOne(ctx, dir, run, s, text, stderr)
+			if ok {
 				passed++
 			} else {
 				failed++
 			}
+			report.Cases = append(report.Cases, tc)
 		}
 	}
-	fmt.Fprintf(stdout, "%d cases: %d passed, %d failed\n", total, passed, failed)
+	fmt.Fprintf(text, "%d cases: %d passed, %d failed\n", total, passed, failed)
+	if *format == "junit" {
+		if err := report.write(stdout); err != nil {
+			return err
+		}
+	}
 	if failed > 0 {
 		return testFailed{failed}
 	}
@@ -100,32 +119,99 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // runOne runs one case in one mode and prints its PASS or FAIL line; the
-// mode is named when it is not exact.
-func runOne(ctx context.Context, dir string, run caseRun, s settings.Settings, stdout, stderr io.Writer) bool {
+// mode is named when it is not exact. It returns the run as a JUnit test
+// case too.
+func runOne(ctx context.Context, dir string, run caseRun, s settings.Settings, stdout, stderr io.Writer) (bool, junitCase) {
 	name := dir
 	if run.mode.On() {
 		name += " [" + run.mode.String() + "]"
 	}
 	s.Precision = run.mode
+	start := time.Now()
 	missing, extra, n, err := runCase(ctx, dir, run.expected, s, stderr)
+	tc := junitCase{ClassName: "tokenpivot.rule", Name: name, Time: seconds(time.Since(start))}
 	switch {
 	case err != nil:
 		fmt.Fprintf(stdout, "FAIL  %s: %v\n", name, err)
-		return false
+		tc.Error = &junitProblem{Message: err.Error(), Type: "CaseError"}
+		return false, tc
 	case len(missing)+len(extra) > 0:
 		fmt.Fprintf(stdout, "FAIL  %s: %d rows, %d missing, %d extra\n", name, n, len(missing), len(extra))
+		var detail strings.Builder
 		for _, l := range missing {
 			fmt.Fprintf(stdout, "  - %s\n", l)
+			fmt.Fprintf(&detail, "- %s\n", l)
 		}
 		for _, l := range extra {
 			fmt.Fprintf(stdout, "  + %s\n", l)
+			fmt.Fprintf(&detail, "+ %s\n", l)
 		}
-		return false
+		tc.Failure = &junitProblem{Message: fmt.Sprintf("%d rows, %d missing, %d extra", n, len(missing), len(extra)), Type: "RowsDiffer", Text: detail.String()}
+		return false, tc
 	default:
 		fmt.Fprintf(stdout, "PASS  %s (%d rows)\n", name, n)
-		return true
+		return true, tc
 	}
 }
+
+// JUnit XML, as CI systems read it (Jenkins, GitLab, Azure Pipelines'
+// PublishTestResults): a suite of test cases, a failure for rows that
+// differ, an error for a case that could not run.
+type junitSuite struct {
+	XMLName  xml.Name    `xml:"testsuite"`
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Errors   int         `xml:"errors,attr"`
+	Time     string      `xml:"time,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	ClassName string        `xml:"classname,attr"`
+	Name      string        `xml:"name,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitProblem `xml:"failure,omitempty"`
+	Error     *junitProblem `xml:"error,omitempty"`
+}
+
+type junitProblem struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr"`
+	Text    string `xml:",chardata"`
+}
+
+func (s *junitSuite) write(w io.Writer) error {
+	var total time.Duration
+	for _, c := range s.Cases {
+		s.Tests++
+		if c.Failure != nil {
+			s.Failures++
+		}
+		if c.Error != nil {
+			s.Errors++
+		}
+		d, _ := time.ParseDuration(c.Time + "s")
+		total += d
+	}
+	s.Time = seconds(total)
+	out := struct {
+		XMLName xml.Name `xml:"testsuites"`
+		Suite   *junitSuite
+	}{Suite: s}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func seconds(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
 
 // testFailed is a failing rule test (exit 1): the rule ran, the rows differ.
 type testFailed struct{ n int }
@@ -197,9 +283,12 @@ func runCase(ctx context.Context, dir, expected string, s settings.Settings, std
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	rows, err := detectFiles(ctx, ifiles, nfiles, f, newPairFilter(mode), fileReader{"test", s.MaxExpansion, stderr}, &progress{})
+	rows, rejected, err := detectFiles(ctx, ifiles, nfiles, f, newPairFilter(mode), fileReader{"test", s.MaxExpansion, stderr}, &progress{})
 	if err != nil {
 		return nil, nil, 0, err
+	}
+	if len(rejected) > 0 {
+		return nil, nil, 0, errors.Join(rejected...)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, expected))
 	if err != nil {

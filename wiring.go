@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -56,6 +58,9 @@ func loadRule(v string) (*rule.Rule, error) {
 		}
 	default:
 		data, err := os.ReadFile(v)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("rule %s: no such file (--rule, %s: a file or the YAML text)", v, settings.Rule)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("rule: %w", err)
 		}
@@ -77,7 +82,7 @@ func loadFilter(s settings.Settings) (*rule.Rule, detect.Filter, error) {
 	}
 	safe, err := r.SafeList(s.SafeIPs, s.SafeNetworks, rule.SafeListOptions{HonorIPv6Networks: s.IPv6SafeNetworks})
 	if err != nil {
-		return nil, detect.Filter{}, usageError{fmt.Errorf("safe lists (%s, %s): %w", settings.SafeIPs, settings.SafeNetworks, err)}
+		return nil, detect.Filter{}, usageError{fmt.Errorf("safe lists: %w", err)}
 	}
 	f := detect.Filter{Safe: safe}
 	if r.Plan != nil && !r.Plan.ISafe && !r.Plan.NSafe && (len(s.SafeIPs) > 0 || len(s.SafeNetworks) > 0) {
@@ -98,16 +103,35 @@ func openStores(ctx context.Context, s settings.Settings) (exports, state store.
 	if s.Storage() == "" {
 		return nil, nil, usagef("no storage: give --storage or set %s", settings.StorageAccountURL)
 	}
+	if err := checkLocal(s.Storage(), "--storage"); err != nil {
+		return nil, nil, err
+	}
 	if exports, err = store.Open(ctx, s.Storage()); err != nil {
-		return nil, nil, usageError{fmt.Errorf("export storage: %w", err)}
+		return nil, nil, usageError{fmt.Errorf("export storage (--storage): %s", strings.TrimPrefix(err.Error(), "store: "))}
 	}
 	state = exports
 	if spec := s.StateStorage(); spec != s.Storage() {
 		if state, err = store.Open(ctx, spec); err != nil {
-			return nil, nil, usageError{fmt.Errorf("state storage (%s): %w", settings.StateStorageAccountURL, err)}
+			return nil, nil, usageError{fmt.Errorf("state storage (--state, %s): %s", settings.StateStorageAccountURL, strings.TrimPrefix(err.Error(), "store: "))}
 		}
 	}
 	return exports, state, nil
+}
+
+// checkLocal refuses a storage spec that names a local folder that is not
+// there, in words (the store's own error is a stat's).
+func checkLocal(spec, flag string) error {
+	if strings.Contains(spec, "://") || strings.Contains(spec, "=") {
+		return nil
+	}
+	info, err := os.Stat(spec)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return usagef("%s %s: no such folder (want a folder laid out like a storage account, an https://ACCOUNT.blob.core.windows.net URL or a connection string)", flag, spec)
+	case err == nil && !info.IsDir():
+		return usagef("%s %s: not a folder", flag, spec)
+	}
+	return nil
 }
 
 // newAlertWriter is the alert writer over the state store.

@@ -342,12 +342,23 @@ var tableLayout = []struct {
 	cols []int
 }{
 	{"USER", columnsNamed("UserPrincipalName")},
-	{"INTERACTIVE", columnsNamed("InteractiveTime")},
+	{"INTERACTIVE (UTC)", columnsNamed("InteractiveTime")},
 	{"FROM", columnsNamed("InteractiveIP", "InteractiveCountry")},
-	{"NON-INTERACTIVE", columnsNamed("NISignInTime")},
+	{"NON-INTERACTIVE (UTC)", columnsNamed("NISignInTime")},
 	{"FROM", columnsNamed("NIIPAddress", "NICountry")},
 	{"AFTER", columnsNamed("TimeSinceInteractive")},
 	{"APP", columnsNamed("AppDisplayName")},
+}
+
+// narrowLayout is tableLayout in about 100 columns: the non-interactive
+// time is the interactive one plus AFTER, and the app is for --wide.
+var narrowLayout = []struct {
+	head string
+	cols []int
+}{
+	tableLayout[0], tableLayout[1], tableLayout[2],
+	{"NON-INTERACTIVE FROM", columnsNamed("NIIPAddress", "NICountry")},
+	tableLayout[5],
 }
 
 func columnsNamed(names ...string) []int {
@@ -363,9 +374,14 @@ func columnsNamed(names ...string) []int {
 }
 
 // tableCells are the table printer's cells of r.
-func tableCells(r Result) []string {
-	out := make([]string, len(tableLayout))
-	for i, cell := range tableLayout {
+func tableCells(r Result) []string { return tableCellsOf(r, tableLayout) }
+
+func tableCellsOf(r Result, layout []struct {
+	head string
+	cols []int
+}) []string {
+	out := make([]string, len(layout))
+	for i, cell := range layout {
 		s := columns[cell.cols[0]].brief(&r)
 		if len(cell.cols) > 1 {
 			s += " (" + columns[cell.cols[1]].brief(&r) + ")"
@@ -377,15 +393,24 @@ func tableCells(r Result) []string {
 
 // WriteTable prints rows for people, aligned, with a count line:
 // `detect --format table`.
-func WriteTable(w io.Writer, rs []Result) error {
+func WriteTable(w io.Writer, rs []Result) error { return writeTable(w, rs, tableLayout) }
+
+// WriteTableNarrow is WriteTable without the columns a reader can do
+// without (the NI time, the app), to fit a terminal of 100 columns.
+func WriteTableNarrow(w io.Writer, rs []Result) error { return writeTable(w, rs, narrowLayout) }
+
+func writeTable(w io.Writer, rs []Result, layout []struct {
+	head string
+	cols []int
+}) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	heads := make([]string, len(tableLayout))
-	for i, cell := range tableLayout {
+	heads := make([]string, len(layout))
+	for i, cell := range layout {
 		heads[i] = cell.head
 	}
 	fmt.Fprintln(tw, strings.Join(heads, "\t"))
 	for _, r := range rs {
-		fmt.Fprintln(tw, strings.Join(tableCells(r), "\t"))
+		fmt.Fprintln(tw, strings.Join(tableCellsOf(r, layout), "\t"))
 	}
 	fmt.Fprintf(tw, "%d result rows\n", len(rs))
 	return tw.Flush()

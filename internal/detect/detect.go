@@ -33,6 +33,9 @@ type Filter struct {
 	// After, when not zero, keeps only rows with TimeGenerated > After,
 	// emulating one scheduled run's `TimeGenerated > ago(3h)`.
 	After time.Time
+	// Until, when not zero, keeps only rows with TimeGenerated <= Until:
+	// a run at T cannot see rows after T (DESIGN.md 6, `--now`).
+	Until time.Time
 	// Plan is the compiled rule when it differs from the bundled one
 	// (kql.Plan.Default false); nil runs the bundled rule's fast path.
 	// Its built-in tests are applied here, its extra row predicates by
@@ -64,7 +67,8 @@ func (f Filter) NonInteractive(r *signin.Record) bool {
 }
 
 func (f Filter) inPeriod(r *signin.Record) bool {
-	return f.After.IsZero() || r.TimeGenerated.After(f.After)
+	return (f.After.IsZero() || r.TimeGenerated.After(f.After)) &&
+		(f.Until.IsZero() || !r.TimeGenerated.After(f.Until))
 }
 
 // Match reports whether a non-interactive candidate n pairs with an
@@ -145,12 +149,12 @@ type Index struct {
 	byUser map[string][]signin.Record
 	n      int // candidates held
 	sorted bool
-	fast   *sealed             // built by Seal for MayMatch; nil when unsealed or not applicable
-	seen   map[string]struct{} // non-empty Ids already added
+	fast   *sealed                 // built by Seal for MayMatch; nil when unsealed or not applicable
+	seen   map[signin.Key]struct{} // records with an Id already added
 	// probed holds the non-empty Ids of non-interactive records that matched:
 	// a record exported twice counts once. Only matching records are kept,
 	// so memory is bounded by the results, not by the rows read.
-	probed map[string]struct{}
+	probed map[signin.Key]struct{}
 	// shared is set on an index Fork has shared, and on its forks: their
 	// candidates are read-only.
 	shared bool
@@ -200,18 +204,19 @@ func (x *Index) Fork() *Index {
 		x.Seal()
 		x.shared = true
 	}
-	return &Index{byUser: x.byUser, n: x.n, sorted: true, fast: x.fast, seen: x.seen, probed: make(map[string]struct{}), shared: true,
+	return &Index{byUser: x.byUser, n: x.n, sorted: true, fast: x.fast, seen: x.seen, probed: make(map[signin.Key]struct{}), shared: true,
 		plan: x.plan, minGap: x.minGap, maxGap: x.maxGap}
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{byUser: make(map[string][]signin.Record), seen: make(map[string]struct{}), probed: make(map[string]struct{}),
+	return &Index{byUser: make(map[string][]signin.Record), seen: make(map[signin.Key]struct{}), probed: make(map[signin.Key]struct{}),
 		minGap: MinGap, maxGap: MaxGap}
 }
 
-// Add adds an interactive candidate. A record whose non-empty Id was added
-// before is ignored: exports may repeat records.
+// Add adds an interactive candidate. A record added before (the same
+// non-empty Id and content, signin.Record.Key) is ignored: exports may
+// repeat records. The same Id with other content is another row.
 func (x *Index) Add(r signin.Record) {
 	if x.shared {
 		panic("detect: Add to an index shared by Fork")
@@ -219,11 +224,11 @@ func (x *Index) Add(r signin.Record) {
 	if x.plan != nil && !iRow(x.plan, r) {
 		return
 	}
-	if r.Id != "" {
-		if _, dup := x.seen[r.Id]; dup {
+	if k, ok := r.Key(); ok {
+		if _, dup := x.seen[k]; dup {
 			return
 		}
-		x.seen[r.Id] = struct{}{}
+		x.seen[k] = struct{}{}
 	}
 	x.byUser[r.UserPrincipalName] = append(x.byUser[r.UserPrincipalName], r)
 	x.n++
@@ -289,9 +294,9 @@ func (x *Index) sort() {
 }
 
 // Probe appends to dst the result rows of non-interactive candidate n with
-// every interactive candidate in its window, and returns dst. A record whose
-// non-empty Id already matched before adds nothing. Probe is not safe for
-// concurrent use.
+// every interactive candidate in its window, and returns dst. A record that
+// already matched (the same non-empty Id and content) adds nothing. Probe is
+// not safe for concurrent use.
 func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 	rs := x.byUser[n.UserPrincipalName]
 	if len(rs) == 0 {
@@ -317,11 +322,13 @@ func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 			dst = append(dst, x.pair(i, n))
 		}
 	}
-	if len(dst) > before && n.Id != "" {
-		if _, dup := x.probed[n.Id]; dup {
-			return dst[:before]
+	if len(dst) > before {
+		if k, ok := n.Key(); ok {
+			if _, dup := x.probed[k]; dup {
+				return dst[:before]
+			}
+			x.probed[k] = struct{}{}
 		}
-		x.probed[n.Id] = struct{}{}
 	}
 	return dst
 }

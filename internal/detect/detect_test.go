@@ -348,3 +348,61 @@ func TestIndexFork(t *testing.T) {
 		}()
 	}
 }
+
+// A run at T sees T-3h < TimeGenerated <= T on both sides: rows after T are
+// in the future for it, and a run long before the rows sees none of them.
+func TestNowBoundsBothEnds(t *testing.T) {
+	const u = "alice@contoso.com"
+	I := []signin.Record{ir(u, "1.1.1.1", "US", time.Hour)}                                                        // 11:00
+	N := []signin.Record{nr(u, "2.2.2.2", "RU", 2*time.Hour), nr(u, "2.2.2.3", "RU", 2*time.Hour+time.Nanosecond)} // 12:00, just after
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		nis  []string
+	}{
+		{"at the NI row: inclusive", t0.Add(2 * time.Hour), []string{"2.2.2.2"}},
+		{"a nanosecond later", t0.Add(2*time.Hour + time.Nanosecond), []string{"2.2.2.2", "2.2.2.3"}},
+		{"before the NI rows", t0.Add(2*time.Hour - time.Nanosecond), nil},
+		{"years before", time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), nil},
+		{"the interactive row just out of the lookback", t0.Add(time.Hour + Lookback), nil},
+	} {
+		got := Run(I, N, Filter{After: tc.now.Add(-Lookback), Until: tc.now})
+		var nis []string
+		for _, r := range got {
+			nis = append(nis, r.NIIPAddress)
+		}
+		if !slices.Equal(nis, tc.nis) {
+			t.Errorf("%s: NI rows %q, want %q", tc.name, nis, tc.nis)
+		}
+	}
+}
+
+// Dedup by Id is exact: a record repeated whole (an export retry) counts
+// once, but the same Id with other content is another row, as KQL's join
+// counts it (real SigninLogs repeat an Id with two AuthenticationRequirement
+// values).
+func TestDedupByIdIsExact(t *testing.T) {
+	const u = "alice@contoso.com"
+	id := func(s string) func(*signin.Record) { return func(r *signin.Record) { r.Id = s } }
+	ca := func(r *signin.Record) {
+		r.AuthenticationRequirement, r.ConditionalAccessStatus = "multiFactorAuthentication", "notApplied"
+	}
+	i1 := ir(u, "1.1.1.1", "US", 0, id("I"))
+	i1ca := ir(u, "1.1.1.1", "US", 0, id("I"), ca) // same Id, other content
+	n1 := nr(u, "2.2.2.2", "RU", 30*time.Minute, id("N"))
+	n1ip := nr(u, "2.2.2.3", "RU", 30*time.Minute, id("N")) // same Id, other IP
+	for _, tc := range []struct {
+		name string
+		I, N []signin.Record
+		rows int
+	}{
+		{"retried records count once", []signin.Record{i1, i1}, []signin.Record{n1, n1}, 1},
+		{"same interactive Id, other requirement", []signin.Record{i1, i1ca}, []signin.Record{n1}, 2},
+		{"same non-interactive Id, other IP", []signin.Record{i1}, []signin.Record{n1, n1ip}, 2},
+		{"both, and a retry of each", []signin.Record{i1, i1ca, i1ca}, []signin.Record{n1, n1ip, n1}, 4},
+	} {
+		if got := Run(tc.I, tc.N, Filter{}); len(got) != tc.rows {
+			t.Errorf("%s: %d rows, want %d", tc.name, len(got), tc.rows)
+		}
+	}
+}

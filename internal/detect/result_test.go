@@ -249,8 +249,8 @@ func TestWriteTableLayout(t *testing.T) {
 	if err := WriteTable(&b, rows[:1]); err != nil {
 		t.Fatal(err)
 	}
-	want := "USER               INTERACTIVE          FROM               NON-INTERACTIVE      FROM                AFTER             APP\n" +
-		"alice@contoso.com  2024-05-01 08:00:00  203.0.113.10 (US)  2024-05-01 08:10:00  198.51.100.20 (RU)  00:10:00.1234567  Microsoft Office\n" +
+	want := "USER               INTERACTIVE (UTC)    FROM               NON-INTERACTIVE (UTC)  FROM                AFTER             APP\n" +
+		"alice@contoso.com  2024-05-01 08:00:00  203.0.113.10 (US)  2024-05-01 08:10:00    198.51.100.20 (RU)  00:10:00.1234567  Microsoft Office\n" +
 		"1 result rows\n"
 	if b.String() != want {
 		t.Errorf("table =\n%s\nwant\n%s", b.String(), want)
@@ -339,4 +339,19 @@ func FuzzColumnText(f *testing.F) {
 		UnmarshalResult([]byte(s))
 		UnmarshalResultLenient([]byte(s))
 	})
+}
+
+// The narrow table (the default of `detect --format table`) in its layout.
+func TestWriteTableNarrowLayout(t *testing.T) {
+	rows := sampleRows(t)
+	var b bytes.Buffer
+	if err := WriteTableNarrow(&b, rows[:1]); err != nil {
+		t.Fatal(err)
+	}
+	want := "USER               INTERACTIVE (UTC)    FROM               NON-INTERACTIVE FROM  AFTER\n" +
+		"alice@contoso.com  2024-05-01 08:00:00  203.0.113.10 (US)  198.51.100.20 (RU)    00:10:00.1234567\n" +
+		"1 result rows\n"
+	if b.String() != want {
+		t.Errorf("table =\n%s\nwant\n%s", b.String(), want)
+	}
 }

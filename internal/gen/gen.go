@@ -34,6 +34,7 @@
 package gen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 
+	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
@@ -262,27 +264,31 @@ func (s *Summary) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "generated %s .. %s, %d users\n", s.Start.Format(time.RFC3339), s.End.Format(time.RFC3339), s.Users)
 	for _, t := range []TableSummary{s.Interactive, s.NonInteractive} {
-		fmt.Fprintf(&b, "  %-32s %10d rows (%d duplicates) in %d files, %.1f MiB -> %s\n",
+		fmt.Fprintf(&b, "  %-31s %8d rows (%d repeated) in %d files, %.1f MiB -> %s\n",
 			t.Table, t.Rows, t.Duplicates, t.Files, float64(t.Bytes)/(1<<20), t.Container)
 	}
-	fmt.Fprintf(&b, "planted %d pairs, %d must match:\n", len(s.Planted), len(s.Pivots()))
+	fmt.Fprintf(&b, "planted %d pairs, %d must match (times UTC; NI after the interactive sign-in, as a KQL timespan):\n", len(s.Planted), len(s.Pivots()))
 	for _, p := range s.Planted {
 		dup := ""
-		if p.Duplicated {
-			dup = " (NI row duplicated)"
+		if p.Duplicated && !strings.Contains(p.Detail, "repeated") {
+			dup = " (NI row twice)"
 		}
-		gap := p.NITime.Sub(p.InteractiveTime).String()
-		if gap[0] != '-' {
-			gap = "+" + gap
-		}
-		fmt.Fprintf(&b, "  %-32s %-34s I %s %s %s -> NI %s %s %-2s %s  %s%s\n",
-			p.Kind, p.UserPrincipalName, p.InteractiveTime.Format("2006-01-02T15:04:05.000000Z"), p.InteractiveIP, p.InteractiveCountry,
-			p.NITime.Format("15:04:05.000000"), p.NIIP, p.NICountry, gap, p.Detail, dup)
+		// Two lines a pair, to fit 120 columns: what and who, then when and where.
+		fmt.Fprintf(&b, "  %-26s %s: %s%s\n", p.Kind, p.UserPrincipalName, p.Detail, dup)
+		fmt.Fprintf(&b, "      I %s %s %s -> NI %s %s %s\n",
+			p.InteractiveTime.Format("2006-01-02 15:04:05.000000"), p.InteractiveIP, cmp.Or(p.InteractiveCountry, `""`),
+			detect.FormatTimespan(p.NITime.Sub(p.InteractiveTime)), p.NIIP, cmp.Or(p.NICountry, `""`))
 	}
 	for _, sk := range s.Skipped {
 		fmt.Fprintf(&b, "  skipped: %s\n", sk)
 	}
 	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// Check reports the first option Run would refuse.
+func (o Options) Check() error {
+	_, _, err := o.resolve()
 	return err
 }
 

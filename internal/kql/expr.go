@@ -2,7 +2,6 @@ package kql
 
 import (
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -282,25 +281,3 @@ func parseIPv4Range(s string) (netip.Prefix, bool) {
 	}
 	return p.Masked(), true
 }
-
-// lookupNetwork is ipv4_lookup's match: the network (as written in the
-// lookup table) holding ip, the longest prefix first; "" when none does or
-// ip is not IPv4.
-func lookupNetwork(ip string, nets []netip.Prefix, texts []string) string {
-	a, ok := parseIPv4(ip)
-	if !ok {
-		return ""
-	}
-	best, bestBits := -1, -1
-	for k, p := range nets {
-		if p.Contains(a) && p.Bits() > bestBits {
-			best, bestBits = k, p.Bits()
-		}
-	}
-	if best < 0 {
-		return ""
-	}
-	return texts[best]
-}
-
-var regexCache = map[string]*regexp.Regexp{}

@@ -184,15 +184,30 @@ func (w *extractWriter) encode(shape extractShape) ([]byte, error) {
 		// told from two rows if the export went and the pairs came from
 		// the extract (join.go): it is written once (DESIGN.md 4.1, dedup
 		// by Id). The export itself, read again, gives the same rows.
-		seen := make(map[string]struct{}, w.rows)
+		// Exact, as detect's: the same Id with other content is another row.
+		// Content is hashed only for Ids that repeat (rare): a row's first
+		// sighting costs one map insert, as a dedup by Id alone did.
+		seen := make(map[string]*signin.Record, w.rows)
+		var keys map[signin.Key]struct{}
 		dup := func(r *signin.Record) bool {
 			if r.Id == "" {
 				return false
 			}
-			if _, ok := seen[r.Id]; ok {
+			first, ok := seen[r.Id]
+			if !ok {
+				seen[r.Id] = r // recs is not changed while it is written
+				return false
+			}
+			if keys == nil {
+				keys = make(map[signin.Key]struct{})
+			}
+			fk, _ := first.Key()
+			keys[fk] = struct{}{}
+			k, _ := r.Key()
+			if _, ok := keys[k]; ok {
 				return true
 			}
-			seen[r.Id] = struct{}{}
+			keys[k] = struct{}{}
 			return false
 		}
 		err = writeRows(&buf, w.recs, dup, func(r *signin.Record) compactRow {

@@ -131,6 +131,11 @@ type Outcome struct {
 	// read; FirstSkipped names the first. The rest of the blob counts.
 	SkippedRows  int64
 	FirstSkipped string
+	// TimeFallbacks counts archive records whose time could not be read
+	// and whose properties.createdDateTime was used (signin.Stats); the row
+	// is kept. FirstTimeFallback names the first.
+	TimeFallbacks     int64
+	FirstTimeFallback string
 	// SetAside lists state objects (by URL) that could not be read and were
 	// moved to the quarantine; Redo the export blobs whose extract that was,
 	// now pending again.
@@ -190,6 +195,9 @@ func (o Outcome) Log(l *slog.Logger, err error) {
 	}
 	if o.SkippedRows > 0 {
 		attrs = append(attrs, slog.Int64("skipped_rows", o.SkippedRows), slog.String("first_skipped", o.FirstSkipped))
+	}
+	if o.TimeFallbacks > 0 {
+		attrs = append(attrs, slog.Int64("time_fallbacks", o.TimeFallbacks), slog.String("first_time_fallback", o.FirstTimeFallback))
 	}
 	if len(o.SetAside) > 0 {
 		attrs = append(attrs, slog.Any("set_aside", o.SetAside))
@@ -390,6 +398,9 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	out.RowsRead, out.Consumed = st.Read, from+st.Consumed
 	if out.SkippedRows = st.SkippedRows; st.FirstSkipped != nil {
 		out.FirstSkipped = st.FirstSkipped.Error()
+	}
+	if out.TimeFallbacks = st.TimeFallbacks; st.FirstTimeFallback != nil {
+		out.FirstTimeFallback = st.FirstTimeFallback.Error()
 	}
 	return ext, nil
 }

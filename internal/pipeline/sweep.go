@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,12 +71,32 @@ func (p *Pipeline) Backlog(ctx context.Context, opts BacklogOptions) (Backlog, e
 	return b, nil
 }
 
-// ledgers reads the ledger entries of container c by blob name. An entry
+// ledgers returns the ledger entries of container c by blob name. An entry
 // that does not parse is moved aside and left out (its blob is redone).
+//
+// It does not read every entry: the ledger index (ledgerIndex) keeps, for
+// each entry, what the backlog needs of it and the entry's ETag when that
+// was read. The ledger is listed (5,000 entries a request) and only the
+// entries whose ETag differs from the index's, those written since the
+// last look, are read; the index is then written back if it changed. A
+// Sweep's cost grows with what was processed since the last one, not with
+// the ledger's history. The index is only a cache: an entry is trusted
+// only while its ETag is the one read, and an index that is missing or
+// does not parse is rebuilt from the entries.
 func (p *Pipeline) ledgers(ctx context.Context, c string, b *Backlog) (map[string]ledgerEntry, error) {
-	ledger := map[string]ledgerEntry{}
 	prefix := "ledger/" + c + "/"
+	idx, idxETag := p.readLedgerIndex(ctx, c)
+	next := ledgerIndex{Entries: make(map[string]indexedEntry, len(idx.Entries))}
+	ledger := map[string]ledgerEntry{}
+	changed := false
 	err := p.cfg.State.List(ctx, p.cfg.StateContainer, prefix, func(props store.Properties) error {
+		key := strings.TrimSuffix(strings.TrimPrefix(props.Name, prefix), ".json")
+		if ie, ok := idx.Entries[key]; ok && ie.LedgerETag == props.ETag {
+			next.Entries[key] = ie
+			ledger[key] = ie.Entry
+			return nil
+		}
+		changed = true
 		data, rp, err := p.cfg.State.Read(ctx, p.cfg.StateContainer, props.Name)
 		if errors.Is(err, store.ErrNotExist) {
 			return nil
@@ -92,13 +113,77 @@ func (p *Pipeline) ledgers(ctx context.Context, c string, b *Backlog) (map[strin
 			b.SetAside = append(b.SetAside, aside)
 			return nil
 		}
-		ledger[strings.TrimSuffix(strings.TrimPrefix(props.Name, prefix), ".json")] = e
+		ledger[key] = e
+		next.Entries[key] = indexedEntry{LedgerETag: rp.ETag, Entry: e.summary()}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sweep: ledger of %s: %w", c, err)
 	}
+	if changed || len(next.Entries) != len(idx.Entries) {
+		p.writeLedgerIndex(ctx, c, idxETag, next)
+	}
 	return ledger, nil
+}
+
+// ledgerIndex is the Sweep's cache of one export container's ledger, at
+// ledger-index/<container>.json in the state container: per export blob
+// name, its ledger entry's ETag and the part of the entry quickPlan reads.
+type ledgerIndex struct {
+	Entries map[string]indexedEntry `json:"entries"`
+}
+
+type indexedEntry struct {
+	LedgerETag string      `json:"ledgerETag"`
+	Entry      ledgerEntry `json:"entry"`
+}
+
+func ledgerIndexName(c string) string { return "ledger-index/" + c + ".json" }
+
+// summary is the part of e that quickPlan needs.
+func (e ledgerEntry) summary() ledgerEntry {
+	return ledgerEntry{Status: e.Status, ETag: e.ETag, Size: e.Size, Offset: e.Offset,
+		Appendable: e.Appendable, Generation: e.Generation, Updated: e.Updated}
+}
+
+// readLedgerIndex returns c's ledger index and its ETag; empty (and "")
+// when there is none yet or it cannot be used, so every entry is read.
+func (p *Pipeline) readLedgerIndex(ctx context.Context, c string) (ledgerIndex, string) {
+	var idx ledgerIndex
+	name := ledgerIndexName(c)
+	data, props, err := p.cfg.State.Read(ctx, p.cfg.StateContainer, name)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotExist) {
+			p.cfg.Logger.Warn("ledger index unreadable: reading every ledger entry",
+				"blob", p.cfg.State.URL(p.cfg.StateContainer, name), "error", err.Error())
+		}
+		return ledgerIndex{}, ""
+	}
+	if err := json.Unmarshal(data, &idx); err != nil {
+		// Rebuilt from the entries and written over (If-Match).
+		p.cfg.Logger.Warn("ledger index does not parse: rebuilt from the ledger",
+			"blob", p.cfg.State.URL(p.cfg.StateContainer, name), "error", err.Error())
+		return ledgerIndex{}, props.ETag
+	}
+	return idx, props.ETag
+}
+
+// writeLedgerIndex stores idx if the index is still as read (etag; ""
+// creates it). Losing that race or failing is harmless: the index is a
+// cache, and the next Sweep reads the entries it lacks.
+func (p *Pipeline) writeLedgerIndex(ctx context.Context, c, etag string, idx ledgerIndex) {
+	data, err := json.Marshal(idx)
+	if err != nil {
+		return
+	}
+	cond := store.Condition{IfMatch: etag}
+	if etag == "" {
+		cond = store.Condition{IfNoneMatch: "*"}
+	}
+	name := ledgerIndexName(c)
+	if _, err := p.cfg.State.Write(ctx, p.cfg.StateContainer, name, data, cond); err != nil && !errors.Is(err, store.ErrConditionNotMet) {
+		p.cfg.Logger.Warn("ledger index not written", "blob", p.cfg.State.URL(p.cfg.StateContainer, name), "error", err.Error())
+	}
 }
 
 // Pending is the Sweep's backlog: export blobs within the allowed lateness

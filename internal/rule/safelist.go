@@ -74,7 +74,7 @@ func parsePrefix(n string) (netip.Prefix, error) {
 	}
 	p, err := netip.ParsePrefix(n)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("not a CIDR: %v", err)
+		return netip.Prefix{}, fmt.Errorf("not a CIDR such as 198.51.100.0/24")
 	}
 	if p.Addr().Is4In6() {
 		return netip.Prefix{}, fmt.Errorf("IPv4-mapped IPv6 prefixes are not supported")

@@ -2,11 +2,10 @@ package settings
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"sync"
-	"text/tabwriter"
 )
 
 // secretPatterns match the secrets tokenpivot may be handed: a storage
@@ -60,6 +59,10 @@ func (r *RedactingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Unwrap returns the writer r writes to: a caller asking whether output
+// goes to a terminal asks it, not the redaction in between.
+func (r *RedactingWriter) Unwrap() io.Writer { return r.w }
+
 // Close writes what is left.
 func (r *RedactingWriter) Close() error {
 	r.mu.Lock()
@@ -72,26 +75,50 @@ func (r *RedactingWriter) Close() error {
 	return err
 }
 
-// WriteHelp prints the table: every setting with its flag, default and
-// meaning. Secrets show no value.
+// WriteHelp prints every setting with its flag, default and meaning, one
+// entry each, wrapped to fit 80 columns. Secrets show no value.
 func WriteHelp(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SETTING\tFLAG\tDEFAULT\tMEANING")
 	for _, st := range table {
-		flagName, def := "-", st.Default
+		flagName := ""
 		if st.Flag != "" {
 			flagName = "--" + st.Flag
-		}
-		if def == "" {
-			def = "-"
 		}
 		usage := st.Usage
 		if st.NotInInfra != "" {
 			usage += "; " + st.NotInInfra
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", st.Env, flagName, def, unquote(usage))
+		if err := WriteEntry(w, st.Env, flagName, st.Default, unquote(usage)); err != nil {
+			return err
+		}
 	}
-	return tw.Flush()
+	return nil
+}
+
+// WriteEntry prints one setting of a help listing: its name, flag and
+// default on a line, then its meaning indented and wrapped at 80 columns.
+func WriteEntry(w io.Writer, name, flagName, def, meaning string) error {
+	head := name
+	if flagName != "" {
+		head += "  " + flagName
+	}
+	if def != "" {
+		head += "  (default " + def + ")"
+	}
+	var b strings.Builder
+	b.WriteString(head + "\n")
+	line := "     "
+	for _, word := range strings.Fields(meaning) {
+		if len(line)+1+len(word) > 80 && strings.TrimSpace(line) != "" {
+			b.WriteString(line + "\n")
+			line = "     "
+		}
+		line += " " + word
+	}
+	if strings.TrimSpace(line) != "" {
+		b.WriteString(line + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // unquote drops the backquotes flag usage strings use to name the argument.

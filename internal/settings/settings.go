@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -152,7 +153,7 @@ var table = []Setting{
 		set: func(s *Settings, v string) error { s.StorageAccountURL = v; return nil }},
 	{Env: StorageConnectionString, Usage: "Azurite/development connection string; wins over the account URL (deployable, but Azure uses the identity)", Secret: true,
 		set: func(s *Settings, v string) error { s.StorageConnectionString = v; return nil }},
-	{Env: StateStorageAccountURL, Flag: "state", Usage: "storage for state, alerts and incidents (default: the export storage)",
+	{Env: StateStorageAccountURL, Flag: "state", Usage: "storage for state, alerts and incidents (default: the export storage; process will not create them in an https:// export account unless this is given)",
 		set: func(s *Settings, v string) error { s.StateStorageAccountURL = v; return nil }},
 	{Env: InteractiveContainer, Flag: "interactive-container", Default: "am-signinlogs", Usage: "SigninLogs export container",
 		set: container(func(s *Settings) *string { return &s.InteractiveContainer })},
@@ -169,7 +170,7 @@ var table = []Setting{
 	{Env: SafeIPs, Flag: "safe-ips", Usage: "comma-separated known-safe `IPs`, added to the rule's KnownSafeIPs",
 		set: func(s *Settings, v string) error { s.SafeIPs = SplitList(v); return nil }},
 	{Env: SafeNetworks, Flag: "safe-networks", Usage: "comma-separated known-safe `CIDRs`, added to the rule's KnownSafeNetworks",
-		set: func(s *Settings, v string) error { s.SafeNetworks = SplitList(v); return nil }},
+		set: func(s *Settings, v string) error { s.SafeNetworks = SplitList(v); return checkNetworks(s.SafeNetworks) }},
 	{Env: IPv6SafeNetworks, Flag: "ipv6-safe-networks", Default: "false", Usage: "also match IPv6 addresses against IPv6 safe networks (KQL's ipv4_lookup never does)",
 		set: func(s *Settings, v string) (err error) { s.IPv6SafeNetworks, err = parseBool(v); return err }},
 	{Env: AllowedLateness, Flag: "allowed-lateness", Default: "168h", Usage: "state older than this Go `duration` (by Last-Modified) is ignored and deleted; the Sweep looks no further back",
@@ -420,6 +421,22 @@ func (s Settings) StateStorage() string {
 		return s.StateStorageAccountURL
 	}
 	return s.Storage()
+}
+
+// checkNetworks refuses an entry that is neither a CIDR nor an IP address,
+// so that the error names the flag or variable it came from (the rule's own
+// lists are checked when the rule is read).
+func checkNetworks(nets []string) error {
+	for _, n := range nets {
+		if _, err := netip.ParsePrefix(n); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(n); err == nil && !strings.Contains(n, "/") {
+			continue
+		}
+		return fmt.Errorf("%q is not a CIDR such as 198.51.100.0/24 (or an IP address)", n)
+	}
+	return nil
 }
 
 // SplitList splits a comma- or newline-separated list, dropping empty entries.

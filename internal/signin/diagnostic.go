@@ -271,6 +271,20 @@ func (s *jsonlScan) parseResourceLog(buf []byte) error {
 	p := &d.Properties
 	r := &s.row.jsonRow
 	r.TimeGenerated = first(d.Time, p.CreatedDateTime)
+	// Archives in the field carry an off-spec time ("11/14/2025 1:48:53 AM",
+	// elastic/integrations#15977) beside a valid createdDateTime: the sign-in's
+	// own time then stands in, counted and named (Stats.TimeFallbacks).
+	if len(d.Time) > 0 && d.Time[0] != 'n' && len(p.CreatedDateTime) > 0 && p.CreatedDateTime[0] != 'n' {
+		if _, err := jsonTime(d.Time); err != nil {
+			if _, err := jsonTime(p.CreatedDateTime); err == nil {
+				r.TimeGenerated = p.CreatedDateTime
+				s.st.TimeFallbacks++
+				if s.st.FirstTimeFallback == nil {
+					s.st.FirstTimeFallback = &FormatError{File: s.name, Column: "time", Row: s.line, Err: fmt.Errorf("%s is not an ISO 8601 time: properties.createdDateTime %s used", d.Time, p.CreatedDateTime)}
+				}
+			}
+		}
+	}
 	r.UserPrincipalName = p.UserPrincipalName
 	r.IPAddress = firstPresent(p.IpAddress, d.CallerIpAddress)
 	r.Location = first(d.Location, p.Location.CountryOrRegion)

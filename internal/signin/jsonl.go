@@ -355,6 +355,11 @@ func (s *jsonlScan) parse(buf []byte) error {
 		}
 		return s.formatErr("", s.line, fmt.Errorf("record is in the resource-log form (category %q, a properties object) but the file's first record has Log Analytics' columns: a file holds one form", cat))
 	}
+	if s.form == "" {
+		if err := s.checkJSONTable(buf); err != nil {
+			return err
+		}
+	}
 	s.form = LogAnalyticsForm
 	return nil
 }

@@ -104,7 +104,9 @@ func TestScanJSONL(t *testing.T) {
 		{name: "blank lines only", data: []byte("\n\n"), consumed: -1},
 		{name: "gzip", data: gzipped(t, all), want: recs, consumed: -1},
 		{name: "gzip without final newline", data: gzipped(t, strings.TrimSuffix(all, "\n")), want: recs, consumed: -1},
-		{name: "noninteractive", data: []byte(all), table: NonInteractive, want: forTable(recs, NonInteractive), consumed: -1},
+		// The same rows as the other table's (Type names it: see TestWrongTable).
+		{name: "noninteractive", data: []byte(strings.ReplaceAll(all, `"Type":"SigninLogs"`, `"Type":"AADNonInteractiveUserSignInLogs"`)),
+			table: NonInteractive, want: forTable(recs, NonInteractive), consumed: -1},
 		{name: "batches of 2", data: []byte(all), opts: Options{BatchSize: 2}, want: recs, consumed: -1},
 		{name: "keep", data: []byte(all), opts: Options{Keep: func(r *Record) bool { return r.ResultType == "0" }},
 			want: []Record{recs[0], recs[2]}, read: 3, consumed: -1},
@@ -202,7 +204,11 @@ func TestScanJSONLErrors(t *testing.T) {
 		})
 	}
 	// A non-interactive export need not have the conditional access columns.
-	noCA := line(0, func(m map[string]any) { delete(m, "ConditionalAccessStatus"); delete(m, "AuthenticationRequirement") })
+	noCA := line(0, func(m map[string]any) {
+		delete(m, "ConditionalAccessStatus")
+		delete(m, "AuthenticationRequirement")
+		m["Type"] = "AADNonInteractiveUserSignInLogs"
+	})
 	if _, _, err := scanAll("ni.json", []byte(noCA), NonInteractive, Options{}); err != nil {
 		t.Errorf("noninteractive without CA columns: %v", err)
 	}

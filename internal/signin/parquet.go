@@ -90,6 +90,9 @@ func scanParquet(ctx context.Context, name string, r io.ReaderAt, size int64, t 
 		return s.st, s.classify("", 0, fmt.Errorf("not a readable parquet file: %w", err))
 	}
 	defer s.release()
+	if err := checkParquetTable(name, pf, t); err != nil {
+		return s.st, err
+	}
 	if err := s.setup(pf); err != nil {
 		return s.st, err
 	}

@@ -1,7 +1,9 @@
 package signin
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"time"
 )
 
@@ -117,6 +119,39 @@ func RequiredColumns(t Table) []string {
 // OptionalColumns returns the columns read when present; absent ones read as "".
 func OptionalColumns(t Table) []string {
 	return []string{ColAppDisplayName, ColCorrelationId, ColUniqueTokenIdentifier, ColId}
+}
+
+// Key identifies a record for dedup (DESIGN.md 2: exports may contain the
+// same record twice). An export retry writes the record again, identical;
+// but real SigninLogs also repeat an Id with different content (Microsoft's
+// demo tenant: the same Id with two AuthenticationRequirement values), and
+// KQL's join counts both rows. So two records are one only when they have
+// the same non-empty Id and the same content in every column read.
+type Key struct {
+	Id  string
+	Sum uint64 // a hash of the other columns
+}
+
+// keySeed seeds Key.Sum: keys live in memory only, within one process.
+var keySeed = maphash.MakeSeed()
+
+// Key returns r's dedup key; ok is false for a record without an Id, which
+// is never a duplicate of another.
+func (r *Record) Key() (k Key, ok bool) {
+	if r.Id == "" {
+		return Key{}, false
+	}
+	var h maphash.Hash
+	h.SetSeed(keySeed)
+	var t [8]byte
+	binary.LittleEndian.PutUint64(t[:], uint64(r.TimeGenerated.UnixNano()))
+	h.Write(t[:])
+	for _, s := range [...]string{r.UserPrincipalName, r.IPAddress, r.Location, r.ResultType, r.AuthenticationRequirement,
+		r.ConditionalAccessStatus, r.AppDisplayName, r.CorrelationId, r.UniqueTokenIdentifier} {
+		h.WriteString(s)
+		h.WriteByte(0) // "ab","c" is not "a","bc"
+	}
+	return Key{r.Id, h.Sum64()}, true
 }
 
 // ExtraColumns returns the columns read into Record.Extra when

@@ -65,6 +65,11 @@ type Stats struct {
 	// and read as "" (the row is kept); FirstBlanked names the first.
 	BlankedCells int64
 	FirstBlanked *FormatError
+	// TimeFallbacks counts resource-log records whose time could not be
+	// read and whose properties.createdDateTime was used instead (the row is
+	// kept); FirstTimeFallback names the first.
+	TimeFallbacks     int64
+	FirstTimeFallback *FormatError
 }
 
 // Options tune a Scan. The zero value reads every row.

@@ -40,9 +40,12 @@
 package signin
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"strings"
+	"unicode/utf8"
 )
 
 // Scan streams the records of one export file of table t to fn, a batch at a
@@ -78,10 +81,43 @@ func Scan(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, 
 		st, err = scanJSONL(ctx, name, r, size, true, t, opts, fn)
 		st.Format = GzipJSONLines
 	default:
+		if err := notJSONLines(name, r, size); err != nil {
+			return Stats{}, err
+		}
 		st, err = scanJSONL(ctx, name, r, size, false, t, opts, fn)
 		st.Format = JSONLines
 	}
 	return st, err
+}
+
+// notJSONLines names the content of a file that is neither Parquet nor gzip
+// and is not JSON Lines either, when it is CSV (a header line of names and
+// commas): "invalid JSON" would not tell the user what they gave.
+func notJSONLines(name string, r io.ReaderAt, size int64) error {
+	var head [512]byte
+	n, _ := r.ReadAt(head[:min(int64(len(head)), size)], 0)
+	first := bytes.TrimPrefix(head[:n], []byte("\xef\xbb\xbf")) // a BOM
+	if i := bytes.IndexAny(first, "\r\n"); i >= 0 {
+		first = first[:i]
+	}
+	first = bytes.TrimSpace(first)
+	if len(first) == 0 || first[0] == '{' || first[0] == '[' || !bytes.ContainsRune(first, ',') || !utf8.Valid(first) {
+		return nil
+	}
+	for _, c := range first {
+		if c < 0x20 && c != '\t' {
+			return nil
+		}
+	}
+	want := "JSON Lines (one JSON object per line) or Parquet"
+	if strings.HasSuffix(strings.ToLower(name), ".parquet") {
+		want = "Parquet, as its name says (no PAR1 magic at its start), or JSON Lines"
+	}
+	shown := string(first)
+	if len(shown) > 60 {
+		shown = shown[:60] + "..."
+	}
+	return &FormatError{File: name, Row: 1, Err: fmt.Errorf("invalid JSON: the file is CSV text (first line %q), not %s: export the tables as Parquet or JSON Lines", shown, want)}
 }
 
 // Format is an export file's format, as Scan detected it from the content.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +47,7 @@ func NewAzureFromConnectionString(cs string) (*Azure, error) {
 	if strings.Contains(strings.ReplaceAll(cs, " ", ""), "UseDevelopmentStorage=true") {
 		cs = AzuriteConnectionString
 	}
-	svc, err := service.NewClientFromConnectionString(cs, nil)
+	svc, err := service.NewClientFromConnectionString(cs, clientOptions())
 	if err != nil {
 		// The SDK's message never contains the key; ours must not either.
 		return nil, fmt.Errorf("store: storage connection string: %w", err)
@@ -62,11 +63,28 @@ func NewAzure(accountURL string, cred azcore.TokenCredential) (*Azure, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("store: account URL %q: want https://ACCOUNT.blob.core.windows.net", accountURL)
 	}
-	svc, err := service.NewClient(accountURL, cred, nil)
+	svc, err := service.NewClient(accountURL, cred, clientOptions())
 	if err != nil {
 		return nil, fmt.Errorf("store: account URL %s: %w", accountURL, err)
 	}
 	return newAzure(svc)
+}
+
+// httpClient is shared by every Azure store of the process: requests in
+// flight at once (alert writes run 32 at a time per blob, and blobs run in
+// parallel) each need a connection, and the SDK's default transport keeps
+// only 10 idle per host, so the others would be closed and opened again,
+// a TCP and TLS handshake each, at the latency parallelism is meant to hide.
+var httpClient = func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 256
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: t}
+}()
+
+func clientOptions() *service.ClientOptions {
+	return &service.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient}}
 }
 
 func newAzure(svc *service.Client) (*Azure, error) {
