@@ -48,7 +48,7 @@ func commands() []command {
 		{"serve", "run the Azure Functions custom handler", runServe},
 		{"exports", "request and list Log Analytics export jobs (schedule --from --to, status)", runExports},
 		{"upload", "copy a folder laid out like an account (gen's output) into one, e.g. Azurite", runUpload},
-		{"rule", "check a Sentinel rule YAML: print the plan its query compiles to, or why it is refused", runRule},
+		{"rule", "check a Sentinel rule YAML (the plan its query compiles to, or why it is refused); lint rule folders for coverage", runRuleCommand},
 	}
 }
 
