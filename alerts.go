@@ -19,7 +19,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("alerts", stderr, "--storage DIR|URL|CONNSTR [--format table|json] [--wide]\n       [--redeliver] [--backfill --since TIME]")
 	sf := settings.Register(fs, join(storageSettings, outputSettings, []string{settings.StateContainer}, deliverySettings)...)
 	format := fs.String("format", "table", "output `format`: table, or json (one alert document per line)")
-	wide := fs.Bool("wide", false, "print every column and full ids (wider than 120 columns)")
+	wide := fs.Bool("wide", false, "print every column, full ids and full delivery errors (wider than 120 columns)")
 	redeliver := fs.Bool("redeliver", false, "make every failed or waiting delivery due now, release held (410) targets and, when sinks are configured, deliver now")
 	backfill := fs.Bool("backfill", false, "give the configured sinks every revision recorded since --since that they have not had (a sink added later starts from when it was configured)")
 	since := fs.String("since", "", "with --backfill: the RFC 3339 `time` to backfill from")
@@ -114,5 +114,5 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	}
 	fmt.Fprintln(stdout)
-	return outbox.WriteStatus(stdout, entries, holds...)
+	return outbox.WriteStatus(stdout, entries, *wide, holds...)
 }

@@ -66,6 +66,8 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"gen", "--out", "x", "--users", "0"}, nil, "--users"},
 		{[]string{"gen", "--out", "x", "--hours", "-1"}, nil, "--hours"},
 		{[]string{"gen", "--out", "x", "--roam-rate", "0.9"}, nil, "--roam-rate"},
+		{[]string{"gen", "--out", "x", "--compression", "lzo"}, nil, "--compression"},
+		{[]string{"gen", "--out", "x", "--compression", "zstd:3"}, nil, "--compression"},
 		{[]string{"gen"}, nil, "--out"},
 		{[]string{"gen", "--out", "x", "--users", "many"}, nil, "-users"},
 		{[]string{"detect", "--interactive", "a"}, nil, "--noninteractive"},

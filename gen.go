@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/gen"
@@ -121,6 +122,10 @@ func checkGenFlags(o gen.Options) error {
 		if c.bad {
 			return usagef("%s: want %s", c.flag, c.want)
 		}
+	}
+	// Empty takes the default; anything else must be a codec gen writes.
+	if o.Compression != "" && !gen.KnownCompression(o.Compression) {
+		return usagef("--compression %q: want one of %s", o.Compression, strings.Join(gen.Compressions, ", "))
 	}
 	if err := o.Check(); err != nil {
 		return usageError{err}

@@ -12,10 +12,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/memlimit"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
@@ -46,7 +48,7 @@ func commands() []command {
 		{"serve", "run the Azure Functions custom handler", runServe},
 		{"exports", "request and list Log Analytics export jobs (schedule --from --to, status)", runExports},
 		{"upload", "copy a folder laid out like an account (gen's output) into one, e.g. Azurite", runUpload},
-		{"rule", "check a Sentinel rule YAML: print the plan its query compiles to, or why it is refused", runRule},
+		{"rule", "check a Sentinel rule YAML (the plan its query compiles to, or why it is refused); lint rule folders for coverage", runRuleCommand},
 	}
 }
 
@@ -84,7 +86,8 @@ func main() {
 
 // startProfiles writes Go profiles for developers measuring a command (see
 // docs/performance.md): TOKENPIVOT_CPUPROFILE=FILE for the whole run, and
-// TOKENPIVOT_MEMPROFILE=FILE for the heap's allocations at exit.
+// TOKENPIVOT_MEMPROFILE=FILE for the heap's allocations at exit, and
+// TOKENPIVOT_HEAPPEAK=FILE for the live heap at its peak (watchHeapPeak).
 func startProfiles(stderr io.Writer) (stop func()) {
 	cpu, mem := os.Getenv("TOKENPIVOT_CPUPROFILE"), os.Getenv("TOKENPIVOT_MEMPROFILE")
 	var cpuFile *os.File
@@ -99,7 +102,9 @@ func startProfiles(stderr io.Writer) (stop func()) {
 			cpuFile = f
 		}
 	}
+	peakDone := watchHeapPeak(os.Getenv("TOKENPIVOT_HEAPPEAK"), stderr)
 	return func() {
+		peakDone()
 		if cpuFile != nil {
 			pprof.StopCPUProfile()
 			cpuFile.Close()
@@ -359,3 +364,44 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return fmt.Sprint([]string(*l)) }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// watchHeapPeak writes a heap profile to file (when not "") each time the
+// heap in use grows 10% past the largest seen, polling every 100 ms, so the
+// last one written shows what was live at the peak: what peak RSS is made
+// of. It returns a function that stops the watch.
+func watchHeapPeak(file string, stderr io.Writer) (stop func()) {
+	if file == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		var peak uint64
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse < peak+peak/10 {
+				continue
+			}
+			peak = ms.HeapInuse
+			f, err := os.Create(file)
+			if err == nil {
+				err = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "tokenpivot: TOKENPIVOT_HEAPPEAK: %v\n", err)
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

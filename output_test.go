@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -195,5 +198,72 @@ func TestTestJUnit(t *testing.T) {
 				t.Errorf("%s should pass: %+v %+v", c.Name, c.Failure, c.Error)
 			}
 		}
+	}
+}
+
+// The delivery table `alerts` prints after the alerts fits 120 columns too
+// (it was 167 wide with a refused connection's error): ids shortened, each
+// error cut in the middle so its cause shows, explanations wrapped; --wide
+// has the full ids and errors.
+func TestDeliveryStatusFits(t *testing.T) {
+	o := gen.NewOptions(filepath.Join(t.TempDir(), "tenant"))
+	o.Users, o.Hours, o.Attacks = 300, 24, 3
+	if _, err := gen.Run(context.Background(), o, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A receiver that refuses the key: a configuration error, retried.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "forbidden", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	t.Setenv("TOKENPIVOT_WEBHOOK_SECRET", "whsec_"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")))
+	if code, _, errs := runCLI(t, "process", "--storage", o.Out, "--webhook-url-file", secretFile(t, srv.URL+"/hook")); code != 0 {
+		t.Fatalf("process: exit %d: %s", code, errs)
+	}
+	code, out, errs := runCLI(t, "alerts", "--storage", o.Out)
+	if code != 0 {
+		t.Fatalf("alerts: exit %d: %s", code, errs)
+	}
+	code, wide, errs := runCLI(t, "alerts", "--storage", o.Out, "--wide")
+	if code != 0 {
+		t.Fatalf("alerts --wide: exit %d: %s", code, errs)
+	}
+	status, wideStatus := out[strings.Index(out, "DELIVERY"):], wide[strings.Index(wide, "DELIVERY"):]
+	if w, l := maxWidth(out); w > 120 {
+		t.Errorf("alerts with a delivery table: a line of %d columns:\n%s\n%s", w, l, status)
+	}
+	if !strings.Contains(status, "configuration error: webhook") || !strings.Contains(status, "(ids shortened, errors cut: --wide shows them)") {
+		t.Errorf("the delivery table does not say what it has:\n%s", status)
+	}
+	docs, _, err := alertsOf(t, o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each row's error: in full with --wide; cut in the middle by default,
+	// keeping its end (the cause).
+	when := regexp.MustCompile(`^webhook  (\S+)  .*next \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  (.*)$`)
+	narrow := map[string]string{}
+	for _, l := range strings.Split(status, "\n") {
+		if m := when.FindStringSubmatch(l); m != nil {
+			narrow[m[1]] = m[2]
+		}
+	}
+	rows := 0
+	for _, l := range strings.Split(wideStatus, "\n") {
+		m := when.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		rows++
+		full, cut := m[2], narrow[m[1][:8]]
+		if len(full) < 60 || !strings.Contains(full, "HTTP 403") {
+			t.Errorf("--wide: want the whole error, got %q", full)
+		}
+		if !strings.Contains(cut, "…") || !strings.HasSuffix(cut, full[len(full)-20:]) || !strings.HasPrefix(full, strings.Split(cut, "…")[0]) {
+			t.Errorf("error of %s: %q is not %q cut in the middle", m[1], cut, full)
+		}
+	}
+	if rows < len(docs) {
+		t.Errorf("--wide: %d pending rows for %d alerts:\n%s", rows, len(docs), wideStatus)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/memlimit"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
 // MemoryPerBlobByte is the peak memory one ProcessExport holds per byte of
@@ -18,6 +19,18 @@ import (
 // "Memory"). JSON Lines blobs are bigger for the same rows, so the factor
 // overestimates them, which errs on the safe side.
 const MemoryPerBlobByte = 10
+
+// MemoryPerStreamedBlob caps the weight of a non-interactive blob: the
+// pipeline streams it (its extracts written and its rows probed as they are
+// read), so its peak does not grow with its size, only with the row groups
+// in flight, the interactive index of its window and its results. A
+// non-interactive blob of 0.1M to 2M rows (28 MB of Parquet to a 5 GB
+// PT1H.json) peaks at 155-273 MiB RSS through `process --workers 1`, 353
+// MiB at 4M rows (its 85k result rows), 15 MiB of it the idle process and
+// about half of the rest garbage the collector has not yet taken: about 130
+// MB live (infra/README.md, "Memory"; docs/performance.md, "Blob-size
+// sweep").
+const MemoryPerStreamedBlob = 192 << 20
 
 // DefaultInstanceMemory is the memory assumed when neither GOMEMLIMIT nor a
 // cgroup limit says: the Flex Consumption default instance size.
@@ -66,16 +79,22 @@ func newBudget(total int64, source string) *budget {
 	return &budget{sem: semaphore.NewWeighted(total), total: total, source: source}
 }
 
-// weight is the budget a blob of size bytes takes: a blob larger than the
-// whole budget takes all of it, so it still runs, alone.
-func (b *budget) weight(size int64) int64 {
+// weight is the budget a blob of size bytes takes: MemoryPerBlobByte a
+// byte, at most MemoryPerStreamedBlob for a streamed (non-interactive)
+// blob; a blob larger than the whole budget takes all of it, so it still
+// runs, alone.
+func (b *budget) weight(size int64, streamed bool) int64 {
 	if size <= 0 {
 		return 0
 	}
-	if size > b.total/MemoryPerBlobByte {
-		return b.total
+	n := b.total
+	if size <= b.total/MemoryPerBlobByte {
+		n = size * MemoryPerBlobByte
 	}
-	return size * MemoryPerBlobByte
+	if streamed {
+		n = min(n, MemoryPerStreamedBlob)
+	}
+	return min(n, b.total)
 }
 
 // admit waits until the blob w fits in the memory budget, and returns the
@@ -91,7 +110,8 @@ func (h *Handler) admit(ctx context.Context, inv *invocation, w pipeline.Work) (
 		// The pipeline reports the blob gone, or the storage failure.
 		return func() {}, 0, true
 	}
-	n := b.weight(props.Size)
+	t, _ := h.cfg.Pipeline.Table(w.Container)
+	n := b.weight(props.Size, t == signin.NonInteractive)
 	if n == 0 {
 		return func() {}, 0, true
 	}

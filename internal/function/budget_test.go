@@ -201,3 +201,29 @@ func TestMemoryBudget(t *testing.T) {
 		}
 	})
 }
+
+// TestBudgetWeight: an interactive blob weighs MemoryPerBlobByte a byte; a
+// non-interactive one, streamed, at most MemoryPerStreamedBlob whatever
+// its size; neither more than the whole budget.
+func TestBudgetWeight(t *testing.T) {
+	b := newBudget(1<<30, "test")
+	for _, tc := range []struct {
+		size     int64
+		streamed bool
+		want     int64
+	}{
+		{0, true, 0},
+		{10 << 20, false, 100 << 20},
+		{10 << 20, true, 100 << 20},
+		{563 << 20, false, 1 << 30}, // the 2M-row blob: alone
+		{563 << 20, true, MemoryPerStreamedBlob},
+		{5 << 30, true, MemoryPerStreamedBlob}, // a diagnostic archive's PT1H.json
+	} {
+		if got := b.weight(tc.size, tc.streamed); got != tc.want {
+			t.Errorf("weight(%d, streamed %v) = %d, want %d", tc.size, tc.streamed, got, tc.want)
+		}
+	}
+	if got := newBudget(100<<20, "small").weight(5<<30, true); got != 100<<20 {
+		t.Errorf("a streamed blob on a budget below its cap weighs %d, want the whole budget", got)
+	}
+}

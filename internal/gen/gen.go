@@ -357,12 +357,23 @@ func (o Options) resolve() (Options, compress.Codec, error) {
 	}
 	codec, ok := codecs[strings.ToLower(o.Compression)]
 	if !ok {
-		return o, codec, fmt.Errorf("gen: unknown compression %q (snappy, zstd, gzip, brotli, lz4_raw, none)", o.Compression)
+		return o, codec, fmt.Errorf("gen: unknown compression %q (%s)", o.Compression, strings.Join(Compressions, ", "))
 	}
 	if need := scenarioUsers(o); need > o.Users {
 		return o, codec, fmt.Errorf("gen: %d attacks and %d look-alike sets need %d users of their own, only %d users", o.Attacks, o.LookalikeSets, need, o.Users)
 	}
 	return o, codec, nil
+}
+
+// Compressions are the names Options.Compression takes (any case; "uncompressed"
+// is also accepted for "none"), in the order messages list them.
+var Compressions = []string{"snappy", "zstd", "gzip", "brotli", "lz4_raw", "none"}
+
+// KnownCompression reports whether name is a compression gen writes, so that
+// a command can name its own flag when it is not.
+func KnownCompression(name string) bool {
+	_, ok := codecs[strings.ToLower(name)]
+	return ok
 }
 
 // codecs are the compressions gen writes, by the names Options takes.

@@ -33,7 +33,7 @@ func TestEverySettingDeployable(t *testing.T) {
 		}
 		return true
 	}
-	profiling := []string{"TOKENPIVOT_CPUPROFILE", "TOKENPIVOT_MEMPROFILE"}
+	profiling := []string{"TOKENPIVOT_CPUPROFILE", "TOKENPIVOT_MEMPROFILE", "TOKENPIVOT_HEAPPEAK"}
 
 	files := map[string]*bicepFile{}
 	main := loadBicep(t, filepath.Join(bicepDir, "main.bicep"), files)

@@ -186,6 +186,7 @@ var notSet = map[string]string{
 	"TOKENPIVOT_REQUIRE_AZURITE":           "test harness only (internal/azurite), not a setting of the app",
 	"TOKENPIVOT_CPUPROFILE":                "a developer's profiling switch (docs/performance.md), never deployed",
 	"TOKENPIVOT_MEMPROFILE":                "a developer's profiling switch (docs/performance.md), never deployed",
+	"TOKENPIVOT_HEAPPEAK":                  "a developer's profiling switch (docs/performance.md), never deployed",
 }
 
 // tfOnlySettings are set only by Terraform, each for a provider quirk. None

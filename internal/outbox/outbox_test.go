@@ -179,7 +179,7 @@ func TestOutageNeverFailsPermanentDoes(t *testing.T) {
 	}
 	var status strings.Builder
 	es, _ := o.Entries(ctx)
-	WriteStatus(&status, es)
+	WriteStatus(&status, es, true)
 	if !strings.Contains(status.String(), "HTTP 400 InvalidContent") || !strings.Contains(status.String(), "failed") {
 		t.Errorf("status does not show the failure:\n%s", status.String())
 	}
@@ -221,9 +221,20 @@ func TestGoneHoldsTheTarget(t *testing.T) {
 	var status strings.Builder
 	es, _ := o.Entries(ctx)
 	holds, _ := o.Holds(ctx)
-	WriteStatus(&status, es, holds...)
+	WriteStatus(&status, es, true, holds...)
 	if !regexp.MustCompile(`w\s+0\s+0\s+0\s+2`).MatchString(status.String()) || !strings.Contains(status.String(), "held: w answered 410 Gone") {
 		t.Errorf("status does not show the held target:\n%s", status.String())
+	}
+	// By default the hold's explanation is wrapped to the table's width.
+	var narrow strings.Builder
+	WriteStatus(&narrow, es, false, holds...)
+	for _, l := range strings.Split(narrow.String(), "\n") {
+		if n := len([]rune(l)); n > StatusWidth {
+			t.Errorf("a status line of %d columns: %s", n, l)
+		}
+	}
+	if !strings.Contains(narrow.String(), "held: w answered 410 Gone") || !strings.Contains(narrow.String(), "--redeliver` resumes now") {
+		t.Errorf("narrow status lost the hold:\n%s", narrow.String())
 	}
 	s.target, s.script = "new", nil
 	o.Deliver(ctx)

@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	kzstd "github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
@@ -125,6 +129,12 @@ const extractBatchRows = 8 << 10
 // signin.Scan decodes at most 64k rows at once whatever the group.
 const extractRowGroupRows = 256 << 10
 
+// streamRowGroupRows is the row group of a streamed (non-interactive)
+// extract: what its writer holds before a flush, per event hour. Its
+// users and IPs are plain, so a smaller group costs only the dictionaries
+// of Location and ResultType and a delta block start per group.
+const streamRowGroupRows = 64 << 10
+
 // TimeGenerated is DELTA_BINARY_PACKED: exports come about in time order,
 // so the deltas are small, where zstd over plain int64 nanoseconds keeps
 // 4-8 bytes a row.
@@ -132,13 +142,45 @@ const extractRowGroupRows = 256 << 10
 // extractWriterOptions: zstd at its fastest level (an extract is written
 // once per blob and read a few times; a higher level costs more CPU than it
 // saves on random identifiers).
-func extractWriterOptions() []parquet.WriterOption {
+func extractWriterOptions(rowGroupRows int64) []parquet.WriterOption {
 	return []parquet.WriterOption{
-		parquet.Compression(&zstd.Codec{Level: zstd.SpeedFastest}),
-		parquet.MaxRowsPerRowGroup(extractRowGroupRows),
+		parquet.Compression(extractCodec),
+		parquet.MaxRowsPerRowGroup(rowGroupRows),
 		parquet.CreatedBy("tokenpivot pipeline", "", ""),
 	}
 }
+
+// extractCodec is zstd at its fastest level with a 1 MiB window, its
+// encoders shared by every extract writer. parquet-go's zstd.Codec keeps
+// the library's default 8 MiB window, for which an encoder allocates 16 MiB
+// of history, one per writer: a tenth of a streamed blob's live heap, for
+// pages of a few hundred KiB that a 1 MiB window covers whole.
+var extractCodec compress.Codec = &smallZstd{}
+
+type smallZstd struct {
+	encoders sync.Pool
+	decode   zstd.Codec // reading is parquet-go's
+}
+
+func (*smallZstd) String() string                            { return "ZSTD" }
+func (*smallZstd) CompressionCodec() format.CompressionCodec { return format.Zstd }
+
+func (c *smallZstd) Encode(dst, src []byte) ([]byte, error) {
+	e, _ := c.encoders.Get().(*kzstd.Encoder)
+	if e == nil {
+		var err error
+		e, err = kzstd.NewWriter(nil, kzstd.WithEncoderLevel(kzstd.SpeedFastest), kzstd.WithEncoderConcurrency(1),
+			kzstd.WithWindowSize(1<<20), kzstd.WithZeroFrames(true), kzstd.WithEncoderCRC(false))
+		if err != nil {
+			return nil, err
+		}
+	}
+	out := e.EncodeAll(src, dst[:0])
+	c.encoders.Put(e)
+	return out, nil
+}
+
+func (c *smallZstd) Decode(dst, src []byte) ([]byte, error) { return c.decode.Decode(dst, src) }
 
 // extractWriter keeps one hour's candidates of one blob (recs), for this
 // blob's own join (the extract is never read back here) and to encode the
@@ -223,7 +265,7 @@ func (w *extractWriter) encode(shape extractShape) ([]byte, error) {
 // writeRows writes recs but those skip returns true for (skip may be nil),
 // converted by row, as one Parquet file to buf.
 func writeRows[T any](buf *bytes.Buffer, recs [][]signin.Record, skip func(*signin.Record) bool, row func(*signin.Record) T) error {
-	pw := parquet.NewGenericWriter[T](buf, extractWriterOptions()...)
+	pw := parquet.NewGenericWriter[T](buf, extractWriterOptions(extractRowGroupRows)...)
 	batch := make([]T, 0, extractBatchRows)
 	for _, chunk := range recs {
 		batch = batch[:0]

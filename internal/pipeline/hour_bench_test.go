@@ -80,7 +80,7 @@ func BenchmarkProcessHour(b *testing.B) {
 
 // benchPipeline returns a pipeline over local store s (exports and state)
 // with its containers made, writing alerts to alerts.
-func benchPipeline(b *testing.B, s *store.Local, alerts AlertSink) *Pipeline {
+func benchPipeline(b testing.TB, s *store.Local, alerts AlertSink) *Pipeline {
 	ctx := context.Background()
 	safe, err := rule.Default().SafeList(nil, nil, rule.SafeListOptions{})
 	if err != nil {

@@ -68,20 +68,30 @@ func extractsKey(props []store.Properties) string {
 	return b.String()
 }
 
-// interactiveIndex returns the index of the interactive extracts of hours,
-// from the cache when the listing matches the extracts it was built from.
-// An index is cached only when every extract listed was read whole: one set
+// indexOfListed returns the index of the listed interactive extracts, from
+// the cache when the listing matches the extracts it was built from. An
+// index is cached only when every extract listed was read whole: one set
 // aside or gone since the listing leaves it out.
-func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out *Outcome) (*detect.Index, error) {
-	listed, err := p.listExtracts(ctx, signin.Interactive, hours)
-	if err != nil {
-		return nil, err
-	}
+func (p *Pipeline) indexOfListed(ctx context.Context, listed []store.Properties, out *Outcome) (*detect.Index, error) {
 	if x := p.indexes.get(extractsKey(listed)); x != nil {
 		return x, nil
 	}
-	x := detect.NewIndexFor(p.cfg.Filter.Plan)
-	complete := true
+	x, complete, err := p.indexOf(ctx, listed, out)
+	if err != nil {
+		return nil, err
+	}
+	if !complete {
+		x.Seal()
+		return x, nil
+	}
+	return p.indexes.put(extractsKey(listed), x), nil
+}
+
+// indexOf reads the listed interactive extracts into a new index; complete
+// says every one was read whole (none set aside or gone since the listing).
+func (p *Pipeline) indexOf(ctx context.Context, listed []store.Properties, out *Outcome) (x *detect.Index, complete bool, err error) {
+	x = detect.NewIndexFor(p.cfg.Filter.Plan)
+	complete = true
 	setAside := len(out.SetAside)
 	err = p.readExtracts(ctx, listed, out, func(props store.Properties) error {
 		_, err := signin.Scan(ctx, props.Name, store.NewReaderAt(ctx, p.cfg.State, props), props.Size, signin.Interactive,
@@ -97,13 +107,9 @@ func (p *Pipeline) interactiveIndex(ctx context.Context, hours []time.Time, out 
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	if !complete || len(out.SetAside) != setAside {
-		x.Seal()
-		return x, nil
-	}
-	return p.indexes.put(extractsKey(listed), x), nil
+	return x, complete && len(out.SetAside) == setAside, nil
 }
 
 // listExtracts returns the extracts of table t in hours that are not older

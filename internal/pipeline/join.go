@@ -33,8 +33,10 @@ func reach(t signin.Table, h time.Time, maxGap ...time.Duration) []time.Time {
 	return hs
 }
 
-// join pairs this blob's candidates with the other table's published ones:
-// the interactive side is indexed, the non-interactive side probes it.
+// join pairs this interactive blob's candidates with the published
+// non-interactive ones: its candidates are indexed, the extracts probe them.
+// (A non-interactive blob probes the interactive index as it is read:
+// stream.go.)
 func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out *Outcome) ([]detect.Result, error) {
 	if len(ext.byHour) == 0 {
 		return nil, nil
@@ -52,30 +54,15 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 	slices.SortFunc(hours, time.Time.Compare)
 
 	// This blob's own candidates are in memory (extractWriter.recs): its
-	// extract, published, is not read back. The batches keep the order of
-	// the bytes an extract would give, hour by hour.
-	own := func(keep func(*signin.Record) bool, fn func(*signin.Record)) {
-		for _, h := range ext.hours() {
-			for _, recs := range ext.byHour[h].recs {
-				for k := range recs {
-					if keep == nil || keep(&recs[k]) {
-						fn(&recs[k])
-					}
-				}
+	// extract, published, is not read back.
+	x := detect.NewIndexFor(p.cfg.Filter.Plan)
+	for _, h := range ext.hours() {
+		for _, recs := range ext.byHour[h].recs {
+			for k := range recs {
+				x.Add(recs[k])
 			}
 		}
 	}
-	if t == signin.NonInteractive {
-		x, err := p.interactiveIndex(ctx, hours, out)
-		if err != nil || x.Len() == 0 {
-			return nil, err
-		}
-		var results []detect.Result
-		own(x.MayMatch, func(r *signin.Record) { results = x.Probe(results, r) })
-		return results, nil
-	}
-	x := detect.NewIndexFor(p.cfg.Filter.Plan)
-	own(nil, func(r *signin.Record) { x.Add(*r) })
 	if x.Len() == 0 {
 		return nil, nil
 	}
@@ -108,8 +95,10 @@ type matchedSource struct {
 	props store.Properties
 	keys  map[matchKey]struct{}
 	// recs are the matched compact rows, their Ids positions in their
-	// extract: the result rows if the export cannot be read again.
+	// extract: the result rows if the export cannot be read again. rows
+	// holds them as written, to keep a row exported twice once.
 	recs []signin.Record
+	rows map[compactRow]struct{}
 }
 
 // probeStored probes index x (this interactive blob's candidates) with the
@@ -131,6 +120,15 @@ type matchedSource struct {
 // position in the extract (stable on redo), and the blob is named in
 // Outcome.FromExtract. A pair is never dropped because its export went.
 func (p *Pipeline) probeStored(ctx context.Context, x *detect.Index, hours []time.Time, out *Outcome) ([]detect.Result, error) {
+	listed, err := p.listExtracts(ctx, signin.NonInteractive, hours)
+	if err != nil {
+		return nil, err
+	}
+	return p.probeExtracts(ctx, x, listed, out)
+}
+
+// probeExtracts is probeStored over the listed non-interactive extracts.
+func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []store.Properties, out *Outcome) ([]detect.Result, error) {
 	var results, scratch []detect.Result
 	// The reader tests MayMatch on the cheap columns (user, IP, country,
 	// time) before it builds a record: most extract rows never become one.
@@ -146,7 +144,7 @@ func (p *Pipeline) probeStored(ctx context.Context, x *detect.Index, hours []tim
 		return nil
 	}
 	sources := map[store.Properties]*matchedSource{}
-	err := p.eachExtract(ctx, signin.NonInteractive, hours, out, func(props store.Properties) error {
+	err := p.readExtracts(ctx, listed, out, func(props store.Properties) error {
 		reader := store.NewReaderAt(ctx, p.cfg.State, props)
 		src, compact := compactSource(props.Name)
 		if !compact {
@@ -155,7 +153,7 @@ func (p *Pipeline) probeStored(ctx context.Context, x *detect.Index, hours []tim
 			return err
 		}
 		// Pass 1. Matches are noted only once the extract read whole: a
-		// failed read is set aside and its source redone (eachExtract).
+		// failed read is set aside and its source redone (readExtracts).
 		var matched []signin.Record
 		opts := signin.Options{Final: true, Keep: keepUser,
 			PositionIds: signin.PositionIdPrefix + p.cfg.StateContainer + "/" + props.Name + "#"}
@@ -175,13 +173,23 @@ func (p *Pipeline) probeStored(ctx context.Context, x *detect.Index, hours []tim
 		}
 		m := sources[src]
 		if m == nil {
-			m = &matchedSource{props: src, keys: map[matchKey]struct{}{}}
+			m = &matchedSource{props: src, keys: map[matchKey]struct{}{}, rows: map[compactRow]struct{}{}}
 			sources[src] = m
 		}
 		for k := range matched {
-			m.keys[keyOf(&matched[k])] = struct{}{}
+			r := &matched[k]
+			m.keys[keyOf(r)] = struct{}{}
+			// A compact extract is written as the rows stream by, before
+			// their Ids are read, so a row exported twice in the blob is
+			// there twice: the copies are the same compact row, kept once
+			// (DESIGN.md 4.1, dedup by Id; the export read again dedups
+			// by its Ids).
+			c := compactRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location, r.ResultType}
+			if _, dup := m.rows[c]; !dup {
+				m.rows[c] = struct{}{}
+				m.recs = append(m.recs, *r)
+			}
 		}
-		m.recs = append(m.recs, matched...)
 		return nil
 	})
 	if err != nil {
@@ -261,23 +269,14 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 	return rows, nil, nil
 }
 
-// eachExtract calls fn for every published extract of table t in hours,
-// ignoring state older than the allowed lateness: lifecycle rules delete it
-// at day granularity, so reading it would make results depend on timing.
+// readExtracts calls fn for each of the listed extracts (listExtracts
+// ignores state older than the allowed lateness: lifecycle rules delete it
+// at day granularity, so reading it would make results depend on timing).
 //
 // An extract that cannot be read is moved aside and its export blob's
 // ledger entry forgotten, so that blob is processed again and republishes
 // it; this blob goes on with the others. When the redone blob looks, it
 // finds this blob's extract, so no pair is lost.
-func (p *Pipeline) eachExtract(ctx context.Context, t signin.Table, hours []time.Time, out *Outcome, fn func(store.Properties) error) error {
-	listed, err := p.listExtracts(ctx, t, hours)
-	if err != nil {
-		return err
-	}
-	return p.readExtracts(ctx, listed, out, fn)
-}
-
-// readExtracts calls fn for each of the listed extracts, as eachExtract.
 func (p *Pipeline) readExtracts(ctx context.Context, listed []store.Properties, out *Outcome, fn func(store.Properties) error) error {
 	for _, props := range listed {
 		err := fn(props)

@@ -593,3 +593,51 @@ func jsonKind(raw json.RawMessage) string {
 	}
 	return "a number " + string(raw)
 }
+
+// CompleteEnd returns where a Scan of the plain JSON Lines r[from:size)
+// with Options.Final false stops reading (from + Stats.Consumed): after the
+// last '\n', or at size when the text after it is one complete JSON object
+// (see Stats.Consumed). It reads only the tail, so a caller can name what a
+// Scan will read before it reads it (the pipeline names a streamed extract
+// by its byte range before the rows are written).
+func CompleteEnd(r io.ReaderAt, from, size int64) (int64, error) {
+	const chunk = 64 << 10
+	var tail []byte // the bytes after the last '\n', read backwards
+	buf := make([]byte, chunk)
+	for end := size; end > from; {
+		start := max(from, end-chunk)
+		n, err := r.ReadAt(buf[:end-start], start)
+		if n < int(end-start) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		part := buf[:n]
+		if k := bytes.LastIndexByte(part, '\n'); k >= 0 {
+			tail = append(part[k+1:len(part):len(part)], tail...)
+			return endAfter(start+int64(k)+1, size, tail, false), nil
+		}
+		tail = append(part[:len(part):len(part)], tail...)
+		if len(tail) > maxLineBytes {
+			// Scan rejects a line this long: let it see the line.
+			return size, nil
+		}
+		end = start
+	}
+	return endAfter(from, size, tail, true), nil
+}
+
+// endAfter is CompleteEnd's answer for a last line tail starting at nl.
+func endAfter(nl, size int64, tail []byte, first bool) int64 {
+	if len(tail) == 0 {
+		return size
+	}
+	if first {
+		tail = bytes.TrimPrefix(tail, utf8BOM)
+	}
+	if completeObject(tail) {
+		return size
+	}
+	return nl
+}

@@ -3,8 +3,10 @@ package signin
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -233,4 +235,43 @@ func TestScanJSONLinesManyReads(t *testing.T) {
 		t.Fatalf("got %d records (stats %+v), want %d", len(got), st, len(recs))
 	}
 	diffRecords(t, got, recs)
+}
+
+// TestCompleteEnd: CompleteEnd says where Scan stops on a growing plain
+// JSON Lines blob, from any start, whatever the tail.
+func TestCompleteEnd(t *testing.T) {
+	rec := `{"TimeGenerated":"2026-11-20T10:00:00Z","UserPrincipalName":"a@contoso.com","IPAddress":"1.2.3.4","Location":"US","ResultType":"0"}`
+	long := strings.Repeat(rec+"\n", 3000) // over CompleteEnd's 64 KiB reads
+	for _, tc := range []struct{ name, data string }{
+		{"newline at end", rec + "\n" + rec + "\n"},
+		{"complete tail", rec + "\n" + rec},
+		{"partial tail", rec + "\n" + rec[:40]},
+		{"whitespace tail", rec + "\n  "},
+		{"only a partial line", rec[:50]},
+		{"only a complete line", rec},
+		{"BOM complete line", "\xef\xbb\xbf" + rec},
+		{"long, partial tail", long + rec[:70]},
+		{"long, complete tail", long + rec},
+		{"partial tail over 64 KiB", rec + "\n" + `{"UserPrincipalName":"` + strings.Repeat("x", 100<<10)},
+	} {
+		data := []byte(tc.data)
+		// A read resumes where the last stopped: at the start of a line.
+		for _, from := range []int64{0, int64(len(rec) + 1), int64(len(rec)+1) * 1500} {
+			if from > int64(len(data)) {
+				continue
+			}
+			r := io.NewSectionReader(bytes.NewReader(data), from, int64(len(data))-from)
+			st, err := Scan(context.Background(), tc.name, r, int64(len(data))-from, NonInteractive, Options{}, func([]Record) error { return nil })
+			if err != nil && !strings.Contains(tc.name, "partial") && !strings.Contains(tc.name, "whitespace") {
+				t.Fatalf("%s from %d: %v", tc.name, from, err)
+			}
+			got, err := CompleteEnd(bytes.NewReader(data), from, int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := from + st.Consumed; got != want {
+				t.Errorf("%s from %d: CompleteEnd %d, Scan consumed to %d", tc.name, from, got, want)
+			}
+		}
+	}
 }

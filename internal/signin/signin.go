@@ -67,27 +67,43 @@ func Scan(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, 
 	if size <= 0 {
 		return Stats{}, nil
 	}
-	var magic [4]byte
-	n, err := r.ReadAt(magic[:], 0)
-	if n < len(magic) && err != nil && err != io.EOF {
+	f, err := DetectFormat(r)
+	if err != nil {
 		return Stats{}, fmt.Errorf("signin.Scan %s: %w", name, err)
 	}
 	var st Stats
-	switch {
-	case n == 4 && string(magic[:]) == parquetMagic:
+	switch f {
+	case Parquet:
 		st, err = scanParquet(ctx, name, r, size, t, opts, fn)
-		st.Format = Parquet
-	case n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+	case GzipJSONLines:
 		st, err = scanJSONL(ctx, name, r, size, true, t, opts, fn)
-		st.Format = GzipJSONLines
 	default:
 		if err := notJSONLines(name, r, size); err != nil {
 			return Stats{}, err
 		}
 		st, err = scanJSONL(ctx, name, r, size, false, t, opts, fn)
-		st.Format = JSONLines
 	}
+	st.Format = f
 	return st, err
+}
+
+// DetectFormat tells the format of a non-empty export from its first bytes,
+// as Scan does: Parquet "PAR1", gzip 1f 8b, else JSON Lines. Callers that
+// must know before scanning (how far a growing blob will be read: see
+// CompleteEnd) ask it; the error is r's.
+func DetectFormat(r io.ReaderAt) (Format, error) {
+	var magic [4]byte
+	n, err := r.ReadAt(magic[:], 0)
+	if n < len(magic) && err != nil && err != io.EOF {
+		return "", err
+	}
+	switch {
+	case n == 4 && string(magic[:]) == parquetMagic:
+		return Parquet, nil
+	case n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		return GzipJSONLines, nil
+	}
+	return JSONLines, nil
 }
 
 // notJSONLines names the content of a file that is neither Parquet nor gzip

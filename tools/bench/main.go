@@ -48,6 +48,12 @@ type config struct {
 	pipeline bool
 	seed     uint64
 	repo     string // repository root
+	// blobsweep runs only the blob-size sweep (blobsweep.go); bin, when
+	// set, is the CLI to measure instead of one built from the repository
+	// (e.g. a baseline built from another commit).
+	blobsweep bool
+	sweepOnly string // a regexp of the sweep's case names to run
+	bin       string
 }
 
 func main() {
@@ -59,6 +65,9 @@ func main() {
 	flag.BoolVar(&c.sparse, "sparse", true, "also measure the sparse hour (gen --benchmark-sparse) after the realistic one")
 	flag.BoolVar(&c.pipeline, "pipeline", true, "also measure `tokenpivot process` on the hour's non-interactive blobs")
 	flag.Uint64Var(&c.seed, "seed", 1, "generator seed")
+	flag.BoolVar(&c.blobsweep, "blobsweep", false, "measure only the blob-size sweep: one non-interactive blob of 0.1M-4M rows (Parquet) and 0.5M, 2M (JSON Lines) through `process --workers 1`")
+	flag.StringVar(&c.sweepOnly, "sweep-only", "", "run only the sweep cases whose name matches this `regexp` (e.g. 'Parquet|data export 2M')")
+	flag.StringVar(&c.bin, "bin", "", "measure this tokenpivot binary instead of building the repository's")
 	flag.Parse()
 	if c.runs < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs must be at least 1")
@@ -82,9 +91,21 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		return err
 	}
 	bin := filepath.Join(c.data, "tokenpivot")
-	logf("building %s", bin)
-	if err := command(ctx, repo, "go", "build", "-o", bin, ".").Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
+	if c.bin != "" {
+		bin = c.bin
+	} else {
+		logf("building %s", bin)
+		if err := command(ctx, repo, "go", "build", "-o", bin, ".").Run(); err != nil {
+			return fmt.Errorf("go build: %w", err)
+		}
+	}
+	if c.blobsweep {
+		m, err := describeHost()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "## Machine\n\n%s\n", m)
+		return blobSweep(ctx, c, bin, out)
 	}
 	if err := ensureNodeDeps(ctx, repo); err != nil {
 		return err
@@ -230,6 +251,16 @@ func countRows(dir string) (string, error) {
 
 // describeMachine returns the Markdown lines naming the machine and versions.
 func describeMachine(ctx context.Context, repo string) (string, error) {
+	b, err := describeHost()
+	if err != nil {
+		return "", err
+	}
+	return describeTools(ctx, repo, b)
+}
+
+// describeHost is the machine part of describeMachine: CPU, memory, load
+// and Go (the blob-size sweep needs no DuckDB).
+func describeHost() (string, error) {
 	var b strings.Builder
 	model := "unknown"
 	if cpu, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -249,6 +280,13 @@ func describeMachine(ctx context.Context, repo string) (string, error) {
 		fmt.Fprintf(&b, "- Load average at start: %s\n", strings.Join(strings.Fields(string(la))[:3], " "))
 	}
 	fmt.Fprintf(&b, "- %s, %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return b.String(), nil
+}
+
+// describeTools adds Node's and DuckDB's versions to host.
+func describeTools(ctx context.Context, repo, host string) (string, error) {
+	var b strings.Builder
+	b.WriteString(host)
 	benchDir := filepath.Join(repo, "tools", "bench", "duckdb")
 	nodeV, err := command(ctx, benchDir, "node", "--version").Output()
 	if err != nil {
