@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/exportjob"
-	"github.com/tokenpivot/tokenpivot/internal/exportjob/fakeapi"
+	"github.com/tokenpivot/tokenpivot/internal/exportjob/exportjobtest"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -19,7 +19,7 @@ import (
 // API with a managed-identity token, shows progress on stderr and a summary
 // on stdout; a second run requests nothing; `exports status` lists it all.
 func TestExportsBackfill(t *testing.T) {
-	api := fakeapi.New(t)
+	api := exportjobtest.New(t)
 	exportsHTTPClient = api.Client()
 	t.Cleanup(func() { exportsHTTPClient = nil })
 	t.Setenv(exportjob.EnvWorkspace, api.WorkspaceID())

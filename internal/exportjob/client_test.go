@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenpivot/tokenpivot/internal/exportjob/fakeapi"
+	"github.com/tokenpivot/tokenpivot/internal/exportjob/exportjobtest"
 )
 
 // TestClientLifecycle drives the client through the documented API: a
@@ -60,7 +60,7 @@ func TestClientLifecycle(t *testing.T) {
 	}
 	// The token came from the identity endpoint (at most once: azidentity
 	// caches it process-wide, so an earlier test may have fetched it).
-	if n := fakeapi.TokensIssued(); n < 1 {
+	if n := exportjobtest.TokensIssued(); n < 1 {
 		t.Errorf("no token was requested from the identity endpoint")
 	}
 	jobs := e.api.Jobs()

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/azurite"
-	"github.com/tokenpivot/tokenpivot/internal/exportjob/fakeapi"
+	"github.com/tokenpivot/tokenpivot/internal/exportjob/exportjobtest"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -26,14 +26,14 @@ const (
 // env is a fake API, a client that reaches it through the managed identity
 // endpoint, and a config.
 type env struct {
-	api *fakeapi.Server
+	api *exportjobtest.Server
 	cfg Config
 	cl  *Client
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	api := fakeapi.New(t)
+	api := exportjobtest.New(t)
 	cfg, err := FromEnv(func(name string) string {
 		return map[string]string{
 			EnvWorkspace:      api.WorkspaceID(),

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/tokenpivot/tokenpivot/internal/exportjob"
-	"github.com/tokenpivot/tokenpivot/internal/exportjob/fakeapi"
+	"github.com/tokenpivot/tokenpivot/internal/exportjob/exportjobtest"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -19,7 +19,7 @@ import (
 // scheduler pass that requests jobs from the (local, HTTPS) export job API
 // with a managed-identity token and records them in the state container.
 func TestScheduleExports(t *testing.T) {
-	api := fakeapi.New(t)
+	api := exportjobtest.New(t)
 	e := newLocalEnv(t, nil)
 	dir := t.TempDir()
 	local, err := store.NewLocal(dir)

@@ -1,4 +1,4 @@
-// Package fakeapi is a local stand-in for the Log Analytics export job API
+// Package exportjobtest is a local stand-in for the Log Analytics export job API
 // (2025-06-01-preview) and for the App Service / Flex Consumption managed
 // identity endpoint, for tests. The API server speaks HTTPS with a
 // self-signed certificate (Client trusts it) and enforces the API as
@@ -9,7 +9,7 @@
 // retries per job and 5 active jobs per workspace. What it answers where the
 // documentation is silent (error bodies, the 429 past the job limit, the 409
 // for retrying a job that has not failed) is marked as such.
-package fakeapi
+package exportjobtest
 
 import (
 	"bytes"
