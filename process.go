@@ -25,7 +25,7 @@ import (
 func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("process", stderr, "--storage DIR|URL|CONNECTION-STRING [flags]")
 	sf := settings.Register(fs, join(storageSettings, exportSettings, stateSettings, outputSettings, ruleSettings, deliverySettings, settings.PrecisionSettings)...)
-	lateness := fs.Duration("lateness", 0, "skip export blobs last modified longer ago than this `duration` (counted and reported); 0, the default, takes every blob, as a backfill needs")
+	skipOlder := fs.Duration("skip-older-than", 0, "skip export blobs last modified longer ago than this `duration` (counted and reported); 0, the default, takes every blob, as a backfill needs")
 	workers := fs.Int("workers", runtime.NumCPU(), "blobs processed at once")
 	verbose := fs.Bool("v", false, "log every blob (JSON lines on stderr)")
 	wide := fs.Bool("wide", false, "print the alerts with every column and full ids (wider than 120 columns)")
@@ -40,8 +40,8 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
-	if *lateness < 0 {
-		return usagef("--lateness must not be negative")
+	if *skipOlder < 0 {
+		return usagef("--skip-older-than must not be negative")
 	}
 	if *format != "table" && *format != "json" {
 		return usagef("--format %q: want table or json", *format)
@@ -61,7 +61,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := p.EnsureContainers(ctx); err != nil {
 		return err
 	}
-	b, err := p.Backlog(ctx, pipeline.BacklogOptions{Lateness: *lateness})
+	b, err := p.Backlog(ctx, pipeline.BacklogOptions{Lateness: *skipOlder})
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "skipped %d blobs that are not exports (e.g. %s)\n", b.NotExports, b.NotExportsExample)
 	}
 	if b.Late > 0 {
-		fmt.Fprintf(stderr, "skipped %d export blobs last modified more than %s ago (--lateness); --lateness 0 takes them\n", b.Late, *lateness)
+		fmt.Fprintf(stderr, "skipped %d export blobs last modified more than %s ago (--skip-older-than); --skip-older-than 0 takes them\n", b.Late, *skipOlder)
 	}
 	for _, name := range b.SetAside {
 		fmt.Fprintf(stderr, "set aside: %s could not be read; moved to the quarantine, its blob is processed again\n", name)

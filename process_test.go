@@ -45,10 +45,10 @@ func TestProcessBackfillOfOldExports(t *testing.T) {
 	}
 	exports -= 4
 
-	code, _, errs := runCLI(t, "process", "--storage", o.Out, "--lateness", "168h")
+	code, _, errs := runCLI(t, "process", "--storage", o.Out, "--skip-older-than", "168h")
 	if code != 0 || !strings.Contains(errs, fmt.Sprintf("skipped %d export blobs last modified more than 168h0m0s ago", exports)) ||
 		!strings.Contains(errs, "processed 0 blobs") {
-		t.Fatalf("--lateness 168h: exit %d, want every export skipped and counted:\n%s", code, errs)
+		t.Fatalf("--skip-older-than 168h: exit %d, want every export skipped and counted:\n%s", code, errs)
 	}
 	code, _, errs = runCLI(t, "process", "--storage", o.Out)
 	if code != 0 {

@@ -87,8 +87,8 @@ type Config struct {
 	// (within DeliveryTimeout), and everything pending at each Sweep
 	// (within SweepDeliveryTimeout). A delivery failure never fails the
 	// invocation: the outbox keeps the revision pending.
-	Delivery                           Delivery
-	DeliveryTimeout, SweepDeliveryTime time.Duration
+	Delivery                              Delivery
+	DeliveryTimeout, SweepDeliveryTimeout time.Duration
 }
 
 // Delivery sends alert revisions recorded in the outbox.
@@ -128,8 +128,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.DeliveryTimeout <= 0 {
 		cfg.DeliveryTimeout = DefaultDeliveryTimeout
 	}
-	if cfg.SweepDeliveryTime <= 0 {
-		cfg.SweepDeliveryTime = DefaultSweepDeliveryTimeout
+	if cfg.SweepDeliveryTimeout <= 0 {
+		cfg.SweepDeliveryTimeout = DefaultSweepDeliveryTimeout
 	}
 	loc, err := newLocator(cfg.ServiceURL, func(c string) bool {
 		_, ok := cfg.Pipeline.Table(c)
@@ -449,7 +449,7 @@ func (h *Handler) onSweep(ctx context.Context, inv *invocation) int {
 	if h.cfg.Delivery != nil {
 		// What is pending in the outbox: revisions whose delivery failed or
 		// was cut short, and those a crash left undelivered.
-		delivered = h.deliver(ctx, inv, h.cfg.SweepDeliveryTime, nil)
+		delivered = h.deliver(ctx, inv, h.cfg.SweepDeliveryTimeout, nil)
 	}
 	if err != nil {
 		inv.log.Error("sweep failed", slog.String("error", err.Error()))
