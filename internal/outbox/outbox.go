@@ -499,23 +499,11 @@ func (o *Outbox) learn(ctx context.Context) error {
 			return fmt.Errorf("outbox: list batches: %w", err)
 		}
 	}
-	if err := each(ctx, len(names), func(ctx context.Context, i int) error {
-		data, _, err := o.Store.Read(ctx, o.Container, names[i])
-		if errors.Is(err, store.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var b batch
-		if json.Unmarshal(data, &b) != nil {
-			return nil // garbled: its revisions are recorded again
-		}
-		b.Id = idOf(names[i])
+	// A garbled batch is skipped: its revisions are recorded again.
+	if err := o.readBatches(ctx, names, func(b batch) {
 		o.mu.Lock()
 		o.remember(b)
 		o.mu.Unlock()
-		return nil
 	}); err != nil {
 		return err
 	}
@@ -1845,7 +1833,22 @@ func (o *Outbox) MaxRevision(ctx context.Context) (int, error) {
 	}
 	var mu sync.Mutex
 	top := 0
-	err = each(ctx, len(names), func(ctx context.Context, i int) error {
+	err = o.readBatches(ctx, names, func(b batch) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range b.Revisions {
+			top = max(top, r.Revision)
+		}
+	})
+	return top, err
+}
+
+// readBatches reads the named batches in parallel and calls fn (from several
+// goroutines) with each that parses, its Id set from its name; a batch gone
+// since the listing or garbled is skipped (its revisions are recorded again,
+// and delivery rebuilds what a garbled one held).
+func (o *Outbox) readBatches(ctx context.Context, names []string, fn func(batch)) error {
+	return each(ctx, len(names), func(ctx context.Context, i int) error {
 		data, _, err := o.Store.Read(ctx, o.Container, names[i])
 		if errors.Is(err, store.ErrNotExist) {
 			return nil
@@ -1857,14 +1860,10 @@ func (o *Outbox) MaxRevision(ctx context.Context) (int, error) {
 		if json.Unmarshal(data, &b) != nil {
 			return nil
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, r := range b.Revisions {
-			top = max(top, r.Revision)
-		}
+		b.Id = idOf(names[i])
+		fn(b)
 		return nil
 	})
-	return top, err
 }
 
 // each runs fn(0..n-1) on a few goroutines; the first error stops the rest.
