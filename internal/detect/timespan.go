@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/kql"
 )
 
 // FormatTime renders a time as RFC 3339 in UTC, with as many fractional
@@ -18,28 +20,10 @@ const tick = 100 * time.Nanosecond
 // when there is a sub-second part, exactly 7 fractional digits (100 ns
 // ticks; finer precision is truncated): "00:45:00", "01:59:59.9999990",
 // "1.02:00:00".
-func FormatTimespan(d time.Duration) string {
-	var b strings.Builder
-	if d < 0 {
-		b.WriteByte('-')
-		d = -d // the most negative Duration stays negative but formats fine below via uint64
-	}
-	u := uint64(d) / uint64(tick)
-	ticksPerSec := uint64(time.Second / tick)
-	frac := u % ticksPerSec
-	secs := u / ticksPerSec
-	days := secs / 86400
-	secs %= 86400
-	if days > 0 {
-		b.WriteString(strconv.FormatUint(days, 10))
-		b.WriteByte('.')
-	}
-	fmt.Fprintf(&b, "%02d:%02d:%02d", secs/3600, secs/60%60, secs%60)
-	if frac > 0 {
-		fmt.Fprintf(&b, ".%07d", frac)
-	}
-	return b.String()
-}
+//
+// It is kql.FormatTimespan: one rendering for the result column and the
+// compiled rule's text.
+func FormatTimespan(d time.Duration) string { return kql.FormatTimespan(d) }
 
 // errBadTimespan is ParseTimespan's error for text s.
 type errBadTimespan string

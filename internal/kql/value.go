@@ -116,7 +116,8 @@ func formatDuration(d time.Duration) string {
 
 // FormatTimespan renders d as KQL prints a timespan: [-][d.]hh:mm:ss, and
 // when there is a sub-second part, exactly 7 fractional digits (the same
-// form as detect.FormatTimespan, which this package cannot import).
+// form as the result column's TimeSinceInteractive: detect.FormatTimespan is
+// this function).
 func FormatTimespan(d time.Duration) string {
 	var b strings.Builder
 	if d < 0 {
