@@ -2,10 +2,14 @@ package pipeline
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +21,7 @@ import (
 	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/format"
 
+	"github.com/tokenpivot/tokenpivot/internal/kql"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -354,4 +359,162 @@ func extractSource(name string) (Work, bool) {
 		return Work{}, false
 	}
 	return Work{Container: parts[6], Name: strings.Join(parts[7:len(parts)-1], "/")}, true
+}
+
+// extracted holds one blob part's candidates by event hour.
+type extracted struct {
+	byHour map[time.Time]*extractWriter
+	plain  bool // the export is plain JSON Lines (appendable)
+}
+
+func (e *extracted) add(r *signin.Record) {
+	h := r.TimeGenerated.UTC().Truncate(time.Hour)
+	w := e.byHour[h]
+	if w == nil {
+		w = &extractWriter{}
+		e.byHour[h] = w
+	}
+	w.add(r)
+}
+
+func (e *extracted) hours() []time.Time {
+	hs := make([]time.Time, 0, len(e.byHour))
+	for h := range e.byHour {
+		hs = append(hs, h)
+	}
+	slices.SortFunc(hs, time.Time.Compare)
+	return hs
+}
+
+// extract reads props from byte from on and returns its candidates.
+func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Properties, from int64, out *Outcome) (*extracted, error) {
+	keep := p.cfg.Filter.NonInteractive
+	if t == signin.Interactive {
+		keep = p.cfg.Filter.Interactive
+	}
+	ra := store.NewReaderAt(ctx, p.cfg.Exports, props)
+	var r io.ReaderAt = ra
+	if from > 0 {
+		r = io.NewSectionReader(ra, from, props.Size-from)
+	}
+	ext := &extracted{byHour: map[time.Time]*extractWriter{}}
+	name := props.Container + "/" + props.Name
+	opts := signin.Options{
+		Keep:         keep,
+		MaxExpansion: p.cfg.MaxExpansion,
+		// A block blob is complete: its last line is a record, newline or not.
+		Final:        props.Sealed,
+		PositionIds:  signin.PositionIdPrefix + name + "#",
+		PositionBase: from,
+	}
+	// A tuned rule's extra row predicates read decoded records: applied
+	// here, so every extract holds only rows that pass them.
+	rowOK := func(*signin.Record) bool { return true }
+	if plan := p.cfg.Filter.Plan; plan != nil {
+		rowOK = plan.NRow
+		if t == signin.Interactive {
+			rowOK = plan.IRow
+		}
+	}
+	st, err := signin.Scan(ctx, name, r, props.Size-from, t, opts, func(rs []signin.Record) error {
+		for k := range rs {
+			if rowOK(&rs[k]) {
+				ext.add(&rs[k])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ext.release()
+		return nil, err
+	}
+	for _, b := range ext.byHour {
+		out.Candidates += int64(b.rows)
+	}
+	ext.plain = st.Format == signin.JSONLines
+	out.RowsRead, out.Consumed = st.Read, from+st.Consumed
+	if out.SkippedRows = st.SkippedRows; st.FirstSkipped != nil {
+		out.FirstSkipped = st.FirstSkipped.Error()
+	}
+	if out.TimeFallbacks = st.TimeFallbacks; st.FirstTimeFallback != nil {
+		out.FirstTimeFallback = st.FirstTimeFallback.Error()
+	}
+	return ext, nil
+}
+
+// release drops the candidates of an extraction that failed midway.
+func (e *extracted) release() {
+	for _, w := range e.byHour {
+		w.release()
+	}
+}
+
+// publication names what publish writes: the blob part's table, work item,
+// generation, byte range and version, and whether the export can still grow.
+type publication struct {
+	table      signin.Table
+	work       Work
+	gen        int
+	from, to   int64 // the byte range read: [from, to)
+	appendable bool  // the export may grow (plain JSON Lines or a later part)
+	props      store.Properties
+}
+
+// publish writes the extracts of ext, one per event hour. A non-interactive
+// blob version that is read whole and never grows (Parquet, gzip, a sealed
+// block blob: its ETag stays while its content does) gets compact extracts,
+// naming that version; a growing one gets full extracts.
+func (p *Pipeline) publish(ctx context.Context, pub publication, ext *extracted) ([]string, error) {
+	t, w, gen, from, to, appendable, props := pub.table, pub.work, pub.gen, pub.from, pub.to, pub.appendable, pub.props
+	var names []string
+	for _, h := range ext.hours() {
+		name, shape := extractName(t, h, w, gen, from, to), shapeInteractive
+		if t == signin.Interactive && p.wideInteractive() {
+			shape = shapeInteractiveWide
+		}
+		if t == signin.NonInteractive {
+			shape = shapeFull
+			if cn, ok := compactName(h, w, gen, props); ok && !appendable && from == 0 && to == props.Size {
+				name, shape = cn, shapeCompact
+			}
+		}
+		data, err := ext.byHour[h].encode(shape)
+		if err != nil {
+			return nil, err
+		}
+		_, err = p.cfg.State.Write(ctx, p.cfg.StateContainer, name, data, store.Condition{IfNoneMatch: "*"})
+		// Already there: an earlier attempt published the same range.
+		if err != nil && !errors.Is(err, store.ErrConditionNotMet) {
+			return nil, fmt.Errorf("publish %s: %w", name, err)
+		}
+		names = append(names, name)
+	}
+	return names, nil
+}
+
+// wideInteractive reports whether a tuned rule's pair predicates or added
+// columns read the interactive row's AppDisplayName, CorrelationId or
+// UniqueTokenIdentifier, which the interactive extract then carries.
+func (p *Pipeline) wideInteractive() bool {
+	plan := p.cfg.Filter.Plan
+	if plan == nil {
+		return false
+	}
+	for _, col := range []string{signin.ColAppDisplayName, signin.ColCorrelationId, signin.ColUniqueTokenIdentifier} {
+		if plan.Reads(kql.SideI, col) {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteExtracts removes the extracts of content that was replaced.
+func (p *Pipeline) deleteExtracts(ctx context.Context, names []string) error {
+	for _, name := range names {
+		err := p.cfg.State.Delete(ctx, p.cfg.StateContainer, name, store.Condition{})
+		if err != nil && !errors.Is(err, store.ErrNotExist) {
+			return fmt.Errorf("delete stale extract %s: %w", name, err)
+		}
+	}
+	return nil
 }

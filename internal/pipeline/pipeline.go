@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
-	"github.com/tokenpivot/tokenpivot/internal/kql"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -375,156 +373,10 @@ func (p *Pipeline) interactive(ctx context.Context, w Work, props store.Properti
 	}
 	// 2. Publish first, so a concurrent blob of the other table sees ours.
 	appendable = (pl.from > 0 || ext.plain) && !props.Sealed
-	if names, err = p.publish(ctx, signin.Interactive, w, pl.gen, pl.from, out.Consumed, appendable, props, ext); err != nil {
+	if names, err = p.publish(ctx, publication{table: signin.Interactive, work: w, gen: pl.gen, from: pl.from, to: out.Consumed, appendable: appendable, props: props}, ext); err != nil {
 		return nil, nil, false, err
 	}
 	// 3. Then look at the other table's published candidates and join.
 	rows, err = p.join(ctx, signin.Interactive, ext, out)
 	return names, rows, appendable, err
-}
-
-// extracted holds one blob part's candidates by event hour (extract.go).
-type extracted struct {
-	byHour map[time.Time]*extractWriter
-	plain  bool // the export is plain JSON Lines (appendable)
-}
-
-func (e *extracted) add(r *signin.Record) {
-	h := r.TimeGenerated.UTC().Truncate(time.Hour)
-	w := e.byHour[h]
-	if w == nil {
-		w = &extractWriter{}
-		e.byHour[h] = w
-	}
-	w.add(r)
-}
-
-func (e *extracted) hours() []time.Time {
-	hs := make([]time.Time, 0, len(e.byHour))
-	for h := range e.byHour {
-		hs = append(hs, h)
-	}
-	slices.SortFunc(hs, time.Time.Compare)
-	return hs
-}
-
-// extract reads props from byte from on and returns its candidates.
-func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Properties, from int64, out *Outcome) (*extracted, error) {
-	keep := p.cfg.Filter.NonInteractive
-	if t == signin.Interactive {
-		keep = p.cfg.Filter.Interactive
-	}
-	ra := store.NewReaderAt(ctx, p.cfg.Exports, props)
-	var r io.ReaderAt = ra
-	if from > 0 {
-		r = io.NewSectionReader(ra, from, props.Size-from)
-	}
-	ext := &extracted{byHour: map[time.Time]*extractWriter{}}
-	name := props.Container + "/" + props.Name
-	opts := signin.Options{
-		Keep:         keep,
-		MaxExpansion: p.cfg.MaxExpansion,
-		// A block blob is complete: its last line is a record, newline or not.
-		Final:        props.Sealed,
-		PositionIds:  signin.PositionIdPrefix + name + "#",
-		PositionBase: from,
-	}
-	// A tuned rule's extra row predicates read decoded records: applied
-	// here, so every extract holds only rows that pass them.
-	rowOK := func(*signin.Record) bool { return true }
-	if plan := p.cfg.Filter.Plan; plan != nil {
-		rowOK = plan.NRow
-		if t == signin.Interactive {
-			rowOK = plan.IRow
-		}
-	}
-	st, err := signin.Scan(ctx, name, r, props.Size-from, t, opts, func(rs []signin.Record) error {
-		for k := range rs {
-			if rowOK(&rs[k]) {
-				ext.add(&rs[k])
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		ext.release()
-		return nil, err
-	}
-	for _, b := range ext.byHour {
-		out.Candidates += int64(b.rows)
-	}
-	ext.plain = st.Format == signin.JSONLines
-	out.RowsRead, out.Consumed = st.Read, from+st.Consumed
-	if out.SkippedRows = st.SkippedRows; st.FirstSkipped != nil {
-		out.FirstSkipped = st.FirstSkipped.Error()
-	}
-	if out.TimeFallbacks = st.TimeFallbacks; st.FirstTimeFallback != nil {
-		out.FirstTimeFallback = st.FirstTimeFallback.Error()
-	}
-	return ext, nil
-}
-
-// release drops the candidates of an extraction that failed midway.
-func (e *extracted) release() {
-	for _, w := range e.byHour {
-		w.release()
-	}
-}
-
-// publish writes the extracts of ext, one per event hour. A non-interactive
-// blob version that is read whole and never grows (Parquet, gzip, a sealed
-// block blob: its ETag stays while its content does) gets compact extracts,
-// naming that version; a growing one gets full extracts (extract.go).
-func (p *Pipeline) publish(ctx context.Context, t signin.Table, w Work, gen int, from, to int64, appendable bool, props store.Properties, ext *extracted) ([]string, error) {
-	var names []string
-	for _, h := range ext.hours() {
-		name, shape := extractName(t, h, w, gen, from, to), shapeInteractive
-		if t == signin.Interactive && p.wideInteractive() {
-			shape = shapeInteractiveWide
-		}
-		if t == signin.NonInteractive {
-			shape = shapeFull
-			if cn, ok := compactName(h, w, gen, props); ok && !appendable && from == 0 && to == props.Size {
-				name, shape = cn, shapeCompact
-			}
-		}
-		data, err := ext.byHour[h].encode(shape)
-		if err != nil {
-			return nil, err
-		}
-		_, err = p.cfg.State.Write(ctx, p.cfg.StateContainer, name, data, store.Condition{IfNoneMatch: "*"})
-		// Already there: an earlier attempt published the same range.
-		if err != nil && !errors.Is(err, store.ErrConditionNotMet) {
-			return nil, fmt.Errorf("publish %s: %w", name, err)
-		}
-		names = append(names, name)
-	}
-	return names, nil
-}
-
-// wideInteractive reports whether a tuned rule's pair predicates or added
-// columns read the interactive row's AppDisplayName, CorrelationId or
-// UniqueTokenIdentifier, which the interactive extract then carries.
-func (p *Pipeline) wideInteractive() bool {
-	plan := p.cfg.Filter.Plan
-	if plan == nil {
-		return false
-	}
-	for _, col := range []string{signin.ColAppDisplayName, signin.ColCorrelationId, signin.ColUniqueTokenIdentifier} {
-		if plan.Reads(kql.SideI, col) {
-			return true
-		}
-	}
-	return false
-}
-
-// deleteExtracts removes the extracts of content that was replaced.
-func (p *Pipeline) deleteExtracts(ctx context.Context, names []string) error {
-	for _, name := range names {
-		err := p.cfg.State.Delete(ctx, p.cfg.StateContainer, name, store.Condition{})
-		if err != nil && !errors.Is(err, store.ErrNotExist) {
-			return fmt.Errorf("delete stale extract %s: %w", name, err)
-		}
-	}
-	return nil
 }
