@@ -71,7 +71,7 @@ func TestExtractShapesRoundTrip(t *testing.T) {
 			for k := range recs {
 				w.add(&recs[k])
 			}
-			data, err := w.encode(tc.shape)
+			data, err := w.encode(tc.shape, false)
 			if err != nil {
 				t.Fatal(err)
 			}

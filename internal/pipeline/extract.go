@@ -205,28 +205,32 @@ func (w *extractWriter) add(r *signin.Record) {
 	w.rows++
 }
 
-// encode returns the extract of the kept candidates in the given shape.
-func (w *extractWriter) encode(shape extractShape) ([]byte, error) {
+// encode returns the extract of the kept candidates in the given shape;
+// with prec (a precision mode is on), the interactive and full shapes
+// carry the modes' columns too (precision.go).
+func (w *extractWriter) encode(shape extractShape, prec bool) ([]byte, error) {
 	var buf bytes.Buffer
 	var err error
-	switch shape {
-	case shapeInteractive:
-		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) interactiveRow {
-			return interactiveRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
-				r.ResultType, r.AuthenticationRequirement, r.ConditionalAccessStatus, r.Id}
+	switch {
+	case shape == shapeInteractive && prec:
+		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) interactivePrecisionRow {
+			return interactivePrecisionRow{interactiveRowOf(r), precisionColumnsOf(r)}
 		})
-	case shapeInteractiveWide:
-		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) interactiveWideRow {
-			return interactiveWideRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
-				r.ResultType, r.AuthenticationRequirement, r.ConditionalAccessStatus, r.AppDisplayName, r.CorrelationId,
-				r.UniqueTokenIdentifier, r.Id}
+	case shape == shapeInteractive:
+		err = writeRows(&buf, w.recs, nil, interactiveRowOf)
+	case shape == shapeInteractiveWide && prec:
+		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) interactiveWidePrecisionRow {
+			return interactiveWidePrecisionRow{interactiveWideRowOf(r), precisionColumnsOf(r)}
 		})
-	case shapeFull:
-		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) nonInteractiveRow {
-			return nonInteractiveRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
-				r.ResultType, r.AppDisplayName, r.CorrelationId, r.UniqueTokenIdentifier, r.Id}
+	case shape == shapeInteractiveWide:
+		err = writeRows(&buf, w.recs, nil, interactiveWideRowOf)
+	case shape == shapeFull && prec:
+		err = writeRows(&buf, w.recs, nil, func(r *signin.Record) nonInteractivePrecisionRow {
+			return nonInteractivePrecisionRow{nonInteractiveRowOf(r), precisionColumnsOf(r)}
 		})
-	case shapeCompact:
+	case shape == shapeFull:
+		err = writeRows(&buf, w.recs, nil, nonInteractiveRowOf)
+	case shape == shapeCompact:
 		// Without its Id, a row exported twice in this blob could not be
 		// told from two rows if the export went and the pairs came from
 		// the extract (join.go): it is written once (DESIGN.md 4.1, dedup
@@ -399,14 +403,14 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	}
 	ext := &extracted{byHour: map[time.Time]*extractWriter{}}
 	name := props.Container + "/" + props.Name
-	opts := signin.Options{
+	opts := p.extraOptions(signin.Options{
 		Keep:         keep,
 		MaxExpansion: p.cfg.MaxExpansion,
 		// A block blob is complete: its last line is a record, newline or not.
 		Final:        props.Sealed,
 		PositionIds:  signin.PositionIdPrefix + name + "#",
 		PositionBase: from,
-	}
+	})
 	// A tuned rule's extra row predicates read decoded records: applied
 	// here, so every extract holds only rows that pass them.
 	rowOK := func(*signin.Record) bool { return true }
@@ -478,7 +482,7 @@ func (p *Pipeline) publish(ctx context.Context, pub publication, ext *extracted)
 				name, shape = cn, shapeCompact
 			}
 		}
-		data, err := ext.byHour[h].encode(shape)
+		data, err := ext.byHour[h].encode(shape, p.cfg.Precision != nil)
 		if err != nil {
 			return nil, err
 		}

@@ -27,29 +27,30 @@ type indexCache struct {
 	mu           sync.Mutex
 	key          string
 	x            *detect.Index
-	hits, misses int // for tests
+	extras       indexExtras // x's precision columns (precision.go)
+	hits, misses int         // for tests
 }
 
-func (c *indexCache) get(key string) *detect.Index {
+func (c *indexCache) get(key string) (*detect.Index, indexExtras) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.x == nil || c.key != key {
 		// Dropped now, not when the new one is put: two indexes never
 		// live at once on its account.
-		c.key, c.x = "", nil
+		c.key, c.x, c.extras = "", nil, nil
 		c.misses++
-		return nil
+		return nil, nil
 	}
 	c.hits++
-	return c.x.Fork()
+	return c.x.Fork(), c.extras
 }
 
 // put stores x (sealed by Fork before anyone else sees it) and returns a
 // fork for the caller.
-func (c *indexCache) put(key string, x *detect.Index) *detect.Index {
+func (c *indexCache) put(key string, x *detect.Index, extras indexExtras) *detect.Index {
 	f := x.Fork()
 	c.mu.Lock()
-	c.key, c.x = key, x
+	c.key, c.x, c.extras = key, x, extras
 	c.mu.Unlock()
 	return f
 }
@@ -73,10 +74,11 @@ func extractsKey(props []store.Properties) string {
 // index is cached only when every extract listed was read whole: one set
 // aside or gone since the listing leaves it out.
 func (p *Pipeline) indexOfListed(ctx context.Context, listed []store.Properties, out *Outcome) (*detect.Index, error) {
-	if x := p.indexes.get(extractsKey(listed)); x != nil {
+	if x, extras := p.indexes.get(extractsKey(listed)); x != nil {
+		p.precisionOf(out).use(extras)
 		return x, nil
 	}
-	x, complete, err := p.indexOf(ctx, listed, out)
+	x, extras, complete, err := p.indexWithExtras(ctx, listed, out)
 	if err != nil {
 		return nil, err
 	}
@@ -84,20 +86,34 @@ func (p *Pipeline) indexOfListed(ctx context.Context, listed []store.Properties,
 		x.Seal()
 		return x, nil
 	}
-	return p.indexes.put(extractsKey(listed), x), nil
+	return p.indexes.put(extractsKey(listed), x, extras), nil
 }
 
 // indexOf reads the listed interactive extracts into a new index; complete
 // says every one was read whole (none set aside or gone since the listing).
 func (p *Pipeline) indexOf(ctx context.Context, listed []store.Properties, out *Outcome) (x *detect.Index, complete bool, err error) {
+	x, _, complete, err = p.indexWithExtras(ctx, listed, out)
+	return x, complete, err
+}
+
+// indexWithExtras is indexOf, also returning the rows' precision columns
+// (nil in exact mode), which the blob's probes now use.
+func (p *Pipeline) indexWithExtras(ctx context.Context, listed []store.Properties, out *Outcome) (x *detect.Index, extras indexExtras, complete bool, err error) {
 	x = detect.NewIndexFor(p.cfg.Filter.Plan)
+	pj := p.precisionOf(out)
+	if pj != nil {
+		extras = indexExtras{}
+	}
 	complete = true
 	setAside := len(out.SetAside)
 	err = p.readExtracts(ctx, listed, out, func(props store.Properties) error {
 		_, err := signin.Scan(ctx, props.Name, store.NewReaderAt(ctx, p.cfg.State, props), props.Size, signin.Interactive,
-			signin.Options{Final: true}, func(rs []signin.Record) error {
-				for _, r := range rs {
-					x.Add(r)
+			p.extraOptions(signin.Options{Final: true}), func(rs []signin.Record) error {
+				for k := range rs {
+					x.Add(rs[k])
+					if extras != nil {
+						extras.add(&rs[k])
+					}
 				}
 				return nil
 			})
@@ -107,9 +123,10 @@ func (p *Pipeline) indexOf(ctx context.Context, listed []store.Properties, out *
 		return err
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	return x, complete && len(out.SetAside) == setAside, nil
+	pj.use(extras)
+	return x, extras, complete && len(out.SetAside) == setAside, nil
 }
 
 // listExtracts returns the extracts of table t in hours that are not older

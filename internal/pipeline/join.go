@@ -56,13 +56,18 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 	// This blob's own candidates are in memory (extractWriter.recs): its
 	// extract, published, is not read back.
 	x := detect.NewIndexFor(p.cfg.Filter.Plan)
+	pj, extras := p.precisionOf(out), indexExtras{}
 	for _, h := range ext.hours() {
 		for _, recs := range ext.byHour[h].recs {
 			for k := range recs {
 				x.Add(recs[k])
+				if pj != nil {
+					extras.add(&recs[k])
+				}
 			}
 		}
 	}
+	pj.use(extras)
 	if x.Len() == 0 {
 		return nil, nil
 	}
@@ -137,9 +142,10 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 	// Compact rows lack the wide columns a tuned rule's predicates may
 	// read: pass 1 probes loosely, pass 2 exactly with the full records.
 	loose := x.Loose()
+	pj := p.precisionOf(out)
 	probe := func(rs []signin.Record) error {
 		for k := range rs {
-			results = x.Probe(results, &rs[k])
+			results = pj.probe(x, results, &rs[k])
 		}
 		return nil
 	}
@@ -149,7 +155,7 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 		src, compact := compactSource(props.Name)
 		if !compact {
 			_, err := signin.Scan(ctx, props.Name, reader, props.Size, signin.NonInteractive,
-				signin.Options{Final: true, Keep: keepUser}, probe)
+				p.extraOptions(signin.Options{Final: true, Keep: keepUser}), probe)
 			return err
 		}
 		// Pass 1. Matches are noted only once the extract read whole: a
@@ -205,7 +211,7 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 			strings.Compare(a.props.ETag, b.props.ETag), cmp.Compare(a.props.Size, b.props.Size))
 	})
 	for _, m := range srcs {
-		rows, why, err := p.reprobe(ctx, x, m)
+		rows, why, err := p.reprobe(ctx, x, m, pj)
 		if err != nil {
 			return nil, err
 		}
@@ -213,7 +219,8 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 			for k := range m.recs {
 				// The wide columns are gone with the export: a pair is
 				// kept (never dropped for that), predicates on them unknown.
-				results = loose.Probe(results, &m.recs[k])
+				// Without the NI row's columns, a mode fails open.
+				results = pj.probe(loose, results, &m.recs[k])
 			}
 			out.FromExtract = append(out.FromExtract, fmt.Sprintf("%s: %v", p.cfg.Exports.URL(m.props.Container, m.props.Name), why))
 			p.cfg.Logger.Warn("export blob gone or changed since its extract: pairs written from the extract, NI columns AppDisplayName, CorrelationId, UniqueTokenIdentifier blank",
@@ -228,9 +235,9 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 // reprobe reads the export version of m again for the rows with a matched
 // key and probes x with them. why is set (and the result rows nil) when
 // that version cannot be read any more; err when a retry may help.
-func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSource) (rows []detect.Result, why, err error) {
+func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSource, pj *precisionJoin) (rows []detect.Result, why, err error) {
 	name := m.props.Container + "/" + m.props.Name
-	opts := signin.Options{
+	opts := p.extraOptions(signin.Options{
 		Keep: func(r *signin.Record) bool {
 			if _, ok := m.keys[keyOf(r)]; !ok {
 				return false
@@ -241,7 +248,7 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 		// Only a version read whole gets a compact extract.
 		Final:       true,
 		PositionIds: signin.PositionIdPrefix + name + "#",
-	}
+	})
 	ra := store.NewReaderAt(ctx, p.cfg.Exports, m.props)
 	// x's Id dedup must not see rows of a read that fails midway.
 	var batch []signin.Record
@@ -264,7 +271,7 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 		return nil, nil, fmt.Errorf("read %s: %w", p.cfg.Exports.URL(m.props.Container, m.props.Name), err)
 	}
 	for k := range batch {
-		rows = x.Probe(rows, &batch[k])
+		rows = pj.probe(x, rows, &batch[k])
 	}
 	return rows, nil, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/precision"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	StateContainer          string
 
 	Filter detect.Filter
+	// Precision is the precision mode applied to the result rows (nil:
+	// exact, the rule as written; precision.go).
+	Precision *precision.Filter
 	// Alerts consumes the result rows (an *alert.Writer).
 	Alerts AlertSink
 
@@ -151,6 +155,10 @@ type Outcome struct {
 	// recorded in the ledger and not retried until the blob changes.
 	Reason   error
 	Duration time.Duration
+	// Precision counts the precision mode's decisions on this blob's pairs
+	// (kept, suppressed by reason, untestable); nil in exact mode.
+	Precision *precision.Stats
+	prec      *precisionJoin
 }
 
 // Process runs the pipeline for one export blob. It returns an error only
@@ -204,6 +212,9 @@ func (o Outcome) Log(l *slog.Logger, err error) {
 	}
 	if len(o.FromExtract) > 0 {
 		attrs = append(attrs, slog.Any("pairs_from_extract", o.FromExtract))
+	}
+	if o.Precision != nil {
+		attrs = append(attrs, slog.String("precision", o.Precision.String()))
 	}
 	switch {
 	case err != nil:
@@ -302,6 +313,10 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 	}
 	out.Extracts = len(names)
 	out.Results = len(rows)
+	if out.prec != nil {
+		st := out.prec.stats()
+		out.Precision = &st
+	}
 	// 4. Alerts, idempotent by id.
 	if err := p.writeAlerts(ctx, rows, &out); err != nil {
 		return out, err

@@ -84,14 +84,14 @@ func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store
 	defer s.abort()
 
 	name := props.Container + "/" + props.Name
-	opts := signin.Options{
+	opts := p.extraOptions(signin.Options{
 		Keep:         s.keep,
 		MaxExpansion: p.cfg.MaxExpansion,
 		// A block blob is complete: its last line is a record, newline or not.
 		Final:        props.Sealed,
 		PositionIds:  signin.PositionIdPrefix + name + "#",
 		PositionBase: from,
-	}
+	})
 	st, err := signin.Scan(ctx, name, r, to-from, signin.NonInteractive, opts, s.rows)
 	if err == nil {
 		err = s.err
@@ -213,7 +213,7 @@ func (s *stream) rows(rs []signin.Record) error {
 			// A full extract holds whole rows: the look reads them back.
 			continue
 		}
-		s.results = s.x.Probe(s.results, r)
+		s.results = s.p.precisionOf(s.out).probe(s.x, s.results, r)
 	}
 	return nil
 }
@@ -250,10 +250,7 @@ func (s *stream) hour(t time.Time) (*hourExtract, error) {
 	if s.compact {
 		e.rows = newCompactRows(staged)
 	} else {
-		e.rows = newParquetRows(staged, func(r *signin.Record) nonInteractiveRow {
-			return nonInteractiveRow{r.TimeGenerated.UnixNano(), r.UserPrincipalName, r.IPAddress, r.Location,
-				r.ResultType, r.AppDisplayName, r.CorrelationId, r.UniqueTokenIdentifier, r.Id}
-		})
+		e.rows = s.p.fullRows(staged)
 	}
 	s.hours[h] = e
 	s.last = e
