@@ -49,13 +49,14 @@ type Request struct {
 // HourRequest is the request exporting one hour of table to container of
 // account: the table projected to the columns the rule reads (fewer bytes
 // scanned and written), TimeGenerated bounded to [hour, hour+1h).
-func HourRequest(table string, hour time.Time, account, container string) Request {
+// extra are a precision mode's columns (Config.Extra), projected too.
+func HourRequest(table string, hour time.Time, account, container string, extra ...string) Request {
 	hour = hour.UTC().Truncate(time.Hour)
 	end := hour.Add(time.Hour)
 	return Request{
 		StartTime:                  hour.Format(time.RFC3339),
 		EndTime:                    end.Format(time.RFC3339),
-		Query:                      Query(table, hour),
+		Query:                      Query(table, hour, extra...),
 		DestinationStorageAccounts: []string{account},
 		ContainerName:              container,
 		OutputDataFormat:           OutputParquet,
@@ -64,12 +65,23 @@ func HourRequest(table string, hour time.Time, account, container string) Reques
 }
 
 // Query is the KQL of one hour's export: search-job KQL (where, project).
-func Query(table string, hour time.Time) string {
+// extra (a precision mode's columns) are projected after the rule's, those
+// the table has: KQL's project fails on a column the table lacks, and the
+// modes read IsThroughGlobalSecureAccess and TokenProtectionStatusDetails
+// of the non-interactive row only, which SigninLogs does not have
+// (shared/schemas).
+func Query(table string, hour time.Time, extra ...string) string {
 	t := signin.Interactive
 	if table == TableNonInteractive {
 		t = signin.NonInteractive
 	}
 	cols := append(signin.RequiredColumns(t), signin.OptionalColumns(t)...)
+	for _, c := range extra {
+		if t == signin.Interactive && (c == signin.ColIsThroughGlobalSecureAccess || c == signin.ColTokenProtectionStatusDetails) {
+			continue
+		}
+		cols = append(cols, c)
+	}
 	const kql = "2006-01-02T15:04:05Z"
 	return fmt.Sprintf("%s | where TimeGenerated >= datetime(%s) and TimeGenerated < datetime(%s) | project %s",
 		table, hour.UTC().Format(kql), hour.UTC().Add(time.Hour).Format(kql), strings.Join(cols, ", "))

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/precision"
 )
 
 // The app settings of the export scheduler. The feature is off while
@@ -28,6 +30,9 @@ const (
 	// here with the pipeline's defaults, so the two cannot disagree.
 	EnvInteractiveContainer    = "TOKENPIVOT_INTERACTIVE_CONTAINER"
 	EnvNonInteractiveContainer = "TOKENPIVOT_NONINTERACTIVE_CONTAINER"
+	// EnvPrecision is the pipeline's precision mode (settings.Precision),
+	// read here so the jobs project the columns it reads.
+	EnvPrecision = "TOKENPIVOT_PRECISION"
 )
 
 // Defaults.
@@ -122,6 +127,10 @@ type Config struct {
 	MaxActive int
 	// Endpoint is the data-plane base URL.
 	Endpoint string
+	// Extra are the precision mode's columns (precision.Mode.Columns) the
+	// jobs project too, where the table has them (Query); nil in exact
+	// mode, whose projection and bytes billed stay the rule's.
+	Extra []string
 }
 
 // Enabled reports whether a workspace is configured.
@@ -204,6 +213,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if v := get(EnvEndpoint); v != "" {
 		c.Endpoint = v
 	}
+	mode, err := precision.ParseMode(get(EnvPrecision))
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", EnvPrecision, err)
+	}
+	c.Extra = mode.Columns()
 	return c, c.Validate()
 }
 

@@ -396,7 +396,7 @@ func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string
 		return s.lost(err, sum)
 	}
 
-	req := HourRequest(k.Table, k.Hour, s.Config.StorageAccount, s.Config.Containers[k.Table])
+	req := HourRequest(k.Table, k.Hour, s.Config.StorageAccount, s.Config.Containers[k.Table], s.Config.Extra...)
 	jobID, err := s.API.Create(ctx, req)
 	if err != nil {
 		st.Error = err.Error()
