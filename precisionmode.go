@@ -95,13 +95,13 @@ func (pf *pairFilter) report(w io.Writer, command string) {
 	fmt.Fprintf(w, "%s: %s\n", command, pf.stats)
 }
 
-// pipelinePrecision refuses a precision mode in the event-driven pipeline
-// (process, serve), which does not carry the modes' columns in its
-// extracts yet: running exact while the setting says balanced would hide
-// nothing and claim to, so the command stops and says so.
-func pipelinePrecision(s settings.Settings) error {
-	if !s.Precision.On() {
-		return nil
+// pipelinePrecision is the precision filter of the event-driven pipeline
+// (process, serve: pipeline.Config.Precision), nil in exact mode; a list
+// file that cannot be read is a usage error, as in detect.
+func pipelinePrecision(s settings.Settings) (*precision.Filter, error) {
+	f, err := s.PrecisionFilter()
+	if err != nil {
+		return nil, usageError{err}
 	}
-	return usagef("%s=%s: the precision modes run in detect and test only; process and serve (the pipeline) run exact until their extracts carry the modes' columns", settings.Precision, s.Precision)
+	return f, nil
 }

@@ -137,16 +137,61 @@ func TestPrecisionCases(t *testing.T) {
 	}
 }
 
-// process and serve refuse a mode they cannot apply, naming the setting,
-// rather than run exact under a balanced setting.
-func TestPipelineRefusesPrecisionModes(t *testing.T) {
-	code, _, errs := runCLI(t, "process", "--storage", t.TempDir(), "--precision", "balanced")
-	if code != 2 || !strings.Contains(errs, "TOKENPIVOT_PRECISION=balanced: the precision modes run in detect and test only") {
-		t.Errorf("process --precision balanced: code %d, stderr %q", code, errs)
-	}
-	t.Setenv("TOKENPIVOT_PRECISION", "strict")
-	t.Setenv("TOKENPIVOT_STORAGE_ACCOUNT_URL", t.TempDir())
-	if code, _, errs := runCLI(t, "serve", "--addr", "127.0.0.1:0"); code != 2 || !strings.Contains(errs, "TOKENPIVOT_PRECISION=strict") {
-		t.Errorf("serve: code %d, stderr %q", code, errs)
+// process in each mode stores the rows detect prints in that mode (the
+// case's expected[.MODE].jsonl, which TestDetectPrecisionFlag and
+// TestPrecisionCases hold detect to), and says what the mode suppressed.
+func TestProcessPrecisionModes(t *testing.T) {
+	for _, tc := range []struct {
+		mode, expected, stderr string
+	}{
+		{"exact", "expected.jsonl", ""},
+		{"balanced", "expected.balanced.jsonl", "process: precision balanced: kept 23 of 88 exact pairs; suppressed "},
+		{"strict", "expected.strict.jsonl", "process: precision strict: kept "},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			dir := t.TempDir()
+			for c, f := range map[string]string{"am-signinlogs": "interactive.jsonl.gz", "am-aadnoninteractiveusersigninlogs": "noninteractive.jsonl.gz"} {
+				data, err := os.ReadFile(labeledCase + "/" + f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(dir+"/"+c, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(dir+"/"+c+"/"+f, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, _, errs := runCLI(t, "process", "--storage", dir, "--precision", tc.mode, "--workers", "1")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			if tc.stderr == "" && strings.Contains(errs, "precision") || !strings.Contains(errs, tc.stderr) {
+				t.Errorf("stderr %q, want %q", errs, tc.stderr)
+			}
+			docs, _, err := alertsOf(t, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range docs {
+				for _, r := range d.Results {
+					got = append(got, string(detect.AppendJSON(nil, r))+"\n")
+				}
+			}
+			want, err := os.ReadFile(labeledCase + "/" + tc.expected)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantLines := strings.SplitAfter(strings.TrimSuffix(string(want), "\n"), "\n")
+			for k := range wantLines {
+				wantLines[k] = strings.TrimSuffix(wantLines[k], "\n") + "\n"
+			}
+			slices.Sort(got)
+			slices.Sort(wantLines)
+			if !slices.Equal(got, wantLines) {
+				t.Errorf("process --precision %s stored %d rows, detect prints %d", tc.mode, len(got), len(wantLines))
+			}
+		})
 	}
 }

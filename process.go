@@ -18,6 +18,7 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
+	"github.com/tokenpivot/tokenpivot/internal/precision"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -127,6 +128,9 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	fmt.Fprintln(stderr, summary)
+	if r.prec != nil {
+		fmt.Fprintf(stderr, "process: %s\n", r.prec)
+	}
 	if ob != nil && ctx.Err() == nil {
 		deliverAll(ctx, ob, stderr, logger)
 	}
@@ -320,6 +324,9 @@ type runResult struct {
 	setAside      []string
 	rejected      []error
 	failed        []error
+	// prec sums the precision mode's counts (nil in exact mode). A pair
+	// both of whose blobs were processed at once is decided by each.
+	prec *precision.Stats
 }
 
 // process runs work on workers goroutines and returns the blobs to redo
@@ -342,6 +349,12 @@ func (r *runResult) process(ctx context.Context, p *pipeline.Pipeline, work []pi
 				r.tot.Candidates += o.Candidates
 				r.tot.Results += o.Results
 				r.tot.Alerts += o.Alerts
+				if o.Precision != nil {
+					if r.prec == nil {
+						r.prec = &precision.Stats{Mode: o.Precision.Mode}
+					}
+					r.prec.Merge(*o.Precision)
+				}
 				for _, a := range o.Stored {
 					// Evidence only grows: the largest count is the last.
 					if have, ok := r.touched[a.SystemAlertId]; !ok || a.ResultCount > have.ResultCount {

@@ -186,7 +186,8 @@ func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*ou
 // outbox its alert writer records revisions to (nil without sinks). It
 // creates no containers (see pipeline.EnsureContainers).
 func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) (*pipeline.Pipeline, *alert.Writer, store.Store, *outbox.Outbox, error) {
-	if err := pipelinePrecision(s); err != nil {
+	pf, err := pipelinePrecision(s)
+	if err != nil {
 		return nil, nil, nil, nil, err
 	}
 	r, f, err := loadFilter(s)
@@ -208,6 +209,7 @@ func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) 
 		InteractiveContainer: s.InteractiveContainer, NonInteractiveContainer: s.NonInteractiveContainer,
 		StateContainer:  s.StateContainer,
 		Filter:          f,
+		Precision:       pf,
 		Alerts:          w,
 		AllowedLateness: s.AllowedLateness,
 		MaxExpansion:    s.MaxExpansion,
