@@ -139,8 +139,8 @@ param exportEndpoint string = ''
 @description('TOKENPIVOT_EXPORT_FIRST_HOUR: the first hour export jobs request (RFC 3339, e.g. 2026-12-01T00:00:00Z); empty = only the lookback bounds it.')
 param exportFirstHour string = ''
 
-@description('TOKENPIVOT_PRECISION: the precision mode. Only exact deploys: the function refuses balanced and strict until the pipeline carries their columns (README, What the precision modes change).')
-@allowed(['exact'])
+@description('TOKENPIVOT_PRECISION: the precision mode, exact (the Sentinel rule), balanced or strict (README, What the precision modes change). A mode widens the export jobs\' projection by its columns.')
+@allowed(['exact', 'balanced', 'strict'])
 param precision string = 'exact'
 
 @description('TOKENPIVOT_PRECISION_HOSTING_ASNS: a file replacing the precision modes\' bundled hosting/anonymizer ASN list; empty = the bundled list.')

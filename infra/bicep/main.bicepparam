@@ -48,7 +48,7 @@ param webhookSecret = readEnvironmentVariable('TOKENPIVOT_WEBHOOK_SECRET', '')
 // the first hour they request (RFC 3339); empty = the defaults.
 param exportEndpoint = readEnvironmentVariable('TOKENPIVOT_EXPORT_ENDPOINT', '')
 param exportFirstHour = readEnvironmentVariable('TOKENPIVOT_EXPORT_FIRST_HOUR', '')
-// The precision mode (only exact deploys today) and files replacing its lists.
+// The precision mode (exact, balanced or strict) and files replacing its lists.
 param precision = readEnvironmentVariable('TOKENPIVOT_PRECISION', 'exact')
 param precisionHostingAsns = readEnvironmentVariable('TOKENPIVOT_PRECISION_HOSTING_ASNS', '')
 param precisionM365Ranges = readEnvironmentVariable('TOKENPIVOT_PRECISION_M365_RANGES', '')

@@ -281,12 +281,12 @@ variable "export_first_hour" {
 }
 
 variable "precision" {
-  description = "TOKENPIVOT_PRECISION: the precision mode. Only exact deploys: the function refuses balanced and strict until the pipeline carries their columns (README, What the precision modes change)."
+  description = "TOKENPIVOT_PRECISION: the precision mode, exact (the Sentinel rule), balanced or strict (README, What the precision modes change). A mode widens the export jobs' projection by its columns."
   type        = string
   default     = "exact"
   validation {
-    condition     = var.precision == "exact"
-    error_message = "Only exact deploys: the function refuses balanced and strict until the pipeline carries their columns."
+    condition     = contains(["exact", "balanced", "strict"], var.precision)
+    error_message = "precision must be exact, balanced or strict."
   }
 }
 

@@ -156,7 +156,7 @@ var wantSettings = map[string]string{
 	"TOKENPIVOT_EXPORT_MAX_ACTIVE":         "4",
 	"TOKENPIVOT_EXPORT_ENDPOINT":           "",
 	"TOKENPIVOT_EXPORT_FIRST_HOUR":         "",
-	// The precision mode (only exact deploys) and its lists (bundled).
+	// The precision mode (exact by default) and its lists (bundled).
 	"TOKENPIVOT_PRECISION":                  "exact",
 	"TOKENPIVOT_PRECISION_HOSTING_ASNS":     "",
 	"TOKENPIVOT_PRECISION_M365_RANGES":      "",
