@@ -70,6 +70,9 @@ type Document struct {
 	// (ExtendedProperties.ResultCount stays the exact total).
 	ResultsTruncated bool `json:"ResultsTruncated"`
 	ResultsOmitted   int  `json:"ResultsOmitted"`
+	// Precision is the precision mode's record of the evidence (nil in
+	// exact mode: precision.go).
+	Precision *Precision `json:"Precision,omitempty"`
 	// Results are the evidence rows, deduplicated and in query order. In JSON
 	// each is an object of the 11 result columns; the two source rows' Ids,
 	// which dedup them, travel in ResultIds (same order).
@@ -471,5 +474,5 @@ func (d *Document) Merge(other Document) bool {
 		d.IncidentId = other.IncidentId
 		changed = true
 	}
-	return changed
+	return d.mergePrecision(other.Precision) || changed
 }

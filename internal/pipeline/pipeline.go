@@ -356,7 +356,7 @@ func (p *Pipeline) writeAlerts(ctx context.Context, rows []detect.Result, out *O
 		for n < len(rows) && compareAlertKey(rows[n-1], rows[n]) == 0 {
 			n++
 		}
-		stored, written, err := p.cfg.Alerts.WriteResults(ctx, rows[:n])
+		stored, written, err := p.writeResults(ctx, rows[:n], out)
 		if err != nil {
 			return err
 		}

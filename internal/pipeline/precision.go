@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"context"
 	"io"
 	"reflect"
 	"sync"
 
+	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/precision"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
@@ -220,4 +222,20 @@ func (p *Pipeline) fullRows(w io.Writer) rowWriter {
 		})
 	}
 	return newParquetRows(w, nonInteractiveRowOf)
+}
+
+// PrecisionSink is an AlertSink that records, on each alert, the mode and
+// what it saw of each evidence row (an *alert.Writer).
+type PrecisionSink interface {
+	WriteResultsPrecision(ctx context.Context, rows []detect.Result, mode precision.Mode,
+		features func(*detect.Result) (precision.Features, bool)) ([]alert.Stored, int, error)
+}
+
+// writeResults hands rows to the sink, with the mode's features when a
+// mode is on and the sink records them.
+func (p *Pipeline) writeResults(ctx context.Context, rows []detect.Result, out *Outcome) ([]alert.Stored, int, error) {
+	if ps, ok := p.cfg.Alerts.(PrecisionSink); ok && out.prec != nil {
+		return ps.WriteResultsPrecision(ctx, rows, out.prec.f.Mode, out.Features)
+	}
+	return p.cfg.Alerts.WriteResults(ctx, rows)
 }

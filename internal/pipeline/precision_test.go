@@ -227,6 +227,7 @@ func TestPrecisionModesAnyOrderEqualDetect(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("%s: alerts hold %d rows, detect %d\n got %v\nwant %v", m, len(got), len(want), got, want)
 				}
+				checkAlertPrecision(t, s, m)
 				if m.On() {
 					// Each pair is decided by the blob that makes it
 					// (duplicate deliveries are no-ops): every exact pair
@@ -244,5 +245,51 @@ func TestPrecisionModesAnyOrderEqualDetect(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// checkAlertPrecision: in a mode, every alert records the mode and, for
+// each evidence row, what the mode saw of its pair; in exact, nothing.
+func checkAlertPrecision(t *testing.T, s store.Store, m precision.Mode) {
+	t.Helper()
+	docs, _, err := alert.List(context.Background(), s, "tokenpivot-alerts", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions, asns := 0, 0
+	for _, d := range docs {
+		if !m.On() {
+			if d.Precision != nil {
+				t.Errorf("exact: alert %s records %+v", d.SystemAlertId, d.Precision)
+			}
+			continue
+		}
+		if d.Precision == nil || d.Precision.Mode != m.String() || len(d.Precision.Rows) != len(d.Results) {
+			t.Errorf("%s: alert %s with %d rows records %+v", m, d.SystemAlertId, len(d.Results), d.Precision)
+			continue
+		}
+		for _, r := range d.Results {
+			i := slices.IndexFunc(d.Precision.Rows, func(p alert.PrecisionRow) bool {
+				return p.InteractiveId == r.InteractiveId && p.NonInteractiveId == r.NonInteractiveId
+			})
+			if i < 0 {
+				t.Errorf("%s: alert %s: no record of row %s/%s", m, d.SystemAlertId, r.InteractiveId, r.NonInteractiveId)
+				continue
+			}
+			f := d.Precision.Rows[i].Features
+			if f.SameSession != "" {
+				sessions++
+			}
+			if f.NIASN != "" && f.InteractiveASN != "" {
+				asns++
+			}
+			// A kept pair of two sessions is kept for its hosting network.
+			if m == precision.Balanced && f.SameSession == "no" && !f.NIHosting {
+				t.Errorf("%s: alert %s keeps row %+v of two sessions off hosting", m, d.SystemAlertId, f)
+			}
+		}
+	}
+	if m.On() && (sessions == 0 || asns == 0) {
+		t.Errorf("%s: no evidence row records its sessions (%d) or ASNs (%d)", m, sessions, asns)
 	}
 }
