@@ -14,11 +14,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/precision"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -291,5 +294,76 @@ func checkAlertPrecision(t *testing.T, s store.Store, m precision.Mode) {
 	}
 	if m.On() && (sessions == 0 || asns == 0) {
 		t.Errorf("%s: no evidence row records its sessions (%d) or ASNs (%d)", m, sessions, asns)
+	}
+}
+
+// The extracts carry the modes' columns only when a mode is on: exact
+// writes the shapes it always wrote (same columns, so the same bytes and
+// cost), and a compact extract never carries them (its pairs read them from
+// the export again).
+func TestPrecisionExtractColumns(t *testing.T) {
+	base := map[string][]string{
+		"interactive": {"TimeGenerated", "UserPrincipalName", "IPAddress", "Location", "ResultType", "AuthenticationRequirement", "ConditionalAccessStatus", "Id"},
+		"full":        {"TimeGenerated", "UserPrincipalName", "IPAddress", "Location", "ResultType", "AppDisplayName", "CorrelationId", "UniqueTokenIdentifier", "Id"},
+		"compact":     {"TimeGenerated", "UserPrincipalName", "IPAddress", "Location", "ResultType"},
+	}
+	extra := []string{"SessionId", "AutonomousSystemNumber", "NetworkLocationDetails", "IsThroughGlobalSecureAccess", "AppId",
+		"LocationDetails", "DeviceDetail", "TokenProtectionStatusDetails"}
+	blobs := labeledBlobs(t, 200)
+	for _, m := range precision.Modes {
+		t.Run(m.String(), func(t *testing.T) {
+			s, err := store.NewLocal(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := newPrecisionPipeline(t, s, m)
+			ctx := context.Background()
+			for w, data := range blobs {
+				if _, err := s.Write(ctx, w.Container, w.Name, data, store.Condition{}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := p.Process(ctx, w); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]int{}
+			err = s.List(ctx, "tokenpivot-state", "candidates/", func(pr store.Properties) error {
+				data, _, err := s.Read(ctx, "tokenpivot-state", pr.Name)
+				if err != nil {
+					return err
+				}
+				f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+				if err != nil {
+					return err
+				}
+				var cols []string
+				for _, c := range f.Schema().Fields() {
+					cols = append(cols, c.Name())
+				}
+				kind := "interactive"
+				if _, compact := compactSource(pr.Name); compact {
+					kind = "compact"
+				} else if strings.HasPrefix(pr.Name, "candidates/"+signin.NonInteractive.Short()+"/") {
+					kind = "full"
+				}
+				seen[kind]++
+				want := slices.Clone(base[kind])
+				if m.On() && kind != "compact" {
+					want = append(want, extra...)
+				}
+				slices.Sort(cols)
+				slices.Sort(want)
+				if !slices.Equal(cols, want) {
+					t.Errorf("%s extract %s: columns %v, want %v", kind, pr.Name, cols, want)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if seen["interactive"] == 0 || seen["full"] == 0 || seen["compact"] == 0 {
+				t.Errorf("extracts by shape: %v, want every shape", seen)
+			}
+		})
 	}
 }
