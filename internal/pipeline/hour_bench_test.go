@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/precision"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -86,8 +87,17 @@ func benchPipeline(b testing.TB, s *store.Local, alerts AlertSink) *Pipeline {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// TOKENPIVOT_BENCH_PRECISION runs a precision mode (default exact).
+	mode, err := precision.ParseMode(os.Getenv("TOKENPIVOT_BENCH_PRECISION"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pf *precision.Filter
+	if mode.On() {
+		pf = precision.New(mode, nil)
+	}
 	p, err := New(Config{Exports: s, State: s, InteractiveContainer: ic, NonInteractiveContainer: nc,
-		StateContainer: "tokenpivot-state", Filter: detect.Filter{Safe: safe}, Alerts: alerts})
+		StateContainer: "tokenpivot-state", Filter: detect.Filter{Safe: safe}, Precision: pf, Alerts: alerts})
 	if err != nil {
 		b.Fatal(err)
 	}
