@@ -122,9 +122,12 @@ func rowKeys(rows []detect.Result) []string {
 }
 
 // newPrecisionPipeline is a test pipeline in mode m (exact: no filter).
-func newPrecisionPipeline(t *testing.T, s store.Store, m precision.Mode) *Pipeline {
+func newPrecisionPipeline(t *testing.T, s store.Store, m precision.Mode, sink ...AlertSink) *Pipeline {
 	t.Helper()
-	w := &alert.Writer{Store: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents", Rule: rule.Default()}
+	var w AlertSink = &alert.Writer{Store: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents", Rule: rule.Default()}
+	if len(sink) > 0 {
+		w = sink[0]
+	}
 	cfg := Config{Exports: s, State: s, InteractiveContainer: ic, NonInteractiveContainer: nc,
 		StateContainer: "tokenpivot-state", Alerts: w}
 	if m.On() {
@@ -150,7 +153,9 @@ func newPrecisionPipeline(t *testing.T, s store.Store, m precision.Mode) *Pipeli
 // of arrival, with duplicate and concurrent deliveries; each blob's
 // Outcome counts the mode's decisions.
 func TestPrecisionModesAnyOrderEqualDetect(t *testing.T) {
-	blobs := labeledBlobs(t, 40)
+	// 169 interactive and 1,514 non-interactive rows: 2 and 11 blobs, so
+	// pairs cross blobs of both tables.
+	blobs := labeledBlobs(t, 150)
 	var works []Work
 	for w := range blobs {
 		works = append(works, w)
@@ -159,11 +164,17 @@ func TestPrecisionModesAnyOrderEqualDetect(t *testing.T) {
 	orders := []struct {
 		name string
 		seed uint64
-	}{{"interactive-first", 0}, {"noninteractive-first", 0}, {"shuffled-1", 1}, {"shuffled-2", 2}, {"shuffled-3", 3}}
+	}{{"interactive-first", 0}, {"noninteractive-first", 0}, {"shuffled-1", 1}, {"shuffled-2", 2}}
 	exactPairs := len(expectedKeys(t, precision.Exact))
 	for _, m := range precision.Modes {
 		want := expectedKeys(t, m)
-		for _, o := range orders {
+		for k, o := range orders {
+			// Exact's any-order sameness is TestAnyOrderConcurrentDuplicatesEqualsBatch's:
+			// here once, for its alerts recording nothing. Under the race
+			// detector (about ten times slower), two orders a mode.
+			if (!m.On() && k > 0) || (raceEnabled && k%2 == 0) {
+				continue
+			}
 			t.Run(m.String()+"/"+o.name, func(t *testing.T) {
 				s, err := store.NewLocal(t.TempDir())
 				if err != nil {
@@ -309,14 +320,14 @@ func TestPrecisionExtractColumns(t *testing.T) {
 	}
 	extra := []string{"SessionId", "AutonomousSystemNumber", "NetworkLocationDetails", "IsThroughGlobalSecureAccess", "AppId",
 		"LocationDetails", "DeviceDetail", "TokenProtectionStatusDetails"}
-	blobs := labeledBlobs(t, 200)
+	blobs := labeledBlobs(t, 400)
 	for _, m := range precision.Modes {
 		t.Run(m.String(), func(t *testing.T) {
 			s, err := store.NewLocal(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := newPrecisionPipeline(t, s, m)
+			p := newPrecisionPipeline(t, s, m, &countingSink{}) // the extracts, not the alerts
 			ctx := context.Background()
 			for w, data := range blobs {
 				if _, err := s.Write(ctx, w.Container, w.Name, data, store.Condition{}); err != nil {
