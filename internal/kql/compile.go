@@ -110,6 +110,12 @@ func (c *compiler) let(l *Let) error {
 			c.tables[l.Name] = ct
 			return nil
 		}
+		// Compiled here as well as where it is used, so that a let the
+		// query never uses is still one this engine can run (a watchlist
+		// let is refused even when unused).
+		if _, err := c.pipe(t.Pipe); err != nil {
+			return err
+		}
 		c.pipes[l.Name] = t.Pipe
 		return nil
 	}
@@ -181,6 +187,19 @@ func (c *compiler) pipe(p *Pipe) (*rel, error) {
 		if r, err = c.pipe(s); err != nil {
 			return nil, err
 		}
+	case *Call:
+		if s.Name != "materialize" || len(s.Args) != 1 {
+			return nil, refuse(s.P, s.Name, "%s(...) as a tabular source is not supported (a watchlist or function is not read by this engine)", s.Name)
+		}
+		tx, ok := s.Args[0].(*TabularExpr)
+		if !ok {
+			return nil, refuse(s.P, s.Name, "materialize() of a value that is not a table")
+		}
+		// materialize(T) caches T for the query's run: the same rows.
+		var err error
+		if r, err = c.pipe(tx.Pipe); err != nil {
+			return nil, err
+		}
 	case *Union:
 		return nil, refuse(s.P, "union", "union is not supported by this engine: write the two tables as the two sides of the join")
 	case *Datatable:
@@ -213,6 +232,9 @@ func (c *compiler) op(r *rel, op *Op) error {
 			cols = slices.Clone(r.cols)
 		}
 		for _, a := range op.Cols {
+			if a.Names != nil {
+				return refuse(a.P, op.Name, "(%s) = ...: a function returning several columns is not supported", strings.Join(a.Names, ", "))
+			}
 			name := a.Name
 			if name == "" {
 				id, ok := a.X.(*Ident)
@@ -540,6 +562,15 @@ func (c *compiler) expr(e Expr, r *rel, op string) (*Node, error) {
 	return nil, refuse(e.At(), op, "unsupported expression %s", describe(e))
 }
 
+// knownFunctions are the scalar functions call compiles (and refuses by
+// name, todynamic and parse_json, with its reason); any other is refused
+// before its arguments are looked at.
+var knownFunctions = map[string]bool{
+	"not": true, "isempty": true, "isnotempty": true, "isnull": true, "isnotnull": true, "tostring": true,
+	"tolower": true, "toupper": true, "strcat": true, "strlen": true, "iff": true, "iif": true, "case": true,
+	"ipv4_is_in_range": true, "ipv4_is_in_any_range": true, "ipv4_is_private": true, "todynamic": true, "parse_json": true,
+}
+
 // fold evaluates a node of constants once.
 func fold(n *Node) *Node {
 	if n.Sides != 0 || n.usesAgo() {
@@ -857,6 +888,9 @@ func (c *compiler) call(e *Call, r *rel, op string) (*Node, error) {
 		}
 		return &Node{Key: "ago(" + d.Key + ")", Type: KDatetime, op: "ago", lit: d.lit,
 			Eval: func(*Row) Value { panic("kql: ago() evaluated") }}, nil
+	}
+	if !knownFunctions[e.Name] {
+		return nil, refuse(e.P, op, "the function %s() is not supported by this engine", e.Name)
 	}
 	var args []*Node
 	for _, a := range e.Args {
