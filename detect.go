@@ -158,7 +158,7 @@ func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filt
 	var held []signin.Record
 	for _, file := range ifiles {
 		held = held[:0]
-		err := fr.read(ctx, file, signin.Interactive, pf.options(signin.Options{Keep: f.Interactive}), func(rs []signin.Record) error {
+		err := fr.read(ctx, file, signin.Interactive, pf.options(signin.Options{Keep: f.Interactive, Extra: f.Columns(signin.Interactive)}), func(rs []signin.Record) error {
 			held = append(held, rs...)
 			return nil
 		})
@@ -184,7 +184,7 @@ func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filt
 		// seen its records: the same records in another file then count
 		// once, from whichever file came first.)
 		before := len(rows)
-		err := fr.read(ctx, file, signin.NonInteractive, pf.options(signin.Options{Keep: keepN}), func(rs []signin.Record) error {
+		err := fr.read(ctx, file, signin.NonInteractive, pf.options(signin.Options{Keep: keepN, Extra: f.Columns(signin.NonInteractive)}), func(rs []signin.Record) error {
 			for k := range rs {
 				n := len(rows)
 				rows = x.Probe(rows, &rs[k])

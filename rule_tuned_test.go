@@ -26,6 +26,10 @@ type tunedVariant struct {
 	// SQL parts: conditions on i (SigninLogs) and n (non-interactive) rows,
 	// on the pair, and added select columns.
 	iWhere, nWhere, pairWhere, extraCols string
+	// processRefuses, when set, is in process's refusal (exit 2): a rule
+	// whose pair predicates or added columns read a column the pipeline's
+	// extracts do not carry runs in detect only.
+	processRefuses string
 }
 
 // The base conditions, the bundled rule in SQL (tools/bench/duckdb/rule.sql),
@@ -92,6 +96,37 @@ func tunedVariants() []tunedVariant {
 		edits:     []string{"  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n", "  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n  | where AppDisplayName != AppDisplayName1 and AppDisplayName startswith \"microsoft\"\n"},
 		pairWhere: sqlWindow + ` AND n.ip <> i.ip AND n.loc <> i.loc AND n.app <> i.app AND starts_with(lower(n.app), 'microsoft')`,
 	}, {
+		// Columns beyond the rule's own, read only for such a rule.
+		name: "ClientAppUsed and ResourceDisplayName in wheres before the join",
+		edits: []string{
+			"  | join kind=inner", "  | where ClientAppUsed !in (\"Exchange ActiveSync\", \"IMAP4\")\n  | join kind=inner",
+			"  | project-away network\n  | project\n", "  | project-away network\n  | where ResourceDisplayName != \"Windows Azure Service Management API\"\n  | project\n",
+		},
+		nWhere: `coalesce(cau, '') NOT IN ('Exchange ActiveSync', 'IMAP4')`,
+		iWhere: `coalesce(res, '') <> 'Windows Azure Service Management API'`,
+	}, {
+		name: "parse_json and member paths on DeviceDetail",
+		edits: []string{
+			"  | join kind=inner", "  | extend Browser = tostring(parse_json(DeviceDetail).browser)\n  | where Browser !startswith \"python\"\n  | join kind=inner",
+			"  | project-away network\n  | project\n", "  | project-away network\n  | where tostring(DeviceDetail.operatingSystem) != \"Linux\" and isnotempty(todynamic(DeviceDetail)[\"browser\"])\n  | project\n",
+		},
+		nWhere: `NOT starts_with(lower(coalesce(json_extract_string(dd, '$.browser'), '')), 'python')`,
+		iWhere: `coalesce(json_extract_string(dd, '$.operatingSystem'), '') <> 'Linux' AND coalesce(json_extract_string(dd, '$.browser'), '') <> ''`,
+	}, {
+		name: "leftanti and leftsemi against datatables of users",
+		edits: []string{
+			"  let InteractiveSessions =", "  let Excluded = datatable(UserPrincipalName: string) [\"admin@contoso.example\", \"svc1@contoso.example\"];\n  let InteractiveSessions =",
+			"  | join kind=inner", "  | join kind=leftanti Excluded on UserPrincipalName\n  | join kind=inner",
+			"  | project-away network\n  | project\n", "  | project-away network\n  | join kind=leftsemi (datatable(U: string) [\"alice@contoso.example\", \"admin@contoso.example\", \"Admin@contoso.example\", \"carol@contractor.example\"]) on $left.UserPrincipalName == $right.U\n  | project\n",
+		},
+		nWhere: `upn NOT IN ('admin@contoso.example', 'svc1@contoso.example')`,
+		iWhere: `upn IN ('alice@contoso.example', 'admin@contoso.example', 'Admin@contoso.example', 'carol@contractor.example')`,
+	}, {
+		name:           "UserAgent in an added column (detect only)",
+		edits:          []string{"  TimeSinceInteractive = (TimeGenerated - InteractiveTime)\n", "  TimeSinceInteractive = (TimeGenerated - InteractiveTime),\n  NIUserAgent = UserAgent\n"},
+		extraCols:      `, coalesce(n.ua, '') AS NIUserAgent`,
+		processRefuses: "UserAgent",
+	}, {
 		name:   "matches regex, in~ and contains on the non-interactive side",
 		edits:  []string{"  | join kind=inner", "  | where not(UserPrincipalName matches regex @\"^svc[0-9]+@\") and Location in~ (\"us\", \"fr\", \"DE\", \"gb\", \"cn\") and not(AppDisplayName contains \"OUTLOOK\")\n  | join kind=inner"},
 		nWhere: `NOT regexp_matches(upn, '^svc[0-9]+@') AND lower(loc) IN ('us', 'fr', 'de', 'gb', 'cn') AND NOT contains(lower(app), 'outlook')`,
@@ -122,10 +157,9 @@ func tunedSQL(v tunedVariant, ifile, nfile string) string {
 	src := func(f string) string {
 		return fmt.Sprintf(`SELECT UserPrincipalName AS upn, CAST(TimeGenerated AS TIMESTAMP) AS t, IPAddress AS ip, Location AS loc,
   ResultType AS rt, AuthenticationRequirement AS auth, ConditionalAccessStatus AS ca, AppDisplayName AS app,
-  CorrelationId AS corr, UniqueTokenIdentifier AS uti, Id AS id
-FROM read_json('%s', format = 'newline_delimited', columns = {TimeGenerated: 'VARCHAR', UserPrincipalName: 'VARCHAR', IPAddress: 'VARCHAR',
-  Location: 'VARCHAR', ResultType: 'VARCHAR', AuthenticationRequirement: 'VARCHAR', ConditionalAccessStatus: 'VARCHAR',
-  AppDisplayName: 'VARCHAR', CorrelationId: 'VARCHAR', UniqueTokenIdentifier: 'VARCHAR', Id: 'VARCHAR'})`, f)
+  CorrelationId AS corr, UniqueTokenIdentifier AS uti, Id AS id, ClientAppUsed AS cau, ResourceDisplayName AS res,
+  UserAgent AS ua, DeviceDetail AS dd
+FROM read_json('%s', format = 'newline_delimited', columns = {%s})`, f, tunedColumns)
 	}
 	return fmt.Sprintf(`WITH i AS (SELECT * FROM (%s) WHERE %s),
 n AS (SELECT * FROM (%s) WHERE %s)
@@ -137,6 +171,13 @@ SELECT strftime(n.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS NISignInTime, strftime(i.t, 
 FROM n JOIN i ON n.upn = i.upn
 WHERE %s`, src(ifile), iw, src(nfile), nw, v.extraCols, pair)
 }
+
+// tunedColumns are the generated rows' columns, as DuckDB reads them: a
+// dynamic column (DeviceDetail) as its JSON text.
+const tunedColumns = `TimeGenerated: 'VARCHAR', UserPrincipalName: 'VARCHAR', IPAddress: 'VARCHAR',
+  Location: 'VARCHAR', ResultType: 'VARCHAR', AuthenticationRequirement: 'VARCHAR', ConditionalAccessStatus: 'VARCHAR',
+  AppDisplayName: 'VARCHAR', CorrelationId: 'VARCHAR', UniqueTokenIdentifier: 'VARCHAR', Id: 'VARCHAR',
+  ClientAppUsed: 'VARCHAR', ResourceDisplayName: 'VARCHAR', UserAgent: 'VARCHAR', DeviceDetail: 'VARCHAR'`
 
 // writeTunedData writes generated sign-ins that exercise every variant:
 // case variants of users, apps whose names share terms, private, safe and
@@ -155,7 +196,7 @@ func writeTunedData(t *testing.T, dir string) (ifile, nfile string) {
 	write := func(name string, n int, interactive bool) string {
 		var b strings.Builder
 		for k := range n {
-			rec := map[string]string{
+			rec := map[string]any{
 				"TimeGenerated":         base.Add(time.Duration(rng.IntN(4*3600)) * time.Second).Format(time.RFC3339),
 				"UserPrincipalName":     pick(users),
 				"IPAddress":             pick(ips),
@@ -165,6 +206,19 @@ func writeTunedData(t *testing.T, dir string) (ifile, nfile string) {
 				"CorrelationId":         fmt.Sprintf("corr-%s-%d", name, k),
 				"UniqueTokenIdentifier": fmt.Sprintf("tok-%s-%d", name, k),
 				"Id":                    fmt.Sprintf("%s-%d", name, k),
+				"ClientAppUsed":         pick([]string{"Browser", "Mobile Apps and Desktop clients", "Exchange ActiveSync", "IMAP4", ""}),
+				"ResourceDisplayName":   pick([]string{"Microsoft Graph", "Office 365 Exchange Online", "Windows Azure Service Management API"}),
+				"UserAgent":             pick([]string{"Mozilla/5.0 (Windows NT 10.0)", "python-requests/2.31", ""}),
+			}
+			// A dynamic column: an object, sometimes without the key a
+			// rule reads, sometimes absent (null).
+			switch rng.IntN(4) {
+			case 0:
+			case 1:
+				rec["DeviceDetail"] = map[string]any{"operatingSystem": pick([]string{"Windows10", "Linux"}), "isCompliant": true}
+			default:
+				rec["DeviceDetail"] = map[string]any{"operatingSystem": pick([]string{"Windows10", "Linux", "iOS"}),
+					"browser": pick([]string{"Chrome 120.0", "Python Requests 2.31", "Edge 119"}), "deviceId": ""}
 			}
 			if interactive {
 				rec["AuthenticationRequirement"] = pick(auths)
@@ -207,10 +261,8 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 	if err := os.MkdirAll(nDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	toParquet := fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {TimeGenerated: 'VARCHAR', UserPrincipalName: 'VARCHAR', IPAddress: 'VARCHAR',
-  Location: 'VARCHAR', ResultType: 'VARCHAR', AuthenticationRequirement: 'VARCHAR', ConditionalAccessStatus: 'VARCHAR',
-  AppDisplayName: 'VARCHAR', CorrelationId: 'VARCHAR', UniqueTokenIdentifier: 'VARCHAR', Id: 'VARCHAR'})) TO '%s' (FORMAT parquet)`,
-		nfile, filepath.Join(nDir, "part-0.parquet"))
+	toParquet := fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {%s})) TO '%s' (FORMAT parquet)`,
+		nfile, tunedColumns, filepath.Join(nDir, "part-0.parquet"))
 	runDuckDB(t, duck, toParquet)
 	iDir := filepath.Join(allExports, "am-signinlogs", "y=2026", "m=11", "d=20")
 	if err := os.MkdirAll(iDir, 0o755); err != nil {
@@ -268,6 +320,13 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 				t.Fatal(err)
 			}
 			if testing.Short() {
+				return
+			}
+			if v.processRefuses != "" {
+				code, _, errs := runCLI(t, "process", "--storage", allExports, "--state", t.TempDir(), "--rule", rf)
+				if code != 2 || !strings.Contains(errs, v.processRefuses) {
+					t.Errorf("process: exit %d, want 2 naming %s: %s", code, v.processRefuses, errs)
+				}
 				return
 			}
 			// Either table first: the later one probes the stored extracts

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -171,6 +172,11 @@ func (c *compiler) pipe(p *Pipe) (*rel, error) {
 					continue // read from SigninLogs only
 				}
 				r.cols = append(r.cols, relCol{col, colNode(side, col)})
+			}
+			for _, col := range signin.ExtraColumns() {
+				if _, ok := extraColumns[col]; ok {
+					r.cols = append(r.cols, relCol{col, colNode(side, col)})
+				}
 			}
 		} else if sub, ok := c.pipes[s.Name]; ok {
 			var err error
@@ -417,6 +423,10 @@ func identName(e Expr) string {
 
 // join compiles `join kind=K Right on Key`.
 func (c *compiler) join(r *rel, op *Op) error {
+	switch op.Kind {
+	case "leftanti", "anti", "leftantisemi", "leftsemi":
+		return c.joinFilter(r, op)
+	}
 	if r.joined {
 		return refuse(op.P, "join", "a second join is not supported")
 	}
@@ -493,6 +503,81 @@ func (c *compiler) join(r *rel, op *Op) error {
 	return nil
 }
 
+// joinFilter compiles `join kind=leftanti|leftsemi T on Key` with a
+// constant table T (a datatable, or a let of one): the left rows whose key
+// is (leftsemi) or is not (leftanti) among T's keys, with the left's
+// columns only. That is exactly Key in / !in (T's key column), as a join
+// compares string keys: exactly, case-sensitive, "" equal to "". A right
+// side read from a sign-in table is refused: the plan filters rows by
+// their own columns and constants.
+func (c *compiler) joinFilter(r *rel, op *Op) error {
+	kind := op.Kind
+	anti := kind != "leftsemi"
+	var ct *constTable
+	if len(op.Right.Ops) == 0 {
+		switch s := op.Right.Source.(type) {
+		case *Ident:
+			ct = c.tables[s.Name]
+		case *Datatable:
+			var err error
+			if ct, err = c.datatable(s); err != nil {
+				return err
+			}
+		}
+	}
+	if ct == nil {
+		return refuse(op.P, "join", "kind=%s is supported only against a constant table (a datatable, or a let of one): its right side here is a query over a table, whose rows this engine does not hold", kind)
+	}
+	if len(op.On) != 1 {
+		return refuse(op.P, "join", "join on %d keys: kind=%s is supported on one key", len(op.On), kind)
+	}
+	var lname, rname string
+	switch on := op.On[0].(type) {
+	case *Ident:
+		lname, rname = on.Name, on.Name
+	case *Binary:
+		l, lok := on.L.(*Member)
+		rr, rok := on.R.(*Member)
+		if on.Op != "==" || !lok || !rok || identName(l.X) != "$left" || identName(rr.X) != "$right" {
+			return refuse(on.P, "join", "expected on Key or on $left.Key == $right.Key")
+		}
+		lname, rname = l.Name, rr.Name
+	default:
+		return refuse(op.On[0].At(), "join", "expected on Key or on $left.Key == $right.Key")
+	}
+	k := r.find(lname)
+	if k < 0 {
+		return refuse(op.On[0].At(), "join", "key %s is not a column of the left side", lname)
+	}
+	x := r.cols[k].node
+	if x.Type != KString {
+		return refuse(op.On[0].At(), "join", "key %s is not a string: kind=%s is supported on a string key", lname, kind)
+	}
+	vals, ok := ct.column(rname)
+	if !ok {
+		return refuse(op.On[0].At(), "join", "the right side has no column %s", rname)
+	}
+	set := make(map[string]struct{}, len(vals))
+	for _, v := range vals {
+		if v.Kind != KString {
+			return refuse(op.On[0].At(), "join", "the right side's key %s holds %s, not a string", rname, v)
+		}
+		set[v.S] = struct{}{}
+	}
+	name := "in"
+	if anti {
+		name = "!in"
+	}
+	lst := Value{Kind: KDynamic, List: vals}
+	n := &Node{Key: fmt.Sprintf("(%s %s %s)", x.Key, name, lst), Sides: x.Sides, Type: KBool, op: name, args: []*Node{x}, lit: lst}
+	n.Eval = func(row *Row) Value {
+		_, ok := set[x.Eval(row).Text()]
+		return Bool(ok != anti)
+	}
+	r.preds = append(r.preds, n)
+	return nil
+}
+
 // expr compiles a scalar expression against r's columns (r nil: constants
 // only).
 func (c *compiler) expr(e Expr, r *rel, op string) (*Node, error) {
@@ -512,7 +597,7 @@ func (c *compiler) expr(e Expr, r *rel, op string) (*Node, error) {
 			return nil, refuse(e.P, op, "%s is a table, not a value", e.Name)
 		}
 		if r != nil && r.side != 0 || r != nil && r.joined {
-			return nil, refuse(e.P, op, "column %s: no such column here, or a column this engine does not read (it reads %s)", e.Name, strings.Join(baseColumns, ", "))
+			return nil, refuse(e.P, op, "column %s: no such column here, or a column this engine does not read (it reads %s)", e.Name, strings.Join(readColumns(), ", "))
 		}
 		return nil, refuse(e.P, op, "unknown name %s", e.Name)
 	case *Unary:
@@ -553,13 +638,55 @@ func (c *compiler) expr(e Expr, r *rel, op string) (*Node, error) {
 	case *Call:
 		return c.call(e, r, op)
 	case *Member:
-		return nil, refuse(e.P, op, "member access %s: no dynamic column is read by this engine", describe(e))
+		return c.member(e, r, op)
 	case *TabularExpr:
 		return nil, refuse(e.At(), op, "a table where a value is expected")
 	case *NamedArg:
 		return nil, refuse(e.P, op, "unexpected named argument %s", e.Name)
 	}
 	return nil, refuse(e.At(), op, "unsupported expression %s", describe(e))
+}
+
+// readColumns are the columns of the sign-in tables a rule may name.
+func readColumns() []string {
+	out := slices.Clone(baseColumns)
+	for _, c := range signin.ExtraColumns() {
+		if _, ok := extraColumns[c]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// member compiles X.name, X["name"] and X[i] on a dynamic value (a
+// dynamic column, parse_json(...), a dynamic literal, or another member):
+// null when X is not an object (an array) or has no such key (index).
+func (c *compiler) member(e *Member, r *rel, op string) (*Node, error) {
+	x, err := c.expr(e.X, r, op)
+	if err != nil {
+		return nil, err
+	}
+	if x.Type != KDynamic && x.Type != KNull {
+		return nil, refuse(e.P, op, "member access %s on %s, which is not dynamic (use parse_json() on a string)", describe(e), x.Key)
+	}
+	n := &Node{Sides: x.Sides, Type: KNull, op: "member", args: []*Node{x}}
+	if e.Index == nil {
+		name := e.Name
+		n.Key = x.Key + "[" + strconv.Quote(name) + "]"
+		n.Eval = func(row *Row) Value { return member(x.Eval(row), name) }
+		return fold(n), nil
+	}
+	i, err := c.expr(e.Index, nil, op)
+	if err != nil {
+		return nil, err
+	}
+	if !i.isLit() || i.lit.Kind != KLong {
+		return nil, refuse(e.P, op, "%s: the index must be a constant integer", describe(e))
+	}
+	k := i.lit.I
+	n.Key = x.Key + "[" + strconv.FormatInt(k, 10) + "]"
+	n.Eval = func(row *Row) Value { return index(x.Eval(row), k) }
+	return fold(n), nil
 }
 
 // knownFunctions are the scalar functions call compiles (and refuses by
@@ -1049,7 +1176,11 @@ func (c *compiler) call(e *Call, r *rel, op string) (*Node, error) {
 			return Bool(a.IsPrivate())
 		}
 	case "todynamic", "parse_json":
-		return nil, refuse(e.P, op, "%s(): no dynamic column is read by this engine", e.Name)
+		if err := want(1); err != nil {
+			return nil, err
+		}
+		n.Type = KDynamic
+		n.Eval = func(row *Row) Value { return parseJSON(args[0].Eval(row)) }
 	default:
 		return nil, refuse(e.P, op, "the function %s() is not supported by this engine", e.Name)
 	}

@@ -96,6 +96,60 @@ func (p *Plan) Reads(side Side, col string) bool {
 	return false
 }
 
+// Columns returns the columns beyond the engine's own (signin.Record.Extra)
+// the plan reads of the given side's rows, in signin.ExtraColumns' order:
+// the readers decode them (signin.Options.Extra). None for the bundled rule.
+func (p *Plan) Columns(side Side) []string {
+	var nodes []*Node
+	if side == SideI {
+		nodes = append(nodes, p.IExtra...)
+	} else {
+		nodes = append(nodes, p.NExtra...)
+	}
+	nodes = append(nodes, p.Residual...)
+	for _, c := range p.Extra {
+		nodes = append(nodes, c.Node)
+	}
+	return extraColumnsOf(side, nodes)
+}
+
+// PairColumns returns the columns beyond the engine's own that the plan's
+// pair predicates and added output columns read of the given side: the
+// event pipeline's extracts would have to carry them.
+func (p *Plan) PairColumns(side Side) []string {
+	var nodes []*Node
+	nodes = append(nodes, p.Residual...)
+	for _, c := range p.Extra {
+		nodes = append(nodes, c.Node)
+	}
+	return extraColumnsOf(side, nodes)
+}
+
+func extraColumnsOf(side Side, nodes []*Node) []string {
+	seen := map[string]bool{}
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		if n.op == "col" && n.side == side {
+			if _, ok := extraColumns[n.col]; ok {
+				seen[n.col] = true
+			}
+		}
+		for _, a := range n.args {
+			walk(a)
+		}
+	}
+	for _, n := range nodes {
+		walk(n)
+	}
+	var out []string
+	for _, c := range signin.ExtraColumns() {
+		if seen[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // ExtraNames are the extra output columns' names.
 func (p *Plan) ExtraNames() []string {
 	out := make([]string, len(p.Extra))

@@ -401,6 +401,7 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
 		Keep:         keep,
+		Extra:        p.cfg.Filter.Columns(t), // what a tuned rule's row predicates read
 		MaxExpansion: p.cfg.MaxExpansion,
 		// A block blob is complete: its last line is a record, newline or not.
 		Final:        props.Sealed,

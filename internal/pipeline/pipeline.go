@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/kql"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -78,6 +79,14 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, errors.New("pipeline: container names are required")
 	case cfg.InteractiveContainer == cfg.NonInteractiveContainer:
 		return nil, errors.New("pipeline: the two export containers must differ")
+	}
+	if plan := cfg.Filter.Plan; plan != nil {
+		// Row predicates run as an export is read; pair predicates and
+		// added columns run on extracts, which carry the engine's own
+		// columns only.
+		if cols := append(plan.PairColumns(kql.SideI), plan.PairColumns(kql.SideN)...); len(cols) > 0 {
+			return nil, fmt.Errorf("pipeline: the rule's pair predicates or added columns read %s, which the pipeline's extracts do not carry: `detect` and `test` run it; process and serve run such a column only in a where before the join", strings.Join(cols, ", "))
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -86,6 +86,7 @@ func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
 		Keep:         s.keep,
+		Extra:        p.cfg.Filter.Columns(signin.NonInteractive), // what a tuned rule's row predicates read
 		MaxExpansion: p.cfg.MaxExpansion,
 		// A block blob is complete: its last line is a record, newline or not.
 		Final:        props.Sealed,
