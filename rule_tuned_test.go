@@ -242,58 +242,12 @@ func writeTunedData(t *testing.T, dir string) (ifile, nfile string) {
 // TestTunedRulesMatchDuckDB runs each tuned rule through `detect` and
 // compares its rows with DuckDB's evaluation of the hand-written SQL.
 func TestTunedRulesMatchDuckDB(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the DuckDB evaluation needs it")
-	}
-	duck := filepath.Join("tools", "bench", "duckdb")
-	if _, err := os.Stat(filepath.Join(duck, "node_modules", "@duckdb", "node-api")); err != nil {
-		t.Fatalf("DuckDB is not installed: run npm ci in %s", duck)
-	}
-	dir := t.TempDir()
-	ifile, nfile := writeTunedData(t, dir)
-	// The same rows as exports in their containers, for process: the
-	// non-interactive ones as Parquet (so the pipeline keeps compact
-	// extracts of them), written by DuckDB; the interactive ones as JSON
-	// Lines, added only for a second run, so that they probe the stored
-	// non-interactive extracts (the path a late interactive blob takes).
-	nExports, allExports := t.TempDir(), t.TempDir()
-	nDir := filepath.Join(nExports, "am-aadnoninteractiveusersigninlogs", "y=2026", "m=11", "d=20")
-	if err := os.MkdirAll(nDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	toParquet := fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {%s})) TO '%s' (FORMAT parquet)`,
-		nfile, tunedColumns, filepath.Join(nDir, "part-0.parquet"))
-	runDuckDB(t, duck, toParquet)
-	iDir := filepath.Join(allExports, "am-signinlogs", "y=2026", "m=11", "d=20")
-	if err := os.MkdirAll(iDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(ifile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(iDir, "PT05M.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	iExports := t.TempDir()
-	if err := os.CopyFS(iExports, os.DirFS(allExports)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(allExports, os.DirFS(nExports)); err != nil {
-		t.Fatal(err)
-	}
+	duck := duckDB(t)
+	d := newTunedData(t, duck)
+	ifile, nfile := d.ifile, d.nfile
 	for _, v := range tunedVariants() {
 		t.Run(v.name, func(t *testing.T) {
-			yaml := string(rule.DefaultYAML())
-			yaml = strings.Replace(yaml, `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50" // Example VPN egress IP 1`, 1)
-			yaml = strings.Replace(yaml, `  "0.0.0.0/32" // Placeholder`, `  "198.51.100.0/24" // Placeholder`, 1)
-			for k := 0; k+1 < len(v.edits); k += 2 {
-				old := strings.Replace(v.edits[k], `"0.0.0.0/32" // Placeholder`, `"198.51.100.0/24" // Placeholder`, 1)
-				if !strings.Contains(yaml, old) {
-					t.Fatalf("edit %q: not in the rule", old)
-				}
-				yaml = strings.Replace(yaml, old, v.edits[k+1], 1)
-			}
+			yaml := tunedYAML(t, v)
 			rf := filepath.Join(t.TempDir(), "rule.yaml")
 			if err := os.WriteFile(rf, []byte(yaml), 0o644); err != nil {
 				t.Fatal(err)
@@ -323,7 +277,7 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 				return
 			}
 			if v.processRefuses != "" {
-				code, _, errs := runCLI(t, "process", "--storage", allExports, "--state", t.TempDir(), "--rule", rf)
+				code, _, errs := runCLI(t, "process", "--storage", d.allExports, "--state", t.TempDir(), "--rule", rf)
 				if code != 2 || !strings.Contains(errs, v.processRefuses) {
 					t.Errorf("process: exit %d, want 2 naming %s: %s", code, v.processRefuses, errs)
 				}
@@ -331,11 +285,88 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 			}
 			// Either table first: the later one probes the stored extracts
 			// of the other.
-			for _, first := range []string{nExports, iExports} {
-				checkProcess(t, rf, []string{first, allExports}, exp)
+			for _, first := range []string{d.nExports, d.iExports} {
+				checkProcess(t, rf, []string{first, d.allExports}, exp)
 			}
 		})
 	}
+}
+
+// duckDB is the folder of the DuckDB evaluation (tools/bench/duckdb); the
+// test is skipped without node.
+func duckDB(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed: the DuckDB evaluation needs it")
+	}
+	duck := filepath.Join("tools", "bench", "duckdb")
+	if _, err := os.Stat(filepath.Join(duck, "node_modules", "@duckdb", "node-api")); err != nil {
+		t.Fatalf("DuckDB is not installed: run npm ci in %s", duck)
+	}
+	return duck
+}
+
+// tunedData is the generated sign-ins as detect reads them (ifile, nfile)
+// and as exports in their containers, for process: the non-interactive
+// ones as Parquet (nparquet; so the pipeline keeps compact extracts of
+// them), written by DuckDB, the interactive ones as data-export JSON Lines.
+// nExports holds the non-interactive exports only, iExports the
+// interactive ones only, allExports both: a second run over allExports
+// adds the other table, which then probes the stored extracts.
+type tunedData struct {
+	ifile, nfile, nparquet         string
+	nExports, iExports, allExports string
+}
+
+func newTunedData(t *testing.T, duck string) tunedData {
+	t.Helper()
+	var d tunedData
+	d.ifile, d.nfile = writeTunedData(t, t.TempDir())
+	d.nExports, d.allExports = t.TempDir(), t.TempDir()
+	nDir := filepath.Join(d.nExports, "am-aadnoninteractiveusersigninlogs", "y=2026", "m=11", "d=20")
+	if err := os.MkdirAll(nDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d.nparquet = filepath.Join(nDir, "part-0.parquet")
+	toParquet := fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {%s})) TO '%s' (FORMAT parquet)`,
+		d.nfile, tunedColumns, d.nparquet)
+	runDuckDB(t, duck, toParquet)
+	iDir := filepath.Join(d.allExports, "am-signinlogs", "y=2026", "m=11", "d=20")
+	if err := os.MkdirAll(iDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(d.ifile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(iDir, "PT05M.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.iExports = t.TempDir()
+	if err := os.CopyFS(d.iExports, os.DirFS(d.allExports)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(d.allExports, os.DirFS(d.nExports)); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// tunedYAML is the bundled rule with this test's safe lists and the
+// variant's edits.
+func tunedYAML(t *testing.T, v tunedVariant) string {
+	t.Helper()
+	yaml := string(rule.DefaultYAML())
+	yaml = strings.Replace(yaml, `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50" // Example VPN egress IP 1`, 1)
+	yaml = strings.Replace(yaml, `  "0.0.0.0/32" // Placeholder`, `  "198.51.100.0/24" // Placeholder`, 1)
+	for k := 0; k+1 < len(v.edits); k += 2 {
+		old := strings.Replace(v.edits[k], `"0.0.0.0/32" // Placeholder`, `"198.51.100.0/24" // Placeholder`, 1)
+		if !strings.Contains(yaml, old) {
+			t.Fatalf("edit %q: not in the rule", old)
+		}
+		yaml = strings.Replace(yaml, old, v.edits[k+1], 1)
+	}
+	return yaml
 }
 
 // checkProcess runs process over each exports folder in turn, on one state,
