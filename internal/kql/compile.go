@@ -207,7 +207,7 @@ func (c *compiler) pipe(p *Pipe) (*rel, error) {
 			return nil, err
 		}
 	case *Union:
-		return nil, refuse(s.P, "union", "union is not supported by this engine: write the two tables as the two sides of the join")
+		return nil, refuse(s.P, "union", "union is not supported by this engine: it pairs SigninLogs rows (one side of the join) with AADNonInteractiveUserSignInLogs rows (the other), each side read from its one table; a side that is the union of both tables is not run (write the two tables as the two sides of the join)")
 	case *Datatable:
 		return nil, refuse(s.P, "datatable", "a datatable is not a sign-in table: the rule's rows must come from SigninLogs and AADNonInteractiveUserSignInLogs")
 	default:
@@ -304,7 +304,7 @@ func (c *compiler) op(r *rel, op *Op) error {
 			r.order = append(r.order, n)
 		}
 	case "summarize":
-		return refuse(op.P, "summarize", "summarize is not supported by this engine: a rule's result rows are the join's pairs")
+		return refuse(op.P, "summarize", "summarize is not supported by this engine: a rule's result rows are the join's pairs, each kept as an alert's evidence (group them into alerts with eventGroupingSettings, not with summarize)")
 	default:
 		return refuse(op.P, op.Name, "the %s operator is not supported by this engine", op.Name)
 	}
@@ -433,7 +433,7 @@ func (c *compiler) join(r *rel, op *Op) error {
 	switch op.Kind {
 	case "inner", "leftouter":
 	case "", "innerunique":
-		return refuse(op.P, "join", "kind=innerunique (KQL's default) keeps one arbitrary left row per key, so its result is not determined by the query: write kind=inner")
+		return refuse(op.P, "join", "kind=innerunique (KQL's default) first dedups the left side by key, keeping one arbitrary row per key, so which pairs it gives is not determined by the query: write kind=inner (every pair)")
 	default:
 		return refuse(op.P, "join", "kind=%s is not supported (inner, or leftouter with the time window in the where after the join)", op.Kind)
 	}

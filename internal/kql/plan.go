@@ -448,6 +448,15 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "  %s = %s   (added)\n", c.Name, c.Node.Key)
 	}
 	fmt.Fprintf(&b, "order: %s\n", p.Order)
+	for _, sd := range []Side{SideI, SideN} {
+		if cols := p.Columns(sd); len(cols) > 0 {
+			fmt.Fprintf(&b, "%s: also reads %s", sd, strings.Join(cols, ", "))
+			if pc := p.PairColumns(sd); len(pc) > 0 {
+				fmt.Fprintf(&b, " (%s after the join: detect and test only, process and serve refuse it)", strings.Join(pc, ", "))
+			}
+			b.WriteString("\n")
+		}
+	}
 	if p.Default() {
 		b.WriteString("engine: the bundled rule's fast path, nothing added\n")
 	} else {
