@@ -30,6 +30,9 @@ type tunedVariant struct {
 	// whose pair predicates or added columns read a column the pipeline's
 	// extracts do not carry runs in detect only.
 	processRefuses string
+	// nUnionI, when set, makes the non-interactive side the union of both
+	// tables: the SigninLogs rows passing it join the non-interactive ones.
+	nUnionI string
 }
 
 // The base conditions, the bundled rule in SQL (tools/bench/duckdb/rule.sql),
@@ -127,6 +130,11 @@ func tunedVariants() []tunedVariant {
 		extraCols:      `, coalesce(n.ua, '') AS NIUserAgent`,
 		processRefuses: "UserAgent",
 	}, {
+		name:           "union of the two sign-in tables as the non-interactive side (detect only)",
+		edits:          []string{"  AADNonInteractiveUserSignInLogs\n  | where TimeGenerated > ago(3h)\n", "  union isfuzzy=true AADNonInteractiveUserSignInLogs, (SigninLogs | where AppDisplayName != \"Azure Portal\")\n  | where TimeGenerated > ago(3h)\n"},
+		nUnionI:        `app <> 'Azure Portal'`,
+		processRefuses: "union",
+	}, {
 		name:   "matches regex, in~ and contains on the non-interactive side",
 		edits:  []string{"  | join kind=inner", "  | where not(UserPrincipalName matches regex @\"^svc[0-9]+@\") and Location in~ (\"us\", \"fr\", \"DE\", \"gb\", \"cn\") and not(AppDisplayName contains \"OUTLOOK\")\n  | join kind=inner"},
 		nWhere: `NOT regexp_matches(upn, '^svc[0-9]+@') AND lower(loc) IN ('us', 'fr', 'de', 'gb', 'cn') AND NOT contains(lower(app), 'outlook')`,
@@ -161,6 +169,10 @@ func tunedSQL(v tunedVariant, ifile, nfile string) string {
   UserAgent AS ua, DeviceDetail AS dd
 FROM read_json('%s', format = 'newline_delimited', columns = {%s})`, f, tunedColumns)
 	}
+	nsrc := src(nfile)
+	if v.nUnionI != "" {
+		nsrc = fmt.Sprintf("(SELECT * FROM (%s)) UNION ALL (SELECT * FROM (%s) WHERE %s)", nsrc, src(ifile), v.nUnionI)
+	}
 	return fmt.Sprintf(`WITH i AS (SELECT * FROM (%s) WHERE %s),
 n AS (SELECT * FROM (%s) WHERE %s)
 SELECT strftime(n.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS NISignInTime, strftime(i.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS InteractiveTime,
@@ -169,7 +181,7 @@ SELECT strftime(n.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS NISignInTime, strftime(i.t, 
   printf('%%02d:%%02d:%%02d', epoch(n.t - i.t)::BIGINT // 3600, epoch(n.t - i.t)::BIGINT // 60 %% 60, epoch(n.t - i.t)::BIGINT %% 60) AS TimeSinceInteractive
   %s
 FROM n JOIN i ON n.upn = i.upn
-WHERE %s`, src(ifile), iw, src(nfile), nw, v.extraCols, pair)
+WHERE %s`, src(ifile), iw, nsrc, nw, v.extraCols, pair)
 }
 
 // tunedColumns are the generated rows' columns, as DuckDB reads them: a

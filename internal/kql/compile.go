@@ -45,12 +45,19 @@ type relCol struct {
 // rel is a tabular expression compiled so far: its columns as expressions
 // over the base columns, and the conjuncts its rows satisfy.
 type rel struct {
-	side   Side // the table of a one-table rel; 0 once joined
-	cols   []relCol
-	preds  []*Node
-	joined bool
-	kind   string
-	joinAt Pos
+	side  Side // the table of a one-table rel (its role: see compiler.role); 0 once joined
+	table Side // the table a one-table rel reads (side, unless read in another role)
+	// union: the non-interactive side is the union of both sign-in tables;
+	// onlyI and onlyN are the predicates of its SigninLogs and its
+	// AADNonInteractiveUserSignInLogs branch, which apply to that table's
+	// rows only.
+	union        bool
+	onlyI, onlyN []*Node
+	cols         []relCol
+	preds        []*Node
+	joined       bool
+	kind         string
+	joinAt       Pos
 	// order are the last order by's keys and directions.
 	order     []*Node
 	orderDesc []bool
@@ -67,6 +74,9 @@ func (r *rel) find(name string) int {
 }
 
 type compiler struct {
+	// role, when not 0, is the side a table is read as: a union's
+	// SigninLogs branch is read as the non-interactive side.
+	role    Side
 	scalars map[string]Value
 	tables  map[string]*constTable
 	pipes   map[string]*Pipe
@@ -166,16 +176,20 @@ func (c *compiler) pipe(p *Pipe) (*rel, error) {
 	switch s := p.Source.(type) {
 	case *Ident:
 		if side, ok := tableSides[s.Name]; ok {
-			r = &rel{side: side}
+			role := side
+			if c.role != 0 {
+				role = c.role
+			}
+			r = &rel{side: role, table: side}
 			for _, col := range baseColumns {
 				if side == SideN && (col == signin.ColAuthenticationRequirement || col == signin.ColConditionalAccessStatus) {
 					continue // read from SigninLogs only
 				}
-				r.cols = append(r.cols, relCol{col, colNode(side, col)})
+				r.cols = append(r.cols, relCol{col, colNode(role, col)})
 			}
 			for _, col := range signin.ExtraColumns() {
 				if _, ok := extraColumns[col]; ok {
-					r.cols = append(r.cols, relCol{col, colNode(side, col)})
+					r.cols = append(r.cols, relCol{col, colNode(role, col)})
 				}
 			}
 		} else if sub, ok := c.pipes[s.Name]; ok {
@@ -207,7 +221,10 @@ func (c *compiler) pipe(p *Pipe) (*rel, error) {
 			return nil, err
 		}
 	case *Union:
-		return nil, refuse(s.P, "union", "union is not supported by this engine: it pairs SigninLogs rows (one side of the join) with AADNonInteractiveUserSignInLogs rows (the other), each side read from its one table; a side that is the union of both tables is not run (write the two tables as the two sides of the join)")
+		var err error
+		if r, err = c.union(s); err != nil {
+			return nil, err
+		}
 	case *Datatable:
 		return nil, refuse(s.P, "datatable", "a datatable is not a sign-in table: the rule's rows must come from SigninLogs and AADNonInteractiveUserSignInLogs")
 	default:
@@ -421,6 +438,57 @@ func identName(e Expr) string {
 	return ""
 }
 
+// union compiles `union [isfuzzy=B] [kind=outer] T1, T2` of the two
+// sign-in tables (each a table, or a query over one) as the join's
+// non-interactive side: SigninLogs rows are read as that side too, each
+// branch's predicates applying to its own table's rows. Its columns are
+// those both branches have alike (a column one table lacks, as
+// AuthenticationRequirement is not read from the non-interactive table,
+// is refused when named after the union).
+func (c *compiler) union(u *Union) (*rel, error) {
+	for _, prm := range u.Params {
+		switch {
+		case prm.Name == "isfuzzy": // both tables exist: the same rows either way
+		case prm.Name == "kind" && prm.Value == "outer":
+		default:
+			return nil, refuse(prm.P, "union", "union parameter %s is not supported", prm.Name)
+		}
+	}
+	if c.role != 0 {
+		return nil, refuse(u.P, "union", "union inside a union is not supported")
+	}
+	if len(u.Tables) != 2 {
+		return nil, refuse(u.P, "union", "union of %d tables: this engine runs the union of SigninLogs and AADNonInteractiveUserSignInLogs", len(u.Tables))
+	}
+	var bi, bn *rel
+	for _, t := range u.Tables {
+		c.role = SideN
+		br, err := c.pipe(t)
+		c.role = 0
+		if err != nil {
+			return nil, err
+		}
+		if br.joined || br.union || br.order != nil {
+			return nil, refuse(t.P, "union", "a union branch must be one sign-in table with row operators (no join, union or order)")
+		}
+		switch {
+		case br.table == SideI && bi == nil:
+			bi = br
+		case br.table == SideN && bn == nil:
+			bn = br
+		default:
+			return nil, refuse(t.P, "union", "this engine runs the union of SigninLogs and AADNonInteractiveUserSignInLogs, one branch each")
+		}
+	}
+	r := &rel{side: SideN, union: true, onlyI: bi.preds, onlyN: bn.preds}
+	for _, cl := range bn.cols {
+		if k := bi.find(cl.name); k >= 0 && bi.cols[k].node.Key == cl.node.Key {
+			r.cols = append(r.cols, cl)
+		}
+	}
+	return r, nil
+}
+
 // join compiles `join kind=K Right on Key`.
 func (c *compiler) join(r *rel, op *Op) error {
 	switch op.Kind {
@@ -497,6 +565,9 @@ func (c *compiler) join(r *rel, op *Op) error {
 	}
 	r.cols = cols
 	r.preds = append(r.preds, right.preds...)
+	if right.union {
+		r.union, r.onlyI, r.onlyN = true, right.onlyI, right.onlyN
+	}
 	r.side = 0
 	r.joined, r.kind, r.joinAt = true, op.Kind, op.P
 	r.order = nil

@@ -81,6 +81,9 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, errors.New("pipeline: the two export containers must differ")
 	}
 	if plan := cfg.Filter.Plan; plan != nil {
+		if plan.NFromI {
+			return nil, errors.New("pipeline: the rule's non-interactive side is the union of SigninLogs and AADNonInteractiveUserSignInLogs: `detect` and `test` run it; process and serve do not (an interactive export would have to be published as both sides)")
+		}
 		// Row predicates run as an export is read; pair predicates and
 		// added columns run on extracts, which carry the engine's own
 		// columns only.
