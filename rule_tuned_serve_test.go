@@ -41,6 +41,7 @@ func TestTunedRuleThroughTheFunction(t *testing.T) {
 		"parse_json and member paths on DeviceDetail",
 		"leftanti and leftsemi against datatables of users",
 		"UserAgent in an added column (detect only)",
+		"union of the two sign-in tables as the non-interactive side (detect only)",
 	} {
 		v, ok := byName[name]
 		if !ok {
