@@ -24,7 +24,7 @@ func TestParseValidKQL(t *testing.T) {
 		{"materialize(union isfuzzy=...)", "let E = materialize(\nunion isfuzzy=True SigninLogs, AADNonInteractiveUserSignInLogs\n| where ResultType == 0\n| make-series n = count() on TimeGenerated step 1h);\nE", "make-series", ""},
 		{"materialize with a space", "let R = materialize (SigninLogs\n| where ResultType == 0\n| extend Name = split(UserPrincipalName, \"@\")[0]);\nR", "extend", "split"},
 		{"a tuple extend", "SigninLogs\n| extend (Anomalies, Score, Baseline) = series_decompose_anomalies(D, 1.5, -1, 'linefit')", "extend", "several columns"},
-		{"union of parenthesised queries", "union isfuzzy=true\n  (SigninLogs | where TimeGenerated >= ago(1h)),\n  (AADNonInteractiveUserSignInLogs | where TimeGenerated >= ago(1h))\n| summarize count() by IPAddress", "union", ""},
+		{"union of parenthesised queries", "union isfuzzy=true\n  (SigninLogs | where TimeGenerated >= ago(1h)),\n  (AADNonInteractiveUserSignInLogs | where TimeGenerated >= ago(1h))\n| summarize count() by IPAddress", "summarize", ""},
 		{"arg_max(T, *)", "SigninLogs | summarize arg_max(TimeGenerated, *) by UserPrincipalName", "summarize", ""},
 		{"mvexpand, the older spelling", "SigninLogs | mvexpand AppDisplayName", "mvexpand", ""},
 		{"a function as the source", "let W = _GetWatchlist('VPN') | project SearchKey;\nSigninLogs", "_GetWatchlist", "tabular source"},
