@@ -97,10 +97,13 @@ func getter(col string) func(*signin.Record) string {
 // read, with their KQL types: signin.Record.Extra, which the readers fill
 // only with the columns a plan names (Plan.Columns), so the bundled rule
 // decodes nothing more. A dynamic column is its exported JSON text, read
-// as JSON (member access, tostring).
+// as JSON (member access, tostring). Not IsThroughGlobalSecureAccess: a
+// Parquet export holds it as a boolean, which the readers leave unread
+// (the precision modes fail open on it), so a rule testing it would not
+// be exact.
 var extraColumns = map[string]Kind{
 	signin.ColSessionId: KString, signin.ColAutonomousSystemNumber: KLong, signin.ColNetworkLocationDetails: KDynamic,
-	signin.ColIsThroughGlobalSecureAccess: KBool, signin.ColAppId: KString, signin.ColLocationDetails: KDynamic,
+	signin.ColAppId: KString, signin.ColLocationDetails: KDynamic,
 	signin.ColDeviceDetail: KDynamic, signin.ColTokenProtectionStatusDetails: KDynamic,
 	signin.ColClientAppUsed: KString, signin.ColResourceDisplayName: KString, signin.ColUserAgent: KString,
 }
@@ -164,16 +167,6 @@ func colNode(side Side, col string) *Node {
 					return null
 				}
 				return Value{Kind: KLong, I: i}
-			}
-		case KBool:
-			n.Eval = func(r *Row) Value {
-				switch get(pick(r)) {
-				case "true", "True":
-					return Bool(true)
-				case "false", "False":
-					return Bool(false)
-				}
-				return null
 			}
 		case KDynamic:
 			n.Eval = func(r *Row) Value {

@@ -107,7 +107,7 @@ func recordWithIP(ip string) *signin.Record { return &signin.Record{IPAddress: i
 // own (a long, a bool) compare as their types.
 func TestDynamicPaths(t *testing.T) {
 	const dev = `{"browser":"Chrome 120","os":{"name":"Windows"},"list":[1,"a",{"k":true}],"deviceId":""}`
-	full := &signin.Record{Extra: &signin.Extra{DeviceDetail: dev, ClientAppUsed: "Browser", AutonomousSystemNumber: "8075", IsThroughGlobalSecureAccess: "true"}}
+	full := &signin.Record{Extra: &signin.Extra{DeviceDetail: dev, ClientAppUsed: "Browser", AutonomousSystemNumber: "8075"}}
 	bare := &signin.Record{}
 	notJSON := &signin.Record{Extra: &signin.Extra{DeviceDetail: "not json {", ClientAppUsed: `{"a":1}`}}
 	for _, tt := range []struct {
@@ -131,7 +131,6 @@ func TestDynamicPaths(t *testing.T) {
 		{`isnull(parse_json(ClientAppUsed))`, false, true, false},
 		{`AutonomousSystemNumber > 1000`, true, false, false},
 		{`AutonomousSystemNumber == 8075`, true, false, false},
-		{`IsThroughGlobalSecureAccess`, true, false, false},
 		{`ClientAppUsed != "Exchange ActiveSync"`, true, true, true},
 	} {
 		q := "AADNonInteractiveUserSignInLogs | where " + tt.pred + ` | join kind=inner (SigninLogs) on UserPrincipalName
