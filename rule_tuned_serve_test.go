@@ -40,6 +40,7 @@ func TestTunedRuleThroughTheFunction(t *testing.T) {
 		"ClientAppUsed and ResourceDisplayName in wheres before the join",
 		"parse_json and member paths on DeviceDetail",
 		"leftanti and leftsemi against datatables of users",
+		"a positive test on the interactive app before the join",
 		"UserAgent in an added column (detect only)",
 		"union of the two sign-in tables as the non-interactive side (detect only)",
 	} {

@@ -125,6 +125,12 @@ func tunedVariants() []tunedVariant {
 		nWhere: `upn NOT IN ('admin@contoso.example', 'svc1@contoso.example')`,
 		iWhere: `upn IN ('alice@contoso.example', 'admin@contoso.example', 'Admin@contoso.example', 'carol@contractor.example')`,
 	}, {
+		// A positive test on a column interactive extracts do not carry:
+		// applied as the export is read, not again on the extracts' rows.
+		name:   "a positive test on the interactive app before the join",
+		edits:  []string{"  | project-away network\n  | project\n", "  | project-away network\n  | where AppDisplayName startswith \"microsoft\"\n  | project\n"},
+		iWhere: `starts_with(lower(app), 'microsoft')`,
+	}, {
 		name:           "UserAgent in an added column (detect only)",
 		edits:          []string{"  TimeSinceInteractive = (TimeGenerated - InteractiveTime)\n", "  TimeSinceInteractive = (TimeGenerated - InteractiveTime),\n  NIUserAgent = UserAgent\n"},
 		extraCols:      `, coalesce(n.ua, '') AS NIUserAgent`,
