@@ -42,7 +42,7 @@ func TestTunedRuleThroughTheFunction(t *testing.T) {
 		"leftanti and leftsemi against datatables of users",
 		"a positive test on the interactive app before the join",
 		"UserAgent in an added column (detect only)",
-		"union of the two sign-in tables as the non-interactive side (detect only)",
+		"union of the two sign-in tables as the non-interactive side",
 	} {
 		v, ok := byName[name]
 		if !ok {

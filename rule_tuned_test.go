@@ -136,10 +136,9 @@ func tunedVariants() []tunedVariant {
 		extraCols:      `, coalesce(n.ua, '') AS NIUserAgent`,
 		processRefuses: "UserAgent",
 	}, {
-		name:           "union of the two sign-in tables as the non-interactive side (detect only)",
-		edits:          []string{"  AADNonInteractiveUserSignInLogs\n  | where TimeGenerated > ago(3h)\n", "  union isfuzzy=true AADNonInteractiveUserSignInLogs, (SigninLogs | where AppDisplayName != \"Azure Portal\")\n  | where TimeGenerated > ago(3h)\n"},
-		nUnionI:        `app <> 'Azure Portal'`,
-		processRefuses: "union",
+		name:    "union of the two sign-in tables as the non-interactive side",
+		edits:   []string{"  AADNonInteractiveUserSignInLogs\n  | where TimeGenerated > ago(3h)\n", "  union isfuzzy=true AADNonInteractiveUserSignInLogs, (SigninLogs | where AppDisplayName != \"Azure Portal\")\n  | where TimeGenerated > ago(3h)\n"},
+		nUnionI: `app <> 'Azure Portal'`,
 	}, {
 		name:   "matches regex, in~ and contains on the non-interactive side",
 		edits:  []string{"  | join kind=inner", "  | where not(UserPrincipalName matches regex @\"^svc[0-9]+@\") and Location in~ (\"us\", \"fr\", \"DE\", \"gb\", \"cn\") and not(AppDisplayName contains \"OUTLOOK\")\n  | join kind=inner"},

@@ -493,6 +493,14 @@ func (p *Pipeline) publish(ctx context.Context, pub publication, ext *extracted)
 	return names, nil
 }
 
+// sideOf is a table as a kql.Side.
+func sideOf(t signin.Table) kql.Side {
+	if t == signin.Interactive {
+		return kql.SideI
+	}
+	return kql.SideN
+}
+
 // wideInteractive reports whether a tuned rule's pair predicates or added
 // columns read the interactive row's AppDisplayName, CorrelationId or
 // UniqueTokenIdentifier, which the interactive extract then carries.

@@ -81,9 +81,6 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, errors.New("pipeline: the two export containers must differ")
 	}
 	if plan := cfg.Filter.Plan; plan != nil {
-		if plan.NFromI {
-			return nil, errors.New("pipeline: the rule's non-interactive side is the union of SigninLogs and AADNonInteractiveUserSignInLogs: `detect` and `test` run it; process and serve do not (an interactive export would have to be published as both sides)")
-		}
 		// Row predicates run as an export is read; pair predicates and
 		// added columns run on extracts, which carry the engine's own
 		// columns only.
@@ -299,6 +296,19 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 		names, rows = res.names, res.results
 	} else {
 		names, rows, appendable, err = p.interactive(ctx, w, props, pl, &out)
+		if plan := p.cfg.Filter.Plan; err == nil && plan != nil && plan.NFromI {
+			// The union of both tables is the non-interactive side: the
+			// rows are that side's too, published and joined as such
+			// (publish first, then look, as for the other table).
+			read := out
+			var res streamed // Candidates counts the rows kept as either side
+			res, _, err = p.streamAs(ctx, signin.Interactive, w, props, pl.gen, pl.from, &out)
+			names, rows = append(names, res.names...), mergeResults(rows, res.results)
+			if err == nil && out.Consumed != read.Consumed {
+				err = fmt.Errorf("pipeline: %s read to byte %d as the interactive side, %d as the non-interactive one", w, read.Consumed, out.Consumed)
+			}
+			out.RowsRead = read.RowsRead // the same rows, read as either side
+		}
 	}
 	if err != nil {
 		if signin.IsFormatError(err) {
