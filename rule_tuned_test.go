@@ -305,6 +305,8 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 			for _, first := range []string{d.nExports, d.iExports} {
 				checkProcess(t, rf, []string{first, d.allExports}, exp)
 			}
+			// Blobs of both tables at once, in one run.
+			checkProcess(t, rf, []string{d.splitExports}, exp, "--workers", "4")
 		})
 	}
 }
@@ -333,6 +335,10 @@ func duckDB(t *testing.T) string {
 type tunedData struct {
 	ifile, nfile, nparquet         string
 	nExports, iExports, allExports string
+	// splitExports holds the same rows as 3 interactive JSON Lines blobs
+	// and 2 non-interactive Parquet ones, for one process run with
+	// blobs of both tables processed at once (--workers 4).
+	splitExports string
 }
 
 func newTunedData(t *testing.T, duck string) tunedData {
@@ -366,6 +372,39 @@ func newTunedData(t *testing.T, duck string) tunedData {
 	if err := os.CopyFS(d.allExports, os.DirFS(d.nExports)); err != nil {
 		t.Fatal(err)
 	}
+	d.splitExports = t.TempDir()
+	split := func(file string, parts int) [][]byte {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([][]byte, parts)
+		for k, line := range strings.SplitAfter(string(data), "\n") {
+			out[k%parts] = append(out[k%parts], line...)
+		}
+		return out
+	}
+	for k, part := range split(d.ifile, 3) {
+		dir := filepath.Join(d.splitExports, "am-signinlogs", "y=2026", "m=11", "d=20", fmt.Sprintf("m=%02d", k*5))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "PT05M.json"), part, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, part := range split(d.nfile, 2) {
+		src := filepath.Join(t.TempDir(), "n.jsonl")
+		if err := os.WriteFile(src, part, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(d.splitExports, "am-aadnoninteractiveusersigninlogs", "y=2026", "m=11", "d=20")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		runDuckDB(t, duck, fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {%s})) TO '%s' (FORMAT parquet)`,
+			src, tunedColumns, filepath.Join(dir, fmt.Sprintf("part-%d.parquet", k))))
+	}
 	return d
 }
 
@@ -388,11 +427,11 @@ func tunedYAML(t *testing.T, v tunedVariant) string {
 
 // checkProcess runs process over each exports folder in turn, on one state,
 // and compares the alerts' evidence rows with exp (DuckDB's rows).
-func checkProcess(t *testing.T, rf string, runs []string, exp []string) {
+func checkProcess(t *testing.T, rf string, runs []string, exp []string, flags ...string) {
 	t.Helper()
 	state := t.TempDir()
 	for _, exports := range runs {
-		if code, _, errs := runCLI(t, "process", "--storage", exports, "--state", state, "--rule", rf); code != 0 {
+		if code, _, errs := runCLI(t, append([]string{"process", "--storage", exports, "--state", state, "--rule", rf}, flags...)...); code != 0 {
 			t.Fatalf("process: exit %d: %s", code, errs)
 		}
 	}
