@@ -64,3 +64,43 @@ func TestFastPathSpellings(t *testing.T) {
 		})
 	}
 }
+
+// The union of the sign-in tables: what compiles, and what is refused
+// with its reason.
+func TestUnion(t *testing.T) {
+	const tail = ` | join kind=inner (SigninLogs | project UserPrincipalName, InteractiveTime = TimeGenerated, InteractiveIP = IPAddress, InteractiveCountry = Location) on UserPrincipalName
+| where (TimeGenerated - InteractiveTime) between (1m .. 2h)
+| project NISignInTime = TimeGenerated, InteractiveTime, UserPrincipalName, AppDisplayName, NIIPAddress = IPAddress,
+  NICountry = Location, InteractiveIP, InteractiveCountry, CorrelationId, UniqueTokenIdentifier,
+  TimeSinceInteractive = (TimeGenerated - InteractiveTime)`
+	for _, tt := range []struct {
+		name, union string
+		refused     string // in the refusal; "" when it compiles
+	}{
+		{"two tables", "union SigninLogs, AADNonInteractiveUserSignInLogs", ""},
+		{"isfuzzy and branches", "union isfuzzy=true (SigninLogs | where AppDisplayName != 'x'), (AADNonInteractiveUserSignInLogs | where ClientAppUsed != 'IMAP4')", ""},
+		// Both branches' ago() is the side's lookback, which the
+		// interactive side here does not have.
+		{"branches' ago() against the other side's", "union (SigninLogs | where TimeGenerated > ago(1h)), (AADNonInteractiveUserSignInLogs | where TimeGenerated > ago(1h))", "differs between the tables (0s, 1h)"},
+		{"kind=outer", "union kind=outer AADNonInteractiveUserSignInLogs, SigninLogs", ""},
+		{"kind=inner", "union kind=inner AADNonInteractiveUserSignInLogs, SigninLogs", "union parameter kind"},
+		{"withsource", "union withsource=T AADNonInteractiveUserSignInLogs, SigninLogs", "union parameter withsource"},
+		{"three tables", "union AADNonInteractiveUserSignInLogs, SigninLogs, SigninLogs", "union of 3 tables"},
+		{"one table twice", "union SigninLogs, SigninLogs", "one branch each"},
+		{"another table", "union SigninLogs, AuditLogs", "table AuditLogs"},
+		{"branches' ago() differ", "union (SigninLogs | where TimeGenerated > ago(1h)), AADNonInteractiveUserSignInLogs", "differ in TimeGenerated > ago"},
+		{"a column one table lacks", "union SigninLogs, AADNonInteractiveUserSignInLogs | where AuthenticationRequirement == 'x'", "column AuthenticationRequirement"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := kql.Compile(tt.union + tail)
+			switch {
+			case tt.refused == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.refused == "" && !p.NFromI:
+				t.Errorf("compiled without the union:\n%s", p)
+			case tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)):
+				t.Errorf("got %v, want a refusal with %q", err, tt.refused)
+			}
+		})
+	}
+}
