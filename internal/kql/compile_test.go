@@ -8,6 +8,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tokenpivot/tokenpivot/internal/kql"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
 
 // bundledQuery is the bundled rule's query.
@@ -100,6 +101,48 @@ func TestUnion(t *testing.T) {
 				t.Errorf("compiled without the union:\n%s", p)
 			case tt.refused != "" && (err == nil || !strings.Contains(err.Error(), tt.refused)):
 				t.Errorf("got %v, want a refusal with %q", err, tt.refused)
+			}
+		})
+	}
+}
+
+// join kind=leftanti/leftsemi against a constant table is Key !in / in its
+// key column; anything else is refused with its reason.
+func TestJoinFilter(t *testing.T) {
+	const tail = ` | join kind=inner (SigninLogs | project UserPrincipalName, InteractiveTime = TimeGenerated, InteractiveIP = IPAddress, InteractiveCountry = Location) on UserPrincipalName
+| where (TimeGenerated - InteractiveTime) between (1m .. 2h)
+| project NISignInTime = TimeGenerated, InteractiveTime, UserPrincipalName, AppDisplayName, NIIPAddress = IPAddress,
+  NICountry = Location, InteractiveIP, InteractiveCountry, CorrelationId, UniqueTokenIdentifier,
+  TimeSinceInteractive = (TimeGenerated - InteractiveTime)`
+	const users = "let U = datatable(UserPrincipalName: string, N: long) ['a@x', 1, 'B@x', 2];\n"
+	for _, tt := range []struct {
+		name, query string
+		refused     string
+		keep        map[string]bool // UPN: kept by the N-side predicate
+	}{
+		{"leftanti on a let", users + "AADNonInteractiveUserSignInLogs | join kind=leftanti U on UserPrincipalName", "", map[string]bool{"a@x": false, "A@x": true, "B@x": false, "": true}},
+		{"leftsemi inline, $left/$right", "AADNonInteractiveUserSignInLogs | join kind=leftsemi (datatable(K: string) ['a@x']) on $left.UserPrincipalName == $right.K", "", map[string]bool{"a@x": true, "A@x": false, "": false}},
+		{"anti", users + "AADNonInteractiveUserSignInLogs | join kind=anti U on UserPrincipalName", "", map[string]bool{"a@x": false, "c@x": true}},
+		{"a non-string key", users + "AADNonInteractiveUserSignInLogs | join kind=leftanti U on $left.UserPrincipalName == $right.N", "holds 1, not a string", nil},
+		{"no such column", users + "AADNonInteractiveUserSignInLogs | join kind=leftanti U on $left.UserPrincipalName == $right.X", "no column X", nil},
+		{"two keys", users + "AADNonInteractiveUserSignInLogs | join kind=leftanti U on UserPrincipalName, IPAddress", "2 keys", nil},
+		{"a query on the right", "AADNonInteractiveUserSignInLogs | join kind=leftanti (SigninLogs | where ResultType != 0) on UserPrincipalName", "constant table", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := kql.Compile(tt.query + tail)
+			if tt.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.refused) {
+					t.Fatalf("got %v, want a refusal with %q", err, tt.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for upn, want := range tt.keep {
+				if got := p.NRow(&signin.Record{UserPrincipalName: upn}); got != want {
+					t.Errorf("%q kept %v, want %v", upn, got, want)
+				}
 			}
 		})
 	}
