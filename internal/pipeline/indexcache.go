@@ -99,7 +99,7 @@ func (p *Pipeline) indexOf(ctx context.Context, listed []store.Properties, out *
 // indexWithExtras is indexOf, also returning the rows' precision columns
 // (nil in exact mode), which the blob's probes now use.
 func (p *Pipeline) indexWithExtras(ctx context.Context, listed []store.Properties, out *Outcome) (x *detect.Index, extras indexExtras, complete bool, err error) {
-	x = detect.NewIndexFor(p.cfg.Filter.Plan)
+	x = detect.NewIndexFor(p.cfg.Filter.Plan).RowsFiltered() // extracts hold rows that pass them
 	pj := p.precisionOf(out)
 	if pj != nil {
 		extras = indexExtras{}

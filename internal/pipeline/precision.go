@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
@@ -32,10 +33,17 @@ import (
 //     has no NI columns: the mode fails open and keeps it, as it keeps any
 //     pair a column is missing for.
 
-// extraOptions asks a scan for the mode's columns when one is on.
+// extraOptions asks a scan for the mode's columns too when one is on
+// (besides those a tuned rule's row predicates read).
 func (p *Pipeline) extraOptions(o signin.Options) signin.Options {
 	if p.cfg.Precision != nil {
-		o.Extra = p.cfg.Precision.Mode.Columns()
+		cols := slices.Clone(o.Extra)
+		for _, c := range p.cfg.Precision.Mode.Columns() {
+			if !slices.Contains(cols, c) {
+				cols = append(cols, c)
+			}
+		}
+		o.Extra = cols
 	}
 	return o
 }
@@ -194,7 +202,9 @@ func precisionColumnsOf(r *signin.Record) precisionColumns {
 	if r.Extra == nil {
 		return precisionColumns{}
 	}
-	return precisionColumns(*r.Extra)
+	e := r.Extra
+	return precisionColumns{e.SessionId, e.AutonomousSystemNumber, e.NetworkLocationDetails, e.IsThroughGlobalSecureAccess,
+		e.AppId, e.LocationDetails, e.DeviceDetail, e.TokenProtectionStatusDetails}
 }
 
 func interactiveRowOf(r *signin.Record) interactiveRow {
