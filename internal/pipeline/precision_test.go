@@ -378,3 +378,23 @@ func TestPrecisionExtractColumns(t *testing.T) {
 		})
 	}
 }
+
+// A mode's columns are read besides those a tuned rule's row predicates
+// read, never instead of them; exact adds none.
+func TestExtraOptionsKeepTunedColumns(t *testing.T) {
+	tuned := []string{signin.ColUserAgent, signin.ColAppId}
+	exact := &Pipeline{}
+	if got := exact.extraOptions(signin.Options{Extra: tuned}).Extra; !slices.Equal(got, tuned) {
+		t.Errorf("exact: %v", got)
+	}
+	bal := &Pipeline{cfg: Config{Precision: precision.New(precision.Balanced, nil)}}
+	got := bal.extraOptions(signin.Options{Extra: tuned}).Extra
+	want := []string{signin.ColUserAgent, signin.ColAppId, signin.ColSessionId, signin.ColAutonomousSystemNumber,
+		signin.ColNetworkLocationDetails, signin.ColIsThroughGlobalSecureAccess}
+	if !slices.Equal(got, want) {
+		t.Errorf("balanced: %v, want %v", got, want)
+	}
+	if !slices.Equal(tuned, []string{signin.ColUserAgent, signin.ColAppId}) {
+		t.Errorf("the caller's slice changed: %v", tuned)
+	}
+}
