@@ -405,7 +405,7 @@ func (o *Operator) windowsEndingIn(ctx context.Context, h time.Time, panes []int
 		}
 		run, from = end, end.Add(-sc.Period)
 	} else {
-		from = opstate.Hour(end.Add(-o.spec.Bin))
+		from = opstate.Hour(h.Add(-o.spec.Bin)) // a bin ending in h starts after h-Bin
 	}
 	type acc struct {
 		key   []string
