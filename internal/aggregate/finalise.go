@@ -236,6 +236,9 @@ func (o *Operator) mergeHour(ctx context.Context, h time.Time, names []string) (
 		return nil, err
 	}
 	stored, err := opstate.WriteOnce(ctx, o.store, o.cont, o.paneName(h), data)
+	if errors.Is(err, store.ErrNotExist) {
+		return nil, opstate.ErrRaced // written, then dropped by a finaliser further on
+	}
 	if err != nil {
 		return nil, fmt.Errorf("aggregate: pane: %w", err)
 	}

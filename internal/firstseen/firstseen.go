@@ -466,7 +466,11 @@ func (o *Operator) finaliseHour(ctx context.Context, h time.Time, names []string
 		if err != nil {
 			return nil, nil, 0, err
 		}
-		if _, err := opstate.WriteOnce(ctx, o.store, o.cont, o.snapshotName(s, h.UnixNano()), data); err != nil {
+		_, err = opstate.WriteOnce(ctx, o.store, o.cont, o.snapshotName(s, h.UnixNano()), data)
+		if errors.Is(err, store.ErrNotExist) {
+			return nil, nil, 0, opstate.ErrRaced // written, then replaced by a finaliser further on
+		}
+		if err != nil {
 			return nil, nil, 0, fmt.Errorf("firstseen: snapshot: %w", err)
 		}
 		c.Shards[strconv.Itoa(s)] = h.UnixNano()
