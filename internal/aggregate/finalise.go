@@ -350,13 +350,12 @@ func capOf(a Agg) int {
 	return a.Cap
 }
 
-// merge folds partial b into a.
+// merge folds partial b into a (dcount and make_set are merged as sets by
+// windowsEndingIn).
 func merge(a *part, b part, ag Agg) {
 	switch ag.Func {
 	case Count, CountIf:
 		a.N += b.N
-	case DCount, MakeSet:
-		a.Vals = mergeItems(a.Vals, b.Vals, ag)
 	case Min, ArgMin:
 		if b.Has && (!a.Has || b.T < a.T || b.T == a.T && b.Id < a.Id) {
 			*a = b
@@ -366,33 +365,6 @@ func merge(a *part, b part, ag Agg) {
 			*a = b
 		}
 	}
-}
-
-// mergeItems unions two value lists keeping each value's first occurrence;
-// for make_set the earliest Cap survive. Each side already holds its own
-// earliest Cap, so the earliest Cap of the union are among them: exact.
-func mergeItems(a, b []item, ag Agg) []item {
-	first := make(map[string]item, len(a)+len(b))
-	for _, s := range [][]item{a, b} {
-		for _, it := range s {
-			if old, ok := first[it.V]; !ok || compareItems(it, old) < 0 {
-				first[it.V] = it
-			}
-		}
-	}
-	out := make([]item, 0, len(first))
-	for _, it := range first {
-		out = append(out, it)
-	}
-	if ag.Func == DCount {
-		slices.SortFunc(out, func(x, y item) int { return strings.Compare(x.V, y.V) })
-		return out
-	}
-	slices.SortFunc(out, compareItems)
-	if len(out) > capOf(ag) {
-		out = out[:capOf(ag)]
-	}
-	return out
 }
 
 // windowsEndingIn returns the results of the windows that end in pane hour
@@ -414,6 +386,7 @@ func (o *Operator) windowsEndingIn(ctx context.Context, h time.Time, panes []int
 		key   []string
 		bin   int64
 		parts []part
+		sets  []map[string]item // dcount, make_set: each value's first occurrence
 	}
 	groups := map[groupKey]*acc{}
 	for _, ph := range panes {
@@ -434,11 +407,25 @@ func (o *Operator) windowsEndingIn(ctx context.Context, h time.Time, panes []int
 			gk := groupKey{g.Bin, joinKey(g.Key)}
 			a, ok := groups[gk]
 			if !ok {
-				a = &acc{key: g.Key, bin: g.Bin, parts: make([]part, len(o.spec.Aggs))}
+				a = &acc{key: g.Key, bin: g.Bin, parts: make([]part, len(o.spec.Aggs)), sets: make([]map[string]item, len(o.spec.Aggs))}
 				groups[gk] = a
 			}
 			for i, ag := range o.spec.Aggs {
-				merge(&a.parts[i], g.Parts[i], ag)
+				if ag.Func != DCount && ag.Func != MakeSet {
+					merge(&a.parts[i], g.Parts[i], ag)
+					continue
+				}
+				// Union the panes' values, each at its first occurrence:
+				// every pane holds its own earliest Cap, so the earliest
+				// Cap of the union are among them (exact).
+				if a.sets[i] == nil {
+					a.sets[i] = make(map[string]item, len(g.Parts[i].Vals))
+				}
+				for _, it := range g.Parts[i].Vals {
+					if old, ok := a.sets[i][it.V]; !ok || compareItems(it, old) < 0 {
+						a.sets[i][it.V] = it
+					}
+				}
 			}
 		}
 	}
@@ -460,10 +447,16 @@ func (o *Operator) windowsEndingIn(ctx context.Context, h time.Time, panes []int
 			case Count, CountIf:
 				v.N = pt.N
 			case DCount:
-				v.N = int64(len(pt.Vals))
+				v.N = int64(len(a.sets[i]))
 			case MakeSet:
-				v.Set = make([]string, len(pt.Vals))
-				for j, it := range pt.Vals {
+				items := make([]item, 0, len(a.sets[i]))
+				for _, it := range a.sets[i] {
+					items = append(items, it)
+				}
+				slices.SortFunc(items, compareItems)
+				items = items[:min(len(items), capOf(ag))]
+				v.Set = make([]string, len(items))
+				for j, it := range items {
 					v.Set[j] = it.V
 				}
 			default:
