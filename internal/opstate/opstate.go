@@ -205,3 +205,19 @@ func KQLBin(t time.Time, w time.Duration) time.Time {
 	ticks -= ticks % wt
 	return time.Unix(0, (ticks-epochTicks)*100).UTC()
 }
+
+// Watermark is the watermark Finalise takes, from what the pipeline's Sweep
+// knows: the store's clock now (store.Clock: every blob written from now on
+// is last modified after it), held back to the Last-Modified of the oldest
+// export blob not yet applied (pending in its Backlog: no done ledger entry,
+// grown, or still in flight). Every export blob last modified before the
+// result has been applied.
+func Watermark(now time.Time, pending []time.Time) time.Time {
+	wm := now
+	for _, lm := range pending {
+		if lm.Before(wm) {
+			wm = lm
+		}
+	}
+	return wm
+}
