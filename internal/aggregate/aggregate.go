@@ -37,7 +37,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -255,7 +254,7 @@ func (o *Operator) Apply(ctx context.Context, src opstate.Source, rows []Row) (A
 	for _, h := range hours {
 		rs := byHour[h]
 		slices.SortFunc(rs, compareRows)
-		data, err := json.Marshal(extract{Source: src.Blob, Rows: rs})
+		data, err := opstate.Encode(extract{Source: src.Blob, Rows: rs})
 		if err != nil {
 			return st, err
 		}

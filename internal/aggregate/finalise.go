@@ -3,7 +3,6 @@ package aggregate
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -58,7 +57,7 @@ type cursor struct {
 
 func (o *Operator) cursorName() string { return o.prefix + "cursor.json" }
 func (o *Operator) paneName(h time.Time) string {
-	return o.prefix + "panes/" + opstate.HourPath(h) + ".json"
+	return o.prefix + "panes/" + opstate.HourPath(h) + ".gob"
 }
 
 // span is how far back from a window's end its panes reach.
@@ -216,7 +215,7 @@ func (o *Operator) mergeHour(ctx context.Context, h time.Time, names []string) (
 	var rows []storedRow
 	for _, name := range names {
 		var x extract
-		if _, err := opstate.ReadJSON(ctx, o.store, o.cont, name, &x); err != nil {
+		if err := opstate.ReadState(ctx, o.store, o.cont, name, &x); err != nil {
 			if errors.Is(err, store.ErrNotExist) {
 				return nil, opstate.ErrRaced // merged and deleted by another finaliser
 			}
@@ -231,7 +230,7 @@ func (o *Operator) mergeHour(ctx context.Context, h time.Time, names []string) (
 	}
 	slices.SortFunc(rows, compareRows)
 	p := o.build(h, rows)
-	data, err := json.Marshal(p)
+	data, err := opstate.Encode(p)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +242,7 @@ func (o *Operator) mergeHour(ctx context.Context, h time.Time, names []string) (
 		return nil, fmt.Errorf("aggregate: pane: %w", err)
 	}
 	var got pane
-	if err := json.Unmarshal(stored, &got); err != nil {
+	if err := opstate.Decode(stored, &got); err != nil {
 		return nil, fmt.Errorf("aggregate: pane %s: %w", o.paneName(h), err)
 	}
 	return &got, nil
@@ -380,7 +379,9 @@ func (o *Operator) windowsEndingIn(ctx context.Context, h time.Time, panes []int
 		}
 		run, from = end, end.Add(-sc.Period)
 	} else {
-		from = opstate.Hour(h.Add(-o.spec.Bin)) // a bin ending in h starts after h-Bin
+		// A bin ending in h starts no earlier than the bin holding h's
+		// first instant (for a bin dividing the hour, h itself).
+		from = opstate.Hour(opstate.KQLBin(h, o.spec.Bin))
 	}
 	type acc struct {
 		key   []string
@@ -483,7 +484,7 @@ func (o *Operator) readPane(ctx context.Context, ph int64, cache map[int64]*pane
 		return p, nil
 	}
 	var p pane
-	if _, err := opstate.ReadJSON(ctx, o.store, o.cont, o.paneName(time.Unix(0, ph)), &p); err != nil {
+	if err := opstate.ReadState(ctx, o.store, o.cont, o.paneName(time.Unix(0, ph)), &p); err != nil {
 		if errors.Is(err, store.ErrNotExist) {
 			return nil, opstate.ErrRaced // dropped by a finaliser further on
 		}

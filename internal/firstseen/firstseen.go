@@ -30,7 +30,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -225,7 +224,7 @@ func (o *Operator) Apply(ctx context.Context, src opstate.Source, rows []Row) (A
 	}
 	slices.SortFunc(hours, time.Time.Compare)
 	for _, h := range hours {
-		data, err := json.Marshal(extract{Source: src.Blob, Occs: sortedOccs(byHour[h])})
+		data, err := opstate.Encode(extract{Source: src.Blob, Occs: sortedOccs(byHour[h])})
 		if err != nil {
 			return st, err
 		}
@@ -272,7 +271,7 @@ type cursor struct {
 
 func (o *Operator) cursorName() string { return o.prefix + "cursor.json" }
 func (o *Operator) snapshotName(shard int, h int64) string {
-	return o.prefix + "seen/" + strconv.Itoa(shard) + "/" + opstate.HourPath(time.Unix(0, h)) + ".json"
+	return o.prefix + "seen/" + strconv.Itoa(shard) + "/" + opstate.HourPath(time.Unix(0, h)) + ".gob"
 }
 
 func (o *Operator) shardOf(key []string) int {
@@ -374,7 +373,7 @@ func (o *Operator) finaliseHour(ctx context.Context, h time.Time, names []string
 	merged := map[pairKey]*occ{}
 	for _, name := range names {
 		var x extract
-		if _, err := opstate.ReadJSON(ctx, o.store, o.cont, name, &x); err != nil {
+		if err := opstate.ReadState(ctx, o.store, o.cont, name, &x); err != nil {
 			if errors.Is(err, store.ErrNotExist) {
 				return nil, nil, 0, opstate.ErrRaced
 			}
@@ -417,7 +416,7 @@ func (o *Operator) finaliseHour(ctx context.Context, h time.Time, names []string
 		var snap snapshot
 		if v, ok := c.Shards[strconv.Itoa(s)]; ok {
 			name := o.snapshotName(s, v)
-			if _, err := opstate.ReadJSON(ctx, o.store, o.cont, name, &snap); err != nil {
+			if err := opstate.ReadState(ctx, o.store, o.cont, name, &snap); err != nil {
 				if errors.Is(err, store.ErrNotExist) {
 					return nil, nil, 0, opstate.ErrRaced
 				}
@@ -462,7 +461,7 @@ func (o *Operator) finaliseHour(ctx context.Context, h time.Time, names []string
 		}
 		entries, ev := o.bound(last)
 		evicted += ev
-		data, err := json.Marshal(snapshot{Entries: entries})
+		data, err := opstate.Encode(snapshot{Entries: entries})
 		if err != nil {
 			return nil, nil, 0, err
 		}

@@ -405,9 +405,10 @@ func TestBoundPerKey(t *testing.T) {
 	}
 	var entries int
 	s.List(ctx, stateContainer, "firstseen/bound/seen/", func(p store.Properties) error {
-		var snap struct{ Entries []json.RawMessage }
-		data, _, _ := s.Read(ctx, stateContainer, p.Name)
-		json.Unmarshal(data, &snap)
+		var snap struct{ Entries []struct{ Value string } }
+		if err := opstate.ReadState(ctx, s, stateContainer, p.Name, &snap); err != nil {
+			t.Fatal(err)
+		}
 		entries += len(snap.Entries)
 		return nil
 	})

@@ -1,0 +1,2 @@
+package aggregate_test
+func init() { benchHours = 4 }
