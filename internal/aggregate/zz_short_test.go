@@ -1,2 +1,0 @@
-package aggregate_test
-func init() { benchHours = 4 }
