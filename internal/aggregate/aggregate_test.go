@@ -547,3 +547,30 @@ func TestNewRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleHoursCostNothing: two days apart, two hours of rows; the hours
+// between change nothing and cost no request each.
+func TestIdleHoursCostNothing(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	counts := store.NewCounting(newLocal(t))
+	op := newOp(t, counts, aggregate.Spec{Rule: "idle", Keys: 1, Bin: time.Hour, Aggs: []aggregate.Agg{{Func: aggregate.Count}}, Lateness: time.Hour})
+	for i, at := range []time.Time{t0, t0.Add(48 * time.Hour)} {
+		src := opstate.Source{Blob: fmt.Sprint("c/", i), LastModified: at.Add(time.Hour)}
+		if _, err := op.Apply(ctx, src, []aggregate.Row{{Id: fmt.Sprint(i), Time: at, Key: []string{"u"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts.Reset()
+	sink := newRecorder()
+	st, err := op.Finalise(ctx, t0.Add(60*time.Hour), sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.results()) != 2 || st.Hours < 49 {
+		t.Fatalf("%d results over %d hours, want 2 over the 49 between", len(sink.results()), st.Hours)
+	}
+	if n := counts.Total(nil); n > 16 { // per hour of rows: read, pane, cursor, delete; two pane drops; one idle cursor move
+		t.Errorf("%d requests for 2 hours of rows 48 hours apart:\n%s", n, counts.Report())
+	}
+}

@@ -143,6 +143,7 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 	}
 	stop = stop.Add(o.span())
 	cache := map[int64]*pane{}
+	idle := false // hours passed whose cursor move is not written yet
 	for ; opstate.Final(h.Add(time.Hour), o.spec.Lateness, watermark) && !h.After(stop); h = h.Add(time.Hour) {
 		p, err := o.mergeHour(ctx, h, byHour[h])
 		if err != nil {
@@ -175,12 +176,19 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 			return false
 		})
 		c.Through = h.Add(time.Hour).UnixNano()
+		st.Hours++
+		st.Through = h.Add(time.Hour)
+		if p == nil && len(results) == 0 && len(drop) == 0 {
+			// An hour that changed nothing: its cursor move can wait for
+			// the next one that does (redoing it after a crash is free).
+			idle = true
+			continue
+		}
 		if etag, err = opstate.WriteCursor(ctx, o.store, o.cont, o.cursorName(), etag, c); err != nil {
 			return err
 		}
-		st.Hours++
+		idle = false
 		st.Results += len(results)
-		st.Through = h.Add(time.Hour)
 		for _, name := range byHour[h] {
 			if err := opstate.DeleteQuietly(ctx, o.store, o.cont, name); err != nil {
 				return err
@@ -192,6 +200,10 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 				return err
 			}
 		}
+	}
+	if idle {
+		_, err := opstate.WriteCursor(ctx, o.store, o.cont, o.cursorName(), etag, c)
+		return err
 	}
 	return nil
 }
