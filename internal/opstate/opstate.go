@@ -86,40 +86,59 @@ func Final(end time.Time, lateness time.Duration, watermark time.Time) bool {
 	return end.Add(lateness).Before(watermark)
 }
 
-// Extracts lays out the extracts of one operator instance: under
-// prefix/rows/<hour>/<source>.gob.
+// Extracts lays out the extracts of one operator instance:
+// prefix/rows/<hour>/<container>/<blob>/g<generation>-<from>-<to>.gob, as
+// the pipeline names its own: an extract that cannot be read tells which
+// export blob to redo. A name too long for a blob falls back to a hash
+// (prefix/rows/<hour>/hashed/<key>.gob), unique but naming no source.
 type Extracts struct {
 	Store     store.Store
 	Container string
 	Prefix    string // "<operator>/<rule id>/"
 }
 
+const maxBlobName = 1024
+
 // Name is the extract of src for the pane hour h.
 func (x Extracts) Name(h time.Time, src Source) string {
-	return x.Prefix + "rows/" + HourPath(h) + "/" + src.Key() + ".gob"
+	base := x.Prefix + "rows/" + HourPath(h) + "/"
+	name := fmt.Sprintf("%s%s/g%d-%d-%d.gob", base, src.Blob, src.Generation, src.From, src.To)
+	if len(name) <= maxBlobName && store.CheckName(name) == nil {
+		return name
+	}
+	return base + "hashed/" + src.Key() + ".gob"
 }
 
 // Listed is one extract found by List.
 type Listed struct {
 	Hour time.Time
 	Name string
+	// Source is the export blob ("container/name") it was read from, ""
+	// when its name is hashed.
+	Source string
 }
 
 // List returns every extract, oldest hour first (one request per 5,000).
 func (x Extracts) List(ctx context.Context) ([]Listed, error) {
 	var out []Listed
 	base := x.Prefix + "rows/"
+	const hourLen = len("2006/01/02/15")
 	err := x.Store.List(ctx, x.Container, base, func(p store.Properties) error {
 		rest := strings.TrimPrefix(p.Name, base)
-		i := strings.LastIndexByte(rest, '/')
-		if i < 0 {
+		if len(rest) <= hourLen || rest[hourLen] != '/' {
 			return nil
 		}
-		h, ok := ParseHourPath(rest[:i])
+		h, ok := ParseHourPath(rest[:hourLen])
 		if !ok {
 			return nil // not ours: left alone
 		}
-		out = append(out, Listed{h, p.Name})
+		l := Listed{Hour: h, Name: p.Name}
+		if src := rest[hourLen+1:]; !strings.HasPrefix(src, "hashed/") {
+			if i := strings.LastIndexByte(src, '/'); i > 0 {
+				l.Source = src[:i]
+			}
+		}
+		out = append(out, l)
 		return nil
 	})
 	return out, err
@@ -136,17 +155,32 @@ func (x Extracts) Write(ctx context.Context, h time.Time, src Source, data []byt
 // it: the caller starts again from the cursor.
 var ErrRaced = errors.New("opstate: state moved on by another finaliser")
 
+// ErrUnreadable marks a state object whose bytes cannot be decoded
+// (truncated, garbled): the caller sets it aside (SetAside) and rebuilds or
+// waits, it never stops on it (DESIGN.md 7).
+var ErrUnreadable = errors.New("unreadable state object")
+
 // ReadJSON reads a JSON state object into v and returns its ETag;
-// store.ErrNotExist when absent.
+// store.ErrNotExist when absent, ErrUnreadable when it does not decode.
 func ReadJSON(ctx context.Context, s store.Store, container, name string, v any) (string, error) {
 	data, p, err := s.Read(ctx, container, name)
 	if err != nil {
 		return "", err
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return "", fmt.Errorf("%s: %w", s.URL(container, name), err)
+		return "", fmt.Errorf("%s: %w: %v", s.URL(container, name), ErrUnreadable, err)
 	}
 	return p.ETag, nil
+}
+
+// SetAside moves an unreadable state object to the quarantine
+// (store.MoveAside) and returns its URL there, for the report.
+func SetAside(ctx context.Context, s store.Store, container, name string) (string, error) {
+	aside, err := store.MoveAside(ctx, s, container, name, "")
+	if err != nil {
+		return "", err
+	}
+	return s.URL(container, aside), nil
 }
 
 // WriteOnce writes data under name unless the blob exists (first writer
@@ -235,8 +269,13 @@ func Encode(v any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Decode reads what Encode wrote.
-func Decode(data []byte, v any) error { return gob.NewDecoder(bytes.NewReader(data)).Decode(v) }
+// Decode reads what Encode wrote; ErrUnreadable when it cannot.
+func Decode(data []byte, v any) error {
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnreadable, err)
+	}
+	return nil
+}
 
 // ReadState reads a state object written with Encode into v; store.ErrNotExist when absent.
 func ReadState(ctx context.Context, s store.Store, container, name string, v any) error {
