@@ -574,3 +574,78 @@ func TestIdleHoursCostNothing(t *testing.T) {
 		t.Errorf("%d requests for 2 hours of rows 48 hours apart:\n%s", n, counts.Report())
 	}
 }
+
+// TestUnreadableStateIsSetAside (DESIGN.md 7): a garbled extract is set
+// aside and its blob named for a redo; its hour waits for it, and once the
+// blob is applied again the results are the reference's. A garbled cursor
+// is set aside and rebuilt.
+func TestUnreadableStateIsSetAside(t *testing.T) {
+	ctx := context.Background()
+	blobs := opstatetest.Generate(opstatetest.Options{Seed: 12, Hours: 5, Users: 6, RowsPerHour: 40})
+	spec := specs()[0]
+	want, _ := reference(spec, blobs)
+	s := newLocal(t)
+	op := newOp(t, s, spec)
+	apply := func(i int) {
+		rows := make([]aggregate.Row, len(blobs[i].Rows))
+		for j, r := range blobs[i].Rows {
+			rows[j] = project(r)
+		}
+		if _, err := op.Apply(ctx, blobs[i].Source, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range blobs {
+		apply(i)
+	}
+	// Garble one extract of the second hour.
+	var victim string
+	var victimBlob int
+	for i, b := range blobs {
+		if strings.Contains(b.Source.Blob, "/h=01/") && strings.HasSuffix(b.Source.Blob, "_0.json") {
+			victimBlob = i
+		}
+	}
+	s.List(ctx, stateContainer, "aggregate/"+spec.Rule+"/rows/2026/11/20/01/"+blobs[victimBlob].Source.Blob, func(p store.Properties) error {
+		victim = p.Name
+		return nil
+	})
+	if victim == "" {
+		t.Fatal("no extract to garble")
+	}
+	if _, err := s.Write(ctx, stateContainer, victim, []byte("\x00garbage"), store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	wm := opstatetest.NewWatermark(blobs)
+	for i := range blobs {
+		wm.Applied(i)
+	}
+	sink := newRecorder()
+	st, err := op.Finalise(ctx, wm.Now(), sink)
+	if err != nil {
+		t.Fatalf("a garbled extract stopped Finalise: %v", err)
+	}
+	if !slices.Equal(st.Redo, []string{blobs[victimBlob].Source.Blob}) || len(st.SetAside) != 1 || !strings.Contains(st.SetAside[0], store.QuarantinePrefix) {
+		t.Fatalf("stats %+v: want the extract set aside and its blob %s to redo", st, blobs[victimBlob].Source.Blob)
+	}
+	if st.Through.After(time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC)) {
+		t.Fatalf("finalised through %s without the garbled extract's rows", st.Through)
+	}
+	// Still waiting until the blob is applied again.
+	if st, err := op.Finalise(ctx, wm.Now(), sink); err != nil || len(st.Redo) != 1 || st.Hours != 0 {
+		t.Fatalf("second Finalise before the redo: %+v, %v", st, err)
+	}
+	apply(victimBlob)
+	// And a garbled cursor on the way.
+	if _, err := s.Write(ctx, stateContainer, "aggregate/"+spec.Rule+"/cursor.json", []byte(`{"through":`), store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = op.Finalise(ctx, wm.Now(), sink)
+	if err != nil || len(st.SetAside) != 1 {
+		t.Fatalf("over a garbled cursor: %+v, %v", st, err)
+	}
+	if len(sink.conflicts) > 0 {
+		t.Fatalf("conflicts: %v", sink.conflicts)
+	}
+	checkEqual(t, sink.results(), want)
+}

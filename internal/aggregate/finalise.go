@@ -53,6 +53,15 @@ func compareItems(a, b item) int {
 type cursor struct {
 	Through int64   `json:"through"` // unix ns; 0: nothing finalised yet
 	Panes   []int64 `json:"panes"`
+	// Waiting lists the export blobs whose extract of an hour could not be
+	// read and was set aside: that hour is not finalised until the blob is
+	// applied again (its pipeline ledger entry forgotten, so it is redone).
+	Waiting []waiting `json:"waiting,omitempty"`
+}
+
+type waiting struct {
+	Hour   int64  `json:"hour"`
+	Source string `json:"source"`
 }
 
 func (o *Operator) cursorName() string { return o.prefix + "cursor.json" }
@@ -74,6 +83,13 @@ type FinaliseStats struct {
 	Results int       // results emitted
 	Through time.Time // everything before this is final
 	Raced   int       // restarts after another finaliser moved the state on
+	// SetAside names (by URL) the state objects that could not be read and
+	// were moved to the quarantine (DESIGN.md 7).
+	SetAside []string
+	// Redo names the export blobs ("container/name") to apply again: an
+	// extract of theirs was set aside, and finalisation waits at its hour
+	// until they are.
+	Redo []string
 }
 
 // Finalise merges every pane hour that watermark makes final, in order, and
@@ -103,10 +119,29 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 	}
 	var c cursor
 	etag, err := opstate.ReadJSON(ctx, o.store, o.cont, o.cursorName(), &c)
-	if err != nil && !errors.Is(err, store.ErrNotExist) {
+	if errors.Is(err, opstate.ErrUnreadable) {
+		// Rebuilt: the panes kept are listed again; finalisation starts
+		// over at the oldest extract left (the hours before it are done).
+		aside, err := opstate.SetAside(ctx, o.store, o.cont, o.cursorName())
+		if err != nil {
+			return err
+		}
+		st.SetAside = append(st.SetAside, aside)
+		c, etag = cursor{}, ""
+		err = o.store.List(ctx, o.cont, o.prefix+"panes/", func(p store.Properties) error {
+			if h, ok := opstate.ParseHourPath(strings.TrimSuffix(strings.TrimPrefix(p.Name, o.prefix+"panes/"), ".gob")); ok {
+				c.Panes = append(c.Panes, h.UnixNano())
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	} else if err != nil && !errors.Is(err, store.ErrNotExist) {
 		return fmt.Errorf("aggregate: cursor: %w", err)
 	}
 	through := time.Unix(0, c.Through).UTC()
+	sources := map[time.Time]map[string]bool{}
 	byHour := map[time.Time][]string{}
 	var last time.Time
 	for _, l := range listed {
@@ -119,6 +154,10 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 			continue
 		}
 		byHour[l.Hour] = append(byHour[l.Hour], l.Name)
+		if sources[l.Hour] == nil {
+			sources[l.Hour] = map[string]bool{}
+		}
+		sources[l.Hour][l.Source] = true
 		if l.Hour.After(last) {
 			last = l.Hour
 		}
@@ -145,10 +184,31 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 	cache := map[int64]*pane{}
 	idle := false // hours passed whose cursor move is not written yet
 	for ; opstate.Final(h.Add(time.Hour), o.spec.Lateness, watermark) && !h.After(stop); h = h.Add(time.Hour) {
+		if w := o.waitingAt(c, h, sources[h]); len(w) > 0 {
+			st.Redo = append(st.Redo, w...)
+			break // until those blobs are applied again
+		}
 		p, err := o.mergeHour(ctx, h, byHour[h])
+		var bad badExtract
+		if errors.As(err, &bad) {
+			// Record the wait first, so that no finaliser takes the hour
+			// without the blob's rows, then set the extract aside.
+			c.Waiting = append(c.Waiting, waiting{h.UnixNano(), bad.source})
+			if _, err := opstate.WriteCursor(ctx, o.store, o.cont, o.cursorName(), etag, c); err != nil {
+				return err
+			}
+			aside, err := opstate.SetAside(ctx, o.store, o.cont, bad.name)
+			if err != nil {
+				return err
+			}
+			st.SetAside = append(st.SetAside, aside)
+			st.Redo = append(st.Redo, bad.source)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
+		c.Waiting = slices.DeleteFunc(c.Waiting, func(w waiting) bool { return w.Hour == h.UnixNano() })
 		if p != nil {
 			cache[p.Hour] = p
 			if !slices.Contains(c.Panes, p.Hour) {
@@ -156,7 +216,7 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 				slices.Sort(c.Panes)
 			}
 		}
-		results, err := o.windowsEndingIn(ctx, h, c.Panes, cache)
+		results, err := o.windowsEndingIn(ctx, h, c.Panes, cache, st)
 		if err != nil {
 			return err
 		}
@@ -215,6 +275,23 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
+// waitingAt returns the blobs hour h still waits for: set aside, not yet
+// applied again (no extract of theirs listed).
+func (o *Operator) waitingAt(c cursor, h time.Time, listed map[string]bool) []string {
+	var out []string
+	for _, w := range c.Waiting {
+		if w.Hour == h.UnixNano() && !listed[w.Source] {
+			out = append(out, w.Source)
+		}
+	}
+	return out
+}
+
+// badExtract is an extract that cannot be read: its blob must be redone.
+type badExtract struct{ name, source string }
+
+func (b badExtract) Error() string { return "unreadable extract " + b.name + " of " + b.source }
+
 // mergeHour reads the hour's extracts and writes its pane (once: a pane
 // already there, from a finaliser that stopped before its cursor write or
 // from one that won a race, is the one used). nil: the hour had no rows.
@@ -230,6 +307,14 @@ func (o *Operator) mergeHour(ctx context.Context, h time.Time, names []string) (
 		if err := opstate.ReadState(ctx, o.store, o.cont, name, &x); err != nil {
 			if errors.Is(err, store.ErrNotExist) {
 				return nil, opstate.ErrRaced // merged and deleted by another finaliser
+			}
+			if errors.Is(err, opstate.ErrUnreadable) {
+				if src, ok := o.x.SourceOf(name); ok {
+					return nil, badExtract{name, src}
+				}
+				// A hashed name names no blob to redo: its rows are lost,
+				// and said so.
+				return nil, fmt.Errorf("aggregate: extract naming no source blob: %w", err)
 			}
 			return nil, fmt.Errorf("aggregate: extract: %w", err)
 		}
@@ -255,7 +340,11 @@ func (o *Operator) mergeHour(ctx context.Context, h time.Time, names []string) (
 	}
 	var got pane
 	if err := opstate.Decode(stored, &got); err != nil {
-		return nil, fmt.Errorf("aggregate: pane %s: %w", o.paneName(h), err)
+		// A pane of this hour that does not read: ours replaces it.
+		if _, err := opstate.SetAside(ctx, o.store, o.cont, o.paneName(h)); err != nil {
+			return nil, err
+		}
+		return nil, opstate.ErrRaced
 	}
 	return &got, nil
 }
@@ -381,7 +470,7 @@ func merge(a *part, b part, ag Agg) {
 // windowsEndingIn returns the results of the windows that end in pane hour
 // h: in event time the bins whose last instant is in h, in schedule mode the
 // run at h+1h if there is one.
-func (o *Operator) windowsEndingIn(ctx context.Context, h time.Time, panes []int64, cache map[int64]*pane) ([]Result, error) {
+func (o *Operator) windowsEndingIn(ctx context.Context, h time.Time, panes []int64, cache map[int64]*pane, st *FinaliseStats) ([]Result, error) {
 	end := h.Add(time.Hour)
 	var from time.Time
 	var run time.Time
@@ -406,7 +495,7 @@ func (o *Operator) windowsEndingIn(ctx context.Context, h time.Time, panes []int
 		if ph < from.UnixNano() || ph > h.UnixNano() {
 			continue
 		}
-		p, err := o.readPane(ctx, ph, cache)
+		p, err := o.readPane(ctx, ph, cache, st)
 		if err != nil {
 			return nil, err
 		}
@@ -491,7 +580,7 @@ func (o *Operator) windowsEndingIn(ctx context.Context, h time.Time, panes []int
 	return out, nil
 }
 
-func (o *Operator) readPane(ctx context.Context, ph int64, cache map[int64]*pane) (*pane, error) {
+func (o *Operator) readPane(ctx context.Context, ph int64, cache map[int64]*pane, st *FinaliseStats) (*pane, error) {
 	if p, ok := cache[ph]; ok {
 		return p, nil
 	}
@@ -499,6 +588,18 @@ func (o *Operator) readPane(ctx context.Context, ph int64, cache map[int64]*pane
 	if err := opstate.ReadState(ctx, o.store, o.cont, o.paneName(time.Unix(0, ph)), &p); err != nil {
 		if errors.Is(err, store.ErrNotExist) {
 			return nil, opstate.ErrRaced // dropped by a finaliser further on
+		}
+		if errors.Is(err, opstate.ErrUnreadable) {
+			// A final hour's pane cannot be rebuilt (its extracts are
+			// gone): set aside and counted as empty, and said so.
+			aside, err := opstate.SetAside(ctx, o.store, o.cont, o.paneName(time.Unix(0, ph)))
+			if err != nil {
+				return nil, err
+			}
+			st.SetAside = append(st.SetAside, aside)
+			p = pane{Hour: ph}
+			cache[ph] = &p
+			return &p, nil
 		}
 		return nil, fmt.Errorf("aggregate: pane: %w", err)
 	}

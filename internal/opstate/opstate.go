@@ -144,6 +144,22 @@ func (x Extracts) List(ctx context.Context) ([]Listed, error) {
 	return out, err
 }
 
+// SourceOf returns the export blob ("container/name") an extract was read
+// from, if its name says.
+func (x Extracts) SourceOf(name string) (string, bool) {
+	const hourLen = len("2006/01/02/15")
+	rest, ok := strings.CutPrefix(name, x.Prefix+"rows/")
+	if !ok || len(rest) <= hourLen+1 || strings.HasPrefix(rest[hourLen+1:], "hashed/") {
+		return "", false
+	}
+	src := rest[hourLen+1:]
+	i := strings.LastIndexByte(src, '/')
+	if i <= 0 {
+		return "", false
+	}
+	return src[:i], true
+}
+
 // Write publishes data as the extract of src for hour h. The content is a
 // function of the source, so writing it again is harmless.
 func (x Extracts) Write(ctx context.Context, h time.Time, src Source, data []byte) error {
