@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -267,7 +268,20 @@ type entry struct {
 type cursor struct {
 	Through int64            `json:"through"`
 	Shards  map[string]int64 `json:"shards,omitempty"`
+	// Waiting: export blobs whose extract of an hour was unreadable and set
+	// aside; the hour waits until they are applied again.
+	Waiting []waiting `json:"waiting,omitempty"`
 }
+
+type waiting struct {
+	Hour   int64  `json:"hour"`
+	Source string `json:"source"`
+}
+
+// badExtract is an extract that cannot be read: its blob must be redone.
+type badExtract struct{ name, source string }
+
+func (b badExtract) Error() string { return "unreadable extract " + b.name + " of " + b.source }
 
 func (o *Operator) cursorName() string { return o.prefix + "cursor.json" }
 func (o *Operator) snapshotName(shard int, h int64) string {
@@ -287,6 +301,11 @@ type FinaliseStats struct {
 	Evicted int // values forgotten over MaxValuesPerKey
 	Through time.Time
 	Raced   int
+	// SetAside names (by URL) the unreadable state objects moved to the
+	// quarantine; Redo the export blobs to apply again (an extract of
+	// theirs was set aside; its hour waits for them).
+	SetAside []string
+	Redo     []string
 }
 
 // Finalise takes every pane hour watermark makes final, in order (see
@@ -312,13 +331,35 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 	}
 	var c cursor
 	etag, err := opstate.ReadJSON(ctx, o.store, o.cont, o.cursorName(), &c)
-	if err != nil && !errors.Is(err, store.ErrNotExist) {
+	if errors.Is(err, opstate.ErrUnreadable) {
+		// Rebuilt from the snapshots: each shard's latest; finalisation
+		// starts over at the oldest extract left.
+		aside, err := opstate.SetAside(ctx, o.store, o.cont, o.cursorName())
+		if err != nil {
+			return err
+		}
+		st.SetAside = append(st.SetAside, aside)
+		c, etag = cursor{Shards: map[string]int64{}}, ""
+		base := o.prefix + "seen/"
+		err = o.store.List(ctx, o.cont, base, func(p store.Properties) error {
+			shard, rest, ok := strings.Cut(strings.TrimPrefix(p.Name, base), "/")
+			h, hok := opstate.ParseHourPath(strings.TrimSuffix(rest, ".gob"))
+			if ok && hok && h.UnixNano() > c.Shards[shard] {
+				c.Shards[shard] = h.UnixNano()
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	} else if err != nil && !errors.Is(err, store.ErrNotExist) {
 		return fmt.Errorf("firstseen: cursor: %w", err)
 	}
 	if c.Shards == nil {
 		c.Shards = map[string]int64{}
 	}
 	byHour := map[time.Time][]string{}
+	sources := map[time.Time]map[string]bool{}
 	var hours []time.Time
 	for _, l := range listed {
 		if c.Through != 0 && l.Hour.UnixNano() < c.Through {
@@ -331,6 +372,10 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 			hours = append(hours, l.Hour)
 		}
 		byHour[l.Hour] = append(byHour[l.Hour], l.Name)
+		if sources[l.Hour] == nil {
+			sources[l.Hour] = map[string]bool{}
+		}
+		sources[l.Hour][l.Source] = true
 	}
 	slices.SortFunc(hours, time.Time.Compare)
 	// Only hours with extracts change anything: hours between them are
@@ -339,10 +384,39 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 		if !opstate.Final(h.Add(time.Hour), o.spec.Lateness, watermark) {
 			break
 		}
-		results, replaced, evicted, err := o.finaliseHour(ctx, h, byHour[h], &c)
+		var wait []string
+		for _, w := range c.Waiting {
+			if w.Hour == h.UnixNano() && !sources[h][w.Source] {
+				wait = append(wait, w.Source)
+			}
+		}
+		if len(wait) > 0 {
+			st.Redo = append(st.Redo, wait...)
+			break // until those blobs are applied again
+		}
+		prev := cursor{Through: c.Through, Shards: maps.Clone(c.Shards), Waiting: slices.Clone(c.Waiting)}
+		results, replaced, evicted, err := o.finaliseHour(ctx, h, byHour[h], &c, st)
+		var bad badExtract
+		if errors.As(err, &bad) {
+			// Record the wait before setting the extract aside, so that
+			// no finaliser takes the hour without the blob's rows (the
+			// cursor as read: finaliseHour may have moved c's shards on).
+			prev.Waiting = append(prev.Waiting, waiting{h.UnixNano(), bad.source})
+			if _, err := opstate.WriteCursor(ctx, o.store, o.cont, o.cursorName(), etag, prev); err != nil {
+				return err
+			}
+			aside, err := opstate.SetAside(ctx, o.store, o.cont, bad.name)
+			if err != nil {
+				return err
+			}
+			st.SetAside = append(st.SetAside, aside)
+			st.Redo = append(st.Redo, bad.source)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
+		c.Waiting = slices.DeleteFunc(c.Waiting, func(w waiting) bool { return w.Hour == h.UnixNano() })
 		if len(results) > 0 {
 			if err := sink.Emit(ctx, results); err != nil {
 				return fmt.Errorf("firstseen: emit: %w", err)
@@ -369,13 +443,18 @@ func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink,
 // against the shards' snapshots, and writes the touched shards' snapshots
 // for h (once each: a finaliser redoing h finds them and reads the same).
 // It updates c.Shards and returns the results and the snapshots replaced.
-func (o *Operator) finaliseHour(ctx context.Context, h time.Time, names []string, c *cursor) (results []Result, replaced []string, evicted int, err error) {
+func (o *Operator) finaliseHour(ctx context.Context, h time.Time, names []string, c *cursor, st *FinaliseStats) (results []Result, replaced []string, evicted int, err error) {
 	merged := map[pairKey]*occ{}
 	for _, name := range names {
 		var x extract
 		if err := opstate.ReadState(ctx, o.store, o.cont, name, &x); err != nil {
 			if errors.Is(err, store.ErrNotExist) {
 				return nil, nil, 0, opstate.ErrRaced
+			}
+			if errors.Is(err, opstate.ErrUnreadable) {
+				if src, ok := o.x.SourceOf(name); ok {
+					return nil, nil, 0, badExtract{name, src}
+				}
 			}
 			return nil, nil, 0, fmt.Errorf("firstseen: extract: %w", err)
 		}
@@ -416,7 +495,18 @@ func (o *Operator) finaliseHour(ctx context.Context, h time.Time, names []string
 		var snap snapshot
 		if v, ok := c.Shards[strconv.Itoa(s)]; ok {
 			name := o.snapshotName(s, v)
-			if err := opstate.ReadState(ctx, o.store, o.cont, name, &snap); err != nil {
+			err := opstate.ReadState(ctx, o.store, o.cont, name, &snap)
+			if errors.Is(err, opstate.ErrUnreadable) {
+				// The shard's history cannot be rebuilt: set aside, the
+				// shard starts empty (its pairs may read new again), said so.
+				aside, serr := opstate.SetAside(ctx, o.store, o.cont, name)
+				if serr != nil {
+					return nil, nil, 0, serr
+				}
+				st.SetAside = append(st.SetAside, aside)
+				snap, err = snapshot{}, nil
+			}
+			if err != nil {
 				if errors.Is(err, store.ErrNotExist) {
 					return nil, nil, 0, opstate.ErrRaced
 				}

@@ -434,3 +434,85 @@ func TestNewRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreadableStateIsSetAside (DESIGN.md 7): a garbled extract is set
+// aside, its blob named for a redo, its hour waits; after the redo the
+// results are the reference's. A garbled cursor is rebuilt from the
+// snapshots; a garbled snapshot is set aside and reported.
+func TestUnreadableStateIsSetAside(t *testing.T) {
+	ctx := context.Background()
+	blobs := opstatetest.Generate(opstatetest.Options{Seed: 14, Hours: 6, Users: 6, RowsPerHour: 30})
+	spec := specs()[0]
+	want, _ := reference(spec, blobs)
+	s := newLocal(t)
+	op := newOp(t, s, spec)
+	apply := func(i int) {
+		if _, err := op.Apply(ctx, blobs[i].Source, rowsOf(blobs[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range blobs {
+		apply(i)
+	}
+	victimBlob := -1
+	for i, b := range blobs {
+		if strings.Contains(b.Source.Blob, "/h=02/") && strings.HasSuffix(b.Source.Blob, "_1.json") {
+			victimBlob = i
+		}
+	}
+	var victim string
+	s.List(ctx, stateContainer, "firstseen/"+spec.Rule+"/rows/2026/11/20/02/"+blobs[victimBlob].Source.Blob, func(p store.Properties) error {
+		victim = p.Name
+		return nil
+	})
+	if victim == "" {
+		t.Fatal("no extract to garble")
+	}
+	if _, err := s.Write(ctx, stateContainer, victim, []byte("\x00garbage"), store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	wm := opstatetest.NewWatermark(blobs)
+	for i := range blobs {
+		wm.Applied(i)
+	}
+	sink := newRecorder()
+	st, err := op.Finalise(ctx, wm.Now(), sink)
+	if err != nil {
+		t.Fatalf("a garbled extract stopped Finalise: %v", err)
+	}
+	if !slices.Equal(st.Redo, []string{blobs[victimBlob].Source.Blob}) || len(st.SetAside) != 1 || st.Through.After(time.Date(2026, 11, 20, 2, 0, 0, 0, time.UTC)) {
+		t.Fatalf("stats %+v: want the extract set aside, %s to redo, nothing final from 02:00", st, blobs[victimBlob].Source.Blob)
+	}
+	apply(victimBlob)
+	if _, err := s.Write(ctx, stateContainer, "firstseen/"+spec.Rule+"/cursor.json", []byte(`{"thro`), store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = op.Finalise(ctx, wm.Now(), sink)
+	if err != nil || len(st.SetAside) != 1 {
+		t.Fatalf("over a garbled cursor: %+v, %v", st, err)
+	}
+	if len(sink.conflicts) > 0 {
+		t.Fatalf("conflicts: %v", sink.conflicts)
+	}
+	checkEqual(t, sink.results(), want)
+
+	// A garbled snapshot: set aside and reported, the next hour proceeds.
+	var snap string
+	s.List(ctx, stateContainer, "firstseen/"+spec.Rule+"/seen/", func(p store.Properties) error {
+		snap = p.Name
+		return nil
+	})
+	if _, err := s.Write(ctx, stateContainer, snap, []byte("garbage"), store.Condition{}); err != nil {
+		t.Fatal(err)
+	}
+	more := opstatetest.Generate(opstatetest.Options{Seed: 15, Start: time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC), Hours: 1, Users: 6, RowsPerHour: 60})
+	for _, b := range more {
+		if _, err := op.Apply(ctx, b.Source, rowsOf(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err = op.Finalise(ctx, time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), sink)
+	if err != nil || len(st.SetAside) != 1 || !strings.Contains(st.SetAside[0], snap) {
+		t.Fatalf("over a garbled snapshot: %+v, %v", st, err)
+	}
+}
