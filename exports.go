@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strconv"
 	"text/tabwriter"
@@ -19,10 +18,6 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
-// exportsHTTPClient carries the export job client's token and API requests
-// (nil: exportjob's default); tests point it at their TLS server.
-var exportsHTTPClient *http.Client
-
 func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stderr, "usage: tokenpivot exports schedule --from TIME --to TIME [flags]")
@@ -30,7 +25,7 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "schedule requests one Log Analytics export job per table and hour of [--from, --to),")
 		fmt.Fprintln(stderr, "each hour once (state in the state container, shared with the ScheduleExports timer);")
-		fmt.Fprintln(stderr, "status lists that state. Settings: "+exportjob.EnvWorkspace+" and the others")
+		fmt.Fprintln(stderr, "status lists that state. Settings: "+settings.ExportWorkspaceID+" and the others")
 		fmt.Fprintln(stderr, "'tokenpivot help serve' lists (README: \"Operating export jobs\").")
 		if len(args) == 0 {
 			return usagef("want a subcommand: schedule or status")
@@ -47,28 +42,38 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // exportsFlags are the flags both subcommands share: the state storage
-// and container (from the settings table) and the range of hours.
+// and container (from the settings table), the settings the command names,
+// and the range of hours.
 type exportsFlags struct {
-	settings  *settings.Flags
+	flags     *settings.Flags
+	settings  settings.Settings
 	container string
 	exports   store.Store // where the jobs write: an ambiguous create is looked up there
 	from, to  string
 }
 
-func (f *exportsFlags) register(fs *flag.FlagSet) {
-	f.settings = settings.Register(fs, join(storageSettings, []string{settings.StateContainer})...)
+func (f *exportsFlags) register(fs *flag.FlagSet, more ...string) {
+	f.flags = settings.Register(fs, join(storageSettings, []string{settings.StateContainer}, more)...)
 	fs.StringVar(&f.from, "from", "", "first hour, RFC 3339 (e.g. 2026-11-01T00:00:00Z)")
 	fs.StringVar(&f.to, "to", "", "end of the range, RFC 3339, exclusive: the last hour is the one before")
 }
 
+// load reads the settings: the environment, then the flags.
+func (f *exportsFlags) load() error {
+	s, err := f.flags.Load(os.Getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	f.settings, f.container = s, s.StateContainer
+	return nil
+}
+
 // open opens the state store the settings name, and the export store.
 func (f *exportsFlags) open(ctx context.Context) (store.Store, error) {
-	s, err := f.settings.Load(nil)
-	if err != nil {
-		return nil, usageError{err}
+	if err := f.load(); err != nil {
+		return nil, err
 	}
-	f.container = s.StateContainer
-	exports, state, err := openStores(ctx, s)
+	exports, state, err := openStores(ctx, f.settings)
 	f.exports = exports
 	return state, err
 }
@@ -91,9 +96,9 @@ func parseHour(flag, v string, up bool) (time.Time, error) {
 func runExportsSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("exports schedule", stderr, "--from TIME --to TIME [flags]")
 	var f exportsFlags
-	f.register(fs)
-	workspace := fs.String("workspace", "", "workspace resource `id` (default $"+exportjob.EnvWorkspace+")")
-	account := fs.String("account", "", "destination storage account resource `id` (default $"+exportjob.EnvStorageAccount+")")
+	// The export scheduler's settings (--workspace and --account among
+	// them) and the containers the jobs write to.
+	f.register(fs, join(settings.ExportJobSettings, exportSettings)...)
 	wait := fs.Bool("wait", false, "wait until every job has finished, not only until every hour is requested")
 	poll := fs.Duration("poll", 30*time.Second, "pause between passes while jobs run")
 	if err := parseFlags(fs, args); err != nil {
@@ -119,19 +124,15 @@ func runExportsSchedule(ctx context.Context, args []string, stdout, stderr io.Wr
 	if *poll <= 0 {
 		return usagef("--poll must be positive")
 	}
-	env := os.Getenv
-	overrides := map[string]string{exportjob.EnvWorkspace: *workspace, exportjob.EnvStorageAccount: *account}
-	cfg, err := exportjob.FromEnv(func(k string) string {
-		if v := overrides[k]; v != "" {
-			return v
-		}
-		return env(k)
-	})
+	if err := f.load(); err != nil {
+		return err
+	}
+	cfg, err := f.settings.ExportJobConfig()
 	if err != nil {
 		return usagef("%v", err)
 	}
 	if !cfg.Enabled() {
-		return usagef("no workspace: pass --workspace or set %s", exportjob.EnvWorkspace)
+		return usagef("no workspace: pass --workspace or set %s", settings.ExportWorkspaceID)
 	}
 	st, err := f.open(ctx)
 	if err != nil {

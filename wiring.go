@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
@@ -13,6 +14,8 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/exportjob"
+	"github.com/tokenpivot/tokenpivot/internal/function"
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
@@ -217,4 +220,36 @@ func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) 
 		return nil, nil, nil, nil, usageError{err}
 	}
 	return p, w, exports, ob, nil
+}
+
+// exportsHTTPClient carries the export job client's token and API requests
+// (nil: exportjob's default); tests point it at their TLS server.
+var exportsHTTPClient *http.Client
+
+// newExportJobs is the ScheduleExports timer's scheduler the settings
+// describe, over the pipeline's stores: the hours' state in the state
+// container, and the export store, where an ambiguous create's output is
+// looked up. It is nil when export scheduling is off. A misconfiguration
+// does not stop serve (the pipeline works without export jobs): every
+// invocation of the timer fails with it, naming the setting.
+func newExportJobs(s settings.Settings, state, exports store.Store) function.ExportScheduler {
+	cfg, err := s.ExportJobConfig()
+	if err == nil && !cfg.Enabled() {
+		return nil
+	}
+	var made *exportjob.Scheduler
+	if err == nil {
+		var cl *exportjob.Client
+		if cl, err = exportjob.NewClient(cfg, exportsHTTPClient); err == nil {
+			made = &exportjob.Scheduler{Config: cfg, API: cl, Store: state, Container: s.StateContainer, Output: exports}
+		}
+	}
+	return func(_ context.Context, log *slog.Logger) (*exportjob.Scheduler, error) {
+		if err != nil {
+			return nil, err
+		}
+		run := *made
+		run.Logger = log
+		return &run, nil
+	}
 }
