@@ -67,22 +67,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err}
 	}
-	p, w, exports, ob, err := newPipeline(ctx, s, logger)
+	a, err := newPipeline(ctx, s, logger)
 	if err != nil {
 		return err
 	}
-	if err := p.EnsureContainers(ctx); err != nil {
+	if err := a.pipeline.EnsureContainers(ctx); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	serviceURL := exports.ServiceURL()
+	serviceURL := a.exports.ServiceURL()
 	if serviceURL == "" {
 		logger.Warn("export storage is a local directory: every event will be refused; ProcessExport and Sweep still work")
 	}
-	cfg := function.Config{Pipeline: p, Exports: exports, ServiceURL: serviceURL, Logger: logger,
-		ExportJobs: newExportJobs(s, w.Store, exports)}
-	if ob != nil && len(ob.Sinks) > 0 {
-		cfg.Delivery = ob
-		for _, sk := range ob.Sinks {
+	cfg := function.Config{Pipeline: a.pipeline, Exports: a.exports, ServiceURL: serviceURL, Logger: logger,
+		ExportJobs: newExportJobs(s, a.state, a.exports)}
+	if len(a.outbox.Sinks) > 0 {
+		cfg.Delivery = a.outbox
+		for _, sk := range a.outbox.Sinks {
 			logger.Info("alert delivery on", slog.String("sink", sk.Name()))
 		}
 	}

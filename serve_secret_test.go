@@ -36,11 +36,11 @@ func TestServeAnswersCarryNoSAS(t *testing.T) {
 	}
 	// One try per storage call: the SDK's retries would only add seconds.
 	ctx := policy.WithRetryOptions(t.Context(), policy.RetryOptions{MaxRetries: -1})
-	p, _, exports, _, err := newPipeline(ctx, s, slog.New(slog.DiscardHandler))
+	a, err := newPipeline(ctx, s, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := function.New(function.Config{Pipeline: p, Exports: exports, ServiceURL: "http://127.0.0.1:1/devstoreaccount1", Logger: slog.New(slog.DiscardHandler)})
+	h, err := function.New(function.Config{Pipeline: a.pipeline, Exports: a.exports, ServiceURL: "http://127.0.0.1:1/devstoreaccount1", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
