@@ -68,7 +68,7 @@ func (m *matrix) advance(d time.Duration) {
 func (m *matrix) build() {
 	t := m.t
 	ctx := context.Background()
-	s, err := settings.FromEnvOnly(settings.All()...).Load(nil)
+	s, err := settings.FromEnvOnly(settings.All()...).Load(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -33,7 +34,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	s, err := sf.Load(nil)
+	s, err := sf.Load(os.Getenv)
 	if err != nil {
 		return usageError{err}
 	}

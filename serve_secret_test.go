@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestServeAnswersCarryNoSAS(t *testing.T) {
 	localSettings(t)
 	t.Setenv(settings.StorageConnectionString, cs)
 	t.Setenv(settings.StorageAccountURL, "")
-	s, err := settings.FromEnvOnly(settings.All()...).Load(nil)
+	s, err := settings.FromEnvOnly(settings.All()...).Load(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -394,14 +394,15 @@ func All() []string {
 	return out
 }
 
-// Load returns the settings: defaults, then the environment (getenv,
-// os.Getenv when nil), then the flags given on the command line. Only the
+// Load returns the settings: defaults, then the environment (getenv: the
+// main package passes os.Getenv, a library none; nil reads no environment),
+// then the flags given on the command line. Only the
 // settings registered are read, so a bad value of another does not stop a
 // command that never uses it. Errors name the variable or the flag; the
 // value of a secret is never in them.
 func (f *Flags) Load(getenv func(string) string) (Settings, error) {
 	if getenv == nil {
-		getenv = os.Getenv
+		getenv = func(string) string { return "" }
 	}
 	s := Defaults()
 	var errs []error
