@@ -193,7 +193,7 @@ func runExportsSchedule(ctx context.Context, args []string, stdout, stderr io.Wr
 	return nil
 }
 
-func countPhase(sum exportjob.Summary, phase string) int {
+func countPhase(sum exportjob.Summary, phase exportjob.Phase) int {
 	n := 0
 	for _, p := range sum.Phases {
 		if p == phase {

@@ -17,7 +17,7 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
-// Phases of an hour's State.
+// Phase is where an hour's State is in its life:
 //
 //	(no blob) --claim: If-None-Match:*--> claimed --POST /jobs/export 202--> requested(jobId)
 //	claimed (lease over, or released after a rejected POST) --claim: If-Match--> claimed
@@ -30,16 +30,19 @@ import (
 // succeeded, failed and canceled are final: the hour is never asked again
 // (run `tokenpivot exports status` to see failed hours; delete the blob to
 // have the hour requested afresh).
+type Phase string
+
+// The phases, as the state blobs write them.
 const (
-	PhaseClaimed   = "claimed"
-	PhaseRequested = "requested"
-	PhaseSucceeded = "succeeded"
-	PhaseFailed    = "failed"
-	PhaseCanceled  = "canceled"
+	PhaseClaimed   Phase = "claimed"
+	PhaseRequested Phase = "requested"
+	PhaseSucceeded Phase = "succeeded"
+	PhaseFailed    Phase = "failed"
+	PhaseCanceled  Phase = "canceled"
 )
 
 // Final reports whether phase is final.
-func Final(phase string) bool {
+func Final(phase Phase) bool {
 	return phase == PhaseSucceeded || phase == PhaseFailed || phase == PhaseCanceled
 }
 
@@ -63,7 +66,7 @@ func StateName(k Key) string {
 type State struct {
 	Table string    `json:"table"`
 	Hour  time.Time `json:"hour"`
-	Phase string    `json:"phase"`
+	Phase Phase     `json:"phase"`
 	// Owner and LeaseUntil: the run that claimed the hour, and until when
 	// the claim is its own. A released claim has LeaseUntil <= now.
 	Owner      string    `json:"owner,omitempty"`
@@ -113,7 +116,7 @@ type Summary struct {
 	Deferred  int `json:"deferred"` // waiting for a free job slot (MaxActive)
 	Errors    int `json:"errors"`
 	// Phases is each hour's phase after the pass ("" = no state yet).
-	Phases map[Key]string `json:"-"`
+	Phases map[Key]Phase `json:"-"`
 }
 
 // Scheduler requests and tracks one export job per table and hour.
@@ -227,7 +230,7 @@ func (s *Scheduler) Run(ctx context.Context) (Summary, error) {
 // yet requested, oldest first, while fewer than MaxActive jobs run. It goes
 // on past errors and returns them joined.
 func (s *Scheduler) Pass(ctx context.Context, keys []Key) (Summary, error) {
-	sum := Summary{Hours: len(keys), Phases: map[Key]string{}}
+	sum := Summary{Hours: len(keys), Phases: map[Key]Phase{}}
 	if err := s.Config.Validate(); err != nil {
 		return sum, err
 	}
