@@ -72,12 +72,14 @@ func newWorld(o Options) *world {
 			offices[c] = append(offices[c], userIP{addr: randomAddr(r, c.office).String(), city: &c.cities[0]})
 		}
 	}
+	w.newUsers(o, offices)
+	w.expected = expectedRows(o, w.users)
+	return w
+}
 
-	ur := newRand(o.Seed, streamUsers)
-	w.users = make([]user, o.Users)
-	seen := make(map[string]int, o.Users)
-	var desktop, mobile []int
-	var desktopW, mobileW []int
+// platformsByKind are the indexes of the desktop and mobile platforms, and
+// their weights.
+func platformsByKind() (desktop, desktopW, mobile, mobileW []int) {
 	for i, p := range platforms {
 		if p.mobile {
 			mobile, mobileW = append(mobile, i), append(mobileW, platformWeights[i])
@@ -85,6 +87,16 @@ func newWorld(o Options) *world {
 			desktop, desktopW = append(desktop, i), append(desktopW, platformWeights[i])
 		}
 	}
+	return desktop, desktopW, mobile, mobileW
+}
+
+// newUsers makes the tenant's users: name, home, activity, and the
+// addresses each signs in from (home, maybe a phone, maybe an office).
+func (w *world) newUsers(o Options, offices map[*country][]userIP) {
+	ur := newRand(o.Seed, streamUsers)
+	w.users = make([]user, o.Users)
+	seen := make(map[string]int, o.Users)
+	desktop, desktopW, mobile, mobileW := platformsByKind()
 	norm := math.Exp(0.6 * 0.6 / 2) // mean of exp(0.6 Z)
 	for i := range w.users {
 		u := &w.users[i]
@@ -127,11 +139,14 @@ func newWorld(o Options) *world {
 		}
 		u.session = newGUID(ur)
 	}
+}
 
-	// Expected rows, for progress bars.
+// expectedRows is how many rows the run will write, about, for progress
+// bars.
+func expectedRows(o Options, users []user) int64 {
 	perCountry := map[*country]int{}
-	for i := range w.users {
-		perCountry[w.users[i].country]++
+	for i := range users {
+		perCountry[users[i].country]++
 	}
 	var total float64
 	for h := range o.Hours {
@@ -145,8 +160,7 @@ func newWorld(o Options) *world {
 			total += float64(perCountry[c]) * o.InteractivePerUserDay / 24 * curve(c, hour)
 		}
 	}
-	w.expected = int64(total * (1 + o.NIPerInteractive) * (1 + o.DuplicateRate))
-	return w
+	return int64(total * (1 + o.NIPerInteractive) * (1 + o.DuplicateRate))
 }
 
 // curve is the activity weight of the hour starting at t in c's local time:
