@@ -613,145 +613,203 @@ func (ud *userDay) cloudPC() {
 // plant adds one attack instance on this user.
 func (u *luser) plant(p plantAt) {
 	r := u.r
-	label := fmt.Sprintf("attack:%s:%d", p.variant, p.instance)
+	a := &attack{luser: u, p: p, label: fmt.Sprintf("attack:%s:%d", p.variant, p.instance)}
 	day := u.o.Start.AddDate(0, 0, p.day)
-	t0 := day.Add(time.Duration(9+r.IntN(8))*time.Hour + time.Duration(r.IntN(3600))*time.Second).Add(time.Duration(-u.home.tz) * time.Hour)
-	sid := fmt.Sprintf("s-%05d-victim-%d", u.idx, p.instance)
-	home := place{ip: u.homeIP4, net: u.home.isp, geo: u.home}
-	// hostNet is a VPS abroad (a VPS at home is A2, which the rule cannot see).
-	hostNet := func() *lnet {
-		for {
-			pv := providers[r.IntN(len(providers))]
-			if c := pv.countries[r.IntN(len(pv.countries))]; c != u.home.code {
-				return hostingNet(pv, c)
-			}
-		}
-	}
-	// victimWeak is the victim's candidate sign-in at home (weak).
-	victimWeak := func(s string) signin.Record {
-		rec := u.row(t0, home, s, appWeb[0], appWeb[1], true)
-		rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "notApplied"
-		return rec
-	}
-	replays := func(start time.Time, pl place, s string, n int, step time.Duration, app [2]string) {
-		for k := 0; k < n; k++ {
-			rec := u.row(start.Add(time.Duration(k)*step), pl, s, app[0], app[1], false)
-			u.add(rec, label)
-		}
-	}
-	at := func(n *lnet, geo *lcountry) place {
-		ip := n.addr4(r)
-		return place{ip: ip, net: n, geo: geo}
-	}
-	gap := func() time.Duration { return time.Duration(10+r.IntN(100)) * time.Minute }
+	a.t0 = day.Add(time.Duration(9+r.IntN(8))*time.Hour + time.Duration(r.IntN(3600))*time.Second).Add(time.Duration(-u.home.tz) * time.Hour)
+	a.sid = fmt.Sprintf("s-%05d-victim-%d", u.idx, p.instance)
+	a.home = place{ip: u.homeIP4, net: u.home.isp, geo: u.home}
 	switch p.variant {
 	case "A1", "A1-az", "A1-mfa", "A1-same":
-		pv := providers[r.IntN(len(providers))]
-		if p.variant == "A1-az" {
-			pv = azure
-		}
-		c1 := lcountries[pv.countries[r.IntN(len(pv.countries))]]
-		c2 := c1
-		for c2 == c1 && len(pv.countries) > 1 {
-			c2 = lcountries[pv.countries[r.IntN(len(pv.countries))]]
-		}
-		proxy := at(hostingNet(pv, c1.code), c1)
-		rec := u.row(t0, proxy, sid, appWeb[0], appWeb[1], true)
-		rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "notApplied"
-		if p.variant == "A1-mfa" {
-			rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "multiFactorAuthentication", "success"
-		}
-		u.add(rec, label)
-		replay := at(hostingNet(pv, c2.code), c2)
-		if p.variant == "A1-same" {
-			replay = proxy
-		}
-		replays(t0.Add(gap()), replay, sid, 3, time.Hour, appOffice)
+		a.proxied()
 	case "A1-inv":
-		// The attacker's cookie SSO logs an interactive, single-factor row
-		// from the VPS in the victim's session; the victim's laptop then
-		// refreshes from home.
-		n := hostNet()
-		rec := u.row(t0, at(n, lcountries[n.country]), sid, appWeb[0], appWeb[1], true)
-		rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "success"
-		u.add(rec, label)
-		replays(t0.Add(gap()), home, sid, 1, 0, appTeams)
+		a.cookieSSO()
 	case "A3x", "A3", "A11", "A6", "A2", "A4", "A4b", "A5", "A8", "A9", "A10":
-		u.add(victimWeak(sid), label)
-		var pl place
-		app := appOffice
-		n, step, start := 3, time.Hour, t0.Add(gap())
-		switch p.variant {
-		case "A3x":
-			c := farCountry(r, u.home)
-			pl = at(c.isp, c)
-		case "A3":
-			pl = at(u.home.biz, u.home)
-		case "A11":
-			c := nearKnown(r, u.home)
-			pl = at(c.isp, c)
-		case "A6":
-			if r.IntN(2) == 0 {
-				c := farCountry(r, u.home)
-				pl = at(c.isp, c)
-			} else {
-				hn := hostNet()
-				pl = at(hn, lcountries[hn.country])
-			}
-		case "A2":
-			pl = at(hostingNet(providers[0], "FR"), u.home)
-		case "A4":
-			start, step, n = t0.Add(20*time.Second), 10*time.Second, 3
-			hn := hostNet()
-			pl = at(hn, lcountries[hn.country])
-		case "A4b":
-			hn := hostNet()
-			pl = at(hn, lcountries[hn.country])
-			replays(t0.Add(30*time.Second), pl, sid, 1, 0, app)
-			start, n = t0.Add(time.Hour), 3
-		case "A5":
-			hn := hostNet()
-			pl = place{ip: addr6(r, hn.prefix64(r)), net: hn, geo: lcountries[hn.country]}
-			if r.IntN(2) == 0 {
-				pl.geo = nil
-			}
-		case "A8":
-			hn := hostNet()
-			pl = place{ip: hn.addr4(r), net: hn}
-		case "A9":
-			hn := hostingNet(azure, farCountry(r, u.home).code)
-			pl = at(hn, lcountries[hn.country])
-			app = appExo // a first-party id, from an Azure VM outside the M365 ranges
-		case "A10":
-			hn := hostNet()
-			pl = at(hn, lcountries[hn.country])
-		}
-		if p.variant == "A2" {
-			pl.geo = u.home
-		}
-		for k := 0; k < n; k++ {
-			rec := u.row(start.Add(time.Duration(k)*step), pl, sid, app[0], app[1], false)
-			if p.variant == "A10" {
-				rec.Extra.DeviceDetail = fmt.Sprintf(`{"deviceId":%q,"isCompliant":true,"trustType":"Azure AD joined"}`, u.laptopID)
-				rec.Extra.TokenProtectionStatusDetails = `{"signInSessionStatus":"unbound","signInSessionStatusCode":1003}`
-			}
-			u.add(rec, label)
-		}
+		a.replayed()
 	case "A7", "A7r":
-		// The victim has a new session; the attacker replays an older one.
-		u.add(victimWeak(sid), label)
-		var pl place
-		if p.variant == "A7" {
-			hn := hostNet()
-			pl = at(hn, lcountries[hn.country])
-		} else {
-			c := farCountry(r, u.home)
-			pl = at(c.isp, c)
-		}
-		replays(t0.Add(gap()), pl, sid+"-stale", 3, time.Hour, appOffice)
+		a.staleSession()
 	default:
 		panic("gen: unknown variant " + p.variant)
 	}
+}
+
+// attack is one attack instance being planted on a user: its label, when
+// the victim signs in (t0), in which session, from home.
+type attack struct {
+	*luser
+	p     plantAt
+	label string
+	t0    time.Time
+	sid   string
+	home  place
+}
+
+// hostNet is a VPS abroad (a VPS at home is A2, which the rule cannot see).
+func (a *attack) hostNet() *lnet {
+	r := a.r
+	for {
+		pv := providers[r.IntN(len(providers))]
+		if c := pv.countries[r.IntN(len(pv.countries))]; c != a.luser.home.code {
+			return hostingNet(pv, c)
+		}
+	}
+}
+
+// victimWeak is the victim's candidate sign-in at home (weak).
+func (a *attack) victimWeak(s string) signin.Record {
+	rec := a.row(a.t0, a.home, s, appWeb[0], appWeb[1], true)
+	rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "notApplied"
+	return rec
+}
+
+// replays adds n non-interactive rows of the session s from pl, step apart.
+func (a *attack) replays(start time.Time, pl place, s string, n int, step time.Duration, app [2]string) {
+	for k := 0; k < n; k++ {
+		rec := a.row(start.Add(time.Duration(k)*step), pl, s, app[0], app[1], false)
+		a.add(rec, a.label)
+	}
+}
+
+// at is an address of n, geolocated in geo.
+func (a *attack) at(n *lnet, geo *lcountry) place {
+	ip := n.addr4(a.r)
+	return place{ip: ip, net: n, geo: geo}
+}
+
+// gap is the time from the victim's sign-in to the first replay.
+func (a *attack) gap() time.Duration { return time.Duration(10+a.r.IntN(100)) * time.Minute }
+
+// proxied: an adversary-in-the-middle proxy signs in for the victim, and
+// the stolen token is replayed from another of the provider's countries
+// (A1), Azure's (A1-az), after MFA (A1-mfa), or from the proxy itself
+// (A1-same).
+func (a *attack) proxied() {
+	r, p := a.r, a.p
+	pv := providers[r.IntN(len(providers))]
+	if p.variant == "A1-az" {
+		pv = azure
+	}
+	c1 := lcountries[pv.countries[r.IntN(len(pv.countries))]]
+	c2 := c1
+	for c2 == c1 && len(pv.countries) > 1 {
+		c2 = lcountries[pv.countries[r.IntN(len(pv.countries))]]
+	}
+	proxy := a.at(hostingNet(pv, c1.code), c1)
+	rec := a.row(a.t0, proxy, a.sid, appWeb[0], appWeb[1], true)
+	rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "notApplied"
+	if p.variant == "A1-mfa" {
+		rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "multiFactorAuthentication", "success"
+	}
+	a.add(rec, a.label)
+	replay := a.at(hostingNet(pv, c2.code), c2)
+	if p.variant == "A1-same" {
+		replay = proxy
+	}
+	a.replays(a.t0.Add(a.gap()), replay, a.sid, 3, time.Hour, appOffice)
+}
+
+// cookieSSO (A1-inv): the attacker's cookie SSO logs an interactive,
+// single-factor row from the VPS in the victim's session; the victim's
+// laptop then refreshes from home.
+func (a *attack) cookieSSO() {
+	n := a.hostNet()
+	rec := a.row(a.t0, a.at(n, lcountries[n.country]), a.sid, appWeb[0], appWeb[1], true)
+	rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "success"
+	a.add(rec, a.label)
+	a.replays(a.t0.Add(a.gap()), a.home, a.sid, 1, 0, appTeams)
+}
+
+// replayed: the victim signs in weakly at home, and the token is replayed
+// from where the variant says.
+func (a *attack) replayed() {
+	a.add(a.victimWeak(a.sid), a.label)
+	r := replay{app: appOffice, n: 3, step: time.Hour, start: a.t0.Add(a.gap())}
+	a.replayPlace(&r)
+	if a.p.variant == "A2" {
+		r.pl.geo = a.luser.home
+	}
+	for k := 0; k < r.n; k++ {
+		rec := a.row(r.start.Add(time.Duration(k)*r.step), r.pl, a.sid, r.app[0], r.app[1], false)
+		if a.p.variant == "A10" {
+			rec.Extra.DeviceDetail = fmt.Sprintf(`{"deviceId":%q,"isCompliant":true,"trustType":"Azure AD joined"}`, a.laptopID)
+			rec.Extra.TokenProtectionStatusDetails = `{"signInSessionStatus":"unbound","signInSessionStatusCode":1003}`
+		}
+		a.add(rec, a.label)
+	}
+}
+
+// replay is where, with which app and how often a stolen token is replayed.
+type replay struct {
+	pl    place
+	app   [2]string
+	n     int
+	step  time.Duration
+	start time.Time
+}
+
+// replayPlace sets where the variant replays from (and, for the quick
+// replays of A4 and A4b, when).
+func (a *attack) replayPlace(rp *replay) {
+	r, u := a.r, a.luser
+	switch a.p.variant {
+	case "A3x":
+		c := farCountry(r, u.home)
+		rp.pl = a.at(c.isp, c)
+	case "A3":
+		rp.pl = a.at(u.home.biz, u.home)
+	case "A11":
+		c := nearKnown(r, u.home)
+		rp.pl = a.at(c.isp, c)
+	case "A6":
+		if r.IntN(2) == 0 {
+			c := farCountry(r, u.home)
+			rp.pl = a.at(c.isp, c)
+		} else {
+			hn := a.hostNet()
+			rp.pl = a.at(hn, lcountries[hn.country])
+		}
+	case "A2":
+		rp.pl = a.at(hostingNet(providers[0], "FR"), u.home)
+	case "A4":
+		rp.start, rp.step, rp.n = a.t0.Add(20*time.Second), 10*time.Second, 3
+		hn := a.hostNet()
+		rp.pl = a.at(hn, lcountries[hn.country])
+	case "A4b":
+		hn := a.hostNet()
+		rp.pl = a.at(hn, lcountries[hn.country])
+		a.replays(a.t0.Add(30*time.Second), rp.pl, a.sid, 1, 0, rp.app)
+		rp.start, rp.n = a.t0.Add(time.Hour), 3
+	case "A5":
+		hn := a.hostNet()
+		rp.pl = place{ip: addr6(r, hn.prefix64(r)), net: hn, geo: lcountries[hn.country]}
+		if r.IntN(2) == 0 {
+			rp.pl.geo = nil
+		}
+	case "A8":
+		hn := a.hostNet()
+		rp.pl = place{ip: hn.addr4(r), net: hn}
+	case "A9":
+		hn := hostingNet(azure, farCountry(r, u.home).code)
+		rp.pl = a.at(hn, lcountries[hn.country])
+		rp.app = appExo // a first-party id, from an Azure VM outside the M365 ranges
+	case "A10":
+		hn := a.hostNet()
+		rp.pl = a.at(hn, lcountries[hn.country])
+	}
+}
+
+// staleSession (A7, A7r): the victim has a new session; the attacker
+// replays an older one, from a VPS or a far country.
+func (a *attack) staleSession() {
+	a.add(a.victimWeak(a.sid), a.label)
+	var pl place
+	if a.p.variant == "A7" {
+		hn := a.hostNet()
+		pl = a.at(hn, lcountries[hn.country])
+	} else {
+		c := farCountry(a.r, a.luser.home)
+		pl = a.at(c.isp, c)
+	}
+	a.replays(a.t0.Add(a.gap()), pl, a.sid+"-stale", 3, time.Hour, appOffice)
 }
 
 // Behaviours names the benign behaviours.
