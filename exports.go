@@ -104,55 +104,89 @@ func runExportsSchedule(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	from, err := parseHour("from", f.from, false)
+	keys, err := scheduleRange(f.from, f.to)
 	if err != nil {
 		return err
-	}
-	to, err := parseHour("to", f.to, true)
-	if err != nil {
-		return err
-	}
-	if from.IsZero() || to.IsZero() {
-		return usagef("--from and --to are required")
-	}
-	if !to.After(from) {
-		return usagef("--to %s is not after --from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
-	}
-	if latest := time.Now().UTC().Truncate(time.Hour); to.After(latest) {
-		return usagef("--to %s: the hour before it is not complete yet (the API wants endTime before now)", to.Format(time.RFC3339))
 	}
 	if *poll <= 0 {
 		return usagef("--poll must be positive")
 	}
-	if err := f.load(); err != nil {
-		return err
-	}
-	cfg, err := f.settings.ExportJobConfig()
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if !cfg.Enabled() {
-		return usagef("no workspace: pass --workspace or set %s", settings.ExportWorkspaceID)
-	}
-	st, err := f.open(ctx)
+	s, err := f.scheduler(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	cl, err := exportjob.NewClient(cfg, exportsHTTPClient)
+	total, last, err := schedulePasses(ctx, s, keys, *wait, *poll, stderr)
+	printExportsSummary(stdout, keys, total, last)
 	if err != nil {
 		return err
 	}
-	s := &exportjob.Scheduler{Config: cfg, API: cl, Store: st, Container: f.container, Output: f.exports,
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if last.Failed > 0 || countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled) > 0 {
+		return fmt.Errorf("exports: %d table-hours failed or were canceled: see tokenpivot exports status",
+			countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled))
+	}
+	return nil
+}
 
+// scheduleRange is the table-hours of [--from, --to): both given, in order,
+// and every hour complete.
+func scheduleRange(fromFlag, toFlag string) ([]exportjob.Key, error) {
+	from, err := parseHour("from", fromFlag, false)
+	if err != nil {
+		return nil, err
+	}
+	to, err := parseHour("to", toFlag, true)
+	if err != nil {
+		return nil, err
+	}
+	if from.IsZero() || to.IsZero() {
+		return nil, usagef("--from and --to are required")
+	}
+	if !to.After(from) {
+		return nil, usagef("--to %s is not after --from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	if latest := time.Now().UTC().Truncate(time.Hour); to.After(latest) {
+		return nil, usagef("--to %s: the hour before it is not complete yet (the API wants endTime before now)", to.Format(time.RFC3339))
+	}
 	var hours []time.Time
 	for h := from; h.Before(to); h = h.Add(time.Hour) {
 		hours = append(hours, h)
 	}
-	keys := exportjob.Keys(hours)
+	return exportjob.Keys(hours), nil
+}
+
+// scheduler is the export scheduler the settings describe, logging
+// warnings to stderr; no workspace is a usage error.
+func (f *exportsFlags) scheduler(ctx context.Context, stderr io.Writer) (*exportjob.Scheduler, error) {
+	if err := f.load(); err != nil {
+		return nil, err
+	}
+	cfg, err := f.settings.ExportJobConfig()
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if !cfg.Enabled() {
+		return nil, usagef("no workspace: pass --workspace or set %s", settings.ExportWorkspaceID)
+	}
+	st, err := f.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := exportjob.NewClient(cfg, exportsHTTPClient)
+	if err != nil {
+		return nil, err
+	}
+	return &exportjob.Scheduler{Config: cfg, API: cl, Store: st, Container: f.container, Output: f.exports,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, nil
+}
+
+// schedulePasses runs passes over keys, poll apart, until every one is
+// requested (wait: finished), showing progress on stderr. It returns the
+// jobs requested and retried in all, and the last pass's summary; an error
+// only when ctx ends.
+func schedulePasses(ctx context.Context, s *exportjob.Scheduler, keys []exportjob.Key, wait bool, poll time.Duration, stderr io.Writer) (total, last exportjob.Summary, err error) {
 	bar := newCountProgress(stderr, "requesting", int64(len(keys)))
-	shown, total := 0, exportjob.Summary{}
-	var last exportjob.Summary
+	defer bar.Finish()
+	shown := 0
 	for pass := 1; ; pass++ {
 		sum, err := s.Pass(ctx, append([]exportjob.Key(nil), keys...))
 		if err != nil {
@@ -173,24 +207,15 @@ func runExportsSchedule(ctx context.Context, args []string, stdout, stderr io.Wr
 			fmt.Fprintf(stderr, "exports: %d/%d table-hours requested, %d running, %d finished, %d waiting for a job slot\n",
 				requested, len(keys), sum.Running, sum.Done, sum.Deferred)
 		}
-		if (*wait && sum.Done == len(keys)) || (!*wait && requested == len(keys)) {
-			break
+		if (wait && sum.Done == len(keys)) || (!wait && requested == len(keys)) {
+			return total, last, nil
 		}
 		select {
 		case <-ctx.Done():
-			bar.Finish()
-			printExportsSummary(stdout, keys, total, last)
-			return ctx.Err()
-		case <-time.After(*poll):
+			return total, last, ctx.Err()
+		case <-time.After(poll):
 		}
 	}
-	bar.Finish()
-	printExportsSummary(stdout, keys, total, last)
-	if last.Failed > 0 || countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled) > 0 {
-		return fmt.Errorf("exports: %d table-hours failed or were canceled: see tokenpivot exports status",
-			countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled))
-	}
-	return nil
 }
 
 func countPhase(sum exportjob.Summary, phase exportjob.Phase) int {
