@@ -214,8 +214,8 @@ func (m *matrix) sinksDown(status int) {
 func TestDeliveryFaultMatrix(t *testing.T) {
 	for _, outage := range []time.Duration{10 * time.Minute, 3 * time.Hour, 48 * time.Hour} {
 		t.Run("both sinks down "+outage.String(), func(t *testing.T) {
-			if testing.Short() && outage > 24*time.Hour {
-				t.Skip("-short: the two-day outage (192 Sweeps) runs in the full suite")
+			if testing.Short() && outage > 10*time.Minute {
+				t.Skip("-short: the 3-hour and two-day outages (12 and 192 Sweeps) run in the full suite")
 			}
 			m := newMatrix(t)
 			m.sinksDown(http.StatusServiceUnavailable)
