@@ -1,0 +1,119 @@
+package alert
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tokenpivot/tokenpivot/internal/store"
+)
+
+// List reads every alert in alertsContainer and every incident in
+// incidentsContainer ("" to skip incidents), alerts ordered by StartTime
+// and incidents by FirstActivityTime. Blobs set aside (store.QuarantinePrefix)
+// are not listed. A blob that does not parse is skipped: every other one is
+// still returned, with a ListProblems error naming each bad blob's URL, so a
+// caller can show what is readable and warn about the rest.
+func List(ctx context.Context, s store.Store, alertsContainer, incidentsContainer string) ([]Document, []Incident, error) {
+	var docs []Document
+	var problems ListProblems
+	err := s.List(ctx, alertsContainer, "", func(p store.Properties) error {
+		if !strings.HasSuffix(p.Name, ".json") || strings.HasPrefix(p.Name, store.QuarantinePrefix) {
+			return nil
+		}
+		var d Document
+		return readJSON(ctx, s, alertsContainer, p.Name, &d, &problems, func() { docs = append(docs, d) })
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.SortFunc(docs, func(a, b Document) int {
+		if c := a.StartTime.Compare(b.StartTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.SystemAlertId, b.SystemAlertId)
+	})
+	var incs []Incident
+	if incidentsContainer != "" {
+		err = s.List(ctx, incidentsContainer, "incidents/", func(p store.Properties) error {
+			var inc Incident
+			return readJSON(ctx, s, incidentsContainer, p.Name, &inc, &problems, func() { incs = append(incs, inc) })
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		slices.SortFunc(incs, compareIncidents)
+	}
+	if len(problems) > 0 {
+		return docs, incs, problems
+	}
+	return docs, incs, nil
+}
+
+// Get reads the named alerts (BlobName) and the incidents they belong to,
+// in List's order and with List's handling of unreadable blobs.
+func Get(ctx context.Context, s store.Store, alertsContainer, incidentsContainer string, names []string) ([]Document, []Incident, error) {
+	var docs []Document
+	var problems ListProblems
+	for _, name := range names {
+		var d Document
+		if err := readJSON(ctx, s, alertsContainer, name, &d, &problems, func() { docs = append(docs, d) }); err != nil {
+			return nil, nil, err
+		}
+	}
+	slices.SortFunc(docs, func(a, b Document) int {
+		return cmp.Or(a.StartTime.Compare(b.StartTime), strings.Compare(a.SystemAlertId, b.SystemAlertId))
+	})
+	var incs []Incident
+	seen := map[string]bool{}
+	for _, d := range docs {
+		if incidentsContainer == "" || d.IncidentId == "" || seen[d.IncidentId] {
+			continue
+		}
+		seen[d.IncidentId] = true
+		var inc Incident
+		if err := readJSON(ctx, s, incidentsContainer, IncidentBlobName(d.IncidentId), &inc, &problems, func() { incs = append(incs, inc) }); err != nil {
+			return nil, nil, err
+		}
+	}
+	slices.SortFunc(incs, compareIncidents)
+	if len(problems) > 0 {
+		return docs, incs, problems
+	}
+	return docs, incs, nil
+}
+
+// ListProblems is List's error when some blobs did not parse: one error per
+// blob, each naming its URL. The alerts and incidents List returns with it
+// are every readable one.
+type ListProblems []error
+
+func (p ListProblems) Error() string {
+	msgs := make([]string, len(p))
+	for i, e := range p {
+		msgs[i] = e.Error()
+	}
+	return fmt.Sprintf("%d unreadable blobs: %s", len(p), strings.Join(msgs, "; "))
+}
+
+// readJSON reads one blob into v and calls keep; a blob deleted since the
+// listing is skipped, one that does not parse is added to problems.
+func readJSON(ctx context.Context, s store.Store, container, name string, v any, problems *ListProblems, keep func()) error {
+	data, _, err := s.Read(ctx, container, name)
+	if errors.Is(err, store.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		*problems = append(*problems, fmt.Errorf("%s: %v", s.URL(container, name), err))
+		return nil
+	}
+	keep()
+	return nil
+}
