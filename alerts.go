@@ -99,7 +99,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
-	if err := writeAlertTable(stdout, docs, incs, *wide); err != nil {
+	if err := alert.WriteTable(stdout, docs, incs, *wide); err != nil {
 		return err
 	}
 	entries, err := ob.Entries(ctx)

@@ -119,7 +119,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "%s; %d %s stored (`tokenpivot alerts` lists them)\n", what, stored, plural(stored, "alert", "alerts"))
 	default:
-		if err := writeAlertTable(stdout, docs, incs, *wide); err != nil {
+		if err := alert.WriteTable(stdout, docs, incs, *wide); err != nil {
 			return err
 		}
 		if len(found) > len(docs) {

@@ -6,12 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -504,42 +501,3 @@ func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
 	}
 	return false, fmt.Errorf("gave up after %d conflicting updates", maxAttempts)
 }
-
-// WriteTable prints alerts and incidents for a person: one line each.
-func WriteTable(out io.Writer, docs []Document, incidents []Incident) error {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "ALERTS (%d)\n", len(docs))
-	fmt.Fprintln(tw, "START\tEND\tSEVERITY\tUSER\tIPS\tROWS\tINCIDENT\tALERT ID\tNAME")
-	for _, d := range docs {
-		var users, ips []string
-		for _, e := range d.Entities {
-			switch e["Type"] {
-			case "account":
-				users = append(users, cmp.Or(e["FullName"], e["Name"]))
-			case "ip":
-				ips = append(ips, e["Address"])
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
-			tableTime(d.StartTime), tableTime(d.EndTime), d.AlertSeverity, dash(strings.Join(users, ",")),
-			dash(strings.Join(ips, ",")), d.ExtendedProperties.ResultCount, dash(short(d.IncidentId)), d.SystemAlertId, d.DisplayName)
-	}
-	fmt.Fprintf(tw, "\nINCIDENTS (%d)\n", len(incidents))
-	fmt.Fprintln(tw, "FIRST\tLAST\tSEVERITY\tSTATUS\tALERTS\tINCIDENT ID\tTITLE")
-	for _, inc := range incidents {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", tableTime(inc.FirstActivityTime), tableTime(inc.LastActivityTime),
-			inc.Severity, inc.Status, len(inc.AlertIds), inc.IncidentId, inc.Title)
-	}
-	return tw.Flush()
-}
-
-func tableTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
-
-func short(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
-}
-
-func dash(s string) string { return cmp.Or(s, "-") }
