@@ -55,7 +55,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := checkAccounts(ctx, exports, w.Store, s); err != nil {
+	if err := checkAccounts(ctx, exports, w.Blobs, s); err != nil {
 		return err
 	}
 	if err := p.EnsureContainers(ctx); err != nil {
@@ -96,7 +96,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			names = append(names, a.Blob)
 		}
 	}
-	docs, incs, err := alert.Get(ctx, w.Store, w.AlertsContainer, w.IncidentsContainer, names)
+	docs, incs, err := w.Get(ctx, names)
 	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	case len(found) == 0:
 		// Empty tables say nothing: say what there is.
-		stored, err := countAlerts(ctx, w)
+		stored, err := w.Count(ctx)
 		if err != nil {
 			return err
 		}
@@ -287,21 +287,6 @@ func writeRunJSON(w io.Writer, r *runResult, rows int, found []alert.Stored, doc
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
-}
-
-// countAlerts counts the alert documents stored (names only, no reads).
-func countAlerts(ctx context.Context, w *alert.Writer) (int, error) {
-	n := 0
-	err := w.Store.List(ctx, w.AlertsContainer, "", func(p store.Properties) error {
-		if !strings.HasPrefix(p.Name, "quarantine/") && strings.HasSuffix(p.Name, ".json") {
-			n++
-		}
-		return nil
-	})
-	if errors.Is(err, store.ErrNotExist) {
-		return 0, nil
-	}
-	return n, err
 }
 
 // maxShown bounds the alerts process prints: a storm's thousands are for

@@ -72,7 +72,7 @@ func (w *Writer) assignKey(ctx context.Context, b *batch, key string, ps []*pend
 			return err
 		default:
 			if perr := json.Unmarshal(data, &base); perr != nil {
-				perr = fmt.Errorf("incident index %s: %v", w.Store.URL(w.IncidentsContainer, idxName), perr)
+				perr = fmt.Errorf("incident index %s: %v", w.Blobs.URL(w.IncidentsContainer, idxName), perr)
 				if err := w.setAside(ctx, w.IncidentsContainer, idxName, props.ETag, perr); err != nil {
 					return err
 				}
@@ -136,7 +136,7 @@ func (w *Writer) assignKey(ctx context.Context, b *batch, key string, ps []*pend
 				cache.drop(idxName)
 				continue
 			} else if err != nil {
-				return fmt.Errorf("incident index %s: %w", w.Store.URL(w.IncidentsContainer, idxName), err)
+				return fmt.Errorf("incident index %s: %w", w.Blobs.URL(w.IncidentsContainer, idxName), err)
 			}
 			cache.put(idxName, written, props.ETag)
 		} else if data != nil {
@@ -237,11 +237,11 @@ func (w *Writer) updateIncident(ctx context.Context, b *batch, id string, alerts
 			switch {
 			case errors.Is(err, store.ErrNotExist):
 			case err != nil:
-				return fmt.Errorf("incident %s: %w", w.Store.URL(w.IncidentsContainer, name), err)
+				return fmt.Errorf("incident %s: %w", w.Blobs.URL(w.IncidentsContainer, name), err)
 			default:
 				inc := new(Incident)
 				if perr := json.Unmarshal(data, inc); perr != nil {
-					perr = fmt.Errorf("incident %s: %v", w.Store.URL(w.IncidentsContainer, name), perr)
+					perr = fmt.Errorf("incident %s: %v", w.Blobs.URL(w.IncidentsContainer, name), perr)
 					if err := w.setAside(ctx, w.IncidentsContainer, name, props.ETag, perr); err != nil {
 						return err
 					}
@@ -270,7 +270,7 @@ func (w *Writer) updateIncident(ctx context.Context, b *batch, id string, alerts
 			cache.drop(name)
 			continue
 		} else if err != nil {
-			return fmt.Errorf("incident %s: %w", w.Store.URL(w.IncidentsContainer, name), err)
+			return fmt.Errorf("incident %s: %w", w.Blobs.URL(w.IncidentsContainer, name), err)
 		}
 		cache.put(name, written, props.ETag)
 		return nil

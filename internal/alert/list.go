@@ -12,13 +12,14 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
-// List reads every alert in alertsContainer and every incident in
-// incidentsContainer ("" to skip incidents), alerts ordered by StartTime
+// List reads every alert in the alerts container and every incident in
+// the incidents container (none when it is ""), alerts ordered by StartTime
 // and incidents by FirstActivityTime. Blobs set aside (store.QuarantinePrefix)
 // are not listed. A blob that does not parse is skipped: every other one is
 // still returned, with a ListProblems error naming each bad blob's URL, so a
 // caller can show what is readable and warn about the rest.
-func List(ctx context.Context, s store.Store, alertsContainer, incidentsContainer string) ([]Document, []Incident, error) {
+func (as Store) List(ctx context.Context) ([]Document, []Incident, error) {
+	s, alertsContainer, incidentsContainer := as.Blobs, as.AlertsContainer, as.IncidentsContainer
 	var docs []Document
 	var problems ListProblems
 	err := s.List(ctx, alertsContainer, "", func(p store.Properties) error {
@@ -56,7 +57,8 @@ func List(ctx context.Context, s store.Store, alertsContainer, incidentsContaine
 
 // Get reads the named alerts (BlobName) and the incidents they belong to,
 // in List's order and with List's handling of unreadable blobs.
-func Get(ctx context.Context, s store.Store, alertsContainer, incidentsContainer string, names []string) ([]Document, []Incident, error) {
+func (as Store) Get(ctx context.Context, names []string) ([]Document, []Incident, error) {
+	s, alertsContainer, incidentsContainer := as.Blobs, as.AlertsContainer, as.IncidentsContainer
 	var docs []Document
 	var problems ListProblems
 	for _, name := range names {
@@ -85,6 +87,22 @@ func Get(ctx context.Context, s store.Store, alertsContainer, incidentsContainer
 		return docs, incs, problems
 	}
 	return docs, incs, nil
+}
+
+// Count counts the alert documents stored (names only, no reads); 0 when
+// the alerts container does not exist.
+func (as Store) Count(ctx context.Context) (int, error) {
+	n := 0
+	err := as.Blobs.List(ctx, as.AlertsContainer, "", func(p store.Properties) error {
+		if !strings.HasPrefix(p.Name, store.QuarantinePrefix) && strings.HasSuffix(p.Name, ".json") {
+			n++
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotExist) {
+		return 0, nil
+	}
+	return n, err
 }
 
 // ListProblems is List's error when some blobs did not parse: one error per

@@ -39,13 +39,21 @@ func BlobName(d Document) string {
 	return d.StartTime.UTC().Format("2006/01/02/") + d.SystemAlertId + ".json"
 }
 
-// Writer stores alert documents and files them into incidents. The
-// containers must exist (see store.Store.EnsureContainer).
-type Writer struct {
-	Store              store.Store
-	AlertsContainer    string
+// Store is where alerts and their incidents are kept: a blob store and
+// its two containers. It reads them (List, Get, Count); a Writer, which
+// embeds it, writes them.
+type Store struct {
+	Blobs           store.Store
+	AlertsContainer string
+	// IncidentsContainer is "" when incidents are neither kept nor read.
 	IncidentsContainer string
-	Rule               *rule.Rule
+}
+
+// Writer stores alert documents and files them into incidents. The
+// containers must exist (see EnsureContainers).
+type Writer struct {
+	Store
+	Rule *rule.Rule
 	// PerRow makes one alert per result row (the rule's aggregationKind
 	// AlertPerResult) in WriteResults; else one per account, interactive
 	// sign-in and NI IP.
@@ -164,12 +172,12 @@ func (w *Writer) WriteResults(ctx context.Context, rows []detect.Result) ([]Stor
 }
 
 // EnsureContainers creates the alerts and incidents containers.
-func (w *Writer) EnsureContainers(ctx context.Context) error {
-	for _, c := range []string{w.AlertsContainer, w.IncidentsContainer} {
+func (s Store) EnsureContainers(ctx context.Context) error {
+	for _, c := range []string{s.AlertsContainer, s.IncidentsContainer} {
 		if c == "" {
 			continue
 		}
-		if err := w.Store.EnsureContainer(ctx, c); err != nil {
+		if err := s.Blobs.EnsureContainer(ctx, c); err != nil {
 			return fmt.Errorf("container %s: %w", c, err)
 		}
 	}
@@ -334,7 +342,7 @@ func (w *Writer) wrapAlert(d Document, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("alert %s: %w", w.Store.URL(w.AlertsContainer, BlobName(d)), err)
+	return fmt.Errorf("alert %s: %w", w.Blobs.URL(w.AlertsContainer, BlobName(d)), err)
 }
 
 func (w *Writer) incidents() bool {
@@ -374,7 +382,7 @@ func (w *Writer) read(ctx context.Context, container, name string) ([]byte, stor
 	if err := ctx.Err(); err != nil {
 		return nil, store.Properties{}, err
 	}
-	return w.Store.Read(ctx, container, name)
+	return w.Blobs.Read(ctx, container, name)
 }
 
 // writeDoc writes v as JSON, returning what it wrote and the blob's new
@@ -388,7 +396,7 @@ func (w *Writer) writeDoc(ctx context.Context, container, name string, v any, co
 	if err != nil {
 		return nil, store.Properties{}, err
 	}
-	props, err := w.Store.Write(ctx, container, name, data, cond)
+	props, err := w.Blobs.Write(ctx, container, name, data, cond)
 	return data, props, err
 }
 
@@ -398,12 +406,12 @@ func (w *Writer) setAside(ctx context.Context, container, name, etag string, per
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	aside, err := store.MoveAside(ctx, w.Store, container, name, etag)
+	aside, err := store.MoveAside(ctx, w.Blobs, container, name, etag)
 	if err != nil {
 		return err
 	}
 	w.logger().Warn("unreadable stored object moved aside and rebuilt",
-		"blob", w.Store.URL(container, name), "moved_to", w.Store.URL(container, aside), "error", perr.Error())
+		"blob", w.Blobs.URL(container, name), "moved_to", w.Blobs.URL(container, aside), "error", perr.Error())
 	return nil
 }
 
@@ -428,7 +436,7 @@ func (w *Writer) load(ctx context.Context, p *pending) error {
 		}
 		var stored Document
 		if perr := json.Unmarshal(data, &stored); perr != nil {
-			if err := w.setAside(ctx, w.AlertsContainer, name, props.ETag, fmt.Errorf("alert %s: %v", w.Store.URL(w.AlertsContainer, name), perr)); err != nil {
+			if err := w.setAside(ctx, w.AlertsContainer, name, props.ETag, fmt.Errorf("alert %s: %v", w.Blobs.URL(w.AlertsContainer, name), perr)); err != nil {
 				return err
 			}
 			rebuilt = true
@@ -475,7 +483,7 @@ func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		props, err := w.Store.Write(ctx, w.AlertsContainer, name, data, cond)
+		props, err := w.Blobs.Write(ctx, w.AlertsContainer, name, data, cond)
 		if err == nil {
 			p.rev, p.raw, p.changed, p.etag, p.recorded = p.doc.Revision, data, false, props.ETag, false
 			return true, nil
