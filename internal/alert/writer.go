@@ -53,11 +53,9 @@ type Store struct {
 // containers must exist (see EnsureContainers).
 type Writer struct {
 	Store
+	// Rule is the rule the alerts are of: its event grouping makes the
+	// alerts of WriteResults, its incident configuration the incidents.
 	Rule *rule.Rule
-	// PerRow makes one alert per result row (the rule's aggregationKind
-	// AlertPerResult) in WriteResults; else one per account, interactive
-	// sign-in and NI IP.
-	PerRow bool
 	// MaxAlertsPerIncident caps the alerts of one incident; 0 means
 	// MaxAlertsPerIncident (150).
 	MaxAlertsPerIncident int
@@ -162,13 +160,15 @@ func (w *Writer) Write(ctx context.Context, docs []Document) (written int, err e
 	return written, err
 }
 
-// WriteResults files result rows as alerts (Group, by the rule's event
-// grouping: see PerRow) and writes them: the pipeline's alert sink.
+// WriteResults files result rows as alerts (Group: one per result row
+// when the rule's eventGroupingSettings say AlertPerResult, else one per
+// account, interactive sign-in and NI IP) and writes them: the pipeline's
+// alert sink.
 func (w *Writer) WriteResults(ctx context.Context, rows []detect.Result) ([]Stored, int, error) {
 	if w.Rule == nil {
 		return nil, 0, errors.New("alert: Writer has no Rule")
 	}
-	return w.WriteStored(ctx, Group(w.Rule, rows, w.PerRow))
+	return w.WriteStored(ctx, Group(w.Rule, rows, w.Rule.EventGrouping == rule.AlertPerResult))
 }
 
 // EnsureContainers creates the alerts and incidents containers.

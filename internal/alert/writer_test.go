@@ -519,3 +519,31 @@ func (c *conflictCounter) Write(ctx context.Context, container, name string, dat
 	}
 	return p, err
 }
+
+// TestWriteResultsFollowsEventGrouping: the rule's eventGroupingSettings
+// decide how WriteResults files rows into alerts; no Writer field repeats
+// that setting. The sample's 4 rows are 3 alerts (two rows share an account,
+// interactive sign-in and NI IP) by default and 4 with AlertPerResult.
+func TestWriteResultsFollowsEventGrouping(t *testing.T) {
+	for _, tc := range []struct {
+		kind   string
+		alerts int
+	}{
+		{rule.SingleAlert, 3},
+		{rule.AlertPerResult, 4},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			r := *anyAlertRule()
+			r.EventGrouping = tc.kind
+			w := newWriter(t, &r)
+			stored, _, err := w.WriteResults(context.Background(), sampleRows(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs, _ := list(t, w)
+			if len(stored) != tc.alerts || len(docs) != tc.alerts {
+				t.Errorf("%d alerts returned, %d stored, want %d", len(stored), len(docs), tc.alerts)
+			}
+		})
+	}
+}
