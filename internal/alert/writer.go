@@ -39,16 +39,6 @@ func BlobName(d Document) string {
 	return d.StartTime.UTC().Format("2006/01/02/") + d.SystemAlertId + ".json"
 }
 
-// Store is where alerts and their incidents are kept: a blob store and
-// its two containers. It reads them (List, Get, Count); a Writer, which
-// embeds it, writes them.
-type Store struct {
-	Blobs           store.Store
-	AlertsContainer string
-	// IncidentsContainer is "" when incidents are neither kept nor read.
-	IncidentsContainer string
-}
-
 // Writer stores alert documents and files them into incidents. The
 // containers must exist (see EnsureContainers).
 type Writer struct {
@@ -169,19 +159,6 @@ func (w *Writer) WriteResults(ctx context.Context, rows []detect.Result) ([]Stor
 		return nil, 0, errors.New("alert: Writer has no Rule")
 	}
 	return w.WriteStored(ctx, Group(w.Rule, rows, w.Rule.EventGrouping == rule.AlertPerResult))
-}
-
-// EnsureContainers creates the alerts and incidents containers.
-func (s Store) EnsureContainers(ctx context.Context) error {
-	for _, c := range []string{s.AlertsContainer, s.IncidentsContainer} {
-		if c == "" {
-			continue
-		}
-		if err := s.Blobs.EnsureContainer(ctx, c); err != nil {
-			return fmt.Errorf("container %s: %w", c, err)
-		}
-	}
-	return nil
 }
 
 // Stored describes one alert as a Write left it in storage.

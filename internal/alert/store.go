@@ -12,6 +12,29 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
+// Store is where alerts and their incidents are kept: a blob store and
+// its two containers. It reads them (List, Get, Count); a Writer, which
+// embeds it, writes them.
+type Store struct {
+	Blobs           store.Store
+	AlertsContainer string
+	// IncidentsContainer is "" when incidents are neither kept nor read.
+	IncidentsContainer string
+}
+
+// EnsureContainers creates the alerts and incidents containers.
+func (as Store) EnsureContainers(ctx context.Context) error {
+	for _, c := range []string{as.AlertsContainer, as.IncidentsContainer} {
+		if c == "" {
+			continue
+		}
+		if err := as.Blobs.EnsureContainer(ctx, c); err != nil {
+			return fmt.Errorf("container %s: %w", c, err)
+		}
+	}
+	return nil
+}
+
 // List reads every alert in the alerts container and every incident in
 // the incidents container (none when it is ""), alerts ordered by StartTime
 // and incidents by FirstActivityTime. Blobs set aside (store.QuarantinePrefix)
