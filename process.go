@@ -98,7 +98,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			names = append(names, a.Blob)
 		}
 	}
-	docs, incs, err := alert.Get(ctx, w.Store, w.AlertsContainer, w.IncidentsContainer, names)
+	docs, incs, err := w.Get(ctx, names)
 	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	case len(found) == 0:
 		// Empty tables say nothing: say what there is.
-		stored, err := countAlerts(ctx, w)
+		stored, err := w.Count(ctx)
 		if err != nil {
 			return err
 		}
@@ -121,7 +121,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "%s; %d %s stored (`tokenpivot alerts` lists them)\n", what, stored, plural(stored, "alert", "alerts"))
 	default:
-		if err := writeAlertTable(stdout, docs, incs, *wide); err != nil {
+		if err := alert.WriteTable(stdout, docs, incs, *wide); err != nil {
 			return err
 		}
 		if len(found) > len(docs) {
@@ -289,21 +289,6 @@ func writeRunJSON(w io.Writer, r *runResult, rows int, found []alert.Stored, doc
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
-}
-
-// countAlerts counts the alert documents stored (names only, no reads).
-func countAlerts(ctx context.Context, w *alert.Writer) (int, error) {
-	n := 0
-	err := w.Store.List(ctx, w.AlertsContainer, "", func(p store.Properties) error {
-		if !strings.HasPrefix(p.Name, "quarantine/") && strings.HasSuffix(p.Name, ".json") {
-			n++
-		}
-		return nil
-	})
-	if errors.Is(err, store.ErrNotExist) {
-		return 0, nil
-	}
-	return n, err
 }
 
 // maxShown bounds the alerts process prints: a storm's thousands are for
