@@ -130,6 +130,9 @@ func (p *Pipeline) probeStored(ctx context.Context, x *detect.Index, hours []tim
 // probeExtracts is probeStored over the listed non-interactive extracts.
 func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []store.Properties, out *Outcome) ([]detect.Result, error) {
 	var results, scratch []detect.Result
+	// The rows that pair are held past their batch: their text is copied
+	// (held.go), so they do not keep the reader's buffers alive.
+	var held heldText
 	// The reader tests MayMatch on the cheap columns (user, IP, country,
 	// time) before it builds a record: most extract rows never become one.
 	x.Seal()
@@ -139,7 +142,7 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 	loose := x.Loose()
 	probe := func(rs []signin.Record) error {
 		for k := range rs {
-			results = x.Probe(results, &rs[k])
+			results = held.probe(x, results, &rs[k])
 		}
 		return nil
 	}
@@ -163,7 +166,7 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 				r := rs[k]
 				r.Id = ""
 				if scratch = loose.Probe(scratch[:0], &r); len(scratch) > 0 {
-					matched = append(matched, rs[k])
+					matched = append(matched, held.record(&rs[k]))
 				}
 			}
 			return nil
@@ -245,8 +248,11 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 	ra := store.NewReaderAt(ctx, p.cfg.Exports, m.props)
 	// x's Id dedup must not see rows of a read that fails midway.
 	var batch []signin.Record
+	var held heldText
 	_, err = signin.Scan(ctx, name, ra, m.props.Size, signin.NonInteractive, opts, func(rs []signin.Record) error {
-		batch = append(batch, rs...)
+		for k := range rs {
+			batch = append(batch, held.record(&rs[k]))
+		}
 		return nil
 	})
 	switch {

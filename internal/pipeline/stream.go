@@ -152,7 +152,8 @@ type stream struct {
 	// listedHours holds the listing of each interactive hour, made once.
 	listedHours map[time.Time][]store.Properties
 	results     []detect.Result
-	err         error // an error of keep (Scan's Keep cannot return one)
+	held        heldText // the text of the rows that paired (held.go)
+	err         error    // an error of keep (Scan's Keep cannot return one)
 }
 
 // hourExtract is one event hour's extract being written.
@@ -213,7 +214,7 @@ func (s *stream) rows(rs []signin.Record) error {
 			// A full extract holds whole rows: the look reads them back.
 			continue
 		}
-		s.results = s.x.Probe(s.results, r)
+		s.results = s.held.probe(s.x, s.results, r)
 	}
 	return nil
 }
