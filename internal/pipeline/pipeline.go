@@ -60,6 +60,17 @@ type AlertSink interface {
 	EnsureContainers(ctx context.Context) error
 }
 
+// HeapPerWorker is the soft limit of the Go heap that `tokenpivot process`
+// gives each blob in flight (--heap-per-worker), unless GOMEMLIMIT or the
+// cgroup allows less. A streamed non-interactive blob's live heap peaks
+// at about 190 MB whatever its size (the row groups in flight, the
+// interactive index of its window, its result rows, one chunk of alert
+// documents: docs/performance.md, "Blob-size sweep"); left to GOGC=100 the
+// collector lets the heap grow to twice that, 380-430 MiB of RSS for a
+// 4M-row blob. Held to this limit the collector runs more often near it
+// instead (a few percent more CPU where the live heap comes close).
+const HeapPerWorker = 224 << 20
+
 // Pipeline processes export blobs. It is safe for concurrent use, across
 // goroutines and processes sharing the same storage.
 type Pipeline struct {
