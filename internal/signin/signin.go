@@ -29,14 +29,8 @@
 //     A value's Parquet type becomes the record's text or time in
 //     pqconvert.go (convert, dictValue).
 //
-// Measured against the Arrow reader it replaced, on a realistic hour
-// (/tmp/cost/real: 2.2M rows, 63k users per 100k-row row group, 40,613
-// results, identical output) on a shared 2-core machine: `tokenpivot
-// detect` takes 0.57x the CPU (3.6 vs 6.1 s), 0.62x the wall time and 0.94x
-// the peak RSS (241 vs 256 MiB), farm-bench paired medians; BenchmarkHour's
-// noninteractive-scan-all 2.6 s -> 0.4 s a run, 739 -> 89 MB allocated.
-// What remains is snappy, Keep and fn on the calling goroutine (detect's
-// index lookups, ~45% of the CPU) and the heap detect keeps.
+// What the reader costs, and what it bought against the Arrow reader it
+// replaced: docs/performance.md, "The raw-page reader".
 //
 // Unreadable content is a *FormatError naming the file, column and row; one
 // bad cell costs its row (a required column) or its value (an optional one),
