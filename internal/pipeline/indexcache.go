@@ -94,13 +94,12 @@ func (p *Pipeline) indexOf(ctx context.Context, listed []store.Properties, out *
 	complete = true
 	setAside := len(out.SetAside)
 	err = p.readExtracts(ctx, listed, out, func(props store.Properties) error {
-		_, err := signin.Scan(ctx, props.Name, store.NewReaderAt(ctx, p.cfg.State, props), props.Size, signin.Interactive,
-			signin.Options{Final: true}, func(rs []signin.Record) error {
-				for _, r := range rs {
-					x.Add(r)
-				}
-				return nil
-			})
+		_, err := signin.Scan(ctx, store.NewReaderAt(ctx, p.cfg.State, props), props.Size, signin.Options{Name: props.Name, Table: signin.Interactive, Final: true}, func(rs []signin.Record) error {
+			for _, r := range rs {
+				x.Add(r)
+			}
+			return nil
+		})
 		if err != nil {
 			complete = false
 		}

@@ -151,16 +151,15 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 		reader := store.NewReaderAt(ctx, p.cfg.State, props)
 		src, compact := compactSource(props.Name)
 		if !compact {
-			_, err := signin.Scan(ctx, props.Name, reader, props.Size, signin.NonInteractive,
-				signin.Options{Final: true, Keep: keepUser}, probe)
+			_, err := signin.Scan(ctx, reader, props.Size, signin.Options{Name: props.Name, Table: signin.NonInteractive, Final: true, Keep: keepUser}, probe)
 			return err
 		}
 		// Pass 1. Matches are noted only once the extract read whole: a
 		// failed read is set aside and its source redone (readExtracts).
 		var matched []signin.Record
-		opts := signin.Options{Final: true, Keep: keepUser,
+		opts := signin.Options{Name: props.Name, Table: signin.NonInteractive, Final: true, Keep: keepUser,
 			PositionIds: signin.PositionIdPrefix + p.cfg.StateContainer + "/" + props.Name + "#"}
-		_, err := signin.Scan(ctx, props.Name, reader, props.Size, signin.NonInteractive, opts, func(rs []signin.Record) error {
+		_, err := signin.Scan(ctx, reader, props.Size, opts, func(rs []signin.Record) error {
 			for k := range rs {
 				// Without its Id, so this look leaves x's Id dedup alone.
 				r := rs[k]
@@ -234,6 +233,8 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSource) (rows []detect.Result, why, err error) {
 	name := m.props.Container + "/" + m.props.Name
 	opts := signin.Options{
+		Name:  name,
+		Table: signin.NonInteractive,
 		Keep: func(r *signin.Record) bool {
 			if _, ok := m.keys[keyOf(r)]; !ok {
 				return false
@@ -249,7 +250,7 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 	// x's Id dedup must not see rows of a read that fails midway.
 	var batch []signin.Record
 	var held heldText
-	_, err = signin.Scan(ctx, name, ra, m.props.Size, signin.NonInteractive, opts, func(rs []signin.Record) error {
+	_, err = signin.Scan(ctx, ra, m.props.Size, opts, func(rs []signin.Record) error {
 		for k := range rs {
 			batch = append(batch, held.record(&rs[k]))
 		}

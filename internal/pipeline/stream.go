@@ -85,6 +85,8 @@ func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store
 
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
+		Name:         name,
+		Table:        signin.NonInteractive,
 		Keep:         s.keep,
 		MaxExpansion: p.cfg.MaxExpansion,
 		// A block blob is complete: its last line is a record, newline or not.
@@ -92,7 +94,7 @@ func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store
 		PositionIds:  signin.PositionIdPrefix + name + "#",
 		PositionBase: from,
 	}
-	st, err := signin.Scan(ctx, name, r, to-from, signin.NonInteractive, opts, s.rows)
+	st, err := signin.Scan(ctx, r, to-from, opts, s.rows)
 	if err == nil {
 		err = s.err
 	}

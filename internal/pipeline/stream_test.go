@@ -184,11 +184,10 @@ func TestCompactRowsCopyKeepText(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []signin.Record
-	_, err := signin.Scan(context.Background(), "compact", bytes.NewReader(buf.Bytes()), int64(buf.Len()), signin.NonInteractive,
-		signin.Options{Final: true}, func(rs []signin.Record) error {
-			got = append(got, rs...)
-			return nil
-		})
+	_, err := signin.Scan(context.Background(), bytes.NewReader(buf.Bytes()), int64(buf.Len()), signin.Options{Name: "compact", Table: signin.NonInteractive, Final: true}, func(rs []signin.Record) error {
+		got = append(got, rs...)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,10 +46,10 @@ import (
 	"unicode/utf8"
 )
 
-// Scan streams the records of one export file of table t to fn, a batch at a
-// time. The format is detected from the content (Parquet "PAR1", gzip 1f 8b,
-// else JSON Lines), not the name. name is used in errors only. The batch slice
-// is reused after fn returns.
+// Scan streams the records of one export file of table opts.Table to fn, a
+// batch at a time. The format is detected from the content (Parquet "PAR1",
+// gzip 1f 8b, else JSON Lines), not the name. opts.Name is used in errors
+// only. The batch slice is reused after fn returns.
 //
 // Errors: a *FormatError when the content can never be read (see FormatError);
 // ctx's error when cancelled; fn's error as returned; any other error (an I/O
@@ -58,7 +58,11 @@ import (
 //
 // A zero-byte file holds no rows and is not an error, whatever its name: an
 // export writer may create the blob before committing its content.
-func Scan(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, opts Options, fn func([]Record) error) (Stats, error) {
+//
+// Like zip.NewReader, Scan takes the file as r and its size; what it is and
+// how to read it (opts.Name, opts.Table and the rest) is the options value.
+func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, fn func([]Record) error) (Stats, error) {
+	name, t := opts.Name, opts.Table
 	if t != Interactive && t != NonInteractive {
 		return Stats{}, fmt.Errorf("signin.Scan %s: unknown table %v", name, t)
 	}
