@@ -234,6 +234,9 @@ func (s *slowReads) ReadAt(ctx context.Context, container, name string, b []byte
 // blob's reads were its round trips end to end (two cores, two reads in
 // flight). The rows it finds are the same.
 func TestStreamReadsColumnsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates and reads 80k rows at 20 ms a read")
+	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	dir := t.TempDir()
 	o := gen.NewOptions(dir)
