@@ -334,13 +334,14 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 
 // alertChunkRows is about how many result rows go to the alert sink at
 // once. The sink holds the alert documents of a call in memory (about 5 KB
-// an alert), and its outbox encodes them again as one batch: a 2M-row blob
-// of the realistic hour makes 23,597 alerts, 111 MB of live heap in one
-// call. 4,096 rows (about 2,000 alerts) still made 30-60 MB of the outbox
-// batch's encoding live at once at the end of a 4M-row blob; 2,048 halves
-// that, and an hour's typical blob (about 1,900 result rows) is still one
-// call, one outbox batch.
-const alertChunkRows = 2048
+// an alert): a 2M-row blob of the realistic hour makes 23,597 alerts, 111
+// MB of live heap in one call, the largest part of the blob's peak. Each
+// call also updates the incidents of its accounts once, so a smaller chunk
+// costs requests: 2,048 rows cut the outbox batch's encoding of a 4M-row
+// blob in half but split an hour's typical blob (about 1,900 result rows)
+// in two, 6,800 more incident requests at the realistic hour (measured at
+// 25 ms, docs/performance.md); process's heap limit holds the memory.
+const alertChunkRows = 4096
 
 // writeAlerts hands rows to the alert sink, in chunks of about
 // alertChunkRows rows that never split an alert: rows are ordered by
