@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/kql"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 )
@@ -156,9 +157,10 @@ func (fr fileReader) read(ctx context.Context, file exportFile, t signin.Table, 
 func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filter, pf *pairFilter, fr fileReader, prog *progress) (rows []detect.Result, rejected []error, err error) {
 	x := detect.NewIndexFor(f.Plan)
 	var held []signin.Record
+	readable := make([]exportFile, 0, len(ifiles)) // the interactive files not rejected
 	for _, file := range ifiles {
 		held = held[:0]
-		err := fr.read(ctx, file, signin.Interactive, pf.options(signin.Options{Keep: f.Interactive}), func(rs []signin.Record) error {
+		err := fr.read(ctx, file, signin.Interactive, pf.options(signin.Options{Keep: f.Interactive, Extra: f.Columns(signin.Interactive)}), func(rs []signin.Record) error {
 			held = append(held, rs...)
 			return nil
 		})
@@ -170,6 +172,7 @@ func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filt
 		if err != nil {
 			return nil, nil, err
 		}
+		readable = append(readable, file)
 		for k := range held {
 			x.Add(held[k])
 			pf.addInteractive(&held[k])
@@ -179,31 +182,61 @@ func detectFiles(ctx context.Context, ifiles, nfiles []exportFile, f detect.Filt
 	// reader decodes the wide ones only for the few that can.
 	x.Seal()
 	keepN := func(r *signin.Record) bool { return x.MayMatch(r) && f.NonInteractive(r) }
-	for _, file := range nfiles {
-		// A rejected file's pairs are dropped. (Probe's dedup keeps having
-		// seen its records: the same records in another file then count
-		// once, from whichever file came first.)
-		before := len(rows)
-		err := fr.read(ctx, file, signin.NonInteractive, pf.options(signin.Options{Keep: keepN}), func(rs []signin.Record) error {
-			for k := range rs {
-				n := len(rows)
-				rows = x.Probe(rows, &rs[k])
-				rows = pf.filter(rows, n, &rs[k])
-			}
-			return nil
-		})
-		prog.Add(file.size)
-		if signin.IsFormatError(err) {
-			rows = rows[:before]
-			rejected = append(rejected, err)
-			continue
-		}
-		if err != nil {
+	// A rule whose non-interactive side is the union of both tables
+	// (kql.Plan.NFromI) probes with the interactive files' rows too, each
+	// table's rows passing their own union branch's predicates.
+	type source struct {
+		t     signin.Table
+		files []exportFile
+		from  kql.Side
+	}
+	sources := []source{{signin.NonInteractive, nfiles, kql.SideN}}
+	if f.Plan != nil && f.Plan.NFromI {
+		sources = append(sources, source{signin.Interactive, readable, kql.SideI})
+	}
+	for _, src := range sources {
+		if err := probeFiles(ctx, src.t, src.files, src.from, x, keepN, f, pf, fr, prog, &rows, &rejected); err != nil {
 			return nil, nil, err
 		}
 	}
 	detect.Sort(rows)
 	return rows, rejected, nil
+}
+
+// probeFiles probes x with the candidates of files of table t, read as the
+// non-interactive side (from: their table in a union's terms).
+func probeFiles(ctx context.Context, t signin.Table, files []exportFile, from kql.Side, x *detect.Index, keepN func(*signin.Record) bool, f detect.Filter,
+	pf *pairFilter, fr fileReader, prog *progress, rows *[]detect.Result, rejected *[]error) error {
+	union := f.Plan != nil && f.Plan.NFromI
+	for _, file := range files {
+		// A rejected file's pairs are dropped. (Probe's dedup keeps having
+		// seen its records: the same records in another file then count
+		// once, from whichever file came first.)
+		before := len(*rows)
+		err := fr.read(ctx, file, t, pf.options(signin.Options{Keep: keepN, Extra: f.Columns(signin.NonInteractive)}), func(rs []signin.Record) error {
+			for k := range rs {
+				if union && !f.Plan.NRowFrom(from, &rs[k]) {
+					continue
+				}
+				n := len(*rows)
+				*rows = x.Probe(*rows, &rs[k])
+				*rows = pf.filter(*rows, n, &rs[k])
+			}
+			return nil
+		})
+		if from == kql.SideN {
+			prog.Add(file.size) // the union's second read of the interactive files is not counted again
+		}
+		if signin.IsFormatError(err) {
+			*rows = (*rows)[:before]
+			*rejected = append(*rejected, err)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type exportFile struct {

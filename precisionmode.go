@@ -40,7 +40,7 @@ func newPairFilter(f *precision.Filter) *pairFilter {
 // options asks the reader for the mode's extra columns when one is on.
 func (pf *pairFilter) options(o signin.Options) signin.Options {
 	if pf != nil {
-		o.Extra = pf.f.Mode.Columns()
+		o.Extra = append(o.Extra, pf.f.Mode.Columns()...)
 	}
 	return o
 }

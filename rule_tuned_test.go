@@ -26,6 +26,13 @@ type tunedVariant struct {
 	// SQL parts: conditions on i (SigninLogs) and n (non-interactive) rows,
 	// on the pair, and added select columns.
 	iWhere, nWhere, pairWhere, extraCols string
+	// processRefuses, when set, is in process's refusal (exit 2): a rule
+	// whose pair predicates or added columns read a column the pipeline's
+	// extracts do not carry runs in detect only.
+	processRefuses string
+	// nUnionI, when set, makes the non-interactive side the union of both
+	// tables: the SigninLogs rows passing it join the non-interactive ones.
+	nUnionI string
 }
 
 // The base conditions, the bundled rule in SQL (tools/bench/duckdb/rule.sql),
@@ -92,6 +99,47 @@ func tunedVariants() []tunedVariant {
 		edits:     []string{"  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n", "  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n  | where AppDisplayName != AppDisplayName1 and AppDisplayName startswith \"microsoft\"\n"},
 		pairWhere: sqlWindow + ` AND n.ip <> i.ip AND n.loc <> i.loc AND n.app <> i.app AND starts_with(lower(n.app), 'microsoft')`,
 	}, {
+		// Columns beyond the rule's own, read only for such a rule.
+		name: "ClientAppUsed and ResourceDisplayName in wheres before the join",
+		edits: []string{
+			"  | join kind=inner", "  | where ClientAppUsed !in (\"Exchange ActiveSync\", \"IMAP4\")\n  | join kind=inner",
+			"  | project-away network\n  | project\n", "  | project-away network\n  | where ResourceDisplayName != \"Windows Azure Service Management API\"\n  | project\n",
+		},
+		nWhere: `coalesce(cau, '') NOT IN ('Exchange ActiveSync', 'IMAP4')`,
+		iWhere: `coalesce(res, '') <> 'Windows Azure Service Management API'`,
+	}, {
+		name: "parse_json and member paths on DeviceDetail",
+		edits: []string{
+			"  | join kind=inner", "  | extend Browser = tostring(parse_json(DeviceDetail).browser)\n  | where Browser !startswith \"python\"\n  | join kind=inner",
+			"  | project-away network\n  | project\n", "  | project-away network\n  | where tostring(DeviceDetail.operatingSystem) != \"Linux\" and isnotempty(todynamic(DeviceDetail)[\"browser\"])\n  | project\n",
+		},
+		nWhere: `NOT starts_with(lower(coalesce(json_extract_string(dd, '$.browser'), '')), 'python')`,
+		iWhere: `coalesce(json_extract_string(dd, '$.operatingSystem'), '') <> 'Linux' AND coalesce(json_extract_string(dd, '$.browser'), '') <> ''`,
+	}, {
+		name: "leftanti and leftsemi against datatables of users",
+		edits: []string{
+			"  let InteractiveSessions =", "  let Excluded = datatable(UserPrincipalName: string) [\"admin@contoso.example\", \"svc1@contoso.example\"];\n  let InteractiveSessions =",
+			"  | join kind=inner", "  | join kind=leftanti Excluded on UserPrincipalName\n  | join kind=inner",
+			"  | project-away network\n  | project\n", "  | project-away network\n  | join kind=leftsemi (datatable(U: string) [\"alice@contoso.example\", \"admin@contoso.example\", \"Admin@contoso.example\", \"carol@contractor.example\"]) on $left.UserPrincipalName == $right.U\n  | project\n",
+		},
+		nWhere: `upn NOT IN ('admin@contoso.example', 'svc1@contoso.example')`,
+		iWhere: `upn IN ('alice@contoso.example', 'admin@contoso.example', 'Admin@contoso.example', 'carol@contractor.example')`,
+	}, {
+		// A positive test on a column interactive extracts do not carry:
+		// applied as the export is read, not again on the extracts' rows.
+		name:   "a positive test on the interactive app before the join",
+		edits:  []string{"  | project-away network\n  | project\n", "  | project-away network\n  | where AppDisplayName startswith \"microsoft\"\n  | project\n"},
+		iWhere: `starts_with(lower(app), 'microsoft')`,
+	}, {
+		name:           "UserAgent in an added column (detect only)",
+		edits:          []string{"  TimeSinceInteractive = (TimeGenerated - InteractiveTime)\n", "  TimeSinceInteractive = (TimeGenerated - InteractiveTime),\n  NIUserAgent = UserAgent\n"},
+		extraCols:      `, coalesce(n.ua, '') AS NIUserAgent`,
+		processRefuses: "UserAgent",
+	}, {
+		name:    "union of the two sign-in tables as the non-interactive side",
+		edits:   []string{"  AADNonInteractiveUserSignInLogs\n  | where TimeGenerated > ago(3h)\n", "  union isfuzzy=true AADNonInteractiveUserSignInLogs, (SigninLogs | where AppDisplayName != \"Azure Portal\")\n  | where TimeGenerated > ago(3h)\n"},
+		nUnionI: `app <> 'Azure Portal'`,
+	}, {
 		name:   "matches regex, in~ and contains on the non-interactive side",
 		edits:  []string{"  | join kind=inner", "  | where not(UserPrincipalName matches regex @\"^svc[0-9]+@\") and Location in~ (\"us\", \"fr\", \"DE\", \"gb\", \"cn\") and not(AppDisplayName contains \"OUTLOOK\")\n  | join kind=inner"},
 		nWhere: `NOT regexp_matches(upn, '^svc[0-9]+@') AND lower(loc) IN ('us', 'fr', 'de', 'gb', 'cn') AND NOT contains(lower(app), 'outlook')`,
@@ -122,10 +170,13 @@ func tunedSQL(v tunedVariant, ifile, nfile string) string {
 	src := func(f string) string {
 		return fmt.Sprintf(`SELECT UserPrincipalName AS upn, CAST(TimeGenerated AS TIMESTAMP) AS t, IPAddress AS ip, Location AS loc,
   ResultType AS rt, AuthenticationRequirement AS auth, ConditionalAccessStatus AS ca, AppDisplayName AS app,
-  CorrelationId AS corr, UniqueTokenIdentifier AS uti, Id AS id
-FROM read_json('%s', format = 'newline_delimited', columns = {TimeGenerated: 'VARCHAR', UserPrincipalName: 'VARCHAR', IPAddress: 'VARCHAR',
-  Location: 'VARCHAR', ResultType: 'VARCHAR', AuthenticationRequirement: 'VARCHAR', ConditionalAccessStatus: 'VARCHAR',
-  AppDisplayName: 'VARCHAR', CorrelationId: 'VARCHAR', UniqueTokenIdentifier: 'VARCHAR', Id: 'VARCHAR'})`, f)
+  CorrelationId AS corr, UniqueTokenIdentifier AS uti, Id AS id, ClientAppUsed AS cau, ResourceDisplayName AS res,
+  UserAgent AS ua, DeviceDetail AS dd
+FROM read_json('%s', format = 'newline_delimited', columns = {%s})`, f, tunedColumns)
+	}
+	nsrc := src(nfile)
+	if v.nUnionI != "" {
+		nsrc = fmt.Sprintf("(SELECT * FROM (%s)) UNION ALL (SELECT * FROM (%s) WHERE %s)", nsrc, src(ifile), v.nUnionI)
 	}
 	return fmt.Sprintf(`WITH i AS (SELECT * FROM (%s) WHERE %s),
 n AS (SELECT * FROM (%s) WHERE %s)
@@ -135,8 +186,15 @@ SELECT strftime(n.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS NISignInTime, strftime(i.t, 
   printf('%%02d:%%02d:%%02d', epoch(n.t - i.t)::BIGINT // 3600, epoch(n.t - i.t)::BIGINT // 60 %% 60, epoch(n.t - i.t)::BIGINT %% 60) AS TimeSinceInteractive
   %s
 FROM n JOIN i ON n.upn = i.upn
-WHERE %s`, src(ifile), iw, src(nfile), nw, v.extraCols, pair)
+WHERE %s`, src(ifile), iw, nsrc, nw, v.extraCols, pair)
 }
+
+// tunedColumns are the generated rows' columns, as DuckDB reads them: a
+// dynamic column (DeviceDetail) as its JSON text.
+const tunedColumns = `TimeGenerated: 'VARCHAR', UserPrincipalName: 'VARCHAR', IPAddress: 'VARCHAR',
+  Location: 'VARCHAR', ResultType: 'VARCHAR', AuthenticationRequirement: 'VARCHAR', ConditionalAccessStatus: 'VARCHAR',
+  AppDisplayName: 'VARCHAR', CorrelationId: 'VARCHAR', UniqueTokenIdentifier: 'VARCHAR', Id: 'VARCHAR',
+  ClientAppUsed: 'VARCHAR', ResourceDisplayName: 'VARCHAR', UserAgent: 'VARCHAR', DeviceDetail: 'VARCHAR'`
 
 // writeTunedData writes generated sign-ins that exercise every variant:
 // case variants of users, apps whose names share terms, private, safe and
@@ -155,7 +213,7 @@ func writeTunedData(t *testing.T, dir string) (ifile, nfile string) {
 	write := func(name string, n int, interactive bool) string {
 		var b strings.Builder
 		for k := range n {
-			rec := map[string]string{
+			rec := map[string]any{
 				"TimeGenerated":         base.Add(time.Duration(rng.IntN(4*3600)) * time.Second).Format(time.RFC3339),
 				"UserPrincipalName":     pick(users),
 				"IPAddress":             pick(ips),
@@ -165,6 +223,19 @@ func writeTunedData(t *testing.T, dir string) (ifile, nfile string) {
 				"CorrelationId":         fmt.Sprintf("corr-%s-%d", name, k),
 				"UniqueTokenIdentifier": fmt.Sprintf("tok-%s-%d", name, k),
 				"Id":                    fmt.Sprintf("%s-%d", name, k),
+				"ClientAppUsed":         pick([]string{"Browser", "Mobile Apps and Desktop clients", "Exchange ActiveSync", "IMAP4", ""}),
+				"ResourceDisplayName":   pick([]string{"Microsoft Graph", "Office 365 Exchange Online", "Windows Azure Service Management API"}),
+				"UserAgent":             pick([]string{"Mozilla/5.0 (Windows NT 10.0)", "python-requests/2.31", ""}),
+			}
+			// A dynamic column: an object, sometimes without the key a
+			// rule reads, sometimes absent (null).
+			switch rng.IntN(4) {
+			case 0:
+			case 1:
+				rec["DeviceDetail"] = map[string]any{"operatingSystem": pick([]string{"Windows10", "Linux"}), "isCompliant": true}
+			default:
+				rec["DeviceDetail"] = map[string]any{"operatingSystem": pick([]string{"Windows10", "Linux", "iOS"}),
+					"browser": pick([]string{"Chrome 120.0", "Python Requests 2.31", "Edge 119"}), "deviceId": ""}
 			}
 			if interactive {
 				rec["AuthenticationRequirement"] = pick(auths)
@@ -188,60 +259,12 @@ func writeTunedData(t *testing.T, dir string) (ifile, nfile string) {
 // TestTunedRulesMatchDuckDB runs each tuned rule through `detect` and
 // compares its rows with DuckDB's evaluation of the hand-written SQL.
 func TestTunedRulesMatchDuckDB(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the DuckDB evaluation needs it")
-	}
-	duck := filepath.Join("tools", "bench", "duckdb")
-	if _, err := os.Stat(filepath.Join(duck, "node_modules", "@duckdb", "node-api")); err != nil {
-		t.Fatalf("DuckDB is not installed: run npm ci in %s", duck)
-	}
-	dir := t.TempDir()
-	ifile, nfile := writeTunedData(t, dir)
-	// The same rows as exports in their containers, for process: the
-	// non-interactive ones as Parquet (so the pipeline keeps compact
-	// extracts of them), written by DuckDB; the interactive ones as JSON
-	// Lines, added only for a second run, so that they probe the stored
-	// non-interactive extracts (the path a late interactive blob takes).
-	nExports, allExports := t.TempDir(), t.TempDir()
-	nDir := filepath.Join(nExports, "am-aadnoninteractiveusersigninlogs", "y=2026", "m=11", "d=20")
-	if err := os.MkdirAll(nDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	toParquet := fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {TimeGenerated: 'VARCHAR', UserPrincipalName: 'VARCHAR', IPAddress: 'VARCHAR',
-  Location: 'VARCHAR', ResultType: 'VARCHAR', AuthenticationRequirement: 'VARCHAR', ConditionalAccessStatus: 'VARCHAR',
-  AppDisplayName: 'VARCHAR', CorrelationId: 'VARCHAR', UniqueTokenIdentifier: 'VARCHAR', Id: 'VARCHAR'})) TO '%s' (FORMAT parquet)`,
-		nfile, filepath.Join(nDir, "part-0.parquet"))
-	runDuckDB(t, duck, toParquet)
-	iDir := filepath.Join(allExports, "am-signinlogs", "y=2026", "m=11", "d=20")
-	if err := os.MkdirAll(iDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(ifile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(iDir, "PT05M.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	iExports := t.TempDir()
-	if err := os.CopyFS(iExports, os.DirFS(allExports)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.CopyFS(allExports, os.DirFS(nExports)); err != nil {
-		t.Fatal(err)
-	}
+	duck := duckDB(t)
+	d := newTunedData(t, duck)
+	ifile, nfile := d.ifile, d.nfile
 	for _, v := range tunedVariants() {
 		t.Run(v.name, func(t *testing.T) {
-			yaml := string(rule.DefaultYAML())
-			yaml = strings.Replace(yaml, `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50" // Example VPN egress IP 1`, 1)
-			yaml = strings.Replace(yaml, `  "0.0.0.0/32" // Placeholder`, `  "198.51.100.0/24" // Placeholder`, 1)
-			for k := 0; k+1 < len(v.edits); k += 2 {
-				old := strings.Replace(v.edits[k], `"0.0.0.0/32" // Placeholder`, `"198.51.100.0/24" // Placeholder`, 1)
-				if !strings.Contains(yaml, old) {
-					t.Fatalf("edit %q: not in the rule", old)
-				}
-				yaml = strings.Replace(yaml, old, v.edits[k+1], 1)
-			}
+			yaml := tunedYAML(t, v)
 			rf := filepath.Join(t.TempDir(), "rule.yaml")
 			if err := os.WriteFile(rf, []byte(yaml), 0o644); err != nil {
 				t.Fatal(err)
@@ -270,22 +293,145 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 			if testing.Short() {
 				return
 			}
+			if v.processRefuses != "" {
+				code, _, errs := runCLI(t, "process", "--storage", d.allExports, "--state", t.TempDir(), "--rule", rf)
+				if code != 2 || !strings.Contains(errs, v.processRefuses) {
+					t.Errorf("process: exit %d, want 2 naming %s: %s", code, v.processRefuses, errs)
+				}
+				return
+			}
 			// Either table first: the later one probes the stored extracts
 			// of the other.
-			for _, first := range []string{nExports, iExports} {
-				checkProcess(t, rf, []string{first, allExports}, exp)
+			for _, first := range []string{d.nExports, d.iExports} {
+				checkProcess(t, rf, []string{first, d.allExports}, exp)
 			}
+			// Blobs of both tables at once, in one run.
+			checkProcess(t, rf, []string{d.splitExports}, exp, "--workers", "4")
 		})
 	}
 }
 
+// duckDB is the folder of the DuckDB evaluation (tools/bench/duckdb); the
+// test is skipped without node.
+func duckDB(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed: the DuckDB evaluation needs it")
+	}
+	duck := filepath.Join("tools", "bench", "duckdb")
+	if _, err := os.Stat(filepath.Join(duck, "node_modules", "@duckdb", "node-api")); err != nil {
+		t.Fatalf("DuckDB is not installed: run npm ci in %s", duck)
+	}
+	return duck
+}
+
+// tunedData is the generated sign-ins as detect reads them (ifile, nfile)
+// and as exports in their containers, for process: the non-interactive
+// ones as Parquet (nparquet; so the pipeline keeps compact extracts of
+// them), written by DuckDB, the interactive ones as data-export JSON Lines.
+// nExports holds the non-interactive exports only, iExports the
+// interactive ones only, allExports both: a second run over allExports
+// adds the other table, which then probes the stored extracts.
+type tunedData struct {
+	ifile, nfile, nparquet         string
+	nExports, iExports, allExports string
+	// splitExports holds the same rows as 3 interactive JSON Lines blobs
+	// and 2 non-interactive Parquet ones, for one process run with
+	// blobs of both tables processed at once (--workers 4).
+	splitExports string
+}
+
+func newTunedData(t *testing.T, duck string) tunedData {
+	t.Helper()
+	var d tunedData
+	d.ifile, d.nfile = writeTunedData(t, t.TempDir())
+	d.nExports, d.allExports = t.TempDir(), t.TempDir()
+	nDir := filepath.Join(d.nExports, "am-aadnoninteractiveusersigninlogs", "y=2026", "m=11", "d=20")
+	if err := os.MkdirAll(nDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d.nparquet = filepath.Join(nDir, "part-0.parquet")
+	toParquet := fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {%s})) TO '%s' (FORMAT parquet)`,
+		d.nfile, tunedColumns, d.nparquet)
+	runDuckDB(t, duck, toParquet)
+	iDir := filepath.Join(d.allExports, "am-signinlogs", "y=2026", "m=11", "d=20")
+	if err := os.MkdirAll(iDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(d.ifile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(iDir, "PT05M.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.iExports = t.TempDir()
+	if err := os.CopyFS(d.iExports, os.DirFS(d.allExports)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(d.allExports, os.DirFS(d.nExports)); err != nil {
+		t.Fatal(err)
+	}
+	d.splitExports = t.TempDir()
+	split := func(file string, parts int) [][]byte {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([][]byte, parts)
+		for k, line := range strings.SplitAfter(string(data), "\n") {
+			out[k%parts] = append(out[k%parts], line...)
+		}
+		return out
+	}
+	for k, part := range split(d.ifile, 3) {
+		dir := filepath.Join(d.splitExports, "am-signinlogs", "y=2026", "m=11", "d=20", fmt.Sprintf("m=%02d", k*5))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "PT05M.json"), part, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, part := range split(d.nfile, 2) {
+		src := filepath.Join(t.TempDir(), "n.jsonl")
+		if err := os.WriteFile(src, part, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(d.splitExports, "am-aadnoninteractiveusersigninlogs", "y=2026", "m=11", "d=20")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		runDuckDB(t, duck, fmt.Sprintf(`COPY (SELECT CAST(TimeGenerated AS TIMESTAMPTZ) AS TimeGenerated, * EXCLUDE (TimeGenerated) FROM read_json('%s', format = 'newline_delimited', columns = {%s})) TO '%s' (FORMAT parquet)`,
+			src, tunedColumns, filepath.Join(dir, fmt.Sprintf("part-%d.parquet", k))))
+	}
+	return d
+}
+
+// tunedYAML is the bundled rule with this test's safe lists and the
+// variant's edits.
+func tunedYAML(t *testing.T, v tunedVariant) string {
+	t.Helper()
+	yaml := string(rule.DefaultYAML())
+	yaml = strings.Replace(yaml, `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50" // Example VPN egress IP 1`, 1)
+	yaml = strings.Replace(yaml, `  "0.0.0.0/32" // Placeholder`, `  "198.51.100.0/24" // Placeholder`, 1)
+	for k := 0; k+1 < len(v.edits); k += 2 {
+		old := strings.Replace(v.edits[k], `"0.0.0.0/32" // Placeholder`, `"198.51.100.0/24" // Placeholder`, 1)
+		if !strings.Contains(yaml, old) {
+			t.Fatalf("edit %q: not in the rule", old)
+		}
+		yaml = strings.Replace(yaml, old, v.edits[k+1], 1)
+	}
+	return yaml
+}
+
 // checkProcess runs process over each exports folder in turn, on one state,
 // and compares the alerts' evidence rows with exp (DuckDB's rows).
-func checkProcess(t *testing.T, rf string, runs []string, exp []string) {
+func checkProcess(t *testing.T, rf string, runs []string, exp []string, flags ...string) {
 	t.Helper()
 	state := t.TempDir()
 	for _, exports := range runs {
-		if code, _, errs := runCLI(t, "process", "--storage", exports, "--state", state, "--rule", rf); code != 0 {
+		if code, _, errs := runCLI(t, append([]string{"process", "--storage", exports, "--state", state, "--rule", rf}, flags...)...); code != 0 {
 			t.Fatalf("process: exit %d: %s", code, errs)
 		}
 	}

@@ -28,11 +28,14 @@ var ruleRefusals = []struct {
 	{"no time window", "  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n", "", "join", "  | join kind=inner", false},
 	{"unknown operator (syntax)", "  | order by UserPrincipalName asc, InteractiveTime asc", "  | orderby UserPrincipalName asc", "orderby", "orderby", true},
 	{"descending order", "  | order by UserPrincipalName asc, InteractiveTime asc", "  | order by UserPrincipalName, InteractiveTime asc", "order by", "  | order by", false},
-	{"union", "  AADNonInteractiveUserSignInLogs\n", "  union AADNonInteractiveUserSignInLogs, SigninLogs\n", "union", "  union AADNon", false},
+	{"union of three tables", "  AADNonInteractiveUserSignInLogs\n", "  union AADNonInteractiveUserSignInLogs, SigninLogs, AADServicePrincipalSignInLogs\n", "union", "  union AADNon", false},
+	{"union withsource=", "  AADNonInteractiveUserSignInLogs\n", "  union withsource=SourceTable AADNonInteractiveUserSignInLogs, SigninLogs\n", "union", "  union withsource", false},
 	{"join kind=leftanti", "join kind=inner InteractiveSessions", "join kind=leftanti InteractiveSessions", "join", "  | join kind=leftanti", false},
 	{"mv-expand", "  | order by UserPrincipalName asc", "  | mv-expand AppDisplayName\n  | order by UserPrincipalName asc", "mv-expand", "mv-expand", false},
-	{"todynamic", "  | where ResultType == 0\n  | where not", "  | where ResultType == 0\n  | extend D = todynamic(AppDisplayName)\n  | where not", "extend", "todynamic", false},
-	{"a column not read", "  | where ResultType == 0\n  | where not", "  | where ResultType == 0\n  | where ClientAppUsed != \"Browser\"\n  | where not", "where", "ClientAppUsed", false},
+	{"member access on a string column", "  | where ResultType == 0\n  | where not", "  | where ResultType == 0\n  | extend D = AppDisplayName.name\n  | where not", "extend", "AppDisplayName.name", false},
+	{"a column not read", "  | where ResultType == 0\n  | where not", "  | where ResultType == 0\n  | where RiskState != \"none\"\n  | where not", "where", "RiskState", false},
+	{"join kind=leftanti on a query", "  | join kind=inner", "  | join kind=leftanti (SigninLogs | where ResultType != 0) on UserPrincipalName\n  | join kind=inner", "join", "join kind=leftanti", false},
+	{"summarize after the join", "  | order by UserPrincipalName asc, InteractiveTime asc", "  | summarize Pairs = count() by UserPrincipalName, NIIPAddress", "summarize", "summarize", false},
 }
 
 // bodyMarker stands for the query's final statement in ruleRefusals.

@@ -66,6 +66,18 @@ func (f Filter) NonInteractive(r *signin.Record) bool {
 	return Success(r.ResultType) && f.inPeriod(r) && !f.Safe.Contains(r.IPAddress)
 }
 
+// Columns returns the columns beyond the engine's own that the plan reads
+// of table t's rows (signin.Options.Extra): none for the bundled rule.
+func (f Filter) Columns(t signin.Table) []string {
+	if f.Plan == nil {
+		return nil
+	}
+	if t == signin.Interactive {
+		return f.Plan.Columns(kql.SideI)
+	}
+	return f.Plan.Columns(kql.SideN)
+}
+
 func (f Filter) inPeriod(r *signin.Record) bool {
 	return (f.After.IsZero() || r.TimeGenerated.After(f.After)) &&
 		(f.Until.IsZero() || !r.TimeGenerated.After(f.Until))
@@ -165,6 +177,18 @@ type Index struct {
 	extraNames     *[]string // the plan's extra column names, shared by its rows
 	// loose skips the plan's non-interactive and pair predicates (Loose).
 	loose bool
+	// filtered: the records given to Add and Probe already pass the
+	// plan's row predicates (RowsFiltered).
+	filtered bool
+}
+
+// RowsFiltered tells x that the records given to Add and Probe already
+// pass the plan's row predicates, so it does not evaluate them again: the
+// event pipeline's extracts hold only such rows, and lack the columns
+// beyond the engine's own that those predicates may read. It returns x.
+func (x *Index) RowsFiltered() *Index {
+	x.filtered = true
+	return x
 }
 
 // Loose returns a view of x (sharing its candidates and dedup) whose Probe
@@ -205,7 +229,7 @@ func (x *Index) Fork() *Index {
 		x.shared = true
 	}
 	return &Index{byUser: x.byUser, n: x.n, sorted: true, fast: x.fast, seen: x.seen, probed: make(map[signin.Key]struct{}), shared: true,
-		plan: x.plan, minGap: x.minGap, maxGap: x.maxGap}
+		plan: x.plan, minGap: x.minGap, maxGap: x.maxGap, filtered: x.filtered}
 }
 
 // NewIndex returns an empty index.
@@ -221,7 +245,7 @@ func (x *Index) Add(r signin.Record) {
 	if x.shared {
 		panic("detect: Add to an index shared by Fork")
 	}
-	if x.plan != nil && !iRow(x.plan, r) {
+	if x.plan != nil && !x.filtered && !iRow(x.plan, r) {
 		return
 	}
 	if k, ok := r.Key(); ok {
@@ -302,7 +326,7 @@ func (x *Index) Probe(dst []Result, n *signin.Record) []Result {
 	if len(rs) == 0 {
 		return dst
 	}
-	if x.plan != nil && !x.loose && !nRow(x.plan, *n) {
+	if x.plan != nil && !x.loose && !x.filtered && !nRow(x.plan, *n) {
 		return dst
 	}
 	x.sort()

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,12 +45,19 @@ type relCol struct {
 // rel is a tabular expression compiled so far: its columns as expressions
 // over the base columns, and the conjuncts its rows satisfy.
 type rel struct {
-	side   Side // the table of a one-table rel; 0 once joined
-	cols   []relCol
-	preds  []*Node
-	joined bool
-	kind   string
-	joinAt Pos
+	side  Side // the table of a one-table rel (its role: see compiler.role); 0 once joined
+	table Side // the table a one-table rel reads (side, unless read in another role)
+	// union: the non-interactive side is the union of both sign-in tables;
+	// onlyI and onlyN are the predicates of its SigninLogs and its
+	// AADNonInteractiveUserSignInLogs branch, which apply to that table's
+	// rows only.
+	union        bool
+	onlyI, onlyN []*Node
+	cols         []relCol
+	preds        []*Node
+	joined       bool
+	kind         string
+	joinAt       Pos
 	// order are the last order by's keys and directions.
 	order     []*Node
 	orderDesc []bool
@@ -66,6 +74,9 @@ func (r *rel) find(name string) int {
 }
 
 type compiler struct {
+	// role, when not 0, is the side a table is read as: a union's
+	// SigninLogs branch is read as the non-interactive side.
+	role    Side
 	scalars map[string]Value
 	tables  map[string]*constTable
 	pipes   map[string]*Pipe
@@ -109,6 +120,12 @@ func (c *compiler) let(l *Let) error {
 			}
 			c.tables[l.Name] = ct
 			return nil
+		}
+		// Compiled here as well as where it is used, so that a let the
+		// query never uses is still one this engine can run (a watchlist
+		// let is refused even when unused).
+		if _, err := c.pipe(t.Pipe); err != nil {
+			return err
 		}
 		c.pipes[l.Name] = t.Pipe
 		return nil
@@ -159,12 +176,21 @@ func (c *compiler) pipe(p *Pipe) (*rel, error) {
 	switch s := p.Source.(type) {
 	case *Ident:
 		if side, ok := tableSides[s.Name]; ok {
-			r = &rel{side: side}
+			role := side
+			if c.role != 0 {
+				role = c.role
+			}
+			r = &rel{side: role, table: side}
 			for _, col := range baseColumns {
 				if side == SideN && (col == signin.ColAuthenticationRequirement || col == signin.ColConditionalAccessStatus) {
 					continue // read from SigninLogs only
 				}
-				r.cols = append(r.cols, relCol{col, colNode(side, col)})
+				r.cols = append(r.cols, relCol{col, colNode(role, col)})
+			}
+			for _, col := range signin.ExtraColumns() {
+				if _, ok := extraColumns[col]; ok {
+					r.cols = append(r.cols, relCol{col, colNode(role, col)})
+				}
 			}
 		} else if sub, ok := c.pipes[s.Name]; ok {
 			var err error
@@ -181,8 +207,24 @@ func (c *compiler) pipe(p *Pipe) (*rel, error) {
 		if r, err = c.pipe(s); err != nil {
 			return nil, err
 		}
+	case *Call:
+		if s.Name != "materialize" || len(s.Args) != 1 {
+			return nil, refuse(s.P, s.Name, "%s(...) as a tabular source is not supported (a watchlist or function is not read by this engine)", s.Name)
+		}
+		tx, ok := s.Args[0].(*TabularExpr)
+		if !ok {
+			return nil, refuse(s.P, s.Name, "materialize() of a value that is not a table")
+		}
+		// materialize(T) caches T for the query's run: the same rows.
+		var err error
+		if r, err = c.pipe(tx.Pipe); err != nil {
+			return nil, err
+		}
 	case *Union:
-		return nil, refuse(s.P, "union", "union is not supported by this engine: write the two tables as the two sides of the join")
+		var err error
+		if r, err = c.union(s); err != nil {
+			return nil, err
+		}
 	case *Datatable:
 		return nil, refuse(s.P, "datatable", "a datatable is not a sign-in table: the rule's rows must come from SigninLogs and AADNonInteractiveUserSignInLogs")
 	default:
@@ -213,6 +255,9 @@ func (c *compiler) op(r *rel, op *Op) error {
 			cols = slices.Clone(r.cols)
 		}
 		for _, a := range op.Cols {
+			if a.Names != nil {
+				return refuse(a.P, op.Name, "(%s) = ...: a function returning several columns is not supported", strings.Join(a.Names, ", "))
+			}
 			name := a.Name
 			if name == "" {
 				id, ok := a.X.(*Ident)
@@ -276,7 +321,7 @@ func (c *compiler) op(r *rel, op *Op) error {
 			r.order = append(r.order, n)
 		}
 	case "summarize":
-		return refuse(op.P, "summarize", "summarize is not supported by this engine: a rule's result rows are the join's pairs")
+		return refuse(op.P, "summarize", "summarize is not supported by this engine: a rule's result rows are the join's pairs, each kept as an alert's evidence (group them into alerts with eventGroupingSettings, not with summarize)")
 	default:
 		return refuse(op.P, op.Name, "the %s operator is not supported by this engine", op.Name)
 	}
@@ -393,15 +438,70 @@ func identName(e Expr) string {
 	return ""
 }
 
+// union compiles `union [isfuzzy=B] [kind=outer] T1, T2` of the two
+// sign-in tables (each a table, or a query over one) as the join's
+// non-interactive side: SigninLogs rows are read as that side too, each
+// branch's predicates applying to its own table's rows. Its columns are
+// those both branches have alike (a column one table lacks, as
+// AuthenticationRequirement is not read from the non-interactive table,
+// is refused when named after the union).
+func (c *compiler) union(u *Union) (*rel, error) {
+	for _, prm := range u.Params {
+		switch {
+		case prm.Name == "isfuzzy": // both tables exist: the same rows either way
+		case prm.Name == "kind" && prm.Value == "outer":
+		default:
+			return nil, refuse(prm.P, "union", "union parameter %s is not supported", prm.Name)
+		}
+	}
+	if c.role != 0 {
+		return nil, refuse(u.P, "union", "union inside a union is not supported")
+	}
+	if len(u.Tables) != 2 {
+		return nil, refuse(u.P, "union", "union of %d tables: this engine runs the union of SigninLogs and AADNonInteractiveUserSignInLogs", len(u.Tables))
+	}
+	var bi, bn *rel
+	for _, t := range u.Tables {
+		c.role = SideN
+		br, err := c.pipe(t)
+		c.role = 0
+		if err != nil {
+			return nil, err
+		}
+		if br.joined || br.union || br.order != nil {
+			return nil, refuse(t.P, "union", "a union branch must be one sign-in table with row operators (no join, union or order)")
+		}
+		switch {
+		case br.table == SideI && bi == nil:
+			bi = br
+		case br.table == SideN && bn == nil:
+			bn = br
+		default:
+			return nil, refuse(t.P, "union", "this engine runs the union of SigninLogs and AADNonInteractiveUserSignInLogs, one branch each")
+		}
+	}
+	r := &rel{side: SideN, union: true, onlyI: bi.preds, onlyN: bn.preds}
+	for _, cl := range bn.cols {
+		if k := bi.find(cl.name); k >= 0 && bi.cols[k].node.Key == cl.node.Key {
+			r.cols = append(r.cols, cl)
+		}
+	}
+	return r, nil
+}
+
 // join compiles `join kind=K Right on Key`.
 func (c *compiler) join(r *rel, op *Op) error {
+	switch op.Kind {
+	case "leftanti", "anti", "leftantisemi", "leftsemi":
+		return c.joinFilter(r, op)
+	}
 	if r.joined {
 		return refuse(op.P, "join", "a second join is not supported")
 	}
 	switch op.Kind {
 	case "inner", "leftouter":
 	case "", "innerunique":
-		return refuse(op.P, "join", "kind=innerunique (KQL's default) keeps one arbitrary left row per key, so its result is not determined by the query: write kind=inner")
+		return refuse(op.P, "join", "kind=innerunique (KQL's default) first dedups the left side by key, keeping one arbitrary row per key, so which pairs it gives is not determined by the query: write kind=inner (every pair)")
 	default:
 		return refuse(op.P, "join", "kind=%s is not supported (inner, or leftouter with the time window in the where after the join)", op.Kind)
 	}
@@ -465,9 +565,87 @@ func (c *compiler) join(r *rel, op *Op) error {
 	}
 	r.cols = cols
 	r.preds = append(r.preds, right.preds...)
+	if right.union {
+		r.union, r.onlyI, r.onlyN = true, right.onlyI, right.onlyN
+	}
 	r.side = 0
 	r.joined, r.kind, r.joinAt = true, op.Kind, op.P
 	r.order = nil
+	return nil
+}
+
+// joinFilter compiles `join kind=leftanti|leftsemi T on Key` with a
+// constant table T (a datatable, or a let of one): the left rows whose key
+// is (leftsemi) or is not (leftanti) among T's keys, with the left's
+// columns only. That is exactly Key in / !in (T's key column), as a join
+// compares string keys: exactly, case-sensitive, "" equal to "". A right
+// side read from a sign-in table is refused: the plan filters rows by
+// their own columns and constants.
+func (c *compiler) joinFilter(r *rel, op *Op) error {
+	kind := op.Kind
+	anti := kind != "leftsemi"
+	var ct *constTable
+	if len(op.Right.Ops) == 0 {
+		switch s := op.Right.Source.(type) {
+		case *Ident:
+			ct = c.tables[s.Name]
+		case *Datatable:
+			var err error
+			if ct, err = c.datatable(s); err != nil {
+				return err
+			}
+		}
+	}
+	if ct == nil {
+		return refuse(op.P, "join", "kind=%s is supported only against a constant table (a datatable, or a let of one): its right side here is a query over a table, whose rows this engine does not hold", kind)
+	}
+	if len(op.On) != 1 {
+		return refuse(op.P, "join", "join on %d keys: kind=%s is supported on one key", len(op.On), kind)
+	}
+	var lname, rname string
+	switch on := op.On[0].(type) {
+	case *Ident:
+		lname, rname = on.Name, on.Name
+	case *Binary:
+		l, lok := on.L.(*Member)
+		rr, rok := on.R.(*Member)
+		if on.Op != "==" || !lok || !rok || identName(l.X) != "$left" || identName(rr.X) != "$right" {
+			return refuse(on.P, "join", "expected on Key or on $left.Key == $right.Key")
+		}
+		lname, rname = l.Name, rr.Name
+	default:
+		return refuse(op.On[0].At(), "join", "expected on Key or on $left.Key == $right.Key")
+	}
+	k := r.find(lname)
+	if k < 0 {
+		return refuse(op.On[0].At(), "join", "key %s is not a column of the left side", lname)
+	}
+	x := r.cols[k].node
+	if x.Type != KString {
+		return refuse(op.On[0].At(), "join", "key %s is not a string: kind=%s is supported on a string key", lname, kind)
+	}
+	vals, ok := ct.column(rname)
+	if !ok {
+		return refuse(op.On[0].At(), "join", "the right side has no column %s", rname)
+	}
+	set := make(map[string]struct{}, len(vals))
+	for _, v := range vals {
+		if v.Kind != KString {
+			return refuse(op.On[0].At(), "join", "the right side's key %s holds %s, not a string", rname, v)
+		}
+		set[v.S] = struct{}{}
+	}
+	name := "in"
+	if anti {
+		name = "!in"
+	}
+	lst := Value{Kind: KDynamic, List: vals}
+	n := &Node{Key: fmt.Sprintf("(%s %s %s)", x.Key, name, lst), Sides: x.Sides, Type: KBool, op: name, args: []*Node{x}, lit: lst}
+	n.Eval = func(row *Row) Value {
+		_, ok := set[x.Eval(row).Text()]
+		return Bool(ok != anti)
+	}
+	r.preds = append(r.preds, n)
 	return nil
 }
 
@@ -490,7 +668,7 @@ func (c *compiler) expr(e Expr, r *rel, op string) (*Node, error) {
 			return nil, refuse(e.P, op, "%s is a table, not a value", e.Name)
 		}
 		if r != nil && r.side != 0 || r != nil && r.joined {
-			return nil, refuse(e.P, op, "column %s: no such column here, or a column this engine does not read (it reads %s)", e.Name, strings.Join(baseColumns, ", "))
+			return nil, refuse(e.P, op, "column %s: no such column here, or a column this engine does not read (it reads %s)", e.Name, strings.Join(readColumns(), ", "))
 		}
 		return nil, refuse(e.P, op, "unknown name %s", e.Name)
 	case *Unary:
@@ -531,13 +709,64 @@ func (c *compiler) expr(e Expr, r *rel, op string) (*Node, error) {
 	case *Call:
 		return c.call(e, r, op)
 	case *Member:
-		return nil, refuse(e.P, op, "member access %s: no dynamic column is read by this engine", describe(e))
+		return c.member(e, r, op)
 	case *TabularExpr:
 		return nil, refuse(e.At(), op, "a table where a value is expected")
 	case *NamedArg:
 		return nil, refuse(e.P, op, "unexpected named argument %s", e.Name)
 	}
 	return nil, refuse(e.At(), op, "unsupported expression %s", describe(e))
+}
+
+// readColumns are the columns of the sign-in tables a rule may name.
+func readColumns() []string {
+	out := slices.Clone(baseColumns)
+	for _, c := range signin.ExtraColumns() {
+		if _, ok := extraColumns[c]; ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// member compiles X.name, X["name"] and X[i] on a dynamic value (a
+// dynamic column, parse_json(...), a dynamic literal, or another member):
+// null when X is not an object (an array) or has no such key (index).
+func (c *compiler) member(e *Member, r *rel, op string) (*Node, error) {
+	x, err := c.expr(e.X, r, op)
+	if err != nil {
+		return nil, err
+	}
+	if x.Type != KDynamic && x.Type != KNull {
+		return nil, refuse(e.P, op, "member access %s on %s, which is not dynamic (use parse_json() on a string)", describe(e), x.Key)
+	}
+	n := &Node{Sides: x.Sides, Type: KNull, op: "member", args: []*Node{x}}
+	if e.Index == nil {
+		name := e.Name
+		n.Key = x.Key + "[" + strconv.Quote(name) + "]"
+		n.Eval = func(row *Row) Value { return member(x.Eval(row), name) }
+		return fold(n), nil
+	}
+	i, err := c.expr(e.Index, nil, op)
+	if err != nil {
+		return nil, err
+	}
+	if !i.isLit() || i.lit.Kind != KLong {
+		return nil, refuse(e.P, op, "%s: the index must be a constant integer", describe(e))
+	}
+	k := i.lit.I
+	n.Key = x.Key + "[" + strconv.FormatInt(k, 10) + "]"
+	n.Eval = func(row *Row) Value { return index(x.Eval(row), k) }
+	return fold(n), nil
+}
+
+// knownFunctions are the scalar functions call compiles (and refuses by
+// name, todynamic and parse_json, with its reason); any other is refused
+// before its arguments are looked at.
+var knownFunctions = map[string]bool{
+	"not": true, "isempty": true, "isnotempty": true, "isnull": true, "isnotnull": true, "tostring": true,
+	"tolower": true, "toupper": true, "strcat": true, "strlen": true, "iff": true, "iif": true, "case": true,
+	"ipv4_is_in_range": true, "ipv4_is_in_any_range": true, "ipv4_is_private": true, "todynamic": true, "parse_json": true,
 }
 
 // fold evaluates a node of constants once.
@@ -858,6 +1087,9 @@ func (c *compiler) call(e *Call, r *rel, op string) (*Node, error) {
 		return &Node{Key: "ago(" + d.Key + ")", Type: KDatetime, op: "ago", lit: d.lit,
 			Eval: func(*Row) Value { panic("kql: ago() evaluated") }}, nil
 	}
+	if !knownFunctions[e.Name] {
+		return nil, refuse(e.P, op, "the function %s() is not supported by this engine", e.Name)
+	}
 	var args []*Node
 	for _, a := range e.Args {
 		n, err := c.expr(a, r, op)
@@ -1015,7 +1247,11 @@ func (c *compiler) call(e *Call, r *rel, op string) (*Node, error) {
 			return Bool(a.IsPrivate())
 		}
 	case "todynamic", "parse_json":
-		return nil, refuse(e.P, op, "%s(): no dynamic column is read by this engine", e.Name)
+		if err := want(1); err != nil {
+			return nil, err
+		}
+		n.Type = KDynamic
+		n.Eval = func(row *Row) Value { return parseJSON(args[0].Eval(row)) }
 	default:
 		return nil, refuse(e.P, op, "the function %s() is not supported by this engine", e.Name)
 	}

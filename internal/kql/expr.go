@@ -93,6 +93,58 @@ func getter(col string) func(*signin.Record) string {
 	return nil
 }
 
+// extraColumns are the other columns of the sign-in tables a rule may
+// read, with their KQL types: signin.Record.Extra, which the readers fill
+// only with the columns a plan names (Plan.Columns), so the bundled rule
+// decodes nothing more. A dynamic column is its exported JSON text, read
+// as JSON (member access, tostring). Not IsThroughGlobalSecureAccess: a
+// Parquet export holds it as a boolean, which the readers leave unread
+// (the precision modes fail open on it), so a rule testing it would not
+// be exact.
+var extraColumns = map[string]Kind{
+	signin.ColSessionId: KString, signin.ColAutonomousSystemNumber: KLong, signin.ColNetworkLocationDetails: KDynamic,
+	signin.ColAppId: KString, signin.ColLocationDetails: KDynamic,
+	signin.ColDeviceDetail: KDynamic, signin.ColTokenProtectionStatusDetails: KDynamic,
+	signin.ColClientAppUsed: KString, signin.ColResourceDisplayName: KString, signin.ColUserAgent: KString,
+}
+
+// extraGetter reads column col of Record.Extra ("" when the record has none).
+func extraGetter(col string) func(*signin.Record) string {
+	field := func(e *signin.Extra) string {
+		switch col {
+		case signin.ColSessionId:
+			return e.SessionId
+		case signin.ColAutonomousSystemNumber:
+			return e.AutonomousSystemNumber
+		case signin.ColNetworkLocationDetails:
+			return e.NetworkLocationDetails
+		case signin.ColIsThroughGlobalSecureAccess:
+			return e.IsThroughGlobalSecureAccess
+		case signin.ColAppId:
+			return e.AppId
+		case signin.ColLocationDetails:
+			return e.LocationDetails
+		case signin.ColDeviceDetail:
+			return e.DeviceDetail
+		case signin.ColTokenProtectionStatusDetails:
+			return e.TokenProtectionStatusDetails
+		case signin.ColClientAppUsed:
+			return e.ClientAppUsed
+		case signin.ColResourceDisplayName:
+			return e.ResourceDisplayName
+		case signin.ColUserAgent:
+			return e.UserAgent
+		}
+		panic("kql: unknown extra column " + col)
+	}
+	return func(r *signin.Record) string {
+		if r.Extra == nil {
+			return ""
+		}
+		return field(r.Extra)
+	}
+}
+
 func colNode(side Side, col string) *Node {
 	pick := func(r *Row) *signin.Record { return r.I }
 	if side == SideN {
@@ -102,6 +154,28 @@ func colNode(side Side, col string) *Node {
 	if col == signin.ColTimeGenerated {
 		n.Type = KDatetime
 		n.Eval = func(r *Row) Value { return Value{Kind: KDatetime, T: pick(r).TimeGenerated} }
+		return n
+	}
+	if typ, ok := extraColumns[col]; ok {
+		get := extraGetter(col)
+		n.Type = typ
+		switch typ {
+		case KLong: // "" (absent, null) is null
+			n.Eval = func(r *Row) Value {
+				i, err := strconv.ParseInt(get(pick(r)), 10, 64)
+				if err != nil {
+					return null
+				}
+				return Value{Kind: KLong, I: i}
+			}
+		case KDynamic:
+			n.Eval = func(r *Row) Value {
+				v, _ := jsonValue([]byte(get(pick(r))))
+				return v
+			}
+		default:
+			n.Eval = func(r *Row) Value { return Str(get(pick(r))) }
+		}
 		return n
 	}
 	get := getter(col)

@@ -101,3 +101,60 @@ AADNonInteractiveUserSignInLogs | where not(ipv4_is_in_any_range(IPAddress, N)) 
 }
 
 func recordWithIP(ip string) *signin.Record { return &signin.Record{IPAddress: ip} }
+
+// Dynamic values: a dynamic column's JSON text, parse_json, member paths
+// and indexes, as KQL reads them; the typed columns beyond the engine's
+// own (a long, a bool) compare as their types.
+func TestDynamicPaths(t *testing.T) {
+	const dev = `{"browser":"Chrome 120","os":{"name":"Windows"},"list":[1,"a",{"k":true}],"deviceId":""}`
+	full := &signin.Record{Extra: &signin.Extra{DeviceDetail: dev, ClientAppUsed: "Browser", AutonomousSystemNumber: "8075"}}
+	bare := &signin.Record{}
+	notJSON := &signin.Record{Extra: &signin.Extra{DeviceDetail: "not json {", ClientAppUsed: `{"a":1}`}}
+	for _, tt := range []struct {
+		pred             string
+		full, bare, notJ bool // kept by where
+	}{
+		{`tostring(DeviceDetail.browser) == "Chrome 120"`, true, false, false},
+		{`DeviceDetail["browser"] == "Chrome 120"`, true, false, false},
+		{`tostring(parse_json(DeviceDetail).os.name) == "Windows"`, true, false, false},
+		{`tostring(todynamic(DeviceDetail)["os"]) == '{"name":"Windows"}'`, true, false, false},
+		{`DeviceDetail.list[1] == "a"`, true, false, false},
+		{`DeviceDetail.list.[0] == 1`, true, false, false},
+		{`DeviceDetail.list[-1].k == true`, true, false, false},
+		{`isnull(DeviceDetail.list[3])`, true, true, true},
+		{`isnull(DeviceDetail.missing)`, true, true, true},
+		{`isempty(DeviceDetail.deviceId)`, true, true, true},
+		{`isempty(tostring(DeviceDetail.browser))`, false, true, true},
+		// parse_json of a string that is not JSON is the string; of JSON, the value.
+		{`tostring(parse_json(ClientAppUsed)) == "Browser"`, true, false, false},
+		{`parse_json(ClientAppUsed).a == 1`, false, false, true},
+		{`isnull(parse_json(ClientAppUsed))`, false, true, false},
+		{`AutonomousSystemNumber > 1000`, true, false, false},
+		{`AutonomousSystemNumber == 8075`, true, false, false},
+		{`ClientAppUsed != "Exchange ActiveSync"`, true, true, true},
+	} {
+		q := "AADNonInteractiveUserSignInLogs | where " + tt.pred + ` | join kind=inner (SigninLogs) on UserPrincipalName
+| where (TimeGenerated - TimeGenerated1) between (0s .. 1h)
+| project NISignInTime = TimeGenerated, InteractiveTime = TimeGenerated1, UserPrincipalName, AppDisplayName, NIIPAddress = IPAddress,
+  NICountry = Location, InteractiveIP = IPAddress1, InteractiveCountry = Location1, CorrelationId, UniqueTokenIdentifier,
+  TimeSinceInteractive = TimeGenerated - TimeGenerated1`
+		p, err := Compile(q)
+		if err != nil {
+			t.Errorf("%s: %v", tt.pred, err)
+			continue
+		}
+		if len(p.NExtra) != 1 {
+			t.Errorf("%s: NExtra = %d", tt.pred, len(p.NExtra))
+			continue
+		}
+		for _, c := range []struct {
+			name string
+			r    *signin.Record
+			want bool
+		}{{"full", full, tt.full}, {"bare", bare, tt.bare}, {"not JSON", notJSON, tt.notJ}} {
+			if got := p.NExtra[0].Eval(&Row{N: c.r}).True(); got != c.want {
+				t.Errorf("%s on the %s record: kept %v, want %v", tt.pred, c.name, got, c.want)
+			}
+		}
+	}
+}

@@ -10,7 +10,8 @@
 // progress), and what matters here is not a complete syntax tree but exact
 // semantics for a small subset and a refusal for everything outside it.
 // Microsoft's own parser (npm @kusto/language-service-next) is the reference
-// the tests hold this one to (kql_ms_test.go).
+// the tests hold this one to (kqlcheck_test.go and rulelint_test.go at the
+// module root).
 package kql
 
 import (

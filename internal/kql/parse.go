@@ -87,7 +87,7 @@ func (e *TabularExpr) At() Pos { return e.Pipe.P }
 type Pipe struct {
 	P Pos
 	// Source is one of: *Ident (a table or a tabular let), *Datatable,
-	// *Union, *Pipe (parenthesised).
+	// *Union, *Pipe (parenthesised), *Call (a function: materialize(T)).
 	Source any
 	Ops    []*Op
 }
@@ -100,10 +100,20 @@ type Datatable struct {
 	Vals  []Expr
 }
 
-// Union is union T1, T2, ...
+// Union is union [Param = Value ...] T1, T2, ...
 type Union struct {
-	P      Pos
+	P Pos
+	// Params are union's parameters (kind, isfuzzy, withsource), by name,
+	// as written; the compiler decides which it runs.
+	Params []Param
 	Tables []*Pipe
+}
+
+// Param is a name = value parameter of an operator (union's isfuzzy=true).
+type Param struct {
+	P     Pos
+	Name  string
+	Value string
 }
 
 // Op is one tabular operator after a |.
@@ -127,11 +137,13 @@ type Op struct {
 	Call *Call
 }
 
-// Assign is Name = X, or X alone.
+// Assign is Name = X, or X alone, or (Name1, Name2, ...) = X (Names: a
+// function returning several columns, as series_decompose_anomalies).
 type Assign struct {
-	P    Pos
-	Name string
-	X    Expr
+	P     Pos
+	Name  string
+	Names []string
+	X     Expr
 }
 
 // Let is let Name = value;.
@@ -280,7 +292,23 @@ func (p *parser) looksLikeLambda() bool {
 
 // value parses a let's value or a statement: a pipeline, or a scalar.
 func (p *parser) value() (Expr, error) {
-	if p.isWord("datatable") || p.isWord("union") || p.isOp("(") && p.parenIsTabular() {
+	e, err := p.operand()
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := e.(*Call); ok && c.Name == "materialize" {
+		// materialize(T) is T, cached: a tabular let.
+		return &TabularExpr{&Pipe{P: c.P, Source: c}}, nil
+	}
+	return e, nil
+}
+
+// operand parses a value that may be a tabular expression: a let's value,
+// a function's argument (materialize(T | ...), toscalar(T | ...)), an
+// element of in (...). A table name or a function call followed by '|',
+// union, datatable, or a parenthesis holding a '|' is tabular.
+func (p *parser) operand() (Expr, error) {
+	if p.isWord("union") || p.isWord("datatable") && p.peekAt(1).kind == tOp && p.peekAt(1).text == "(" || p.isOp("(") && p.parenIsTabular() {
 		pipe, err := p.pipe()
 		if err != nil {
 			return nil, err
@@ -291,21 +319,22 @@ func (p *parser) value() (Expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.isOp("|") {
-		if c, ok := e.(*Call); ok {
-			return nil, p.unsupported(p.toks[p.pos-1], c.Name, "%s(...) as a tabular source is not supported (a watchlist or function is not read by this engine)", c.Name)
-		}
-		id, ok := e.(*Ident)
-		if !ok {
-			return nil, p.syntax(p.peek(), "'|' after a value that is not a table")
-		}
-		pipe := &Pipe{P: id.P, Source: id}
-		if err := p.ops(pipe); err != nil {
-			return nil, err
-		}
-		return &TabularExpr{pipe}, nil
+	if !p.isOp("|") {
+		return e, nil
 	}
-	return e, nil
+	var pipe *Pipe
+	switch s := e.(type) {
+	case *Ident:
+		pipe = &Pipe{P: s.P, Source: s}
+	case *Call:
+		pipe = &Pipe{P: s.P, Source: s}
+	default:
+		return nil, p.syntax(p.peek(), "'|' after a value that is not a table")
+	}
+	if err := p.ops(pipe); err != nil {
+		return nil, err
+	}
+	return &TabularExpr{pipe}, nil
 }
 
 // parenIsTabular tells whether a parenthesis opens a pipeline (it holds a
@@ -354,7 +383,12 @@ func (p *parser) pipe() (*Pipe, error) {
 		u := &Union{P: t.pos}
 		for p.peek().kind == tIdent && p.peekAt(1).kind == tOp && p.peekAt(1).text == "=" {
 			opt := p.next()
-			return nil, p.unsupported(opt, "union", "union parameter %s is not supported", opt.text)
+			p.next()
+			v := p.next()
+			if v.kind != tIdent {
+				return nil, p.syntax(v, "expected a value for union's %s, found %s", opt.text, v)
+			}
+			u.Params = append(u.Params, Param{P: opt.pos, Name: opt.text, Value: v.text})
 		}
 		for {
 			var sub *Pipe
@@ -394,7 +428,14 @@ func (p *parser) pipe() (*Pipe, error) {
 	case t.kind == tIdent:
 		p.next()
 		if p.isOp("(") {
-			return nil, p.unsupported(t, t.text, "%s(...) as a tabular source is not supported (a watchlist or function is not read by this engine)", t.text)
+			// A function as the source (materialize(...), table("..."),
+			// _GetWatchlist('...')): the compiler decides.
+			c, err := p.call(t)
+			if err != nil {
+				return nil, err
+			}
+			pipe.Source = c
+			break
 		}
 		pipe.Source = &Ident{P: t.pos, Name: t.text}
 	default:
@@ -481,6 +522,8 @@ var knownOperators = map[string]bool{
 	"sample-distinct": true, "scan": true, "search": true, "serialize": true, "sort": true, "take": true,
 	"top": true, "top-nested": true, "top-hitters": true, "union": true, "range": true, "print": true,
 	"make-graph": true, "graph-match": true, "externaldata": true, "filter": true,
+	// The older spellings KQL still accepts.
+	"mvexpand": true, "mvapply": true, "makeseries": true, "topnested": true, "parsekv": true, "project-smart": true,
 }
 
 func (p *parser) ops(pipe *Pipe) error {
@@ -538,6 +581,8 @@ func (p *parser) assigns(bare bool) ([]Assign, error) {
 			p.next()
 			p.next()
 			a.Name = t.text
+		} else if names, ok := p.tupleNames(); ok && bare {
+			a.Names = names
 		} else if !bare {
 			return nil, p.syntax(t, "expected NewName = Column, found %s", t)
 		}
@@ -552,6 +597,39 @@ func (p *parser) assigns(bare bool) ([]Assign, error) {
 		}
 		p.next()
 	}
+}
+
+// tupleNames reads "(a, b, c) =", the names of a tuple assignment, when
+// the tokens ahead are one; it reads nothing otherwise.
+func (p *parser) tupleNames() ([]string, bool) {
+	if !p.isOp("(") {
+		return nil, false
+	}
+	var names []string
+	k := 1
+	for {
+		t := p.peekAt(k)
+		if t.kind != tIdent {
+			return nil, false
+		}
+		names = append(names, t.text)
+		sep := p.peekAt(k + 1)
+		if sep.kind != tOp {
+			return nil, false
+		}
+		k += 2
+		if sep.text == ")" {
+			break
+		}
+		if sep.text != "," {
+			return nil, false
+		}
+	}
+	if eq := p.peekAt(k); eq.kind != tOp || eq.text != "=" {
+		return nil, false
+	}
+	p.pos += k + 1
+	return names, true
 }
 
 func (p *parser) orderKeys(op *Op) error {
@@ -748,15 +826,9 @@ func (p *parser) compare() (Expr, error) {
 			return nil, err
 		}
 		in := &InExpr{P: t.pos, Op: op, L: l}
-		if p.parenIsTabularHere() {
-			pipe, err := p.pipe()
-			if err != nil {
-				return nil, err
-			}
-			in.List = []Expr{&TabularExpr{pipe}}
-		} else {
+		{
 			for !p.isOp(")") {
-				e, err := p.expr()
+				e, err := p.operand()
 				if err != nil {
 					return nil, err
 				}
@@ -806,13 +878,6 @@ func (p *parser) compare() (Expr, error) {
 		return nil, err
 	}
 	return &Binary{P: t.pos, Op: op, L: l, R: r}, nil
-}
-
-// parenIsTabularHere tells whether the list after "in (" is a pipeline:
-// a table name followed by '|'.
-func (p *parser) parenIsTabularHere() bool {
-	t0, t1 := p.peek(), p.peekAt(1)
-	return t0.kind == tIdent && (t0.text == "datatable" || t1.kind == tOp && t1.text == "|")
 }
 
 func (p *parser) additive() (Expr, error) {
@@ -873,6 +938,22 @@ func (p *parser) postfix() (Expr, error) {
 			t := p.next()
 			name := p.next()
 			x = &Member{P: t.pos, X: x, Name: name.text}
+		case p.isOp(".") && p.peekAt(1).kind == tOp && p.peekAt(1).text == "[":
+			// x.[0] is x[0]: KQL allows the dot before an index.
+			p.next()
+			t := p.next()
+			i, err := p.expr()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := p.expectOp("]"); err != nil {
+				return nil, err
+			}
+			if l, ok := i.(*Lit); ok && l.V.Kind == KString {
+				x = &Member{P: t.pos, X: x, Name: l.V.S}
+			} else {
+				x = &Member{P: t.pos, X: x, Index: i}
+			}
 		case p.isOp("[") && p.peek().glued:
 			t := p.next()
 			i, err := p.expr()
@@ -935,6 +1016,15 @@ func (p *parser) primary() (Expr, error) {
 	case tOp:
 		switch t.text {
 		case "(":
+			p.pos--
+			if p.parenIsTabular() {
+				pipe, err := p.pipe()
+				if err != nil {
+					return nil, err
+				}
+				return &TabularExpr{pipe}, nil
+			}
+			p.pos++
 			e, err := p.expr()
 			if err != nil {
 				return nil, err
@@ -971,8 +1061,12 @@ func (p *parser) call(name token) (Expr, error) {
 				return nil, err
 			}
 			c.Args = append(c.Args, &NamedArg{P: t.pos, Name: t.text, X: x})
+		} else if nx := p.peekAt(1); p.isOp("*") && nx.kind == tOp && (nx.text == ")" || nx.text == ",") {
+			// arg_max(TimeGenerated, *): every column.
+			p.next()
+			c.Args = append(c.Args, &Ident{P: t.pos, Name: "*"})
 		} else {
-			x, err := p.expr()
+			x, err := p.operand()
 			if err != nil {
 				return nil, err
 			}

@@ -26,6 +26,13 @@ type Plan struct {
 	Lookback time.Duration
 	// IExtra and NExtra are the other row predicates of each table.
 	IExtra, NExtra []*Node
+	// NFromI: the non-interactive side is the union of both tables (union
+	// SigninLogs, AADNonInteractiveUserSignInLogs): SigninLogs rows probe
+	// too. NOnlyI and NOnlyN are the predicates of the union's SigninLogs
+	// and AADNonInteractiveUserSignInLogs branches, for that table's rows
+	// only (NRowFrom); the N-side tests above apply to both.
+	NFromI         bool
+	NOnlyI, NOnlyN []*Node
 
 	JoinKind string
 	// MinGap <= N.TimeGenerated - I.TimeGenerated <= MaxGap.
@@ -50,7 +57,7 @@ type Column struct {
 // aside): the engine's fast path with nothing added.
 func (p *Plan) Default() bool {
 	return p.ISuccess && p.NSuccess && p.IAuthOrCA && p.ISafe && p.NSafe && len(p.IExtra) == 0 && len(p.NExtra) == 0 &&
-		p.Lookback == 3*time.Hour &&
+		p.Lookback == 3*time.Hour && !p.NFromI &&
 		p.MinGap == time.Minute && p.MaxGap == 2*time.Hour && p.IPDiffers && p.LocationDiffers && len(p.Residual) == 0 && len(p.Extra) == 0
 }
 
@@ -59,6 +66,16 @@ func (p *Plan) IRow(r *signin.Record) bool { return all(p.IExtra, &Row{I: r}) }
 
 // NRow reports whether a non-interactive record passes the extra predicates.
 func (p *Plan) NRow(r *signin.Record) bool { return all(p.NExtra, &Row{N: r}) }
+
+// NRowFrom reports whether a record of the given table passes the
+// predicates of its union branch (true when the plan has no union): a
+// record probing as the non-interactive side must pass this and NRow.
+func (p *Plan) NRowFrom(table Side, r *signin.Record) bool {
+	if table == SideI {
+		return all(p.NOnlyI, &Row{N: r})
+	}
+	return all(p.NOnlyN, &Row{N: r})
+}
 
 // PairOK reports whether a pair passes the residual predicates.
 func (p *Plan) PairOK(i, n *signin.Record) bool { return all(p.Residual, &Row{I: i, N: n}) }
@@ -94,6 +111,62 @@ func (p *Plan) Reads(side Side, col string) bool {
 		}
 	}
 	return false
+}
+
+// Columns returns the columns beyond the engine's own (signin.Record.Extra)
+// the plan reads of the given side's rows, in signin.ExtraColumns' order:
+// the readers decode them (signin.Options.Extra). None for the bundled rule.
+func (p *Plan) Columns(side Side) []string {
+	var nodes []*Node
+	if side == SideI {
+		nodes = append(nodes, p.IExtra...)
+	} else {
+		nodes = append(nodes, p.NExtra...)
+		nodes = append(nodes, p.NOnlyI...)
+		nodes = append(nodes, p.NOnlyN...)
+	}
+	nodes = append(nodes, p.Residual...)
+	for _, c := range p.Extra {
+		nodes = append(nodes, c.Node)
+	}
+	return extraColumnsOf(side, nodes)
+}
+
+// PairColumns returns the columns beyond the engine's own that the plan's
+// pair predicates and added output columns read of the given side: the
+// event pipeline's extracts would have to carry them.
+func (p *Plan) PairColumns(side Side) []string {
+	var nodes []*Node
+	nodes = append(nodes, p.Residual...)
+	for _, c := range p.Extra {
+		nodes = append(nodes, c.Node)
+	}
+	return extraColumnsOf(side, nodes)
+}
+
+func extraColumnsOf(side Side, nodes []*Node) []string {
+	seen := map[string]bool{}
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		if n.op == "col" && n.side == side {
+			if _, ok := extraColumns[n.col]; ok {
+				seen[n.col] = true
+			}
+		}
+		for _, a := range n.args {
+			walk(a)
+		}
+	}
+	for _, n := range nodes {
+		walk(n)
+	}
+	var out []string
+	for _, c := range signin.ExtraColumns() {
+		if seen[c] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // ExtraNames are the extra output columns' names.
@@ -167,6 +240,34 @@ func (c *compiler) plan(r *rel, at Pos) (*Plan, error) {
 				p.Residual = append(p.Residual, n)
 			}
 		}
+	}
+	if r.union {
+		var d [2]time.Duration // the branches' ago(), I then N
+		for k, br := range []struct {
+			preds []*Node
+			dst   *[]*Node
+		}{{r.onlyI, &p.NOnlyI}, {r.onlyN, &p.NOnlyN}} {
+			for _, n := range br.preds {
+				if n.usesAgo() {
+					if n.op != ">" || !isCol(n.args[0], SideN, signin.ColTimeGenerated) || n.args[1].op != "ago" || d[k] != 0 {
+						return nil, refuse(r.joinAt, "union", "ago() in a union branch is supported only as one TimeGenerated > ago(d): %s", n.Key)
+					}
+					d[k] = n.args[1].lit.D
+					continue
+				}
+				*br.dst = append(*br.dst, n)
+			}
+		}
+		if d[0] != d[1] {
+			return nil, refuse(r.joinAt, "union", "the union's branches differ in TimeGenerated > ago(...) (%s, %s): not supported", formatDuration(d[0]), formatDuration(d[1]))
+		}
+		if d[0] != 0 {
+			if old, ok := lookback[SideN]; ok && old != d[0] {
+				return nil, refuse(r.joinAt, "where", "two ago() tests on %s", SideN)
+			}
+			lookback[SideN] = d[0]
+		}
+		p.NFromI = true
 	}
 	if !window {
 		return nil, refuse(r.joinAt, "join", "no time window: the where after the join must hold (TimeGenerated - InteractiveTime) between (a .. b), the non-interactive time minus the interactive one")
@@ -371,7 +472,23 @@ func (p *Plan) String() string {
 		}
 	}
 	side("SigninLogs (I)", p.ISuccess, p.IAuthOrCA, p.ISafe, p.IExtra)
-	side("AADNonInteractiveUserSignInLogs (N)", p.NSuccess, false, p.NSafe, p.NExtra)
+	if p.NFromI {
+		side("AADNonInteractiveUserSignInLogs and SigninLogs (N: their union)", p.NSuccess, false, p.NSafe, p.NExtra)
+		for _, br := range []struct {
+			name  string
+			preds []*Node
+		}{{"  of which SigninLogs rows:", p.NOnlyI}, {"  of which AADNonInteractiveUserSignInLogs rows:", p.NOnlyN}} {
+			b.WriteString(br.name + "\n")
+			for _, n := range br.preds {
+				fmt.Fprintf(&b, "    %s\n", n.Key)
+			}
+			if len(br.preds) == 0 {
+				b.WriteString("    every row\n")
+			}
+		}
+	} else {
+		side("AADNonInteractiveUserSignInLogs (N)", p.NSuccess, false, p.NSafe, p.NExtra)
+	}
 	fmt.Fprintf(&b, "safe IPs: %s\n", listText(p.SafeIPs))
 	fmt.Fprintf(&b, "safe networks: %s\n", listText(p.SafeNetworks))
 	fmt.Fprintf(&b, "join: kind=%s on UserPrincipalName\n", p.JoinKind)
@@ -394,6 +511,15 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "  %s = %s   (added)\n", c.Name, c.Node.Key)
 	}
 	fmt.Fprintf(&b, "order: %s\n", p.Order)
+	for _, sd := range []Side{SideI, SideN} {
+		if cols := p.Columns(sd); len(cols) > 0 {
+			fmt.Fprintf(&b, "%s: also reads %s", sd, strings.Join(cols, ", "))
+			if pc := p.PairColumns(sd); len(pc) > 0 {
+				fmt.Fprintf(&b, " (%s after the join: detect and test only, process and serve refuse it)", strings.Join(pc, ", "))
+			}
+			b.WriteString("\n")
+		}
+	}
 	if p.Default() {
 		b.WriteString("engine: the bundled rule's fast path, nothing added\n")
 	} else {

@@ -19,7 +19,7 @@ const (
 	KString
 	KDatetime
 	KTimespan
-	KDynamic // a list
+	KDynamic // a list (List), or an object or array read from JSON (S: its text)
 )
 
 // Value is one KQL value.
@@ -64,6 +64,9 @@ func (v Value) Text() string {
 	case KTimespan:
 		return FormatTimespan(v.D)
 	case KDynamic:
+		if jsonObject(v) {
+			return v.S
+		}
 		var parts []string
 		for _, e := range v.List {
 			if e.Kind == KString {
@@ -89,6 +92,9 @@ func (v Value) String() string {
 	case KTimespan:
 		return formatDuration(v.D)
 	case KDynamic:
+		if jsonObject(v) {
+			return "dynamic(" + v.S + ")"
+		}
 		var parts []string
 		for _, e := range v.List {
 			parts = append(parts, e.String())

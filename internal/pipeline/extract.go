@@ -401,6 +401,7 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
 		Keep:         keep,
+		Extra:        p.cfg.Filter.Columns(t), // what a tuned rule's row predicates read
 		MaxExpansion: p.cfg.MaxExpansion,
 		// A block blob is complete: its last line is a record, newline or not.
 		Final:        props.Sealed,
@@ -491,6 +492,14 @@ func (p *Pipeline) publish(ctx context.Context, pub publication, ext *extracted)
 		names = append(names, name)
 	}
 	return names, nil
+}
+
+// sideOf is a table as a kql.Side.
+func sideOf(t signin.Table) kql.Side {
+	if t == signin.Interactive {
+		return kql.SideI
+	}
+	return kql.SideN
 }
 
 // wideInteractive reports whether a tuned rule's pair predicates or added

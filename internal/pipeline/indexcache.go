@@ -93,7 +93,7 @@ func (p *Pipeline) indexOfListed(ctx context.Context, listed []store.Properties,
 // indexOf reads the listed interactive extracts into a new index; complete
 // says every one was read whole (none set aside or gone since the listing).
 func (p *Pipeline) indexOf(ctx context.Context, listed []store.Properties, out *Outcome) (x *detect.Index, complete bool, err error) {
-	x = detect.NewIndexFor(p.cfg.Filter.Plan)
+	x = detect.NewIndexFor(p.cfg.Filter.Plan).RowsFiltered() // extracts hold rows that pass them
 	complete = true
 	setAside := len(out.SetAside)
 	err = p.readExtracts(ctx, listed, out, func(props store.Properties) error {

@@ -22,8 +22,11 @@ func reach(t signin.Table, h time.Time, maxGap ...time.Duration) []time.Time {
 	if len(maxGap) > 0 {
 		gap = maxGap[0]
 	}
+	// A candidate late in hour h reaches ceil(gap / 1h) hours on: with a
+	// 10m window, 08:58 pairs with 09:08, an hour int(gap/1h) misses.
+	hours := int((gap + time.Hour - 1) / time.Hour)
 	var hs []time.Time
-	for k := 0; k <= int(gap/time.Hour); k++ {
+	for k := 0; k <= hours; k++ {
 		if t == signin.Interactive {
 			hs = append(hs, h.Add(time.Duration(k)*time.Hour))
 		} else {
@@ -55,7 +58,7 @@ func (p *Pipeline) join(ctx context.Context, t signin.Table, ext *extracted, out
 
 	// This blob's own candidates are in memory (extractWriter.recs): its
 	// extract, published, is not read back.
-	x := detect.NewIndexFor(p.cfg.Filter.Plan)
+	x := detect.NewIndexFor(p.cfg.Filter.Plan).RowsFiltered() // extracts hold rows that pass them
 	for _, h := range ext.hours() {
 		for _, recs := range ext.byHour[h].recs {
 			for k := range recs {

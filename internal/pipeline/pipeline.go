@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/kql"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -89,6 +90,14 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, errors.New("pipeline: container names are required")
 	case cfg.InteractiveContainer == cfg.NonInteractiveContainer:
 		return nil, errors.New("pipeline: the two export containers must differ")
+	}
+	if plan := cfg.Filter.Plan; plan != nil {
+		// Row predicates run as an export is read; pair predicates and
+		// added columns run on extracts, which carry the engine's own
+		// columns only.
+		if cols := append(plan.PairColumns(kql.SideI), plan.PairColumns(kql.SideN)...); len(cols) > 0 {
+			return nil, fmt.Errorf("pipeline: the rule's pair predicates or added columns read %s, which the pipeline's extracts do not carry: `detect` and `test` run it; process and serve run such a column only in a where before the join", strings.Join(cols, ", "))
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -298,6 +307,19 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 		names, rows = res.names, res.results
 	} else {
 		names, rows, appendable, err = p.interactive(ctx, w, props, pl, &out)
+		if plan := p.cfg.Filter.Plan; err == nil && plan != nil && plan.NFromI {
+			// The union of both tables is the non-interactive side: the
+			// rows are that side's too, published and joined as such
+			// (publish first, then look, as for the other table).
+			read := out
+			var res streamed // Candidates counts the rows kept as either side
+			res, _, err = p.streamAs(ctx, signin.Interactive, w, props, pl.gen, pl.from, &out)
+			names, rows = append(names, res.names...), mergeResults(rows, res.results)
+			if err == nil && out.Consumed != read.Consumed {
+				err = fmt.Errorf("pipeline: %s read to byte %d as the interactive side, %d as the non-interactive one", w, read.Consumed, out.Consumed)
+			}
+			out.RowsRead = read.RowsRead // the same rows, read as either side
+		}
 	}
 	if err != nil {
 		if signin.IsFormatError(err) {

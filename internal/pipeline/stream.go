@@ -53,6 +53,15 @@ type streamed struct {
 // streamNonInteractive reads the non-interactive export props from byte
 // from, publishes its extracts and joins its rows: steps 1 to 3 of process.
 func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store.Properties, gen int, from int64, out *Outcome) (_ streamed, appendable bool, err error) {
+	return p.streamAs(ctx, signin.NonInteractive, w, props, gen, from, out)
+}
+
+// streamAs is streamNonInteractive of an export of table src: an
+// interactive export is streamed as the non-interactive side too when the
+// rule's non-interactive side is the union of both tables (kql.Plan.NFromI),
+// its rows passing the union's SigninLogs branch. Its extracts are full
+// ones (a compact extract's rows are read again as the other table).
+func (p *Pipeline) streamAs(ctx context.Context, src signin.Table, w Work, props store.Properties, gen int, from int64, out *Outcome) (_ streamed, appendable bool, err error) {
 	ra := store.NewReaderAt(ctx, p.cfg.Exports, props)
 	var r io.ReaderAt = ra
 	if from > 0 {
@@ -78,8 +87,8 @@ func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store
 	// and every extract holds only rows that pass them: such a rule's
 	// extracts are written from whole rows (full), not from Keep.
 	plan := p.cfg.Filter.Plan
-	compact := !appendable && from == 0 && to == props.Size && (plan == nil || len(plan.NExtra) == 0)
-	s := &stream{p: p, ctx: ctx, w: w, props: props, gen: gen, from: from, to: to, compact: compact, out: out,
+	compact := !appendable && from == 0 && to == props.Size && (plan == nil || len(plan.NExtra) == 0 && !plan.NFromI)
+	s := &stream{p: p, ctx: ctx, w: w, src: src, props: props, gen: gen, from: from, to: to, compact: compact, out: out,
 		hours: map[time.Time]*hourExtract{}, first: map[time.Time]map[string]bool{},
 		listedHours: map[time.Time][]store.Properties{}}
 	defer s.abort()
@@ -87,9 +96,10 @@ func (p *Pipeline) streamNonInteractive(ctx context.Context, w Work, props store
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
 		Name:         name,
-		Table:        signin.NonInteractive,
+		Table:        src,
 		Keep:         s.keep,
 		Parallelism:  exportReadParallelism(),
+		Extra:        p.cfg.Filter.Columns(signin.NonInteractive), // what a tuned rule's row predicates read
 		MaxExpansion: p.cfg.MaxExpansion,
 		// A block blob is complete: its last line is a record, newline or not.
 		Final:        props.Sealed,
@@ -147,6 +157,7 @@ type stream struct {
 	p        *Pipeline
 	ctx      context.Context
 	w        Work
+	src      signin.Table // the export's table: NonInteractive, or Interactive read as the union's
 	props    store.Properties
 	gen      int
 	from, to int64
@@ -212,7 +223,7 @@ func (s *stream) rows(rs []signin.Record) error {
 	for k := range rs {
 		r := &rs[k]
 		if !s.compact {
-			if plan := s.p.cfg.Filter.Plan; plan != nil && !plan.NRow(r) {
+			if plan := s.p.cfg.Filter.Plan; plan != nil && (!plan.NRow(r) || !plan.NRowFrom(sideOf(s.src), r)) {
 				continue
 			}
 			e, err := s.hour(r.TimeGenerated)

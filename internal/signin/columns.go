@@ -43,6 +43,10 @@ const (
 	fLocationDetails
 	fDeviceDetail
 	fTokenProtectionStatusDetails
+	// Columns a tuned rule's query may read (internal/kql), read the same way.
+	fClientAppUsed
+	fResourceDisplayName
+	fUserAgent
 	numFields
 )
 
@@ -58,6 +62,7 @@ var fieldNames = [numFields]string{
 	ColAppDisplayName, ColCorrelationId, ColUniqueTokenIdentifier, ColId,
 	ColSessionId, ColAutonomousSystemNumber, ColNetworkLocationDetails, ColIsThroughGlobalSecureAccess,
 	ColAppId, ColLocationDetails, ColDeviceDetail, ColTokenProtectionStatusDetails,
+	ColClientAppUsed, ColResourceDisplayName, ColUserAgent,
 }
 
 // filter tells the columns Options.Keep may look at (with TimeGenerated,
@@ -168,6 +173,12 @@ func (rec *Record) setExtra(f field, v string) {
 		e.DeviceDetail = v
 	case fTokenProtectionStatusDetails:
 		e.TokenProtectionStatusDetails = v
+	case fClientAppUsed:
+		e.ClientAppUsed = v
+	case fResourceDisplayName:
+		e.ResourceDisplayName = v
+	case fUserAgent:
+		e.UserAgent = v
 	}
 }
 

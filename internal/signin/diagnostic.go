@@ -198,6 +198,9 @@ var diagColumns = [numFields]string{
 	fLocationDetails:              "properties.location",
 	fDeviceDetail:                 "properties.deviceDetail",
 	fTokenProtectionStatusDetails: "properties.tokenProtectionStatusDetails",
+	fClientAppUsed:                "properties.clientAppUsed",
+	fResourceDisplayName:          "properties.resourceDisplayName",
+	fUserAgent:                    "properties.userAgent",
 }
 
 // diagExtra is where a resource-log line holds the columns of
@@ -214,6 +217,9 @@ type diagExtra struct {
 		Location                     json.RawMessage `json:"location"`
 		DeviceDetail                 json.RawMessage `json:"deviceDetail"`
 		TokenProtectionStatusDetails json.RawMessage `json:"tokenProtectionStatusDetails"`
+		ClientAppUsed                json.RawMessage `json:"clientAppUsed"`
+		ResourceDisplayName          json.RawMessage `json:"resourceDisplayName"`
+		UserAgent                    json.RawMessage `json:"userAgent"`
 	} `json:"properties"`
 }
 
@@ -228,6 +234,7 @@ func (s *jsonlScan) parseResourceLogExtra(buf []byte) error {
 	r.SessionId, r.AutonomousSystemNumber, r.NetworkLocationDetails = p.SessionId, p.AutonomousSystemNumber, p.NetworkLocationDetails
 	r.IsThroughGlobalSecureAccess, r.AppId, r.LocationDetails = p.IsThroughGlobalSecureAccess, p.AppId, p.Location
 	r.DeviceDetail, r.TokenProtectionStatusDetails = p.DeviceDetail, p.TokenProtectionStatusDetails
+	r.ClientAppUsed, r.ResourceDisplayName, r.UserAgent = p.ClientAppUsed, p.ResourceDisplayName, p.UserAgent
 	return nil
 }
 

@@ -81,6 +81,9 @@ type jsonRowWide struct {
 	LocationDetails              json.RawMessage
 	DeviceDetail                 json.RawMessage
 	TokenProtectionStatusDetails json.RawMessage
+	ClientAppUsed                json.RawMessage
+	ResourceDisplayName          json.RawMessage
+	UserAgent                    json.RawMessage
 }
 
 func (j *jsonRowWide) raw(f field) *json.RawMessage {
@@ -101,6 +104,12 @@ func (j *jsonRowWide) raw(f field) *json.RawMessage {
 		return &j.DeviceDetail
 	case fTokenProtectionStatusDetails:
 		return &j.TokenProtectionStatusDetails
+	case fClientAppUsed:
+		return &j.ClientAppUsed
+	case fResourceDisplayName:
+		return &j.ResourceDisplayName
+	case fUserAgent:
+		return &j.UserAgent
 	}
 	return j.jsonRow.raw(f)
 }

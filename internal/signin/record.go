@@ -80,6 +80,10 @@ type Extra struct {
 	LocationDetails              string
 	DeviceDetail                 string
 	TokenProtectionStatusDetails string
+	// Read for a tuned rule that names them (kql.Plan.Columns).
+	ClientAppUsed       string
+	ResourceDisplayName string
+	UserAgent           string
 }
 
 // Column names, as in the Log Analytics tables.
@@ -105,6 +109,11 @@ const (
 	ColLocationDetails              = "LocationDetails"
 	ColDeviceDetail                 = "DeviceDetail"
 	ColTokenProtectionStatusDetails = "TokenProtectionStatusDetails"
+
+	// Columns a tuned rule may read (Extra, with the above).
+	ColClientAppUsed       = "ClientAppUsed"
+	ColResourceDisplayName = "ResourceDisplayName"
+	ColUserAgent           = "UserAgent"
 )
 
 // RequiredColumns returns the columns an export of t must have.
@@ -161,5 +170,6 @@ func (r *Record) Key() (k Key, ok bool) {
 // precision modes keep a pair whose columns they cannot read.
 func ExtraColumns() []string {
 	return []string{ColSessionId, ColAutonomousSystemNumber, ColNetworkLocationDetails, ColIsThroughGlobalSecureAccess,
-		ColAppId, ColLocationDetails, ColDeviceDetail, ColTokenProtectionStatusDetails}
+		ColAppId, ColLocationDetails, ColDeviceDetail, ColTokenProtectionStatusDetails,
+		ColClientAppUsed, ColResourceDisplayName, ColUserAgent}
 }
