@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 	"github.com/tokenpivot/tokenpivot/internal/precision"
+	"github.com/tokenpivot/tokenpivot/internal/rule"
 )
 
 // Precision records, on an alert a precision mode filtered, the mode and,
@@ -39,7 +40,7 @@ func (w *Writer) WriteResultsPrecision(ctx context.Context, rows []detect.Result
 	if w.Rule == nil || !mode.On() {
 		return w.WriteResults(ctx, rows)
 	}
-	docs := Group(w.Rule, rows, w.PerRow)
+	docs := Group(w.Rule, rows, w.Rule.EventGrouping == rule.AlertPerResult)
 	for i := range docs {
 		p := &Precision{Mode: mode.String()}
 		for k := range docs[i].Results {

@@ -45,7 +45,7 @@ func TestPrecisionRecord(t *testing.T) {
 	if after := snapshot(t, w); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("a rewrite of the same rows changed the stored alert")
 	}
-	docs, _, err := List(ctx, w.Store, alertsC, "")
+	docs, _, err := w.Store.List(ctx)
 	if err != nil || len(docs) != 1 {
 		t.Fatal(len(docs), err)
 	}
@@ -63,7 +63,7 @@ func TestPrecisionRecord(t *testing.T) {
 	if _, _, err := w.WriteResultsPrecision(ctx, []detect.Result{row(0)}, precision.Exact, feats); err != nil {
 		t.Fatal(err)
 	}
-	if docs, _, err := List(ctx, w.Store, alertsC, ""); err != nil || len(docs) != 1 || docs[0].Precision != nil {
+	if docs, _, err := w.Store.List(ctx); err != nil || len(docs) != 1 || docs[0].Precision != nil {
 		t.Fatalf("exact: %+v, %v", docs, err)
 	}
 }

@@ -138,6 +138,9 @@ func (p *Pipeline) probeStored(ctx context.Context, x *detect.Index, hours []tim
 // probeExtracts is probeStored over the listed non-interactive extracts.
 func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []store.Properties, out *Outcome) ([]detect.Result, error) {
 	var results, scratch []detect.Result
+	// The rows that pair are held past their batch: their text is copied
+	// (held.go), so they do not keep the reader's buffers alive.
+	var held heldText
 	// The reader tests MayMatch on the cheap columns (user, IP, country,
 	// time) before it builds a record: most extract rows never become one.
 	x.Seal()
@@ -148,7 +151,7 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 	pj := p.precisionOf(out)
 	probe := func(rs []signin.Record) error {
 		for k := range rs {
-			results = pj.probe(x, results, &rs[k])
+			results = pj.probeWith(results, &rs[k], func(dst []detect.Result) []detect.Result { return held.probe(x, dst, &rs[k]) })
 		}
 		return nil
 	}
@@ -157,22 +160,22 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 		reader := store.NewReaderAt(ctx, p.cfg.State, props)
 		src, compact := compactSource(props.Name)
 		if !compact {
-			_, err := signin.Scan(ctx, props.Name, reader, props.Size, signin.NonInteractive,
-				p.extraOptions(signin.Options{Final: true, Keep: keepUser}), probe)
+			_, err := signin.Scan(ctx, reader, props.Size,
+				p.extraOptions(signin.Options{Name: props.Name, Table: signin.NonInteractive, Final: true, Keep: keepUser}), probe)
 			return err
 		}
 		// Pass 1. Matches are noted only once the extract read whole: a
 		// failed read is set aside and its source redone (readExtracts).
 		var matched []signin.Record
-		opts := signin.Options{Final: true, Keep: keepUser,
+		opts := signin.Options{Name: props.Name, Table: signin.NonInteractive, Final: true, Keep: keepUser,
 			PositionIds: signin.PositionIdPrefix + p.cfg.StateContainer + "/" + props.Name + "#"}
-		_, err := signin.Scan(ctx, props.Name, reader, props.Size, signin.NonInteractive, opts, func(rs []signin.Record) error {
+		_, err := signin.Scan(ctx, reader, props.Size, opts, func(rs []signin.Record) error {
 			for k := range rs {
 				// Without its Id, so this look leaves x's Id dedup alone.
 				r := rs[k]
 				r.Id = ""
 				if scratch = loose.Probe(scratch[:0], &r); len(scratch) > 0 {
-					matched = append(matched, rs[k])
+					matched = append(matched, held.record(&rs[k]))
 				}
 			}
 			return nil
@@ -241,6 +244,8 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSource, pj *precisionJoin) (rows []detect.Result, why, err error) {
 	name := m.props.Container + "/" + m.props.Name
 	opts := p.extraOptions(signin.Options{
+		Name:  name,
+		Table: signin.NonInteractive,
 		Keep: func(r *signin.Record) bool {
 			if _, ok := m.keys[keyOf(r)]; !ok {
 				return false
@@ -255,8 +260,11 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 	ra := store.NewReaderAt(ctx, p.cfg.Exports, m.props)
 	// x's Id dedup must not see rows of a read that fails midway.
 	var batch []signin.Record
-	_, err = signin.Scan(ctx, name, ra, m.props.Size, signin.NonInteractive, opts, func(rs []signin.Record) error {
-		batch = append(batch, rs...)
+	var held heldText
+	_, err = signin.Scan(ctx, ra, m.props.Size, opts, func(rs []signin.Record) error {
+		for k := range rs {
+			batch = append(batch, held.record(&rs[k]))
+		}
 		return nil
 	})
 	switch {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
@@ -115,8 +116,14 @@ func (pj *precisionJoin) interactive(id string) *signin.Extra {
 
 // probe is x.Probe(dst, n) with the mode's suppressed rows left out.
 func (pj *precisionJoin) probe(x *detect.Index, dst []detect.Result, n *signin.Record) []detect.Result {
+	return pj.probeWith(dst, n, func(dst []detect.Result) []detect.Result { return x.Probe(dst, n) })
+}
+
+// probeWith appends to dst the result rows probe makes of n (x.Probe, or
+// heldText's) but those the mode suppresses.
+func (pj *precisionJoin) probeWith(dst []detect.Result, n *signin.Record, probe func([]detect.Result) []detect.Result) []detect.Result {
 	from := len(dst)
-	dst = x.Probe(dst, n)
+	dst = probe(dst)
 	if pj == nil || len(dst) == from {
 		return dst
 	}
@@ -128,6 +135,10 @@ func (pj *precisionJoin) probe(x *detect.Index, dst []detect.Result, n *signin.R
 		v := pj.f.Decide(&r, pj.interactive(r.InteractiveId), n.Extra)
 		key := pairKey{r.InteractiveId, r.NonInteractiveId}
 		if _, seen := pj.verdicts[key]; !seen {
+			// Its own copies: the ASNs point into the scanned record's
+			// text, which a verdict must not keep alive (held.go).
+			v.Features.InteractiveASN = strings.Clone(v.Features.InteractiveASN)
+			v.Features.NIASN = strings.Clone(v.Features.NIASN)
 			pj.verdicts[key] = v
 		}
 		if v.Keep {

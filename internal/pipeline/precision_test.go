@@ -124,7 +124,7 @@ func rowKeys(rows []detect.Result) []string {
 // newPrecisionPipeline is a test pipeline in mode m (exact: no filter).
 func newPrecisionPipeline(t *testing.T, s store.Store, m precision.Mode, sink ...AlertSink) *Pipeline {
 	t.Helper()
-	var w AlertSink = &alert.Writer{Store: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents", Rule: rule.Default()}
+	var w AlertSink = &alert.Writer{Store: alert.Store{Blobs: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents"}, Rule: rule.Default()}
 	if len(sink) > 0 {
 		w = sink[0]
 	}
@@ -266,7 +266,7 @@ func TestPrecisionModesAnyOrderEqualDetect(t *testing.T) {
 // each evidence row, what the mode saw of its pair; in exact, nothing.
 func checkAlertPrecision(t *testing.T, s store.Store, m precision.Mode) {
 	t.Helper()
-	docs, _, err := alert.List(context.Background(), s, "tokenpivot-alerts", "")
+	docs, _, err := alert.Store{Blobs: s, AlertsContainer: "tokenpivot-alerts"}.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
