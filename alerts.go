@@ -71,11 +71,9 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}
 		if *redeliver {
-			n, err := ob.Redeliver(ctx)
-			if err != nil {
-				return fmt.Errorf("redeliver: %w", err)
+			if err := redeliverNow(ctx, ob, configured, stderr); err != nil {
+				return err
 			}
-			fmt.Fprintf(stderr, "%d failed or waiting deliveries made due now\n", n)
 		}
 		if len(configured.Sinks) > 0 {
 			deliverAll(ctx, configured, stderr, slog.New(slog.DiscardHandler))
@@ -116,4 +114,20 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintln(stdout)
 	return outbox.WriteStatus(stdout, entries, *wide, holds...)
+}
+
+// redeliverNow makes every failed or waiting delivery of ob's entries due
+// now, on the clock configured's delivery judges them by: the store's (see
+// newOutbox). On this machine's clock, a machine ahead of the store's (by
+// a skew, or by the error of the clock's probe when the machine is loaded)
+// would make them due only that much later, and the delivery that follows
+// would send nothing.
+func redeliverNow(ctx context.Context, ob, configured *outbox.Outbox, stderr io.Writer) error {
+	ob.Now = configured.Now
+	n, err := ob.Redeliver(ctx)
+	if err != nil {
+		return fmt.Errorf("redeliver: %w", err)
+	}
+	fmt.Fprintf(stderr, "%d failed or waiting deliveries made due now\n", n)
+	return nil
 }

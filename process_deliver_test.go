@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,5 +119,60 @@ func TestOutboxRunsOnTheStoresClock(t *testing.T) {
 	}
 	if d := ob.Now().Sub(time.Now().Add(skew)); d < -time.Second || d > time.Second {
 		t.Errorf("the outbox's clock is %s off the store's", d)
+	}
+}
+
+// TestRedeliverOnTheStoresClock: `alerts --redeliver` makes the waiting
+// deliveries due on the store's clock, the one its delivery judges them by.
+// With the store's clock behind this machine's, revisions made due on this
+// machine's clock would wait out the difference and the delivery right
+// after would send none. A probe of the store's clock slowed by a loaded
+// machine errs the same way, by a fraction of a second: that is how
+// TestProcessDeliversAndRedeliver failed now and then ("delivered 0").
+func TestRedeliverOnTheStoresClock(t *testing.T) {
+	for _, skew := range []time.Duration{-3 * time.Minute, -time.Second} {
+		t.Run(skew.String(), func(t *testing.T) { testRedeliverOnTheStoresClock(t, skew) })
+	}
+}
+
+func testRedeliverOnTheStoresClock(t *testing.T, skew time.Duration) {
+	hook := newHookReceiver(t, false)
+	hook.status = http.StatusNotFound
+	state := skewedStore{Store: mustLocal(t, t.TempDir()), skew: skew}
+	s := settings.Defaults()
+	s.WebhookURL, s.WebhookSecret = hook.URL+"/tokenpivot", testWebhookSecret
+	ctx := context.Background()
+	if err := state.EnsureContainer(ctx, s.StateContainer); err != nil {
+		t.Fatal(err)
+	}
+	configured, err := newOutbox(state, s, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revs []alert.Revision
+	for i := range 3 {
+		id := fmt.Sprintf("alert-%02d", i)
+		revs = append(revs, alert.Revision{AlertId: id, Revision: 1, Doc: []byte(fmt.Sprintf(`{"SystemAlertId":%q,"Revision":1}`, id))})
+	}
+	if err := configured.Record(ctx, revs); err != nil {
+		t.Fatal(err)
+	}
+	var errs strings.Builder
+	deliverAll(ctx, configured, &errs, slog.New(slog.DiscardHandler))
+	if !strings.Contains(errs.String(), "delivered 0 alert revisions to webhook; 3 to retry") {
+		t.Fatalf("the first delivery, to a webhook answering 404:\n%s", errs.String())
+	}
+	hook.mu.Lock()
+	hook.status = 0
+	hook.mu.Unlock()
+	errs.Reset()
+	ob := &outbox.Outbox{Store: state, Container: s.StateContainer}
+	if err := redeliverNow(ctx, ob, configured, &errs); err != nil {
+		t.Fatal(err)
+	}
+	deliverAll(ctx, configured, &errs, slog.New(slog.DiscardHandler))
+	if !strings.Contains(errs.String(), "3 failed or waiting deliveries made due now") ||
+		!strings.Contains(errs.String(), "delivered 3 alert revisions to webhook; 0 to retry") || len(hook.deliveries()) != 3 {
+		t.Errorf("redeliver with the store's clock %s off this machine's: the webhook got %d of 3\n%s", skew, len(hook.deliveries()), errs.String())
 	}
 }
