@@ -86,6 +86,12 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	prog.Finish()
 	pf.report(stderr, "detect")
+	if f.Plan != nil && f.Plan.Summary != nil {
+		// A summarize after the join: its rows are the result.
+		out = func(w io.Writer, rows []detect.Result) error {
+			return detect.WriteSummarized(w, *format, detect.Summarize(f.Plan, rows))
+		}
+	}
 	if err := out(stdout, rows); err != nil {
 		return err
 	}
