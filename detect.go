@@ -89,7 +89,11 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if f.Plan != nil && f.Plan.Summary != nil {
 		// A summarize after the join: its rows are the result.
 		out = func(w io.Writer, rows []detect.Result) error {
-			return detect.WriteSummarized(w, *format, detect.Summarize(f.Plan, rows))
+			sm := detect.Summarize(f.Plan, rows)
+			if sm.Inexact > 0 {
+				fmt.Fprintf(stderr, "detect: warning: %d dcount %s above %d distinct values: counted exactly; Kusto's dcount estimates there and may differ\n", sm.Inexact, plural(sm.Inexact, "value is", "values are"), kql.KustoExactDcount)
+			}
+			return detect.WriteSummarized(w, *format, sm)
 		}
 	}
 	if err := out(stdout, rows); err != nil {

@@ -18,6 +18,9 @@ import (
 type Summarized struct {
 	Names []string
 	Rows  [][]kql.Value
+	// Inexact counts the dcount values above kql.KustoExactDcount, where
+	// Kusto's estimate may differ from this exact count.
+	Inexact int
 }
 
 // Summarize runs a plan's summarize over a run's result rows (the pairs,
@@ -43,7 +46,8 @@ func Summarize(p *kql.Plan, rows []Result) Summarized {
 		}
 		pre[k] = v
 	}
-	return Summarized{Names: s.Names(), Rows: s.Run(pre)}
+	out, inexact := s.Run(pre)
+	return Summarized{Names: s.Names(), Rows: out, Inexact: inexact}
 }
 
 // jsonValue is v as a JSON value: numbers and bools as such, a list as an

@@ -16,12 +16,12 @@ import (
 // refuse it (pipeline.New): a group's value would change as later blobs
 // arrive, and an alert already sent cannot be taken back.
 type Summary struct {
-	At  Pos      // the summarize operator, in the query
+	At Pos // the summarize operator, in the query
 	// FileLine is its line in the rule file (0: unknown), set by rule.Load.
 	FileLine int
-	Pre []Column // the columns it reads, in order (the rows of the join's result)
-	By  []Column // the by columns, over Row.P = a pre row
-	Agg []Agg
+	Pre      []Column // the columns it reads, in order (the rows of the join's result)
+	By       []Column // the by columns, over Row.P = a pre row
+	Agg      []Agg
 	// Post are the where predicates after it, over its output row (by
 	// columns, then aggregates).
 	Post []*Node
@@ -281,7 +281,7 @@ func (c *compiler) aggregate(call *Call, name string, in *rel) (Agg, error) {
 		g.Names, g.Types = []string{first}, []Kind{g.Arg.Type}
 		for _, a := range call.Args[1:] {
 			id := identName(a)
-			if id == "" {
+			if id == "" || id == "*" {
 				return g, refuse(a.At(), "summarize", "%s() returns columns: %s is not one (and * is not supported)", call.Name, describe(a))
 			}
 			n, err := c.expr(a, in, "summarize")
@@ -307,7 +307,7 @@ func (c *compiler) aggregate(call *Call, name string, in *rel) (Agg, error) {
 	case "make_set", "make_list":
 		t = KDynamic
 	case "sum":
-		if t != KLong && t != KReal && t != KTimespan {
+		if t != KLong && t != KReal {
 			return g, refuse(call.P, "summarize", "sum(%s): not a number", g.Arg.Key)
 		}
 	}
@@ -363,7 +363,10 @@ func valueKey(v Value) string { return strconv.Itoa(int(v.Kind)) + ":" + v.Text(
 // and make_set keep it, arg_min/arg_max keep the first row of a tie) and
 // returns the result rows: grouped, filtered by the where after it,
 // projected and ordered.
-func (s *Summary) Run(rows [][]Value) [][]Value {
+//
+// inexact counts the dcount values above KustoExactDcount: Kusto's
+// estimate may differ from this exact count there.
+func (s *Summary) Run(rows [][]Value) (out [][]Value, inexact int) {
 	var groups []*group
 	index := map[string]*group{}
 	for _, pre := range rows {
@@ -389,11 +392,13 @@ func (s *Summary) Run(rows [][]Value) [][]Value {
 	if len(s.By) == 0 && len(groups) == 0 {
 		groups = append(groups, &group{aggs: make([]aggState, len(s.Agg))})
 	}
-	var out [][]Value
 	for _, g := range groups {
 		sr := slices.Clone(g.by)
 		for k := range s.Agg {
 			sr = append(sr, s.Agg[k].result(&g.aggs[k])...)
+			if s.Agg[k].Fn == "dcount" && len(g.aggs[k].seen) > KustoExactDcount {
+				inexact++
+			}
 		}
 		row := &Row{P: sr}
 		if !all(s.Post, row) {
@@ -431,8 +436,14 @@ func (s *Summary) Run(rows [][]Value) [][]Value {
 	for k := range out {
 		out[k] = out[k][:w]
 	}
-	return out
+	return out, inexact
 }
+
+// KustoExactDcount is the number of distinct values up to which Kusto's
+// dcount (a HyperLogLog estimate) counts exactly at its default accuracy
+// (1): the dcount docs, "Estimation accuracy". This engine counts exactly
+// at any size.
+const KustoExactDcount = 1000
 
 // orderCmp is order by's comparison: nulls first ascending, last
 // descending (Kusto's defaults); values of kinds that do not compare (a
