@@ -578,3 +578,69 @@ func elevenColumns(t *testing.T, lines []string) []string {
 }
 
 func first(l []string) []string { return l[:min(3, len(l))] }
+
+// TestTunedSummarizeThroughTest: `tokenpivot test` runs a case of a rule
+// with a summarize after the join against its expected rows (written in
+// another key and list order, as a row copied from Sentinel may be), and
+// fails a case whose count differs.
+func TestTunedSummarizeThroughTest(t *testing.T) {
+	ifile, nfile := writeTunedData(t, t.TempDir())
+	v := tunedVariant{edits: []string{orderBy, orderBy + "  | summarize Pairs = count(), Ips = make_set(NIIPAddress) by UserPrincipalName\n"}}
+	yaml := tunedYAML(t, v)
+	rf := filepath.Join(t.TempDir(), "rule.yaml")
+	if err := os.WriteFile(rf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "detect", "--rule", rf, "--interactive", ifile, "--noninteractive", nfile)
+	if code != 0 {
+		t.Fatalf("detect: exit %d: %s", code, errs)
+	}
+	rows := sortedLines(out)
+	if len(rows) < 2 {
+		t.Fatalf("detect gave %d summarized rows: the data does not exercise it", len(rows))
+	}
+	// The same rows, keys and lists reversed.
+	var reordered []string
+	for _, l := range rows {
+		var r struct {
+			UserPrincipalName string
+			Pairs             int
+			Ips               []string
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		slices.Reverse(r.Ips)
+		ips, _ := json.Marshal(r.Ips)
+		upn, _ := json.Marshal(r.UserPrincipalName)
+		reordered = append(reordered, fmt.Sprintf(`{"Ips": %s, "Pairs": %d, "UserPrincipalName": %s}`, ips, r.Pairs, upn))
+	}
+	for _, tt := range []struct {
+		name     string
+		expected []string
+		code     int
+	}{
+		{"the rows in another order", reordered, 0},
+		{"a count that differs", append([]string{strings.Replace(reordered[0], `"Pairs": `, `"Pairs": 1`, 1)}, reordered[1:]...), 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, src := range map[string]string{"interactive.jsonl": ifile, "noninteractive.jsonl": nfile, "rule.yaml": rf} {
+				data, err := os.ReadFile(src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, "expected.jsonl"), []byte(strings.Join(tt.expected, "\n")+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errs := runCLI(t, "test", dir)
+			if code != tt.code {
+				t.Errorf("test: exit %d, want %d\n%s%s", code, tt.code, out, errs)
+			}
+		})
+	}
+}
