@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
@@ -26,7 +27,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	s, err := sf.Load(nil)
+	s, err := sf.Load(os.Getenv)
 	if err != nil {
 		return usageError{err}
 	}

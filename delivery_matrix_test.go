@@ -68,7 +68,7 @@ func (m *matrix) advance(d time.Duration) {
 func (m *matrix) build() {
 	t := m.t
 	ctx := context.Background()
-	s, err := settings.FromEnvOnly(settings.All()...).Load(nil)
+	s, err := settings.FromEnvOnly(settings.All()...).Load(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +214,9 @@ func (m *matrix) sinksDown(status int) {
 func TestDeliveryFaultMatrix(t *testing.T) {
 	for _, outage := range []time.Duration{10 * time.Minute, 3 * time.Hour, 48 * time.Hour} {
 		t.Run("both sinks down "+outage.String(), func(t *testing.T) {
+			if testing.Short() && outage > 10*time.Minute {
+				t.Skip("-short: the 3-hour and two-day outages (12 and 192 Sweeps) run in the full suite")
+			}
 			m := newMatrix(t)
 			m.sinksDown(http.StatusServiceUnavailable)
 			m.process(0)

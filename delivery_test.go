@@ -274,7 +274,7 @@ func TestDeliveryFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs := &crashStore{Store: local, armed: true}
-	s, err := settings.FromEnvOnly(settings.All()...).Load(nil)
+	s, err := settings.FromEnvOnly(settings.All()...).Load(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	s, err := sf.Load(nil)
+	s, err := sf.Load(os.Getenv)
 	if err != nil {
 		return usageError{err}
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strconv"
 	"text/tabwriter"
@@ -19,10 +18,6 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
-// exportsHTTPClient carries the export job client's token and API requests
-// (nil: exportjob's default); tests point it at their TLS server.
-var exportsHTTPClient *http.Client
-
 func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(stderr, "usage: tokenpivot exports schedule --from TIME --to TIME [flags]")
@@ -30,7 +25,7 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "schedule requests one Log Analytics export job per table and hour of [--from, --to),")
 		fmt.Fprintln(stderr, "each hour once (state in the state container, shared with the ScheduleExports timer);")
-		fmt.Fprintln(stderr, "status lists that state. Settings: "+exportjob.EnvWorkspace+" and the others")
+		fmt.Fprintln(stderr, "status lists that state. Settings: "+settings.ExportWorkspaceID+" and the others")
 		fmt.Fprintln(stderr, "'tokenpivot help serve' lists (README: \"Operating export jobs\").")
 		if len(args) == 0 {
 			return usagef("want a subcommand: schedule or status")
@@ -47,28 +42,38 @@ func runExports(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // exportsFlags are the flags both subcommands share: the state storage
-// and container (from the settings table) and the range of hours.
+// and container (from the settings table), the settings the command names,
+// and the range of hours.
 type exportsFlags struct {
-	settings  *settings.Flags
+	flags     *settings.Flags
+	settings  settings.Settings
 	container string
 	exports   store.Store // where the jobs write: an ambiguous create is looked up there
 	from, to  string
 }
 
-func (f *exportsFlags) register(fs *flag.FlagSet) {
-	f.settings = settings.Register(fs, join(storageSettings, []string{settings.StateContainer})...)
+func (f *exportsFlags) register(fs *flag.FlagSet, more ...string) {
+	f.flags = settings.Register(fs, join(storageSettings, []string{settings.StateContainer}, more)...)
 	fs.StringVar(&f.from, "from", "", "first hour, RFC 3339 (e.g. 2026-11-01T00:00:00Z)")
 	fs.StringVar(&f.to, "to", "", "end of the range, RFC 3339, exclusive: the last hour is the one before")
 }
 
+// load reads the settings: the environment, then the flags.
+func (f *exportsFlags) load() error {
+	s, err := f.flags.Load(os.Getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	f.settings, f.container = s, s.StateContainer
+	return nil
+}
+
 // open opens the state store the settings name, and the export store.
 func (f *exportsFlags) open(ctx context.Context) (store.Store, error) {
-	s, err := f.settings.Load(nil)
-	if err != nil {
-		return nil, usageError{err}
+	if err := f.load(); err != nil {
+		return nil, err
 	}
-	f.container = s.StateContainer
-	exports, state, err := openStores(ctx, s)
+	exports, state, err := openStores(ctx, f.settings)
 	f.exports = exports
 	return state, err
 }
@@ -91,67 +96,97 @@ func parseHour(flag, v string, up bool) (time.Time, error) {
 func runExportsSchedule(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("exports schedule", stderr, "--from TIME --to TIME [flags]")
 	var f exportsFlags
-	f.register(fs)
-	workspace := fs.String("workspace", "", "workspace resource `id` (default $"+exportjob.EnvWorkspace+")")
-	account := fs.String("account", "", "destination storage account resource `id` (default $"+exportjob.EnvStorageAccount+")")
+	// The export scheduler's settings (--workspace and --account among
+	// them) and the containers the jobs write to.
+	f.register(fs, join(settings.ExportJobSettings, exportSettings)...)
 	wait := fs.Bool("wait", false, "wait until every job has finished, not only until every hour is requested")
 	poll := fs.Duration("poll", 30*time.Second, "pause between passes while jobs run")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	from, err := parseHour("from", f.from, false)
+	keys, err := scheduleRange(f.from, f.to)
 	if err != nil {
 		return err
-	}
-	to, err := parseHour("to", f.to, true)
-	if err != nil {
-		return err
-	}
-	if from.IsZero() || to.IsZero() {
-		return usagef("--from and --to are required")
-	}
-	if !to.After(from) {
-		return usagef("--to %s is not after --from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
-	}
-	if latest := time.Now().UTC().Truncate(time.Hour); to.After(latest) {
-		return usagef("--to %s: the hour before it is not complete yet (the API wants endTime before now)", to.Format(time.RFC3339))
 	}
 	if *poll <= 0 {
 		return usagef("--poll must be positive")
 	}
-	env := os.Getenv
-	overrides := map[string]string{exportjob.EnvWorkspace: *workspace, exportjob.EnvStorageAccount: *account}
-	cfg, err := exportjob.FromEnv(func(k string) string {
-		if v := overrides[k]; v != "" {
-			return v
-		}
-		return env(k)
-	})
-	if err != nil {
-		return usagef("%v", err)
-	}
-	if !cfg.Enabled() {
-		return usagef("no workspace: pass --workspace or set %s", exportjob.EnvWorkspace)
-	}
-	st, err := f.open(ctx)
+	s, err := f.scheduler(ctx, stderr)
 	if err != nil {
 		return err
 	}
-	cl, err := exportjob.NewClient(cfg, exportsHTTPClient)
+	total, last, err := schedulePasses(ctx, s, keys, *wait, *poll, stderr)
+	printExportsSummary(stdout, keys, total, last)
 	if err != nil {
 		return err
 	}
-	s := &exportjob.Scheduler{Config: cfg, API: cl, Store: st, Container: f.container, Output: f.exports,
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if last.Failed > 0 || countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled) > 0 {
+		return fmt.Errorf("exports: %d table-hours failed or were canceled: see tokenpivot exports status",
+			countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled))
+	}
+	return nil
+}
 
+// scheduleRange is the table-hours of [--from, --to): both given, in order,
+// and every hour complete.
+func scheduleRange(fromFlag, toFlag string) ([]exportjob.Key, error) {
+	from, err := parseHour("from", fromFlag, false)
+	if err != nil {
+		return nil, err
+	}
+	to, err := parseHour("to", toFlag, true)
+	if err != nil {
+		return nil, err
+	}
+	if from.IsZero() || to.IsZero() {
+		return nil, usagef("--from and --to are required")
+	}
+	if !to.After(from) {
+		return nil, usagef("--to %s is not after --from %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	if latest := time.Now().UTC().Truncate(time.Hour); to.After(latest) {
+		return nil, usagef("--to %s: the hour before it is not complete yet (the API wants endTime before now)", to.Format(time.RFC3339))
+	}
 	var hours []time.Time
 	for h := from; h.Before(to); h = h.Add(time.Hour) {
 		hours = append(hours, h)
 	}
-	keys := exportjob.Keys(hours)
+	return exportjob.Keys(hours), nil
+}
+
+// scheduler is the export scheduler the settings describe, logging
+// warnings to stderr; no workspace is a usage error.
+func (f *exportsFlags) scheduler(ctx context.Context, stderr io.Writer) (*exportjob.Scheduler, error) {
+	if err := f.load(); err != nil {
+		return nil, err
+	}
+	cfg, err := f.settings.ExportJobConfig()
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if !cfg.Enabled() {
+		return nil, usagef("no workspace: pass --workspace or set %s", settings.ExportWorkspaceID)
+	}
+	st, err := f.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := exportjob.NewClient(cfg, exportsHTTPClient)
+	if err != nil {
+		return nil, err
+	}
+	return &exportjob.Scheduler{Config: cfg, API: cl, Store: st, Container: f.container, Output: f.exports,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}, nil
+}
+
+// schedulePasses runs passes over keys, poll apart, until every one is
+// requested (wait: finished), showing progress on stderr. It returns the
+// jobs requested and retried in all, and the last pass's summary; an error
+// only when ctx ends.
+func schedulePasses(ctx context.Context, s *exportjob.Scheduler, keys []exportjob.Key, wait bool, poll time.Duration, stderr io.Writer) (total, last exportjob.Summary, err error) {
 	bar := newCountProgress(stderr, "requesting", int64(len(keys)))
-	shown, total := 0, exportjob.Summary{}
-	var last exportjob.Summary
+	defer bar.Finish()
+	shown := 0
 	for pass := 1; ; pass++ {
 		sum, err := s.Pass(ctx, append([]exportjob.Key(nil), keys...))
 		if err != nil {
@@ -172,27 +207,18 @@ func runExportsSchedule(ctx context.Context, args []string, stdout, stderr io.Wr
 			fmt.Fprintf(stderr, "exports: %d/%d table-hours requested, %d running, %d finished, %d waiting for a job slot\n",
 				requested, len(keys), sum.Running, sum.Done, sum.Deferred)
 		}
-		if (*wait && sum.Done == len(keys)) || (!*wait && requested == len(keys)) {
-			break
+		if (wait && sum.Done == len(keys)) || (!wait && requested == len(keys)) {
+			return total, last, nil
 		}
 		select {
 		case <-ctx.Done():
-			bar.Finish()
-			printExportsSummary(stdout, keys, total, last)
-			return ctx.Err()
-		case <-time.After(*poll):
+			return total, last, ctx.Err()
+		case <-time.After(poll):
 		}
 	}
-	bar.Finish()
-	printExportsSummary(stdout, keys, total, last)
-	if last.Failed > 0 || countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled) > 0 {
-		return fmt.Errorf("exports: %d table-hours failed or were canceled: see tokenpivot exports status",
-			countPhase(last, exportjob.PhaseFailed)+countPhase(last, exportjob.PhaseCanceled))
-	}
-	return nil
 }
 
-func countPhase(sum exportjob.Summary, phase string) int {
+func countPhase(sum exportjob.Summary, phase exportjob.Phase) int {
 	n := 0
 	for _, p := range sum.Phases {
 		if p == phase {

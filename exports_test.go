@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/exportjob"
 	"github.com/tokenpivot/tokenpivot/internal/exportjob/exportjobtest"
+	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -22,9 +24,9 @@ func TestExportsBackfill(t *testing.T) {
 	api := exportjobtest.New(t)
 	exportsHTTPClient = api.Client()
 	t.Cleanup(func() { exportsHTTPClient = nil })
-	t.Setenv(exportjob.EnvWorkspace, api.WorkspaceID())
-	t.Setenv(exportjob.EnvStorageAccount, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stexport")
-	t.Setenv(exportjob.EnvEndpoint, api.API.URL)
+	t.Setenv(settings.ExportWorkspaceID, api.WorkspaceID())
+	t.Setenv(settings.ExportStorageAccountID, "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stexport")
+	t.Setenv(settings.ExportEndpoint, api.API.URL)
 	dir := t.TempDir()
 	local, err := store.NewLocal(dir)
 	if err != nil {
@@ -81,7 +83,7 @@ func TestExportsBackfill(t *testing.T) {
 }
 
 func TestExportsUsage(t *testing.T) {
-	t.Setenv(exportjob.EnvWorkspace, "")
+	t.Setenv(settings.ExportWorkspaceID, "")
 	now := time.Now().UTC()
 	for name, args := range map[string][]string{
 		"no subcommand": {"exports"},
@@ -134,5 +136,59 @@ func TestExportsStatusShowsPastGarbledState(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "2026/11/20/10.json") || !strings.Contains(stderr.String(), "unreadable") {
 		t.Errorf("stderr does not name the garbled state blob: %s", stderr.String())
+	}
+}
+
+// TestNewExportJobs: serve's ScheduleExports scheduler is built from the
+// settings table over the pipeline's stores: none when off, the setting
+// named at every invocation when misconfigured (serve itself starts), and
+// otherwise a scheduler that records its hours in the state container and
+// looks ambiguous creates up in the export store.
+func TestNewExportJobs(t *testing.T) {
+	api := exportjobtest.New(t)
+	exportsHTTPClient = api.Client()
+	t.Cleanup(func() { exportsHTTPClient = nil })
+	exports, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := store.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := state.EnsureContainer(ctx, "my-state"); err != nil {
+		t.Fatal(err)
+	}
+	load := func(vars map[string]string) settings.Settings {
+		s, err := settings.FromEnvOnly(settings.All()...).Load(func(k string) string { return vars[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if newExportJobs(load(nil), state, exports) != nil {
+		t.Error("off: a scheduler without a workspace")
+	}
+	bad := newExportJobs(load(map[string]string{settings.ExportWorkspaceID: api.WorkspaceID()}), state, exports)
+	for range 2 {
+		if _, err := bad(ctx, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), settings.ExportStorageAccountID) {
+			t.Errorf("misconfigured: error %v does not name %s", err, settings.ExportStorageAccountID)
+		}
+	}
+	on := newExportJobs(load(map[string]string{settings.ExportWorkspaceID: api.WorkspaceID(), settings.StateContainer: "my-state",
+		settings.ExportStorageAccountID: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stexport",
+		settings.ExportEndpoint:         api.API.URL, settings.ExportMaxActive: "2", settings.InteractiveContainer: "my-signins"}), state, exports)
+	s, err := on(ctx, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Store != store.Store(state) || s.Output != store.Store(exports) || s.Container != "my-state" || s.Config.MaxActive != 2 ||
+		s.Config.Containers[exportjob.TableInteractive] != "my-signins" {
+		t.Errorf("scheduler %+v", s)
+	}
+	sum, err := s.Run(ctx)
+	if err != nil || sum.Requested != 2 || len(api.Jobs()) != 2 {
+		t.Errorf("run: %+v, %v (%d jobs)", sum, err, len(api.Jobs()))
 	}
 }

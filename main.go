@@ -75,7 +75,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		share = serveMemoryShare
 	}
-	memlimit.Apply(share)
+	memlimit.Apply(share, os.Getenv("GOMEMLIMIT"))
 	stopProfiles := startProfiles(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -33,7 +34,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	s, err := sf.Load(nil)
+	s, err := sf.Load(os.Getenv)
 	if err != nil {
 		return usageError{err}
 	}
@@ -51,11 +52,12 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	p, w, exports, ob, err := newPipeline(ctx, s, logger)
+	a, err := newPipeline(ctx, s, logger)
 	if err != nil {
 		return err
 	}
-	if err := checkAccounts(ctx, exports, w.Store, s); err != nil {
+	p, w, ob := a.pipeline, a.alerts, a.outbox
+	if err := checkAccounts(ctx, a.exports, a.state, s); err != nil {
 		return err
 	}
 	if err := p.EnsureContainers(ctx); err != nil {

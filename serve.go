@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tokenpivot/tokenpivot/internal/exportjob"
 	"github.com/tokenpivot/tokenpivot/internal/function"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
 )
@@ -55,10 +54,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		printFlags(fs, stderr)
 		fmt.Fprintf(stderr, "\nserve is configured by app settings (environment variables):\n\n")
 		settings.WriteHelp(stderr)
-		fmt.Fprintf(stderr, "\nthe ScheduleExports timer (export jobs, off while %s is empty):\n\n", exportjob.EnvWorkspace)
-		for _, st := range exportjob.Settings {
-			settings.WriteEntry(stderr, st.Name, "", st.Default, st.Meaning)
-		}
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -68,25 +63,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	s, err := settings.FromEnvOnly(settings.All()...).Load(nil)
+	s, err := settings.FromEnvOnly(settings.All()...).Load(os.Getenv)
 	if err != nil {
 		return usageError{err}
 	}
-	p, _, exports, ob, err := newPipeline(ctx, s, logger)
+	a, err := newPipeline(ctx, s, logger)
 	if err != nil {
 		return err
 	}
-	if err := p.EnsureContainers(ctx); err != nil {
+	if err := a.pipeline.EnsureContainers(ctx); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	serviceURL := exports.ServiceURL()
+	serviceURL := a.exports.ServiceURL()
 	if serviceURL == "" {
 		logger.Warn("export storage is a local directory: every event will be refused; ProcessExport and Sweep still work")
 	}
-	cfg := function.Config{Pipeline: p, Exports: exports, ServiceURL: serviceURL, Logger: logger}
-	if ob != nil && len(ob.Sinks) > 0 {
-		cfg.Delivery = ob
-		for _, sk := range ob.Sinks {
+	cfg := function.Config{Pipeline: a.pipeline, Exports: a.exports, ServiceURL: serviceURL, Logger: logger,
+		ExportJobs: newExportJobs(s, a.state, a.exports)}
+	if len(a.outbox.Sinks) > 0 {
+		cfg.Delivery = a.outbox
+		for _, sk := range a.outbox.Sinks {
 			logger.Info("alert delivery on", slog.String("sink", sk.Name()))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -30,17 +31,17 @@ func TestServeAnswersCarryNoSAS(t *testing.T) {
 	localSettings(t)
 	t.Setenv(settings.StorageConnectionString, cs)
 	t.Setenv(settings.StorageAccountURL, "")
-	s, err := settings.FromEnvOnly(settings.All()...).Load(nil)
+	s, err := settings.FromEnvOnly(settings.All()...).Load(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One try per storage call: the SDK's retries would only add seconds.
 	ctx := policy.WithRetryOptions(t.Context(), policy.RetryOptions{MaxRetries: -1})
-	p, _, exports, _, err := newPipeline(ctx, s, slog.New(slog.DiscardHandler))
+	a, err := newPipeline(ctx, s, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := function.New(function.Config{Pipeline: p, Exports: exports, ServiceURL: "http://127.0.0.1:1/devstoreaccount1", Logger: slog.New(slog.DiscardHandler)})
+	h, err := function.New(function.Config{Pipeline: a.pipeline, Exports: a.exports, ServiceURL: "http://127.0.0.1:1/devstoreaccount1", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	s, err := sf.Load(nil)
+	s, err := sf.Load(os.Getenv)
 	if err != nil {
 		return usageError{err}
 	}

@@ -31,7 +31,7 @@ func runUpload(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(dirs) != 1 {
 		return usagef("name one folder to upload (laid out like the account: DIR/<container>/<blob name>)")
 	}
-	s, err := sf.Load(nil)
+	s, err := sf.Load(os.Getenv)
 	if err != nil {
 		return usageError{err}
 	}

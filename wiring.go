@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
@@ -13,6 +14,8 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/exportjob"
+	"github.com/tokenpivot/tokenpivot/internal/function"
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/rule"
@@ -182,25 +185,39 @@ func newOutbox(state store.Store, s settings.Settings, logger *slog.Logger) (*ou
 	return &outbox.Outbox{Store: state, Container: s.StateContainer, AlertsContainer: s.AlertsContainer, Sinks: sinks, Logger: logger, Now: clock.Now}, nil
 }
 
-// newPipeline builds the event pipeline the settings describe, and the
-// outbox its alert writer records revisions to (nil without sinks). It
-// creates no containers (see pipeline.EnsureContainers).
-func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) (*pipeline.Pipeline, *alert.Writer, store.Store, *outbox.Outbox, error) {
+// app is what newPipeline builds from the settings: the event pipeline and
+// the parts of it the commands use beside it.
+type app struct {
+	pipeline *pipeline.Pipeline
+	// alerts writes alert and incident documents into the state store.
+	alerts *alert.Writer
+	// exports holds the export blobs; state holds state, alerts and
+	// incidents (the same store unless the settings name another).
+	exports, state store.Store
+	// outbox records every alert revision, and delivers it to the sinks
+	// the settings turn on (none: recorded only).
+	outbox *outbox.Outbox
+}
+
+// newPipeline builds the event pipeline the settings describe, with its
+// stores, alert writer and outbox. It creates no containers (see
+// pipeline.EnsureContainers).
+func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) (*app, error) {
 	if err := pipelinePrecision(s); err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	r, f, err := loadFilter(s)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	exports, state, err := openStores(ctx, s)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	w := newAlertWriter(state, s, r, logger)
 	ob, err := newOutbox(state, s, logger)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, err
 	}
 	w.Revisions = ob
 	p, err := pipeline.New(pipeline.Config{
@@ -214,7 +231,39 @@ func newPipeline(ctx context.Context, s settings.Settings, logger *slog.Logger) 
 		Logger:          logger,
 	})
 	if err != nil {
-		return nil, nil, nil, nil, usageError{err}
+		return nil, usageError{err}
 	}
-	return p, w, exports, ob, nil
+	return &app{pipeline: p, alerts: w, exports: exports, state: state, outbox: ob}, nil
+}
+
+// exportsHTTPClient carries the export job client's token and API requests
+// (nil: exportjob's default); tests point it at their TLS server.
+var exportsHTTPClient *http.Client
+
+// newExportJobs is the ScheduleExports timer's scheduler the settings
+// describe, over the pipeline's stores: the hours' state in the state
+// container, and the export store, where an ambiguous create's output is
+// looked up. It is nil when export scheduling is off. A misconfiguration
+// does not stop serve (the pipeline works without export jobs): every
+// invocation of the timer fails with it, naming the setting.
+func newExportJobs(s settings.Settings, state, exports store.Store) function.ExportScheduler {
+	cfg, err := s.ExportJobConfig()
+	if err == nil && !cfg.Enabled() {
+		return nil
+	}
+	var made *exportjob.Scheduler
+	if err == nil {
+		var cl *exportjob.Client
+		if cl, err = exportjob.NewClient(cfg, exportsHTTPClient); err == nil {
+			made = &exportjob.Scheduler{Config: cfg, API: cl, Store: state, Container: s.StateContainer, Output: exports}
+		}
+	}
+	return func(_ context.Context, log *slog.Logger) (*exportjob.Scheduler, error) {
+		if err != nil {
+			return nil, err
+		}
+		run := *made
+		run.Logger = log
+		return &run, nil
+	}
 }

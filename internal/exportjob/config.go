@@ -3,31 +3,8 @@ package exportjob
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
-)
-
-// The app settings of the export scheduler. The feature is off while
-// EnvWorkspace is empty.
-const (
-	EnvWorkspace      = "TOKENPIVOT_EXPORT_WORKSPACE_ID"
-	EnvStorageAccount = "TOKENPIVOT_EXPORT_STORAGE_ACCOUNT_ID"
-	EnvSchedule       = "TOKENPIVOT_EXPORT_SCHEDULE"
-	EnvFirstHour      = "TOKENPIVOT_EXPORT_FIRST_HOUR"
-	EnvLookback       = "TOKENPIVOT_EXPORT_LOOKBACK"
-	EnvSettle         = "TOKENPIVOT_EXPORT_SETTLE"
-	EnvLease          = "TOKENPIVOT_EXPORT_LEASE"
-	EnvStuckAfter     = "TOKENPIVOT_EXPORT_STUCK_AFTER"
-	EnvMaxAttempts    = "TOKENPIVOT_EXPORT_MAX_ATTEMPTS"
-	EnvMaxActive      = "TOKENPIVOT_EXPORT_MAX_ACTIVE"
-	EnvEndpoint       = "TOKENPIVOT_EXPORT_ENDPOINT"
-
-	// The pipeline's own settings for the containers it reads each table
-	// from: each job writes where the trigger already looks. They are read
-	// here with the pipeline's defaults, so the two cannot disagree.
-	EnvInteractiveContainer    = "TOKENPIVOT_INTERACTIVE_CONTAINER"
-	EnvNonInteractiveContainer = "TOKENPIVOT_NONINTERACTIVE_CONTAINER"
 )
 
 // Defaults.
@@ -52,27 +29,6 @@ const (
 	// MaxActivePerWorkspace is the API's limit of active jobs per workspace.
 	MaxActivePerWorkspace = 5
 )
-
-// Setting documents one app setting: the project's settings table can list
-// these rows.
-type Setting struct {
-	Name, Default, Meaning string
-}
-
-// Settings are the scheduler's app settings, in the order of Config.
-var Settings = []Setting{
-	{EnvWorkspace, "", "Resource id of the Log Analytics (Sentinel) workspace to export from, /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{ws}. Empty turns the export scheduler off."},
-	{EnvStorageAccount, "", "Resource id of the export storage account the jobs write to (destinationStorageAccounts); required when the workspace is set."},
-	{EnvSchedule, DefaultSchedule, "NCRONTAB schedule of the ScheduleExports timer (second minute hour day month weekday); the default runs at minute 5 of every hour."},
-	{EnvFirstHour, "", "First hour to request (RFC 3339, e.g. 2026-12-01T00:00:00Z); empty means only the lookback window bounds it."},
-	{EnvLookback, DefaultLookback.String(), "How far back each timer run looks for hours not yet requested (Go duration, at most 168h: the job retry window and below the state retention)."},
-	{EnvSettle, DefaultSettle.String(), "How long after an hour ends before it is requested, for ingestion latency: rows that arrive later than this are not in the export."},
-	{EnvLease, DefaultLease.String(), "How long a claimed hour stays reserved for the run that claimed it; a claim older than this (its run crashed) is requested again."},
-	{EnvStuckAfter, DefaultStuckAfter.String(), "A job still not finished this long after it was requested (or retried) is reported stuck, in the log and in its state blob."},
-	{EnvMaxAttempts, strconv.Itoa(DefaultMaxAttempts), "Attempts to create a job for an hour, and /retry calls per failed job (1 to 5, the API's retry limit)."},
-	{EnvMaxActive, strconv.Itoa(DefaultMaxActive), "Jobs this scheduler keeps running at once (1 to 5: the API allows 5 per workspace, retries included)."},
-	{EnvEndpoint, DefaultEndpoint, "Log Analytics data-plane endpoint (another cloud's, or a test server)."},
-}
 
 // Workspace names a Log Analytics workspace.
 type Workspace struct {
@@ -145,94 +101,43 @@ func Default() Config {
 	}
 }
 
-// FromEnv reads the configuration from getenv. An empty workspace returns
-// the defaults with Enabled() false and no error, whatever else is set.
-func FromEnv(getenv func(string) string) (Config, error) {
-	c := Default()
-	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
-	for name, table := range map[string]string{EnvInteractiveContainer: TableInteractive, EnvNonInteractiveContainer: TableNonInteractive} {
-		if v := get(name); v != "" {
-			c.Containers[table] = v
-		}
-	}
-	ws := get(EnvWorkspace)
-	if ws == "" {
-		return c, nil
-	}
-	var err error
-	if c.Workspace, err = ParseWorkspace(ws); err != nil {
-		return c, fmt.Errorf("%s: %w", EnvWorkspace, err)
-	}
-	c.StorageAccount = get(EnvStorageAccount)
-	if c.StorageAccount == "" {
-		return c, fmt.Errorf("%s is required when %s is set: the resource id of the account the jobs write to", EnvStorageAccount, EnvWorkspace)
-	}
-	if v := get(EnvSchedule); v != "" {
-		c.Schedule = v
-	}
-	if v := get(EnvFirstHour); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			return c, fmt.Errorf("%s: %q is not an RFC 3339 time such as 2026-12-01T00:00:00Z", EnvFirstHour, v)
-		}
-		c.FirstHour = t.UTC()
-	}
-	for _, d := range []struct {
-		name string
-		dst  *time.Duration
-	}{{EnvLookback, &c.Lookback}, {EnvSettle, &c.Settle}, {EnvLease, &c.Lease}, {EnvStuckAfter, &c.StuckAfter}} {
-		v := get(d.name)
-		if v == "" {
-			continue
-		}
-		if *d.dst, err = time.ParseDuration(v); err != nil {
-			return c, fmt.Errorf("%s: %q is not a Go duration such as 30m or 48h", d.name, v)
-		}
-	}
-	for _, n := range []struct {
-		name string
-		dst  *int
-	}{{EnvMaxAttempts, &c.MaxAttempts}, {EnvMaxActive, &c.MaxActive}} {
-		v := get(n.name)
-		if v == "" {
-			continue
-		}
-		if *n.dst, err = strconv.Atoi(v); err != nil {
-			return c, fmt.Errorf("%s: %q is not a whole number", n.name, v)
-		}
-	}
-	if v := get(EnvEndpoint); v != "" {
-		c.Endpoint = v
-	}
-	return c, c.Validate()
+// ConfigError is Validate's error: the Config field at fault and why
+// (internal/settings names the app setting that fills it).
+type ConfigError struct {
+	Field, Reason string
 }
 
-// Validate checks an enabled configuration, naming the setting at fault.
+func (e *ConfigError) Error() string { return "exportjob: " + e.Field + ": " + e.Reason }
+
+// Validate checks an enabled configuration, naming the field at fault.
 func (c Config) Validate() error {
 	if !c.Enabled() {
 		return nil
 	}
+	bad := func(field, format string, args ...any) error {
+		return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
 	switch {
 	case !reAccount.MatchString(c.StorageAccount):
-		return fmt.Errorf("%s: %q is not a storage account resource id (/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name})", EnvStorageAccount, c.StorageAccount)
+		return bad("StorageAccount", "%q is not a storage account resource id (/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{name})", c.StorageAccount)
 	case len(strings.Fields(c.Schedule)) != 6:
-		return fmt.Errorf("%s: %q is not a six-field NCRONTAB expression such as %q", EnvSchedule, c.Schedule, DefaultSchedule)
+		return bad("Schedule", "%q is not a six-field NCRONTAB expression such as %q", c.Schedule, DefaultSchedule)
 	case !c.FirstHour.IsZero() && !c.FirstHour.Equal(c.FirstHour.Truncate(time.Hour)):
-		return fmt.Errorf("%s: %s is not on the hour", EnvFirstHour, c.FirstHour.Format(time.RFC3339))
+		return bad("FirstHour", "%s is not on the hour", c.FirstHour.Format(time.RFC3339))
 	case c.Lookback < time.Hour || c.Lookback > MaxLookback:
-		return fmt.Errorf("%s: %v is outside 1h to %v (the job retry window)", EnvLookback, c.Lookback, MaxLookback)
+		return bad("Lookback", "%v is outside 1h to %v (the job retry window)", c.Lookback, MaxLookback)
 	case c.Settle < 0 || c.Settle > 24*time.Hour:
-		return fmt.Errorf("%s: %v is outside 0 to 24h", EnvSettle, c.Settle)
+		return bad("Settle", "%v is outside 0 to 24h", c.Settle)
 	case c.Lease < time.Minute:
-		return fmt.Errorf("%s: %v is shorter than 1m: a run needs that long to record the job it created", EnvLease, c.Lease)
+		return bad("Lease", "%v is shorter than 1m: a run needs that long to record the job it created", c.Lease)
 	case c.StuckAfter < time.Hour:
-		return fmt.Errorf("%s: %v is shorter than 1h", EnvStuckAfter, c.StuckAfter)
+		return bad("StuckAfter", "%v is shorter than 1h", c.StuckAfter)
 	case c.MaxAttempts < 1 || c.MaxAttempts > MaxRetriesPerJob:
-		return fmt.Errorf("%s: %d is outside 1 to %d", EnvMaxAttempts, c.MaxAttempts, MaxRetriesPerJob)
+		return bad("MaxAttempts", "%d is outside 1 to %d", c.MaxAttempts, MaxRetriesPerJob)
 	case c.MaxActive < 1 || c.MaxActive > MaxActivePerWorkspace:
-		return fmt.Errorf("%s: %d is outside 1 to %d (the API's active jobs per workspace)", EnvMaxActive, c.MaxActive, MaxActivePerWorkspace)
+		return bad("MaxActive", "%d is outside 1 to %d (the API's active jobs per workspace)", c.MaxActive, MaxActivePerWorkspace)
 	case !strings.HasPrefix(c.Endpoint, "https://"):
-		return fmt.Errorf("%s: %q is not an https:// URL (tokens are sent to it)", EnvEndpoint, c.Endpoint)
+		return bad("Endpoint", "%q is not an https:// URL (tokens are sent to it)", c.Endpoint)
 	}
 	for _, t := range Tables {
 		if c.Containers[t] == "" {

@@ -34,15 +34,13 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	api := exportjobtest.New(t)
-	cfg, err := FromEnv(func(name string) string {
-		return map[string]string{
-			EnvWorkspace:      api.WorkspaceID(),
-			EnvStorageAccount: testAccount,
-			EnvEndpoint:       api.API.URL,
-			EnvMaxActive:      "5",
-		}[name]
-	})
-	if err != nil {
+	cfg := Default()
+	var err error
+	if cfg.Workspace, err = ParseWorkspace(api.WorkspaceID()); err != nil {
+		t.Fatal(err)
+	}
+	cfg.StorageAccount, cfg.Endpoint, cfg.MaxActive = testAccount, api.API.URL, 5
+	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	cl, err := NewClient(cfg, api.Client())

@@ -17,7 +17,7 @@ import (
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
-// Phases of an hour's State.
+// Phase is where an hour's State is in its life:
 //
 //	(no blob) --claim: If-None-Match:*--> claimed --POST /jobs/export 202--> requested(jobId)
 //	claimed (lease over, or released after a rejected POST) --claim: If-Match--> claimed
@@ -30,16 +30,19 @@ import (
 // succeeded, failed and canceled are final: the hour is never asked again
 // (run `tokenpivot exports status` to see failed hours; delete the blob to
 // have the hour requested afresh).
+type Phase string
+
+// The phases, as the state blobs write them.
 const (
-	PhaseClaimed   = "claimed"
-	PhaseRequested = "requested"
-	PhaseSucceeded = "succeeded"
-	PhaseFailed    = "failed"
-	PhaseCanceled  = "canceled"
+	PhaseClaimed   Phase = "claimed"
+	PhaseRequested Phase = "requested"
+	PhaseSucceeded Phase = "succeeded"
+	PhaseFailed    Phase = "failed"
+	PhaseCanceled  Phase = "canceled"
 )
 
 // Final reports whether phase is final.
-func Final(phase string) bool {
+func Final(phase Phase) bool {
 	return phase == PhaseSucceeded || phase == PhaseFailed || phase == PhaseCanceled
 }
 
@@ -63,7 +66,7 @@ func StateName(k Key) string {
 type State struct {
 	Table string    `json:"table"`
 	Hour  time.Time `json:"hour"`
-	Phase string    `json:"phase"`
+	Phase Phase     `json:"phase"`
 	// Owner and LeaseUntil: the run that claimed the hour, and until when
 	// the claim is its own. A released claim has LeaseUntil <= now.
 	Owner      string    `json:"owner,omitempty"`
@@ -113,7 +116,7 @@ type Summary struct {
 	Deferred  int `json:"deferred"` // waiting for a free job slot (MaxActive)
 	Errors    int `json:"errors"`
 	// Phases is each hour's phase after the pass ("" = no state yet).
-	Phases map[Key]string `json:"-"`
+	Phases map[Key]Phase `json:"-"`
 }
 
 // Scheduler requests and tracks one export job per table and hour.
@@ -227,96 +230,131 @@ func (s *Scheduler) Run(ctx context.Context) (Summary, error) {
 // yet requested, oldest first, while fewer than MaxActive jobs run. It goes
 // on past errors and returns them joined.
 func (s *Scheduler) Pass(ctx context.Context, keys []Key) (Summary, error) {
-	sum := Summary{Hours: len(keys), Phases: map[Key]string{}}
+	ps := &pass{s: s, keys: keys, sum: Summary{Hours: len(keys), Phases: map[Key]Phase{}}}
 	if err := s.Config.Validate(); err != nil {
-		return sum, err
+		return ps.sum, err
 	}
-	var errs []error
-	fail := func(k Key, err error) {
-		sum.Errors++
-		errs = append(errs, fmt.Errorf("%s: %w", k, err))
-	}
-	now := s.now()
-	states := make([]*State, len(keys)) // nil: no blob
-	skip := make([]bool, len(keys))     // unreadable: left alone this pass
-	for i, k := range keys {
-		st, err := s.read(ctx, k)
+	ps.now = s.now()
+	ps.readStates(ctx)
+	ps.pollRunning(ctx)
+	ps.requestNew(ctx)
+	ps.summarize()
+	return ps.sum, errors.Join(ps.errs...)
+}
+
+// pass is one Pass over keys, as its steps pass it on.
+type pass struct {
+	s    *Scheduler
+	keys []Key
+	sum  Summary
+	errs []error
+	now  time.Time
+	// states are the keys' states (nil: no blob); skip, the unreadable
+	// ones, left alone this pass.
+	states []*State
+	skip   []bool
+	// active counts the jobs running or being created: at most MaxActive.
+	active int
+}
+
+func (ps *pass) fail(k Key, err error) {
+	ps.sum.Errors++
+	ps.errs = append(ps.errs, fmt.Errorf("%s: %w", k, err))
+}
+
+// readStates reads the state of each key.
+func (ps *pass) readStates(ctx context.Context) {
+	ps.states = make([]*State, len(ps.keys))
+	ps.skip = make([]bool, len(ps.keys))
+	for i, k := range ps.keys {
+		st, err := ps.s.read(ctx, k)
 		switch {
 		case errors.Is(err, store.ErrNotExist):
 		case err != nil:
-			fail(k, err)
-			skip[i] = true
+			ps.fail(k, err)
+			ps.skip[i] = true
 		default:
-			states[i] = st
+			ps.states[i] = st
 		}
 	}
-	active := 0
-	for i, st := range states {
+}
+
+// pollRunning polls the requested jobs and counts the active ones.
+func (ps *pass) pollRunning(ctx context.Context) {
+	for i, st := range ps.states {
 		if st == nil {
 			continue
 		}
 		switch {
 		case st.Phase == PhaseRequested:
-			if err := s.poll(ctx, st, &sum); err != nil {
-				fail(keys[i], err)
+			if err := ps.s.poll(ctx, st, &ps.sum); err != nil {
+				ps.fail(ps.keys[i], err)
 			}
 			// A job past StuckAfter (never finishing, an unknown status,
 			// a status that cannot be read) no longer holds a slot:
 			// otherwise a few of them would stop every later hour.
 			if st.Phase == PhaseRequested && !st.Stuck {
-				active++
+				ps.active++
 			}
-		case st.Phase == PhaseClaimed && st.LeaseUntil.After(now):
-			active++ // another run is creating its job
+		case st.Phase == PhaseClaimed && st.LeaseUntil.After(ps.now):
+			ps.active++ // another run is creating its job
 		}
 	}
+}
+
+// requestNew requests the hours not yet requested (or whose claim lapsed),
+// oldest first, while fewer than MaxActive jobs run.
+func (ps *pass) requestNew(ctx context.Context) {
 	owner := newOwner()
-	for i, k := range keys {
-		if skip[i] {
+	for i, k := range ps.keys {
+		if ps.skip[i] {
 			continue
 		}
-		st := states[i]
-		if st != nil && (st.Phase != PhaseClaimed || st.LeaseUntil.After(now)) {
+		st := ps.states[i]
+		if st != nil && (st.Phase != PhaseClaimed || st.LeaseUntil.After(ps.now)) {
 			if st.Phase == PhaseClaimed {
-				sum.Busy++
+				ps.sum.Busy++
 			}
 			continue
 		}
-		if active >= s.Config.MaxActive {
-			sum.Deferred++
+		if ps.active >= ps.s.Config.MaxActive {
+			ps.sum.Deferred++
 			continue
 		}
-		created, err := s.request(ctx, k, st, owner, &sum)
+		created, err := ps.s.request(ctx, k, st, owner, &ps.sum)
 		if err != nil {
-			fail(k, err)
+			ps.fail(k, err)
 		}
 		if created != nil {
-			states[i] = created
-			if created.Phase == PhaseRequested || created.Phase == PhaseClaimed && created.LeaseUntil.After(now) {
-				active++
+			ps.states[i] = created
+			if created.Phase == PhaseRequested || created.Phase == PhaseClaimed && created.LeaseUntil.After(ps.now) {
+				ps.active++
 			}
 		}
 	}
-	for i, st := range states {
-		if skip[i] {
+}
+
+// summarize counts each readable key's phase into the summary.
+func (ps *pass) summarize() {
+	for i, st := range ps.states {
+		if ps.skip[i] {
 			continue
 		}
 		if st == nil {
-			sum.Phases[keys[i]] = ""
+			ps.sum.Phases[ps.keys[i]] = ""
 			continue
 		}
-		sum.Phases[keys[i]] = st.Phase
+		ps.sum.Phases[ps.keys[i]] = st.Phase
 		switch {
 		case Final(st.Phase):
-			sum.Done++
+			ps.sum.Done++
 		case st.Phase == PhaseRequested:
-			sum.Running++
+			ps.sum.Running++
 			if st.Stuck {
-				sum.Stuck++
+				ps.sum.Stuck++
 			}
 		}
 	}
-	return sum, errors.Join(errs...)
 }
 
 func (s *Scheduler) read(ctx context.Context, k Key) (*State, error) {
@@ -359,9 +397,27 @@ func (s *Scheduler) update(ctx context.Context, st *State) error {
 // POSTs its job. It returns the state as it now stands, nil if another run
 // holds the hour.
 func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string, sum *Summary) (*State, error) {
-	now := s.now()
 	log := s.log().With(slog.String("table", k.Table), slog.String("hour", k.Hour.Format(time.RFC3339)))
-	st := &State{Table: k.Table, Hour: k.Hour}
+	st, claimed, err := s.claim(ctx, k, old, owner, sum, log)
+	if !claimed {
+		return st, err
+	}
+	req := HourRequest(k.Table, k.Hour, s.Config.StorageAccount, s.Config.Containers[k.Table])
+	jobID, err := s.API.Create(ctx, req)
+	if err != nil {
+		return s.notCreated(ctx, st, err, sum, log)
+	}
+	sum.Requested++
+	return s.record(ctx, st, jobID, log)
+}
+
+// claim claims k for owner, counting the attempt. Without a claim
+// (claimed false) it returns what request returns: the hour adopted (an
+// ambiguous create's output found), failed (attempts used up), or lost to
+// another run.
+func (s *Scheduler) claim(ctx context.Context, k Key, old *State, owner string, sum *Summary, log *slog.Logger) (st *State, claimed bool, err error) {
+	now := s.now()
+	st = &State{Table: k.Table, Hour: k.Hour}
 	cond := store.Condition{IfNoneMatch: "*"}
 	if old != nil {
 		*st = *old
@@ -372,18 +428,20 @@ func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string
 				if found {
 					sum.Adopted++
 				}
-				return s.lostOr(st, err, sum)
+				st, err := s.lostOr(st, err, sum)
+				return st, false, err
 			}
 		}
 		if st.Attempts >= s.Config.MaxAttempts {
 			st.Phase, st.Owner, st.LeaseUntil, st.FinishedAt = PhaseFailed, "", time.Time{}, now
 			st.Error = fmt.Sprintf("no job after %d attempts; last error: %s", st.Attempts, cmp.Or(st.Error, "none recorded (a run stopped after its claim)"))
 			if err := s.write(ctx, st, cond); err != nil {
-				return s.lost(err, sum)
+				st, err := s.lost(err, sum)
+				return st, false, err
 			}
 			sum.Failed++
 			log.Error("export hour failed: attempts used up", slog.String("error", st.Error))
-			return st, nil
+			return st, false, nil
 		}
 		if old.Owner != "" && old.Error == "" {
 			log.Warn("taking over an expired claim: its run stopped before recording a job; if it had created one, this hour is exported twice",
@@ -393,48 +451,58 @@ func (s *Scheduler) request(ctx context.Context, k Key, old *State, owner string
 	st.Phase, st.Owner, st.LeaseUntil = PhaseClaimed, owner, now.Add(s.Config.Lease)
 	st.Attempts++
 	if err := s.write(ctx, st, cond); err != nil {
-		return s.lost(err, sum)
+		st, err := s.lost(err, sum)
+		return st, false, err
 	}
+	return st, true, nil
+}
 
-	req := HourRequest(k.Table, k.Hour, s.Config.StorageAccount, s.Config.Containers[k.Table])
-	jobID, err := s.API.Create(ctx, req)
-	if err != nil {
-		st.Error = err.Error()
-		switch {
-		case NotAuthorized(err):
-			// No token, or the identity lacks the role: nothing about the
-			// hour, and an outage of hours must not use up its attempts.
-			st.LeaseUntil, st.Ambiguous = s.now(), false
+// notCreated records why the job of the claimed st was not created: an
+// authorization failure or a refusal releases the claim (a 429 or an
+// authorization failure not counted as an attempt); anything else may have
+// created it, and is looked up after the lease.
+func (s *Scheduler) notCreated(ctx context.Context, st *State, err error, sum *Summary, log *slog.Logger) (*State, error) {
+	st.Error = err.Error()
+	switch {
+	case NotAuthorized(err):
+		// No token, or the identity lacks the role: nothing about the
+		// hour, and an outage of hours must not use up its attempts.
+		st.LeaseUntil, st.Ambiguous = s.now(), false
+		st.Attempts--
+		sum.Released++
+		log.Error("export job not requested: the identity got no token or no permission (not counted against the hour; asked again next run)",
+			slog.String("error", st.Error))
+	case Rejected(err):
+		// Not created: release the claim so the next run asks again.
+		st.LeaseUntil, st.Ambiguous = s.now(), false
+		if e := (*Error)(nil); errors.As(err, &e) && e.StatusCode == http.StatusTooManyRequests {
+			// Busy (e.g. the 5 active jobs of the workspace): not an
+			// attempt at this hour.
 			st.Attempts--
-			sum.Released++
-			log.Error("export job not requested: the identity got no token or no permission (not counted against the hour; asked again next run)",
-				slog.String("error", st.Error))
-		case Rejected(err):
-			// Not created: release the claim so the next run asks again.
-			st.LeaseUntil, st.Ambiguous = s.now(), false
-			if e := (*Error)(nil); errors.As(err, &e) && e.StatusCode == http.StatusTooManyRequests {
-				// Busy (e.g. the 5 active jobs of the workspace): not an
-				// attempt at this hour.
-				st.Attempts--
-			}
-			sum.Released++
-			log.Warn("export job refused; the hour is asked again next run", slog.String("error", st.Error), slog.Int("attempt", st.Attempts))
-		default:
-			st.Ambiguous = true
-			log.Error("export job request failed ambiguously; after the lease its output folder is looked up before the hour is asked again",
-				slog.String("error", st.Error), slog.Time("lease_until", st.LeaseUntil))
 		}
-		if werr := s.update(ctx, st); werr != nil {
-			return st, errors.Join(err, werr)
-		}
-		return st, err
+		sum.Released++
+		log.Warn("export job refused; the hour is asked again next run", slog.String("error", st.Error), slog.Int("attempt", st.Attempts))
+	default:
+		st.Ambiguous = true
+		log.Error("export job request failed ambiguously; after the lease its output folder is looked up before the hour is asked again",
+			slog.String("error", st.Error), slog.Time("lease_until", st.LeaseUntil))
 	}
-	sum.Requested++
+	if werr := s.update(ctx, st); werr != nil {
+		return st, errors.Join(err, werr)
+	}
+	return st, err
+}
+
+// record writes the job created for st into its state (three tries): a
+// job created but not recorded is requested again after the lease, and its
+// hour exported twice.
+func (s *Scheduler) record(ctx context.Context, st *State, jobID string, log *slog.Logger) (*State, error) {
 	st.Phase, st.JobID, st.RequestedAt, st.Owner, st.LeaseUntil, st.Error = PhaseRequested, jobID, s.now(), "", time.Time{}, ""
 	st.Ambiguous = false
 	st.JobStatus = ""
 	log = log.With(slog.String("job_id", jobID))
 	wait := cmp.Or(s.WriteRetryWait, 500*time.Millisecond)
+	var err error
 	for attempt := 1; ; attempt++ {
 		err = s.update(ctx, st)
 		if err == nil || errors.Is(err, store.ErrConditionNotMet) || attempt == 3 || ctx.Err() != nil {

@@ -80,7 +80,8 @@ type Config struct {
 	// invocation whose blob does not fit waits. 0 means InstanceMemory();
 	// negative, unbounded.
 	MemoryBudget int64
-	// ExportJobs builds the ScheduleExports scheduler (ExportsFromEnv if nil).
+	// ExportJobs builds the ScheduleExports scheduler; nil: export
+	// scheduling is off.
 	ExportJobs ExportScheduler
 	// Delivery, when set, delivers alert revisions to the sinks (an
 	// *outbox.Outbox): the revisions a ProcessExport wrote, right after it

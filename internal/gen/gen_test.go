@@ -350,7 +350,7 @@ func checkDynamic(t *testing.T, pf *parquetFile, i int) {
 	}
 }
 
-type pairKey struct{ interactiveId, niId string }
+type pairKey struct{ interactiveID, niID string }
 
 // ruleResult evaluates the rule by brute force over all rows, with no safe
 // IPs: every (I, N) pair of candidates, distinct by the two Ids.
@@ -472,13 +472,13 @@ func TestRuleFindsExactlyThePlantedPivots(t *testing.T) {
 	}
 
 	// Background users never roam: outside planted rows, one country per user.
-	plantedIds := map[string]bool{}
+	plantedIDs := map[string]bool{}
 	for _, p := range s.Planted {
-		plantedIds[p.InteractiveId], plantedIds[p.NIId] = true, true
+		plantedIDs[p.InteractiveId], plantedIDs[p.NIId] = true, true
 	}
 	home := map[string]string{}
 	for _, r := range rows {
-		if plantedIds[r.id] {
+		if plantedIDs[r.id] {
 			continue
 		}
 		if h, ok := home[r.upn]; ok && h != r.loc {

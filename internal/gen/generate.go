@@ -72,12 +72,14 @@ func newWorld(o Options) *world {
 			offices[c] = append(offices[c], userIP{addr: randomAddr(r, c.office).String(), city: &c.cities[0]})
 		}
 	}
+	w.newUsers(o, offices)
+	w.expected = expectedRows(o, w.users)
+	return w
+}
 
-	ur := newRand(o.Seed, streamUsers)
-	w.users = make([]user, o.Users)
-	seen := make(map[string]int, o.Users)
-	var desktop, mobile []int
-	var desktopW, mobileW []int
+// platformsByKind are the indexes of the desktop and mobile platforms, and
+// their weights.
+func platformsByKind() (desktop, desktopW, mobile, mobileW []int) {
 	for i, p := range platforms {
 		if p.mobile {
 			mobile, mobileW = append(mobile, i), append(mobileW, platformWeights[i])
@@ -85,6 +87,16 @@ func newWorld(o Options) *world {
 			desktop, desktopW = append(desktop, i), append(desktopW, platformWeights[i])
 		}
 	}
+	return desktop, desktopW, mobile, mobileW
+}
+
+// newUsers makes the tenant's users: name, home, activity, and the
+// addresses each signs in from (home, maybe a phone, maybe an office).
+func (w *world) newUsers(o Options, offices map[*country][]userIP) {
+	ur := newRand(o.Seed, streamUsers)
+	w.users = make([]user, o.Users)
+	seen := make(map[string]int, o.Users)
+	desktop, desktopW, mobile, mobileW := platformsByKind()
 	norm := math.Exp(0.6 * 0.6 / 2) // mean of exp(0.6 Z)
 	for i := range w.users {
 		u := &w.users[i]
@@ -127,11 +139,14 @@ func newWorld(o Options) *world {
 		}
 		u.session = newGUID(ur)
 	}
+}
 
-	// Expected rows, for progress bars.
+// expectedRows is how many rows the run will write, about, for progress
+// bars.
+func expectedRows(o Options, users []user) int64 {
 	perCountry := map[*country]int{}
-	for i := range w.users {
-		perCountry[w.users[i].country]++
+	for i := range users {
+		perCountry[users[i].country]++
 	}
 	var total float64
 	for h := range o.Hours {
@@ -145,8 +160,7 @@ func newWorld(o Options) *world {
 			total += float64(perCountry[c]) * o.InteractivePerUserDay / 24 * curve(c, hour)
 		}
 	}
-	w.expected = int64(total * (1 + o.NIPerInteractive) * (1 + o.DuplicateRate))
-	return w
+	return int64(total * (1 + o.NIPerInteractive) * (1 + o.DuplicateRate))
 }
 
 // curve is the activity weight of the hour starting at t in c's local time:
@@ -307,152 +321,197 @@ type sessionAt struct {
 // generate produces every row, hour by hour and user by user, and hands
 // batches to the two table writers.
 func (w *world) generate(ctx context.Context, o Options, tables [2]*tableWriter, progress func(Progress)) error {
-	batches := [2]*batch{}
+	g := &generation{w: w, ctx: ctx, o: o, tables: tables, progress: progress}
 	for i, tw := range tables {
-		batches[i] = newBatch(w, tw.cols, tw.free)
-	}
-	send := func(i int, hour time.Time, retry bool) error {
-		rec := batches[i].take()
-		select {
-		case tables[i].in <- msg{hour: hour, rec: rec, retry: retry}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if progress != nil {
-			progress(w.progress(o, tables))
-		}
-		return nil
-	}
-	endHour := func(i int, hour time.Time) error {
-		select {
-		case tables[i].in <- msg{hour: hour, end: true}:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-
-	var (
-		r        row
-		times    []int64
-		sessions []sessionAt
-		retry    [2][]row
-		pending  [2][]pendingRow // the hour's rows, when TimeOrdered
-	)
-	// add appends r to table i's batch; planted rows are repeated only when
-	// they ask for it, so Planted.Duplicated is exact.
-	add := func(hr *rand.Rand, i int, r *row, hour time.Time, planted bool) error {
-		batches[i].add(r)
-		w.generated[i]++
-		if (r.dup || (!planted && o.DuplicateRate > 0 && hr.Float64() < o.DuplicateRate)) && len(retry[i]) < maxRetryRows {
-			retry[i] = append(retry[i], *r)
-		}
-		if batches[i].n >= batchRows {
-			return send(i, hour, false)
-		}
-		return nil
-	}
-	// emit hands r on: to add, or, time-ordered, to the hour's buffer.
-	emit := func(hr *rand.Rand, i int, r *row, hour time.Time, planted bool) error {
-		if o.TimeOrdered {
-			pending[i] = append(pending[i], pendingRow{*r, planted})
-			return nil
-		}
-		return add(hr, i, r, hour, planted)
+		g.batches[i] = newBatch(w, tw.cols, tw.free)
 	}
 	for h := range o.Hours {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		hour := o.Start.Add(time.Duration(h) * time.Hour)
-		base := hour.UnixMicro()
 		hr := newRand(o.Seed, streamHours+uint64(h))
 		for ui := range w.users {
-			u := &w.users[ui]
-			lam := w.lambda(o, u, hour)
-			nI, nN := poisson(hr, lam), poisson(hr, lam*o.NIPerInteractive)
-
-			times = times[:0]
-			for range nI {
-				times = append(times, base+hr.Int64N(hourMicros))
-			}
-			slices.Sort(times)
-			sessions = sessions[:0]
-			prevSession, prevIP := u.session, u.sessionIP
-			for _, t := range times {
-				w.interactiveRow(hr, u, t, &r)
-				if r.res == successOutcome {
-					sessions = append(sessions, sessionAt{t, r.session, u.sessionIP})
-				}
-				if o.RoamRate > 0 {
-					roam(hr, o, &r)
-				}
-				if err := emit(hr, 0, &r, hour, false); err != nil {
-					return err
-				}
-			}
-			times = times[:0]
-			for range nN {
-				times = append(times, base+hr.Int64N(hourMicros))
-			}
-			slices.Sort(times)
-			for _, t := range times {
-				s, sip := prevSession, prevIP
-				for _, sa := range sessions { // refresh the latest session started before t
-					if sa.micros <= t {
-						s, sip = sa.id, sa.ip
-					}
-				}
-				w.nonInteractiveRow(hr, u, t, s, sip, &r)
-				if o.RoamRate > 0 {
-					roam(hr, o, &r)
-				}
-				if err := emit(hr, 1, &r, hour, false); err != nil {
-					return err
-				}
-			}
-			for _, pr := range w.planted[ui] {
-				if pr.micros >= base && pr.micros < base+hourMicros {
-					if err := emit(hr, int(pr.table), pr, hour, true); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		for i := range pending {
-			// Stable: rows of one microsecond keep the generation order.
-			slices.SortStableFunc(pending[i], func(a, b pendingRow) int { return cmp.Compare(a.r.micros, b.r.micros) })
-			for k := range pending[i] {
-				if err := add(hr, i, &pending[i][k].r, hour, pending[i][k].planted); err != nil {
-					return err
-				}
-			}
-			clear(pending[i])
-			pending[i] = pending[i][:0]
-		}
-		for i := range batches {
-			if batches[i].n > 0 {
-				if err := send(i, hour, false); err != nil {
-					return err
-				}
-			}
-			if len(retry[i]) > 0 {
-				for j := range retry[i] {
-					batches[i].add(&retry[i][j])
-					w.generated[i]++
-				}
-				retry[i] = retry[i][:0]
-				if err := send(i, hour, true); err != nil {
-					return err
-				}
-			}
-			if err := endHour(i, hour); err != nil {
+			if err := g.userHour(hr, ui, hour); err != nil {
 				return err
 			}
+		}
+		if err := g.endHour(hr, hour); err != nil {
+			return err
 		}
 		w.hoursDone = h + 1
 		if progress != nil {
 			progress(w.progress(o, tables))
+		}
+	}
+	return nil
+}
+
+// generation is one run of generate: the batches it fills for the two table
+// writers, and the buffers it reuses from user to user and hour to hour.
+type generation struct {
+	w        *world
+	ctx      context.Context
+	o        Options
+	tables   [2]*tableWriter
+	progress func(Progress)
+	batches  [2]*batch
+
+	r        row
+	times    []int64
+	sessions []sessionAt
+	retry    [2][]row
+	pending  [2][]pendingRow // the hour's rows, when TimeOrdered
+}
+
+// send hands table i's batch to its writer.
+func (g *generation) send(i int, hour time.Time, retry bool) error {
+	rec := g.batches[i].take()
+	select {
+	case g.tables[i].in <- msg{hour: hour, rec: rec, retry: retry}:
+	case <-g.ctx.Done():
+		return g.ctx.Err()
+	}
+	if g.progress != nil {
+		g.progress(g.w.progress(g.o, g.tables))
+	}
+	return nil
+}
+
+// add appends r to table i's batch; planted rows are repeated only when
+// they ask for it, so Planted.Duplicated is exact.
+func (g *generation) add(hr *rand.Rand, i int, r *row, hour time.Time, planted bool) error {
+	g.batches[i].add(r)
+	g.w.generated[i]++
+	if (r.dup || (!planted && g.o.DuplicateRate > 0 && hr.Float64() < g.o.DuplicateRate)) && len(g.retry[i]) < maxRetryRows {
+		g.retry[i] = append(g.retry[i], *r)
+	}
+	if g.batches[i].n >= batchRows {
+		return g.send(i, hour, false)
+	}
+	return nil
+}
+
+// emit hands r on: to add, or, time-ordered, to the hour's buffer.
+func (g *generation) emit(hr *rand.Rand, i int, r *row, hour time.Time, planted bool) error {
+	if g.o.TimeOrdered {
+		g.pending[i] = append(g.pending[i], pendingRow{*r, planted})
+		return nil
+	}
+	return g.add(hr, i, r, hour, planted)
+}
+
+// userHour emits one user's rows of the hour: its interactive sign-ins,
+// then its non-interactive ones (each in the latest session started before
+// it), then the rows planted in the hour.
+func (g *generation) userHour(hr *rand.Rand, ui int, hour time.Time) error {
+	u := &g.w.users[ui]
+	base := hour.UnixMicro()
+	lam := g.w.lambda(g.o, u, hour)
+	nI, nN := poisson(hr, lam), poisson(hr, lam*g.o.NIPerInteractive)
+	prevSession, prevIP := u.session, u.sessionIP
+	if err := g.interactive(hr, u, nI, hour); err != nil {
+		return err
+	}
+	if err := g.nonInteractive(hr, u, nN, hour, prevSession, prevIP); err != nil {
+		return err
+	}
+	for _, pr := range g.w.planted[ui] {
+		if pr.micros >= base && pr.micros < base+hourMicros {
+			if err := g.emit(hr, int(pr.table), pr, hour, true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// randomTimes are n times of the hour, in order.
+func (g *generation) randomTimes(hr *rand.Rand, n int, hour time.Time) []int64 {
+	base := hour.UnixMicro()
+	g.times = g.times[:0]
+	for range n {
+		g.times = append(g.times, base+hr.Int64N(hourMicros))
+	}
+	slices.Sort(g.times)
+	return g.times
+}
+
+// interactive emits n interactive sign-ins of u, noting the sessions the
+// successful ones start.
+func (g *generation) interactive(hr *rand.Rand, u *user, n int, hour time.Time) error {
+	g.sessions = g.sessions[:0]
+	for _, t := range g.randomTimes(hr, n, hour) {
+		g.w.interactiveRow(hr, u, t, &g.r)
+		if g.r.res == successOutcome {
+			g.sessions = append(g.sessions, sessionAt{t, g.r.session, u.sessionIP})
+		}
+		if g.o.RoamRate > 0 {
+			roam(hr, g.o, &g.r)
+		}
+		if err := g.emit(hr, 0, &g.r, hour, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nonInteractive emits n non-interactive sign-ins of u, each in the latest
+// session started before it (the one of the hour before, prevSession from
+// prevIP, when none).
+func (g *generation) nonInteractive(hr *rand.Rand, u *user, n int, hour time.Time, prevSession guid, prevIP int) error {
+	for _, t := range g.randomTimes(hr, n, hour) {
+		s, sip := prevSession, prevIP
+		for _, sa := range g.sessions { // refresh the latest session started before t
+			if sa.micros <= t {
+				s, sip = sa.id, sa.ip
+			}
+		}
+		g.w.nonInteractiveRow(hr, u, t, s, sip, &g.r)
+		if g.o.RoamRate > 0 {
+			roam(hr, g.o, &g.r)
+		}
+		if err := g.emit(hr, 1, &g.r, hour, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endHour adds the hour's time-ordered rows, sends what the batches hold,
+// then the hour's retry file (the duplicated rows), and closes the hour.
+func (g *generation) endHour(hr *rand.Rand, hour time.Time) error {
+	for i := range g.pending {
+		// Stable: rows of one microsecond keep the generation order.
+		slices.SortStableFunc(g.pending[i], func(a, b pendingRow) int { return cmp.Compare(a.r.micros, b.r.micros) })
+		for k := range g.pending[i] {
+			if err := g.add(hr, i, &g.pending[i][k].r, hour, g.pending[i][k].planted); err != nil {
+				return err
+			}
+		}
+		clear(g.pending[i])
+		g.pending[i] = g.pending[i][:0]
+	}
+	for i := range g.batches {
+		if g.batches[i].n > 0 {
+			if err := g.send(i, hour, false); err != nil {
+				return err
+			}
+		}
+		if len(g.retry[i]) > 0 {
+			for j := range g.retry[i] {
+				g.batches[i].add(&g.retry[i][j])
+				g.w.generated[i]++
+			}
+			g.retry[i] = g.retry[i][:0]
+			if err := g.send(i, hour, true); err != nil {
+				return err
+			}
+		}
+		select {
+		case g.tables[i].in <- msg{hour: hour, end: true}:
+		case <-g.ctx.Done():
+			return g.ctx.Err()
 		}
 	}
 	return nil

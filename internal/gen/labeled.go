@@ -349,117 +349,181 @@ var (
 
 // day generates one day of the user's background.
 func (u *luser) day(d int) {
+	ud := u.newDay(d)
+	ud.laptopSignIns()
+	ud.laptopRefreshes()
+	if u.phone {
+		ud.phone()
+	}
+	if u.cloudPC != nil && !ud.weekend {
+		ud.cloudPC()
+	}
+}
+
+// userDay is one day of a user's background: where it happens, drawn once
+// for the day, and the sessions it runs in.
+type userDay struct {
+	*luser
+	d                   int
+	day                 time.Time
+	weekend             bool
+	laptopSID, phoneSID string
+	// abroad is the country of a trip (B3), nil at home; hotelIP the
+	// laptop's address there.
+	abroad  *lcountry
+	hotelIP string
+	// v6skew: the home IPv6 prefix geolocates elsewhere today (B6).
+	v6skew bool
+	// pop is the SASE point of presence the laptop goes through (B4).
+	pop *lcountry
+	// phoneGeo is where the phone's cellular address geolocates (B1).
+	phoneGeo      *lcountry
+	cell4, cell64 string
+	// staleIP: a confidential client logs the original issuance IP,
+	// staleAddr in staleAt (B10).
+	staleIP   bool
+	staleAt   *lcountry
+	staleAddr string
+	tzOff     time.Duration
+	active    float64
+	office    bool
+}
+
+// newDay draws where day d happens.
+func (u *luser) newDay(d int) *userDay {
 	r, p := u.r, u.o.Profile
-	day := u.o.Start.AddDate(0, 0, d)
-	weekend := day.Weekday() == time.Saturday || day.Weekday() == time.Sunday
+	ud := &userDay{luser: u, d: d, day: u.o.Start.AddDate(0, 0, d)}
+	ud.weekend = ud.day.Weekday() == time.Saturday || ud.day.Weekday() == time.Sunday
 	if d%4 == 0 {
 		u.laptopS++ // the laptop's PRT session lasts days
 	}
-	laptopSID := fmt.Sprintf("s-%05d-laptop-%d", u.idx, u.laptopS)
-	phoneSID := fmt.Sprintf("s-%05d-phone", u.idx)
+	ud.laptopSID = fmt.Sprintf("s-%05d-laptop-%d", u.idx, u.laptopS)
+	ud.phoneSID = fmt.Sprintf("s-%05d-phone", u.idx)
 	// Where the day happens: home, office, or a trip (B3).
-	abroad := (*lcountry)(nil)
 	if r.Float64() < p.TravelRate*3 { // a trip of ~3 days started in the last 3 days
-		abroad = farCountry(r, u.home)
+		ud.abroad = farCountry(r, u.home)
 	}
-	hotelIP := ""
-	if abroad != nil {
-		hotelIP = abroad.isp.addr4(r)
+	if ud.abroad != nil {
+		ud.hotelIP = ud.abroad.isp.addr4(r)
 	}
-	v6skew := u.home64 != "" && r.Float64() < p.V6GeoSkew
+	ud.v6skew = u.home64 != "" && r.Float64() < p.V6GeoSkew
 	popAbroad := u.sase && r.Float64() < p.POPForeign
-	pop := u.home
+	ud.pop = u.home
 	if popAbroad {
-		pop = nearKnown(r, u.home)
+		ud.pop = nearKnown(r, u.home)
 	}
 	phoneForeign := r.Float64() < p.PhoneForeignGeo
-	phoneGeo := u.home
+	ud.phoneGeo = u.home
 	if phoneForeign {
-		phoneGeo = nearKnown(r, u.home)
+		ud.phoneGeo = nearKnown(r, u.home)
 	}
-	cell4 := u.home.mobile.addr4(r)
-	cell64 := u.home.mobile.prefix64(r)
-	staleIP := r.Float64() < p.StaleIPRate
-	staleAt := farCountry(r, u.home)
-	staleAddr := staleAt.isp.addr4(r)
+	ud.cell4 = u.home.mobile.addr4(r)
+	ud.cell64 = u.home.mobile.prefix64(r)
+	ud.staleIP = r.Float64() < p.StaleIPRate
+	ud.staleAt = farCountry(r, u.home)
+	ud.staleAddr = ud.staleAt.isp.addr4(r)
 
-	tzOff := time.Duration(-u.home.tz) * time.Hour
-	active := 1.0
-	if weekend {
-		active = 0.3
+	ud.tzOff = time.Duration(-u.home.tz) * time.Hour
+	ud.active = 1.0
+	if ud.weekend {
+		ud.active = 0.3
 	}
-	office := u.worker && !weekend && abroad == nil
-	// laptop: where it is at local hour h.
-	laptopAt := func(h int) place {
-		switch {
-		case abroad != nil:
-			return place{ip: hotelIP, net: abroad.isp, geo: abroad, label: 3}
-		case office && h >= 9 && h < 17:
-			pl := place{ip: u.officeIP, net: u.office.biz, geo: u.office, trusted: true}
-			if u.commuter {
-				pl.label = 9
-			}
-			return pl
-		}
-		pl := place{ip: u.homeIP4, net: u.home.isp, geo: u.home}
-		if u.home64 != "" && r.IntN(2) == 0 { // Happy Eyeballs: v4 or v6 per connection
-			pl.ip = addr6(r, u.home64)
-			if v6skew {
-				pl.geo, pl.label = nearKnown(r, u.home), 6
-			}
+	ud.office = u.worker && !ud.weekend && ud.abroad == nil
+	return ud
+}
+
+// laptopAt is where the laptop is at local hour h.
+func (ud *userDay) laptopAt(h int) place {
+	r, u := ud.r, ud.luser
+	switch {
+	case ud.abroad != nil:
+		return place{ip: ud.hotelIP, net: ud.abroad.isp, geo: ud.abroad, label: 3}
+	case ud.office && h >= 9 && h < 17:
+		pl := place{ip: u.officeIP, net: u.office.biz, geo: u.office, trusted: true}
+		if u.commuter {
+			pl.label = 9
 		}
 		return pl
 	}
-	// SASE: the laptop's browser sign-ins and some apps go through the POP
-	// (GSA); split tunnel sends Teams/Outlook direct (B4).
-	viaPOP := func(pl place) place {
-		n := saseNet(pop.code)
-		return place{ip: n.addr4(r), net: n, geo: pop, gsa: true, label: 4}
-	}
-	at := func(h, m int) time.Time {
-		return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(r.IntN(60))*time.Second).Add(tzOff)
-	}
-	emptyGeo := func(pl place) place {
-		pe := p.EmptyGeo
-		if strings.Contains(pl.ip, ":") {
-			pe *= 3
+	pl := place{ip: u.homeIP4, net: u.home.isp, geo: u.home}
+	if u.home64 != "" && r.IntN(2) == 0 { // Happy Eyeballs: v4 or v6 per connection
+		pl.ip = addr6(r, u.home64)
+		if ud.v6skew {
+			pl.geo, pl.label = nearKnown(r, u.home), 6
 		}
-		if pl.geo != nil && r.Float64() < pe {
-			pl.geo, pl.label = nil, 5
-		}
-		return pl
 	}
-	// Interactive sign-ins on the laptop (B0), 4 a working day.
-	for range poisson(r, 4*active) {
+	return pl
+}
+
+// viaPOP is a sign-in of the laptop through the SASE POP (GSA): its
+// browser sign-ins and some apps go through it; split tunnel sends
+// Teams/Outlook direct (B4).
+func (ud *userDay) viaPOP() place {
+	n := saseNet(ud.pop.code)
+	return place{ip: n.addr4(ud.r), net: n, geo: ud.pop, gsa: true, label: 4}
+}
+
+// at is the time of local hour h, minute m, a random second.
+func (ud *userDay) at(h, m int) time.Time {
+	return ud.day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(ud.r.IntN(60))*time.Second).Add(ud.tzOff)
+}
+
+// emptyGeo leaves some sign-ins without a location (B5), IPv6 ones more.
+func (ud *userDay) emptyGeo(pl place) place {
+	pe := ud.o.Profile.EmptyGeo
+	if strings.Contains(pl.ip, ":") {
+		pe *= 3
+	}
+	if pl.geo != nil && ud.r.Float64() < pe {
+		pl.geo, pl.label = nil, 5
+	}
+	return pl
+}
+
+// laptopSignIns are the interactive sign-ins on the laptop (B0), 4 a
+// working day; through iCloud Private Relay for some users (B7).
+func (ud *userDay) laptopSignIns() {
+	r, u := ud.r, ud.luser
+	for range poisson(r, 4*ud.active) {
 		h := 8 + r.IntN(10)
-		pl := laptopAt(h)
+		pl := ud.laptopAt(h)
 		app := appWeb
 		if u.sase {
-			pl = viaPOP(pl)
+			pl = ud.viaPOP()
 		}
 		if u.relay && r.IntN(3) == 0 {
-			// Safari through iCloud Private Relay: the browser's own session (B7).
-			g := u.home
-			if r.Float64() < p.RelayForeign {
-				g = nearKnown(r, u.home)
-			}
-			n := relayNet(g.code)
-			rp := place{ip: n.addr4(r), net: n, geo: g, label: 7}
-			rec := u.row(at(h, r.IntN(60)), rp, fmt.Sprintf("s-%05d-safari-%d", u.idx, d), app[0], app[1], true)
-			u.add(rec, benign(7))
-			// Its web app refreshes through the relay, same session.
-			for k := 1; k <= 2; k++ {
-				rec := u.row(rec.TimeGenerated.Add(time.Duration(20*k)*time.Minute), rp, rec.Extra.SessionId, app[0], app[1], false)
-				u.add(rec, benign(7))
-			}
+			ud.relaySignIn(h, app)
 			continue
 		}
-		rec := u.row(at(h, r.IntN(60)), pl, laptopSID, app[0], app[1], true)
+		rec := u.row(ud.at(h, r.IntN(60)), pl, ud.laptopSID, app[0], app[1], true)
 		u.add(rec, benign(pl.label))
 	}
-	// The laptop's apps refresh about hourly while it is on.
+}
+
+// relaySignIn is Safari through iCloud Private Relay: the browser's own
+// session (B7), its web app refreshing through the relay.
+func (ud *userDay) relaySignIn(h int, app [2]string) {
+	r, u := ud.r, ud.luser
+	g := u.home
+	if r.Float64() < ud.o.Profile.RelayForeign {
+		g = nearKnown(r, u.home)
+	}
+	n := relayNet(g.code)
+	rp := place{ip: n.addr4(r), net: n, geo: g, label: 7}
+	rec := u.row(ud.at(h, r.IntN(60)), rp, fmt.Sprintf("s-%05d-safari-%d", u.idx, ud.d), app[0], app[1], true)
+	u.add(rec, benign(7))
+	// Its web app refreshes through the relay, same session.
+	for k := 1; k <= 2; k++ {
+		rec := u.row(rec.TimeGenerated.Add(time.Duration(20*k)*time.Minute), rp, rec.Extra.SessionId, app[0], app[1], false)
+		u.add(rec, benign(7))
+	}
+}
+
+// laptopRefreshes: the laptop's apps refresh about hourly while it is on.
+func (ud *userDay) laptopRefreshes() {
+	r, u := ud.r, ud.luser
 	first, last := 8, 18
-	if weekend {
+	if ud.weekend {
 		first, last = 10, 10+r.IntN(4)
 	}
 	for h := first; h < last; h++ {
@@ -467,215 +531,285 @@ func (u *luser) day(d int) {
 			if r.Float64() > 0.9 {
 				continue
 			}
-			pl := emptyGeo(laptopAt(h))
+			pl := ud.emptyGeo(ud.laptopAt(h))
 			if u.sase && app == appOneDr {
-				pl = viaPOP(pl) // the tunnel carries all but Teams/Outlook
+				pl = ud.viaPOP() // the tunnel carries all but Teams/Outlook
 			}
-			rec := u.row(at(h, r.IntN(60)), pl, laptopSID, app[0], app[1], false)
+			rec := u.row(ud.at(h, r.IntN(60)), pl, ud.laptopSID, app[0], app[1], false)
 			u.add(rec, benign(pl.label))
 		}
-		if staleIP && h == 12 {
+		if ud.staleIP && h == 12 {
 			// A confidential client's refresh logs the original issuance IP (B10).
-			pl := place{ip: staleAddr, net: staleAt.isp, geo: staleAt, label: 10}
-			rec := u.row(at(h, r.IntN(60)), pl, laptopSID, appConf[0], appConf[1], false)
+			pl := place{ip: ud.staleAddr, net: ud.staleAt.isp, geo: ud.staleAt, label: 10}
+			rec := u.row(ud.at(h, r.IntN(60)), pl, ud.laptopSID, appConf[0], appConf[1], false)
 			u.add(rec, benign(10))
 		}
 	}
-	// The phone: its own session, on cellular or home Wi-Fi (B1), and
-	// Outlook mobile's service refreshing from Microsoft 365 ranges (B2).
-	if u.phone {
-		for h := 7; h < 23; h++ {
-			if r.Float64() > 0.8*active+0.1 {
-				continue
-			}
-			var pl place
-			if abroad != nil {
-				// Roaming is home-routed: a home mobile address, home geo.
-				pl = place{ip: cell4, net: u.home.mobile, geo: u.home, label: 1}
-			} else if h >= 8 && h < 19 || r.IntN(2) == 0 {
-				pl = place{ip: cell4, net: u.home.mobile, geo: phoneGeo, label: 1}
-				if r.Float64() < u.home.v6Mobile {
-					pl.ip = addr6(r, cell64)
-				}
-			} else {
-				pl = place{ip: u.homeIP4, net: u.home.isp, geo: u.home, label: 1}
-			}
-			pl = emptyGeo(pl)
-			if pl.label == 0 {
-				pl.label = 1
-			}
-			app := appTeams
-			if u.outlook && r.IntN(2) == 0 {
-				// Outlook mobile's translator in Azure acts for the user.
-				c := lcountries[u.home.m365[r.IntN(len(u.home.m365))]]
-				n := m365Net(c.code)
-				pl = place{ip: n.addr4(r), net: n, geo: c, label: 2}
-				app = appExo
-			}
-			rec := u.row(at(h, r.IntN(60)), pl, phoneSID, app[0], app[1], false)
-			u.add(rec, benign(pl.label))
+}
+
+// phone: its own session, on cellular or home Wi-Fi (B1), and Outlook
+// mobile's service refreshing from Microsoft 365 ranges (B2).
+func (ud *userDay) phone() {
+	r, u := ud.r, ud.luser
+	for h := 7; h < 23; h++ {
+		if r.Float64() > 0.8*ud.active+0.1 {
+			continue
 		}
-		if r.Float64() < 0.15 {
-			// A rare interactive sign-in on the phone, cellular.
-			pl := place{ip: cell4, net: u.home.mobile, geo: phoneGeo, label: 1}
-			rec := u.row(at(8+r.IntN(12), r.IntN(60)), pl, phoneSID, appOLM[0], appOLM[1], true)
-			u.add(rec, benign(1))
-		}
+		pl, app := ud.phonePlace(h)
+		rec := u.row(ud.at(h, r.IntN(60)), pl, ud.phoneSID, app[0], app[1], false)
+		u.add(rec, benign(pl.label))
 	}
-	// A Cloud PC in an Azure region: its own session, signed in to in the
-	// morning, refreshing while used (B8).
-	if u.cloudPC != nil && !weekend {
-		pl := place{ip: u.cpcIP, net: hostingNet(azure, u.cloudPC.code), geo: u.cloudPC, label: 8}
-		sid := fmt.Sprintf("s-%05d-cloudpc-%d", u.idx, d)
-		u.add(u.row(at(9, r.IntN(60)), pl, sid, appWeb[0], appWeb[1], true), benign(8))
-		for h := 10; h < 16; h++ {
-			u.add(u.row(at(h, r.IntN(60)), pl, sid, appTeams[0], appTeams[1], false), benign(8))
+	if r.Float64() < 0.15 {
+		// A rare interactive sign-in on the phone, cellular.
+		pl := place{ip: ud.cell4, net: u.home.mobile, geo: ud.phoneGeo, label: 1}
+		rec := u.row(ud.at(8+r.IntN(12), r.IntN(60)), pl, ud.phoneSID, appOLM[0], appOLM[1], true)
+		u.add(rec, benign(1))
+	}
+}
+
+// phonePlace is where the phone's refresh at local hour h comes from, and
+// the app that makes it.
+func (ud *userDay) phonePlace(h int) (place, [2]string) {
+	r, u := ud.r, ud.luser
+	var pl place
+	if ud.abroad != nil {
+		// Roaming is home-routed: a home mobile address, home geo.
+		pl = place{ip: ud.cell4, net: u.home.mobile, geo: u.home, label: 1}
+	} else if h >= 8 && h < 19 || r.IntN(2) == 0 {
+		pl = place{ip: ud.cell4, net: u.home.mobile, geo: ud.phoneGeo, label: 1}
+		if r.Float64() < u.home.v6Mobile {
+			pl.ip = addr6(r, ud.cell64)
 		}
+	} else {
+		pl = place{ip: u.homeIP4, net: u.home.isp, geo: u.home, label: 1}
+	}
+	pl = ud.emptyGeo(pl)
+	if pl.label == 0 {
+		pl.label = 1
+	}
+	app := appTeams
+	if u.outlook && r.IntN(2) == 0 {
+		// Outlook mobile's translator in Azure acts for the user.
+		c := lcountries[u.home.m365[r.IntN(len(u.home.m365))]]
+		n := m365Net(c.code)
+		pl = place{ip: n.addr4(r), net: n, geo: c, label: 2}
+		app = appExo
+	}
+	return pl, app
+}
+
+// cloudPC: a Cloud PC in an Azure region, its own session, signed in to in
+// the morning, refreshing while used (B8).
+func (ud *userDay) cloudPC() {
+	r, u := ud.r, ud.luser
+	pl := place{ip: u.cpcIP, net: hostingNet(azure, u.cloudPC.code), geo: u.cloudPC, label: 8}
+	sid := fmt.Sprintf("s-%05d-cloudpc-%d", u.idx, ud.d)
+	u.add(u.row(ud.at(9, r.IntN(60)), pl, sid, appWeb[0], appWeb[1], true), benign(8))
+	for h := 10; h < 16; h++ {
+		u.add(u.row(ud.at(h, r.IntN(60)), pl, sid, appTeams[0], appTeams[1], false), benign(8))
 	}
 }
 
 // plant adds one attack instance on this user.
 func (u *luser) plant(p plantAt) {
 	r := u.r
-	label := fmt.Sprintf("attack:%s:%d", p.variant, p.instance)
+	a := &attack{luser: u, p: p, label: fmt.Sprintf("attack:%s:%d", p.variant, p.instance)}
 	day := u.o.Start.AddDate(0, 0, p.day)
-	t0 := day.Add(time.Duration(9+r.IntN(8))*time.Hour + time.Duration(r.IntN(3600))*time.Second).Add(time.Duration(-u.home.tz) * time.Hour)
-	sid := fmt.Sprintf("s-%05d-victim-%d", u.idx, p.instance)
-	home := place{ip: u.homeIP4, net: u.home.isp, geo: u.home}
-	// hostNet is a VPS abroad (a VPS at home is A2, which the rule cannot see).
-	hostNet := func() *lnet {
-		for {
-			pv := providers[r.IntN(len(providers))]
-			if c := pv.countries[r.IntN(len(pv.countries))]; c != u.home.code {
-				return hostingNet(pv, c)
-			}
-		}
-	}
-	// victimWeak is the victim's candidate sign-in at home (weak).
-	victimWeak := func(s string) signin.Record {
-		rec := u.row(t0, home, s, appWeb[0], appWeb[1], true)
-		rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "notApplied"
-		return rec
-	}
-	replays := func(start time.Time, pl place, s string, n int, step time.Duration, app [2]string) {
-		for k := 0; k < n; k++ {
-			rec := u.row(start.Add(time.Duration(k)*step), pl, s, app[0], app[1], false)
-			u.add(rec, label)
-		}
-	}
-	at := func(n *lnet, geo *lcountry) place {
-		ip := n.addr4(r)
-		return place{ip: ip, net: n, geo: geo}
-	}
-	gap := func() time.Duration { return time.Duration(10+r.IntN(100)) * time.Minute }
+	a.t0 = day.Add(time.Duration(9+r.IntN(8))*time.Hour + time.Duration(r.IntN(3600))*time.Second).Add(time.Duration(-u.home.tz) * time.Hour)
+	a.sid = fmt.Sprintf("s-%05d-victim-%d", u.idx, p.instance)
+	a.home = place{ip: u.homeIP4, net: u.home.isp, geo: u.home}
 	switch p.variant {
 	case "A1", "A1-az", "A1-mfa", "A1-same":
-		pv := providers[r.IntN(len(providers))]
-		if p.variant == "A1-az" {
-			pv = azure
-		}
-		c1 := lcountries[pv.countries[r.IntN(len(pv.countries))]]
-		c2 := c1
-		for c2 == c1 && len(pv.countries) > 1 {
-			c2 = lcountries[pv.countries[r.IntN(len(pv.countries))]]
-		}
-		proxy := at(hostingNet(pv, c1.code), c1)
-		rec := u.row(t0, proxy, sid, appWeb[0], appWeb[1], true)
-		rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "notApplied"
-		if p.variant == "A1-mfa" {
-			rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "multiFactorAuthentication", "success"
-		}
-		u.add(rec, label)
-		replay := at(hostingNet(pv, c2.code), c2)
-		if p.variant == "A1-same" {
-			replay = proxy
-		}
-		replays(t0.Add(gap()), replay, sid, 3, time.Hour, appOffice)
+		a.proxied()
 	case "A1-inv":
-		// The attacker's cookie SSO logs an interactive, single-factor row
-		// from the VPS in the victim's session; the victim's laptop then
-		// refreshes from home.
-		n := hostNet()
-		rec := u.row(t0, at(n, lcountries[n.country]), sid, appWeb[0], appWeb[1], true)
-		rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "success"
-		u.add(rec, label)
-		replays(t0.Add(gap()), home, sid, 1, 0, appTeams)
+		a.cookieSSO()
 	case "A3x", "A3", "A11", "A6", "A2", "A4", "A4b", "A5", "A8", "A9", "A10":
-		u.add(victimWeak(sid), label)
-		var pl place
-		app := appOffice
-		n, step, start := 3, time.Hour, t0.Add(gap())
-		switch p.variant {
-		case "A3x":
-			c := farCountry(r, u.home)
-			pl = at(c.isp, c)
-		case "A3":
-			pl = at(u.home.biz, u.home)
-		case "A11":
-			c := nearKnown(r, u.home)
-			pl = at(c.isp, c)
-		case "A6":
-			if r.IntN(2) == 0 {
-				c := farCountry(r, u.home)
-				pl = at(c.isp, c)
-			} else {
-				hn := hostNet()
-				pl = at(hn, lcountries[hn.country])
-			}
-		case "A2":
-			pl = at(hostingNet(providers[0], "FR"), u.home)
-		case "A4":
-			start, step, n = t0.Add(20*time.Second), 10*time.Second, 3
-			hn := hostNet()
-			pl = at(hn, lcountries[hn.country])
-		case "A4b":
-			hn := hostNet()
-			pl = at(hn, lcountries[hn.country])
-			replays(t0.Add(30*time.Second), pl, sid, 1, 0, app)
-			start, n = t0.Add(time.Hour), 3
-		case "A5":
-			hn := hostNet()
-			pl = place{ip: addr6(r, hn.prefix64(r)), net: hn, geo: lcountries[hn.country]}
-			if r.IntN(2) == 0 {
-				pl.geo = nil
-			}
-		case "A8":
-			hn := hostNet()
-			pl = place{ip: hn.addr4(r), net: hn}
-		case "A9":
-			hn := hostingNet(azure, farCountry(r, u.home).code)
-			pl = at(hn, lcountries[hn.country])
-			app = appExo // a first-party id, from an Azure VM outside the M365 ranges
-		case "A10":
-			hn := hostNet()
-			pl = at(hn, lcountries[hn.country])
-		}
-		if p.variant == "A2" {
-			pl.geo = u.home
-		}
-		for k := 0; k < n; k++ {
-			rec := u.row(start.Add(time.Duration(k)*step), pl, sid, app[0], app[1], false)
-			if p.variant == "A10" {
-				rec.Extra.DeviceDetail = fmt.Sprintf(`{"deviceId":%q,"isCompliant":true,"trustType":"Azure AD joined"}`, u.laptopID)
-				rec.Extra.TokenProtectionStatusDetails = `{"signInSessionStatus":"unbound","signInSessionStatusCode":1003}`
-			}
-			u.add(rec, label)
-		}
+		a.replayed()
 	case "A7", "A7r":
-		// The victim has a new session; the attacker replays an older one.
-		u.add(victimWeak(sid), label)
-		var pl place
-		if p.variant == "A7" {
-			hn := hostNet()
-			pl = at(hn, lcountries[hn.country])
-		} else {
-			c := farCountry(r, u.home)
-			pl = at(c.isp, c)
-		}
-		replays(t0.Add(gap()), pl, sid+"-stale", 3, time.Hour, appOffice)
+		a.staleSession()
 	default:
 		panic("gen: unknown variant " + p.variant)
 	}
+}
+
+// attack is one attack instance being planted on a user: its label, when
+// the victim signs in (t0), in which session, from home.
+type attack struct {
+	*luser
+	p     plantAt
+	label string
+	t0    time.Time
+	sid   string
+	home  place
+}
+
+// hostNet is a VPS abroad (a VPS at home is A2, which the rule cannot see).
+func (a *attack) hostNet() *lnet {
+	r := a.r
+	for {
+		pv := providers[r.IntN(len(providers))]
+		if c := pv.countries[r.IntN(len(pv.countries))]; c != a.luser.home.code {
+			return hostingNet(pv, c)
+		}
+	}
+}
+
+// victimWeak is the victim's candidate sign-in at home (weak).
+func (a *attack) victimWeak(s string) signin.Record {
+	rec := a.row(a.t0, a.home, s, appWeb[0], appWeb[1], true)
+	rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "notApplied"
+	return rec
+}
+
+// replays adds n non-interactive rows of the session s from pl, step apart.
+func (a *attack) replays(start time.Time, pl place, s string, n int, step time.Duration, app [2]string) {
+	for k := 0; k < n; k++ {
+		rec := a.row(start.Add(time.Duration(k)*step), pl, s, app[0], app[1], false)
+		a.add(rec, a.label)
+	}
+}
+
+// at is an address of n, geolocated in geo.
+func (a *attack) at(n *lnet, geo *lcountry) place {
+	ip := n.addr4(a.r)
+	return place{ip: ip, net: n, geo: geo}
+}
+
+// gap is the time from the victim's sign-in to the first replay.
+func (a *attack) gap() time.Duration { return time.Duration(10+a.r.IntN(100)) * time.Minute }
+
+// proxied: an adversary-in-the-middle proxy signs in for the victim, and
+// the stolen token is replayed from another of the provider's countries
+// (A1), Azure's (A1-az), after MFA (A1-mfa), or from the proxy itself
+// (A1-same).
+func (a *attack) proxied() {
+	r, p := a.r, a.p
+	pv := providers[r.IntN(len(providers))]
+	if p.variant == "A1-az" {
+		pv = azure
+	}
+	c1 := lcountries[pv.countries[r.IntN(len(pv.countries))]]
+	c2 := c1
+	for c2 == c1 && len(pv.countries) > 1 {
+		c2 = lcountries[pv.countries[r.IntN(len(pv.countries))]]
+	}
+	proxy := a.at(hostingNet(pv, c1.code), c1)
+	rec := a.row(a.t0, proxy, a.sid, appWeb[0], appWeb[1], true)
+	rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "notApplied"
+	if p.variant == "A1-mfa" {
+		rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "multiFactorAuthentication", "success"
+	}
+	a.add(rec, a.label)
+	replay := a.at(hostingNet(pv, c2.code), c2)
+	if p.variant == "A1-same" {
+		replay = proxy
+	}
+	a.replays(a.t0.Add(a.gap()), replay, a.sid, 3, time.Hour, appOffice)
+}
+
+// cookieSSO (A1-inv): the attacker's cookie SSO logs an interactive,
+// single-factor row from the VPS in the victim's session; the victim's
+// laptop then refreshes from home.
+func (a *attack) cookieSSO() {
+	n := a.hostNet()
+	rec := a.row(a.t0, a.at(n, lcountries[n.country]), a.sid, appWeb[0], appWeb[1], true)
+	rec.AuthenticationRequirement, rec.ConditionalAccessStatus = "singleFactorAuthentication", "success"
+	a.add(rec, a.label)
+	a.replays(a.t0.Add(a.gap()), a.home, a.sid, 1, 0, appTeams)
+}
+
+// replayed: the victim signs in weakly at home, and the token is replayed
+// from where the variant says.
+func (a *attack) replayed() {
+	a.add(a.victimWeak(a.sid), a.label)
+	r := replay{app: appOffice, n: 3, step: time.Hour, start: a.t0.Add(a.gap())}
+	a.replayPlace(&r)
+	if a.p.variant == "A2" {
+		r.pl.geo = a.luser.home
+	}
+	for k := 0; k < r.n; k++ {
+		rec := a.row(r.start.Add(time.Duration(k)*r.step), r.pl, a.sid, r.app[0], r.app[1], false)
+		if a.p.variant == "A10" {
+			rec.Extra.DeviceDetail = fmt.Sprintf(`{"deviceId":%q,"isCompliant":true,"trustType":"Azure AD joined"}`, a.laptopID)
+			rec.Extra.TokenProtectionStatusDetails = `{"signInSessionStatus":"unbound","signInSessionStatusCode":1003}`
+		}
+		a.add(rec, a.label)
+	}
+}
+
+// replay is where, with which app and how often a stolen token is replayed.
+type replay struct {
+	pl    place
+	app   [2]string
+	n     int
+	step  time.Duration
+	start time.Time
+}
+
+// replayPlace sets where the variant replays from (and, for the quick
+// replays of A4 and A4b, when).
+func (a *attack) replayPlace(rp *replay) {
+	r, u := a.r, a.luser
+	switch a.p.variant {
+	case "A3x":
+		c := farCountry(r, u.home)
+		rp.pl = a.at(c.isp, c)
+	case "A3":
+		rp.pl = a.at(u.home.biz, u.home)
+	case "A11":
+		c := nearKnown(r, u.home)
+		rp.pl = a.at(c.isp, c)
+	case "A6":
+		if r.IntN(2) == 0 {
+			c := farCountry(r, u.home)
+			rp.pl = a.at(c.isp, c)
+		} else {
+			hn := a.hostNet()
+			rp.pl = a.at(hn, lcountries[hn.country])
+		}
+	case "A2":
+		rp.pl = a.at(hostingNet(providers[0], "FR"), u.home)
+	case "A4":
+		rp.start, rp.step, rp.n = a.t0.Add(20*time.Second), 10*time.Second, 3
+		hn := a.hostNet()
+		rp.pl = a.at(hn, lcountries[hn.country])
+	case "A4b":
+		hn := a.hostNet()
+		rp.pl = a.at(hn, lcountries[hn.country])
+		a.replays(a.t0.Add(30*time.Second), rp.pl, a.sid, 1, 0, rp.app)
+		rp.start, rp.n = a.t0.Add(time.Hour), 3
+	case "A5":
+		hn := a.hostNet()
+		rp.pl = place{ip: addr6(r, hn.prefix64(r)), net: hn, geo: lcountries[hn.country]}
+		if r.IntN(2) == 0 {
+			rp.pl.geo = nil
+		}
+	case "A8":
+		hn := a.hostNet()
+		rp.pl = place{ip: hn.addr4(r), net: hn}
+	case "A9":
+		hn := hostingNet(azure, farCountry(r, u.home).code)
+		rp.pl = a.at(hn, lcountries[hn.country])
+		rp.app = appExo // a first-party id, from an Azure VM outside the M365 ranges
+	case "A10":
+		hn := a.hostNet()
+		rp.pl = a.at(hn, lcountries[hn.country])
+	}
+}
+
+// staleSession (A7, A7r): the victim has a new session; the attacker
+// replays an older one, from a VPS or a far country.
+func (a *attack) staleSession() {
+	a.add(a.victimWeak(a.sid), a.label)
+	var pl place
+	if a.p.variant == "A7" {
+		hn := a.hostNet()
+		pl = a.at(hn, lcountries[hn.country])
+	} else {
+		c := farCountry(a.r, a.luser.home)
+		pl = a.at(c.isp, c)
+	}
+	a.replays(a.t0.Add(a.gap()), pl, a.sid+"-stale", 3, time.Hour, appOffice)
 }
 
 // Behaviours names the benign behaviours.

@@ -115,6 +115,23 @@ func (w *world) plant(o Options) ([]Planted, []string) {
 // scenario makes the rows of one planted scenario for u, interactive
 // sign-in at micros, and returns its (interactive, non-interactive) pairs.
 func (w *world) scenario(r *rand.Rand, sp spec, u *user, micros int64, offsets []time.Duration, ui int) []Planted {
+	ir := victimRow(r, sp, u, micros)
+	rows := []*row{ir}
+	at := newAttacker(r, sp, u, ir.ua)
+	var pairs []Planted
+	for i, off := range offsets {
+		nr := at.replayRow(r, sp, u, ir, micros+int64(off/time.Microsecond))
+		nr.dup = sp.dupNI && i == 0
+		rows = append(rows, nr)
+		pairs = append(pairs, plantedPair(sp, ir, nr))
+	}
+	slices.SortStableFunc(rows, func(a, b *row) int { return int(min(max(a.micros-b.micros, -1), 1)) })
+	w.planted[ui] = rows
+	return pairs
+}
+
+// victimRow is the victim's interactive sign-in at home, at micros.
+func victimRow(r *rand.Rand, sp spec, u *user, micros int64) *row {
 	home := &u.ips[0]
 	a := &apps[interactiveApps[pickWeighted(r, interactiveAppWeights)]]
 	ir := &row{
@@ -134,9 +151,20 @@ func (w *world) scenario(r *rand.Rand, sp spec, u *user, micros int64, offsets [
 	if sp.authReq == multi {
 		ir.mfa = u.mfa
 	}
-	rows := []*row{ir}
+	return ir
+}
 
-	// The attacker: another country, a hosting address there.
+// attacker is where the stolen token is replayed from: another country, a
+// hosting address there, and a user agent.
+type attacker struct {
+	country *country
+	ip, ua  string
+}
+
+// newAttacker picks the attacker of a scenario on u, whose victim's user
+// agent is victimUA.
+func newAttacker(r *rand.Rand, sp spec, u *user, victimUA string) attacker {
+	home := &u.ips[0]
 	var ac *country
 	for ac == nil || ac == u.country || (sp.ipv6 && !hosting6[ac.code].IsValid()) {
 		ac = countries[attackerCountries[r.IntN(len(attackerCountries))]]
@@ -151,52 +179,56 @@ func (w *world) scenario(r *rand.Rand, sp spec, u *user, micros int64, offsets [
 	}
 	attackerUA := attackerUAs[r.IntN(len(attackerUAs))]
 	if r.IntN(3) == 0 {
-		attackerUA = ir.ua // replay tools often copy the victim's user agent
+		attackerUA = victimUA // replay tools often copy the victim's user agent
 	}
+	return attacker{country: ac, ip: attackerIP, ua: attackerUA}
+}
 
-	var pairs []Planted
-	for i, off := range offsets {
-		nr := &row{
-			table: signin.NonInteractive, micros: micros + int64(off/time.Microsecond), u: u, upn: u.upn,
-			ip: attackerIP, country: ac, city: &ac.cities[r.IntN(len(ac.cities))],
-			app: &apps[niApps[pickWeighted(r, niAppWeights)]], res: successOutcome,
-			authReq: single, ca: notApplied, id: newGUID(r), corr: newGUID(r),
-			session: ir.session, // the stolen token carries the victim's session
-			token:   randomToken(r), ua: attackerUA, incoming: "refreshToken",
-			niDetail: niSuccessDetails[0],
-		}
-		switch {
-		case sp.sameIP:
-			nr.ip = home.addr
-		case sp.sameCountry:
-			nr.country = u.country
-			nr.city = &u.country.cities[r.IntN(len(u.country.cities))]
-			for nr.ip == home.addr || nr.ip == attackerIP {
-				nr.ip = randomAddr(r, u.country.isp[r.IntN(len(u.country.isp))]).String()
-			}
-		case sp.noLocation:
-			nr.country, nr.city = nil, nil
-		}
-		if sp.niResult != nil {
-			nr.res = sp.niResult
-		}
-		if sp.upnCase {
-			nr.upn = titleLocalPart(u.upn)
-		}
-		nr.dup = sp.dupNI && i == 0
-		rows = append(rows, nr)
-		pairs = append(pairs, Planted{
-			Kind: sp.kind, Detail: sp.detail,
-			UserPrincipalName: ir.upn, InteractiveTime: ir.time(), InteractiveIP: ir.ip,
-			InteractiveCountry: ir.location(), InteractiveId: ir.id.String(),
-			NIUserPrincipalName: nr.upn, NITime: nr.time(), NIIP: nr.ip, NICountry: nr.location(),
-			NIId: nr.id.String(), AppDisplayName: nr.app.name, CorrelationId: nr.corr.String(),
-			UniqueTokenIdentifier: nr.tokenID(), Duplicated: nr.dup,
-		})
+// replayRow is a non-interactive sign-in at micros with the token stolen
+// from ir, as the scenario shapes it.
+func (at attacker) replayRow(r *rand.Rand, sp spec, u *user, ir *row, micros int64) *row {
+	home := &u.ips[0]
+	ac := at.country
+	nr := &row{
+		table: signin.NonInteractive, micros: micros, u: u, upn: u.upn,
+		ip: at.ip, country: ac, city: &ac.cities[r.IntN(len(ac.cities))],
+		app: &apps[niApps[pickWeighted(r, niAppWeights)]], res: successOutcome,
+		authReq: single, ca: notApplied, id: newGUID(r), corr: newGUID(r),
+		session: ir.session, // the stolen token carries the victim's session
+		token:   randomToken(r), ua: at.ua, incoming: "refreshToken",
+		niDetail: niSuccessDetails[0],
 	}
-	slices.SortStableFunc(rows, func(a, b *row) int { return int(min(max(a.micros-b.micros, -1), 1)) })
-	w.planted[ui] = rows
-	return pairs
+	switch {
+	case sp.sameIP:
+		nr.ip = home.addr
+	case sp.sameCountry:
+		nr.country = u.country
+		nr.city = &u.country.cities[r.IntN(len(u.country.cities))]
+		for nr.ip == home.addr || nr.ip == at.ip {
+			nr.ip = randomAddr(r, u.country.isp[r.IntN(len(u.country.isp))]).String()
+		}
+	case sp.noLocation:
+		nr.country, nr.city = nil, nil
+	}
+	if sp.niResult != nil {
+		nr.res = sp.niResult
+	}
+	if sp.upnCase {
+		nr.upn = titleLocalPart(u.upn)
+	}
+	return nr
+}
+
+// plantedPair describes the pair (ir, nr) for the summary.
+func plantedPair(sp spec, ir, nr *row) Planted {
+	return Planted{
+		Kind: sp.kind, Detail: sp.detail,
+		UserPrincipalName: ir.upn, InteractiveTime: ir.time(), InteractiveIP: ir.ip,
+		InteractiveCountry: ir.location(), InteractiveId: ir.id.String(),
+		NIUserPrincipalName: nr.upn, NITime: nr.time(), NIIP: nr.ip, NICountry: nr.location(),
+		NIId: nr.id.String(), AppDisplayName: nr.app.name, CorrelationId: nr.corr.String(),
+		UniqueTokenIdentifier: nr.tokenID(), Duplicated: nr.dup,
+	}
 }
 
 // titleLocalPart turns "adele.vance@contoso.com" into "Adele.Vance@contoso.com".

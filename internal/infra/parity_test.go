@@ -143,7 +143,7 @@ var wantSettings = map[string]string{
 	"TOKENPIVOT_ALLOWED_LATENESS":          "168h",
 	"TOKENPIVOT_IPV6_SAFE_NETWORKS":        "false",
 	"TOKENPIVOT_MAX_EXPANSION":             "64",
-	// Export jobs (internal/exportjob.Settings has the meanings): off by
+	// Export jobs (the settings table has the meanings): off by
 	// default; the schedule is always set because function.json names it.
 	"TOKENPIVOT_EXPORT_WORKSPACE_ID":       "",
 	"TOKENPIVOT_EXPORT_STORAGE_ACCOUNT_ID": computed,

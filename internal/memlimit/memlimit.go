@@ -31,12 +31,12 @@ var (
 )
 
 // Apply sets the runtime's memory limit to share of the cgroup's limit,
-// unless GOMEMLIMIT is set (the runtime has applied it) or there is no
-// cgroup limit. It returns the limit in force. share is below 1 because
+// unless gomemlimit, the GOMEMLIMIT environment variable the main package
+// passes, is set (the runtime has applied it) or there is no cgroup limit. It returns the limit in force. share is below 1 because
 // the limit is soft and the process's stacks, binary and page cache count
 // against the cgroup too.
-func Apply(share float64) Limit {
-	return apply(share, os.Getenv("GOMEMLIMIT"), os.DirFS("/"))
+func Apply(share float64, gomemlimit string) Limit {
+	return apply(share, gomemlimit, os.DirFS("/"))
 }
 
 func apply(share float64, env string, root fs.FS) Limit {

@@ -377,6 +377,9 @@ func TestGarbled(t *testing.T) {
 func TestResumeAfterOutage(t *testing.T) {
 	for _, outage := range []time.Duration{10 * time.Minute, 3 * time.Hour, 48 * time.Hour} {
 		t.Run(outage.String(), func(t *testing.T) {
+			if testing.Short() && outage > 24*time.Hour {
+				t.Skip("-short: the two-day outage (192 recording rounds) runs in the full suite")
+			}
 			ctx := context.Background()
 			c := newClock()
 			up := c.now().Add(outage)

@@ -27,10 +27,45 @@ func WriteStatus(out io.Writer, entries []*Entry, wide bool, holds ...Hold) erro
 		return cmp.Or(strings.Compare(a.Sink, b.Sink), strings.Compare(a.AlertId, b.AlertId), a.Revision-b.Revision)
 	})
 	var b strings.Builder
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	sinks, config, err := writeSinkCounts(&b, entries)
+	if err != nil {
+		return err
+	}
+	// Explanations are prose: wrapped in either mode, so --wide changes only
+	// what is cut (the configuration error's message), never the layout.
+	for _, h := range holds {
+		wrap(&b, fmt.Sprintf("held: %s answered 410 Gone (since %s UTC; next probe %s UTC): one revision is sent as a probe every hour and delivery resumes when it is accepted; `tokenpivot alerts --redeliver` resumes now, a new target resumes at once",
+			h.Sink, stamp(h.Since), stamp(h.NextProbe)))
+	}
+	for _, s := range sinks {
+		if msg, ok := config[s]; ok {
+			if !wide {
+				msg = cut(msg, 200)
+			}
+			wrap(&b, fmt.Sprintf("configuration error: %s: %s (retried on the schedule; fix the setting)", s, msg))
+		}
+	}
+	rows, cutIDs := statusRows(entries, wide)
+	cutErrors := writeRows(&b, rows, wide)
+	switch {
+	case cutIDs && cutErrors:
+		b.WriteString("(ids shortened, errors cut: --wide shows them)\n")
+	case cutIDs:
+		b.WriteString("(ids shortened: --wide shows them)\n")
+	case cutErrors:
+		b.WriteString("(errors cut: --wide shows them)\n")
+	}
+	_, err = io.WriteString(out, b.String())
+	return err
+}
+
+// writeSinkCounts writes the table of each sink's revisions by state, and
+// returns the sinks in order and the configuration error each is retrying
+// on, if any.
+func writeSinkCounts(b *strings.Builder, entries []*Entry) (sinks []string, config map[string]string, err error) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	counts := map[string]map[State]int{}
-	config := map[string]string{}
-	var sinks []string
+	config = map[string]string{}
 	for _, e := range entries {
 		if counts[e.Sink] == nil {
 			counts[e.Sink] = map[State]int{}
@@ -51,28 +86,17 @@ func WriteStatus(out io.Writer, entries []*Entry, wide bool, holds ...Hold) erro
 		c := counts[s]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s, c[Delivered], c[Pending], c[Failed], c["held"])
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	// Explanations are prose: wrapped in either mode, so --wide changes only
-	// what is cut (the configuration error's message), never the layout.
-	for _, h := range holds {
-		wrap(&b, fmt.Sprintf("held: %s answered 410 Gone (since %s UTC; next probe %s UTC): one revision is sent as a probe every hour and delivery resumes when it is accepted; `tokenpivot alerts --redeliver` resumes now, a new target resumes at once",
-			h.Sink, stamp(h.Since), stamp(h.NextProbe)))
-	}
-	for _, s := range sinks {
-		if msg, ok := config[s]; ok {
-			if !wide {
-				msg = cut(msg, 200)
-			}
-			wrap(&b, fmt.Sprintf("configuration error: %s: %s (retried on the schedule; fix the setting)", s, msg))
-		}
-	}
-	rows := [][]string{{"SINK", "ALERT", "REV", "STATE", "TRIES", "WHEN (UTC)", "LAST ERROR"}}
+	return sinks, config, tw.Flush()
+}
+
+// statusRows are the lines of the revision table, a header first: per sink
+// and alert its latest revision, and any older one not delivered. Unless
+// wide, ids are shortened (cutIDs says whether any was).
+func statusRows(entries []*Entry, wide bool) (rows [][]string, cutIDs bool) {
+	rows = [][]string{{"SINK", "ALERT", "REV", "STATE", "TRIES", "WHEN (UTC)", "LAST ERROR"}}
 	if wide {
 		rows[0][1], rows[0][4] = "ALERT ID", "ATTEMPTS"
 	}
-	cutIDs, cutErrors := false, false
 	for i, e := range entries {
 		latest := i+1 == len(entries) || entries[i+1].Sink != e.Sink || entries[i+1].AlertId != e.AlertId
 		if !latest && e.State == Delivered {
@@ -94,9 +118,14 @@ func WriteStatus(out io.Writer, entries []*Entry, wide bool, holds ...Hold) erro
 		}
 		rows = append(rows, []string{e.Sink, id, fmt.Sprint(e.Revision), state, fmt.Sprint(e.Attempts), when, cmp.Or(e.LastError, "-")})
 	}
-	// The columns before LAST ERROR are padded as tabwriter would; the error
-	// gets what is left of StatusWidth (never less than 24 characters), cut
-	// in the middle.
+	return rows, cutIDs
+}
+
+// writeRows writes the revision table: the columns before LAST ERROR are
+// padded as tabwriter would; the error gets what is left of StatusWidth
+// (never less than 24 characters), cut in the middle unless wide
+// (cutErrors says whether any was).
+func writeRows(b *strings.Builder, rows [][]string, wide bool) (cutErrors bool) {
 	widths := make([]int, len(rows[0])-1)
 	for _, r := range rows {
 		for c := range widths {
@@ -111,7 +140,7 @@ func WriteStatus(out io.Writer, entries []*Entry, wide bool, holds ...Hold) erro
 	b.WriteString("\n")
 	for _, r := range rows {
 		for c, w := range widths {
-			fmt.Fprintf(&b, "%-*s  ", w, r[c])
+			fmt.Fprintf(b, "%-*s  ", w, r[c])
 		}
 		last := r[len(r)-1]
 		if r := []rune(last); !wide && len(r) > room {
@@ -122,16 +151,7 @@ func WriteStatus(out io.Writer, entries []*Entry, wide bool, holds ...Hold) erro
 		}
 		b.WriteString(last + "\n")
 	}
-	switch {
-	case cutIDs && cutErrors:
-		b.WriteString("(ids shortened, errors cut: --wide shows them)\n")
-	case cutIDs:
-		b.WriteString("(ids shortened: --wide shows them)\n")
-	case cutErrors:
-		b.WriteString("(errors cut: --wide shows them)\n")
-	}
-	_, err := io.WriteString(out, b.String())
-	return err
+	return cutErrors
 }
 
 // wrap writes text to b in lines of at most StatusWidth columns, broken at

@@ -39,6 +39,9 @@ func TestIndexCacheNeverStale(t *testing.T) {
 		"interactive last of each pair": slices.Concat(nw[:1], iw[:1], nw[1:], iw[1:], nw2),
 	} {
 		t.Run(name, func(t *testing.T) {
+			if testing.Short() && name != "interleaved" && name != "interactive last of each pair" {
+				t.Skip("-short: two of the four orders (the full suite runs all)")
+			}
 			s := newLocal(t)
 			p := newTestPipeline(t, s, safe)
 			writeBlobs(t, s, blobs)

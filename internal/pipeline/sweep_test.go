@@ -32,17 +32,24 @@ func TestPendingReadsOnlyNewLedgerEntries(t *testing.T) {
 	writeBlobs(t, local, blobs)
 	runAll(t, p)
 	// History: many more export blobs, done long ago.
+	// (Written in parallel: each write is a file synced to disk.)
 	const history = 300
+	var g errgroup.Group
+	g.SetLimit(16)
 	for i := range history {
-		name := fmt.Sprintf("y=2026/m=11/d=%02d/h=%02d/m=00/PT05M.json", 1+i/24, i%24)
-		props, err := local.Write(ctx, nc, name, []byte("{}\n"), store.Condition{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, _ := json.Marshal(ledgerEntry{Status: statusDone, ETag: props.ETag, Size: props.Size, Offset: props.Size, Appendable: true})
-		if _, err := local.Write(ctx, "tokenpivot-state", ledgerName(Work{nc, name}), e, store.Condition{}); err != nil {
-			t.Fatal(err)
-		}
+		g.Go(func() error {
+			name := fmt.Sprintf("y=2026/m=11/d=%02d/h=%02d/m=00/PT05M.json", 1+i/24, i%24)
+			props, err := local.Write(ctx, nc, name, []byte("{}\n"), store.Condition{})
+			if err != nil {
+				return err
+			}
+			e, _ := json.Marshal(ledgerEntry{Status: statusDone, ETag: props.ETag, Size: props.Size, Offset: props.Size, Appendable: true})
+			_, err = local.Write(ctx, "tokenpivot-state", ledgerName(Work{nc, name}), e, store.Condition{})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	ledgerReads := func(r store.Request) bool { return r.Op == store.OpRead && r.Area == "ledger" }
 	pending := func() []Work {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenpivot/tokenpivot/internal/exportjob"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/precision"
 	"github.com/tokenpivot/tokenpivot/internal/sentinel"
@@ -52,11 +53,29 @@ const (
 	PrecisionHostingASNs    = "TOKENPIVOT_PRECISION_HOSTING_ASNS"
 	PrecisionM365Ranges     = "TOKENPIVOT_PRECISION_M365_RANGES"
 	PrecisionFirstPartyApps = "TOKENPIVOT_PRECISION_FIRST_PARTY_APPS"
+	// The export scheduler (the ScheduleExports timer, internal/exportjob):
+	// off while ExportWorkspaceID is empty.
+	ExportWorkspaceID      = "TOKENPIVOT_EXPORT_WORKSPACE_ID"
+	ExportStorageAccountID = "TOKENPIVOT_EXPORT_STORAGE_ACCOUNT_ID"
+	ExportSchedule         = "TOKENPIVOT_EXPORT_SCHEDULE"
+	ExportFirstHour        = "TOKENPIVOT_EXPORT_FIRST_HOUR"
+	ExportLookback         = "TOKENPIVOT_EXPORT_LOOKBACK"
+	ExportSettle           = "TOKENPIVOT_EXPORT_SETTLE"
+	ExportLease            = "TOKENPIVOT_EXPORT_LEASE"
+	ExportStuckAfter       = "TOKENPIVOT_EXPORT_STUCK_AFTER"
+	ExportMaxAttempts      = "TOKENPIVOT_EXPORT_MAX_ATTEMPTS"
+	ExportMaxActive        = "TOKENPIVOT_EXPORT_MAX_ACTIVE"
+	ExportEndpoint         = "TOKENPIVOT_EXPORT_ENDPOINT"
 )
 
 // PrecisionSettings are the precision mode and its lists, for the commands
 // that filter result pairs.
 var PrecisionSettings = []string{Precision, PrecisionHostingASNs, PrecisionM365Ranges, PrecisionFirstPartyApps}
+
+// ExportJobSettings are the export scheduler's settings, for the commands
+// that request export jobs (with the containers the jobs write to).
+var ExportJobSettings = []string{ExportWorkspaceID, ExportStorageAccountID, ExportSchedule, ExportFirstHour, ExportLookback,
+	ExportSettle, ExportLease, ExportStuckAfter, ExportMaxAttempts, ExportMaxActive, ExportEndpoint}
 
 // DefaultLogsIngestionStream is the data collection rule's input stream.
 const DefaultLogsIngestionStream = sentinel.DefaultStream
@@ -113,6 +132,20 @@ type Settings struct {
 	PrecisionHostingASNs    string
 	PrecisionM365Ranges     string
 	PrecisionFirstPartyApps string
+
+	// ExportJobs are the export scheduler's settings as written; see
+	// ExportJobConfig.
+	ExportJobs ExportJobs
+}
+
+// ExportJobs are the export scheduler's settings, kept as written:
+// ExportJobConfig parses them only when WorkspaceID is set, so that a
+// feature that is off never fails on its other settings.
+type ExportJobs struct {
+	WorkspaceID, StorageAccountID, Schedule, FirstHour string
+	Lookback, Settle, Lease, StuckAfter                string
+	MaxAttempts, MaxActive                             string
+	Endpoint                                           string
 }
 
 // PrecisionFilter returns the precision filter the settings name, its lists
@@ -238,6 +271,30 @@ var table = []Setting{
 		set: func(s *Settings, v string) error { s.PrecisionM365Ranges = v; return nil }},
 	{Env: PrecisionFirstPartyApps, Flag: "precision-first-party-apps", Usage: "`file` of first-party app ids (appId,name lines) replacing the bundled list",
 		set: func(s *Settings, v string) error { s.PrecisionFirstPartyApps = v; return nil }},
+	{Env: ExportWorkspaceID, Flag: "workspace", Usage: "resource `id` of the Log Analytics (Sentinel) workspace to export from, /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{ws}; empty turns the export scheduler off",
+		set: exportJob(func(e *ExportJobs) *string { return &e.WorkspaceID })},
+	{Env: ExportStorageAccountID, Flag: "account", Usage: "resource `id` of the export storage account the jobs write to (destinationStorageAccounts); required when the workspace is set",
+		set: exportJob(func(e *ExportJobs) *string { return &e.StorageAccountID })},
+	{Env: ExportSchedule, Default: exportjob.DefaultSchedule, Usage: "NCRONTAB schedule of the ScheduleExports timer (second minute hour day month weekday); the default runs at minute 5 of every hour",
+		set: exportJob(func(e *ExportJobs) *string { return &e.Schedule })},
+	{Env: ExportFirstHour, Usage: "first hour to request (RFC 3339, e.g. 2026-12-01T00:00:00Z); empty means only the lookback window bounds it",
+		set: exportJob(func(e *ExportJobs) *string { return &e.FirstHour })},
+	{Env: ExportLookback, Default: "48h", Usage: "how far back each timer run looks for hours not yet requested (Go duration, at most 168h: the job retry window and below the state retention)",
+		set: exportJob(func(e *ExportJobs) *string { return &e.Lookback })},
+	{Env: ExportSettle, Default: "30m", Usage: "how long after an hour ends before it is requested, for ingestion latency: rows that arrive later than this are not in the export",
+		set: exportJob(func(e *ExportJobs) *string { return &e.Settle })},
+	{Env: ExportLease, Default: "15m", Usage: "how long a claimed hour stays reserved for the run that claimed it; a claim older than this (its run crashed) is requested again",
+		set: exportJob(func(e *ExportJobs) *string { return &e.Lease })},
+	{Env: ExportStuckAfter, Default: "6h", Usage: "a job still not finished this long after it was requested (or retried) is reported stuck, in the log and in its state blob",
+		set: exportJob(func(e *ExportJobs) *string { return &e.StuckAfter })},
+	{Env: ExportMaxAttempts, Default: strconv.Itoa(exportjob.DefaultMaxAttempts), Usage: "attempts to create a job for an hour, and /retry calls per failed job (1 to 5, the API's retry limit)",
+		set: exportJob(func(e *ExportJobs) *string { return &e.MaxAttempts })},
+	{Env: ExportMaxActive, Default: strconv.Itoa(exportjob.DefaultMaxActive), Usage: "jobs this scheduler keeps running at once (1 to 5: the API allows 5 per workspace, retries included)",
+		set: exportJob(func(e *ExportJobs) *string { return &e.MaxActive })},
+	// Empty, not the URL, is the default: the infrastructure leaves it
+	// empty in the public cloud, and both must mean the same.
+	{Env: ExportEndpoint, Usage: "Log Analytics data-plane endpoint (another cloud's, or a test server); empty means the public cloud's, " + exportjob.DefaultEndpoint,
+		set: exportJob(func(e *ExportJobs) *string { return &e.Endpoint })},
 }
 
 // Table returns the settings, in the order help prints them.
@@ -254,6 +311,15 @@ func lookup(env string) (Setting, bool) {
 func container(field func(*Settings) *string) func(*Settings, string) error {
 	return func(s *Settings, v string) error {
 		*field(s) = v
+		return nil
+	}
+}
+
+// exportJob sets an export scheduler setting as written (ExportJobConfig
+// parses it).
+func exportJob(field func(*ExportJobs) *string) func(*Settings, string) error {
+	return func(s *Settings, v string) error {
+		*field(&s.ExportJobs) = v
 		return nil
 	}
 }
@@ -328,14 +394,15 @@ func All() []string {
 	return out
 }
 
-// Load returns the settings: defaults, then the environment (getenv,
-// os.Getenv when nil), then the flags given on the command line. Only the
+// Load returns the settings: defaults, then the environment (getenv: the
+// main package passes os.Getenv, a library none; nil reads no environment),
+// then the flags given on the command line. Only the
 // settings registered are read, so a bad value of another does not stop a
 // command that never uses it. Errors name the variable or the flag; the
 // value of a secret is never in them.
 func (f *Flags) Load(getenv func(string) string) (Settings, error) {
 	if getenv == nil {
-		getenv = os.Getenv
+		getenv = func(string) string { return "" }
 	}
 	s := Defaults()
 	var errs []error

@@ -168,3 +168,17 @@ func TestNoSecretOnTheCommandLine(t *testing.T) {
 		t.Errorf("a bad URL in the file: %v", err)
 	}
 }
+
+// TestLoadWithoutEnvironmentReadsNone: a library (or a test) that passes
+// no getenv gets defaults and flags, never the process's environment.
+func TestLoadWithoutEnvironmentReadsNone(t *testing.T) {
+	t.Setenv(StateContainer, "from-the-environment")
+	s, err := FromEnvOnly(StateContainer).Load(nil)
+	if err != nil || s.StateContainer != "tokenpivot-state" {
+		t.Errorf("Load(nil): state container %q, %v; want the default", s.StateContainer, err)
+	}
+	s, err = FromEnvOnly(StateContainer).Load(os.Getenv)
+	if err != nil || s.StateContainer != "from-the-environment" {
+		t.Errorf("Load(os.Getenv): state container %q, %v", s.StateContainer, err)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
@@ -39,10 +41,18 @@ func TestCountingClassifies(t *testing.T) {
 	if _, err := c.ReadAt(ctx, ct, "ledger/a.json", buf, 0, ""); err == nil {
 		t.Fatal("a 3-byte blob filled 10 bytes")
 	}
+	// More than a page of blobs, written in parallel: each is a file
+	// synced to disk, 10 s one after the other.
+	var g errgroup.Group
+	g.SetLimit(16)
 	for i := range store.ListPageSize + 1 {
-		if _, err := local.Write(ctx, ct, fmt.Sprintf("many/%05d", i), nil, store.Condition{}); err != nil {
-			t.Fatal(err)
-		}
+		g.Go(func() error {
+			_, err := local.Write(ctx, ct, fmt.Sprintf("many/%05d", i), nil, store.Condition{})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	n := 0
 	if err := c.List(ctx, ct, "many/", func(store.Properties) error { n++; return nil }); err != nil || n != store.ListPageSize+1 {

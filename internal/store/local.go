@@ -378,7 +378,7 @@ func (l *Local) stage(p string, data []byte) (f *os.File, named bool, err error)
 		case errors.Is(err, fs.ErrNotExist):
 			// The staging folder is made on first use (and a concurrent
 			// Delete of an empty tree may remove it).
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if err := os.MkdirAll(dir, 0o755); err != nil && !folderRaced(err) {
 				return nil, false, fmt.Errorf("store: write %s: %w", p, err)
 			}
 			continue
@@ -395,13 +395,23 @@ func (l *Local) stage(p string, data []byte) (f *os.File, named bool, err error)
 
 var errNoLink = errors.New("store: no hard links here")
 
+// folderRaced reports whether MkdirAll failed because a concurrent Delete
+// removed a folder of the path while it was being made (a parent gone
+// before its child was made, or a folder found existing and then gone):
+// making the path again succeeds.
+func folderRaced(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrExist)
+}
+
 // intoFolder makes p's folder and runs put (a rename or link to p). A
 // concurrent Delete removes folders it leaves empty, so a put that finds
 // the folder gone makes it again, a few times.
 func intoFolder(p string, put func() error) error {
 	var err error
-	for range 5 {
-		if err = os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	for range 20 {
+		if err = os.MkdirAll(filepath.Dir(p), 0o755); folderRaced(err) {
+			continue
+		} else if err != nil {
 			return err
 		}
 		if err = put(); !errors.Is(err, fs.ErrNotExist) {
@@ -423,8 +433,10 @@ func (l *Local) writeTemp(p string, data []byte, beside bool) (*os.File, error) 
 	var err error
 	// A concurrent Delete may remove the (empty) directory between MkdirAll
 	// and CreateTemp; try again a few times.
-	for range 5 {
-		if err = os.MkdirAll(dir, 0o755); err != nil {
+	for range 20 {
+		if err = os.MkdirAll(dir, 0o755); folderRaced(err) {
+			continue
+		} else if err != nil {
 			return nil, fmt.Errorf("store: write %s: %w", p, err)
 		}
 		if f, err = os.CreateTemp(dir, tempPattern); !errors.Is(err, fs.ErrNotExist) {

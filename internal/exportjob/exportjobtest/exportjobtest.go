@@ -278,57 +278,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusBadRequest, "BadRequest", "body is not a JSON object")
 		return
 	}
-	known := map[string]bool{"startTime": true, "endTime": true, "query": true, "destinationStorageAccounts": true,
-		"containerName": true, "outputDataFormat": true, "dateTimeFormat": true}
-	for k := range body {
-		if !known[k] {
-			s.refuse(w, http.StatusBadRequest, "BadRequest", "unknown property "+k)
-			return
-		}
-	}
-	start, ok1 := parseTime(body["startTime"])
-	end, ok2 := parseTime(body["endTime"])
-	now := time.Now().UTC()
-	switch {
-	case !ok1 || !ok2:
-		s.refuse(w, http.StatusBadRequest, "BadRequest", "startTime and endTime are required datetimes")
-		return
-	case !start.Before(now) || !end.After(start) || end.After(now):
-		// Documented: startTime earlier than now; endTime later than
-		// startTime and earlier than now.
-		s.refuse(w, http.StatusBadRequest, "BadRequest", "startTime < endTime < now is required")
-		return
-	case end.Sub(start) > 366*24*time.Hour:
-		s.refuse(w, http.StatusBadRequest, "BadRequest", "time range over a year")
-		return
-	}
-	query, _ := body["query"].(string)
-	table := strings.Fields(strings.ReplaceAll(query, "|", " |"))
-	if len(table) == 0 || !tables[table[0]] {
-		s.refuse(w, http.StatusBadRequest, "BadRequest", "query must start with a table name: "+query)
-		return
-	}
-	accounts, _ := body["destinationStorageAccounts"].([]any)
-	if len(accounts) < 1 || len(accounts) > 10 {
-		s.refuse(w, http.StatusBadRequest, "BadRequest", "destinationStorageAccounts: 1 to 10 resource ids")
-		return
-	}
-	for _, a := range accounts {
-		if str, _ := a.(string); !reAccount.MatchString(str) {
-			s.refuse(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("destinationStorageAccounts: %v is not a storage account resource id", a))
-			return
-		}
-	}
-	if c, _ := body["containerName"].(string); store.CheckContainer(c) != nil {
-		s.refuse(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("containerName %v", body["containerName"]))
-		return
-	}
-	if body["outputDataFormat"] != "Parquet" {
-		s.refuse(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("outputDataFormat %v: only Parquet is supported", body["outputDataFormat"]))
-		return
-	}
-	if f, ok := body["dateTimeFormat"]; ok && f != "yyyy-MM-ddTHH" && f != "year=yyyy/month=MM/day=dd/hour=HH" {
-		s.refuse(w, http.StatusBadRequest, "BadRequest", fmt.Sprintf("dateTimeFormat %v", f))
+	table, start, refusal := checkCreate(body)
+	if refusal != "" {
+		s.refuse(w, http.StatusBadRequest, "BadRequest", refusal)
 		return
 	}
 
@@ -355,7 +307,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusTooManyRequests, "TooManyActiveJobs", "5 active export jobs per workspace")
 		return
 	}
-	j := &Job{ID: newGUID(), Request: body, Table: table[0], Start: start}
+	j := &Job{ID: newGUID(), Request: body, Table: table, Start: start}
 	j.plan = s.plan(j, 0)
 	j.Status = "Queued"
 	s.mu.Lock()
@@ -375,6 +327,55 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"operationId": j.ID})
+}
+
+// checkCreate checks a create request's body as the API documents it, and
+// returns its table and first hour, or why it is refused (400).
+func checkCreate(body map[string]any) (table string, start time.Time, refusal string) {
+	known := map[string]bool{"startTime": true, "endTime": true, "query": true, "destinationStorageAccounts": true,
+		"containerName": true, "outputDataFormat": true, "dateTimeFormat": true}
+	for k := range body {
+		if !known[k] {
+			return "", start, "unknown property " + k
+		}
+	}
+	start, ok1 := parseTime(body["startTime"])
+	end, ok2 := parseTime(body["endTime"])
+	now := time.Now().UTC()
+	switch {
+	case !ok1 || !ok2:
+		return "", start, "startTime and endTime are required datetimes"
+	case !start.Before(now) || !end.After(start) || end.After(now):
+		// Documented: startTime earlier than now; endTime later than
+		// startTime and earlier than now.
+		return "", start, "startTime < endTime < now is required"
+	case end.Sub(start) > 366*24*time.Hour:
+		return "", start, "time range over a year"
+	}
+	query, _ := body["query"].(string)
+	words := strings.Fields(strings.ReplaceAll(query, "|", " |"))
+	if len(words) == 0 || !tables[words[0]] {
+		return "", start, "query must start with a table name: " + query
+	}
+	accounts, _ := body["destinationStorageAccounts"].([]any)
+	if len(accounts) < 1 || len(accounts) > 10 {
+		return "", start, "destinationStorageAccounts: 1 to 10 resource ids"
+	}
+	for _, a := range accounts {
+		if str, _ := a.(string); !reAccount.MatchString(str) {
+			return "", start, fmt.Sprintf("destinationStorageAccounts: %v is not a storage account resource id", a)
+		}
+	}
+	if c, _ := body["containerName"].(string); store.CheckContainer(c) != nil {
+		return "", start, fmt.Sprintf("containerName %v", body["containerName"])
+	}
+	if body["outputDataFormat"] != "Parquet" {
+		return "", start, fmt.Sprintf("outputDataFormat %v: only Parquet is supported", body["outputDataFormat"])
+	}
+	if f, ok := body["dateTimeFormat"]; ok && f != "yyyy-MM-ddTHH" && f != "year=yyyy/month=MM/day=dd/hour=HH" {
+		return "", start, fmt.Sprintf("dateTimeFormat %v", f)
+	}
+	return words[0], start, ""
 }
 
 func (s *Server) plan(j *Job, retry int) []string {

@@ -11,8 +11,33 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/exportjob"
 	"github.com/tokenpivot/tokenpivot/internal/exportjob/exportjobtest"
+	"github.com/tokenpivot/tokenpivot/internal/settings"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
+
+// settingsScheduler is the scheduler serve hands the handler for the app
+// settings vars (the root's newExportJobs), over the state store st.
+func settingsScheduler(t *testing.T, vars map[string]string, api *exportjobtest.Server, st store.Store) ExportScheduler {
+	t.Helper()
+	s, err := settings.FromEnvOnly(settings.All()...).Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s.ExportJobConfig()
+	switch {
+	case err != nil:
+		return func(context.Context, *slog.Logger) (*exportjob.Scheduler, error) { return nil, err }
+	case !cfg.Enabled():
+		return nil
+	}
+	cl, err := exportjob.NewClient(cfg, api.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(_ context.Context, log *slog.Logger) (*exportjob.Scheduler, error) {
+		return &exportjob.Scheduler{Config: cfg, API: cl, Store: st, Container: s.StateContainer, Output: st, Logger: log}, nil
+	}
+}
 
 // TestScheduleExports invokes the timer function as the host does: off
 // without a workspace, a clear error when misconfigured, and otherwise one
@@ -32,7 +57,7 @@ func TestScheduleExports(t *testing.T) {
 	vars := map[string]string{}
 	serve := func(vars map[string]string) string {
 		h, err := New(Config{Pipeline: e.p, Logger: slog.New(slog.DiscardHandler),
-			ExportJobs: ExportsFromEnv(func(k string) string { return vars[k] }, api.Client())})
+			ExportJobs: settingsScheduler(t, vars, api, local)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,19 +76,18 @@ func TestScheduleExports(t *testing.T) {
 		t.Errorf("off: ReturnValue %s", r.ReturnValue)
 	}
 
-	vars = map[string]string{exportjob.EnvWorkspace: api.WorkspaceID()}
+	vars = map[string]string{settings.ExportWorkspaceID: api.WorkspaceID()}
 	r, _ = postTo(serve(vars), ScheduleExports, timerPayload())
 	checkReply(t, r, http.StatusInternalServerError)
-	if !strings.Contains(string(r.ReturnValue), exportjob.EnvStorageAccount) {
-		t.Errorf("misconfigured: ReturnValue %s does not name %s", r.ReturnValue, exportjob.EnvStorageAccount)
+	if !strings.Contains(string(r.ReturnValue), settings.ExportStorageAccountID) {
+		t.Errorf("misconfigured: ReturnValue %s does not name %s", r.ReturnValue, settings.ExportStorageAccountID)
 	}
 
 	vars = map[string]string{
-		exportjob.EnvWorkspace:           api.WorkspaceID(),
-		exportjob.EnvStorageAccount:      "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stexport",
-		exportjob.EnvEndpoint:            api.API.URL,
-		exportjob.EnvMaxActive:           "5",
-		"TOKENPIVOT_STORAGE_ACCOUNT_URL": dir,
+		settings.ExportWorkspaceID:      api.WorkspaceID(),
+		settings.ExportStorageAccountID: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stexport",
+		settings.ExportEndpoint:         api.API.URL,
+		settings.ExportMaxActive:        "5",
 	}
 	on := serve(vars)
 	var sums []exportjob.Summary
