@@ -70,7 +70,9 @@ func jsonValue(v kql.Value) any {
 			}
 			return out
 		}
-		return json.RawMessage(v.S)
+		if json.Valid([]byte(v.S)) {
+			return json.RawMessage(v.S)
+		}
 	}
 	return v.Text()
 }

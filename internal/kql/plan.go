@@ -294,7 +294,15 @@ func (c *compiler) plan(r *rel, at Pos) (*Plan, error) {
 		s := r.sum
 		s.Order, s.Desc = r.order, r.orderDesc
 		for _, cl := range r.cols {
+			if cl.node.usesAgo() {
+				return nil, refuse(at, "project", "column %s uses ago()", cl.name)
+			}
 			s.Out = append(s.Out, Column{cl.name, cl.node})
+		}
+		for _, n := range s.Order {
+			if n.usesAgo() {
+				return nil, refuse(r.orderAt, "order by", "ago() in an order by key")
+			}
 		}
 		r.cols = r.sumPre
 		r.order, r.orderDesc = nil, nil

@@ -117,6 +117,7 @@ func TestSummarizeRefusals(t *testing.T) {
 		{"a join after it", "InteractiveTime asc", "InteractiveTime asc\n| summarize n = count() by UserPrincipalName\n| join kind=inner (SigninLogs) on UserPrincipalName", "join after the summarize"},
 		{"an unnamed by expression", "InteractiveTime asc", "InteractiveTime asc\n| summarize count() by tolower(UserPrincipalName)", "name the by expression"},
 		{"a column it does not output", "InteractiveTime asc", "InteractiveTime asc\n| summarize n = count() by UserPrincipalName\n| where NIIPAddress != \"\"", "column NIIPAddress"},
+		{"ago() after it", "InteractiveTime asc", "InteractiveTime asc\n| summarize n = count() by UserPrincipalName\n| extend Since = ago(1h)", "ago()"},
 		{"sum of a timespan", "InteractiveTime asc", "InteractiveTime asc\n| summarize sum(TimeSinceInteractive) by UserPrincipalName", "not a number"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
