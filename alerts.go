@@ -83,7 +83,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintln(stderr, "no sink configured here: the next Sweep delivers them")
 		}
 	}
-	docs, incs, err := alert.List(ctx, state, s.AlertsContainer, s.IncidentsContainer)
+	docs, incs, err := alert.Store{Blobs: state, AlertsContainer: s.AlertsContainer, IncidentsContainer: s.IncidentsContainer}.List(ctx)
 	if errors.Is(err, store.ErrNotExist) {
 		return nil
 	}
@@ -100,7 +100,7 @@ func runAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return nil
 	}
-	if err := writeAlertTable(stdout, docs, incs, *wide); err != nil {
+	if err := alert.WriteTable(stdout, docs, incs, *wide); err != nil {
 		return err
 	}
 	entries, err := ob.Entries(ctx)

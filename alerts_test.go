@@ -35,7 +35,7 @@ func TestAlertsWarnsAboutUnreadableBlobs(t *testing.T) {
 			AppDisplayName: "Microsoft Office", NIIPAddress: "113.186.2.10" + fmt.Sprint(u), NICountry: "VN", InteractiveIP: "86.180.163.81",
 			InteractiveCountry: "GB", TimeSinceInteractive: nt.Sub(it), InteractiveId: fmt.Sprint("i", u), NonInteractiveId: fmt.Sprint("n", u)})
 	}
-	w := &alert.Writer{Store: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents", Rule: rule.Default()}
+	w := &alert.Writer{Store: alert.Store{Blobs: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents"}, Rule: rule.Default()}
 	docs := alert.Group(w.Rule, rows, false)
 	if _, err := w.Write(ctx, docs); err != nil {
 		t.Fatal(err)

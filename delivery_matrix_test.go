@@ -119,7 +119,7 @@ func (m *matrix) process(i int) { m.put(m.s.NonInteractiveContainer, m.nb[i]) }
 
 // snapshot notes every alert's current revision: what must be delivered.
 func (m *matrix) snapshot() {
-	docs, _, err := alert.List(context.Background(), m.local, m.s.AlertsContainer, "")
+	docs, _, err := alert.Store{Blobs: m.local, AlertsContainer: m.s.AlertsContainer}.List(context.Background())
 	if err != nil {
 		m.t.Fatal(err)
 	}
@@ -340,7 +340,7 @@ func TestDeliveryFaultMatrix(t *testing.T) {
 			if id == "" {
 				t.Fatalf("no alert at revision 2 in %v", m.want)
 			}
-			docs, _, err := alert.List(context.Background(), m.local, m.s.AlertsContainer, "")
+			docs, _, err := alert.Store{Blobs: m.local, AlertsContainer: m.s.AlertsContainer}.List(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -355,7 +355,7 @@ func TestDeliveryFaultMatrix(t *testing.T) {
 				m.build()
 			}
 			m.process(1) // its evidence again, in a new export blob
-			docs, _, err = alert.List(context.Background(), m.local, m.s.AlertsContainer, "")
+			docs, _, err = alert.Store{Blobs: m.local, AlertsContainer: m.s.AlertsContainer}.List(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -335,7 +335,7 @@ func TestDeliveryFaults(t *testing.T) {
 		}
 		now = now.Add(2 * time.Hour)
 	}
-	docs, _, err := alert.List(ctx, local, s.AlertsContainer, "")
+	docs, _, err := alert.Store{Blobs: local, AlertsContainer: s.AlertsContainer}.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +425,7 @@ func TestServeDelivers(t *testing.T) {
 	if sweep.ReturnValue["queued"] != 0 || sweep.ReturnValue["delivered"] != 0 {
 		t.Errorf("Sweep after delivery: %v, want nothing queued or left to deliver", sweep.ReturnValue)
 	}
-	docs, _, err := alert.List(ctx, s, alerts, "")
+	docs, _, err := alert.Store{Blobs: s, AlertsContainer: alerts}.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +515,7 @@ func TestProcessDeliversAndRedeliver(t *testing.T) {
 	if code != 0 || !strings.Contains(errs, "12 failed or waiting deliveries made due now") || !regexpMatch(`webhook\s+12\s+0\s+0`, out) {
 		t.Fatalf("alerts --redeliver: %d\n%s%s", code, out, errs)
 	}
-	docs, _, err := alert.List(context.Background(), mustLocal(t, dir), settings.Defaults().AlertsContainer, "")
+	docs, _, err := alert.Store{Blobs: mustLocal(t, dir), AlertsContainer: settings.Defaults().AlertsContainer}.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

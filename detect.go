@@ -334,7 +334,8 @@ func scanFile(ctx context.Context, f exportFile, t signin.Table, opts signin.Opt
 	}
 	defer fh.Close()
 	opts.Final = true // local files are complete: a last line without a newline is a record
-	st, err := signin.Scan(ctx, f.path, fh, f.size, t, opts, fn)
+	opts.Name, opts.Table = f.path, t
+	st, err := signin.Scan(ctx, fh, f.size, opts, fn)
 	if err != nil {
 		return st, fmt.Errorf("%s: %w", t, err)
 	}

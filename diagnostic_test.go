@@ -175,7 +175,7 @@ func TestProcessDiagnosticArchiveAzurite(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("process (Azurite): exit %d: %s", code, errs)
 	}
-	got, _, err := alert.List(ctx, s, alerts, incidents)
+	got, _, err := alert.Store{Blobs: s, AlertsContainer: alerts, IncidentsContainer: incidents}.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

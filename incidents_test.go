@@ -31,7 +31,7 @@ func TestGenDayIncidentsAreOneUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, incs, err := alert.List(context.Background(), s, "tokenpivot-alerts", "tokenpivot-incidents")
+	docs, incs, err := alert.Store{Blobs: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents"}.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

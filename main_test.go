@@ -214,7 +214,7 @@ func alertsOf(t *testing.T, dir string) ([]alert.Document, []alert.Incident, err
 	if err != nil {
 		return nil, nil, err
 	}
-	return alert.List(context.Background(), s, "tokenpivot-alerts", "tokenpivot-incidents")
+	return alert.Store{Blobs: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents"}.List(context.Background())
 }
 
 // detectCases runs detect on the rule cases with the given inputs and checks

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenpivot/tokenpivot/internal/alert"
+	"github.com/tokenpivot/tokenpivot/internal/memlimit"
 	"github.com/tokenpivot/tokenpivot/internal/outbox"
 	"github.com/tokenpivot/tokenpivot/internal/pipeline"
 	"github.com/tokenpivot/tokenpivot/internal/settings"
@@ -28,6 +29,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	sf := settings.Register(fs, join(storageSettings, exportSettings, stateSettings, outputSettings, ruleSettings, deliverySettings, settings.PrecisionSettings)...)
 	skipOlder := fs.Duration("skip-older-than", 0, "skip export blobs last modified longer ago than this `duration` (counted and reported); 0, the default, takes every blob, as a backfill needs")
 	workers := fs.Int("workers", runtime.NumCPU(), "blobs processed at once")
+	heapPerWorker := fs.Int("heap-per-worker", pipeline.HeapPerWorker>>20, "soft limit of the Go heap per worker, in `MiB` (lowers GOMEMLIMIT's, never raises it); 0: none of its own")
 	verbose := fs.Bool("v", false, "log every blob (JSON lines on stderr)")
 	wide := fs.Bool("wide", false, "print the alerts with every column and full ids (wider than 120 columns)")
 	format := fs.String("format", "table", "output `format`: table, or json (the run's summary and its alerts, one object)")
@@ -41,6 +43,11 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *workers < 1 {
 		return usagef("--workers must be at least 1")
 	}
+	if *heapPerWorker < 0 {
+		return usagef("--heap-per-worker must not be negative")
+	}
+	limit, undoLimit := memlimit.Cap(int64(*workers)*int64(*heapPerWorker)<<20, "--heap-per-worker")
+	defer undoLimit()
 	if *skipOlder < 0 {
 		return usagef("--skip-older-than must not be negative")
 	}
@@ -52,6 +59,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger.Info("memory limit", "bytes", limit.Bytes, "source", limit.Source)
 	a, err := newPipeline(ctx, s, logger)
 	if err != nil {
 		return err
@@ -98,7 +106,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			names = append(names, a.Blob)
 		}
 	}
-	docs, incs, err := alert.Get(ctx, w.Store, w.AlertsContainer, w.IncidentsContainer, names)
+	docs, incs, err := w.Get(ctx, names)
 	if err = warnUnreadable(stderr, err); err != nil {
 		return err
 	}
@@ -111,7 +119,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	case len(found) == 0:
 		// Empty tables say nothing: say what there is.
-		stored, err := countAlerts(ctx, w)
+		stored, err := w.Count(ctx)
 		if err != nil {
 			return err
 		}
@@ -121,7 +129,7 @@ func runProcess(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "%s; %d %s stored (`tokenpivot alerts` lists them)\n", what, stored, plural(stored, "alert", "alerts"))
 	default:
-		if err := writeAlertTable(stdout, docs, incs, *wide); err != nil {
+		if err := alert.WriteTable(stdout, docs, incs, *wide); err != nil {
 			return err
 		}
 		if len(found) > len(docs) {
@@ -289,21 +297,6 @@ func writeRunJSON(w io.Writer, r *runResult, rows int, found []alert.Stored, doc
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
-}
-
-// countAlerts counts the alert documents stored (names only, no reads).
-func countAlerts(ctx context.Context, w *alert.Writer) (int, error) {
-	n := 0
-	err := w.Store.List(ctx, w.AlertsContainer, "", func(p store.Properties) error {
-		if !strings.HasPrefix(p.Name, "quarantine/") && strings.HasSuffix(p.Name, ".json") {
-			n++
-		}
-		return nil
-	})
-	if errors.Is(err, store.ErrNotExist) {
-		return 0, nil
-	}
-	return n, err
 }
 
 // maxShown bounds the alerts process prints: a storm's thousands are for

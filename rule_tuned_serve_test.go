@@ -105,7 +105,7 @@ func TestTunedRuleThroughTheFunction(t *testing.T) {
 				}
 				post(t, base+"/ProcessExport", map[string]any{"Data": map[string]any{"work": out.Outputs["work"]}, "Metadata": map[string]any{"DequeueCount": 1}}, http.StatusOK, nil)
 			}
-			docs, _, err := alert.List(ctx, s, alerts, "")
+			docs, _, err := alert.Store{Blobs: s, AlertsContainer: alerts}.List(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

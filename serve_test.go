@@ -93,7 +93,7 @@ func TestServe(t *testing.T) {
 		}
 		post(t, base+"/ProcessExport", map[string]any{"Data": map[string]any{"work": out.Outputs["work"]}, "Metadata": map[string]any{"DequeueCount": 1}}, http.StatusOK, nil)
 	}
-	docs, _, err := alert.List(ctx, s, alerts, "")
+	docs, _, err := alert.Store{Blobs: s, AlertsContainer: alerts}.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +395,7 @@ func localPipeline(t *testing.T, wrap func(store.Store) store.Store) (*pipeline.
 	d := settings.Defaults()
 	p, err := pipeline.New(pipeline.Config{Exports: s, State: s, InteractiveContainer: d.InteractiveContainer,
 		NonInteractiveContainer: d.NonInteractiveContainer, StateContainer: d.StateContainer,
-		Alerts: &alert.Writer{Store: s, AlertsContainer: d.AlertsContainer, IncidentsContainer: d.IncidentsContainer, Rule: rule.Default()}})
+		Alerts: &alert.Writer{Store: alert.Store{Blobs: s, AlertsContainer: d.AlertsContainer, IncidentsContainer: d.IncidentsContainer}, Rule: rule.Default()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +469,7 @@ func TestServeShutdownCancelsInFlight(t *testing.T) {
 	// The queue redelivers the message to the next instance.
 	p2, err := pipeline.New(pipeline.Config{Exports: data, State: data, InteractiveContainer: d.InteractiveContainer,
 		NonInteractiveContainer: d.NonInteractiveContainer, StateContainer: d.StateContainer,
-		Alerts: &alert.Writer{Store: data, AlertsContainer: d.AlertsContainer, IncidentsContainer: d.IncidentsContainer, Rule: rule.Default()}})
+		Alerts: &alert.Writer{Store: alert.Store{Blobs: data, AlertsContainer: d.AlertsContainer, IncidentsContainer: d.IncidentsContainer}, Rule: rule.Default()}})
 	if err != nil {
 		t.Fatal(err)
 	}

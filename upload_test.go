@@ -89,7 +89,7 @@ func TestUploadAndRunTheFunctionLocally(t *testing.T) {
 			t.Fatalf("ProcessExport %s: %s", l, resp.Status)
 		}
 	}
-	docs, _, err := alert.List(context.Background(), s, alerts, "")
+	docs, _, err := alert.Store{Blobs: s, AlertsContainer: alerts}.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -139,10 +139,7 @@ func checkLocal(spec, flag string) error {
 
 // newAlertWriter is the alert writer over the state store.
 func newAlertWriter(state store.Store, s settings.Settings, r *rule.Rule, logger *slog.Logger) *alert.Writer {
-	return &alert.Writer{Store: state, AlertsContainer: s.AlertsContainer, IncidentsContainer: s.IncidentsContainer, Rule: r, Logger: logger,
-		// The rule's eventGroupingSettings: one alert per result row, or
-		// (the default) one per account, interactive sign-in and NI IP.
-		PerRow: r.EventGrouping == rule.AlertPerResult}
+	return &alert.Writer{Store: alert.Store{Blobs: state, AlertsContainer: s.AlertsContainer, IncidentsContainer: s.IncidentsContainer}, Rule: r, Logger: logger}
 }
 
 // deliveryTransport is the HTTP transport of the Logs Ingestion client and

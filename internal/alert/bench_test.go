@@ -58,7 +58,7 @@ func benchWriter(b *testing.B) *Writer {
 			b.Fatal(err)
 		}
 	}
-	return &Writer{Store: s, AlertsContainer: alertsC, IncidentsContainer: incidentsC, Rule: anyAlertRule()}
+	return &Writer{Store: Store{Blobs: s, AlertsContainer: alertsC, IncidentsContainer: incidentsC}, Rule: anyAlertRule()}
 }
 
 // BenchmarkWriteStorm writes an alert storm with the bundled rule (incidents

@@ -117,7 +117,7 @@ func (k *knownAlerts) listDates(ctx context.Context, w *Writer, ps []*pending) e
 		k.mu.Unlock()
 		once.Do(func() {
 			set := map[uint64]struct{}{}
-			err := w.Store.List(ctx, w.AlertsContainer, d, func(props store.Properties) error {
+			err := w.Blobs.List(ctx, w.AlertsContainer, d, func(props store.Properties) error {
 				set[k.hash(props.Name)] = struct{}{}
 				return nil
 			})
@@ -147,7 +147,7 @@ func (k *knownAlerts) listDates(ctx context.Context, w *Writer, ps []*pending) e
 		delete(k.errs, d)
 		k.mu.Unlock()
 		if err != nil {
-			return fmt.Errorf("list alerts %s: %w", w.Store.URL(w.AlertsContainer, d), err)
+			return fmt.Errorf("list alerts %s: %w", w.Blobs.URL(w.AlertsContainer, d), err)
 		}
 	}
 	return nil
@@ -176,7 +176,7 @@ func (w *Writer) loadKnown(ctx context.Context, k *knownAlerts, p *pending) erro
 			// not tell whether the blob is still what this Writer left, so
 			// its properties do, for one request and no body. A changed
 			// blob (another writer, or one damaged) is read as before.
-			props, err := w.Store.Stat(ctx, w.AlertsContainer, name)
+			props, err := w.Blobs.Stat(ctx, w.AlertsContainer, name)
 			if err != nil || props.ETag != kd.etag {
 				break
 			}
@@ -324,7 +324,7 @@ func (c *stateDocs) get(ctx context.Context, w *Writer, container, name string) 
 	if c.prefix != "" {
 		c.listOnce.Do(func() {
 			set := map[uint64]struct{}{}
-			err := w.Store.List(ctx, container, c.prefix, func(p store.Properties) error {
+			err := w.Blobs.List(ctx, container, c.prefix, func(p store.Properties) error {
 				set[maphash.String(c.seed, p.Name)] = struct{}{}
 				return nil
 			})

@@ -58,8 +58,8 @@ func TestWriteRequestsPerRevision(t *testing.T) {
 func testWriteRequestsPerRevision(t *testing.T, r *rule.Rule) {
 	ctx := context.Background()
 	w := newWriter(t, r)
-	counted := store.NewCounting(w.Store)
-	w.Store = counted
+	counted := store.NewCounting(w.Blobs)
+	w.Blobs = counted
 	log := &countingLog{}
 	w.Revisions = log
 	rows := stormRows(600, 0, 0) // 600 accounts, an alert each
@@ -120,7 +120,7 @@ func testWriteRequestsPerRevision(t *testing.T, r *rule.Rule) {
 	// Another instance adds evidence: it reads the alerts it merges into
 	// (it did not write them), and nothing it asks for is absent.
 	counted.Reset()
-	w2 := &Writer{Store: counted, AlertsContainer: alertsC, IncidentsContainer: incidentsC, Rule: w.Rule, Revisions: log}
+	w2 := &Writer{Store: Store{Blobs: counted, AlertsContainer: alertsC, IncidentsContainer: incidentsC}, Rule: w.Rule, Revisions: log}
 	more := shifted(rows[:len(rows)/2], 0, "")
 	for i := range more {
 		more[i].NonInteractiveId += "-later"
@@ -147,8 +147,8 @@ func testWriteRequestsPerRevision(t *testing.T, r *rule.Rule) {
 func TestConcurrentWritesDoNotRace(t *testing.T) {
 	ctx := context.Background()
 	w := newWriter(t, rule.Default())
-	counted := store.NewCounting(w.Store)
-	w.Store = counted
+	counted := store.NewCounting(w.Blobs)
+	w.Blobs = counted
 	log := &countingLog{}
 	w.Revisions = log
 	rows := stormRows(400, 0, 0)
@@ -184,7 +184,7 @@ func TestConcurrentWritesDoNotRace(t *testing.T) {
 			t.Errorf("revision %s recorded %d times", k, n)
 		}
 	}
-	docs, incs, err := List(ctx, w.Store, alertsC, incidentsC)
+	docs, incs, err := Store{Blobs: w.Blobs, AlertsContainer: alertsC, IncidentsContainer: incidentsC}.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,8 +202,8 @@ func TestConcurrentWritesDoNotRace(t *testing.T) {
 func TestKnownIsBounded(t *testing.T) {
 	ctx := context.Background()
 	w := newWriter(t, rule.Default())
-	counted := store.NewCounting(w.Store)
-	w.Store = counted
+	counted := store.NewCounting(w.Blobs)
+	w.Blobs = counted
 	w.MaxKnownBytes = 16 << 10
 	base := stormRows(60, 0, 0)
 	var all []detect.Result
@@ -230,7 +230,7 @@ func TestKnownIsBounded(t *testing.T) {
 	if n := counted.Total(func(r store.Request) bool { return r.Container == alertsC && r.Status != store.StatusOK }); n != 0 {
 		t.Errorf("%d alert requests found nothing or failed a condition:\n%s", n, counted.Report())
 	}
-	docs, _, err := List(ctx, w.Store, alertsC, "")
+	docs, _, err := Store{Blobs: w.Blobs, AlertsContainer: alertsC}.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

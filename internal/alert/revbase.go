@@ -53,7 +53,7 @@ func (w *Writer) revisionFloors(ctx context.Context, ps []*pending) error {
 	if _, ok := w.Revisions.(RevisionFloor); ok {
 		base, err := w.revisionBase(ctx)
 		if err != nil {
-			return fmt.Errorf("alert %s: %w", w.Store.URL(w.AlertsContainer, RevisionBaseName), err)
+			return fmt.Errorf("alert %s: %w", w.Blobs.URL(w.AlertsContainer, RevisionBaseName), err)
 		}
 		for _, p := range absent {
 			p.rev = max(p.rev, base)
@@ -71,7 +71,7 @@ func (w *Writer) revisionFloors(ctx context.Context, ps []*pending) error {
 		for _, p := range absent {
 			if top := last[p.in.SystemAlertId]; top > p.rev {
 				w.logger().Warn("an alert recorded before has no document (deleted?): created again above its recorded revisions",
-					"alert", w.Store.URL(w.AlertsContainer, BlobName(p.in)), "revision", top+1)
+					"alert", w.Blobs.URL(w.AlertsContainer, BlobName(p.in)), "revision", top+1)
 				p.rev = top
 			}
 		}
@@ -109,7 +109,7 @@ func (w *Writer) revisionBase(ctx context.Context) (int, error) {
 			}
 		}
 		out, _ := json.Marshal(revisionBase{base})
-		_, err = w.Store.Write(ctx, w.AlertsContainer, RevisionBaseName, out, cond)
+		_, err = w.Blobs.Write(ctx, w.AlertsContainer, RevisionBaseName, out, cond)
 		if errors.Is(err, store.ErrConditionNotMet) {
 			continue // another writer made it: read theirs
 		}

@@ -63,7 +63,7 @@ func TestRevisions(t *testing.T) {
 			t.Errorf("revision %d recorded as %d, %v", rev, d.Revision, err)
 		}
 	}
-	data, _, err := w.Store.Read(ctx, alertsC, stored[0].Blob)
+	data, _, err := w.Blobs.Read(ctx, alertsC, stored[0].Blob)
 	if err != nil || string(data) != string(log.revs[id][2]) {
 		t.Errorf("recorded revision 2 is not the stored document (%v)", err)
 	}

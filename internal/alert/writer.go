@@ -1,19 +1,14 @@
 package alert
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -45,16 +40,12 @@ func BlobName(d Document) string {
 }
 
 // Writer stores alert documents and files them into incidents. The
-// containers must exist (see store.Store.EnsureContainer).
+// containers must exist (see EnsureContainers).
 type Writer struct {
-	Store              store.Store
-	AlertsContainer    string
-	IncidentsContainer string
-	Rule               *rule.Rule
-	// PerRow makes one alert per result row (the rule's aggregationKind
-	// AlertPerResult) in WriteResults; else one per account, interactive
-	// sign-in and NI IP.
-	PerRow bool
+	Store
+	// Rule is the rule the alerts are of: its event grouping makes the
+	// alerts of WriteResults, its incident configuration the incidents.
+	Rule *rule.Rule
 	// MaxAlertsPerIncident caps the alerts of one incident; 0 means
 	// MaxAlertsPerIncident (150).
 	MaxAlertsPerIncident int
@@ -159,26 +150,15 @@ func (w *Writer) Write(ctx context.Context, docs []Document) (written int, err e
 	return written, err
 }
 
-// WriteResults files result rows as alerts (Group, by the rule's event
-// grouping: see PerRow) and writes them: the pipeline's alert sink.
+// WriteResults files result rows as alerts (Group: one per result row
+// when the rule's eventGroupingSettings say AlertPerResult, else one per
+// account, interactive sign-in and NI IP) and writes them: the pipeline's
+// alert sink.
 func (w *Writer) WriteResults(ctx context.Context, rows []detect.Result) ([]Stored, int, error) {
 	if w.Rule == nil {
 		return nil, 0, errors.New("alert: Writer has no Rule")
 	}
-	return w.WriteStored(ctx, Group(w.Rule, rows, w.PerRow))
-}
-
-// EnsureContainers creates the alerts and incidents containers.
-func (w *Writer) EnsureContainers(ctx context.Context) error {
-	for _, c := range []string{w.AlertsContainer, w.IncidentsContainer} {
-		if c == "" {
-			continue
-		}
-		if err := w.Store.EnsureContainer(ctx, c); err != nil {
-			return fmt.Errorf("container %s: %w", c, err)
-		}
-	}
-	return nil
+	return w.WriteStored(ctx, Group(w.Rule, rows, w.Rule.EventGrouping == rule.AlertPerResult))
 }
 
 // Stored describes one alert as a Write left it in storage.
@@ -339,7 +319,7 @@ func (w *Writer) wrapAlert(d Document, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("alert %s: %w", w.Store.URL(w.AlertsContainer, BlobName(d)), err)
+	return fmt.Errorf("alert %s: %w", w.Blobs.URL(w.AlertsContainer, BlobName(d)), err)
 }
 
 func (w *Writer) incidents() bool {
@@ -379,7 +359,7 @@ func (w *Writer) read(ctx context.Context, container, name string) ([]byte, stor
 	if err := ctx.Err(); err != nil {
 		return nil, store.Properties{}, err
 	}
-	return w.Store.Read(ctx, container, name)
+	return w.Blobs.Read(ctx, container, name)
 }
 
 // writeDoc writes v as JSON, returning what it wrote and the blob's new
@@ -393,7 +373,7 @@ func (w *Writer) writeDoc(ctx context.Context, container, name string, v any, co
 	if err != nil {
 		return nil, store.Properties{}, err
 	}
-	props, err := w.Store.Write(ctx, container, name, data, cond)
+	props, err := w.Blobs.Write(ctx, container, name, data, cond)
 	return data, props, err
 }
 
@@ -403,12 +383,12 @@ func (w *Writer) setAside(ctx context.Context, container, name, etag string, per
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	aside, err := store.MoveAside(ctx, w.Store, container, name, etag)
+	aside, err := store.MoveAside(ctx, w.Blobs, container, name, etag)
 	if err != nil {
 		return err
 	}
 	w.logger().Warn("unreadable stored object moved aside and rebuilt",
-		"blob", w.Store.URL(container, name), "moved_to", w.Store.URL(container, aside), "error", perr.Error())
+		"blob", w.Blobs.URL(container, name), "moved_to", w.Blobs.URL(container, aside), "error", perr.Error())
 	return nil
 }
 
@@ -433,7 +413,7 @@ func (w *Writer) load(ctx context.Context, p *pending) error {
 		}
 		var stored Document
 		if perr := json.Unmarshal(data, &stored); perr != nil {
-			if err := w.setAside(ctx, w.AlertsContainer, name, props.ETag, fmt.Errorf("alert %s: %v", w.Store.URL(w.AlertsContainer, name), perr)); err != nil {
+			if err := w.setAside(ctx, w.AlertsContainer, name, props.ETag, fmt.Errorf("alert %s: %v", w.Blobs.URL(w.AlertsContainer, name), perr)); err != nil {
 				return err
 			}
 			rebuilt = true
@@ -480,7 +460,7 @@ func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		props, err := w.Store.Write(ctx, w.AlertsContainer, name, data, cond)
+		props, err := w.Blobs.Write(ctx, w.AlertsContainer, name, data, cond)
 		if err == nil {
 			p.rev, p.raw, p.changed, p.etag, p.recorded = p.doc.Revision, data, false, props.ETag, false
 			return true, nil
@@ -506,413 +486,3 @@ func (w *Writer) store(ctx context.Context, p *pending) (bool, error) {
 	}
 	return false, fmt.Errorf("gave up after %d conflicting updates", maxAttempts)
 }
-
-// assign gives every alert without an incident its incident id (not yet
-// committed: see Write). With grouping, the id comes from the grouping
-// key's index; without, each alert has an incident of its own.
-func (w *Writer) assign(ctx context.Context, b *batch, ps []*pending) error {
-	g := w.Rule.IncidentConfiguration.Grouping
-	byKey := map[string][]*pending{}
-	var keys []string
-	for _, p := range ps {
-		if p.doc.IncidentId != "" {
-			continue
-		}
-		key := GroupingKey(g, p.doc)
-		if !g.Enabled {
-			p.doc.IncidentId, p.changed = hashID(w.Rule.ID, "incident", key), true
-			continue
-		}
-		if _, ok := byKey[key]; !ok {
-			keys = append(keys, key)
-		}
-		byKey[key] = append(byKey[key], p)
-	}
-	slices.Sort(keys)
-	return w.each(ctx, len(keys), func(ctx context.Context, i int) error {
-		return w.assignKey(ctx, b, keys[i], byKey[keys[i]])
-	})
-}
-
-// assignKey claims incidents for the alerts of one grouping key in one
-// read-modify-write of its index.
-func (w *Writer) assignKey(ctx context.Context, b *batch, key string, ps []*pending) error {
-	g := w.Rule.IncidentConfiguration.Grouping
-	// Time order, so that the result is Sentinel's grouping (see incidentIndex).
-	slices.SortFunc(ps, func(a, b *pending) int {
-		return cmp.Or(a.doc.StartTime.Compare(b.doc.StartTime), strings.Compare(a.doc.SystemAlertId, b.doc.SystemAlertId))
-	})
-	idxName := indexName(w.Rule.ID, key)
-	cache := w.states().indexes
-	fresh := false // after a conflict, read what the other writer left
-	for range maxAttempts {
-		base := incidentIndex{RuleId: w.Rule.ID, GroupingKey: key}
-		cond := store.Condition{IfNoneMatch: "*"}
-		var data []byte
-		var props store.Properties
-		var err error
-		if kept, etag, absent, ok := cache.get(ctx, w, w.IncidentsContainer, idxName); ok && !fresh {
-			data, props.ETag = kept, etag
-			if absent {
-				err = store.ErrNotExist
-			}
-		} else {
-			data, props, err = w.read(ctx, w.IncidentsContainer, idxName)
-		}
-		fresh = true
-		switch {
-		case errors.Is(err, store.ErrNotExist):
-		case err != nil:
-			return err
-		default:
-			if perr := json.Unmarshal(data, &base); perr != nil {
-				perr = fmt.Errorf("incident index %s: %v", w.Store.URL(w.IncidentsContainer, idxName), perr)
-				if err := w.setAside(ctx, w.IncidentsContainer, idxName, props.ETag, perr); err != nil {
-					return err
-				}
-				// Rebuilt from this call's alerts. New incident ids are
-				// salted with the bad version's ETag, so they cannot collide
-				// with the incidents the lost index had opened.
-				base = incidentIndex{RuleId: w.Rule.ID, GroupingKey: key, Salt: props.ETag}
-				data = nil
-			} else {
-				cond = store.Condition{IfMatch: props.ETag}
-			}
-		}
-		var idx incidentIndex
-		var ids []string
-		for {
-			idx, ids = base.claim(ps, g.LookbackDuration, w.cap(), w.Rule.ID)
-			if g.ReopenClosedIncident {
-				break
-			}
-			// A closed incident not to be reopened is retired in the index
-			// and its alerts go elsewhere. Only incidents that existed
-			// before this claim can be closed.
-			retired := false
-			// The incidents to check, read in parallel: each read waits on
-			// storage latency, and a blob's alerts join dozens of them.
-			var check []string
-			for i, e := range idx.Incidents {
-				if i < len(base.Incidents) && !base.Incidents[i].Closed && len(e.Claims) > 0 {
-					check = append(check, e.IncidentId)
-				}
-			}
-			if err := w.each(ctx, len(check), func(ctx context.Context, i int) error {
-				_, err := w.cachedIncident(ctx, b, check[i])
-				return err
-			}); err != nil {
-				return err
-			}
-			for i, e := range idx.Incidents {
-				if i >= len(base.Incidents) || base.Incidents[i].Closed || len(e.Claims) == 0 {
-					continue
-				}
-				inc, err := w.cachedIncident(ctx, b, e.IncidentId)
-				if err != nil {
-					return err
-				}
-				if inc != nil && inc.Status == IncidentClosed {
-					base.Incidents[i].Closed, retired = true, true
-				}
-			}
-			if !retired {
-				break
-			}
-		}
-		out, err := marshal(idx, "")
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(out, data) {
-			written, props, err := w.writeDoc(ctx, w.IncidentsContainer, idxName, idx, cond)
-			if errors.Is(err, store.ErrConditionNotMet) {
-				cache.drop(idxName)
-				continue
-			} else if err != nil {
-				return fmt.Errorf("incident index %s: %w", w.Store.URL(w.IncidentsContainer, idxName), err)
-			}
-			cache.put(idxName, written, props.ETag)
-		} else if data != nil {
-			cache.put(idxName, data, props.ETag)
-		}
-		for i, p := range ps {
-			p.doc.IncidentId, p.changed = ids[i], true
-		}
-		// The incidents this update opened do not exist yet: the update
-		// step creates them without reading first.
-		b.mu.Lock()
-		for _, e := range idx.Incidents[len(base.Incidents):] {
-			if _, ok := b.incs[e.IncidentId]; !ok {
-				b.incs[e.IncidentId] = readIncident{}
-			}
-		}
-		b.mu.Unlock()
-		return nil
-	}
-	return fmt.Errorf("incident index %s: gave up after %d conflicting updates", idxName, maxAttempts)
-}
-
-// cachedIncident reads incident id once per Write call (nil if absent or
-// unreadable: the update step deals with it).
-func (w *Writer) cachedIncident(ctx context.Context, b *batch, id string) (*Incident, error) {
-	b.mu.Lock()
-	c, ok := b.incs[id]
-	b.mu.Unlock()
-	if ok {
-		return c.inc, nil
-	}
-	data, props, err := w.read(ctx, w.IncidentsContainer, IncidentBlobName(id))
-	switch {
-	case errors.Is(err, store.ErrNotExist):
-	case err != nil:
-		return nil, err
-	default:
-		inc := new(Incident)
-		if json.Unmarshal(data, inc) != nil {
-			return nil, nil
-		}
-		c = readIncident{inc: inc, etag: props.ETag}
-	}
-	b.mu.Lock()
-	b.incs[id] = c
-	b.mu.Unlock()
-	return c.inc, nil
-}
-
-// updateIncidents attaches every alert of the call to the incident its
-// stored IncidentId names: one read-modify-write per incident.
-func (w *Writer) updateIncidents(ctx context.Context, b *batch, ps []*pending) error {
-	byID := map[string][]*Document{}
-	var ids []string
-	for _, p := range ps {
-		id := p.doc.IncidentId
-		if id == "" {
-			continue
-		}
-		if _, ok := byID[id]; !ok {
-			ids = append(ids, id)
-		}
-		byID[id] = append(byID[id], &p.doc)
-	}
-	slices.Sort(ids)
-	return w.each(ctx, len(ids), func(ctx context.Context, i int) error {
-		return w.updateIncident(ctx, b, ids[i], byID[ids[i]])
-	})
-}
-
-// updateIncident adds alerts to incident id, creating it if absent
-// (If-None-Match) or updating it (If-Match), retried on conflict. The
-// alerts are committed to it already: a closed incident is reopened
-// (Active) when the rule says so; else it takes them as it is (only a
-// close racing this call gets here, see assignKey).
-func (w *Writer) updateIncident(ctx context.Context, b *batch, id string, alerts []*Document) error {
-	g := w.Rule.IncidentConfiguration.Grouping
-	name := IncidentBlobName(id)
-	slices.SortFunc(alerts, func(a, b *Document) int {
-		return cmp.Or(a.StartTime.Compare(b.StartTime), strings.Compare(a.SystemAlertId, b.SystemAlertId))
-	})
-	b.mu.Lock()
-	c, cached := b.incs[id]
-	b.mu.Unlock()
-	cache := w.states().incidents
-	if !cached {
-		// An incident this Writer wrote: updated If-Match without a read.
-		if data, etag, _, ok := cache.get(ctx, w, w.IncidentsContainer, name); ok && data != nil {
-			if inc := new(Incident); json.Unmarshal(data, inc) == nil {
-				c, cached = readIncident{inc: inc, etag: etag}, true
-			}
-		}
-	}
-	for range maxAttempts {
-		if !cached {
-			c = readIncident{}
-			data, props, err := w.read(ctx, w.IncidentsContainer, name)
-			switch {
-			case errors.Is(err, store.ErrNotExist):
-			case err != nil:
-				return fmt.Errorf("incident %s: %w", w.Store.URL(w.IncidentsContainer, name), err)
-			default:
-				inc := new(Incident)
-				if perr := json.Unmarshal(data, inc); perr != nil {
-					perr = fmt.Errorf("incident %s: %v", w.Store.URL(w.IncidentsContainer, name), perr)
-					if err := w.setAside(ctx, w.IncidentsContainer, name, props.ETag, perr); err != nil {
-						return err
-					}
-					continue // rebuilt from this call's alerts
-				}
-				c = readIncident{inc: inc, etag: props.ETag}
-			}
-		}
-		cached = false
-		inc := c.inc
-		cond := store.Condition{IfMatch: c.etag}
-		if inc == nil {
-			inc = newIncident(w.Rule, id, GroupingKey(g, *alerts[0]), *alerts[0])
-			cond = store.Condition{IfNoneMatch: "*"}
-		}
-		reopened := false
-		if inc.Status == IncidentClosed && (!g.Enabled || g.ReopenClosedIncident) &&
-			slices.ContainsFunc(alerts, func(a *Document) bool { return !slices.Contains(inc.AlertIds, a.SystemAlertId) }) {
-			inc.Status, reopened = IncidentActive, true
-		}
-		if !inc.addAll(alerts) && !reopened && cond.IfMatch != "" {
-			return nil
-		}
-		written, props, err := w.writeDoc(ctx, w.IncidentsContainer, name, inc, cond)
-		if errors.Is(err, store.ErrConditionNotMet) {
-			cache.drop(name)
-			continue
-		} else if err != nil {
-			return fmt.Errorf("incident %s: %w", w.Store.URL(w.IncidentsContainer, name), err)
-		}
-		cache.put(name, written, props.ETag)
-		return nil
-	}
-	return fmt.Errorf("incident %s: gave up after %d conflicting updates", id, maxAttempts)
-}
-
-// List reads every alert in alertsContainer and every incident in
-// incidentsContainer ("" to skip incidents), alerts ordered by StartTime
-// and incidents by FirstActivityTime. Blobs set aside (store.QuarantinePrefix)
-// are not listed. A blob that does not parse is skipped: every other one is
-// still returned, with a ListProblems error naming each bad blob's URL, so a
-// caller can show what is readable and warn about the rest.
-func List(ctx context.Context, s store.Store, alertsContainer, incidentsContainer string) ([]Document, []Incident, error) {
-	var docs []Document
-	var problems ListProblems
-	err := s.List(ctx, alertsContainer, "", func(p store.Properties) error {
-		if !strings.HasSuffix(p.Name, ".json") || strings.HasPrefix(p.Name, store.QuarantinePrefix) {
-			return nil
-		}
-		var d Document
-		return readJSON(ctx, s, alertsContainer, p.Name, &d, &problems, func() { docs = append(docs, d) })
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	slices.SortFunc(docs, func(a, b Document) int {
-		if c := a.StartTime.Compare(b.StartTime); c != 0 {
-			return c
-		}
-		return strings.Compare(a.SystemAlertId, b.SystemAlertId)
-	})
-	var incs []Incident
-	if incidentsContainer != "" {
-		err = s.List(ctx, incidentsContainer, "incidents/", func(p store.Properties) error {
-			var inc Incident
-			return readJSON(ctx, s, incidentsContainer, p.Name, &inc, &problems, func() { incs = append(incs, inc) })
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		slices.SortFunc(incs, compareIncidents)
-	}
-	if len(problems) > 0 {
-		return docs, incs, problems
-	}
-	return docs, incs, nil
-}
-
-// Get reads the named alerts (BlobName) and the incidents they belong to,
-// in List's order and with List's handling of unreadable blobs.
-func Get(ctx context.Context, s store.Store, alertsContainer, incidentsContainer string, names []string) ([]Document, []Incident, error) {
-	var docs []Document
-	var problems ListProblems
-	for _, name := range names {
-		var d Document
-		if err := readJSON(ctx, s, alertsContainer, name, &d, &problems, func() { docs = append(docs, d) }); err != nil {
-			return nil, nil, err
-		}
-	}
-	slices.SortFunc(docs, func(a, b Document) int {
-		return cmp.Or(a.StartTime.Compare(b.StartTime), strings.Compare(a.SystemAlertId, b.SystemAlertId))
-	})
-	var incs []Incident
-	seen := map[string]bool{}
-	for _, d := range docs {
-		if incidentsContainer == "" || d.IncidentId == "" || seen[d.IncidentId] {
-			continue
-		}
-		seen[d.IncidentId] = true
-		var inc Incident
-		if err := readJSON(ctx, s, incidentsContainer, IncidentBlobName(d.IncidentId), &inc, &problems, func() { incs = append(incs, inc) }); err != nil {
-			return nil, nil, err
-		}
-	}
-	slices.SortFunc(incs, compareIncidents)
-	if len(problems) > 0 {
-		return docs, incs, problems
-	}
-	return docs, incs, nil
-}
-
-// ListProblems is List's error when some blobs did not parse: one error per
-// blob, each naming its URL. The alerts and incidents List returns with it
-// are every readable one.
-type ListProblems []error
-
-func (p ListProblems) Error() string {
-	msgs := make([]string, len(p))
-	for i, e := range p {
-		msgs[i] = e.Error()
-	}
-	return fmt.Sprintf("%d unreadable blobs: %s", len(p), strings.Join(msgs, "; "))
-}
-
-// readJSON reads one blob into v and calls keep; a blob deleted since the
-// listing is skipped, one that does not parse is added to problems.
-func readJSON(ctx context.Context, s store.Store, container, name string, v any, problems *ListProblems, keep func()) error {
-	data, _, err := s.Read(ctx, container, name)
-	if errors.Is(err, store.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		*problems = append(*problems, fmt.Errorf("%s: %v", s.URL(container, name), err))
-		return nil
-	}
-	keep()
-	return nil
-}
-
-// WriteTable prints alerts and incidents for a person: one line each.
-func WriteTable(out io.Writer, docs []Document, incidents []Incident) error {
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "ALERTS (%d)\n", len(docs))
-	fmt.Fprintln(tw, "START\tEND\tSEVERITY\tUSER\tIPS\tROWS\tINCIDENT\tALERT ID\tNAME")
-	for _, d := range docs {
-		var users, ips []string
-		for _, e := range d.Entities {
-			switch e["Type"] {
-			case "account":
-				users = append(users, cmp.Or(e["FullName"], e["Name"]))
-			case "ip":
-				ips = append(ips, e["Address"])
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n",
-			tableTime(d.StartTime), tableTime(d.EndTime), d.AlertSeverity, dash(strings.Join(users, ",")),
-			dash(strings.Join(ips, ",")), d.ExtendedProperties.ResultCount, dash(short(d.IncidentId)), d.SystemAlertId, d.DisplayName)
-	}
-	fmt.Fprintf(tw, "\nINCIDENTS (%d)\n", len(incidents))
-	fmt.Fprintln(tw, "FIRST\tLAST\tSEVERITY\tSTATUS\tALERTS\tINCIDENT ID\tTITLE")
-	for _, inc := range incidents {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", tableTime(inc.FirstActivityTime), tableTime(inc.LastActivityTime),
-			inc.Severity, inc.Status, len(inc.AlertIds), inc.IncidentId, inc.Title)
-	}
-	return tw.Flush()
-}
-
-func tableTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
-
-func short(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
-}
-
-func dash(s string) string { return cmp.Or(s, "-") }

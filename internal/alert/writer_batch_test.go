@@ -32,7 +32,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, w *Writer)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := &Writer{Store: s, AlertsContainer: azurite.ContainerName("alerts"), IncidentsContainer: azurite.ContainerName("incidents"), Rule: anyAlertRule()}
+		w := &Writer{Store: Store{Blobs: s, AlertsContainer: azurite.ContainerName("alerts"), IncidentsContainer: azurite.ContainerName("incidents")}, Rule: anyAlertRule()}
 		for _, c := range []string{w.AlertsContainer, w.IncidentsContainer} {
 			if err := s.EnsureContainer(context.Background(), c); err != nil {
 				t.Fatal(err)
@@ -44,7 +44,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, w *Writer)) {
 
 func listOf(t *testing.T, w *Writer) ([]Document, []Incident) {
 	t.Helper()
-	docs, incs, err := List(context.Background(), w.Store, w.AlertsContainer, w.IncidentsContainer)
+	docs, incs, err := w.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +214,8 @@ func (c *callLog) List(ctx context.Context, container, prefix string, fn func(st
 
 func TestWriteOneUpdatePerIncident(t *testing.T) {
 	w := newWriter(t, anyAlertRule())
-	log := &callLog{Store: w.Store, calls: map[string]int{}}
-	w.Store = log
+	log := &callLog{Store: w.Blobs, calls: map[string]int{}}
+	w.Blobs = log
 	docs := Group(w.Rule, stormRows(400, 0, 0), false)
 	if n, err := w.Write(context.Background(), docs); err != nil || n != 400 {
 		t.Fatalf("Write = %d, %v", n, err)
@@ -322,8 +322,8 @@ func TestWriteFaultThenRedelivery(t *testing.T) {
 				w := newWriter(t, r)
 				w.MaxAlertsPerIncident = tt.cap
 				w.Parallelism = 3
-				log := &callLog{Store: w.Store, failAt: failAt, failAfter: after}
-				w.Store = log
+				log := &callLog{Store: w.Blobs, failAt: failAt, failAfter: after}
+				w.Blobs = log
 				// A fault after a call that failed anyway (a read of an absent
 				// blob) is no fault: then the Write may succeed.
 				_, err := w.Write(context.Background(), docs)
@@ -379,8 +379,8 @@ func TestWriteCancelled(t *testing.T) {
 			w := newWriter(t, anyAlertRule())
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			log := &callLog{Store: w.Store, at: at, cancel: cancel}
-			w.Store = log
+			log := &callLog{Store: w.Blobs, at: at, cancel: cancel}
+			w.Blobs = log
 			_, err := w.Write(ctx, docs)
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Write = %v, want context.Canceled", err)
@@ -423,7 +423,7 @@ func TestUnreadableStateRebuilt(t *testing.T) {
 			docs, incs := list(t, w)
 			c, name := tt.blob(w, docs, incs)
 			garbage := []byte(`{"IncidentId": [`)
-			if _, err := w.Store.Write(ctx, c, name, garbage, store.Condition{}); err != nil {
+			if _, err := w.Blobs.Write(ctx, c, name, garbage, store.Condition{}); err != nil {
 				t.Fatal(err)
 			}
 			// New evidence for every alert, and a later alert (a new incident
@@ -435,10 +435,10 @@ func TestUnreadableStateRebuilt(t *testing.T) {
 			if n, err := w.Write(ctx, want); err != nil || n != max(wantN, 4) {
 				t.Fatalf("Write = %d, %v; want %d", n, err, max(wantN, 4))
 			}
-			if url := w.Store.URL(c, name); !strings.Contains(logs.String(), url) {
+			if url := w.Blobs.URL(c, name); !strings.Contains(logs.String(), url) {
 				t.Errorf("log does not name %s:\n%s", url, logs.String())
 			}
-			aside, _, err := w.Store.Read(ctx, c, store.QuarantinePrefix+name)
+			aside, _, err := w.Blobs.Read(ctx, c, store.QuarantinePrefix+name)
 			if err != nil || !bytes.Equal(aside, garbage) {
 				t.Errorf("quarantined copy = %q, %v", aside, err)
 			}
@@ -466,21 +466,21 @@ func TestListSkipsUnreadable(t *testing.T) {
 		{incidentsC, "incidents/broken.json", `[]`},
 	}
 	for _, b := range bad {
-		if _, err := w.Store.Write(ctx, b.container, b.name, []byte(b.data), store.Condition{}); err != nil {
+		if _, err := w.Blobs.Write(ctx, b.container, b.name, []byte(b.data), store.Condition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// A quarantined blob is not listed at all.
-	if _, err := w.Store.Write(ctx, alertsC, store.QuarantinePrefix+"2024/05/01/old.json", []byte("{"), store.Condition{}); err != nil {
+	if _, err := w.Blobs.Write(ctx, alertsC, store.QuarantinePrefix+"2024/05/01/old.json", []byte("{"), store.Condition{}); err != nil {
 		t.Fatal(err)
 	}
-	docs, incs, err := List(ctx, w.Store, alertsC, incidentsC)
+	docs, incs, err := Store{Blobs: w.Blobs, AlertsContainer: alertsC, IncidentsContainer: incidentsC}.List(ctx)
 	var problems ListProblems
 	if !errors.As(err, &problems) || len(problems) != len(bad) {
 		t.Fatalf("List error = %v, want %d problems", err, len(bad))
 	}
 	for i, b := range bad {
-		if url := w.Store.URL(b.container, b.name); !strings.Contains(problems[i].Error(), url) {
+		if url := w.Blobs.URL(b.container, b.name); !strings.Contains(problems[i].Error(), url) {
 			t.Errorf("problem %d = %v, want it to name %s", i, problems[i], url)
 		}
 	}

@@ -37,7 +37,7 @@ func newWriter(t *testing.T, r *rule.Rule) *Writer {
 			t.Fatal(err)
 		}
 	}
-	return &Writer{Store: s, AlertsContainer: alertsC, IncidentsContainer: incidentsC, Rule: r}
+	return &Writer{Store: Store{Blobs: s, AlertsContainer: alertsC, IncidentsContainer: incidentsC}, Rule: r}
 }
 
 // anyAlertRule is the bundled rule with plain AnyAlert grouping (no entity
@@ -63,8 +63,8 @@ func snapshot(t *testing.T, w *Writer) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, c := range []string{alertsC, incidentsC} {
-		err := w.Store.List(context.Background(), c, "", func(p store.Properties) error {
-			data, _, err := w.Store.Read(context.Background(), c, p.Name)
+		err := w.Blobs.List(context.Background(), c, "", func(p store.Properties) error {
+			data, _, err := w.Blobs.Read(context.Background(), c, p.Name)
 			out[c+"/"+p.Name] = p.ETag + " " + string(data)
 			return err
 		})
@@ -77,7 +77,7 @@ func snapshot(t *testing.T, w *Writer) map[string]string {
 
 func list(t *testing.T, w *Writer) ([]Document, []Incident) {
 	t.Helper()
-	docs, incs, err := List(context.Background(), w.Store, alertsC, incidentsC)
+	docs, incs, err := Store{Blobs: w.Blobs, AlertsContainer: alertsC, IncidentsContainer: incidentsC}.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,12 +349,12 @@ func TestClosedIncident(t *testing.T) {
 			}
 			// An analyst closes the incident.
 			name := IncidentBlobName(incs[0].IncidentId)
-			data, props, err := w.Store.Read(ctx, incidentsC, name)
+			data, props, err := w.Blobs.Read(ctx, incidentsC, name)
 			if err != nil {
 				t.Fatal(err)
 			}
 			closed := bytes.Replace(data, []byte(`"Status": "New"`), []byte(`"Status": "Closed"`), 1)
-			if _, err := w.Store.Write(ctx, incidentsC, name, closed, store.Condition{IfMatch: props.ETag}); err != nil {
+			if _, err := w.Blobs.Write(ctx, incidentsC, name, closed, store.Condition{IfMatch: props.ETag}); err != nil {
 				t.Fatal(err)
 			}
 			// Redelivering its alerts changes nothing; a new alert in the window
@@ -394,8 +394,8 @@ func TestClosedIncident(t *testing.T) {
 func TestWriteConcurrent(t *testing.T) {
 	ctx := context.Background()
 	w := newWriter(t, anyAlertRule())
-	cs := &conflictCounter{Store: w.Store}
-	w.Store = cs
+	cs := &conflictCounter{Store: w.Blobs}
+	w.Blobs = cs
 	base := at(t, "2024-05-01T08:00:00Z")
 	var rows []detect.Result
 	for cluster := range 2 {
@@ -477,10 +477,10 @@ func TestListRejectsCorruptBlob(t *testing.T) {
 	if _, err := w.Write(ctx, Group(w.Rule, sampleRows(t), false)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Store.Write(ctx, alertsC, "2024/05/02/broken.json", []byte(`{"Results":"not an array"}`), store.Condition{}); err != nil {
+	if _, err := w.Blobs.Write(ctx, alertsC, "2024/05/02/broken.json", []byte(`{"Results":"not an array"}`), store.Condition{}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := List(ctx, w.Store, alertsC, incidentsC)
+	_, _, err := Store{Blobs: w.Blobs, AlertsContainer: alertsC, IncidentsContainer: incidentsC}.List(ctx)
 	if err == nil || !strings.Contains(err.Error(), "broken.json") {
 		t.Errorf("List = %v, want an error naming the blob", err)
 	}
@@ -488,34 +488,12 @@ func TestListRejectsCorruptBlob(t *testing.T) {
 	// error naming it): it is moved aside and rebuilt, see
 	// TestUnreadableStateRebuilt.
 	d := Group(w.Rule, sampleRows(t), false)[0]
-	if _, err := w.Store.Write(ctx, alertsC, BlobName(d), []byte(`{`), store.Condition{}); err != nil {
+	if _, err := w.Blobs.Write(ctx, alertsC, BlobName(d), []byte(`{`), store.Condition{}); err != nil {
 		t.Fatal(err)
 	}
 	w.Logger = slog.New(slog.DiscardHandler)
 	if n, err := w.Write(ctx, []Document{d}); err != nil || n != 1 {
 		t.Errorf("Write over a corrupt alert = %d, %v, want it rebuilt", n, err)
-	}
-}
-
-func TestWriteTable(t *testing.T) {
-	ctx := context.Background()
-	w := newWriter(t, anyAlertRule())
-	if _, err := w.Write(ctx, Group(w.Rule, sampleRows(t), false)); err != nil {
-		t.Fatal(err)
-	}
-	docs, incs := list(t, w)
-	var b bytes.Buffer
-	if err := WriteTable(&b, docs, incs); err != nil {
-		t.Fatal(err)
-	}
-	out := b.String()
-	for _, s := range []string{"ALERTS (3)", "INCIDENTS (1)", "alice@contoso.com", "198.51.100.20", "bob@fabrikam.com", "2024-05-01 08:00:00", incs[0].IncidentId, docs[0].DisplayName} {
-		if !strings.Contains(out, s) {
-			t.Errorf("table lacks %q:\n%s", s, out)
-		}
-	}
-	if lines := strings.Count(out, "\n"); lines != 2+3+1+2+1 {
-		t.Errorf("%d lines, want 9:\n%s", lines, out)
 	}
 }
 
@@ -540,4 +518,32 @@ func (c *conflictCounter) Write(ctx context.Context, container, name string, dat
 		c.conflicts.Add(1)
 	}
 	return p, err
+}
+
+// TestWriteResultsFollowsEventGrouping: the rule's eventGroupingSettings
+// decide how WriteResults files rows into alerts; no Writer field repeats
+// that setting. The sample's 4 rows are 3 alerts (two rows share an account,
+// interactive sign-in and NI IP) by default and 4 with AlertPerResult.
+func TestWriteResultsFollowsEventGrouping(t *testing.T) {
+	for _, tc := range []struct {
+		kind   string
+		alerts int
+	}{
+		{rule.SingleAlert, 3},
+		{rule.AlertPerResult, 4},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			r := *anyAlertRule()
+			r.EventGrouping = tc.kind
+			w := newWriter(t, &r)
+			stored, _, err := w.WriteResults(context.Background(), sampleRows(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs, _ := list(t, w)
+			if len(stored) != tc.alerts || len(docs) != tc.alerts {
+				t.Errorf("%d alerts returned, %d stored, want %d", len(stored), len(docs), tc.alerts)
+			}
+		})
+	}
 }

@@ -112,7 +112,7 @@ func contractFixture(t *testing.T) fixture {
 			if b.table == signin.NonInteractive {
 				dst = &N
 			}
-			_, err := signin.Scan(context.Background(), b.name, bytes.NewReader(b.data), int64(len(b.data)), b.table, signin.Options{Final: true}, func(rs []signin.Record) error {
+			_, err := signin.Scan(context.Background(), bytes.NewReader(b.data), int64(len(b.data)), signin.Options{Name: b.name, Table: b.table, Final: true}, func(rs []signin.Record) error {
 				*dst = append(*dst, rs...)
 				return nil
 			})
@@ -299,7 +299,7 @@ func TestContractFailureAtEveryCall(t *testing.T) {
 		if b.table == signin.NonInteractive {
 			dst = &N
 		}
-		if _, err := signin.Scan(context.Background(), b.name, bytes.NewReader(b.data), int64(len(b.data)), b.table, signin.Options{Final: true}, func(rs []signin.Record) error {
+		if _, err := signin.Scan(context.Background(), bytes.NewReader(b.data), int64(len(b.data)), signin.Options{Name: b.name, Table: b.table, Final: true}, func(rs []signin.Record) error {
 			*dst = append(*dst, rs...)
 			return nil
 		}); err != nil {

@@ -71,7 +71,7 @@ func newEnv(t *testing.T, data, s store.Store, c containers, serviceURL string, 
 	}
 	stderr := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
-	w := &alert.Writer{Store: s, AlertsContainer: c.alerts, IncidentsContainer: c.incidents, Rule: rule.Default()}
+	w := &alert.Writer{Store: alert.Store{Blobs: s, AlertsContainer: c.alerts, IncidentsContainer: c.incidents}, Rule: rule.Default()}
 	p, err := pipeline.New(pipeline.Config{Exports: s, State: s, InteractiveContainer: c.interactive,
 		NonInteractiveContainer: c.noninteractive, StateContainer: c.state, Filter: detect.Filter{Safe: safe},
 		Alerts: w, Logger: logger})
@@ -82,7 +82,7 @@ func newEnv(t *testing.T, data, s store.Store, c containers, serviceURL string, 
 	// serve's job at start, not an invocation's.
 	pd, err := pipeline.New(pipeline.Config{Exports: data, State: data, InteractiveContainer: c.interactive,
 		NonInteractiveContainer: c.noninteractive, StateContainer: c.state,
-		Alerts: &alert.Writer{Store: data, AlertsContainer: c.alerts, IncidentsContainer: c.incidents, Rule: rule.Default()}})
+		Alerts: &alert.Writer{Store: alert.Store{Blobs: data, AlertsContainer: c.alerts, IncidentsContainer: c.incidents}, Rule: rule.Default()}})
 	if err != nil {
 		t.Fatal(err)
 	}

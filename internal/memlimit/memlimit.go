@@ -71,6 +71,38 @@ func Current() Limit {
 	return current
 }
 
+// Cap lowers the soft memory limit to n bytes when the limit in force
+// (GOMEMLIMIT, Apply's share of the cgroup, or none) is higher, naming
+// source as its origin, and returns the limit in force. A budget per
+// worker (tokenpivot process) is such a cap: the limit only ever asks the
+// collector to work harder, never lets the heap grow past what the
+// environment allowed. n <= 0 changes nothing. undo puts back the limit
+// that was in force (a command run in-process, as in tests, leaves the
+// process as it found it).
+func Cap(n int64, source string) (l Limit, undo func()) {
+	mu.Lock()
+	defer mu.Unlock()
+	prev, prevLimit := current, debug.SetMemoryLimit(-1)
+	undo = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		current = prev
+		debug.SetMemoryLimit(prevLimit)
+	}
+	if n <= 0 {
+		return current, undo
+	}
+	if prevLimit > 0 && prevLimit <= n {
+		if current.Bytes == 0 && prevLimit < math.MaxInt64 {
+			current = Limit{prevLimit, "GOMEMLIMIT"}
+		}
+		return current, undo
+	}
+	debug.SetMemoryLimit(n)
+	current = Limit{n, source}
+	return current, undo
+}
+
 // noLimitV1 is the smallest value cgroup v1 reports for "no limit" (the
 // largest int64 rounded down to a page).
 const noLimitV1 = math.MaxInt64 &^ (1<<16 - 1)

@@ -92,3 +92,43 @@ func TestApply(t *testing.T) {
 		t.Errorf("apply without a cgroup = %+v, limit %d", got, debug.SetMemoryLimit(-1))
 	}
 }
+
+func TestCap(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() {
+		debug.SetMemoryLimit(before)
+		mu.Lock()
+		current = Limit{}
+		mu.Unlock()
+	})
+	for _, tc := range []struct {
+		name    string
+		limit   int64 // the runtime's before Cap (math.MaxInt64: none)
+		cap     int64
+		want    Limit
+		runtime int64
+	}{
+		{"no limit: the cap is the limit", math.MaxInt64, 224 << 20, Limit{224 << 20, "--heap-per-worker"}, 224 << 20},
+		{"GOMEMLIMIT higher: lowered", 350 << 20, 224 << 20, Limit{224 << 20, "--heap-per-worker"}, 224 << 20},
+		{"GOMEMLIMIT lower: it stands", 150 << 20, 224 << 20, Limit{150 << 20, "GOMEMLIMIT"}, 150 << 20},
+		{"no cap", 350 << 20, 0, Limit{}, 350 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			debug.SetMemoryLimit(tc.limit)
+			mu.Lock()
+			current = Limit{}
+			mu.Unlock()
+			got, undo := Cap(tc.cap, "--heap-per-worker")
+			if got != tc.want {
+				t.Errorf("Cap = %+v, want %+v", got, tc.want)
+			}
+			if l := debug.SetMemoryLimit(-1); l != tc.runtime {
+				t.Errorf("runtime limit = %d, want %d", l, tc.runtime)
+			}
+			undo()
+			if l := debug.SetMemoryLimit(-1); l != tc.limit || Current().Bytes != 0 && tc.limit == math.MaxInt64 {
+				t.Errorf("after undo: runtime limit %d, Current %+v; want %d as before", l, Current(), tc.limit)
+			}
+		})
+	}
+}

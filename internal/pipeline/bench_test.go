@@ -37,7 +37,7 @@ func BenchmarkProcessNonInteractiveBlob(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := &alert.Writer{Store: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents", Rule: rule.Default()}
+	w := &alert.Writer{Store: alert.Store{Blobs: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents"}, Rule: rule.Default()}
 	p := benchPipeline(b, s, w)
 	process := func(container, name string, data []byte) Outcome {
 		if _, err := s.Write(ctx, container, name, data, store.Condition{}); err != nil {

@@ -76,11 +76,10 @@ func TestExtractShapesRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []signin.Record
-			_, err = signin.Scan(context.Background(), tc.name, bytes.NewReader(data), int64(len(data)), tc.table,
-				signin.Options{Final: true}, func(rs []signin.Record) error {
-					got = append(got, rs...)
-					return nil
-				})
+			_, err = signin.Scan(context.Background(), bytes.NewReader(data), int64(len(data)), signin.Options{Name: tc.name, Table: tc.table, Final: true}, func(rs []signin.Record) error {
+				got = append(got, rs...)
+				return nil
+			})
 			if err != nil {
 				t.Fatal(err)
 			}

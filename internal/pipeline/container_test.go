@@ -61,7 +61,7 @@ func TestDeletedStateContainerIsRecreated(t *testing.T) {
 				i, n = azurite.ContainerName("i"), azurite.ContainerName("n")
 			}
 			alerts, incidents := azurite.ContainerName("alerts"), azurite.ContainerName("incidents")
-			w := &alert.Writer{Store: s, AlertsContainer: alerts, IncidentsContainer: incidents, Rule: rule.Default()}
+			w := &alert.Writer{Store: alert.Store{Blobs: s, AlertsContainer: alerts, IncidentsContainer: incidents}, Rule: rule.Default()}
 			p, err := New(Config{Exports: s, State: s, InteractiveContainer: i, NonInteractiveContainer: n,
 				StateContainer: state, Filter: detect.Filter{Safe: caseSafeList(t)}, Alerts: w})
 			if err != nil {

@@ -417,7 +417,8 @@ func (p *Pipeline) extract(ctx context.Context, t signin.Table, props store.Prop
 			rowOK = plan.IRow
 		}
 	}
-	st, err := signin.Scan(ctx, name, r, props.Size-from, t, opts, func(rs []signin.Record) error {
+	opts.Name, opts.Table = name, t
+	st, err := signin.Scan(ctx, r, props.Size-from, opts, func(rs []signin.Record) error {
 		for k := range rs {
 			if rowOK(&rs[k]) {
 				ext.add(&rs[k])

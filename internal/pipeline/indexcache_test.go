@@ -1,9 +1,15 @@
 package pipeline
 
 import (
-	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
+	"context"
 	"slices"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
+	"github.com/tokenpivot/tokenpivot/internal/signin"
+	"github.com/tokenpivot/tokenpivot/internal/store"
 )
 
 // TestIndexCacheNeverStale: non-interactive blobs reuse the interactive
@@ -59,5 +65,68 @@ func TestIndexCacheNeverStale(t *testing.T) {
 			}
 			t.Logf("index cache: %d hits, %d misses", p.indexes.hits, p.indexes.misses)
 		})
+	}
+}
+
+// slowLists is a Store whose List takes latency and records how many were
+// in flight at once.
+type slowLists struct {
+	store.Store
+	latency      time.Duration
+	mu           sync.Mutex
+	now, most, n int
+}
+
+func (s *slowLists) List(ctx context.Context, container, prefix string, fn func(store.Properties) error) error {
+	s.mu.Lock()
+	s.now++
+	s.n++
+	s.most = max(s.most, s.now)
+	s.mu.Unlock()
+	time.Sleep(s.latency)
+	defer func() {
+		s.mu.Lock()
+		s.now--
+		s.mu.Unlock()
+	}()
+	return s.Store.List(ctx, container, prefix, fn)
+}
+
+// TestListExtractsHoursAtOnce: a look lists the hours its window reaches at
+// once, not one round trip after another (at 25 ms a request, three
+// listings a look), and returns them hour by hour as before.
+func TestListExtractsHoursAtOnce(t *testing.T) {
+	ctx := context.Background()
+	s := newLocal(t)
+	slow := &slowLists{Store: s, latency: 50 * time.Millisecond}
+	p := newTestPipeline(t, s, caseSafeList(t))
+	p.cfg.State = slow
+	h := time.Date(2026, 11, 20, 5, 0, 0, 0, time.UTC)
+	hours := reach(signin.NonInteractive, h)
+	var want []string
+	for k, ih := range slices.Backward(hours) {
+		for _, name := range []string{"a" + extractSuffix, "b" + extractSuffix} {
+			n := extractPrefix(signin.Interactive, ih) + name
+			if _, err := s.Write(ctx, p.cfg.StateContainer, n, []byte{byte(k)}, store.Condition{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, ih := range hours {
+		want = append(want, extractPrefix(signin.Interactive, ih)+"a"+extractSuffix, extractPrefix(signin.Interactive, ih)+"b"+extractSuffix)
+	}
+	listed, err := p.listExtracts(ctx, signin.Interactive, hours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, pr := range listed {
+		got = append(got, pr.Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("listed %q, want hour by hour %q", got, want)
+	}
+	if slow.n != len(hours) || slow.most != len(hours) {
+		t.Errorf("%d listings, at most %d at once; want the %d hours listed at once", slow.n, slow.most, len(hours))
 	}
 }

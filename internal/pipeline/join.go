@@ -133,6 +133,9 @@ func (p *Pipeline) probeStored(ctx context.Context, x *detect.Index, hours []tim
 // probeExtracts is probeStored over the listed non-interactive extracts.
 func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []store.Properties, out *Outcome) ([]detect.Result, error) {
 	var results, scratch []detect.Result
+	// The rows that pair are held past their batch: their text is copied
+	// (held.go), so they do not keep the reader's buffers alive.
+	var held heldText
 	// The reader tests MayMatch on the cheap columns (user, IP, country,
 	// time) before it builds a record: most extract rows never become one.
 	x.Seal()
@@ -142,7 +145,7 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 	loose := x.Loose()
 	probe := func(rs []signin.Record) error {
 		for k := range rs {
-			results = x.Probe(results, &rs[k])
+			results = held.probe(x, results, &rs[k])
 		}
 		return nil
 	}
@@ -151,22 +154,21 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 		reader := store.NewReaderAt(ctx, p.cfg.State, props)
 		src, compact := compactSource(props.Name)
 		if !compact {
-			_, err := signin.Scan(ctx, props.Name, reader, props.Size, signin.NonInteractive,
-				signin.Options{Final: true, Keep: keepUser}, probe)
+			_, err := signin.Scan(ctx, reader, props.Size, signin.Options{Name: props.Name, Table: signin.NonInteractive, Final: true, Keep: keepUser}, probe)
 			return err
 		}
 		// Pass 1. Matches are noted only once the extract read whole: a
 		// failed read is set aside and its source redone (readExtracts).
 		var matched []signin.Record
-		opts := signin.Options{Final: true, Keep: keepUser,
+		opts := signin.Options{Name: props.Name, Table: signin.NonInteractive, Final: true, Keep: keepUser,
 			PositionIds: signin.PositionIdPrefix + p.cfg.StateContainer + "/" + props.Name + "#"}
-		_, err := signin.Scan(ctx, props.Name, reader, props.Size, signin.NonInteractive, opts, func(rs []signin.Record) error {
+		_, err := signin.Scan(ctx, reader, props.Size, opts, func(rs []signin.Record) error {
 			for k := range rs {
 				// Without its Id, so this look leaves x's Id dedup alone.
 				r := rs[k]
 				r.Id = ""
 				if scratch = loose.Probe(scratch[:0], &r); len(scratch) > 0 {
-					matched = append(matched, rs[k])
+					matched = append(matched, held.record(&rs[k]))
 				}
 			}
 			return nil
@@ -234,6 +236,8 @@ func (p *Pipeline) probeExtracts(ctx context.Context, x *detect.Index, listed []
 func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSource) (rows []detect.Result, why, err error) {
 	name := m.props.Container + "/" + m.props.Name
 	opts := signin.Options{
+		Name:  name,
+		Table: signin.NonInteractive,
 		Keep: func(r *signin.Record) bool {
 			if _, ok := m.keys[keyOf(r)]; !ok {
 				return false
@@ -248,8 +252,11 @@ func (p *Pipeline) reprobe(ctx context.Context, x *detect.Index, m *matchedSourc
 	ra := store.NewReaderAt(ctx, p.cfg.Exports, m.props)
 	// x's Id dedup must not see rows of a read that fails midway.
 	var batch []signin.Record
-	_, err = signin.Scan(ctx, name, ra, m.props.Size, signin.NonInteractive, opts, func(rs []signin.Record) error {
-		batch = append(batch, rs...)
+	var held heldText
+	_, err = signin.Scan(ctx, ra, m.props.Size, opts, func(rs []signin.Record) error {
+		for k := range rs {
+			batch = append(batch, held.record(&rs[k]))
+		}
 		return nil
 	})
 	switch {

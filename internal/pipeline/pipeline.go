@@ -61,6 +61,17 @@ type AlertSink interface {
 	EnsureContainers(ctx context.Context) error
 }
 
+// HeapPerWorker is the soft limit of the Go heap that `tokenpivot process`
+// gives each blob in flight (--heap-per-worker), unless GOMEMLIMIT or the
+// cgroup allows less. A streamed non-interactive blob's live heap peaks
+// at about 190 MB whatever its size (the row groups in flight, the
+// interactive index of its window, its result rows, one chunk of alert
+// documents: docs/performance.md, "Blob-size sweep"); left to GOGC=100 the
+// collector lets the heap grow to twice that, 380-430 MiB of RSS for a
+// 4M-row blob. Held to this limit the collector runs more often near it
+// instead (a few percent more CPU where the live heap comes close).
+const HeapPerWorker = 224 << 20
+
 // Pipeline processes export blobs. It is safe for concurrent use, across
 // goroutines and processes sharing the same storage.
 type Pipeline struct {
@@ -351,7 +362,12 @@ func (p *Pipeline) process(ctx context.Context, w Work) (Outcome, error) {
 // alertChunkRows is about how many result rows go to the alert sink at
 // once. The sink holds the alert documents of a call in memory (about 5 KB
 // an alert): a 2M-row blob of the realistic hour makes 23,597 alerts, 111
-// MB of live heap in one call, the largest part of the blob's peak.
+// MB of live heap in one call, the largest part of the blob's peak. Each
+// call also updates the incidents of its accounts once, so a smaller chunk
+// costs requests: 2,048 rows cut the outbox batch's encoding of a 4M-row
+// blob in half but split an hour's typical blob (about 1,900 result rows)
+// in two, 6,800 more incident requests at the realistic hour (measured at
+// 25 ms, docs/performance.md); process's heap limit holds the memory.
 const alertChunkRows = 4096
 
 // writeAlerts hands rows to the alert sink, in chunks of about

@@ -72,7 +72,7 @@ func newTestPipeline(t *testing.T, s store.Store, safe *rule.SafeList) *Pipeline
 // newPipelineOn is a test pipeline over the export containers i and n.
 func newPipelineOn(t *testing.T, s store.Store, safe *rule.SafeList, i, n string) *Pipeline {
 	t.Helper()
-	w := &alert.Writer{Store: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents", Rule: rule.Default()}
+	w := &alert.Writer{Store: alert.Store{Blobs: s, AlertsContainer: "tokenpivot-alerts", IncidentsContainer: "tokenpivot-incidents"}, Rule: rule.Default()}
 	p, err := New(Config{Exports: s, State: s, InteractiveContainer: i, NonInteractiveContainer: n,
 		StateContainer: "tokenpivot-state", Filter: detect.Filter{Safe: safe}, Alerts: w})
 	if err != nil {

@@ -79,7 +79,7 @@ func newLocal(t *testing.T) *store.Local {
 
 func alertDocs(t *testing.T, s store.Store) []alert.Document {
 	t.Helper()
-	docs, _, err := alert.List(context.Background(), s, "tokenpivot-alerts", "")
+	docs, _, err := alert.Store{Blobs: s, AlertsContainer: "tokenpivot-alerts"}.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

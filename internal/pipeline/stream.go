@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"time"
 	"unsafe"
@@ -94,7 +95,10 @@ func (p *Pipeline) streamAs(ctx context.Context, src signin.Table, w Work, props
 
 	name := props.Container + "/" + props.Name
 	opts := signin.Options{
+		Name:         name,
+		Table:        src,
 		Keep:         s.keep,
+		Parallelism:  exportReadParallelism(),
 		Extra:        p.cfg.Filter.Columns(signin.NonInteractive), // what a tuned rule's row predicates read
 		MaxExpansion: p.cfg.MaxExpansion,
 		// A block blob is complete: its last line is a record, newline or not.
@@ -102,7 +106,7 @@ func (p *Pipeline) streamAs(ctx context.Context, src signin.Table, w Work, props
 		PositionIds:  signin.PositionIdPrefix + name + "#",
 		PositionBase: from,
 	}
-	st, err := signin.Scan(ctx, name, r, to-from, src, opts, s.rows)
+	st, err := signin.Scan(ctx, r, to-from, opts, s.rows)
 	if err == nil {
 		err = s.err
 	}
@@ -139,6 +143,15 @@ func (p *Pipeline) streamAs(ctx context.Context, src signin.Table, w Work, props
 	return res, appendable, nil
 }
 
+// exportReadParallelism is how many columns of an export's Parquet slice
+// are decoded at once (signin.Options.Parallelism). Each column's pages are
+// read as it is decoded, one ranged read after another: at cloud latency
+// (25 ms a request) with one goroutine per core (2) a blob's 50 reads were
+// about 25 round trips end to end. Decoding waits on storage, not on the
+// cores, so more columns go at once; on a local disk the extra goroutines
+// only take turns.
+func exportReadParallelism() int { return max(runtime.GOMAXPROCS(0), 8) }
+
 // stream is the state of one streamed blob part.
 type stream struct {
 	p        *Pipeline
@@ -163,7 +176,8 @@ type stream struct {
 	// listedHours holds the listing of each interactive hour, made once.
 	listedHours map[time.Time][]store.Properties
 	results     []detect.Result
-	err         error // an error of keep (Scan's Keep cannot return one)
+	held        heldText // the text of the rows that paired (held.go)
+	err         error    // an error of keep (Scan's Keep cannot return one)
 }
 
 // hourExtract is one event hour's extract being written.
@@ -224,7 +238,7 @@ func (s *stream) rows(rs []signin.Record) error {
 			// A full extract holds whole rows: the look reads them back.
 			continue
 		}
-		s.results = s.x.Probe(s.results, r)
+		s.results = s.held.probe(s.x, s.results, r)
 	}
 	return nil
 }

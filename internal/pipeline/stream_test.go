@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tokenpivot/tokenpivot/internal/alert/alerttest"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
+	"github.com/tokenpivot/tokenpivot/internal/gen"
 	"github.com/tokenpivot/tokenpivot/internal/signin"
 	"github.com/tokenpivot/tokenpivot/internal/store"
 )
@@ -184,11 +186,10 @@ func TestCompactRowsCopyKeepText(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []signin.Record
-	_, err := signin.Scan(context.Background(), "compact", bytes.NewReader(buf.Bytes()), int64(buf.Len()), signin.NonInteractive,
-		signin.Options{Final: true}, func(rs []signin.Record) error {
-			got = append(got, rs...)
-			return nil
-		})
+	_, err := signin.Scan(context.Background(), bytes.NewReader(buf.Bytes()), int64(buf.Len()), signin.Options{Name: "compact", Table: signin.NonInteractive, Final: true}, func(rs []signin.Record) error {
+		got = append(got, rs...)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,4 +202,75 @@ func TestCompactRowsCopyKeepText(t *testing.T) {
 			t.Fatalf("row %d: got %+v, want %+v", k, g, want[k])
 		}
 	}
+}
+
+// slowReads is a Store whose ReadAt of the non-interactive exports takes
+// latency and records how many were in flight at once.
+type slowReads struct {
+	store.Store
+	latency   time.Duration
+	mu        sync.Mutex
+	now, most int
+}
+
+func (s *slowReads) ReadAt(ctx context.Context, container, name string, b []byte, off int64, etag string) (int, error) {
+	if container == nc {
+		s.mu.Lock()
+		s.now++
+		s.most = max(s.most, s.now)
+		s.mu.Unlock()
+		time.Sleep(s.latency)
+		defer func() {
+			s.mu.Lock()
+			s.now--
+			s.mu.Unlock()
+		}()
+	}
+	return s.Store.ReadAt(ctx, container, name, b, off, etag)
+}
+
+// TestStreamReadsColumnsAtOnce: a streamed non-interactive Parquet blob's
+// columns are read several at once, not one per core: at cloud latency a
+// blob's reads were its round trips end to end (two cores, two reads in
+// flight). The rows it finds are the same.
+func TestStreamReadsColumnsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates and reads 80k rows at 20 ms a read")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	dir := t.TempDir()
+	o := gen.NewOptions(dir)
+	o.Users, o.Hours, o.InteractivePerHour, o.NIPerInteractive = 2_000, 1, 2_000, 40
+	o.RowsPerFile, o.RowGroupRows = 80_000, 80_000
+	o.TimeOrdered, o.RoamRate, o.Attacks, o.LookalikeSets = true, gen.DefaultRoamRate, 2, 0
+	if _, err := gen.Run(context.Background(), o, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowReads{Store: s, latency: 20 * time.Millisecond}
+	p := benchPipeline(t, s, &countingSink{})
+	for _, w := range exportsIn(t, dir, ic) {
+		if out, err := p.Process(context.Background(), w); err != nil || out.Status != Processed {
+			t.Fatalf("%s: %v %s", w, err, out.Status)
+		}
+	}
+	p.cfg.Exports = slow
+	results := 0
+	for _, w := range exportsIn(t, dir, nc) {
+		out, err := p.Process(context.Background(), w)
+		if err != nil || out.Status != Processed {
+			t.Fatalf("%s: %v %s", w, err, out.Status)
+		}
+		results += out.Results
+	}
+	if results == 0 {
+		t.Fatal("no result rows: not the blob meant")
+	}
+	if slow.most <= 2 {
+		t.Errorf("at most %d reads of the export in flight at once on 2 cores; want the columns read several at once", slow.most)
+	}
+	t.Logf("%d result rows; at most %d reads in flight", results, slow.most)
 }

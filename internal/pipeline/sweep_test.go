@@ -164,7 +164,7 @@ func BenchmarkPendingLedger5400(b *testing.B) {
 		b.Fatal(err)
 	}
 	counted := store.NewCounting(s)
-	w := &alert.Writer{Store: counted, AlertsContainer: "tokenpivot-alerts", Rule: rule.Default()}
+	w := &alert.Writer{Store: alert.Store{Blobs: counted, AlertsContainer: "tokenpivot-alerts"}, Rule: rule.Default()}
 	p, err := New(Config{Exports: counted, State: counted, InteractiveContainer: ic, NonInteractiveContainer: nc,
 		StateContainer: "tokenpivot-state", Alerts: w, AllowedLateness: 100 * 365 * 24 * time.Hour})
 	if err != nil {

@@ -123,7 +123,7 @@ func Oracle(blobs []Blob, safe *rule.SafeList) ([]detect.Result, error) {
 		if b.Table == signin.NonInteractive {
 			dst = &N
 		}
-		_, err := signin.Scan(context.Background(), b.Name, bytes.NewReader(b.Data), int64(len(b.Data)), b.Table, signin.Options{Final: true}, func(rs []signin.Record) error {
+		_, err := signin.Scan(context.Background(), bytes.NewReader(b.Data), int64(len(b.Data)), signin.Options{Name: b.Name, Table: b.Table, Final: true}, func(rs []signin.Record) error {
 			*dst = append(*dst, rs...)
 			return nil
 		})

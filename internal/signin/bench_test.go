@@ -56,8 +56,7 @@ func BenchmarkScanParquet(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
-				st, err := Scan(context.Background(), "bench.parquet", bytes.NewReader(data), int64(len(data)), Interactive,
-					Options{Keep: bc.keep}, func([]Record) error { return nil })
+				st, err := Scan(context.Background(), bytes.NewReader(data), int64(len(data)), Options{Name: "bench.parquet", Table: Interactive, Keep: bc.keep}, func([]Record) error { return nil })
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -226,7 +226,8 @@ func TestDiagnosticArchiveIsTheCases(t *testing.T) {
 func scanForm(tb testing.TB, name string, data []byte, t Table, opts Options) ([]Record, Stats, error) {
 	tb.Helper()
 	var out []Record
-	st, err := Scan(context.Background(), name, bytes.NewReader(data), int64(len(data)), t, opts, func(b []Record) error {
+	opts.Name, opts.Table = name, t
+	st, err := Scan(context.Background(), bytes.NewReader(data), int64(len(data)), opts, func(b []Record) error {
 		out = append(out, b...)
 		return nil
 	})
@@ -509,7 +510,8 @@ func TestResourceLogGrowingBlob(t *testing.T) {
 		r := io.NewSectionReader(bytes.NewReader(blob[:size]), from, int64(size)-from)
 		o := opts
 		o.PositionBase = from
-		st, err := Scan(context.Background(), "PT1H.json", r, int64(size)-from, Interactive, o, func(b []Record) error {
+		o.Name, o.Table = "PT1H.json", Interactive
+		st, err := Scan(context.Background(), r, int64(size)-from, o, func(b []Record) error {
 			got = append(got, b...)
 			return nil
 		})

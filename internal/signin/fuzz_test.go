@@ -15,7 +15,7 @@ import (
 // reports one), every error a *FormatError, and consistent stats.
 func checkScan(t *testing.T, data []byte, table Table) {
 	var rows int64
-	st, err := Scan(context.Background(), "fuzz", bytes.NewReader(data), int64(len(data)), table, Options{BatchSize: 3},
+	st, err := Scan(context.Background(), bytes.NewReader(data), int64(len(data)), Options{Name: "fuzz", Table: table, BatchSize: 3},
 		func(b []Record) error {
 			rows += int64(len(b))
 			return nil

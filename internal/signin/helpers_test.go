@@ -443,7 +443,8 @@ func noFormat(st Stats) Stats {
 
 func scanAll(name string, data []byte, t Table, opts Options) ([]Record, Stats, error) {
 	var out []Record
-	st, err := Scan(context.Background(), name, bytes.NewReader(data), int64(len(data)), t, opts, func(b []Record) error {
+	opts.Name, opts.Table = name, t
+	st, err := Scan(context.Background(), bytes.NewReader(data), int64(len(data)), opts, func(b []Record) error {
 		if opts.BatchSize > 0 && len(b) > opts.BatchSize {
 			return fmt.Errorf("batch of %d records, BatchSize %d", len(b), opts.BatchSize)
 		}

@@ -114,7 +114,8 @@ func scanFile(b *testing.B, ctx context.Context, path string, t signin.Table, op
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := signin.Scan(ctx, path, fh, info.Size(), t, opts, fn)
+	opts.Name, opts.Table = path, t
+	st, err := signin.Scan(ctx, fh, info.Size(), opts, fn)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -261,7 +261,7 @@ func TestCompleteEnd(t *testing.T) {
 				continue
 			}
 			r := io.NewSectionReader(bytes.NewReader(data), from, int64(len(data))-from)
-			st, err := Scan(context.Background(), tc.name, r, int64(len(data))-from, NonInteractive, Options{}, func([]Record) error { return nil })
+			st, err := Scan(context.Background(), r, int64(len(data))-from, Options{Name: tc.name, Table: NonInteractive}, func([]Record) error { return nil })
 			if err != nil && !strings.Contains(tc.name, "partial") && !strings.Contains(tc.name, "whitespace") {
 				t.Fatalf("%s from %d: %v", tc.name, from, err)
 			}

@@ -54,7 +54,7 @@ func TestScanReportsFormat(t *testing.T) {
 		data []byte
 		want Format
 	}{{"x.parquet", plain, JSONLines}, {"x.json", gz.Bytes(), GzipJSONLines}, {"x.json", pq, Parquet}, {"empty.json", nil, ""}} {
-		st, err := Scan(context.Background(), tc.name, bytes.NewReader(tc.data), int64(len(tc.data)), Interactive, Options{Final: true}, func([]Record) error { return nil })
+		st, err := Scan(context.Background(), bytes.NewReader(tc.data), int64(len(tc.data)), Options{Name: tc.name, Table: Interactive, Final: true}, func([]Record) error { return nil })
 		if err != nil || st.Format != tc.want {
 			t.Errorf("%s holding %q: format %q, %v; want %q", tc.name, tc.want, st.Format, err, tc.want)
 		}

@@ -306,7 +306,7 @@ func TestScanIOErrorIsNotFormatError(t *testing.T) {
 		{"gzip jsonl", gzipped(t, string(jsonl)), 30},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Scan(t.Context(), "x", failingReader{tc.data, tc.off}, int64(len(tc.data)), Interactive, Options{},
+			_, err := Scan(t.Context(), failingReader{tc.data, tc.off}, int64(len(tc.data)), Options{Name: "x", Table: Interactive},
 				func([]Record) error { return nil })
 			if !errors.Is(err, errNetwork) || IsFormatError(err) {
 				t.Errorf("error %v, want the I/O error and no FormatError", err)
@@ -325,7 +325,8 @@ func TestScanParquetCallbackPanics(t *testing.T) {
 					t.Error("panic was swallowed")
 				}
 			}()
-			Scan(t.Context(), "x", bytes.NewReader(data), int64(len(data)), Interactive, opts, func([]Record) error { panic("fn") })
+			opts.Name, opts.Table = "x", Interactive
+			Scan(t.Context(), bytes.NewReader(data), int64(len(data)), opts, func([]Record) error { panic("fn") })
 		}()
 	}
 }

@@ -74,6 +74,12 @@ type Stats struct {
 
 // Options tune a Scan. The zero value reads every row.
 type Options struct {
+	// Name names the file in errors (a path, or container/blob).
+	Name string
+	// Table is the table the file exports. It is the zero value
+	// Interactive unless set: a caller reading non-interactive sign-ins
+	// says NonInteractive.
+	Table Table
 	// Keep, when set, is called for each row; rows for which it returns false
 	// are dropped before reaching the callback. Readers may call it with only
 	// the filter columns filled (TimeGenerated, UserPrincipalName, ResultType,

@@ -18,21 +18,19 @@
 //     (pqDecoding), Keep selects its rows (selectRows), the other columns are
 //     decoded for the kept rows only, and emit batches the records in file
 //     order. The slices in flight keep their values in buffer rings (pqRing).
-//     A pqReader (pqcolumn.go) decodes one column from parquet-go's raw
+//     The columns wanted are found in the file's schema (pqschema.go:
+//     resolveColumns, each a pqMeta saying how to read it). A pqReader
+//     (pqpage.go) decodes one column from parquet-go's raw
 //     pages (page values, definition levels, dictionary indexes), never
 //     rows: a dictionary entry is converted once per column chunk, text is
 //     read in place (aliasing the page, held by its ring slot, or the
 //     dictionary), and emit copies each record's text into one allocation
 //     of its own, so that the few records a caller keeps pin nothing else.
+//     A value's Parquet type becomes the record's text or time in
+//     pqconvert.go (convert, dictValue).
 //
-// Measured against the Arrow reader it replaced, on a realistic hour
-// (/tmp/cost/real: 2.2M rows, 63k users per 100k-row row group, 40,613
-// results, identical output) on a shared 2-core machine: `tokenpivot
-// detect` takes 0.57x the CPU (3.6 vs 6.1 s), 0.62x the wall time and 0.94x
-// the peak RSS (241 vs 256 MiB), farm-bench paired medians; BenchmarkHour's
-// noninteractive-scan-all 2.6 s -> 0.4 s a run, 739 -> 89 MB allocated.
-// What remains is snappy, Keep and fn on the calling goroutine (detect's
-// index lookups, ~45% of the CPU) and the heap detect keeps.
+// What the reader costs, and what it bought against the Arrow reader it
+// replaced: docs/performance.md, "The raw-page reader".
 //
 // Unreadable content is a *FormatError naming the file, column and row; one
 // bad cell costs its row (a required column) or its value (an optional one),
@@ -48,10 +46,10 @@ import (
 	"unicode/utf8"
 )
 
-// Scan streams the records of one export file of table t to fn, a batch at a
-// time. The format is detected from the content (Parquet "PAR1", gzip 1f 8b,
-// else JSON Lines), not the name. name is used in errors only. The batch slice
-// is reused after fn returns.
+// Scan streams the records of one export file of table opts.Table to fn, a
+// batch at a time. The format is detected from the content (Parquet "PAR1",
+// gzip 1f 8b, else JSON Lines), not the name. opts.Name is used in errors
+// only. The batch slice is reused after fn returns.
 //
 // Errors: a *FormatError when the content can never be read (see FormatError);
 // ctx's error when cancelled; fn's error as returned; any other error (an I/O
@@ -60,7 +58,11 @@ import (
 //
 // A zero-byte file holds no rows and is not an error, whatever its name: an
 // export writer may create the blob before committing its content.
-func Scan(ctx context.Context, name string, r io.ReaderAt, size int64, t Table, opts Options, fn func([]Record) error) (Stats, error) {
+//
+// Like zip.NewReader, Scan takes the file as r and its size; what it is and
+// how to read it (opts.Name, opts.Table and the rest) is the options value.
+func Scan(ctx context.Context, r io.ReaderAt, size int64, opts Options, fn func([]Record) error) (Stats, error) {
+	name, t := opts.Name, opts.Table
 	if t != Interactive && t != NonInteractive {
 		return Stats{}, fmt.Errorf("signin.Scan %s: unknown table %v", name, t)
 	}

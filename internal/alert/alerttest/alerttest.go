@@ -16,7 +16,7 @@ import (
 // of s, sorted as the rule orders them (detect.Sort).
 func Rows(t testing.TB, s store.Store, container string) []detect.Result {
 	t.Helper()
-	docs, _, err := alert.List(context.Background(), s, container, "")
+	docs, _, err := alert.Store{Blobs: s, AlertsContainer: container}.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,11 +76,10 @@ func testRecordsOutliveScan(t *testing.T, plain bool) {
 	}
 	data := writeParquet(t, stdCols(tsCol(pq.Microsecond, true), strResultType), recs, props)
 	var kept []Record
-	_, err := Scan(context.Background(), "a.parquet", bytes.NewReader(data), int64(len(data)), Interactive,
-		Options{BatchSize: 700, Keep: func(r *Record) bool { return r.ResultType == "0" }}, func(b []Record) error {
-			kept = append(kept, b...)
-			return nil
-		})
+	_, err := Scan(context.Background(), bytes.NewReader(data), int64(len(data)), Options{Name: "a.parquet", Table: Interactive, BatchSize: 700, Keep: func(r *Record) bool { return r.ResultType == "0" }}, func(b []Record) error {
+		kept = append(kept, b...)
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package alert
 
 import (
 	"cmp"
@@ -8,16 +8,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tokenpivot/tokenpivot/internal/alert"
 	"github.com/tokenpivot/tokenpivot/internal/detect"
 )
 
-// writeAlertTable prints alerts and incidents for a person. The default fits
+// WriteTable prints alerts and incidents for a person. The default fits
 // 120 columns: the name (which repeats the user and IP), the severity
 // (the rule's, the same for every alert: in the title line) and full ids
 // are for --wide. Times are UTC, said in the headers; a span is a KQL
 // timespan, as detect's AFTER column.
-func writeAlertTable(out io.Writer, docs []alert.Document, incidents []alert.Incident, wide bool) error {
+func WriteTable(out io.Writer, docs []Document, incidents []Incident, wide bool) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "ALERTS (%d%s)\n", len(docs), severities(docs))
 	if wide {
@@ -66,7 +65,7 @@ func writeAlertTable(out io.Writer, docs []alert.Document, incidents []alert.Inc
 }
 
 // severities is ", severity High" when every alert has the same one.
-func severities(docs []alert.Document) string {
+func severities(docs []Document) string {
 	if len(docs) == 0 {
 		return ""
 	}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package firstseen_test
+
+const raceEnabled = false
