@@ -86,6 +86,16 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	prog.Finish()
 	pf.report(stderr, "detect")
+	if f.Plan != nil && f.Plan.Summary != nil {
+		// A summarize after the join: its rows are the result.
+		out = func(w io.Writer, rows []detect.Result) error {
+			sm := detect.Summarize(f.Plan, rows)
+			if sm.Inexact > 0 {
+				fmt.Fprintf(stderr, "detect: warning: %d dcount %s above %d distinct values: counted exactly; Kusto's dcount estimates there and may differ\n", sm.Inexact, plural(sm.Inexact, "value is", "values are"), kql.KustoExactDcount)
+			}
+			return detect.WriteSummarized(w, *format, sm)
+		}
+	}
 	if err := out(stdout, rows); err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ func TestTunedRuleThroughTheFunction(t *testing.T) {
 		"a positive test on the interactive app before the join",
 		"UserAgent in an added column (detect only)",
 		"union of the two sign-in tables as the non-interactive side",
+		"summarize count(), make_set(NIIPAddress) by UserPrincipalName",
 	} {
 		v, ok := byName[name]
 		if !ok {

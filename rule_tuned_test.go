@@ -33,6 +33,9 @@ type tunedVariant struct {
 	// nUnionI, when set, makes the non-interactive side the union of both
 	// tables: the SigninLogs rows passing it join the non-interactive ones.
 	nUnionI string
+	// summarize, when set, is the SQL of a summarize after the join over
+	// the pair rows (the table r): the rows compared are its output.
+	summarize string
 }
 
 // The base conditions, the bundled rule in SQL (tools/bench/duckdb/rule.sql),
@@ -143,7 +146,76 @@ func tunedVariants() []tunedVariant {
 		name:   "matches regex, in~ and contains on the non-interactive side",
 		edits:  []string{"  | join kind=inner", "  | where not(UserPrincipalName matches regex @\"^svc[0-9]+@\") and Location in~ (\"us\", \"fr\", \"DE\", \"gb\", \"cn\") and not(AppDisplayName contains \"OUTLOOK\")\n  | join kind=inner"},
 		nWhere: `NOT regexp_matches(upn, '^svc[0-9]+@') AND lower(loc) IN ('us', 'fr', 'de', 'gb', 'cn') AND NOT contains(lower(app), 'outlook')`,
+	}, {
+		name:           "summarize count(), make_set(NIIPAddress) by UserPrincipalName",
+		edits:          []string{orderBy, orderBy + "  | summarize count(), make_set(NIIPAddress) by UserPrincipalName\n"},
+		processRefuses: summarizeRefusal,
+		summarize:      `SELECT UserPrincipalName, count(*) AS count_, list_distinct(list(NIIPAddress)) AS set_NIIPAddress FROM r GROUP BY UserPrincipalName`,
+	}, {
+		name:           "summarize dcount with a threshold where",
+		edits:          []string{orderBy, orderBy + "  | summarize Ips = dcount(NIIPAddress), Pairs = count() by UserPrincipalName, AppDisplayName\n  | where Ips >= 6\n"},
+		processRefuses: summarizeRefusal,
+		summarize:      `SELECT UserPrincipalName, AppDisplayName, count(DISTINCT NIIPAddress) AS Ips, count(*) AS Pairs FROM r GROUP BY UserPrincipalName, AppDisplayName HAVING count(DISTINCT NIIPAddress) >= 6`,
+	}, {
+		name:           "summarize by bin(NISignInTime, 1h)",
+		edits:          []string{orderBy, orderBy + "  | summarize Pairs = count(), Users = dcount(UserPrincipalName) by bin(NISignInTime, 1h)\n"},
+		processRefuses: summarizeRefusal,
+		summarize:      `SELECT strftime(time_bucket(INTERVAL 1 HOUR, CAST(NISignInTime AS TIMESTAMP)), '%Y-%m-%dT%H:%M:%SZ') AS NISignInTime, count(*) AS Pairs, count(DISTINCT UserPrincipalName) AS Users FROM r GROUP BY 1`,
+	}, {
+		name: "summarize min, max, countif, make_list and sum of an added column, then project and order by",
+		edits: []string{orderBy, orderBy + "  | extend W = iff(NICountry == \"FR\", 2, 1)\n" +
+			"  | summarize First = min(InteractiveTime), Last = max(NISignInTime), Teams = countif(AppDisplayName has \"Teams\"), Apps = make_list(AppDisplayName), Weight = sum(W) by UserPrincipalName, NICountry\n" +
+			"  | where Weight > 1\n  | project UserPrincipalName, NICountry, First, Last, Teams, Apps, Weight\n  | order by Teams desc\n"},
+		processRefuses: summarizeRefusal,
+		summarize: `SELECT UserPrincipalName, NICountry, min(InteractiveTime) AS First, max(NISignInTime) AS Last,
+  count(*) FILTER (WHERE regexp_matches(lower(AppDisplayName), '(^|[^a-z0-9])teams([^a-z0-9]|$)')) AS Teams, list(AppDisplayName) AS Apps,
+  sum(CASE WHEN NICountry = 'FR' THEN 2 ELSE 1 END) AS Weight
+FROM r GROUP BY UserPrincipalName, NICountry HAVING sum(CASE WHEN NICountry = 'FR' THEN 2 ELSE 1 END) > 1`,
 	}}
+}
+
+// summarizeRefusal is in process's and serve's refusal of a rule with a
+// summarize after the join.
+const summarizeRefusal = "summarize (line"
+
+// orderBy is the bundled rule's last line: a summarize follows it.
+const orderBy = "  | order by UserPrincipalName asc, InteractiveTime asc\n"
+
+// summarizedLines are JSON rows in one form for comparing detect's
+// summarized rows with DuckDB's: numbers as text, each list sorted (KQL
+// leaves make_set's and make_list's order undefined; the order of the
+// elements is checked in internal/kql's tests), keys sorted.
+func summarizedLines(t *testing.T, s string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range sortedLines(s) {
+		d := json.NewDecoder(strings.NewReader(l))
+		d.UseNumber()
+		var m map[string]any
+		if err := d.Decode(&m); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		for k, v := range m {
+			switch v := v.(type) {
+			case json.Number:
+				m[k] = v.String()
+			case []any:
+				var els []string
+				for _, e := range v {
+					els = append(els, fmt.Sprint(e))
+				}
+				slices.Sort(els)
+				m[k] = els
+			}
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	slices.Sort(out)
+	return out
 }
 
 // tunedSQL is a variant's rule in DuckDB SQL over the two JSON Lines files.
@@ -178,7 +250,7 @@ FROM read_json('%s', format = 'newline_delimited', columns = {%s})`, f, tunedCol
 	if v.nUnionI != "" {
 		nsrc = fmt.Sprintf("(SELECT * FROM (%s)) UNION ALL (SELECT * FROM (%s) WHERE %s)", nsrc, src(ifile), v.nUnionI)
 	}
-	return fmt.Sprintf(`WITH i AS (SELECT * FROM (%s) WHERE %s),
+	q := fmt.Sprintf(`WITH i AS (SELECT * FROM (%s) WHERE %s),
 n AS (SELECT * FROM (%s) WHERE %s)
 SELECT strftime(n.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS NISignInTime, strftime(i.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS InteractiveTime,
   n.upn AS UserPrincipalName, n.app AS AppDisplayName, n.ip AS NIIPAddress, n.loc AS NICountry, i.ip AS InteractiveIP,
@@ -187,6 +259,10 @@ SELECT strftime(n.t, '%%Y-%%m-%%dT%%H:%%M:%%SZ') AS NISignInTime, strftime(i.t, 
   %s
 FROM n JOIN i ON n.upn = i.upn
 WHERE %s`, src(ifile), iw, nsrc, nw, v.extraCols, pair)
+	if v.summarize != "" {
+		return fmt.Sprintf("WITH r AS (%s)\n%s", q, v.summarize)
+	}
+	return q
 }
 
 // tunedColumns are the generated rows' columns, as DuckDB reads them: a
@@ -275,6 +351,9 @@ func TestTunedRulesMatchDuckDB(t *testing.T) {
 			}
 			want := runDuckDB(t, duck, tunedSQL(v, ifile, nfile))
 			got, exp := sortedLines(out), sortedLines(string(want))
+			if v.summarize != "" {
+				got, exp = summarizedLines(t, out), summarizedLines(t, string(want))
+			}
 			if len(exp) == 0 {
 				t.Fatal("DuckDB found no rows: the data does not exercise this variant")
 			}
@@ -499,3 +578,69 @@ func elevenColumns(t *testing.T, lines []string) []string {
 }
 
 func first(l []string) []string { return l[:min(3, len(l))] }
+
+// TestTunedSummarizeThroughTest: `tokenpivot test` runs a case of a rule
+// with a summarize after the join against its expected rows (written in
+// another key and list order, as a row copied from Sentinel may be), and
+// fails a case whose count differs.
+func TestTunedSummarizeThroughTest(t *testing.T) {
+	ifile, nfile := writeTunedData(t, t.TempDir())
+	v := tunedVariant{edits: []string{orderBy, orderBy + "  | summarize Pairs = count(), Ips = make_set(NIIPAddress) by UserPrincipalName\n"}}
+	yaml := tunedYAML(t, v)
+	rf := filepath.Join(t.TempDir(), "rule.yaml")
+	if err := os.WriteFile(rf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "detect", "--rule", rf, "--interactive", ifile, "--noninteractive", nfile)
+	if code != 0 {
+		t.Fatalf("detect: exit %d: %s", code, errs)
+	}
+	rows := sortedLines(out)
+	if len(rows) < 2 {
+		t.Fatalf("detect gave %d summarized rows: the data does not exercise it", len(rows))
+	}
+	// The same rows, keys and lists reversed.
+	var reordered []string
+	for _, l := range rows {
+		var r struct {
+			UserPrincipalName string
+			Pairs             int
+			Ips               []string
+		}
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		slices.Reverse(r.Ips)
+		ips, _ := json.Marshal(r.Ips)
+		upn, _ := json.Marshal(r.UserPrincipalName)
+		reordered = append(reordered, fmt.Sprintf(`{"Ips": %s, "Pairs": %d, "UserPrincipalName": %s}`, ips, r.Pairs, upn))
+	}
+	for _, tt := range []struct {
+		name     string
+		expected []string
+		code     int
+	}{
+		{"the rows in another order", reordered, 0},
+		{"a count that differs", append([]string{strings.Replace(reordered[0], `"Pairs": `, `"Pairs": 1`, 1)}, reordered[1:]...), 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, src := range map[string]string{"interactive.jsonl": ifile, "noninteractive.jsonl": nfile, "rule.yaml": rf} {
+				data, err := os.ReadFile(src)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, "expected.jsonl"), []byte(strings.Join(tt.expected, "\n")+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errs := runCLI(t, "test", dir)
+			if code != tt.code {
+				t.Errorf("test: exit %d, want %d\n%s%s", code, tt.code, out, errs)
+			}
+		})
+	}
+}

@@ -22,7 +22,7 @@ var ruleRefusals = []struct {
 	{"a different table", "  AADNonInteractiveUserSignInLogs\n", "  SecurityEvent\n", "SecurityEvent", "  SecurityEvent", false},
 	{"no join", bodyMarker, "  InteractiveSessions\n  | order by UserPrincipalName asc\n", "query", "  InteractiveSessions", false},
 	{"trailing comma in dynamic([...])", `  // "203.0.113.50", // Example VPN egress IP 1`, `  "203.0.113.50", // Example VPN egress IP 1`, "let KnownSafeIPs", "  ]);", true},
-	{"summarize", "  | order by UserPrincipalName asc, InteractiveTime asc", "  | summarize count() by UserPrincipalName", "summarize", "summarize", false},
+	{"summarize before the join", "  | where ResultType == 0\n  | where AuthenticationRequirement", "  | where ResultType == 0\n  | summarize arg_max(TimeGenerated, IPAddress, Location) by UserPrincipalName\n  | where AuthenticationRequirement", "summarize", "summarize arg_max", false},
 	{"join kind left to KQL's default (innerunique)", "join kind=inner InteractiveSessions", "join InteractiveSessions", "join", "  | join InteractiveSessions", false},
 	{"a watchlist", "  let KnownSafeIPs = dynamic([", "  let Watch = _GetWatchlist('VPN') | project SearchKey;\n  let KnownSafeIPs = dynamic([", "_GetWatchlist", "let Watch", false},
 	{"no time window", "  and (TimeGenerated - InteractiveTime) between (1m .. 2h)\n", "", "join", "  | join kind=inner", false},
@@ -35,7 +35,7 @@ var ruleRefusals = []struct {
 	{"member access on a string column", "  | where ResultType == 0\n  | where not", "  | where ResultType == 0\n  | extend D = AppDisplayName.name\n  | where not", "extend", "AppDisplayName.name", false},
 	{"a column not read", "  | where ResultType == 0\n  | where not", "  | where ResultType == 0\n  | where RiskState != \"none\"\n  | where not", "where", "RiskState", false},
 	{"join kind=leftanti on a query", "  | join kind=inner", "  | join kind=leftanti (SigninLogs | where ResultType != 0) on UserPrincipalName\n  | join kind=inner", "join", "join kind=leftanti", false},
-	{"summarize after the join", "  | order by UserPrincipalName asc, InteractiveTime asc", "  | summarize Pairs = count() by UserPrincipalName, NIIPAddress", "summarize", "summarize", false},
+	{"summarize after the join with an unsupported aggregate", "  | order by UserPrincipalName asc, InteractiveTime asc", "  | summarize Pairs = count(), P90 = percentile(TimeSinceInteractive, 90) by UserPrincipalName, NIIPAddress", "summarize", "summarize", false},
 }
 
 // bodyMarker stands for the query's final statement in ruleRefusals.
@@ -112,6 +112,40 @@ func TestRuleCheckPrintsThePlan(t *testing.T) {
 	}
 	for _, want := range []string{"join: kind=inner on UserPrincipalName", "window: N.TimeGenerated - I.TimeGenerated between (1m .. 2h)",
 		"  TimeSinceInteractive = (N.TimeGenerated - I.TimeGenerated)", "engine: the bundled rule's fast path, nothing added"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestRuleCheckPrintsTheSummarize: a summarize after the join is a step of
+// the plan, with its line in the rule file, its aggregates and what runs it.
+func TestRuleCheckPrintsTheSummarize(t *testing.T) {
+	y := refusedYAML(t, "  | order by UserPrincipalName asc, InteractiveTime asc\n",
+		"  | order by UserPrincipalName asc, InteractiveTime asc\n  | summarize Ips = dcount(NIIPAddress), make_set(NIIPAddress, 10) by UserPrincipalName, bin(NISignInTime, 1h)\n  | where Ips >= 3\n")
+	f := filepath.Join(t.TempDir(), "rule.yaml")
+	if err := os.WriteFile(f, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := 0
+	for k, l := range strings.Split(y, "\n") {
+		if strings.Contains(l, "| summarize") {
+			line = k + 1
+		}
+	}
+	code, out, errs := runCLI(t, "rule", "check", f)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"summarize (line " + itoa(line) + "), after the join over its pair rows (detect and test only: process and serve refuse it)",
+		"  by NISignInTime = bin(NISignInTime, 1h)",
+		"  Ips = dcount(NIIPAddress)   (exact: Kusto's dcount is an estimate)",
+		"  set_NIIPAddress = make_set(NIIPAddress, 10)",
+		"  then where (Ips >= 3)",
+		"  output: UserPrincipalName NISignInTime Ips set_NIIPAddress",
+		"engine: the bundled rule's fast path with the differences above",
+	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}

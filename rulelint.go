@@ -289,7 +289,8 @@ func refusalReason(ke *kql.Error) string {
 	case strings.Contains(m, "has no join"):
 		return "no join"
 	case strings.HasSuffix(m, "operator is not supported by this engine"),
-		strings.HasPrefix(m, "summarize is not supported"), strings.HasPrefix(m, "union is not supported"):
+		strings.HasPrefix(m, "summarize is not supported"), strings.HasPrefix(m, "union is not supported"),
+		ke.Op == "summarize": // the summarize's shape or aggregates (before the join, percentile, ...)
 		return "operator " + ke.Op
 	case ke.Op == "join" || ke.Op == "union":
 		return ke.Op + " shape"

@@ -246,7 +246,8 @@ var lintReasons = map[string]string{
 	"member access on a string column": "dynamic column",
 	"a column not read":                "column RiskState",
 	"join kind=leftanti on a query":    "join shape",
-	"summarize after the join":         "operator summarize",
+	"summarize after the join with an unsupported aggregate": "operator summarize",
+	"summarize before the join":                              "operator summarize",
 }
 
 // TestRuleLintClassifies lints a folder of the bundled rule's refused edits
@@ -284,7 +285,7 @@ func TestRuleLintClassifies(t *testing.T) {
 	}
 	want[write("badseverity.yaml", bad)] = lintResult{Status: lintInvalid, Reason: "rule file: severity"}
 	// A bad field and a refused query: the query's refusal is the result.
-	both := strings.Replace(refusedYAML(t, "  | order by UserPrincipalName asc, InteractiveTime asc", "  | summarize count() by UserPrincipalName"), "severity: High", "severity: Dire", 1)
+	both := strings.Replace(refusedYAML(t, "  | order by UserPrincipalName asc, InteractiveTime asc", "  | summarize P = percentile(TimeSinceInteractive, 90) by UserPrincipalName"), "severity: High", "severity: Dire", 1)
 	want[write("both.yaml", both)] = lintResult{Status: lintRefused, Reason: "operator summarize", Op: "summarize"}
 	// Not rules: skipped and counted; not YAML: passed over.
 	write("workbook.yaml", "name: a workbook\nitems: [1, 2]\n")

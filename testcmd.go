@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -26,6 +27,8 @@ import (
 //	interactive*     SigninLogs exports: a file, or a folder read recursively
 //	noninteractive*  AADNonInteractiveUserSignInLogs exports
 //	expected.jsonl   the result rows, as `detect --format jsonl` prints them
+//	                 (a rule with a summarize after the join: its rows, keys
+//	                 in any order, each list's elements in any order)
 //	rule.yaml        optional: the (tuned) rule for this case; else the
 //	                 nearest rule.yaml in a parent folder, else --rule
 //	expected.MODE.jsonl  optional: the rows of precision mode MODE
@@ -294,6 +297,24 @@ func runCase(ctx context.Context, dir, expected string, s settings.Settings, std
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	if f.Plan != nil && f.Plan.Summary != nil {
+		// A summarize after the join: its rows are the result.
+		sm := detect.Summarize(f.Plan, rows)
+		var b bytes.Buffer
+		if err := detect.WriteSummarized(&b, "jsonl", sm); err != nil {
+			return nil, nil, 0, err
+		}
+		got, err := summarizedForm(b.String())
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		exp, err := summarizedForm(string(data))
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("%s: %w", filepath.Join(dir, expected), err)
+		}
+		missing, extra = diffLines(exp, got)
+		return missing, extra, len(sm.Rows), nil
+	}
 	var added []string // a tuned rule's added result columns
 	if f.Plan != nil {
 		added = f.Plan.ExtraNames()
@@ -305,6 +326,50 @@ func runCase(ctx context.Context, dir, expected string, s settings.Settings, std
 	got, exp := jsonLines(rows), jsonLines(want)
 	missing, extra = diffLines(exp, got)
 	return missing, extra, len(rows), nil
+}
+
+// summarizedForm is summarized JSON rows in one form, sorted, for
+// comparing: keys sorted, and each list's elements sorted (KQL leaves
+// make_set's and make_list's order undefined, so a row copied from
+// Sentinel may list them in another order).
+func summarizedForm(text string) ([]string, error) {
+	var out []string
+	for k, l := range strings.Split(text, "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		d := json.NewDecoder(strings.NewReader(l))
+		d.UseNumber()
+		var m map[string]any
+		if err := d.Decode(&m); err != nil {
+			return nil, fmt.Errorf("line %d: %w", k+1, err)
+		}
+		for key, v := range m {
+			if list, ok := v.([]any); ok {
+				els := make([]string, len(list))
+				for j, e := range list {
+					b, err := json.Marshal(e)
+					if err != nil {
+						return nil, err
+					}
+					els[j] = string(b)
+				}
+				slices.Sort(els)
+				raw := make([]json.RawMessage, len(els))
+				for j, e := range els {
+					raw[j] = json.RawMessage(e)
+				}
+				m[key] = raw
+			}
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, string(b))
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // nearestRule is dir's rule.yaml, or the nearest one in a parent folder.

@@ -62,6 +62,10 @@ type rel struct {
 	order     []*Node
 	orderDesc []bool
 	orderAt   Pos
+	// sum is the summarize after the join (nil: none); sumPre are the
+	// columns it read.
+	sum    *Summary
+	sumPre []relCol
 }
 
 func (r *rel) find(name string) int {
@@ -239,9 +243,27 @@ func (c *compiler) pipe(p *Pipe) (*rel, error) {
 }
 
 func (c *compiler) op(r *rel, op *Op) error {
+	if r.sum != nil {
+		switch op.Name {
+		case "where", "project", "extend", "project-away", "project-rename", "order by":
+		default:
+			return refuse(op.P, op.Name, "%s after the summarize is not supported (only where, project, extend, project-away, project-rename and order by)", op.Name)
+		}
+	}
 	switch op.Name {
 	case "where":
 		n, err := c.expr(op.Pred, r, "where")
+		if err == nil && r.sum != nil {
+			// After the summarize: a test of its output rows.
+			if n.usesAgo() {
+				return refuse(op.Pred.At(), "where", "ago() after the summarize is not supported")
+			}
+			if n.Type != KBool && n.Type != KNull {
+				return refuse(op.Pred.At(), "where", "the predicate %s is not a bool", describe(op.Pred))
+			}
+			r.sum.Post = append(r.sum.Post, n)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -321,7 +343,7 @@ func (c *compiler) op(r *rel, op *Op) error {
 			r.order = append(r.order, n)
 		}
 	case "summarize":
-		return refuse(op.P, "summarize", "summarize is not supported by this engine: a rule's result rows are the join's pairs, each kept as an alert's evidence (group them into alerts with eventGroupingSettings, not with summarize)")
+		return c.summarize(r, op)
 	default:
 		return refuse(op.P, op.Name, "the %s operator is not supported by this engine", op.Name)
 	}

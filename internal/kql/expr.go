@@ -11,8 +11,12 @@ import (
 
 // Row is what a compiled expression reads: the interactive (SigninLogs)
 // and the non-interactive record of a pair; a one-table predicate reads
-// only its own.
-type Row struct{ I, N *signin.Record }
+// only its own. P is a row of a table computed after the join: the input
+// of a summarize (its pre-summarize columns) or one of its output rows.
+type Row struct {
+	I, N *signin.Record
+	P    []Value
+}
 
 // Side is one of the two tables, as a bit set of the sides an expression
 // reads.

@@ -45,6 +45,9 @@ type Plan struct {
 	Extra []Column
 	// Order is the result's order, as the query gives it.
 	Order string
+	// Summary is a summarize after the join (nil: none): the result rows
+	// are its output, computed from the pairs (with the columns above).
+	Summary *Summary
 }
 
 // Column is an extra output column.
@@ -56,7 +59,7 @@ type Column struct {
 // Default reports whether p is exactly the bundled rule's plan (safe lists
 // aside): the engine's fast path with nothing added.
 func (p *Plan) Default() bool {
-	return p.ISuccess && p.NSuccess && p.IAuthOrCA && p.ISafe && p.NSafe && len(p.IExtra) == 0 && len(p.NExtra) == 0 &&
+	return p.Summary == nil && p.ISuccess && p.NSuccess && p.IAuthOrCA && p.ISafe && p.NSafe && len(p.IExtra) == 0 && len(p.NExtra) == 0 &&
 		p.Lookback == 3*time.Hour && !p.NFromI &&
 		p.MinGap == time.Minute && p.MaxGap == 2*time.Hour && p.IPDiffers && p.LocationDiffers && len(p.Residual) == 0 && len(p.Extra) == 0
 }
@@ -284,6 +287,27 @@ func (c *compiler) plan(r *rel, at Pos) (*Plan, error) {
 		return nil, err
 	}
 
+	if r.sum != nil {
+		// The summarize reads the join's result, which starts with the
+		// bundled rule's columns as any result does here; its own output
+		// columns and order are the rule's result.
+		s := r.sum
+		s.Order, s.Desc = r.order, r.orderDesc
+		for _, cl := range r.cols {
+			if cl.node.usesAgo() {
+				return nil, refuse(at, "project", "column %s uses ago()", cl.name)
+			}
+			s.Out = append(s.Out, Column{cl.name, cl.node})
+		}
+		for _, n := range s.Order {
+			if n.usesAgo() {
+				return nil, refuse(r.orderAt, "order by", "ago() in an order by key")
+			}
+		}
+		r.cols = r.sumPre
+		r.order, r.orderDesc = nil, nil
+		p.Summary = s
+	}
 	// The output: the bundled rule's eleven columns, then any others.
 	if len(r.cols) < len(defaultOutput) {
 		return nil, refuse(at, "project", "the result has %d columns: this engine's result starts with the bundled rule's %d (%s)", len(r.cols), len(defaultOutput), outputNames())
@@ -298,6 +322,13 @@ func (c *compiler) plan(r *rel, at Pos) (*Plan, error) {
 		if cl.node.usesAgo() {
 			return nil, refuse(at, "project", "column %s uses ago()", cl.name)
 		}
+		if p.Summary != nil {
+			switch cl.node.Type {
+			case KString, KLong, KReal, KBool, KDatetime:
+			default:
+				return nil, refuse(p.Summary.At, "summarize", "the added column %s (%s) is not a string, long, real, bool or datetime: not supported before a summarize", cl.name, cl.node.Key)
+			}
+		}
 		p.Extra = append(p.Extra, Column{cl.name, cl.node})
 	}
 
@@ -305,6 +336,9 @@ func (c *compiler) plan(r *rel, at Pos) (*Plan, error) {
 	// (then the other columns, for a deterministic output).
 	p.Order = "UserPrincipalName asc, InteractiveTime asc"
 	sorted := []string{"N.UserPrincipalName", "I.TimeGenerated"}
+	if p.Summary != nil {
+		p.Order = "the summarize's"
+	}
 	if len(r.order) > len(sorted) {
 		return nil, refuse(r.orderAt, "order by", "this engine orders by UserPrincipalName asc, InteractiveTime asc")
 	}
@@ -511,6 +545,9 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "  %s = %s   (added)\n", c.Name, c.Node.Key)
 	}
 	fmt.Fprintf(&b, "order: %s\n", p.Order)
+	if p.Summary != nil {
+		b.WriteString(p.Summary.String())
+	}
 	for _, sd := range []Side{SideI, SideN} {
 		if cols := p.Columns(sd); len(cols) > 0 {
 			fmt.Fprintf(&b, "%s: also reads %s", sd, strings.Join(cols, ", "))
@@ -520,7 +557,7 @@ func (p *Plan) String() string {
 			b.WriteString("\n")
 		}
 	}
-	if p.Default() {
+	if p.Default() && p.Summary == nil {
 		b.WriteString("engine: the bundled rule's fast path, nothing added\n")
 	} else {
 		b.WriteString("engine: the bundled rule's fast path with the differences above\n")

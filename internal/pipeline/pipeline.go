@@ -96,6 +96,11 @@ func New(cfg Config) (*Pipeline, error) {
 		return nil, errors.New("pipeline: the two export containers must differ")
 	}
 	if plan := cfg.Filter.Plan; plan != nil {
+		if s := plan.Summary; s != nil {
+			// A group's rows, and so the row an alert would carry, change as
+			// later blobs arrive: no event-time semantics yet (issue 22).
+			return nil, fmt.Errorf("pipeline: the rule's summarize (%s) runs over the join's rows: `detect` and `test` run it over a run's whole result; process and serve refuse it, since its groups change as later blobs arrive and an alert sent cannot be taken back", s.Where())
+		}
 		// Row predicates run as an export is read; pair predicates and
 		// added columns run on extracts, which carry the engine's own
 		// columns only.

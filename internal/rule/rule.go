@@ -365,6 +365,12 @@ func Load(name string, data []byte) (r *Rule, err error) {
 		}
 		return nil, &Error{File: name, Line: line, Field: "query", Err: err}
 	}
+	if sm := r.Plan.Summary; sm != nil {
+		// Its refusal by process and serve names the rule file's line.
+		if n := valueNode(doc, "query"); n != nil && n.Style&yaml.LiteralStyle != 0 && lineOf(doc, "query") > 0 {
+			sm.FileLine = lineOf(doc, "query") + sm.At.Line
+		}
+	}
 	r.SafeIPs, r.SafeNetworks = r.Plan.SafeIPs, r.Plan.SafeNetworks
 	// The lists as KQL reads them: two adjacent strings are one.
 	for _, ip := range r.SafeIPs {
