@@ -335,7 +335,11 @@ func TestCrashBetweenAnyTwoRequests(t *testing.T) {
 			step, offset := int64(1), int64(0)
 			if testing.Short() || raceEnabled {
 				step, offset = 5, rand.Int64N(5)
-				t.Logf("crash points k = %d + 5n (set step to 1 for all)", 1+offset)
+				if testing.Short() && !raceEnabled {
+					// -short is the quick edit-test loop: a third of that.
+					step, offset = 15, rand.Int64N(15)
+				}
+				t.Logf("crash points k = %d + %dn (set step to 1 for all)", 1+offset, step)
 			}
 			for _, after := range []bool{false, true} {
 				for k := 1 + offset; k <= total; k += step {
