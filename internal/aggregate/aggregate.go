@@ -161,11 +161,10 @@ type Operator struct {
 // New checks the spec.
 func New(cfg Config) (*Operator, error) {
 	s := cfg.Spec
+	if err := opstate.CheckConfig("aggregate", cfg.Store, cfg.Container, s.Rule); err != nil {
+		return nil, err
+	}
 	switch {
-	case cfg.Store == nil || cfg.Container == "":
-		return nil, errors.New("aggregate: a store and a state container are required")
-	case s.Rule == "" || strings.ContainsAny(s.Rule, "/\\") || store.CheckName(s.Rule) != nil:
-		return nil, fmt.Errorf("aggregate: rule id %q cannot name state", s.Rule)
 	case s.Lateness < 0:
 		return nil, errors.New("aggregate: lateness must not be negative")
 	case s.Bin < 0 || s.Bin%100 != 0:

@@ -99,14 +99,9 @@ type FinaliseStats struct {
 // safe: the loser of the cursor race starts again from the winner's cursor.
 func (o *Operator) Finalise(ctx context.Context, watermark time.Time, sink Sink) (FinaliseStats, error) {
 	var st FinaliseStats
-	for range 64 {
-		err := o.finalise(ctx, watermark, sink, &st)
-		if !errors.Is(err, opstate.ErrRaced) {
-			return st, err
-		}
-		st.Raced++
-	}
-	return st, errors.New("aggregate: finalise: the state kept moving (64 restarts)")
+	raced, err := opstate.Restarting("aggregate", func() error { return o.finalise(ctx, watermark, sink, &st) })
+	st.Raced += raced
+	return st, err
 }
 
 func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink, st *FinaliseStats) error {

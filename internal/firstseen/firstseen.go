@@ -117,11 +117,10 @@ type Operator struct {
 // New checks the spec.
 func New(cfg Config) (*Operator, error) {
 	s := cfg.Spec
+	if err := opstate.CheckConfig("firstseen", cfg.Store, cfg.Container, s.Rule); err != nil {
+		return nil, err
+	}
 	switch {
-	case cfg.Store == nil || cfg.Container == "":
-		return nil, errors.New("firstseen: a store and a state container are required")
-	case s.Rule == "" || strings.ContainsAny(s.Rule, "/\\") || store.CheckName(s.Rule) != nil:
-		return nil, fmt.Errorf("firstseen: rule id %q cannot name state", s.Rule)
 	case s.Lateness < 0 || s.MaxValuesPerKey < 0 || s.Shards < 0:
 		return nil, errors.New("firstseen: lateness, bound and shards must not be negative")
 	case s.Schedule == nil && s.Window < time.Hour:
@@ -312,14 +311,9 @@ type FinaliseStats struct {
 // aggregate.Operator.Finalise for the watermark's meaning).
 func (o *Operator) Finalise(ctx context.Context, watermark time.Time, sink Sink) (FinaliseStats, error) {
 	var st FinaliseStats
-	for range 64 {
-		err := o.finalise(ctx, watermark, sink, &st)
-		if !errors.Is(err, opstate.ErrRaced) {
-			return st, err
-		}
-		st.Raced++
-	}
-	return st, errors.New("firstseen: finalise: the state kept moving (64 restarts)")
+	raced, err := opstate.Restarting("firstseen", func() error { return o.finalise(ctx, watermark, sink, &st) })
+	st.Raced += raced
+	return st, err
 }
 
 func (o *Operator) finalise(ctx context.Context, watermark time.Time, sink Sink, st *FinaliseStats) error {

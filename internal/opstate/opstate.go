@@ -304,3 +304,34 @@ func ReadState(ctx context.Context, s store.Store, container, name string, v any
 	}
 	return nil
 }
+
+// CheckConfig is the part of an operator's configuration every operator
+// needs: a store, a state container, and a rule id that can name state
+// (one path segment). op prefixes the error ("aggregate", "firstseen").
+func CheckConfig(op string, s store.Store, container, rule string) error {
+	switch {
+	case s == nil || container == "":
+		return fmt.Errorf("%s: a store and a state container are required", op)
+	case rule == "" || strings.ContainsAny(rule, "/\\") || store.CheckName(rule) != nil:
+		return fmt.Errorf("%s: rule id %q cannot name state", op, rule)
+	}
+	return nil
+}
+
+// maxRestarts bounds how often a finaliser starts again after losing the
+// cursor race: each loss means another finaliser made progress, so this is
+// reached only if the state keeps moving under it.
+const maxRestarts = 64
+
+// Restarting runs one finalisation pass until it does not lose the cursor
+// race (ErrRaced), and returns the number of passes lost with its error.
+func Restarting(op string, pass func() error) (raced int, err error) {
+	for range maxRestarts {
+		err := pass()
+		if !errors.Is(err, ErrRaced) {
+			return raced, err
+		}
+		raced++
+	}
+	return raced, fmt.Errorf("%s: finalise: the state kept moving (%d restarts)", op, maxRestarts)
+}
